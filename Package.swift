@@ -1,0 +1,49 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "rollgate",
+    platforms: [.macOS(.v15)],
+    products: [
+        .executable(name: "rollgate", targets: ["rollgate"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+    ],
+    targets: [
+        // The only places C variadics and macros are touched.
+        .systemLibrary(name: "CMicroHTTPD", pkgConfig: "libmicrohttpd",
+                       providers: [.apt(["libmicrohttpd-dev"])]),
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
+                       providers: [.apt(["libsqlite3-dev"])]),
+
+        // HTTP over libmicrohttpd; knows nothing of deploys.
+        .target(name: "MicroHTTP", dependencies: ["CMicroHTTPD"]),
+        // The domain: runs, steps, the roll, waiters, the queue. No C, no sockets, no processes.
+        .target(name: "Rollout", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        // SQLite: connection, statements, migrator, the store.
+        .target(name: "SQLiteStore", dependencies: ["CSQLite", "Rollout"]),
+        // Composition: config, API routes, hook runner, app wiring.
+        .target(name: "Rollgate", dependencies: [
+            "MicroHTTP", "SQLiteStore", "Rollout",
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "Yams", package: "Yams"),
+        ]),
+        .executableTarget(name: "rollgate", dependencies: [
+            "Rollgate", "MicroHTTP",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+
+        // Fakes shared by the tests: fake load balancer, recording executor, manual clock.
+        .target(name: "RolloutTesting", dependencies: ["Rollout"]),
+
+        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting"]),
+        .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting"]),
+        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"]),
+        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

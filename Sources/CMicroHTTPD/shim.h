@@ -1,0 +1,43 @@
+#ifndef ROLLGATE_CMICROHTTPD_SHIM_H
+#define ROLLGATE_CMICROHTTPD_SHIM_H
+/* The only place libmicrohttpd's variadic functions and cast macros are touched. */
+#include <stdint.h>
+#include <stddef.h>
+#include <string.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <netinet/in.h>
+#include <arpa/inet.h>
+#include <microhttpd.h>
+
+/* Starts a daemon bound to ipv4:port (port 0 picks a free one), with an internal
+   epoll thread pool and suspend/resume allowed. Returns NULL on failure. */
+static inline struct MHD_Daemon *rollgate_mhd_start(const char *ipv4, uint16_t port,
+        MHD_AccessHandlerCallback handler, void *handler_cls,
+        MHD_RequestCompletedCallback completed, void *completed_cls,
+        unsigned int thread_pool_size, size_t connection_memory_limit,
+        unsigned int connection_timeout_seconds) {
+    struct sockaddr_in addr;
+    memset(&addr, 0, sizeof(addr));
+    addr.sin_family = AF_INET;
+    addr.sin_port = htons(port);
+    if (inet_pton(AF_INET, ipv4, &addr.sin_addr) != 1) return NULL;
+    unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL
+                       | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
+        MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+        MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
+        MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
+        MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
+        MHD_OPTION_END);
+}
+
+static inline uint16_t rollgate_mhd_bound_port(struct MHD_Daemon *daemon) {
+    const union MHD_DaemonInfo *info = MHD_get_daemon_info(daemon, MHD_DAEMON_INFO_BIND_PORT);
+    return info ? info->port : 0;
+}
+
+static inline enum MHD_Result rollgate_mhd_yes(void) { return MHD_YES; }
+static inline enum MHD_Result rollgate_mhd_no(void) { return MHD_NO; }
+#endif

@@ -1,0 +1,24 @@
+/// One HTTP request as the server received it. Header names are lower-cased.
+public struct HTTPRequest: Sendable {
+    public var method: String
+    public var path: String
+    public var query: [String: String]
+    public var headers: [String: String]
+    public var body: [UInt8]
+    /// Path parameters filled in by the router (`/runs/{id}` gives `["id": ...]`).
+    public var parameters: [String: String] = [:]
+
+    public init(method: String, path: String, query: [String: String] = [:],
+                headers: [String: String] = [:], body: [UInt8] = []) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+        self.body = body
+    }
+
+    public func header(_ name: String) -> String? { headers[name.lowercased()] }
+
+    /// True when the client prefers HTML (a browser), judged from `Accept`.
+    public var acceptsHTML: Bool { header("accept")?.contains("text/html") ?? false }
+}

@@ -1,0 +1,196 @@
+import CMicroHTTPD
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+public struct HTTPServerConfiguration: Sendable {
+    public var host: String
+    public var port: UInt16
+    public var threads: UInt32
+    /// Bodies past this get 413 (after MHD has read them, so the connection stays usable).
+    public var maxBodyBytes: Int
+    /// Per-connection memory for headers and buffers; larger request headers get 431.
+    public var connectionMemoryLimit: Int
+    public var connectionTimeoutSeconds: UInt32
+
+    public init(host: String = "127.0.0.1", port: UInt16 = 0, threads: UInt32 = 2,
+                maxBodyBytes: Int = 1 << 20, connectionMemoryLimit: Int = 64 << 10,
+                connectionTimeoutSeconds: UInt32 = 60) {
+        self.host = host
+        self.port = port
+        self.threads = threads
+        self.maxBodyBytes = maxBodyBytes
+        self.connectionMemoryLimit = connectionMemoryLimit
+        self.connectionTimeoutSeconds = connectionTimeoutSeconds
+    }
+}
+
+public struct HTTPServerError: Error, CustomStringConvertible {
+    public let description: String
+}
+
+/// An HTTP/1.1 server over libmicrohttpd. MHD's threads only parse and queue: every
+/// handler runs in a Task while its connection is suspended, and resumes it when done.
+public final class HTTPServer: @unchecked Sendable {
+    // @unchecked: `daemon` is written in start()/stop() only, before and after MHD's threads run.
+    public let configuration: HTTPServerConfiguration
+    let handler: HTTPHandler
+    private var daemon: OpaquePointer?
+    private let inFlight = Mutex<Int>(0)
+    public private(set) var port: UInt16 = 0
+
+    public init(configuration: HTTPServerConfiguration = .init(), handler: @escaping HTTPHandler) {
+        self.configuration = configuration
+        self.handler = handler
+    }
+
+    public convenience init(configuration: HTTPServerConfiguration = .init(), router: Router) {
+        self.init(configuration: configuration, handler: { await router.handle($0) })
+    }
+
+    public func start() throws {
+        let host = configuration.host == "localhost" ? "127.0.0.1" : configuration.host
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        daemon = rollgate_mhd_start(host, configuration.port, accessHandler, me,
+                                    completedHandler, me, configuration.threads,
+                                    configuration.connectionMemoryLimit,
+                                    configuration.connectionTimeoutSeconds)
+        guard let daemon else {
+            throw HTTPServerError(description: "cannot listen on \(host):\(configuration.port) (address in use, or not an IPv4 address?)")
+        }
+        port = rollgate_mhd_bound_port(daemon)
+    }
+
+    /// Stops accepting, lets requests in flight finish (up to `grace`), then stops MHD.
+    public func stop(grace: Duration = .seconds(10)) async {
+        guard let daemon else { return }
+        let listenSocket = MHD_quiesce_daemon(daemon)
+        if listenSocket >= 0 { close(listenSocket) }
+        let clock = ContinuousClock()
+        let deadline = clock.now.advanced(by: grace)
+        while inFlight.withLock({ $0 }) > 0 && clock.now < deadline {
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        MHD_stop_daemon(daemon)
+        self.daemon = nil
+    }
+
+    // MARK: - Called on MHD's threads
+
+    func access(_ connection: OpaquePointer, url: String, method: String,
+                upload: UnsafePointer<CChar>?, uploadSize: UnsafeMutablePointer<Int>,
+                state: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> MHD_Result {
+        guard let raw = state.pointee else {
+            state.pointee = Unmanaged.passRetained(RequestContext()).toOpaque()
+            return rollgate_mhd_yes()
+        }
+        let context = Unmanaged<RequestContext>.fromOpaque(raw).takeUnretainedValue()
+        if uploadSize.pointee > 0 {
+            let count = uploadSize.pointee
+            if !context.tooLarge, let upload {
+                if context.body.count + count > configuration.maxBodyBytes {
+                    context.tooLarge = true
+                    context.body = []
+                } else {
+                    upload.withMemoryRebound(to: UInt8.self, capacity: count) {
+                        context.body.append(contentsOf: UnsafeBufferPointer(start: $0, count: count))
+                    }
+                }
+            }
+            uploadSize.pointee = 0
+            return rollgate_mhd_yes()
+        }
+        if let response = context.response {
+            return queue(connection, response)
+        }
+        if context.tooLarge {
+            return queue(connection, .error(413, code: "payload_too_large",
+                                            message: "request body is larger than \(configuration.maxBodyBytes) bytes"))
+        }
+        if context.dispatched { return rollgate_mhd_yes() }
+        context.dispatched = true
+
+        let request = HTTPRequest(method: method, path: url,
+                                  query: values(connection, .GET_ARGUMENT_KIND),
+                                  headers: values(connection, .HEADER_KIND),
+                                  body: context.body)
+        inFlight.withLock { $0 += 1 }
+        MHD_suspend_connection(connection)
+        let suspended = SuspendedConnection(pointer: connection)
+        let handler = self.handler
+        Task {
+            context.response = await handler(request)
+            MHD_resume_connection(suspended.pointer)
+            self.inFlight.withLock { $0 -= 1 }
+        }
+        return rollgate_mhd_yes()
+    }
+
+    private func queue(_ connection: OpaquePointer, _ response: HTTPResponse) -> MHD_Result {
+        let body = response.body
+        let mhdResponse = body.withUnsafeBytes { bytes in
+            MHD_create_response_from_buffer(bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress),
+                                            .RESPMEM_MUST_COPY)
+        }
+        guard let mhdResponse else { return rollgate_mhd_no() }
+        for (name, value) in response.headers {
+            // MHD refuses header values with CR/LF; such a header is dropped rather than sent.
+            _ = MHD_add_response_header(mhdResponse, name, value)
+        }
+        let result = MHD_queue_response(connection, UInt32(response.status), mhdResponse)
+        MHD_destroy_response(mhdResponse)
+        return result
+    }
+
+    private func values(_ connection: OpaquePointer, _ kind: MHD_ValueKind) -> [String: String] {
+        let box = ValueBox()
+        withExtendedLifetime(box) {
+            _ = MHD_get_connection_values(connection, kind, valueIterator,
+                                          Unmanaged.passUnretained(box).toOpaque())
+        }
+        return box.values
+    }
+}
+
+/// Per-request state held in MHD's `con_cls` from the first call until completion.
+/// @unchecked: MHD touches it only on the connection's thread; the handler task writes
+/// `response` while the connection is suspended, and resuming publishes it.
+final class RequestContext: @unchecked Sendable {
+    var body: [UInt8] = []
+    var tooLarge = false
+    var dispatched = false
+    var response: HTTPResponse?
+}
+
+/// @unchecked: the pointer is only used to resume the connection it was suspended from.
+struct SuspendedConnection: @unchecked Sendable {
+    let pointer: OpaquePointer
+}
+
+final class ValueBox {
+    var values: [String: String] = [:]
+}
+
+private let valueIterator: MHD_KeyValueIterator = { cls, _, key, value in
+    guard let cls, let key else { return rollgate_mhd_yes() }
+    let box = Unmanaged<ValueBox>.fromOpaque(cls).takeUnretainedValue()
+    let name = String(cString: key).lowercased()
+    let text = value.map { String(cString: $0) } ?? ""
+    if box.values[name] == nil { box.values[name] = text }
+    return rollgate_mhd_yes()
+}
+
+private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, _, upload, uploadSize, state in
+    guard let cls, let connection, let uploadSize, let state else { return rollgate_mhd_no() }
+    let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
+    return server.access(connection, url: url.map { String(cString: $0) } ?? "/",
+                         method: method.map { String(cString: $0) } ?? "GET",
+                         upload: upload, uploadSize: uploadSize, state: state)
+}
+
+private let completedHandler: MHD_RequestCompletedCallback = { _, _, state, _ in
+    guard let state, let raw = state.pointee else { return }
+    Unmanaged<RequestContext>.fromOpaque(raw).release()
+    state.pointee = nil
+}

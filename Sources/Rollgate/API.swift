@@ -1,0 +1,248 @@
+import Logging
+import MicroHTTP
+import Rollout
+import SQLiteStore
+
+/// The HTTP API under /api/v1, the health check and the status page.
+public struct API: Sendable {
+    let store: Store
+    let config: Config
+    let services: ServiceDirectory
+    let clock: any RolloutClock
+    let wakeDispatcher: @Sendable () async -> Void
+    let statusPage: StatusPage
+    let logger: Logger
+
+    public var router: Router {
+        var router = Router()
+        router.post("/api/v1/deploys") { await self.guarded($0, self.deploy) }
+        router.get("/api/v1/runs") { await self.guarded($0, self.listRuns) }
+        router.get("/api/v1/runs/{id}") { await self.guarded($0, self.showRun) }
+        router.get("/api/v1/runs/{id}/logs") { await self.guarded($0, self.logs) }
+        router.post("/api/v1/runs/{id}/cancel") { await self.guarded($0, self.cancel) }
+        router.get("/api/v1/services") { await self.guarded($0, self.listServices) }
+        router.get("/healthz") { _ in .json(200, JSONValue.object([("status", .string("ok"))]).bytes) }
+        router.get("/api/v1/healthz") { _ in .json(200, JSONValue.object([("status", .string("ok"))]).bytes) }
+        router.get("/") { await self.guarded($0, self.statusPage.render) }
+        router.get("/{path...}") { await self.guarded($0, self.statusPage.asset) }
+        return router
+    }
+
+    /// An error a handler throws to answer with a 4xx.
+    struct Refusal: Error {
+        let status: Int
+        let code: String
+        let message: String
+    }
+
+    private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) async throws -> HTTPResponse) async -> HTTPResponse {
+        do {
+            return try await handler(request)
+        } catch let refusal as Refusal {
+            return .error(refusal.status, code: refusal.code, message: refusal.message)
+        } catch {
+            logger.error("request failed", metadata: ["http.path": "\(request.path)", "error": "\(error)"])
+            return .error(500, code: "internal", message: "the server could not answer this request; see its log")
+        }
+    }
+
+    // MARK: - Auth
+
+    /// Who is asking, for writes. The demo needs no token; a configured server always does.
+    func authorize(_ request: HTTPRequest) throws -> String {
+        if config.isDemo { return "demo" }
+        guard let header = request.header("authorization"), header.hasPrefix("Bearer ") else {
+            throw Refusal(status: 401, code: "unauthorized", message: "this endpoint needs Authorization: Bearer <token>")
+        }
+        let presented = Array(header.dropFirst("Bearer ".count).utf8)
+        for token in config.apiTokens where constantTimeEqual(presented, Array(token.secret.utf8)) {
+            return "api:\(token.name)"
+        }
+        throw Refusal(status: 401, code: "unauthorized", message: "the bearer token is not valid")
+    }
+
+    // MARK: - Handlers
+
+    func deploy(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let requester = try authorize(request)
+        guard let body = JSONValue.parse(request.body) else {
+            throw Refusal(status: 400, code: "invalid_json", message: "the body must be a JSON object like {\"service\":\"web\",\"version\":\"v42\"}")
+        }
+        guard case .object = body else {
+            throw Refusal(status: 400, code: "invalid_json", message: "the body must be a JSON object, not \(body.text.prefix(20))")
+        }
+        let service = try field(body, "service", required: true)!
+        let version = try field(body, "version", required: true)!
+        let reason = try field(body, "reason", required: false)
+        guard config.service(named: service) != nil else {
+            throw Refusal(status: 404, code: "unknown_service",
+                          message: "no service named \(service); configured: \(config.services.map(\.name).joined(separator: ", "))")
+        }
+        guard Version.isValid(version) else {
+            throw Refusal(status: 422, code: "invalid_version",
+                          message: "version must be 1-128 characters of A-Z a-z 0-9 . _ / + -")
+        }
+        if let reason, reason.utf8.count > 1000 {
+            throw Refusal(status: 422, code: "invalid_reason", message: "reason is longer than 1000 bytes")
+        }
+        let key = request.header("idempotency-key")
+        if let key, key.isEmpty || key.utf8.count > 200 {
+            throw Refusal(status: 400, code: "invalid_idempotency_key", message: "Idempotency-Key must be 1-200 characters")
+        }
+        switch try store.enqueue(service: service, version: version, reason: reason, requestedBy: requester,
+                                 idempotencyKey: key, at: clock.now) {
+        case .created(let run, let superseded):
+            logger.info("deploy queued", metadata: ["run.id": "\(run.id)", "service": "\(service)", "version": "\(version)",
+                                                    "superseded": "\(superseded)"])
+            await wakeDispatcher()
+            var response = HTTPResponse.json(202, JSONValue.run(run).bytes)
+            response.headers.append(("Location", "/api/v1/runs/\(run.id)"))
+            return response
+        case .replayed(let run):
+            var response = HTTPResponse.json(202, JSONValue.run(run).bytes)
+            response.headers.append(("Idempotent-Replayed", "true"))
+            return response
+        case .keyConflict(let run):
+            throw Refusal(status: 409, code: "idempotency_key_reused",
+                          message: "this Idempotency-Key was used for run \(run.id) (\(run.service) \(run.version))")
+        }
+    }
+
+    func listRuns(_ request: HTTPRequest) async throws -> HTTPResponse {
+        var filter = RunFilter()
+        if let service = request.query["service"] { filter.service = service }
+        if let status = request.query["status"] {
+            guard let parsed = RunStatus(rawValue: status) else {
+                throw Refusal(status: 400, code: "invalid_status",
+                              message: "status must be one of \(RunStatus.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+            filter.status = parsed
+        }
+        if let limit = request.query["limit"] {
+            guard let value = Int(limit), (1...200).contains(value) else {
+                throw Refusal(status: 400, code: "invalid_limit", message: "limit must be a whole number from 1 to 200")
+            }
+            filter.limit = value
+        }
+        if let cursor = request.query["cursor"] {
+            guard let value = Int64(cursor), value > 0 else {
+                throw Refusal(status: 400, code: "invalid_cursor", message: "cursor must be the next_cursor of a previous page")
+            }
+            filter.before = value
+        }
+        let runs = try store.runs(filter)
+        let next: JSONValue = runs.count == filter.limit ? .string(String(runs.last!.id)) : .null
+        return .json(200, JSONValue.object([("runs", .array(runs.map(JSONValue.run))), ("next_cursor", next)]).bytes)
+    }
+
+    func showRun(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let run = try findRun(request)
+        return .json(200, JSONValue.run(run).bytes)
+    }
+
+    func logs(_ request: HTTPRequest) async throws -> HTTPResponse {
+        let run = try findRun(request)
+        var after: Int64 = 0
+        if let text = request.query["after"] {
+            guard let value = Int64(text), value >= 0 else {
+                throw Refusal(status: 400, code: "invalid_after", message: "after must be a log sequence number (0 or more)")
+            }
+            after = value
+        }
+        var limit = 1000
+        if let text = request.query["limit"] {
+            guard let value = Int(text), (1...5000).contains(value) else {
+                throw Refusal(status: 400, code: "invalid_limit", message: "limit must be a whole number from 1 to 5000")
+            }
+            limit = value
+        }
+        let lines = try store.logs(run: run.id, after: after, limit: limit)
+        return .json(200, JSONValue.object([
+            ("run_id", .number(Double(run.id))),
+            ("status", .string(run.status.rawValue)),
+            ("lines", .array(lines.map(JSONValue.logLine))),
+            ("next_after", .number(Double(lines.last?.seq ?? after))),
+        ]).bytes)
+    }
+
+    func cancel(_ request: HTTPRequest) async throws -> HTTPResponse {
+        _ = try authorize(request)
+        let run = try findRun(request)
+        guard !run.status.isTerminal else {
+            throw Refusal(status: 409, code: "run_finished", message: "run \(run.id) is already \(run.status.rawValue)")
+        }
+        guard let updated = try store.requestCancel(run.id, at: clock.now) else {
+            throw Refusal(status: 404, code: "run_not_found", message: "no run \(run.id)")
+        }
+        return .json(202, JSONValue.run(updated).bytes)
+    }
+
+    func listServices(_ request: HTTPRequest) async throws -> HTTPResponse {
+        var items: [JSONValue] = []
+        for service in config.services {
+            items.append(try await serviceJSON(service))
+        }
+        return .json(200, JSONValue.object([("services", .array(items))]).bytes)
+    }
+
+    func serviceJSON(_ service: ServiceConfig) async throws -> JSONValue {
+        let summary = try store.serviceSummary(service.name)
+        let lock: JSONValue = summary.running.map { run in
+            .object([("run_id", .number(Double(run.id))), ("version", .string(run.version)),
+                     ("since", .time(run.startedAt)), ("target_id", .optional(run.currentTarget))])
+        } ?? .null
+        var targets: JSONValue = .null
+        if let loadBalancer = services.loadBalancer(for: service.name),
+           let described = try? await loadBalancer.targets() {
+            targets = .array(described.sorted { $0.target < $1.target }.map { entry in
+                .object([("id", .string(entry.target.id)), ("port", .number(Double(entry.target.port))),
+                         ("state", .string(entry.health.state.rawValue)), ("reason", .optional(entry.health.reason))])
+            })
+        }
+        let source: String
+        switch service.source {
+        case .simulated: source = "simulated"
+        case .awsTargetGroup(let arn): source = arn
+        }
+        return .object([
+            ("name", .string(service.name)),
+            ("target_group", .string(source)),
+            ("last_good_version", .optional(summary.lastGoodVersion)),
+            ("last_good_run_id", summary.lastGoodRunID.map { .number(Double($0)) } ?? .null),
+            ("lock", lock),
+            ("queued", .array(summary.queued.map { .number(Double($0)) })),
+            ("targets", targets),
+        ])
+    }
+
+    // MARK: - Helpers
+
+    func findRun(_ request: HTTPRequest) throws -> Run {
+        guard let text = request.parameters["id"], let id = Int64(text), id > 0 else {
+            throw Refusal(status: 400, code: "invalid_run_id", message: "a run id is a positive whole number")
+        }
+        guard let run = try store.run(id) else {
+            throw Refusal(status: 404, code: "run_not_found", message: "no run \(id)")
+        }
+        return run
+    }
+
+    func field(_ body: JSONValue, _ name: String, required: Bool) throws -> String? {
+        guard let value = body[name], !value.isNull else {
+            if required { throw Refusal(status: 422, code: "missing_field", message: "\(name) is required") }
+            return nil
+        }
+        guard let text = value.string else {
+            throw Refusal(status: 422, code: "invalid_field", message: "\(name) must be a string")
+        }
+        if required && text.isEmpty { throw Refusal(status: 422, code: "missing_field", message: "\(name) must not be empty") }
+        return text
+    }
+}
+
+/// Compares secrets in time that depends only on the presented length.
+func constantTimeEqual(_ a: [UInt8], _ b: [UInt8]) -> Bool {
+    var difference = UInt8(a.count == b.count ? 0 : 1)
+    for index in 0..<a.count { difference |= a[index] ^ (index < b.count ? b[index] : 0) }
+    return difference == 0
+}

@@ -1,0 +1,82 @@
+import Rollout
+
+/// An API token: its name (shown in runs as `api:<name>`) and the secret, never printed.
+public struct APIToken: Sendable {
+    public var name: String
+    public var secret: String
+
+    public init(name: String, secret: String) {
+        self.name = name
+        self.secret = secret
+    }
+}
+
+/// Where a service's targets live.
+public enum TargetGroupSource: Sendable, Equatable {
+    case simulated(SimulationSettings)
+    /// An AWS target group; rolling these arrives with the ELBv2 client.
+    case awsTargetGroup(arn: String)
+}
+
+public struct ServiceConfig: Sendable {
+    public var plan: ServicePlan
+    public var source: TargetGroupSource
+    public var name: String { plan.name }
+}
+
+public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
+    public var host: String
+    public var port: UInt16
+
+    public init(host: String, port: UInt16) {
+        self.host = host
+        self.port = port
+    }
+
+    /// `HOST:PORT`, e.g. `127.0.0.1:8080`.
+    public init?(_ text: String) {
+        guard let colon = text.lastIndex(of: ":"), let port = UInt16(text[text.index(after: colon)...]) else { return nil }
+        let host = String(text[..<colon])
+        guard !host.isEmpty else { return nil }
+        self.init(host: host, port: port)
+    }
+
+    public var description: String { "\(host):\(port)" }
+    public var isLoopback: Bool { host == "127.0.0.1" || host == "localhost" || host.hasPrefix("127.") }
+}
+
+/// The whole configuration, from YAML or the built-in demo.
+public struct Config: Sendable {
+    public var listen: ListenAddress
+    public var database: String
+    public var publicDir: String?
+    public var apiTokens: [APIToken]
+    public var services: [ServiceConfig]
+    /// The built-in demo: loopback only, writes need no token.
+    public var isDemo: Bool
+
+    public init(listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8080), database: String = "./rollgate.db",
+                publicDir: String? = nil, apiTokens: [APIToken] = [], services: [ServiceConfig], isDemo: Bool = false) {
+        self.listen = listen
+        self.database = database
+        self.publicDir = publicDir
+        self.apiTokens = apiTokens
+        self.services = services
+        self.isDemo = isDemo
+    }
+
+    public func service(named name: String) -> ServiceConfig? { services.first { $0.name == name } }
+
+    /// `rollgate serve` with no config: service `demo`, 3 simulated targets, harmless hooks.
+    public static func demo(database: String = "./rollgate.db") -> Config {
+        let plan = ServicePlan(
+            name: "demo", pollInterval: .milliseconds(500), drainTimeout: .seconds(60),
+            healthyTimeout: .seconds(60), hookTimeout: .seconds(60),
+            hooks: HookCommands(
+                prepare: #"echo "would fetch build $ROLLGATE_VERSION for $ROLLGATE_TARGET_ID""#,
+                deploy: #"echo "would stop the old app on $ROLLGATE_TARGET_ID:$ROLLGATE_TARGET_PORT"; sleep 1; echo "would install and start $ROLLGATE_SERVICE $ROLLGATE_VERSION""#,
+                verify: #"echo "would check $ROLLGATE_TARGET_ID answers with $ROLLGATE_VERSION""#))
+        let settings = SimulationSettings(targets: 3, drainTime: .seconds(3), healthyTime: .seconds(2), port: 8080)
+        return Config(database: database, services: [ServiceConfig(plan: plan, source: .simulated(settings))], isDemo: true)
+    }
+}

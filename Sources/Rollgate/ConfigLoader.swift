@@ -1,0 +1,219 @@
+import Rollout
+import Yams
+
+/// A config error, naming the key and the line: `services[0].poll_interval (line 12): ...`.
+public struct ConfigError: Error, CustomStringConvertible {
+    public let path: String
+    public let line: Int?
+    public let message: String
+
+    public var description: String {
+        let place = line.map { "\(path) (line \($0))" } ?? path
+        return path.isEmpty ? message : "\(place): \(message)"
+    }
+}
+
+/// Reads the YAML config. Unknown keys are errors (a typo must not silently change a roll);
+/// secrets come from environment variables unless written in the file with `token:`.
+public struct ConfigLoader {
+    let environment: [String: String]
+
+    public init(environment: [String: String]) { self.environment = environment }
+
+    public func load(path: String) throws -> Config {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ConfigError(path: "", line: nil, message: "cannot read config file \(path)")
+        }
+        return try parse(String(decoding: data, as: UTF8.self))
+    }
+
+    public func parse(_ text: String) throws -> Config {
+        let root: Node
+        do {
+            guard let node = try Yams.compose(yaml: text) else {
+                throw ConfigError(path: "", line: nil, message: "the config file is empty")
+            }
+            root = node
+        } catch let error as ConfigError {
+            throw error
+        } catch {
+            throw ConfigError(path: "", line: nil, message: "not valid YAML: \(error)")
+        }
+        let top = try Mapping(root, path: "", allowed: ["listen", "database", "public_dir", "api_tokens", "github", "slack", "aws", "services"])
+        var config = Config(services: [])
+        if let listen = try top.string("listen") {
+            guard let address = ListenAddress(listen) else {
+                throw top.error("listen", "expected HOST:PORT such as 127.0.0.1:8080, got \(listen)")
+            }
+            config.listen = address
+        }
+        config.database = try top.string("database") ?? config.database
+        config.publicDir = try top.string("public_dir")
+        config.apiTokens = try top.sequence("api_tokens").enumerated().map { index, node in
+            try token(node, path: "api_tokens[\(index)]")
+        }
+        for key in ["github", "slack", "aws"] { _ = try top.mapping(key) }   // read by later features
+        let services = try top.sequence("services")
+        guard !services.isEmpty else { throw top.error("services", "at least one service is needed") }
+        var names: Set<String> = []
+        for (index, node) in services.enumerated() {
+            let service = try self.service(node, path: "services[\(index)]")
+            guard names.insert(service.name).inserted else {
+                throw ConfigError(path: "services[\(index)].name", line: line(node), message: "service \(service.name) is defined twice")
+            }
+            config.services.append(service)
+        }
+        return config
+    }
+
+    private func token(_ node: Node, path: String) throws -> APIToken {
+        let map = try Mapping(node, path: path, allowed: ["name", "token", "token_env"])
+        let name = try map.required("name")
+        if let literal = try map.string("token") {
+            guard literal.count >= 16 else { throw map.error("token", "a token must be at least 16 characters") }
+            return APIToken(name: name, secret: literal)
+        }
+        guard let variable = try map.string("token_env") else {
+            throw map.error("token_env", "give token_env: VARIABLE (or token: ... in the file)")
+        }
+        guard let secret = environment[variable], !secret.isEmpty else {
+            throw map.error("token_env", "environment variable \(variable) is not set or empty")
+        }
+        return APIToken(name: name, secret: secret)
+    }
+
+    private func service(_ node: Node, path: String) throws -> ServiceConfig {
+        let map = try Mapping(node, path: path, allowed: [
+            "name", "target_group_arn", "simulated", "poll_interval", "drain_timeout", "healthy_timeout",
+            "hooks", "hook_timeout", "github"])
+        let name = try map.required("name")
+        guard name.utf8.count <= 64, name.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (97...122).contains($0) }) else {
+            throw map.error("name", "a service name is 1-64 of a-z, 0-9, - and _ (got \(name))")
+        }
+        let source: TargetGroupSource
+        switch (try map.string("target_group_arn"), try map.mapping("simulated")) {
+        case (let arn?, nil):
+            guard arn.hasPrefix("arn:") && arn.contains(":targetgroup/") else {
+                throw map.error("target_group_arn", "expected arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID")
+            }
+            source = .awsTargetGroup(arn: arn)
+        case (nil, let simulated?):
+            source = .simulated(try simulation(simulated))
+        case (.some, .some):
+            throw map.error("simulated", "give target_group_arn or simulated, not both")
+        case (nil, nil):
+            throw map.error("target_group_arn", "missing: give target_group_arn: ARN or simulated: {targets: 3}")
+        }
+        guard let hooksMap = try map.mapping("hooks") else { throw map.error("hooks", "missing: hooks: {deploy: ./deploy.sh} is required") }
+        let hooks = HookCommands(prepare: try hooksMap.string("prepare"), deploy: try hooksMap.required("deploy"),
+                                 verify: try hooksMap.string("verify"))
+        _ = try map.mapping("github")
+        return ServiceConfig(plan: ServicePlan(
+            name: name,
+            pollInterval: try map.duration("poll_interval", minimum: .milliseconds(100)) ?? .seconds(1),
+            drainTimeout: try map.duration("drain_timeout") ?? .seconds(600),
+            healthyTimeout: try map.duration("healthy_timeout") ?? .seconds(300),
+            hookTimeout: try map.duration("hook_timeout") ?? .seconds(900),
+            hooks: hooks), source: source)
+    }
+
+    private func simulation(_ map: Mapping) throws -> SimulationSettings {
+        try map.check(allowed: ["targets", "drain_seconds", "healthy_seconds", "port", "unhealthy_targets"])
+        var settings = SimulationSettings()
+        if let targets = try map.int("targets") {
+            guard (1...100).contains(targets) else { throw map.error("targets", "between 1 and 100") }
+            settings.targets = targets
+        }
+        if let seconds = try map.number("drain_seconds") { settings.drainTime = .seconds(seconds) }
+        if let seconds = try map.number("healthy_seconds") { settings.healthyTime = .seconds(seconds) }
+        if let port = try map.int("port") {
+            guard (1...65535).contains(port) else { throw map.error("port", "between 1 and 65535") }
+            settings.port = port
+        }
+        settings.unhealthyTargets = Set(try map.sequence("unhealthy_targets").map { node in
+            guard let text = node.scalar?.string else { throw map.error("unhealthy_targets", "a list of target ids") }
+            return text
+        })
+        return settings
+    }
+
+    private func line(_ node: Node) -> Int? { node.mark.map { $0.line } }
+}
+
+/// A YAML mapping with the path used in errors.
+struct Mapping {
+    let node: Node
+    let path: String
+    let pairs: [(String, Node)]
+
+    init(_ node: Node, path: String, allowed: Set<String>? = nil) throws {
+        guard let mapping = node.mapping else {
+            throw ConfigError(path: path.isEmpty ? "(top level)" : path, line: node.mark?.line, message: "expected a mapping of key: value")
+        }
+        self.node = node
+        self.path = path
+        self.pairs = mapping.map { ($0.key.string ?? "", $0.value) }
+        if let allowed { try check(allowed: allowed) }
+    }
+
+    func check(allowed: Set<String>) throws {
+        for (key, value) in pairs where !allowed.contains(key) {
+            throw ConfigError(path: child(key), line: value.mark?.line, message: "unknown key (known here: \(allowed.sorted().joined(separator: ", ")))")
+        }
+    }
+
+    func child(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
+
+    func value(_ key: String) -> Node? {
+        guard let node = pairs.first(where: { $0.0 == key })?.1 else { return nil }
+        if case .scalar(let scalar) = node, scalar.tag.description.hasSuffix("null") || scalar.string == "~" { return nil }
+        return node
+    }
+
+    func error(_ key: String, _ message: String) -> ConfigError {
+        ConfigError(path: child(key), line: value(key)?.mark?.line ?? node.mark?.line, message: message)
+    }
+
+    func string(_ key: String) throws -> String? {
+        guard let node = value(key) else { return nil }
+        guard let text = node.scalar?.string else { throw error(key, "expected a string") }
+        return text
+    }
+
+    func required(_ key: String) throws -> String {
+        guard let text = try string(key), !text.isEmpty else { throw error(key, "missing (required)") }
+        return text
+    }
+
+    func int(_ key: String) throws -> Int? {
+        guard let text = try string(key) else { return nil }
+        guard let value = Int(text) else { throw error(key, "expected a whole number, got \(text)") }
+        return value
+    }
+
+    func number(_ key: String) throws -> Double? {
+        guard let text = try string(key) else { return nil }
+        guard let value = Double(text), value >= 0, value < 86_400 else { throw error(key, "expected a number of seconds, got \(text)") }
+        return value
+    }
+
+    func duration(_ key: String, minimum: Duration = .milliseconds(1)) throws -> Duration? {
+        guard let text = try string(key) else { return nil }
+        guard let duration = DurationText.parse(text) else {
+            throw error(key, "expected a duration like 500ms, 30s, 10m or 1h, got \(text)")
+        }
+        guard duration >= minimum else { throw error(key, "must be at least \(minimum.humanText)") }
+        return duration
+    }
+
+    func mapping(_ key: String) throws -> Mapping? {
+        guard let node = value(key) else { return nil }
+        return try Mapping(node, path: child(key))
+    }
+
+    func sequence(_ key: String) throws -> [Node] {
+        guard let node = value(key) else { return [] }
+        guard let sequence = node.sequence else { throw error(key, "expected a list") }
+        return Array(sequence)
+    }
+}

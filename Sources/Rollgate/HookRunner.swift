@@ -1,0 +1,192 @@
+import Dispatch
+import Rollout
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Runs hooks with `/bin/sh -c COMMAND` in a process group of their own. The ROLLGATE_*
+/// values reach the hook as environment variables, never pasted into the command.
+/// stdout and stderr are passed on line by line as they arrive; past the timeout the whole
+/// group is killed (TERM, then KILL after `killGrace`).
+public struct HookRunner: HookExecutor {
+    public let baseEnvironment: [String: String]
+    public var killGrace: Duration = .seconds(2)
+
+    /// Hooks run in the server's working directory with its environment plus ROLLGATE_*.
+    public init(baseEnvironment: [String: String]) {
+        self.baseEnvironment = baseEnvironment
+    }
+
+    public func run(_ hook: HookInvocation,
+                    output: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
+        let process = ProcessGroup()
+        return await withTaskCancellationHandler {
+            await withCheckedContinuation { continuation in
+                DispatchQueue.global().async {
+                    continuation.resume(returning: self.runBlocking(hook, process: process, output: output))
+                }
+            }
+        } onCancel: {
+            process.signal(SIGTERM)
+        }
+    }
+
+    func runBlocking(_ hook: HookInvocation, process: ProcessGroup,
+                     output: @escaping @Sendable (LogLine.Stream, String) -> Void) -> HookOutcome {
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0 else { return .couldNotStart("pipe: \(String(cString: strerror(errno)))") }
+        guard pipe(&errPipe) == 0 else {
+            close(outPipe[0]); close(outPipe[1])
+            return .couldNotStart("pipe: \(String(cString: strerror(errno)))")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        for fd in [outPipe[0], outPipe[1], errPipe[0], errPipe[1]] { posix_spawn_file_actions_addclose(&actions, fd) }
+
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // A new process group (so a timeout kills the hook's children too), no inherited
+        // signal mask, default dispositions for the signals the server ignores or handles.
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+
+        var environment = baseEnvironment
+        for (key, value) in hook.environment { environment[key] = value }
+        let envStrings = environment.map { "\($0.key)=\($0.value)" }.sorted()
+        let argv = ["/bin/sh", "-c", hook.command]
+
+        var pid: pid_t = 0
+        let spawned = withCStrings(argv) { argvPointers in
+            withCStrings(envStrings) { envPointers in
+                posix_spawn(&pid, "/bin/sh", &actions, &attributes, argvPointers, envPointers)
+            }
+        }
+        close(outPipe[1]); close(errPipe[1])
+        guard spawned == 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            return .couldNotStart("posix_spawn /bin/sh: \(String(cString: strerror(spawned)))")
+        }
+        process.started(pid)
+
+        let deadline = ContinuousClock.now.advanced(by: hook.timeout)
+        var readers = [LineReader(fd: outPipe[0], stream: .stdout), LineReader(fd: errPipe[0], stream: .stderr)]
+        var status: Int32 = 0
+        var exited = false
+        var exitedAt: ContinuousClock.Instant?
+        var timedOut = false
+        var killedAt: ContinuousClock.Instant?
+        while true {
+            let open = readers.filter { !$0.closed }
+            // After the shell exits, a background child may keep the pipes open: read what
+            // is there for a moment, then stop waiting for it.
+            if open.isEmpty { break }
+            if let exitedAt, ContinuousClock.now - exitedAt > .milliseconds(300) { break }
+            var fds = open.map { pollfd(fd: $0.fd, events: Int16(POLLIN), revents: 0) }
+            _ = poll(&fds, nfds_t(fds.count), 100)
+            for pollResult in fds where pollResult.revents != 0 {
+                if let index = readers.firstIndex(where: { $0.fd == pollResult.fd }) {
+                    readers[index].readAvailable(output)
+                }
+            }
+            if !exited, waitpid(pid, &status, WNOHANG) == pid {
+                exited = true
+                exitedAt = ContinuousClock.now
+            }
+            if !exited, !timedOut, ContinuousClock.now >= deadline {
+                timedOut = true
+                killedAt = ContinuousClock.now
+                kill(-pid, SIGTERM)
+            }
+            if let killedAt, !exited, ContinuousClock.now - killedAt > killGrace {
+                kill(-pid, SIGKILL)
+            }
+        }
+        for index in readers.indices { readers[index].finish(output) }
+        if !exited {
+            if timedOut { kill(-pid, SIGKILL) }
+            while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
+        }
+        if timedOut {
+            kill(-pid, SIGKILL)   // anything of the group still around
+            return .timedOut(hook.timeout)
+        }
+        if process.wasSignalled { kill(-pid, SIGKILL) }
+        let termination = status & 0x7f
+        if termination == 0 { return .exited((status >> 8) & 0xff) }
+        return .signalled(termination)
+    }
+}
+
+/// The hook's process group, so cancellation can signal it from another thread.
+final class ProcessGroup: Sendable {
+    private let state = Mutex<(pid: pid_t, signalled: Bool)>((0, false))
+
+    func started(_ pid: pid_t) { state.withLock { $0.pid = pid } }
+
+    func signal(_ signal: Int32) {
+        state.withLock { state in
+            state.signalled = true
+            if state.pid > 0 { kill(-state.pid, signal) }
+        }
+    }
+
+    var wasSignalled: Bool { state.withLock { $0.signalled } }
+}
+
+/// Splits one pipe's bytes into lines; a line longer than 16 KiB is passed on in pieces.
+struct LineReader {
+    let fd: Int32
+    let stream: LogLine.Stream
+    var buffer: [UInt8] = []
+    var closed = false
+    static let maxLine = 16 << 10
+
+    mutating func readAvailable(_ output: (LogLine.Stream, String) -> Void) {
+        var chunk = [UInt8](repeating: 0, count: 8192)
+        let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
+        if n <= 0 {
+            if n == 0 || (errno != EINTR && errno != EAGAIN) { closed = true; close(fd) }
+            return
+        }
+        buffer.append(contentsOf: chunk[0..<n])
+        while let newline = buffer.firstIndex(of: 10) {
+            emit(buffer[..<newline], output)
+            buffer.removeSubrange(...newline)
+        }
+        while buffer.count > LineReader.maxLine {
+            emit(buffer[..<LineReader.maxLine], output)
+            buffer.removeFirst(LineReader.maxLine)
+        }
+    }
+
+    mutating func finish(_ output: (LogLine.Stream, String) -> Void) {
+        if !buffer.isEmpty { emit(buffer[...], output); buffer = [] }
+        if !closed { closed = true; close(fd) }
+    }
+
+    private func emit(_ bytes: ArraySlice<UInt8>, _ output: (LogLine.Stream, String) -> Void) {
+        var line = String(decoding: bytes, as: UTF8.self)
+        if line.hasSuffix("\r") { line.removeLast() }
+        output(stream, line)
+    }
+}
+
+/// NUL-terminated C strings for argv/envp, alive for the duration of `body`.
+func withCStrings<R>(_ strings: [String], _ body: ([UnsafeMutablePointer<CChar>?]) -> R) -> R {
+    let pointers = strings.map { strdup($0) } + [nil]
+    defer { for pointer in pointers { free(pointer) } }
+    return body(pointers)
+}

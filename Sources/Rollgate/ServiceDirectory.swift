@@ -1,0 +1,46 @@
+import Rollout
+import SQLiteStore
+
+/// Each configured service's plan and load balancer, built once at start.
+public struct ServiceDirectory: Sendable {
+    struct Entry: Sendable {
+        let config: ServiceConfig
+        let loadBalancer: (any LoadBalancer)?
+        /// Why there is no load balancer (an AWS target group before the ELBv2 client exists).
+        let unavailable: String?
+    }
+
+    let entries: [String: Entry]
+
+    init(config: Config, store: Store, clock: any RolloutClock) throws {
+        var entries: [String: Entry] = [:]
+        for service in config.services {
+            switch service.source {
+            case .simulated(let settings):
+                let loadBalancer = try SimulatedLoadBalancer(service: service.name, settings: settings, store: store, clock: clock)
+                entries[service.name] = Entry(config: service, loadBalancer: loadBalancer, unavailable: nil)
+            case .awsTargetGroup(let arn):
+                entries[service.name] = Entry(config: service, loadBalancer: nil,
+                                              unavailable: "service \(service.name) uses AWS target group \(arn), and this rollgate cannot call the ELBv2 API yet; use simulated: for now")
+            }
+        }
+        self.entries = entries
+    }
+
+    public func loadBalancer(for service: String) -> (any LoadBalancer)? { entries[service]?.loadBalancer }
+
+    /// The roll for a run, or why it cannot be rolled.
+    func roll(for run: Run, executor: any HookExecutor, journal: any RunJournal, clock: any RolloutClock,
+              logger: Logger) -> Result<Roll, Dispatcher.RollRefusal> {
+        guard let entry = entries[run.service] else {
+            return .failure(.init("service \(run.service) is not in the configuration any more"))
+        }
+        guard let loadBalancer = entry.loadBalancer else {
+            return .failure(.init(entry.unavailable ?? "service \(run.service) has no load balancer"))
+        }
+        return .success(Roll(run: run, plan: entry.config.plan, loadBalancer: loadBalancer, executor: executor,
+                             journal: journal, clock: clock, logger: logger))
+    }
+}
+
+import Logging

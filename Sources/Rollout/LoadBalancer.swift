@@ -1,0 +1,72 @@
+/// A registered target: an instance id or IP address, and the port it serves on.
+public struct Target: Codable, Sendable, Hashable, Comparable, CustomStringConvertible {
+    public var id: String
+    public var port: Int
+
+    public init(id: String, port: Int) {
+        self.id = id
+        self.port = port
+    }
+
+    public static func < (a: Target, b: Target) -> Bool { (a.id, a.port) < (b.id, b.port) }
+    public var description: String { "\(id):\(port)" }
+}
+
+/// ELB's target states, with AWS's spelling.
+public enum TargetState: String, Codable, Sendable, CaseIterable {
+    case initial, healthy, unhealthy
+    case unhealthyDraining = "unhealthy.draining"
+    case unused, draining, unavailable
+}
+
+public struct TargetHealth: Codable, Sendable, Equatable, CustomStringConvertible {
+    public var state: TargetState
+    /// ELB's reason code, e.g. `Target.DeregistrationInProgress`.
+    public var reason: String?
+
+    public init(_ state: TargetState, reason: String? = nil) {
+        self.state = state
+        self.reason = reason
+    }
+
+    public var description: String { reason.map { "\(state.rawValue) (\($0))" } ?? state.rawValue }
+}
+
+/// What DescribeTargetHealth says of one target asked about by id.
+public enum TargetObservation: Sendable, Equatable, CustomStringConvertible {
+    case health(TargetHealth)
+    /// The `InvalidTarget` answer: the load balancer does not know the target (any more).
+    case notFound
+
+    public var description: String {
+        switch self {
+        case .health(let health): return health.description
+        case .notFound: return "not registered (InvalidTarget)"
+        }
+    }
+}
+
+public struct LoadBalancerError: Error, CustomStringConvertible, Equatable {
+    public var code: String
+    public var message: String
+    /// Throttling and 5xx heal by themselves; a bad signature does not.
+    public var isRetryable: Bool
+
+    public init(code: String, message: String, isRetryable: Bool = false) {
+        self.code = code
+        self.message = message
+        self.isRetryable = isRetryable
+    }
+
+    public var description: String { "\(code): \(message)" }
+}
+
+/// The port to a target group: the simulated one, the ELBv2 API, or a test fake.
+public protocol LoadBalancer: Sendable {
+    /// Every target registered in the group with its health (DescribeTargetHealth).
+    func targets() async throws -> [(target: Target, health: TargetHealth)]
+    /// Health of one target asked about by id and port.
+    func health(of target: Target) async throws -> TargetObservation
+    func deregister(_ target: Target) async throws
+    func register(_ target: Target) async throws
+}

@@ -1,0 +1,82 @@
+/// A request to put `service` at `version`, and what became of it.
+public struct Run: Codable, Sendable, Equatable {
+    public var id: RunID
+    public var service: String
+    public var version: String
+    public var reason: String?
+    /// Who asked: `api:<token name>`, `demo`, `cli`...
+    public var requestedBy: String
+    public var status: RunStatus
+    public var createdAt: Date
+    public var startedAt: Date?
+    public var finishedAt: Date?
+    public var error: String?
+    public var cancelRequested: Bool
+    public var steps: [Step]
+
+    public init(id: RunID, service: String, version: String, reason: String? = nil,
+                requestedBy: String = "api", status: RunStatus = .queued, createdAt: Date,
+                startedAt: Date? = nil, finishedAt: Date? = nil, error: String? = nil,
+                cancelRequested: Bool = false, steps: [Step] = []) {
+        self.id = id
+        self.service = service
+        self.version = version
+        self.reason = reason
+        self.requestedBy = requestedBy
+        self.status = status
+        self.createdAt = createdAt
+        self.startedAt = startedAt
+        self.finishedAt = finishedAt
+        self.error = error
+        self.cancelRequested = cancelRequested
+        self.steps = steps
+    }
+
+    /// The target the run was last working on, from its newest step.
+    public var currentTarget: String? { steps.last?.targetID }
+}
+
+/// One line of a run's log. `seq` grows across all runs; `?after=SEQ` pages by it.
+public struct LogLine: Codable, Sendable, Equatable {
+    public enum Stream: String, Codable, Sendable {
+        /// rollgate's own account of what it does.
+        case system
+        case stdout, stderr
+    }
+    public var seq: Int64
+    public var runID: RunID
+    public var at: Date
+    public var stream: Stream
+    public var targetID: String?
+    public var phase: Phase?
+    public var text: String
+
+    public init(seq: Int64, runID: RunID, at: Date, stream: Stream, targetID: String?, phase: Phase?, text: String) {
+        self.seq = seq
+        self.runID = runID
+        self.at = at
+        self.stream = stream
+        self.targetID = targetID
+        self.phase = phase
+        self.text = text
+    }
+}
+
+/// A version names a build; it reaches hooks as an environment variable, so it is kept
+/// to characters no shell or file system treats specially.
+public enum Version {
+    public static func isValid(_ version: String) -> Bool {
+        let utf8 = version.utf8
+        guard (1...128).contains(utf8.count) else { return false }
+        return utf8.allSatisfy { byte in
+            switch byte {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
+                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"),
+                 UInt8(ascii: "/"), UInt8(ascii: "+"), UInt8(ascii: "-"):
+                return true
+            default:
+                return false
+            }
+        }
+    }
+}

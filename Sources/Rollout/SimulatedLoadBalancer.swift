@@ -1,0 +1,123 @@
+/// One simulated target as stored: registered or not, and since when.
+public struct SimulatedTarget: Sendable, Equatable {
+    public var target: Target
+    public var registered: Bool
+    public var changedAt: Date
+    /// A target whose health checks never pass (to show a failing roll).
+    public var failsHealthChecks: Bool
+
+    public init(target: Target, registered: Bool, changedAt: Date, failsHealthChecks: Bool = false) {
+        self.target = target
+        self.registered = registered
+        self.changedAt = changedAt
+        self.failsHealthChecks = failsHealthChecks
+    }
+}
+
+/// Where the simulated load balancer keeps its state, so a restart sees what it would still say.
+public protocol SimulatedTargetStore: Sendable {
+    func simulatedTargets(service: String) throws -> [SimulatedTarget]
+    func saveSimulatedTarget(service: String, _ target: SimulatedTarget) throws
+}
+
+public struct SimulationSettings: Sendable, Equatable {
+    public var targets: Int
+    public var drainTime: Duration
+    public var healthyTime: Duration
+    public var port: Int
+    /// Target ids whose health checks fail after registration.
+    public var unhealthyTargets: Set<String>
+
+    public init(targets: Int = 3, drainTime: Duration = .seconds(3), healthyTime: Duration = .seconds(2),
+                port: Int = 80, unhealthyTargets: Set<String> = []) {
+        self.targets = targets
+        self.drainTime = drainTime
+        self.healthyTime = healthyTime
+        self.port = port
+        self.unhealthyTargets = unhealthyTargets
+    }
+}
+
+/// A target group with ELB's states and timing: a deregistered target is `draining` for
+/// `drainTime`, then `unused` (and leaves the group's list); a registered one is `initial`
+/// for `healthyTime`, then `healthy` (or `unhealthy` if its checks fail).
+public struct SimulatedLoadBalancer: LoadBalancer {
+    public let service: String
+    public let settings: SimulationSettings
+    let store: any SimulatedTargetStore
+    let clock: any RolloutClock
+
+    public init(service: String, settings: SimulationSettings, store: any SimulatedTargetStore,
+                clock: any RolloutClock) throws {
+        self.service = service
+        self.settings = settings
+        self.store = store
+        self.clock = clock
+        try seed()
+    }
+
+    /// Target ids are `<service>-1` ... `<service>-N`; missing ones start registered and healthy.
+    public static func targetIDs(service: String, count: Int) -> [String] {
+        (0..<count).map { "\(service)-\($0 + 1)" }
+    }
+
+    private func seed() throws {
+        let existing = Set(try store.simulatedTargets(service: service).map(\.target.id))
+        for id in SimulatedLoadBalancer.targetIDs(service: service, count: settings.targets) where !existing.contains(id) {
+            try store.saveSimulatedTarget(service: service, SimulatedTarget(
+                target: Target(id: id, port: settings.port), registered: true,
+                changedAt: Date(timeIntervalSince1970: 0),
+                failsHealthChecks: settings.unhealthyTargets.contains(id)))
+        }
+    }
+
+    private func current() throws -> [SimulatedTarget] {
+        let wanted = Set(SimulatedLoadBalancer.targetIDs(service: service, count: settings.targets))
+        return try store.simulatedTargets(service: service).filter { wanted.contains($0.target.id) }
+            .map { var t = $0; t.failsHealthChecks = settings.unhealthyTargets.contains(t.target.id); return t }
+    }
+
+    func health(_ target: SimulatedTarget, at now: Date) -> TargetHealth {
+        let elapsed = now.since(target.changedAt)
+        if target.registered {
+            if elapsed < settings.healthyTime { return TargetHealth(.initial, reason: "Elb.RegistrationInProgress") }
+            return target.failsHealthChecks
+                ? TargetHealth(.unhealthy, reason: "Target.FailedHealthChecks")
+                : TargetHealth(.healthy)
+        }
+        if elapsed < settings.drainTime { return TargetHealth(.draining, reason: "Target.DeregistrationInProgress") }
+        return TargetHealth(.unused, reason: "Target.NotRegistered")
+    }
+
+    public func targets() async throws -> [(target: Target, health: TargetHealth)] {
+        let now = clock.now
+        return try current().compactMap { simulated in
+            let health = health(simulated, at: now)
+            return health.state == .unused ? nil : (simulated.target, health)
+        }
+    }
+
+    public func health(of target: Target) async throws -> TargetObservation {
+        guard let simulated = try current().first(where: { $0.target == target }) else { return .notFound }
+        return .health(health(simulated, at: clock.now))
+    }
+
+    public func deregister(_ target: Target) async throws {
+        try change(target, registered: false)
+    }
+
+    public func register(_ target: Target) async throws {
+        try change(target, registered: true)
+    }
+
+    private func change(_ target: Target, registered: Bool) throws {
+        guard var simulated = try current().first(where: { $0.target == target }) else {
+            throw LoadBalancerError(code: "InvalidTarget", message: "\(target) is not a target of the simulated group \(service)")
+        }
+        // Deregistering a draining target, or registering a registered one, changes nothing (as on ELB).
+        guard simulated.registered != registered else { return }
+        simulated.registered = registered
+        simulated.changedAt = clock.now
+        try store.saveSimulatedTarget(service: service, simulated)
+    }
+}

@@ -1,0 +1,93 @@
+import Rollout
+
+/// The roll's journal and the dispatcher's queue, in SQLite.
+extension Store: RunQueue {
+    public func claimNext(at now: Date) throws -> Run? {
+        try write { db in
+            guard let run = try db.prepare("""
+                SELECT \(Store.runColumns) FROM runs
+                WHERE status = 'queued'
+                  AND service NOT IN (SELECT service FROM runs WHERE status = 'running')
+                ORDER BY id LIMIT 1
+                """).rows([], Store.decodeRun).first else { return nil }
+            let status = try run.status.applying(.start)
+            try db.prepare("UPDATE runs SET status = ?, started_at = ? WHERE id = ?")
+                .run([.text(status.rawValue), .integer(now.milliseconds), .integer(run.id)])
+            var claimed = run
+            claimed.status = status
+            claimed.startedAt = now
+            return claimed
+        }
+    }
+
+    public func finish(_ id: RunID, _ event: RunEvent, error: String?, at now: Date) throws {
+        try write { db in
+            guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?")
+                .rows([.integer(id)], Store.decodeRun).first else { return }
+            let status = try run.status.applying(event)
+            try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?")
+                .run([.text(status.rawValue), .integer(now.milliseconds), error.map(SQLValue.text) ?? .null, .integer(id)])
+        }
+    }
+
+    public func runs(withStatus status: RunStatus) throws -> [Run] {
+        try read { db in
+            try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE status = ? ORDER BY id")
+                .rows([.text(status.rawValue)], Store.decodeRun).map { try Store.withSteps($0, db) }
+        }
+    }
+
+    public func beginStep(run: RunID, target: Target, phase: Phase, at now: Date) throws -> StepID {
+        try write { db in
+            try db.prepare("""
+                INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at)
+                VALUES (?, ?, ?, ?, 'running', ?)
+                """).run([.integer(run), .text(target.id), .integer(Int64(target.port)), .text(phase.rawValue),
+                          .integer(now.milliseconds)])
+            return db.lastInsertRowID
+        }
+    }
+
+    public func endStep(_ step: StepID, _ event: StepEvent, error: String?, at now: Date) throws {
+        try write { db in
+            guard let current = try db.prepare("SELECT status FROM steps WHERE id = ?")
+                .rows([.integer(step)], { StepStatus(rawValue: $0.text(0)) }).first, let current else { return }
+            let status = try current.applying(event)
+            try db.prepare("UPDATE steps SET status = ?, finished_at = ?, error = ? WHERE id = ?")
+                .run([.text(status.rawValue), .integer(now.milliseconds), error.map(SQLValue.text) ?? .null, .integer(step)])
+        }
+    }
+
+    public func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at now: Date) throws {
+        try write { db in try Store.insertLog(db, run: run, stream: stream, target: target, phase: phase, text: text, at: now) }
+    }
+
+    public func isCancelRequested(_ run: RunID) throws -> Bool {
+        try read { db in
+            try db.prepare("SELECT cancel_requested FROM runs WHERE id = ?").rows([.integer(run)]) { $0.int(0) != 0 }.first ?? false
+        }
+    }
+}
+
+extension Store: SimulatedTargetStore {
+    public func simulatedTargets(service: String) throws -> [SimulatedTarget] {
+        try read { db in
+            try db.prepare("SELECT target_id, port, registered, changed_at FROM simulated_targets WHERE service = ? ORDER BY target_id")
+                .rows([.text(service)]) { row in
+                    SimulatedTarget(target: Target(id: row.text(0), port: Int(row.int(1))), registered: row.int(2) != 0,
+                                    changedAt: Date(milliseconds: row.int(3)))
+                }
+        }
+    }
+
+    public func saveSimulatedTarget(service: String, _ target: SimulatedTarget) throws {
+        try write { db in
+            try db.prepare("""
+                INSERT INTO simulated_targets (service, target_id, port, registered, changed_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (service, target_id) DO UPDATE SET port = excluded.port, registered = excluded.registered,
+                    changed_at = excluded.changed_at
+                """).run([.text(service), .text(target.target.id), .integer(Int64(target.target.port)),
+                          .integer(target.registered ? 1 : 0), .integer(target.changedAt.milliseconds)])
+        }
+    }
+}

@@ -1,0 +1,177 @@
+import Rollout
+
+/// What became of a deploy request.
+public enum Enqueued: Sendable {
+    case created(Run, superseded: [RunID])
+    /// The same Idempotency-Key asked for the same deploy before: that run.
+    case replayed(Run)
+    /// The Idempotency-Key was used for a different deploy.
+    case keyConflict(Run)
+}
+
+public struct RunFilter: Sendable {
+    public var service: String?
+    public var status: RunStatus?
+    public var limit: Int
+    /// Cursor: only runs with a smaller id.
+    public var before: RunID?
+
+    public init(service: String? = nil, status: RunStatus? = nil, limit: Int = 50, before: RunID? = nil) {
+        self.service = service
+        self.status = status
+        self.limit = limit
+        self.before = before
+    }
+}
+
+extension Store {
+    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested"
+    static let stepColumns = "id, run_id, target_id, target_port, phase, status, started_at, finished_at, error"
+
+    /// Queues a run; a queued run of the same service is superseded by it, in one transaction.
+    public func enqueue(service: String, version: String, reason: String?, requestedBy: String,
+                        idempotencyKey: String?, at now: Date) throws -> Enqueued {
+        try write { db in
+            if let key = idempotencyKey,
+               let existing = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE idempotency_key = ?")
+                .rows([.text(key)], Store.decodeRun).first {
+                let same = existing.service == service && existing.version == version
+                return same ? .replayed(try Store.withSteps(existing, db)) : .keyConflict(existing)
+            }
+            let superseded = try db.prepare("SELECT id FROM runs WHERE service = ? AND status = 'queued'")
+                .rows([.text(service)]) { $0.int(0) }
+            for id in superseded {
+                let status = try RunStatus.queued.applying(.supersede)
+                try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?")
+                    .run([.text(status.rawValue), .integer(now.milliseconds), .null, .integer(id)])
+            }
+            try db.prepare("""
+                INSERT INTO runs (service, version, reason, requested_by, status, created_at, idempotency_key)
+                VALUES (?, ?, ?, ?, 'queued', ?, ?)
+                """).run([.text(service), .text(version), reason.map(SQLValue.text) ?? .null,
+                          .text(requestedBy), .integer(now.milliseconds), idempotencyKey.map(SQLValue.text) ?? .null])
+            let id = db.lastInsertRowID
+            for old in superseded {
+                try Store.insertLog(db, run: old, stream: .system, target: nil, phase: nil,
+                                    text: "superseded by run \(id) (\(service) \(version)) before it started", at: now)
+            }
+            let run = Run(id: id, service: service, version: version, reason: reason, requestedBy: requestedBy,
+                          status: .queued, createdAt: now)
+            return .created(run, superseded: superseded)
+        }
+    }
+
+    public func run(_ id: RunID) throws -> Run? {
+        try read { db in
+            guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?")
+                .rows([.integer(id)], Store.decodeRun).first else { return nil }
+            return try Store.withSteps(run, db)
+        }
+    }
+
+    /// Newest first, with their steps.
+    public func runs(_ filter: RunFilter) throws -> [Run] {
+        try read { db in
+            var conditions: [String] = []
+            var values: [SQLValue] = []
+            if let service = filter.service { conditions.append("service = ?"); values.append(.text(service)) }
+            if let status = filter.status { conditions.append("status = ?"); values.append(.text(status.rawValue)) }
+            if let before = filter.before { conditions.append("id < ?"); values.append(.integer(before)) }
+            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+            values.append(.integer(Int64(filter.limit)))
+            let runs = try db.prepare("SELECT \(Store.runColumns) FROM runs \(whereClause) ORDER BY id DESC LIMIT ?")
+                .rows(values, Store.decodeRun)
+            return try runs.map { try Store.withSteps($0, db) }
+        }
+    }
+
+    public func logs(run: RunID, after: Int64, limit: Int) throws -> [LogLine] {
+        try read { db in
+            try db.prepare("""
+                SELECT seq, run_id, at, stream, target_id, phase, text FROM log_lines
+                WHERE run_id = ? AND seq > ? ORDER BY seq LIMIT ?
+                """).rows([.integer(run), .integer(after), .integer(Int64(limit))]) { row in
+                LogLine(seq: row.int(0), runID: row.int(1), at: Date(milliseconds: row.int(2)),
+                        stream: LogLine.Stream(rawValue: row.text(3)) ?? .system,
+                        targetID: row.optionalText(4), phase: row.optionalText(5).flatMap(Phase.init(rawValue:)),
+                        text: row.text(6))
+            }
+        }
+    }
+
+    /// Asks a run to stop: a queued one is cancelled at once, a running one after the
+    /// target in hand is back. Returns the run as it is now, or nil if there is none.
+    public func requestCancel(_ id: RunID, at now: Date) throws -> Run? {
+        try write { db in
+            guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?")
+                .rows([.integer(id)], Store.decodeRun).first else { return nil }
+            switch run.status {
+            case .queued:
+                let status = try run.status.applying(.cancel)
+                try db.prepare("UPDATE runs SET status = ?, finished_at = ?, cancel_requested = 1 WHERE id = ?")
+                    .run([.text(status.rawValue), .integer(now.milliseconds), .integer(id)])
+                try Store.insertLog(db, run: id, stream: .system, target: nil, phase: nil, text: "cancelled before it started", at: now)
+            case .running:
+                try db.prepare("UPDATE runs SET cancel_requested = 1 WHERE id = ?").run([.integer(id)])
+                try Store.insertLog(db, run: id, stream: .system, target: nil, phase: nil,
+                                    text: "cancel requested: stopping once the target in hand is back in service", at: now)
+            default:
+                break
+            }
+            return try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?")
+                .rows([.integer(id)], Store.decodeRun).first.map { try Store.withSteps($0, db) }
+        }
+    }
+
+    /// For each service name: its last succeeded version and its running and queued runs.
+    public func serviceSummary(_ service: String) throws -> ServiceSummary {
+        try read { db in
+            let lastGood = try db.prepare("""
+                SELECT version, id FROM runs WHERE service = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1
+                """).rows([.text(service)]) { ($0.text(0), $0.int(1)) }.first
+            let running = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE service = ? AND status = 'running'")
+                .rows([.text(service)], Store.decodeRun).first
+            let queued = try db.prepare("SELECT id FROM runs WHERE service = ? AND status = 'queued' ORDER BY id")
+                .rows([.text(service)]) { $0.int(0) }
+            return ServiceSummary(name: service, lastGoodVersion: lastGood?.0, lastGoodRunID: lastGood?.1,
+                                  running: try running.map { try Store.withSteps($0, db) }, queued: queued)
+        }
+    }
+
+    static func decodeRun(_ row: Row) -> Run {
+        Run(id: row.int(0), service: row.text(1), version: row.text(2), reason: row.optionalText(3),
+            requestedBy: row.text(4), status: RunStatus(rawValue: row.text(5)) ?? .failed,
+            createdAt: Date(milliseconds: row.int(6)), startedAt: row.optionalInt(7).map(Date.init(milliseconds:)),
+            finishedAt: row.optionalInt(8).map(Date.init(milliseconds:)), error: row.optionalText(9),
+            cancelRequested: row.int(10) != 0)
+    }
+
+    static func decodeStep(_ row: Row) -> Step {
+        Step(id: row.int(0), runID: row.int(1), targetID: row.text(2), targetPort: Int(row.int(3)),
+             phase: Phase(rawValue: row.text(4)) ?? .deploy, status: StepStatus(rawValue: row.text(5)) ?? .failed,
+             startedAt: Date(milliseconds: row.int(6)), finishedAt: row.optionalInt(7).map(Date.init(milliseconds:)),
+             error: row.optionalText(8))
+    }
+
+    static func withSteps(_ run: Run, _ db: Connection) throws -> Run {
+        var run = run
+        run.steps = try db.prepare("SELECT \(stepColumns) FROM steps WHERE run_id = ? ORDER BY id")
+            .rows([.integer(run.id)], decodeStep)
+        return run
+    }
+
+    static func insertLog(_ db: Connection, run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?,
+                          text: String, at now: Date) throws {
+        try db.prepare("INSERT INTO log_lines (run_id, at, stream, target_id, phase, text) VALUES (?, ?, ?, ?, ?, ?)")
+            .run([.integer(run), .integer(now.milliseconds), .text(stream.rawValue),
+                  target.map(SQLValue.text) ?? .null, phase.map { .text($0.rawValue) } ?? .null, .text(text)])
+    }
+}
+
+public struct ServiceSummary: Sendable {
+    public var name: String
+    public var lastGoodVersion: String?
+    public var lastGoodRunID: RunID?
+    public var running: Run?
+    public var queued: [RunID]
+}

@@ -1,0 +1,153 @@
+import ArgumentParser
+import Dispatch
+import Logging
+import MicroHTTP
+import Rollgate
+import Rollout
+import SQLiteStore
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@main
+struct RollgateCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rollgate",
+        abstract: "Roll a deploy through a load balancer, one instance at a time.",
+        subcommands: [Serve.self, Migrate.self, CheckConfig.self, Deploy.self, Runs.self])
+}
+
+let environment: [String: String] = {
+    var result: [String: String] = [:]
+    var pointer = environ
+    while let entry = pointer.pointee {
+        let text = String(cString: entry)
+        if let equals = text.firstIndex(of: "=") { result[String(text[..<equals])] = String(text[text.index(after: equals)...]) }
+        pointer += 1
+    }
+    return result
+}()
+
+let executablePath: String? = {
+    var buffer = [CChar](repeating: 0, count: 4096)
+    let n = readlink("/proc/self/exe", &buffer, buffer.count - 1)
+    return n > 0 ? String(decoding: buffer[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self) : nil
+}()
+
+func locate(_ name: String, _ key: String) -> String {
+    InstallLayout.locate(name, environmentKey: key, environment: environment, executablePath: executablePath)
+}
+
+struct Serve: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Run the server (with no --config: the demo).")
+
+    @Option(help: "YAML config file. Without one, rollgate starts the demo.") var config: String?
+    @Option(help: "HOST:PORT to listen on (overrides the config).") var listen: String?
+    @Option(help: "SQLite database path (overrides the config).") var database: String?
+    @Option(help: "Directory of NNNN_name.sql migrations.") var migrations: String?
+
+    func validate() throws {
+        if let listen, ListenAddress(listen) == nil {
+            throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080")
+        }
+    }
+
+    func run() async throws {
+        var logger = Logger(label: "rollgate")
+        logger.logLevel = .info
+        var settings: Config
+        if let config {
+            do { settings = try ConfigLoader(environment: environment).load(path: config) } catch {
+                throw ValidationError("\(config): \(error)")
+            }
+        } else {
+            settings = Config.demo()
+        }
+        if let database { settings.database = database }
+        if let listen, let address = ListenAddress(listen) { settings.listen = address }
+        if settings.isDemo && !settings.listen.isLoopback {
+            throw ValidationError("the demo needs no token, so it listens on loopback only; give --config to listen on \(settings.listen.host)")
+        }
+        if !settings.isDemo && settings.apiTokens.isEmpty {
+            logger.warning("no api_tokens configured: every write endpoint will answer 401")
+        }
+        signal(SIGPIPE, SIG_IGN)
+        let app = try App(config: settings, migrationsDirectory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"),
+                          publicDirectory: locate("public", "ROLLGATE_PUBLIC_DIR"), environment: environment, logger: logger)
+        try await app.start()
+        if settings.isDemo {
+            print("""
+                rollgate demo: no config given, so this is the built-in demo.
+                  service "demo": 3 simulated targets (drain 3s, health check 2s), hooks that only echo.
+                  listening on http://\(settings.listen.host):\(app.server.port)/ (loopback only, no token needed)
+                  database \(settings.database)
+                try:
+                  curl -X POST -d '{"service":"demo","version":"v2"}' http://\(settings.listen.host):\(app.server.port)/api/v1/deploys
+                  curl http://\(settings.listen.host):\(app.server.port)/
+                """)
+        } else {
+            print("rollgate listening on http://\(settings.listen.host):\(app.server.port)/ with \(settings.services.count) service(s); database \(settings.database)")
+        }
+        await waitForTerminationSignal()
+        logger.info("stopping: finishing requests in flight")
+        await app.stop()
+    }
+}
+
+/// Suspends until SIGINT or SIGTERM.
+func waitForTerminationSignal() async {
+    signal(SIGINT, SIG_IGN)
+    signal(SIGTERM, SIG_IGN)
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let queue = DispatchQueue(label: "rollgate.signals")
+        let once = OnceFlag()
+        var sources: [DispatchSourceSignal] = []
+        for number in [SIGINT, SIGTERM] {
+            let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
+            source.setEventHandler {
+                if once.claim() { continuation.resume() }
+            }
+            source.resume()
+            sources.append(source)
+        }
+        signalSources = sources
+    }
+}
+
+nonisolated(unsafe) var signalSources: [DispatchSourceSignal] = []   // kept alive for the process
+
+final class OnceFlag: @unchecked Sendable {
+    // @unchecked: only touched on the serial signal queue.
+    private var done = false
+    func claim() -> Bool { defer { done = true }; return !done }
+}
+
+struct Migrate: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Apply the database migrations and exit.")
+    @Option(help: "SQLite database path.") var database: String = "./rollgate.db"
+    @Option(help: "Directory of NNNN_name.sql migrations.") var migrations: String?
+
+    func run() throws {
+        let migrator = try Migrator(directory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"))
+        let connection = try Connection(path: database)
+        let applied = try migrator.migrate(connection)
+        print(applied.isEmpty
+              ? "\(database) is up to date at schema version \(migrator.latestVersion)"
+              : "\(database): applied \(applied.map(String.init).joined(separator: ", ")); now at schema version \(migrator.latestVersion)")
+    }
+}
+
+struct CheckConfig: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Check a config file and exit.")
+    @Argument(help: "YAML config file.") var file: String
+
+    func run() throws {
+        do {
+            let config = try ConfigLoader(environment: environment).load(path: file)
+            print("\(file): OK, \(config.services.count) service(s): \(config.services.map(\.name).joined(separator: ", ")); \(config.apiTokens.count) API token(s)")
+        } catch {
+            print("\(file): \(error)")
+            throw ExitCode(2)
+        }
+    }
+}
