@@ -47,7 +47,11 @@ public struct Roll: Sendable {
                     note(message)
                     return .cancelled(message)
                 }
-                try await roll(target, number: index + 1, of: targets)
+                do {
+                    try await roll(target, number: index + 1, of: targets)
+                } catch is CancellationError {
+                    return .failed(await interrupted(on: target))
+                }
             }
             note("all \(targets.count) target(s) run \(run.version) and are healthy")
             return .succeeded
@@ -60,6 +64,17 @@ public struct Roll: Sendable {
             note("run failed: \(error)")
             return .failed("\(error)")
         }
+    }
+
+    /// The run was stopped under it (shutdown): say where, and what the load balancer says now.
+    private func interrupted(on target: Target) async -> String {
+        var message = "interrupted: rollgate was stopped while rolling \(target.id)"
+        if let observation = try? await loadBalancer.health(of: target) {
+            message += "; the load balancer says it is \(observation)"
+            if !Waiter.Rule.inService.isMet(by: observation) { message += ": check it and register it again" }
+        }
+        note(message, target: target)
+        return message
     }
 
     private func roll(_ target: Target, number: Int, of targets: [Target]) async throws {

@@ -53,6 +53,7 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+
         var logger = Logger(label: "rollgate")
         logger.logLevel = .info
         var settings: Config
@@ -88,6 +89,7 @@ struct Serve: AsyncParsableCommand {
         } else {
             print("rollgate listening on http://\(settings.listen.host):\(app.server.port)/ with \(settings.services.count) service(s); database \(settings.database)")
         }
+        fflush(nil)   // stdout may be a pipe or file: say it now, not at exit
         await waitForTerminationSignal()
         logger.info("stopping: finishing requests in flight")
         await app.stop()

@@ -1,0 +1,29 @@
+import Rollout
+import Synchronization
+
+/// Runs no process: records each invocation, prints scripted output and answers a scripted outcome.
+public final class RecordingExecutor: HookExecutor {
+    private let invocations = Mutex<[HookInvocation]>([])
+    let outcome: @Sendable (HookInvocation) -> HookOutcome
+    let output: @Sendable (HookInvocation) -> [String]
+    /// Called as each hook starts (e.g. to look at the load balancer at that moment).
+    let onRun: @Sendable (HookInvocation) async -> Void
+
+    public init(outcome: @escaping @Sendable (HookInvocation) -> HookOutcome = { _ in .exited(0) },
+                output: @escaping @Sendable (HookInvocation) -> [String] = { ["\($0.phase.rawValue) on \($0.environment["ROLLGATE_TARGET_ID"] ?? "?")"] },
+                onRun: @escaping @Sendable (HookInvocation) async -> Void = { _ in }) {
+        self.outcome = outcome
+        self.output = output
+        self.onRun = onRun
+    }
+
+    public var recorded: [HookInvocation] { invocations.withLock { $0 } }
+
+    public func run(_ hook: HookInvocation,
+                    output emit: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
+        invocations.withLock { $0.append(hook) }
+        await onRun(hook)
+        for line in output(hook) { emit(.stdout, line) }
+        return outcome(hook)
+    }
+}

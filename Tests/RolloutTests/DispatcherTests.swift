@@ -1,0 +1,67 @@
+import Testing
+import Rollout
+import RolloutTesting
+
+@Suite struct DispatcherTests {
+    let clock = ManualClock()
+    let store = MemoryRunStore()
+
+    func dispatcher(_ lbs: [String: FakeLoadBalancer], executor: RecordingExecutor = RecordingExecutor()) -> Dispatcher {
+        let store = self.store, clock = self.clock
+        return Dispatcher(queue: store, clock: clock, logger: .quiet) { run in
+            guard let lb = lbs[run.service] else { return .failure(.init("service \(run.service) is not configured")) }
+            let plan = ServicePlan(name: run.service, pollInterval: .seconds(1), hooks: HookCommands(deploy: "deploy.sh"))
+            return .success(Roll(run: run, plan: plan, loadBalancer: lb, executor: executor, journal: store, clock: clock, logger: .quiet))
+        }
+    }
+
+    @Test func runsEveryQueuedRunOnePerServiceInOrder() async throws {
+        let web = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
+        let api = FakeLoadBalancer(targets: [Target(id: "a1", port: 80)])
+        let executor = RecordingExecutor()
+        store.enqueue(service: "web", version: "v1", at: clock.now)
+        store.enqueue(service: "api", version: "v1", at: clock.now)
+        store.enqueue(service: "web", version: "v2", at: clock.now)
+        let dispatcher = dispatcher(["web": web, "api": api], executor: executor)
+        await dispatcher.start(tick: nil)
+        await dispatcher.idle()
+        for id in 1...3 { #expect(store.run(RunID(id))?.status == .succeeded, "run \(id)") }
+        // web's second run started only after its first finished: versions never interleave.
+        let webVersions = executor.recorded.filter { $0.environment["ROLLGATE_SERVICE"] == "web" }.map { $0.environment["ROLLGATE_VERSION"]! }
+        #expect(webVersions == ["v1", "v1", "v2", "v2"])
+        #expect(web.maxOutOfService == 1)
+        await dispatcher.stop()
+    }
+
+    @Test func aRunForAnUnknownServiceFailsWithTheReason() async throws {
+        store.enqueue(service: "gone", version: "v1", at: clock.now)
+        let dispatcher = dispatcher([:])
+        await dispatcher.start(tick: nil)
+        await dispatcher.idle()
+        let run = try #require(store.run(1))
+        #expect(run.status == .failed)
+        #expect(run.error == "service gone is not configured")
+        await dispatcher.stop()
+    }
+
+    @Test func recoveryEndsAnInterruptedRunNamingTheTargetAndItsState() async throws {
+        let lb = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
+        try await lb.deregister(Target(id: "w2", port: 80))
+        let unusedFromNowOn = lb   // the drain script answers draining, then unused
+        _ = try await unusedFromNowOn.health(of: Target(id: "w2", port: 80))
+        var run = Run(id: 1, service: "web", version: "v3", status: .running, createdAt: clock.now, startedAt: clock.now)
+        run.steps = [Step(id: 7, runID: 1, targetID: "w2", targetPort: 80, phase: .drain, status: .running, startedAt: clock.now)]
+        store.insert(run)
+        let resolved = try await Recovery(queue: store, clock: clock, loadBalancer: { $0 == "web" ? lb : nil }).resolveInterrupted()
+        #expect(resolved.count == 1)
+        let after = try #require(store.run(1))
+        #expect(after.status == .failed)
+        let error = try #require(after.error)
+        #expect(error.hasPrefix("interrupted"))
+        #expect(error.contains("during drain of w2"))
+        #expect(error.contains("unused (Target.NotRegistered)"))
+        #expect(error.contains("out of service"))
+        #expect(after.steps.first?.status == .failed)
+        #expect(after.steps.first?.error == "interrupted")
+    }
+}

@@ -1,0 +1,161 @@
+import Logging
+import Testing
+import Rollout
+import RolloutTesting
+
+@Suite struct RollTests {
+    let targets = [Target(id: "i-c", port: 80), Target(id: "i-a", port: 80), Target(id: "i-b", port: 80)]
+    let clock = ManualClock()
+    let store = MemoryRunStore()
+
+    func plan(prepare: String? = nil, verify: String? = "verify.sh") -> ServicePlan {
+        ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(30), healthyTimeout: .seconds(20),
+                    hookTimeout: .seconds(60), hooks: HookCommands(prepare: prepare, deploy: "deploy.sh", verify: verify))
+    }
+
+    func roll(_ lb: FakeLoadBalancer, _ executor: RecordingExecutor, plan: ServicePlan? = nil) async throws -> (Roll.Outcome, Run) {
+        let queued = store.enqueue(service: "web", version: "v42", at: clock.now)
+        let run = try #require(try store.claimNext(at: clock.now))
+        #expect(run.id == queued.id)
+        let roll = Roll(run: run, plan: plan ?? self.plan(), loadBalancer: lb, executor: executor, journal: store,
+                        clock: clock, logger: .quiet)
+        return (await roll.perform(), try #require(store.run(run.id)))
+    }
+
+    /// The calls that change or wait on one target, in order, without the polls.
+    func actions(_ lb: FakeLoadBalancer) -> [String] {
+        lb.calls.compactMap { call in
+            switch call {
+            case .deregister, .register: return call.description
+            default: return nil
+            }
+        }
+    }
+
+    @Test func rollsEveryTargetOneAtATimeInStableOrder() async throws {
+        let lb = FakeLoadBalancer(targets: targets)
+        let executor = RecordingExecutor()
+        let (outcome, run) = try await roll(lb, executor)
+        #expect(outcome == .succeeded)
+        #expect(actions(lb) == ["deregister i-a", "register i-a", "deregister i-b", "register i-b", "deregister i-c", "register i-c"])
+        #expect(lb.maxOutOfService == 1)
+        #expect(executor.recorded.map { "\($0.phase.rawValue) \($0.environment["ROLLGATE_TARGET_ID"]!)" } ==
+                ["deploy i-a", "verify i-a", "deploy i-b", "verify i-b", "deploy i-c", "verify i-c"])
+        #expect(run.steps.map { "\($0.targetID) \($0.phase.rawValue) \($0.status.rawValue)" } == [
+            "i-a drain succeeded", "i-a deploy succeeded", "i-a verify succeeded", "i-a restore succeeded",
+            "i-b drain succeeded", "i-b deploy succeeded", "i-b verify succeeded", "i-b restore succeeded",
+            "i-c drain succeeded", "i-c deploy succeeded", "i-c verify succeeded", "i-c restore succeeded",
+        ])
+        for target in ["i-a", "i-b", "i-c"] { #expect(lb.isRegistered(target)) }
+    }
+
+    @Test func hooksStartOnlyAfterTheDrainAndGetTheirEnvironment() async throws {
+        let lbBox = Box<FakeLoadBalancer>()
+        let executor = RecordingExecutor(onRun: { hook in
+            guard hook.phase == .deploy, let lb = lbBox.value else { return }
+            let id = hook.environment["ROLLGATE_TARGET_ID"]!
+            // At the deploy hook the target is deregistered and was seen unused.
+            #expect(!lb.isRegistered(id))
+            #expect(lb.calls.last == .health(id))
+        })
+        let lb = FakeLoadBalancer(targets: targets)
+        lbBox.value = lb
+        let (outcome, run) = try await roll(lb, executor, plan: plan(prepare: "prepare.sh"))
+        #expect(outcome == .succeeded)
+        let first = try #require(executor.recorded.first)
+        #expect(first.phase == .prepare)
+        #expect(first.command == "prepare.sh")
+        #expect(first.environment == [
+            "ROLLGATE_RUN_ID": "\(run.id)", "ROLLGATE_SERVICE": "web", "ROLLGATE_VERSION": "v42",
+            "ROLLGATE_TARGET_ID": "i-a", "ROLLGATE_TARGET_PORT": "80", "ROLLGATE_PHASE": "prepare",
+        ])
+        // prepare runs while the target still serves.
+        #expect(lb.calls.firstIndex(of: .deregister("i-a"))! > 0)
+        #expect(store.logs.contains { $0.stream == .stdout && $0.text == "deploy on i-b" && $0.targetID == "i-b" && $0.phase == .deploy })
+    }
+
+    @Test func aFailedDeployHookStopsTheRunAndTouchesNoOtherTarget() async throws {
+        let lb = FakeLoadBalancer(targets: targets)
+        let executor = RecordingExecutor(outcome: { hook in
+            hook.phase == .deploy && hook.environment["ROLLGATE_TARGET_ID"] == "i-b" ? .exited(3) : .exited(0)
+        })
+        let (outcome, run) = try await roll(lb, executor)
+        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        #expect(message.contains("i-b"))
+        #expect(message.contains("exit 3"))
+        #expect(actions(lb) == ["deregister i-a", "register i-a", "deregister i-b"])
+        #expect(!lb.calls.contains(.health("i-c")) && !lb.calls.contains(.deregister("i-c")))
+        #expect(!lb.isRegistered("i-b"), "a broken build is left out of the load balancer")
+        #expect(run.steps.last.map { "\($0.targetID) \($0.phase.rawValue) \($0.status.rawValue)" } == "i-b deploy failed")
+        #expect(!executor.recorded.contains { $0.environment["ROLLGATE_TARGET_ID"] == "i-c" })
+    }
+
+    @Test func aTargetThatNeverGetsHealthyFailsAtTheTimeoutAndIsTakenOutAgain() async throws {
+        let unhealthy = TargetObservation.health(TargetHealth(.unhealthy, reason: "Target.FailedHealthChecks"))
+        let lb = FakeLoadBalancer(targets: targets, healthScript: { $0.id == "i-a" ? [unhealthy] : [.health(TargetHealth(.healthy))] })
+        let start = clock.now
+        let (outcome, run) = try await roll(lb, RecordingExecutor())
+        guard case .failed(let message) = outcome else { Issue.record("expected failure"); return }
+        #expect(message.contains("i-a not healthy after 20s"))
+        #expect(message.contains("unhealthy (Target.FailedHealthChecks)"))
+        #expect(actions(lb) == ["deregister i-a", "register i-a", "deregister i-a"])
+        #expect(!lb.isRegistered("i-a"))
+        #expect(run.steps.last?.phase == .restore && run.steps.last?.status == .failed)
+        // Failed near the timeout: no 15 s x 40 polling.
+        #expect(clock.now.since(start) >= .seconds(20) && clock.now.since(start) < .seconds(22))
+    }
+
+    @Test func aDrainThatNeverEndsFailsAtTheDrainTimeout() async throws {
+        let draining = TargetObservation.health(TargetHealth(.draining, reason: "Target.DeregistrationInProgress"))
+        let lb = FakeLoadBalancer(targets: targets, drainScript: { _ in [draining] })
+        let executor = RecordingExecutor()
+        let (outcome, _) = try await roll(lb, executor)
+        guard case .failed(let message) = outcome else { Issue.record("expected failure"); return }
+        #expect(message.contains("i-a not drained after 30s"))
+        #expect(message.contains("draining (Target.DeregistrationInProgress)"))
+        #expect(executor.recorded.isEmpty, "no hook runs before the drain ended")
+        #expect(actions(lb) == ["deregister i-a"])
+    }
+
+    @Test func preflightRefusesToDropBelowNMinusOne() async throws {
+        let lb = FakeLoadBalancer(targets: targets, listedHealth: { $0.id == "i-c" ? TargetHealth(.unhealthy, reason: "Target.Timeout") : TargetHealth(.healthy) })
+        let (outcome, _) = try await roll(lb, RecordingExecutor())
+        guard case .failed(let message) = outcome else { Issue.record("expected failure"); return }
+        #expect(message.contains("preflight for i-a"))
+        #expect(message.contains("i-c is unhealthy (Target.Timeout)"))
+        #expect(actions(lb).isEmpty, "no target was taken out")
+    }
+
+    @Test func loadBalancerErrorsFailTheRunNamingTargetAndPhase() async throws {
+        let lb = FakeLoadBalancer(targets: targets, failure: { call in
+            call == .register("i-a") ? LoadBalancerError(code: "AccessDenied", message: "not allowed") : nil
+        })
+        let (outcome, _) = try await roll(lb, RecordingExecutor())
+        #expect(outcome == .failed("restore of i-a failed: AccessDenied: not allowed"))
+    }
+
+    @Test func anEmptyTargetGroupFails() async throws {
+        let (outcome, _) = try await roll(FakeLoadBalancer(targets: []), RecordingExecutor())
+        #expect(outcome == .failed("the target group has no registered targets"))
+    }
+
+    @Test func cancelStopsBetweenTargetsWithEveryTouchedTargetBack() async throws {
+        let storeRef = store
+        let executor = RecordingExecutor(onRun: { hook in
+            if hook.phase == .deploy && hook.environment["ROLLGATE_TARGET_ID"] == "i-a" {
+                storeRef.requestCancel(RunID(hook.environment["ROLLGATE_RUN_ID"]!)!)
+            }
+        })
+        let lb = FakeLoadBalancer(targets: targets)
+        let (outcome, _) = try await roll(lb, executor)
+        guard case .cancelled(let message) = outcome else { Issue.record("expected cancel, got \(outcome)"); return }
+        #expect(message.contains("i-b, i-c not touched"))
+        #expect(actions(lb) == ["deregister i-a", "register i-a"])
+        #expect(lb.isRegistered("i-a"))
+    }
+}
+
+final class Box<T: Sendable>: @unchecked Sendable {
+    // @unchecked: set once before the roll starts, read after.
+    var value: T?
+}
