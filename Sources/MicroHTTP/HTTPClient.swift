@@ -131,3 +131,28 @@ public struct HTTPClient: Sendable {
         return out
     }
 }
+
+import Dispatch
+
+extension HTTPClient {
+    /// `send` on a thread of its own, so a blocking socket never holds a Swift concurrency
+    /// thread. (A serial queue of its own, not `DispatchQueue.global()`: on Linux the global
+    /// queues are as wide as the CPUs and also run Swift's tasks, so blocking them starves both.)
+    public func request(_ method: String, _ path: String, headers: [(String, String)] = [],
+                        body: [UInt8] = []) async throws -> HTTPResponse {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue(label: "rollgate.http-client").async {
+                continuation.resume(with: Result { try self.send(method, path, headers: headers, body: body) })
+            }
+        }
+    }
+
+    /// `exchange` on a thread of its own.
+    public func raw(_ bytes: [UInt8]) async throws -> [UInt8] {
+        try await withCheckedThrowingContinuation { continuation in
+            DispatchQueue(label: "rollgate.http-client").async {
+                continuation.resume(with: Result { try self.exchange(bytes) })
+            }
+        }
+    }
+}

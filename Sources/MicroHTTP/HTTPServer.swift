@@ -37,7 +37,9 @@ public final class HTTPServer: @unchecked Sendable {
     public let configuration: HTTPServerConfiguration
     let handler: HTTPHandler
     private var daemon: OpaquePointer?
-    private let inFlight = Mutex<Int>(0)
+    /// Requests handed to a handler and not yet completed by MHD, and whether stop() began.
+    /// Checked and changed under one lock, so no connection is suspended once stopping.
+    private let dispatch = Mutex<(open: Int, stopping: Bool)>((0, false))
     public private(set) var port: UInt16 = 0
 
     public init(configuration: HTTPServerConfiguration = .init(), handler: @escaping HTTPHandler) {
@@ -62,14 +64,23 @@ public final class HTTPServer: @unchecked Sendable {
         port = rollgate_mhd_bound_port(daemon)
     }
 
-    /// Stops accepting, lets requests in flight finish (up to `grace`), then stops MHD.
+    /// Stops accepting, lets requests in flight finish (saying so if that takes longer than
+    /// `grace`), answers new requests on open connections 503, then stops MHD.
     public func stop(grace: Duration = .seconds(10)) async {
         guard let daemon else { return }
         let listenSocket = MHD_quiesce_daemon(daemon)
         if listenSocket >= 0 { close(listenSocket) }
+        dispatch.withLock { $0.stopping = true }
+        // Every suspended connection must be resumed and answered before MHD_stop_daemon
+        // (MHD aborts otherwise), so this waits for every handler to return.
         let clock = ContinuousClock()
         let deadline = clock.now.advanced(by: grace)
-        while inFlight.withLock({ $0 }) > 0 && clock.now < deadline {
+        var warned = false
+        while dispatch.withLock({ $0.open }) > 0 {
+            if clock.now >= deadline && !warned {
+                warned = true
+                print("rollgate: still waiting for \(dispatch.withLock { $0.open }) request(s) in flight")
+            }
             try? await Task.sleep(for: .milliseconds(10))
         }
         MHD_stop_daemon(daemon)
@@ -109,22 +120,34 @@ public final class HTTPServer: @unchecked Sendable {
                                             message: "request body is larger than \(configuration.maxBodyBytes) bytes"))
         }
         if context.dispatched { return rollgate_mhd_yes() }
+        let accepted = dispatch.withLock { state -> Bool in
+            guard !state.stopping else { return false }
+            state.open += 1
+            return true
+        }
+        guard accepted else {
+            var response = HTTPResponse.error(503, code: "shutting_down", message: "the server is stopping")
+            response.headers.append(("Connection", "close"))
+            return queue(connection, response)
+        }
         context.dispatched = true
 
         let request = HTTPRequest(method: method, path: url,
                                   query: values(connection, .GET_ARGUMENT_KIND),
                                   headers: values(connection, .HEADER_KIND),
                                   body: context.body)
-        inFlight.withLock { $0 += 1 }
         MHD_suspend_connection(connection)
         let suspended = SuspendedConnection(pointer: connection)
         let handler = self.handler
         Task {
             context.response = await handler(request)
             MHD_resume_connection(suspended.pointer)
-            self.inFlight.withLock { $0 -= 1 }
         }
         return rollgate_mhd_yes()
+    }
+
+    func requestCompleted() {
+        dispatch.withLock { $0.open -= 1 }
     }
 
     private func queue(_ connection: OpaquePointer, _ response: HTTPResponse) -> MHD_Result {
@@ -189,8 +212,11 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
                          upload: upload, uploadSize: uploadSize, state: state)
 }
 
-private let completedHandler: MHD_RequestCompletedCallback = { _, _, state, _ in
-    guard let state, let raw = state.pointee else { return }
-    Unmanaged<RequestContext>.fromOpaque(raw).release()
+private let completedHandler: MHD_RequestCompletedCallback = { cls, _, state, _ in
+    guard let cls, let state, let raw = state.pointee else { return }
+    let context = Unmanaged<RequestContext>.fromOpaque(raw).takeRetainedValue()
     state.pointee = nil
+    if context.dispatched {
+        Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().requestCompleted()
+    }
 }

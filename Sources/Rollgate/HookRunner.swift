@@ -23,7 +23,9 @@ public struct HookRunner: HookExecutor {
         let process = ProcessGroup()
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
-                DispatchQueue.global().async {
+                // A queue of its own gets a thread of its own; the global queues on Linux are
+                // as wide as the CPUs and also run Swift's tasks, which a hook must not block.
+                DispatchQueue(label: "rollgate.hook").async {
                     continuation.resume(returning: self.runBlocking(hook, process: process, output: output))
                 }
             }

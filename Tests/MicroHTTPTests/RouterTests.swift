@@ -1,0 +1,28 @@
+import Testing
+@testable import MicroHTTP
+
+@Suite struct RouterTests {
+    @Test func matchesLiteralsParametersAndRest() {
+        #expect(Router.match([.literal("runs"), .parameter("id")], ["runs", "7"]) == ["id": "7"])
+        #expect(Router.match([.literal("runs"), .parameter("id")], ["runs"]) == nil)
+        #expect(Router.match([.literal("runs"), .parameter("id")], ["runs", "7", "logs"]) == nil)
+        #expect(Router.match([.rest("path")], []) == ["path": ""])
+        #expect(Router.match([.rest("path")], ["a", "b.css"]) == ["path": "a/b.css"])
+    }
+
+    @Test func firstMatchingRouteWinsAndHeadIsGet() async {
+        var router = Router()
+        router.get("/api/v1/runs/{id}") { .init(contentType: "text/plain", text: "run \($0.parameters["id"]!)") }
+        router.get("/{path...}") { _ in .init(contentType: "text/plain", text: "static") }
+        #expect(await router.handle(HTTPRequest(method: "GET", path: "/api/v1/runs/3")).body == Array("run 3".utf8))
+        #expect(await router.handle(HTTPRequest(method: "HEAD", path: "/api/v1/runs/3")).body == Array("run 3".utf8))
+        #expect(await router.handle(HTTPRequest(method: "GET", path: "/x.css")).body == Array("static".utf8))
+        #expect(await router.handle(HTTPRequest(method: "POST", path: "/x.css")).status == 405)
+    }
+
+    @Test func errorBodiesAreValidJSONEvenWithHostileText() {
+        let response = HTTPResponse.error(400, code: "bad", message: "quote \" backslash \\ newline \n tab \t nul \u{0}")
+        #expect(String(decoding: response.body, as: UTF8.self) ==
+                #"{"error":{"code":"bad","message":"quote \" backslash \\ newline \n tab \t nul \u0000"}}"#)
+    }
+}

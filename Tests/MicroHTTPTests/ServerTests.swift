@@ -1,0 +1,156 @@
+import Testing
+@testable import MicroHTTP
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A real server on a free loopback port, stopped at the end of each test.
+struct LiveServer {
+    let server: HTTPServer
+    var client: HTTPClient { HTTPClient(port: server.port, timeoutSeconds: 10) }
+
+    init(maxBodyBytes: Int = 1 << 20, router: Router) throws {
+        server = HTTPServer(configuration: HTTPServerConfiguration(port: 0, maxBodyBytes: maxBodyBytes), router: router)
+        try server.start()
+    }
+
+    func stop() async { await server.stop(grace: .seconds(2)) }
+}
+
+/// Counts handlers in flight and the most seen at once.
+final class ConcurrencyGauge: Sendable {
+    private let state = Mutex<(now: Int, peak: Int)>((0, 0))
+    func enter() -> Int { state.withLock { $0.now += 1; $0.peak = max($0.peak, $0.now); return $0.peak } }
+    func leave() { state.withLock { $0.now -= 1 } }
+    var peak: Int { state.withLock { $0.peak } }
+}
+let concurrency = ConcurrencyGauge()
+
+import Synchronization
+
+func text(_ response: HTTPResponse) -> String { String(decoding: response.body, as: UTF8.self) }
+
+var testRouter: Router {
+    var router = Router()
+    router.get("/hello/{name}") { request in
+        HTTPResponse(contentType: "text/plain", text: "hello \(request.parameters["name"] ?? "?") q=\(request.query["q"] ?? "")")
+    }
+    router.post("/echo") { request in
+        HTTPResponse(status: 201, headers: [("Content-Type", "application/octet-stream")], body: request.body)
+    }
+    router.get("/slow/{ms}") { request in
+        let ms = Int(request.parameters["ms"] ?? "0") ?? 0
+        try? await Task.sleep(for: .milliseconds(ms))
+        return HTTPResponse(contentType: "text/plain", text: "slept \(ms)")
+    }
+    router.get("/concurrent") { _ in
+        let now = concurrency.enter()
+        try? await Task.sleep(for: .milliseconds(200))
+        concurrency.leave()
+        return HTTPResponse(contentType: "text/plain", text: "peak so far \(now)")
+    }
+    router.get("/header") { request in
+        HTTPResponse(contentType: "text/plain", text: request.header("X-Thing") ?? "none")
+    }
+    return router
+}
+
+@Suite struct ServerTests {
+    @Test func routesWithPathParametersAndQuery() async throws {
+        let live = try LiveServer(router: testRouter)
+        let response = try await live.client.request("GET", "/hello/world?q=a%20b")
+        #expect(response.status == 200)
+        #expect(text(response) == "hello world q=a b")
+        #expect(try await live.client.request("GET", "/header", headers: [("x-thing", "yes")]).body == Array("yes".utf8))
+        await live.stop()
+    }
+
+    @Test func unknownRoutesAndWrongMethodsGetJSONErrors() async throws {
+        let live = try LiveServer(router: testRouter)
+        let missing = try await live.client.request("GET", "/nope")
+        #expect(missing.status == 404)
+        #expect(missing.header("content-type") == "application/json")
+        #expect(text(missing).hasPrefix("{\"error\":{\"code\":\"not_found\""))
+        let wrongMethod = try await live.client.request("DELETE", "/echo")
+        #expect(wrongMethod.status == 405)
+        #expect(wrongMethod.header("allow") == "POST")
+        await live.stop()
+    }
+
+    @Test func headIsAnsweredLikeGetWithoutABody() async throws {
+        let live = try LiveServer(router: testRouter)
+        let head = try await live.client.request("HEAD", "/hello/x")
+        #expect(head.status == 200)
+        #expect(head.body.isEmpty)
+        #expect(head.header("content-length") == "\("hello x q=".utf8.count)")
+        await live.stop()
+    }
+
+    @Test func bodiesUpToTheLimitArriveWholeAndLargerOnesGet413() async throws {
+        let live = try LiveServer(maxBodyBytes: 1000, router: testRouter)
+        let payload = (0..<1000).map { UInt8($0 % 251) }
+        let echoed = try await live.client.request("POST", "/echo", body: payload)
+        #expect(echoed.status == 201)
+        #expect(echoed.body == payload)
+        let tooLarge = try await live.client.request("POST", "/echo", body: payload + [1])
+        #expect(tooLarge.status == 413)
+        #expect(text(tooLarge).contains("payload_too_large"))
+        // The server is still fine afterwards.
+        #expect(try await live.client.request("GET", "/hello/again").status == 200)
+        await live.stop()
+    }
+
+    @Test func oversizedHeadersAndGarbageDoNotHurtTheServer() async throws {
+        let live = try LiveServer(router: testRouter)
+        let huge = String(repeating: "a", count: 100_000)
+        let answer = try await live.client.raw(Array("GET /header HTTP/1.1\r\nHost: x\r\nX-Thing: \(huge)\r\n\r\n".utf8))
+        #expect(String(decoding: answer.prefix(12), as: UTF8.self) == "HTTP/1.1 431")
+        _ = try? await live.client.raw(Array("\u{1}\u{2}garbage\r\n\r\n".utf8))
+        _ = try? await live.client.raw(Array("GET /hello/x HTTP/1.1\r\nContent-Length: -5\r\n\r\n".utf8))
+        _ = try? await HTTPClient(port: live.server.port, timeoutSeconds: 1).raw([])
+        #expect(try await live.client.request("GET", "/hello/still-alive").status == 200)
+        await live.stop()
+    }
+
+    @Test func keepsTheConnectionAliveAcrossRequests() async throws {
+        let live = try LiveServer(router: testRouter)
+        let two = "GET /hello/one HTTP/1.1\r\nHost: x\r\n\r\nGET /hello/two HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        let answer = String(decoding: try await live.client.raw(Array(two.utf8)), as: UTF8.self)
+        #expect(answer.components(separatedBy: "HTTP/1.1 200").count == 3, "both answered on one connection")
+        #expect(answer.contains("hello one") && answer.contains("hello two"))
+        let firstHead = answer.components(separatedBy: "\r\n\r\n")[0].lowercased()
+        #expect(!firstHead.contains("connection: close"))
+        await live.stop()
+    }
+
+    @Test func manyConcurrentSlowRequestsAreServedInParallel() async throws {
+        let live = try LiveServer(router: testRouter)
+        let client = live.client
+        // 40 requests whose handlers each wait 200 ms: handlers suspend their connection, so
+        // MHD's 2 threads keep taking requests and many handlers are in flight at once.
+        let answers = try await withThrowingTaskGroup(of: HTTPResponse.self) { group in
+            for _ in 0..<40 { group.addTask { try await client.request("GET", "/concurrent") } }
+            return try await group.reduce(into: []) { $0.append($1) }
+        }
+        #expect(answers.count == 40 && answers.allSatisfy { $0.status == 200 })
+        #expect(concurrency.peak > 2, "more handlers in flight than MHD has threads")
+        await live.stop()
+    }
+
+    @Test func stopFinishesRequestsInFlight() async throws {
+        let live = try LiveServer(router: testRouter)
+        let client = live.client
+        let slow = Task { try await client.request("GET", "/slow/300") }
+        try await Task.sleep(for: .milliseconds(100))
+        await live.stop()
+        #expect(text(try await slow.value) == "slept 300")
+        #expect(throws: HTTPClient.Failure.self) { _ = try client.send("GET", "/hello/x") }
+    }
+
+    @Test func aPortInUseIsAClearError() async throws {
+        let live = try LiveServer(router: testRouter)
+        let second = HTTPServer(configuration: HTTPServerConfiguration(port: live.server.port), router: testRouter)
+        #expect { try second.start() } throws: { "\($0)".contains("cannot listen on 127.0.0.1:\(live.server.port)") }
+        await live.stop()
+    }
+}

@@ -1,0 +1,238 @@
+import Testing
+import Rollout
+@testable import SQLiteStore
+
+/// A database file in a fresh temporary directory, removed afterwards.
+final class TempDatabase {
+    let directory: String
+    var path: String { directory + "/rollgate.db" }
+
+    init() {
+        var template = Array("/tmp/rollgate-test-XXXXXX".utf8CString)
+        directory = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+    }
+
+    deinit { _ = try? FileManager.default.removeItem(atPath: directory) }
+}
+
+/// The project's own migrations/ directory.
+let migrationsDirectory: String = {
+    var path = #filePath
+    for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
+    return path + "/migrations"
+}()
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+@Suite struct MigratorTests {
+    @Test func appliesEveryMigrationInOrderOnceAndRecordsThem() throws {
+        let db = TempDatabase()
+        let migrator = try Migrator(directory: migrationsDirectory)
+        #expect(migrator.migrations.map(\.version) == [1, 2])
+        let connection = try Connection(path: db.path)
+        #expect(try migrator.migrate(connection) == [1, 2])
+        #expect(try migrator.migrate(connection) == [])
+        #expect(try migrator.currentVersion(of: connection) == 2)
+        let recorded = try connection.prepare("SELECT version, name FROM schema_migrations ORDER BY version").rows { "\($0.int(0)) \($0.text(1))" }
+        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets"])
+    }
+
+    @Test func eachMigrationAppliesOnTopOfThePreviousVersionKeepingData() throws {
+        let db = TempDatabase()
+        let all = try Migrator(directory: migrationsDirectory)
+        for version in all.migrations.map(\.version) {
+            let upTo = try Migrator(migrations: all.migrations.filter { $0.version <= version })
+            let connection = try Connection(path: db.path)
+            try upTo.migrate(connection)
+            try connection.prepare("INSERT INTO runs (service, version, requested_by, status, created_at) VALUES (?, ?, 'test', 'queued', 0)")
+                .run([.text("web"), .text("v\(version)")])
+            #expect(try upTo.currentVersion(of: connection) == version)
+            let versions = try connection.prepare("SELECT version FROM runs ORDER BY id").rows { $0.text(0) }
+            #expect(versions == (1...version).map { "v\($0)" })
+        }
+    }
+
+    @Test func aDatabaseNewerThanTheBinaryIsRefused() throws {
+        let db = TempDatabase()
+        let connection = try Connection(path: db.path)
+        try Migrator(directory: migrationsDirectory).migrate(connection)
+        try connection.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (99, 'future', 0)")
+        #expect {
+            try Migrator(directory: migrationsDirectory).migrate(connection)
+        } throws: { error in
+            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 2")
+        }
+        #expect(throws: MigrationError.self) { _ = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory)) }
+    }
+
+    @Test func aFailingMigrationIsRolledBackWhole() throws {
+        let db = TempDatabase()
+        let migrator = try Migrator(migrations: [
+            Migration(version: 1, name: "ok", sql: "CREATE TABLE a (x INTEGER);"),
+            Migration(version: 2, name: "broken", sql: "CREATE TABLE b (y INTEGER); INSERT INTO nowhere VALUES (1);"),
+        ])
+        let connection = try Connection(path: db.path)
+        #expect { try migrator.migrate(connection) } throws: { "\($0)".contains("2_broken failed and was rolled back") }
+        #expect(try migrator.currentVersion(of: connection) == 1)
+        let tables = try connection.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ('a', 'b')").rows { $0.text(0) }
+        #expect(tables == ["a"])
+    }
+
+    @Test func badFileNamesAndDuplicateVersionsAreErrors() throws {
+        #expect(throws: MigrationError.self) {
+            _ = try Migrator(migrations: [Migration(version: 1, name: "a", sql: ""), Migration(version: 1, name: "b", sql: "")])
+        }
+        #expect(throws: MigrationError.self) { _ = try Migrator(directory: "/nonexistent-dir") }
+    }
+}
+
+@Suite struct ConstraintTests {
+    let db = TempDatabase()
+
+    func connection() throws -> Connection {
+        let connection = try Connection(path: db.path)
+        try Migrator(directory: migrationsDirectory).migrate(connection)
+        return connection
+    }
+
+    func violates(_ connection: Connection, _ sql: String) -> Bool {
+        do { try connection.execute(sql); return false } catch let error as SQLiteError { return error.isConstraintViolation } catch { return false }
+    }
+
+    @Test func statusesOutsideTheEnumsAreRefused() throws {
+        let c = try connection()
+        #expect(violates(c, "INSERT INTO runs (service, version, requested_by, status, created_at) VALUES ('web', 'v1', 't', 'paused', 0)"))
+        try c.execute("INSERT INTO runs (service, version, requested_by, status, created_at) VALUES ('web', 'v1', 't', 'queued', 0)")
+        #expect(violates(c, "INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at) VALUES (1, 'i', 80, 'reboot', 'running', 0)"))
+        #expect(violates(c, "INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at) VALUES (1, 'i', 80, 'drain', 'sleeping', 0)"))
+        #expect(violates(c, "INSERT INTO log_lines (run_id, at, stream, text) VALUES (1, 0, 'stdin', 'x')"))
+    }
+
+    @Test func atMostOneRunningRunPerService() throws {
+        let c = try connection()
+        try c.execute("INSERT INTO runs (service, version, requested_by, status, created_at, started_at) VALUES ('web', 'v1', 't', 'running', 0, 0)")
+        #expect(violates(c, "INSERT INTO runs (service, version, requested_by, status, created_at, started_at) VALUES ('web', 'v2', 't', 'running', 0, 0)"))
+        try c.execute("INSERT INTO runs (service, version, requested_by, status, created_at, started_at) VALUES ('api', 'v2', 't', 'running', 0, 0)")
+    }
+
+    @Test func finishedRunsHaveAnEndAndFailedOnesAReason() throws {
+        let c = try connection()
+        #expect(violates(c, "INSERT INTO runs (service, version, requested_by, status, created_at, started_at) VALUES ('web', 'v1', 't', 'succeeded', 0, 0)"))
+        #expect(violates(c, "INSERT INTO runs (service, version, requested_by, status, created_at, started_at, finished_at) VALUES ('web', 'v1', 't', 'failed', 0, 0, 1)"))
+        #expect(violates(c, "INSERT INTO runs (service, version, requested_by, status, created_at, finished_at) VALUES ('web', 'v1', 't', 'queued', 0, 1)"))
+        #expect(violates(c, "INSERT INTO runs (service, version, requested_by, status, created_at) VALUES ('web', '', 't', 'queued', 0)"))
+    }
+
+    @Test func oneStepInHandPerRun() throws {
+        let c = try connection()
+        try c.execute("INSERT INTO runs (service, version, requested_by, status, created_at, started_at) VALUES ('web', 'v1', 't', 'running', 0, 0)")
+        try c.execute("INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at) VALUES (1, 'a', 80, 'drain', 'running', 0)")
+        #expect(violates(c, "INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at) VALUES (1, 'b', 80, 'drain', 'running', 0)"))
+    }
+}
+
+@Suite struct StoreQueueTests {
+    let db = TempDatabase()
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+
+    func store() throws -> Store { try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory)) }
+
+    func created(_ result: Enqueued) throws -> Run {
+        guard case .created(let run, _) = result else { throw SQLiteError(code: 0, message: "not created: \(result)", sql: nil) }
+        return run
+    }
+
+    @Test func claimsOldestFirstAndOneRunningRunPerService() throws {
+        let store = try store()
+        let a = try created(store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
+        let b = try created(store.enqueue(service: "api", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
+        #expect(try store.claimNext(at: t0)?.id == a.id)
+        #expect(try store.claimNext(at: t0)?.id == b.id)
+        let c = try created(store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
+        #expect(try store.claimNext(at: t0) == nil, "web is busy")
+        try store.finish(a.id, .succeed, error: nil, at: t0)
+        let claimed = try store.claimNext(at: t0)
+        #expect(claimed?.id == c.id)
+        #expect(claimed?.status == .running)
+        #expect(try store.run(a.id)?.status == .succeeded)
+    }
+
+    @Test func aNewerDeploySupersedesTheQueuedOne() throws {
+        let store = try store()
+        let running = try created(store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
+        _ = try store.claimNext(at: t0)
+        let queued = try created(store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
+        guard case .created(let newest, let superseded) = try store.enqueue(service: "web", version: "v3", reason: "hotfix", requestedBy: "t", idempotencyKey: nil, at: t0) else {
+            Issue.record("not created"); return
+        }
+        #expect(superseded == [queued.id])
+        #expect(try store.run(queued.id)?.status == .superseded)
+        #expect(try store.run(running.id)?.status == .running, "a running run is never superseded")
+        #expect(try store.run(newest.id)?.reason == "hotfix")
+        #expect(try store.logs(run: queued.id, after: 0, limit: 10).map(\.text) == ["superseded by run \(newest.id) (web v3) before it started"])
+    }
+
+    @Test func idempotencyKeysReplayTheSameRunAndRefuseAnother() throws {
+        let store = try store()
+        let first = try created(store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: "k1", at: t0))
+        guard case .replayed(let again) = try store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: "k1", at: t0) else {
+            Issue.record("not replayed"); return
+        }
+        #expect(again.id == first.id)
+        guard case .keyConflict(let other) = try store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "t", idempotencyKey: "k1", at: t0) else {
+            Issue.record("no conflict"); return
+        }
+        #expect(other.id == first.id)
+        #expect(try store.runs(RunFilter()).count == 1)
+    }
+
+    @Test func stepsLogsAndPagingReadBack() throws {
+        let store = try store()
+        for n in 1...5 { _ = try store.enqueue(service: n % 2 == 0 ? "api" : "web", version: "v\(n)", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0) }
+        let page1 = try store.runs(RunFilter(limit: 2))
+        #expect(page1.map(\.id) == [5, 4])
+        let page2 = try store.runs(RunFilter(limit: 2, before: page1.last!.id))
+        #expect(page2.map(\.id) == [3, 2])
+        #expect(try store.runs(RunFilter(service: "api")).map(\.id) == [4, 2])
+        #expect(try store.runs(RunFilter(status: .superseded)).map(\.id) == [3, 2, 1], "each queued run superseded by the next of its service")
+
+        let run = try #require(try store.claimNext(at: t0))
+        let step = try store.beginStep(run: run.id, target: Target(id: "i-1", port: 8080), phase: .drain, at: t0)
+        try store.log(run: run.id, stream: .system, target: "i-1", phase: .drain, text: "DeregisterTargets", at: t0)
+        try store.log(run: run.id, stream: .stdout, target: "i-1", phase: .deploy, text: "line ü \"quoted\"", at: t0)
+        try store.endStep(step, .succeed, error: nil, at: t0.addingTimeInterval(1.5))
+        #expect(throws: InvalidTransition.self) { try store.endStep(step, .fail, error: "x", at: t0) }
+        let read = try #require(try store.run(run.id))
+        #expect(read.steps.count == 1)
+        #expect(read.steps[0].status == .succeeded)
+        #expect(read.steps[0].targetPort == 8080)
+        #expect(read.steps[0].finishedAt == t0.addingTimeInterval(1.5))
+        let lines = try store.logs(run: run.id, after: 0, limit: 100)
+        #expect(lines.map(\.text) == ["DeregisterTargets", "line ü \"quoted\""])
+        #expect(try store.logs(run: run.id, after: lines[0].seq, limit: 100).map(\.text) == ["line ü \"quoted\""])
+    }
+
+    @Test func cancelEndsAQueuedRunAtOnceAndMarksARunningOne() throws {
+        let store = try store()
+        let a = try created(store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
+        let b = try created(store.enqueue(service: "api", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
+        _ = try store.claimNext(at: t0)
+        #expect(try store.requestCancel(a.id, at: t0)?.status == .running)
+        #expect(try store.isCancelRequested(a.id))
+        #expect(try store.requestCancel(b.id, at: t0)?.status == .cancelled)
+        #expect(try store.requestCancel(999, at: t0) == nil)
+    }
+
+    @Test func everythingSurvivesReopening() throws {
+        do {
+            let store = try store()
+            _ = try store.enqueue(service: "web", version: "v1", reason: "first", requestedBy: "t", idempotencyKey: nil, at: t0)
+            try store.saveSimulatedTarget(service: "web", SimulatedTarget(target: Target(id: "web-1", port: 80), registered: false, changedAt: t0))
+        }
+        let reopened = try store()
+        #expect(try reopened.run(1)?.reason == "first")
+        #expect(try reopened.simulatedTargets(service: "web") == [SimulatedTarget(target: Target(id: "web-1", port: 80), registered: false, changedAt: t0)])
+    }
+}
