@@ -30,6 +30,8 @@ public final class App: Sendable {
     public let store: Store
     public let dispatcher: Dispatcher
     public let server: HTTPServer
+    /// The API's routes, callable without a socket.
+    public let router: Router
     let services: ServiceDirectory
     let logger: Logger
     let clock: any RolloutClock
@@ -55,7 +57,8 @@ public final class App: Sendable {
                                              config: config, services: services),
                       logger: logger)
         let address = listen ?? config.listen
-        server = HTTPServer(configuration: HTTPServerConfiguration(host: address.host, port: address.port), router: api.router)
+        router = api.router
+        server = HTTPServer(configuration: HTTPServerConfiguration(host: address.host, port: address.port), router: router)
     }
 
     /// Ends runs a previous process left `running`, starts the dispatcher, then listens.

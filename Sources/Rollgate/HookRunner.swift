@@ -164,13 +164,16 @@ struct LineReader {
             return
         }
         buffer.append(contentsOf: chunk[0..<n])
-        while let newline = buffer.firstIndex(of: 10) {
-            emit(buffer[..<newline], output)
-            buffer.removeSubrange(...newline)
-        }
-        while buffer.count > LineReader.maxLine {
-            emit(buffer[..<LineReader.maxLine], output)
-            buffer.removeFirst(LineReader.maxLine)
+        while true {
+            if let newline = buffer.prefix(LineReader.maxLine + 1).firstIndex(of: 10) {
+                emit(buffer[..<newline], output)
+                buffer.removeSubrange(...newline)
+            } else if buffer.count >= LineReader.maxLine {
+                emit(buffer[..<LineReader.maxLine], output)
+                buffer.removeFirst(LineReader.maxLine)
+            } else {
+                break
+            }
         }
     }
 

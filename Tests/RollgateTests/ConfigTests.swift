@@ -1,0 +1,92 @@
+import Testing
+@testable import Rollgate
+import Rollout
+
+@Suite struct ConfigTests {
+    let loader = ConfigLoader(environment: ["ROLLGATE_TOKEN_CI": "ci-secret-0123456789"])
+
+    @Test func readsTheDesignExample() throws {
+        let config = try loader.parse("""
+            listen: 127.0.0.1:9090
+            database: ./data/rollgate.db
+            public_dir: ./public
+            api_tokens:
+              - {name: ci, token_env: ROLLGATE_TOKEN_CI}
+              - {name: ops, token: "a-literal-token-1234"}
+            github: {secret_env: GITHUB_WEBHOOK_SECRET}
+            services:
+              - name: web
+                target_group_arn: arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc
+                poll_interval: 500ms
+                drain_timeout: 10m
+                healthy_timeout: 1m30s
+                hooks:
+                  prepare: ./fetch.sh
+                  deploy: ./deploy.sh
+                  verify: curl -f http://$ROLLGATE_TARGET_ID/health
+                hook_timeout: 15m
+              - name: demo
+                simulated: {targets: 4, drain_seconds: 5, healthy_seconds: 2.5, unhealthy_targets: [demo-4]}
+                hooks: {deploy: echo hi}
+            """)
+        #expect(config.listen == ListenAddress(host: "127.0.0.1", port: 9090))
+        #expect(config.database == "./data/rollgate.db")
+        #expect(config.apiTokens.map(\.name) == ["ci", "ops"])
+        #expect(config.apiTokens[0].secret == "ci-secret-0123456789")
+        let web = try #require(config.service(named: "web"))
+        #expect(web.plan.pollInterval == .milliseconds(500))
+        #expect(web.plan.drainTimeout == .seconds(600))
+        #expect(web.plan.healthyTimeout == .seconds(90))
+        #expect(web.plan.hooks == HookCommands(prepare: "./fetch.sh", deploy: "./deploy.sh", verify: "curl -f http://$ROLLGATE_TARGET_ID/health"))
+        #expect(web.source == .awsTargetGroup(arn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc"))
+        let demo = try #require(config.service(named: "demo"))
+        #expect(demo.source == .simulated(SimulationSettings(targets: 4, drainTime: .seconds(5), healthyTime: .milliseconds(2500),
+                                                             port: 80, unhealthyTargets: ["demo-4"])))
+        #expect(demo.plan.pollInterval == .seconds(1), "the default poll interval")
+        #expect(!config.isDemo)
+    }
+
+    /// Each bad file gets an error naming the key and its line.
+    @Test(arguments: [
+        ("services:\n  - name: web\n    simulated: {targets: 2}\n    hooks: {deploy: x}\n    poll_intervall: 1s\n", "services[0].poll_intervall (line 5): unknown key"),
+        ("services:\n  - name: web\n    simulated: {targets: 2}\n    hooks: {deploy: x}\n    drain_timeout: 10 minutes\n", "services[0].drain_timeout (line 5): expected a duration like 500ms, 30s, 10m or 1h, got 10 minutes"),
+        ("services:\n  - name: web\n    simulated: {targets: 2}\n    hooks: {prepare: x}\n", "services[0].hooks.deploy (line 4): missing (required)"),
+        ("api_tokens:\n  - {name: ci, token_env: NOT_SET_ANYWHERE}\nservices: []\n", "api_tokens[0].token_env (line 2): environment variable NOT_SET_ANYWHERE is not set or empty"),
+        ("services:\n  - name: web\n    hooks: {deploy: x}\n", "services[0].target_group_arn (line 2): missing: give target_group_arn: ARN or simulated: {targets: 3}"),
+        ("listen: 8080\nservices: []\n", "listen (line 1): expected HOST:PORT such as 127.0.0.1:8080, got 8080"),
+        ("services:\n  - name: Web Site\n    simulated: {}\n    hooks: {deploy: x}\n", "services[0].name (line 2): a service name is 1-64 of a-z, 0-9, - and _ (got Web Site)"),
+        ("services:\n  - name: web\n    simulated: {targets: 0}\n    hooks: {deploy: x}\n", "services[0].simulated.targets (line 3): between 1 and 100"),
+        ("services:\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n", "services[1].name (line 5): service web is defined twice"),
+        ("services:\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n    poll_interval: 10ms\n", "services[0].poll_interval (line 5): must be at least 100ms"),
+        ("services: [\n", "not valid YAML"),
+        ("", "the config file is empty"),
+        ("- just\n- a list\n", "(top level) (line 1): expected a mapping of key: value"),
+    ])
+    func badFilesNameTheKeyAndLine(yaml: String, expected: String) {
+        #expect { try loader.parse(yaml) } throws: { error in
+            let text = "\(error)"
+            if !text.hasPrefix(expected) { Issue.record("got: \(text)") }
+            return text.hasPrefix(expected)
+        }
+    }
+
+    @Test func durations() {
+        #expect(DurationText.parse("500ms") == .milliseconds(500))
+        #expect(DurationText.parse("30s") == .seconds(30))
+        #expect(DurationText.parse("10m") == .seconds(600))
+        #expect(DurationText.parse("1h") == .seconds(3600))
+        #expect(DurationText.parse("1m30s") == .seconds(90))
+        for bad in ["", "10", "s", "10x", "-5s", "1.5s", "10 s", "99999999999999h"] {
+            #expect(DurationText.parse(bad) == nil, "\(bad)")
+        }
+    }
+
+    @Test func theDemoIsLoopbackWithoutTokens() {
+        let demo = Config.demo()
+        #expect(demo.isDemo)
+        #expect(demo.listen.isLoopback)
+        #expect(demo.services.map(\.name) == ["demo"])
+        guard case .simulated(let settings) = demo.services[0].source else { Issue.record("not simulated"); return }
+        #expect(settings.targets == 3)
+    }
+}

@@ -1,0 +1,75 @@
+import Foundation
+import Logging
+import MicroHTTP
+@testable import Rollgate
+import Rollout
+
+extension Logger {
+    /// Tests never bootstrap the global logging system; they pass this.
+    static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
+}
+
+/// The checkout this test file lives in.
+let repositoryRoot: String = {
+    var path = #filePath
+    for _ in 0..<3 { path = String(path[..<path.lastIndex(of: "/")!]) }
+    return path
+}()
+let migrationsDirectory = repositoryRoot + "/migrations"
+let publicDirectory = repositoryRoot + "/public"
+
+/// A fresh temporary directory, removed afterwards.
+final class TempDirectory: @unchecked Sendable {
+    let path: String
+    init() {
+        path = NSTemporaryDirectory() + "rollgate-\(UUID().uuidString)"
+        try! FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+    }
+    deinit { try? FileManager.default.removeItem(atPath: path) }
+
+    func write(_ name: String, _ text: String) -> String {
+        let file = path + "/" + name
+        precondition(FileManager.default.createFile(atPath: file, contents: Data(text.utf8)))
+        return file
+    }
+}
+
+/// A quick simulated service: drains in 300 ms, healthy 200 ms after registration.
+func quickService(_ name: String = "web", targets: Int = 3, deploy: String = #"echo "deploying $ROLLGATE_VERSION to $ROLLGATE_TARGET_ID""#,
+                  unhealthy: Set<String> = [], healthyTimeout: Duration = .seconds(10)) -> ServiceConfig {
+    ServiceConfig(plan: ServicePlan(name: name, pollInterval: .milliseconds(100), drainTimeout: .seconds(10),
+                                    healthyTimeout: healthyTimeout, hookTimeout: .seconds(10),
+                                    hooks: HookCommands(deploy: deploy)),
+                  source: .simulated(SimulationSettings(targets: targets, drainTime: .milliseconds(300),
+                                                        healthyTime: .milliseconds(200), port: 8080, unhealthyTargets: unhealthy)))
+}
+
+func json(_ response: HTTPResponse) -> JSONValue {
+    JSONValue.parse(response.body) ?? .string("not JSON: " + String(decoding: response.body, as: UTF8.self))
+}
+
+extension App {
+    func call(_ method: String, _ path: String, headers: [String: String] = [:], body: String = "") async -> HTTPResponse {
+        var query: [String: String] = [:]
+        var route = path
+        if let mark = path.firstIndex(of: "?") {
+            route = String(path[..<mark])
+            for pair in path[path.index(after: mark)...].split(separator: "&") {
+                let parts = pair.split(separator: "=", maxSplits: 1).map(String.init)
+                query[parts[0]] = parts.count > 1 ? parts[1] : ""
+            }
+        }
+        return await router.handle(HTTPRequest(method: method, path: route, query: query, headers: headers, body: Array(body.utf8)))
+    }
+}
+
+/// Polls a condition until it holds or the deadline passes (for end-to-end tests against real time).
+func eventually(within limit: Duration = .seconds(30), _ condition: () async throws -> Bool) async throws -> Bool {
+    let clock = ContinuousClock()
+    let deadline = clock.now.advanced(by: limit)
+    while clock.now < deadline {
+        if try await condition() { return true }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    return false
+}
