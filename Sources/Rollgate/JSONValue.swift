@@ -104,7 +104,7 @@ extension JSONValue: Decodable {
 /// RFC 3339 UTC with milliseconds: `2026-11-24T20:06:02.123Z`.
 public enum Timestamp {
     public static func format(_ date: Date) -> String {
-        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded(.down))
+        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded())   // as the store keeps it
         let millis = Int((ms % 1000 + 1000) % 1000)
         let seconds = (ms - Int64(millis)) / 1000
         var days = seconds / 86_400

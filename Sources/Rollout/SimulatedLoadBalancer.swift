@@ -3,7 +3,7 @@ public struct SimulatedTarget: Sendable, Equatable {
     public var target: Target
     public var registered: Bool
     public var changedAt: Date
-    /// A target whose health checks never pass (to show a failing roll).
+    /// A target whose health checks fail once a deploy registers it again (a broken build).
     public var failsHealthChecks: Bool
 
     public init(target: Target, registered: Bool, changedAt: Date, failsHealthChecks: Bool = false) {
@@ -25,7 +25,8 @@ public struct SimulationSettings: Sendable, Equatable {
     public var drainTime: Duration
     public var healthyTime: Duration
     public var port: Int
-    /// Target ids whose health checks fail after registration.
+    /// Target ids whose health checks fail once a deploy registers them again (a broken
+    /// build); until then they serve, healthy.
     public var unhealthyTargets: Set<String>
 
     public init(targets: Int = 3, drainTime: Duration = .seconds(3), healthyTime: Duration = .seconds(2),
@@ -56,6 +57,9 @@ public struct SimulatedLoadBalancer: LoadBalancer {
         try seed()
     }
 
+    /// When seeded targets were "registered": long ago, so they start healthy.
+    static let seededAt = Date(timeIntervalSince1970: 0)
+
     /// Target ids are `<service>-1` ... `<service>-N`; missing ones start registered and healthy.
     public static func targetIDs(service: String, count: Int) -> [String] {
         (0..<count).map { "\(service)-\($0 + 1)" }
@@ -66,7 +70,7 @@ public struct SimulatedLoadBalancer: LoadBalancer {
         for id in SimulatedLoadBalancer.targetIDs(service: service, count: settings.targets) where !existing.contains(id) {
             try store.saveSimulatedTarget(service: service, SimulatedTarget(
                 target: Target(id: id, port: settings.port), registered: true,
-                changedAt: Date(timeIntervalSince1970: 0),
+                changedAt: SimulatedLoadBalancer.seededAt,
                 failsHealthChecks: settings.unhealthyTargets.contains(id)))
         }
     }
@@ -81,7 +85,7 @@ public struct SimulatedLoadBalancer: LoadBalancer {
         let elapsed = now.since(target.changedAt)
         if target.registered {
             if elapsed < settings.healthyTime { return TargetHealth(.initial, reason: "Elb.RegistrationInProgress") }
-            return target.failsHealthChecks
+            return target.failsHealthChecks && target.changedAt != SimulatedLoadBalancer.seededAt
                 ? TargetHealth(.unhealthy, reason: "Target.FailedHealthChecks")
                 : TargetHealth(.healthy)
         }

@@ -15,7 +15,7 @@ extension Store: RunQueue {
                 .run([.text(status.rawValue), .integer(now.milliseconds), .integer(run.id)])
             var claimed = run
             claimed.status = status
-            claimed.startedAt = now
+            claimed.startedAt = Date(milliseconds: now.milliseconds)
             return claimed
         }
     }

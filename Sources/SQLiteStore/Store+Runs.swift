@@ -56,7 +56,7 @@ extension Store {
                                     text: "superseded by run \(id) (\(service) \(version)) before it started", at: now)
             }
             let run = Run(id: id, service: service, version: version, reason: reason, requestedBy: requestedBy,
-                          status: .queued, createdAt: now)
+                          status: .queued, createdAt: Date(milliseconds: now.milliseconds))
             return .created(run, superseded: superseded)
         }
     }

@@ -25,6 +25,7 @@ final class ConcurrencyGauge: Sendable {
     var peak: Int { state.withLock { $0.peak } }
 }
 let concurrency = ConcurrencyGauge()
+let arrivals = ConcurrencyGauge()
 
 import Synchronization
 
@@ -48,6 +49,11 @@ var testRouter: Router {
         try? await Task.sleep(for: .milliseconds(200))
         concurrency.leave()
         return HTTPResponse(contentType: "text/plain", text: "peak so far \(now)")
+    }
+    router.get("/arrive-then-sleep") { _ in
+        _ = arrivals.enter()
+        try? await Task.sleep(for: .milliseconds(300))
+        return HTTPResponse(contentType: "text/plain", text: "finished")
     }
     router.get("/header") { request in
         HTTPResponse(contentType: "text/plain", text: request.header("X-Thing") ?? "none")
@@ -140,10 +146,10 @@ var testRouter: Router {
     @Test func stopFinishesRequestsInFlight() async throws {
         let live = try LiveServer(router: testRouter)
         let client = live.client
-        let slow = Task { try await client.request("GET", "/slow/300") }
-        try await Task.sleep(for: .milliseconds(100))
+        let slow = Task { try await client.request("GET", "/arrive-then-sleep") }
+        while arrivals.peak == 0 { await Task.yield() }   // the handler is running
         await live.stop()
-        #expect(text(try await slow.value) == "slept 300")
+        #expect(text(try await slow.value) == "finished")
         #expect(throws: HTTPClient.Failure.self) { _ = try client.send("GET", "/hello/x") }
     }
 

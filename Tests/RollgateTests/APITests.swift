@@ -1,0 +1,154 @@
+import Testing
+import MicroHTTP
+@testable import Rollgate
+import Rollout
+
+/// The API through its router, without a socket; the dispatcher is not started, so runs stay queued.
+@Suite struct APITests {
+    let directory = TempDirectory()
+    let app: App
+    let token = "ci-token-0123456789abcdef"
+
+    init() throws {
+        let config = Config(database: directory.path + "/api.db", apiTokens: [APIToken(name: "ci", secret: token)],
+                            services: [quickService("web"), quickService("api")])
+        app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
+                      environment: [:], logger: .quiet)
+    }
+
+    var auth: [String: String] { ["Authorization": "Bearer \(token)"] }
+
+    func deploy(_ body: String, headers: [String: String]? = nil) async -> HTTPResponse {
+        await app.call("POST", "/api/v1/deploys", headers: headers ?? auth, body: body)
+    }
+
+    @Test func aDeployIsQueuedAndAnsweredWithTheRun() async throws {
+        let response = await deploy(#"{"service":"web","version":"v42","reason":"release"}"#)
+        #expect(response.status == 202)
+        #expect(response.header("location") == "/api/v1/runs/1")
+        let run = json(response)
+        #expect(run["id"] == .number(1))
+        #expect(run["service"] == .string("web"))
+        #expect(run["version"] == .string("v42"))
+        #expect(run["reason"] == .string("release"))
+        #expect(run["status"] == .string("queued"))
+        #expect(run["requested_by"] == .string("api:ci"))
+        for key in ["started_at", "finished_at", "error"] { #expect(run[key] == .null, "\(key) is present and null") }
+        #expect(run["steps"] == .array([]))
+        let created = try #require(run["created_at"]?.string)
+        #expect(created.count == 24 && created.hasSuffix("Z") && created.contains("."), "RFC 3339 UTC with milliseconds: \(created)")
+        #expect(json(await app.call("GET", "/api/v1/runs/1")) == run)
+    }
+
+    @Test func writesNeedAValidBearerToken() async throws {
+        let missing = await deploy(#"{"service":"web","version":"v1"}"#, headers: [:])
+        #expect(missing.status == 401)
+        #expect(json(missing)["error"]?["code"] == .string("unauthorized"))
+        #expect(await deploy(#"{"service":"web","version":"v1"}"#, headers: ["Authorization": "Bearer wrong"]).status == 401)
+        #expect(await deploy(#"{"service":"web","version":"v1"}"#, headers: ["Authorization": "Basic \(token)"]).status == 401)
+        #expect(await app.call("POST", "/api/v1/runs/1/cancel").status == 401)
+        #expect(await app.call("GET", "/api/v1/runs").status == 200, "reads need no token")
+        #expect(try app.store.runs(.init()).isEmpty, "nothing was stored")
+    }
+
+    @Test(arguments: [
+        ("", 400, "invalid_json"),
+        ("{not json", 400, "invalid_json"),
+        ("[1,2]", 400, "invalid_json"),
+        ("\"web\"", 400, "invalid_json"),
+        (#"{"version":"v1"}"#, 422, "missing_field"),
+        (#"{"service":"web"}"#, 422, "missing_field"),
+        (#"{"service":"web","version":""}"#, 422, "missing_field"),
+        (#"{"service":"web","version":42}"#, 422, "invalid_field"),
+        (#"{"service":["web"],"version":"v1"}"#, 422, "invalid_field"),
+        (#"{"service":"nope","version":"v1"}"#, 404, "unknown_service"),
+        (#"{"service":"web","version":"v1; rm -rf /"}"#, 422, "invalid_version"),
+        (#"{"service":"web","version":"$(id)"}"#, 422, "invalid_version"),
+        (#"{"service":"web","version":"v1","reason":7}"#, 422, "invalid_field"),
+    ])
+    func badDeploysGetA4xxAndStoreNothing(body: String, status: Int, code: String) async throws {
+        let response = await deploy(body)
+        #expect(response.status == status)
+        #expect(response.header("content-type") == "application/json")
+        #expect(json(response)["error"]?["code"] == .string(code))
+        #expect(json(response)["error"]?["message"]?.string?.isEmpty == false)
+        #expect(try app.store.runs(.init()).isEmpty)
+    }
+
+    @Test func idempotencyKeyReturnsTheSameRunAndRefusesADifferentDeploy() async throws {
+        let headers = auth.merging(["Idempotency-Key": "push-123"]) { a, _ in a }
+        let first = await deploy(#"{"service":"web","version":"v1"}"#, headers: headers)
+        let again = await deploy(#"{"service":"web","version":"v1"}"#, headers: headers)
+        #expect(first.status == 202 && again.status == 202)
+        #expect(json(again)["id"] == json(first)["id"])
+        #expect(again.header("idempotent-replayed") == "true")
+        let other = await deploy(#"{"service":"web","version":"v2"}"#, headers: headers)
+        #expect(other.status == 409)
+        #expect(try app.store.runs(.init()).count == 1)
+    }
+
+    @Test func runsAreListedNewestFirstWithFiltersAndCursorPaging() async throws {
+        for (service, version) in [("web", "v1"), ("api", "v1"), ("web", "v2"), ("api", "v2"), ("web", "v3")] {
+            #expect(await deploy(#"{"service":"\#(service)","version":"\#(version)"}"#).status == 202)
+        }
+        let page1 = json(await app.call("GET", "/api/v1/runs?limit=2"))
+        #expect(page1["runs"]?.array?.compactMap { $0["id"]?.int } == [5, 4])
+        let cursor = try #require(page1["next_cursor"]?.string)
+        let page2 = json(await app.call("GET", "/api/v1/runs?limit=2&cursor=\(cursor)"))
+        #expect(page2["runs"]?.array?.compactMap { $0["id"]?.int } == [3, 2])
+        let page3 = json(await app.call("GET", "/api/v1/runs?limit=2&cursor=\(page2["next_cursor"]!.string!)"))
+        #expect(page3["runs"]?.array?.compactMap { $0["id"]?.int } == [1])
+        #expect(page3["next_cursor"] == .null)
+        #expect(json(await app.call("GET", "/api/v1/runs?service=api"))["runs"]?.array?.compactMap { $0["id"]?.int } == [4, 2])
+        #expect(json(await app.call("GET", "/api/v1/runs?status=queued"))["runs"]?.array?.compactMap { $0["id"]?.int } == [5, 4])
+        #expect(json(await app.call("GET", "/api/v1/runs?status=superseded"))["runs"]?.array?.count == 3)
+        for bad in ["status=paused", "limit=0", "limit=201", "limit=x", "cursor=-1", "cursor=abc"] {
+            let response = await app.call("GET", "/api/v1/runs?\(bad)")
+            #expect(response.status == 400, "\(bad)")
+        }
+    }
+
+    @Test func unknownRunsAndBadIdsAreClear() async {
+        #expect(await app.call("GET", "/api/v1/runs/99").status == 404)
+        #expect(json(await app.call("GET", "/api/v1/runs/99"))["error"]?["code"] == .string("run_not_found"))
+        #expect(await app.call("GET", "/api/v1/runs/abc").status == 400)
+        #expect(await app.call("GET", "/api/v1/runs/-1").status == 400)
+        #expect(await app.call("GET", "/api/v1/runs/99999999999999999999999").status == 400)
+        #expect(await app.call("GET", "/api/v1/runs/99/logs").status == 404)
+        #expect(await app.call("GET", "/api/v1/nothing").status == 404)
+        #expect(await app.call("DELETE", "/api/v1/runs/1").status == 405)
+    }
+
+    @Test func aQueuedRunCanBeCancelledOnce() async {
+        _ = await deploy(#"{"service":"web","version":"v1"}"#)
+        let cancelled = await app.call("POST", "/api/v1/runs/1/cancel", headers: auth)
+        #expect(cancelled.status == 202)
+        #expect(json(cancelled)["status"] == .string("cancelled"))
+        #expect(await app.call("POST", "/api/v1/runs/1/cancel", headers: auth).status == 409)
+    }
+
+    @Test func servicesShowLastGoodVersionLockAndTargets() async throws {
+        let services = json(await app.call("GET", "/api/v1/services"))["services"]?.array ?? []
+        #expect(services.compactMap { $0["name"]?.string } == ["web", "api"])
+        let web = services[0]
+        #expect(web["last_good_version"] == .null)
+        #expect(web["lock"] == .null)
+        #expect(web["targets"]?.array?.compactMap { $0["id"]?.string } == ["web-1", "web-2", "web-3"])
+        #expect(web["targets"]?.array?.allSatisfy { $0["state"] == .string("healthy") } == true)
+    }
+
+    @Test func healthAndTheStatusPageAnswer() async {
+        #expect(json(await app.call("GET", "/healthz")) == .object([("status", .string("ok"))]))
+        let page = await app.call("GET", "/")
+        #expect(page.status == 200)
+        #expect(page.header("content-type") == "text/html; charset=utf-8")
+        let html = String(decoding: page.body, as: UTF8.self)
+        #expect(html.contains("<table id=\"services\">") && html.contains("web-1"))
+        #expect(!html.contains("<!-- rollgate:state -->"))
+        #expect(await app.call("GET", "/status.js").header("content-type") == "text/javascript; charset=utf-8")
+        #expect(await app.call("GET", "/../Package.swift").status != 200)
+        #expect(await app.call("GET", "/api/v2/runs").status == 404)
+    }
+}
+
+import Foundation

@@ -1,0 +1,106 @@
+import Foundation
+import Testing
+import MicroHTTP
+@testable import Rollgate
+import Rollout
+
+/// rollgate in-process on a free loopback port, driven over real HTTP.
+@Suite struct EndToEndTests {
+    let directory = TempDirectory()
+
+    func startApp(_ services: [ServiceConfig]) async throws -> App {
+        let config = Config(database: directory.path + "/e2e.db", services: services, isDemo: true)
+        let app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
+                          environment: ["PATH": "/usr/bin:/bin"], logger: .quiet,
+                          listen: ListenAddress(host: "127.0.0.1", port: 0))
+        try await app.start()
+        return app
+    }
+
+    func finished(_ client: HTTPClient, run id: Int64) async throws -> JSONValue {
+        var last = JSONValue.null
+        let done = try await eventually(within: .seconds(60)) {
+            last = json(try await client.request("GET", "/api/v1/runs/\(id)"))
+            return !["queued", "running"].contains(last["status"]?.string ?? "")
+        }
+        #expect(done, "run \(id) did not finish: \(last.text)")
+        return last
+    }
+
+    @Test func theDemoRollSucceedsOverHTTPAndItsHistorySurvivesARestart() async throws {
+        var app = try await startApp([quickService("web")])
+        var client = HTTPClient(port: app.server.port)
+        let accepted = try await client.request("POST", "/api/v1/deploys", headers: [("Content-Type", "application/json")],
+                                                body: Array(#"{"service":"web","version":"v2"}"#.utf8))
+        #expect(accepted.status == 202)
+        let id = try #require(json(accepted)["id"]?.int)
+        let run = try await finished(client, run: id)
+        #expect(run["status"] == .string("succeeded"))
+        #expect(run["error"] == .null)
+        #expect(run["started_at"]?.string != nil && run["finished_at"]?.string != nil)
+        let steps = run["steps"]?.array ?? []
+        #expect(steps.map { "\($0["target_id"]!.string!) \($0["phase"]!.string!) \($0["status"]!.string!)" } == [
+            "web-1 drain succeeded", "web-1 deploy succeeded", "web-1 restore succeeded",
+            "web-2 drain succeeded", "web-2 deploy succeeded", "web-2 restore succeeded",
+            "web-3 drain succeeded", "web-3 deploy succeeded", "web-3 restore succeeded",
+        ])
+        // One target at a time: each target's steps end before the next target's begin.
+        let times = steps.map { ($0["started_at"]!.string!, $0["finished_at"]!.string!) }
+        for (a, b) in zip(times, times.dropFirst()) { #expect(a.1 <= b.0) }
+
+        let logs = json(try await client.request("GET", "/api/v1/runs/\(id)/logs"))
+        let lines = logs["lines"]?.array ?? []
+        #expect(lines.contains { $0["text"] == .string("deploying v2 to web-2") && $0["stream"] == .string("stdout") && $0["target_id"] == .string("web-2") })
+        #expect(lines.contains { $0["text"] == .string("web-1: draining (Target.DeregistrationInProgress)") })
+        let middle = try #require(lines[lines.count / 2]["seq"]?.int)
+        let tail = json(try await client.request("GET", "/api/v1/runs/\(id)/logs?after=\(middle)"))["lines"]?.array ?? []
+        #expect(tail.count == lines.count - lines.count / 2 - 1)
+        #expect(tail.allSatisfy { ($0["seq"]?.int ?? 0) > middle })
+
+        let page = String(decoding: try await client.request("GET", "/").body, as: UTF8.self)
+        #expect(page.contains("succeeded") && page.contains(">v2<"))
+        let services = json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first
+        #expect(services?["last_good_version"] == .string("v2"))
+
+        await app.stop()
+        app = try await startApp([quickService("web")])
+        client = HTTPClient(port: app.server.port)
+        let again = json(try await client.request("GET", "/api/v1/runs/\(id)"))
+        #expect(again == run, "the history is still there after a restart")
+        #expect(json(try await client.request("GET", "/api/v1/runs/\(id)/logs"))["lines"]?.array?.count == lines.count)
+        await app.stop()
+    }
+
+    @Test func aTargetThatFailsItsHealthCheckFailsTheRunAndTheRestAreUntouched() async throws {
+        let app = try await startApp([quickService("web", unhealthy: ["web-2"], healthyTimeout: .seconds(1))])
+        let client = HTTPClient(port: app.server.port)
+        let id = try #require(json(try await client.request("POST", "/api/v1/deploys", body: Array(#"{"service":"web","version":"bad1"}"#.utf8)))["id"]?.int)
+        let run = try await finished(client, run: id)
+        #expect(run["status"] == .string("failed"))
+        let error = try #require(run["error"]?.string)
+        #expect(error.contains("web-2 not healthy after 1s") && error.contains("unhealthy (Target.FailedHealthChecks)"))
+        #expect(!(run["steps"]?.array ?? []).contains { $0["target_id"] == .string("web-3") })
+        let targets = json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first?["targets"]?.array ?? []
+        #expect(targets.compactMap { $0["id"]?.string } == ["web-1", "web-2", "web-3"])
+        #expect(targets.first { $0["id"] == .string("web-2") }?["state"] == .string("draining"), "taken out again")
+        #expect(targets.first { $0["id"] == .string("web-3") }?["state"] == .string("healthy"))
+        await app.stop()
+    }
+
+    @Test func runsOfOneServiceWaitTheirTurnAndANewerDeploySupersedesAQueuedOne() async throws {
+        let app = try await startApp([quickService("web", targets: 2)])
+        let client = HTTPClient(port: app.server.port)
+        var ids: [Int64] = []
+        for version in ["v1", "v2", "v3"] {
+            ids.append(try #require(json(try await client.request("POST", "/api/v1/deploys", body: Array(#"{"service":"web","version":"\#(version)"}"#.utf8)))["id"]?.int))
+        }
+        let first = try await finished(client, run: ids[0])
+        let second = try await finished(client, run: ids[1])
+        let third = try await finished(client, run: ids[2])
+        #expect(first["status"] == .string("succeeded"))
+        #expect(second["status"] == .string("superseded"))
+        #expect(third["status"] == .string("succeeded"))
+        #expect(first["finished_at"]!.string! <= third["started_at"]!.string!)
+        await app.stop()
+    }
+}
