@@ -14,7 +14,7 @@
   function render(services, runs) {
     var html = "<h2>Services</h2><table id=\"services\"><tr><th>service</th><th>last good version</th><th>now</th><th>targets</th></tr>";
     services.forEach(function (s) {
-      var now = s.lock ? "rolling " + esc(s.lock.version) + " (run <a href=\"/api/v1/runs/" + s.lock.run_id + "\">" + s.lock.run_id + "</a>): " + esc(s.lock.target_id || "") : "idle";
+      var now = s.lock ? "rolling " + esc(s.lock.version) + " (run <a href=\"/api/v1/runs/" + s.lock.run_id + "\">" + s.lock.run_id + "</a>): " + esc(s.lock.target_id || "") + " " + esc(s.lock.phase || "") : "idle";
       if (s.queued.length) now += "; queued: " + s.queued.join(", ");
       var targets = (s.targets || []).map(function (t) {
         return esc(t.id) + " <span class=\"state-" + esc(t.state) + "\">" + esc(t.state) + "</span>";

@@ -187,18 +187,19 @@ public struct API: Sendable {
 
     func serviceJSON(_ service: ServiceConfig) async throws -> JSONValue {
         let summary = try store.serviceSummary(service.name)
+        let step = summary.running?.steps.last
         let lock: JSONValue = summary.running.map { run in
             .object([("run_id", .number(Double(run.id))), ("version", .string(run.version)),
-                     ("since", .time(run.startedAt)), ("target_id", .optional(run.currentTarget))])
+                     ("since", .time(run.startedAt)), ("target_id", .optional(step?.targetID)),
+                     ("phase", .optional(step?.phase.rawValue))])
         } ?? .null
-        var targets: JSONValue = .null
-        if let loadBalancer = services.loadBalancer(for: service.name),
-           let described = try? await loadBalancer.targets() {
-            targets = .array(described.sorted { $0.target < $1.target }.map { entry in
+        let inHand = step.map { Target(id: $0.targetID, port: $0.targetPort) }
+        let targets: JSONValue = await services.targetStates(for: service.name, inHand: inHand).map { states in
+            .array(states.map { entry in
                 .object([("id", .string(entry.target.id)), ("port", .number(Double(entry.target.port))),
                          ("state", .string(entry.health.state.rawValue)), ("reason", .optional(entry.health.reason))])
             })
-        }
+        } ?? .null
         let source: String
         switch service.source {
         case .simulated: source = "simulated"

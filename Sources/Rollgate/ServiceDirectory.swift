@@ -29,6 +29,22 @@ public struct ServiceDirectory: Sendable {
 
     public func loadBalancer(for service: String) -> (any LoadBalancer)? { entries[service]?.loadBalancer }
 
+    /// What the load balancer says of each registered target, plus the target a running
+    /// run has in hand even when it is out of the group (so a page never hides it).
+    /// Nil when the load balancer cannot be asked.
+    func targetStates(for service: String, inHand: Target?) async -> [(target: Target, health: TargetHealth)]? {
+        guard let loadBalancer = loadBalancer(for: service),
+              var listed = try? await loadBalancer.targets() else { return nil }
+        if let inHand, !listed.contains(where: { $0.target == inHand }),
+           let observation = try? await loadBalancer.health(of: inHand) {
+            switch observation {
+            case .health(let health): listed.append((inHand, health))
+            case .notFound: listed.append((inHand, TargetHealth(.unused, reason: "Target.NotRegistered")))
+            }
+        }
+        return listed.sorted { $0.target < $1.target }
+    }
+
     /// The roll for a run, or why it cannot be rolled.
     func roll(for run: Run, executor: any HookExecutor, journal: any RunJournal, clock: any RolloutClock,
               logger: Logger) -> Result<Roll, Dispatcher.RollRefusal> {

@@ -54,12 +54,10 @@ struct StatusPage: Sendable {
                 if let step = run.steps.last { now += ": \(escape(step.targetID)) \(step.phase.rawValue)" }
             }
             if !summary.queued.isEmpty { now += "; queued: \(summary.queued.map(String.init).joined(separator: ", "))" }
-            var targets = ""
-            if let described = try? await services.loadBalancer(for: service.name)?.targets() {
-                targets = described.sorted { $0.target < $1.target }
-                    .map { "\(escape($0.target.id)) <span class=\"state-\($0.health.state.rawValue)\">\($0.health.state.rawValue)</span>" }
-                    .joined(separator: ", ")
-            }
+            let inHand = summary.running?.steps.last.map { Target(id: $0.targetID, port: $0.targetPort) }
+            let targets = (await services.targetStates(for: service.name, inHand: inHand) ?? [])
+                .map { "\(escape($0.target.id)) <span class=\"state-\($0.health.state.rawValue)\">\($0.health.state.rawValue)</span>" }
+                .joined(separator: ", ")
             html += "<tr><td>\(escape(service.name))</td><td>\(escape(summary.lastGoodVersion ?? "none yet"))</td><td>\(now)</td><td>\(targets)</td></tr>\n"
         }
         html += "</table>\n<h2>Recent runs</h2>\n<table id=\"runs\">\n<tr><th>run</th><th>service</th><th>version</th><th>status</th><th>created</th><th>targets</th><th>error</th></tr>\n"

@@ -73,3 +73,8 @@ func eventually(within limit: Duration = .seconds(30), _ condition: () async thr
     }
     return false
 }
+
+struct TestFailure: Error, CustomStringConvertible {
+    let description: String
+    init(_ description: String) { self.description = description }
+}

@@ -1,0 +1,54 @@
+# rollgate: `make demo` and `make test` work on a fresh Debian machine with the Swift
+# toolchain; each installs what is missing first (and skips what is there).
+
+SWIFT      ?= swift
+SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+BUILD_DEPS := libmicrohttpd-dev libsqlite3-dev pkg-config
+TEST_DEPS  := chromium
+BENCH_DEPS := wrk gcc
+PIP_DEPS   := moto[server] boto3 awscli
+
+.PHONY: all build release demo test bench deps-build deps-test deps-bench clean
+
+all: build
+
+# Installs the Debian packages named in $(1) that are not installed yet.
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		$(SUDO) apt-get update -qq && \
+		$(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+deps-build:
+	$(call apt_install,$(BUILD_DEPS))
+
+deps-test: deps-build
+	$(call apt_install,$(TEST_DEPS))
+	@python3 -c "import moto, boto3, awscli" 2>/dev/null || python3 -m pip install -q $(foreach p,$(PIP_DEPS),'$(p)')
+
+deps-bench: deps-build
+	$(call apt_install,$(BENCH_DEPS))
+
+build: deps-build
+	$(SWIFT) build
+
+release: deps-build
+	$(SWIFT) build -c release
+
+# The demo: a simulated load balancer with 3 targets, on 127.0.0.1:8080, no token needed.
+demo: build
+	.build/debug/rollgate serve --database ./rollgate-demo.db
+
+# Every test: unit, store, HTTP, end to end (the built binary, headless Chromium).
+test: deps-test
+	$(SWIFT) build
+	$(SWIFT) test
+
+bench: deps-bench release
+	bash bench/http.sh
+
+clean:
+	rm -rf .build rollgate-demo.db rollgate-demo.db-wal rollgate-demo.db-shm bench/out
