@@ -1,0 +1,107 @@
+/* A minimal C libmicrohttpd server doing what rollgate does for GET /api/v1/runs/{id}
+ * (one SQLite point read of the run and its steps, JSON out) and /healthz, as the
+ * baseline for bench/http.sh. Not part of rollgate.
+ *   cc -O2 -o cserver cserver.c -lmicrohttpd -lsqlite3
+ *   ./cserver PORT DATABASE */
+#include <microhttpd.h>
+#include <sqlite3.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+static const char *db_path;
+static __thread sqlite3 *db;   /* one read connection per MHD thread */
+
+static sqlite3 *conn(void) {
+    if (!db) {
+        sqlite3_open_v2(db_path, &db, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, NULL);
+        sqlite3_busy_timeout(db, 5000);
+    }
+    return db;
+}
+
+static void append(char **buf, size_t *len, size_t *cap, const char *s) {
+    size_t n = strlen(s);
+    if (*len + n + 1 > *cap) { *cap = (*len + n + 1) * 2; *buf = realloc(*buf, *cap); }
+    memcpy(*buf + *len, s, n + 1);
+    *len += n;
+}
+
+static void text_or_null(char *out, size_t size, sqlite3_stmt *st, int col) {
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) snprintf(out, size, "null");
+    else snprintf(out, size, "\"%s\"", sqlite3_column_text(st, col));
+}
+
+static char *run_json(long long id) {
+    static __thread sqlite3_stmt *run_st, *step_st;
+    sqlite3 *c = conn();
+    if (!run_st) sqlite3_prepare_v2(c, "SELECT id, service, version, status, created_at, started_at, finished_at, error FROM runs WHERE id = ?", -1, &run_st, NULL);
+    if (!step_st) sqlite3_prepare_v2(c, "SELECT id, target_id, phase, status, started_at, finished_at FROM steps WHERE run_id = ? ORDER BY id", -1, &step_st, NULL);
+    sqlite3_reset(run_st);
+    sqlite3_bind_int64(run_st, 1, id);
+    if (sqlite3_step(run_st) != SQLITE_ROW) return NULL;
+    char *buf = NULL; size_t len = 0, cap = 0; char tmp[1024], err[512];
+    text_or_null(err, sizeof err, run_st, 7);
+    snprintf(tmp, sizeof tmp, "{\"id\":%lld,\"service\":\"%s\",\"version\":\"%s\",\"status\":\"%s\",\"created_at\":%lld,\"started_at\":%lld,\"finished_at\":%lld,\"error\":%s,\"steps\":[",
+             sqlite3_column_int64(run_st, 0), sqlite3_column_text(run_st, 1), sqlite3_column_text(run_st, 2),
+             sqlite3_column_text(run_st, 3), sqlite3_column_int64(run_st, 4), sqlite3_column_int64(run_st, 5),
+             sqlite3_column_int64(run_st, 6), err);
+    append(&buf, &len, &cap, tmp);
+    sqlite3_reset(step_st);
+    sqlite3_bind_int64(step_st, 1, id);
+    int first = 1;
+    while (sqlite3_step(step_st) == SQLITE_ROW) {
+        snprintf(tmp, sizeof tmp, "%s{\"id\":%lld,\"target_id\":\"%s\",\"phase\":\"%s\",\"status\":\"%s\",\"started_at\":%lld,\"finished_at\":%lld}",
+                 first ? "" : ",", sqlite3_column_int64(step_st, 0), sqlite3_column_text(step_st, 1),
+                 sqlite3_column_text(step_st, 2), sqlite3_column_text(step_st, 3),
+                 sqlite3_column_int64(step_st, 4), sqlite3_column_int64(step_st, 5));
+        append(&buf, &len, &cap, tmp);
+        first = 0;
+    }
+    append(&buf, &len, &cap, "]}");
+    return buf;
+}
+
+static enum MHD_Result answer(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                              const char *version, const char *upload, size_t *upload_size, void **state) {
+    (void)cls; (void)method; (void)version; (void)upload;
+    static int first_call;
+    if (*state == NULL) { *state = &first_call; return MHD_YES; }   /* answer on the second call */
+    *upload_size = 0;
+    struct MHD_Response *r;
+    unsigned int status = 200;
+    if (strcmp(url, "/healthz") == 0) {
+        static const char ok[] = "{\"status\":\"ok\"}";
+        r = MHD_create_response_from_buffer(sizeof ok - 1, (void *)ok, MHD_RESPMEM_PERSISTENT);
+    } else if (strncmp(url, "/api/v1/runs/", 13) == 0) {
+        char *body = run_json(atoll(url + 13));
+        if (!body) { status = 404; body = strdup("{\"error\":{\"code\":\"run_not_found\",\"message\":\"no run\"}}"); }
+        r = MHD_create_response_from_buffer(strlen(body), body, MHD_RESPMEM_MUST_FREE);
+    } else {
+        status = 404;
+        static const char nf[] = "{\"error\":{\"code\":\"not_found\",\"message\":\"no route\"}}";
+        r = MHD_create_response_from_buffer(sizeof nf - 1, (void *)nf, MHD_RESPMEM_PERSISTENT);
+    }
+    MHD_add_response_header(r, "Content-Type", "application/json");
+    enum MHD_Result result = MHD_queue_response(c, status, r);
+    MHD_destroy_response(r);
+    return result;
+}
+
+int main(int argc, char **argv) {
+    if (argc != 3) { fprintf(stderr, "usage: %s PORT DATABASE\n", argv[0]); return 2; }
+    db_path = argv[2];
+    signal(SIGPIPE, SIG_IGN);
+    struct MHD_Daemon *d = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL, (uint16_t)atoi(argv[1]),
+                                            NULL, NULL, answer, NULL,
+                                            MHD_OPTION_THREAD_POOL_SIZE, 2u, MHD_OPTION_END);
+    if (!d) { perror("MHD_start_daemon"); return 1; }
+    printf("cserver listening on %s\n", argv[1]);
+    fflush(stdout);
+    pause();
+    MHD_stop_daemon(d);
+    return 0;
+}

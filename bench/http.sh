@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# rollgate's HTTP path against a minimal C libmicrohttpd server doing the same SQLite
+# point read, side by side in one run: req/s, p99 latency, RSS, and the ratio.
+#   make bench            (builds release, installs wrk, runs this)
+#   bash bench/http.sh    (expects .build/release/rollgate; DURATION=10 CONNECTIONS=32 THREADS=2)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-10}
+CONNECTIONS=${CONNECTIONS:-32}
+THREADS=${THREADS:-2}
+ROUNDS=${ROUNDS:-2}
+BIN=.build/release/rollgate
+OUT=bench/out
+mkdir -p "$OUT"
+[ -x "$BIN" ] || { echo "build first: swift build -c release (or make bench)"; exit 1; }
+command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk (or make bench)"; exit 1; }
+cc -O2 -o "$OUT/cserver" bench/cserver.c -lmicrohttpd -lsqlite3
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+DB="$OUT/bench.db"
+rm -f "$DB" "$DB-wal" "$DB-shm"
+"$BIN" migrate --database "$DB" --migrations migrations >/dev/null
+# One finished run with 9 steps, as a demo roll leaves it.
+python3 - "$DB" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+t = 1_800_000_000_000
+db.execute("INSERT INTO runs (service, version, reason, requested_by, status, created_at, started_at, finished_at) VALUES ('demo','v2','bench','demo','succeeded',?,?,?)", (t, t + 5, t + 20000))
+i = 0
+for target in ("demo-1", "demo-2", "demo-3"):
+    for phase in ("drain", "deploy", "restore"):
+        db.execute("INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at, finished_at) VALUES (1,?,8080,?,'succeeded',?,?)", (target, phase, t + i * 1000, t + i * 1000 + 900))
+        i += 1
+db.commit()
+PY
+
+RPORT=$(free_port); CPORT=$(free_port)
+cat > "$OUT/bench.yaml" <<YAML
+listen: 127.0.0.1:$RPORT
+database: $DB
+services:
+  - name: demo
+    simulated: {targets: 3}
+    hooks: {deploy: "true"}
+YAML
+"$BIN" serve --config "$OUT/bench.yaml" --migrations migrations >"$OUT/rollgate.log" 2>&1 &
+RPID=$!
+"$OUT/cserver" "$CPORT" "$DB" >"$OUT/cserver.log" 2>&1 &
+CPID=$!
+trap 'kill $RPID $CPID 2>/dev/null || true' EXIT
+for port in $RPORT $CPORT; do
+  for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
+done
+curl -sf "http://127.0.0.1:$RPORT/api/v1/runs/1" >/dev/null
+curl -sf "http://127.0.0.1:$CPORT/api/v1/runs/1" >/dev/null
+R_IDLE=$(rss_kb $RPID); C_IDLE=$(rss_kb $CPID)
+
+measure() { # name port path -> "reqs p99ms"
+  local out; out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$2$3")
+  echo "$out" > "$OUT/wrk-$1-$(echo "$3" | tr '/' '_').txt"
+  local rps p99
+  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
+  p99=$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
+  echo "$rps $p99"
+}
+
+echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+echo "command: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency, $ROUNDS alternating rounds, best of each"
+printf '%-22s %-10s %12s %10s\n' endpoint server req/s p99_ms
+for path in /api/v1/runs/1 /healthz; do
+  best_r=0; best_c=0; p99_r=0; p99_c=0
+  for _ in $(seq "$ROUNDS"); do
+    read -r rr rp < <(measure rollgate "$RPORT" "$path")
+    read -r cr cp < <(measure cserver "$CPORT" "$path")
+    if awk "BEGIN{exit !($rr > $best_r)}"; then best_r=$rr; p99_r=$rp; fi
+    if awk "BEGIN{exit !($cr > $best_c)}"; then best_c=$cr; p99_c=$cp; fi
+  done
+  printf '%-22s %-10s %12s %10s\n' "$path" rollgate "$best_r" "$p99_r"
+  printf '%-22s %-10s %12s %10s\n' "$path" c-mhd "$best_c" "$p99_c"
+  awk -v a="$best_r" -v b="$best_c" -v p="$path" 'BEGIN {printf "%-22s ratio rollgate/c: %.2fx (target >= 0.8x)\n", p, a/b}'
+done
+R_LOAD=$(rss_kb $RPID); C_LOAD=$(rss_kb $CPID)
+echo "RSS idle:        rollgate $((R_IDLE / 1024)) MB, c-mhd $((C_IDLE / 1024)) MB (target rollgate <= 25 MB)"
+echo "RSS after load:  rollgate $((R_LOAD / 1024)) MB, c-mhd $((C_LOAD / 1024)) MB"
