@@ -15,7 +15,7 @@ public struct HTTPServerConfiguration: Sendable {
     public var connectionTimeoutSeconds: UInt32
 
     public init(host: String = "127.0.0.1", port: UInt16 = 0, threads: UInt32 = 2,
-                maxBodyBytes: Int = 1 << 20, connectionMemoryLimit: Int = 64 << 10,
+                maxBodyBytes: Int = 1 << 20, connectionMemoryLimit: Int = 32 << 10,
                 connectionTimeoutSeconds: UInt32 = 60) {
         self.host = host
         self.port = port
@@ -35,20 +35,23 @@ public struct HTTPServerError: Error, CustomStringConvertible {
 public final class HTTPServer: @unchecked Sendable {
     // @unchecked: `daemon` is written in start()/stop() only, before and after MHD's threads run.
     public let configuration: HTTPServerConfiguration
-    let handler: HTTPHandler
+    let router: @Sendable (HTTPRequest) -> HTTPRouting
     private var daemon: OpaquePointer?
     /// Requests handed to a handler and not yet completed by MHD, and whether stop() began.
     /// Checked and changed under one lock, so no connection is suspended once stopping.
     private let dispatch = Mutex<(open: Int, stopping: Bool)>((0, false))
     public private(set) var port: UInt16 = 0
 
+    /// Every request goes to `handler`, in a task.
     public init(configuration: HTTPServerConfiguration = .init(), handler: @escaping HTTPHandler) {
         self.configuration = configuration
-        self.handler = handler
+        self.router = { .await(handler, $0) }
     }
 
-    public convenience init(configuration: HTTPServerConfiguration = .init(), router: Router) {
-        self.init(configuration: configuration, handler: { await router.handle($0) })
+    /// Immediate routes answer on MHD's thread; the others in a task.
+    public init(configuration: HTTPServerConfiguration = .init(), router: Router) {
+        self.configuration = configuration
+        self.router = { router.route($0) }
     }
 
     public func start() throws {
@@ -120,6 +123,18 @@ public final class HTTPServer: @unchecked Sendable {
                                             message: "request body is larger than \(configuration.maxBodyBytes) bytes"))
         }
         if context.dispatched { return rollgate_mhd_yes() }
+
+        let request = HTTPRequest(method: method, path: url,
+                                  query: values(connection, .GET_ARGUMENT_KIND),
+                                  headers: values(connection, .HEADER_KIND),
+                                  body: context.body)
+        let (handler, routed): (HTTPHandler, HTTPRequest)
+        switch router(request) {
+        case .answer(let response):
+            return queue(connection, response)
+        case .await(let asyncHandler, let asyncRequest):
+            (handler, routed) = (asyncHandler, asyncRequest)
+        }
         let accepted = dispatch.withLock { state -> Bool in
             guard !state.stopping else { return false }
             state.open += 1
@@ -131,23 +146,13 @@ public final class HTTPServer: @unchecked Sendable {
             return queue(connection, response)
         }
         context.dispatched = true
-
-        let request = HTTPRequest(method: method, path: url,
-                                  query: values(connection, .GET_ARGUMENT_KIND),
-                                  headers: values(connection, .HEADER_KIND),
-                                  body: context.body)
         MHD_suspend_connection(connection)
         let suspended = SuspendedConnection(pointer: connection)
-        let handler = self.handler
         Task {
-            context.response = await handler(request)
+            context.response = await handler(routed)
             MHD_resume_connection(suspended.pointer)
         }
         return rollgate_mhd_yes()
-    }
-
-    func requestCompleted() {
-        dispatch.withLock { $0.open -= 1 }
     }
 
     private func queue(_ connection: OpaquePointer, _ response: HTTPResponse) -> MHD_Result {
@@ -164,6 +169,10 @@ public final class HTTPServer: @unchecked Sendable {
         let result = MHD_queue_response(connection, UInt32(response.status), mhdResponse)
         MHD_destroy_response(mhdResponse)
         return result
+    }
+
+    func requestCompleted() {
+        dispatch.withLock { $0.open -= 1 }
     }
 
     private func values(_ connection: OpaquePointer, _ kind: MHD_ValueKind) -> [String: String] {

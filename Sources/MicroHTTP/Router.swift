@@ -1,14 +1,27 @@
-/// An async request handler. Handlers run on the Swift concurrency pool, never on MHD's threads.
+/// An async request handler: runs in a task while its connection is suspended.
 public typealias HTTPHandler = @Sendable (HTTPRequest) async -> HTTPResponse
+/// A handler that answers at once without waiting on anything (a point read, a file):
+/// it runs on MHD's thread and saves the suspend/resume round trip.
+public typealias HTTPImmediateHandler = @Sendable (HTTPRequest) -> HTTPResponse
+
+/// What the router made of a request: an answer now, or a handler to await.
+public enum HTTPRouting: Sendable {
+    case answer(HTTPResponse)
+    case await(HTTPHandler, HTTPRequest)
+}
 
 /// Routes by method and path pattern; `{name}` segments become path parameters.
 /// HEAD is routed as GET (the server drops the body). Unknown paths get 404, a known
 /// path with another method 405 with `Allow`.
 public struct Router: Sendable {
+    enum Handler: Sendable {
+        case immediate(HTTPImmediateHandler)
+        case async(HTTPHandler)
+    }
     struct Route: Sendable {
         let method: String
         let segments: [Segment]
-        let handler: HTTPHandler
+        let handler: Handler
     }
     enum Segment: Sendable, Equatable {
         case literal(String)
@@ -18,13 +31,22 @@ public struct Router: Sendable {
 
     private var routes: [Route] = []
     /// Answers requests no route takes; default a JSON 404.
-    public var fallback: HTTPHandler = { request in
+    public var fallback: HTTPImmediateHandler = { request in
         .error(404, code: "not_found", message: "no route for \(request.method) \(request.path)")
     }
 
     public init() {}
 
     public mutating func add(_ method: String, _ pattern: String, _ handler: @escaping HTTPHandler) {
+        add(method, pattern, .async(handler))
+    }
+
+    /// A route answered on MHD's thread: only for work that never waits.
+    public mutating func add(_ method: String, _ pattern: String, immediate handler: @escaping HTTPImmediateHandler) {
+        add(method, pattern, .immediate(handler))
+    }
+
+    mutating func add(_ method: String, _ pattern: String, _ handler: Handler) {
         let segments = Router.split(pattern).map { part -> Segment in
             if part.hasPrefix("{") && part.hasSuffix("...}") { return .rest(String(part.dropFirst().dropLast(4))) }
             if part.hasPrefix("{") && part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
@@ -35,8 +57,11 @@ public struct Router: Sendable {
 
     public mutating func get(_ pattern: String, _ handler: @escaping HTTPHandler) { add("GET", pattern, handler) }
     public mutating func post(_ pattern: String, _ handler: @escaping HTTPHandler) { add("POST", pattern, handler) }
+    public mutating func get(_ pattern: String, immediate handler: @escaping HTTPImmediateHandler) { add("GET", pattern, immediate: handler) }
+    public mutating func post(_ pattern: String, immediate handler: @escaping HTTPImmediateHandler) { add("POST", pattern, immediate: handler) }
 
-    public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+    /// Finds the route: immediate handlers (and 404/405) answer here and now.
+    public func route(_ request: HTTPRequest) -> HTTPRouting {
         let method = request.method == "HEAD" ? "GET" : request.method
         let parts = Router.split(request.path)
         var allowed: [String] = []
@@ -45,15 +70,26 @@ public struct Router: Sendable {
             if route.method != method { allowed.append(route.method); continue }
             var routed = request
             routed.parameters = params
-            return await route.handler(routed)
+            switch route.handler {
+            case .immediate(let handler): return .answer(handler(routed))
+            case .async(let handler): return .await(handler, routed)
+            }
         }
         if !allowed.isEmpty {
             var response = HTTPResponse.error(405, code: "method_not_allowed",
                                               message: "\(request.method) is not allowed on \(request.path); use \(allowed.joined(separator: ", "))")
             response.headers.append(("Allow", allowed.joined(separator: ", ")))
-            return response
+            return .answer(response)
         }
-        return await fallback(request)
+        return .answer(fallback(request))
+    }
+
+    /// Routes and answers, awaiting the handler if it is async.
+    public func handle(_ request: HTTPRequest) async -> HTTPResponse {
+        switch route(request) {
+        case .answer(let response): return response
+        case .await(let handler, let routed): return await handler(routed)
+        }
     }
 
     static func split(_ path: String) -> [String] {

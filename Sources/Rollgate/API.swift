@@ -9,22 +9,25 @@ public struct API: Sendable {
     let config: Config
     let services: ServiceDirectory
     let clock: any RolloutClock
-    let wakeDispatcher: @Sendable () async -> Void
+    /// Tells the dispatcher a run was queued; returns at once.
+    let wakeDispatcher: @Sendable () -> Void
     let statusPage: StatusPage
     let logger: Logger
 
     public var router: Router {
         var router = Router()
-        router.post("/api/v1/deploys") { await self.guarded($0, self.deploy) }
-        router.get("/api/v1/runs") { await self.guarded($0, self.listRuns) }
-        router.get("/api/v1/runs/{id}") { await self.guarded($0, self.showRun) }
-        router.get("/api/v1/runs/{id}/logs") { await self.guarded($0, self.logs) }
-        router.post("/api/v1/runs/{id}/cancel") { await self.guarded($0, self.cancel) }
+        // Store reads and writes never wait on anything slow: answered on MHD's thread.
+        router.post("/api/v1/deploys", immediate: { self.guarded($0, self.deploy) })
+        router.get("/api/v1/runs", immediate: { self.guarded($0, self.listRuns) })
+        router.get("/api/v1/runs/{id}", immediate: { self.guarded($0, self.showRun) })
+        router.get("/api/v1/runs/{id}/logs", immediate: { self.guarded($0, self.logs) })
+        router.post("/api/v1/runs/{id}/cancel", immediate: { self.guarded($0, self.cancel) })
+        router.get("/healthz", immediate: { _ in API.healthy })
+        router.get("/api/v1/healthz", immediate: { _ in API.healthy })
+        // These ask the load balancer, which may be a network call away.
         router.get("/api/v1/services") { await self.guarded($0, self.listServices) }
-        router.get("/healthz") { _ in .json(200, JSONValue.object([("status", .string("ok"))]).bytes) }
-        router.get("/api/v1/healthz") { _ in .json(200, JSONValue.object([("status", .string("ok"))]).bytes) }
         router.get("/") { await self.guarded($0, self.statusPage.render) }
-        router.get("/{path...}") { await self.guarded($0, self.statusPage.asset) }
+        router.get("/{path...}", immediate: { self.guarded($0, self.statusPage.asset) })
         return router
     }
 
@@ -35,15 +38,31 @@ public struct API: Sendable {
         let message: String
     }
 
+    static let healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok"))]).bytes)
+
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) async throws -> HTTPResponse) async -> HTTPResponse {
         do {
             return try await handler(request)
-        } catch let refusal as Refusal {
-            return .error(refusal.status, code: refusal.code, message: refusal.message)
         } catch {
-            logger.error("request failed", metadata: ["http.path": "\(request.path)", "error": "\(error)"])
-            return .error(500, code: "internal", message: "the server could not answer this request; see its log")
+            return answer(error, to: request)
         }
+    }
+
+    private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) throws -> HTTPResponse) -> HTTPResponse {
+        do {
+            return try handler(request)
+        } catch {
+            return answer(error, to: request)
+        }
+    }
+
+    /// A refusal is the client's 4xx; anything else is logged and a 500 without details.
+    private func answer(_ error: Error, to request: HTTPRequest) -> HTTPResponse {
+        if let refusal = error as? Refusal {
+            return .error(refusal.status, code: refusal.code, message: refusal.message)
+        }
+        logger.error("request failed", metadata: ["http.path": "\(request.path)", "error": "\(error)"])
+        return .error(500, code: "internal", message: "the server could not answer this request; see its log")
     }
 
     // MARK: - Auth
@@ -63,7 +82,7 @@ public struct API: Sendable {
 
     // MARK: - Handlers
 
-    func deploy(_ request: HTTPRequest) async throws -> HTTPResponse {
+    func deploy(_ request: HTTPRequest) throws -> HTTPResponse {
         let requester = try authorize(request)
         guard let body = JSONValue.parse(request.body) else {
             throw Refusal(status: 400, code: "invalid_json", message: "the body must be a JSON object like {\"service\":\"web\",\"version\":\"v42\"}")
@@ -94,12 +113,12 @@ public struct API: Sendable {
         case .created(let run, let superseded):
             logger.info("deploy queued", metadata: ["run.id": "\(run.id)", "service": "\(service)", "version": "\(version)",
                                                     "superseded": "\(superseded)"])
-            await wakeDispatcher()
-            var response = HTTPResponse.json(202, JSONValue.run(run).bytes)
+            wakeDispatcher()
+            var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(run) })
             response.headers.append(("Location", "/api/v1/runs/\(run.id)"))
             return response
         case .replayed(let run):
-            var response = HTTPResponse.json(202, JSONValue.run(run).bytes)
+            var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(run) })
             response.headers.append(("Idempotent-Replayed", "true"))
             return response
         case .keyConflict(let run):
@@ -108,7 +127,7 @@ public struct API: Sendable {
         }
     }
 
-    func listRuns(_ request: HTTPRequest) async throws -> HTTPResponse {
+    func listRuns(_ request: HTTPRequest) throws -> HTTPResponse {
         var filter = RunFilter()
         if let service = request.query["service"] { filter.service = service }
         if let status = request.query["status"] {
@@ -131,16 +150,21 @@ public struct API: Sendable {
             filter.before = value
         }
         let runs = try store.runs(filter)
-        let next: JSONValue = runs.count == filter.limit ? .string(String(runs.last!.id)) : .null
-        return .json(200, JSONValue.object([("runs", .array(runs.map(JSONValue.run))), ("next_cursor", next)]).bytes)
+        let next = runs.count == filter.limit ? runs.last.map { String($0.id) } : nil
+        return .json(200, JSONWriter.bytes { w in
+            w.object { w in
+                w.key("runs"); w.array { w in for run in runs { w.run(run) } }
+                w.key("next_cursor"); w.string(next)
+            }
+        })
     }
 
-    func showRun(_ request: HTTPRequest) async throws -> HTTPResponse {
+    func showRun(_ request: HTTPRequest) throws -> HTTPResponse {
         let run = try findRun(request)
-        return .json(200, JSONValue.run(run).bytes)
+        return .json(200, JSONWriter.bytes { $0.run(run) })
     }
 
-    func logs(_ request: HTTPRequest) async throws -> HTTPResponse {
+    func logs(_ request: HTTPRequest) throws -> HTTPResponse {
         let run = try findRun(request)
         var after: Int64 = 0
         if let text = request.query["after"] {
@@ -157,15 +181,17 @@ public struct API: Sendable {
             limit = value
         }
         let lines = try store.logs(run: run.id, after: after, limit: limit)
-        return .json(200, JSONValue.object([
-            ("run_id", .number(Double(run.id))),
-            ("status", .string(run.status.rawValue)),
-            ("lines", .array(lines.map(JSONValue.logLine))),
-            ("next_after", .number(Double(lines.last?.seq ?? after))),
-        ]).bytes)
+        return .json(200, JSONWriter.bytes { w in
+            w.object { w in
+                w.key("run_id"); w.int(run.id)
+                w.key("status"); w.string(run.status.rawValue)
+                w.key("lines"); w.array { w in for line in lines { w.logLine(line) } }
+                w.key("next_after"); w.int(lines.last?.seq ?? after)
+            }
+        })
     }
 
-    func cancel(_ request: HTTPRequest) async throws -> HTTPResponse {
+    func cancel(_ request: HTTPRequest) throws -> HTTPResponse {
         _ = try authorize(request)
         let run = try findRun(request)
         guard !run.status.isTerminal else {
@@ -174,46 +200,23 @@ public struct API: Sendable {
         guard let updated = try store.requestCancel(run.id, at: clock.now) else {
             throw Refusal(status: 404, code: "run_not_found", message: "no run \(run.id)")
         }
-        return .json(202, JSONValue.run(updated).bytes)
+        return .json(202, JSONWriter.bytes { $0.run(updated) })
     }
 
     func listServices(_ request: HTTPRequest) async throws -> HTTPResponse {
-        var items: [JSONValue] = []
+        var described: [(ServiceConfig, ServiceSummary, [(target: Target, health: TargetHealth)]?)] = []
         for service in config.services {
-            items.append(try await serviceJSON(service))
+            let summary = try store.serviceSummary(service.name)
+            let inHand = summary.running?.steps.last.map { Target(id: $0.targetID, port: $0.targetPort) }
+            described.append((service, summary, await services.targetStates(for: service.name, inHand: inHand)))
         }
-        return .json(200, JSONValue.object([("services", .array(items))]).bytes)
-    }
-
-    func serviceJSON(_ service: ServiceConfig) async throws -> JSONValue {
-        let summary = try store.serviceSummary(service.name)
-        let step = summary.running?.steps.last
-        let lock: JSONValue = summary.running.map { run in
-            .object([("run_id", .number(Double(run.id))), ("version", .string(run.version)),
-                     ("since", .time(run.startedAt)), ("target_id", .optional(step?.targetID)),
-                     ("phase", .optional(step?.phase.rawValue))])
-        } ?? .null
-        let inHand = step.map { Target(id: $0.targetID, port: $0.targetPort) }
-        let targets: JSONValue = await services.targetStates(for: service.name, inHand: inHand).map { states in
-            .array(states.map { entry in
-                .object([("id", .string(entry.target.id)), ("port", .number(Double(entry.target.port))),
-                         ("state", .string(entry.health.state.rawValue)), ("reason", .optional(entry.health.reason))])
-            })
-        } ?? .null
-        let source: String
-        switch service.source {
-        case .simulated: source = "simulated"
-        case .awsTargetGroup(let arn): source = arn
-        }
-        return .object([
-            ("name", .string(service.name)),
-            ("target_group", .string(source)),
-            ("last_good_version", .optional(summary.lastGoodVersion)),
-            ("last_good_run_id", summary.lastGoodRunID.map { .number(Double($0)) } ?? .null),
-            ("lock", lock),
-            ("queued", .array(summary.queued.map { .number(Double($0)) })),
-            ("targets", targets),
-        ])
+        return .json(200, JSONWriter.bytes { w in
+            w.object { w in
+                w.key("services"); w.array { w in
+                    for (service, summary, targets) in described { w.service(service, summary, targets) }
+                }
+            }
+        })
     }
 
     // MARK: - Helpers

@@ -52,7 +52,7 @@ public final class App: Sendable {
         }
         let dispatcher = self.dispatcher
         let api = API(store: store, config: config, services: services, clock: clock,
-                      wakeDispatcher: { await dispatcher.wake() },
+                      wakeDispatcher: { Task { await dispatcher.wake() } },
                       statusPage: StatusPage(files: StaticFiles(root: config.publicDir ?? publicDirectory), store: store,
                                              config: config, services: services),
                       logger: logger)

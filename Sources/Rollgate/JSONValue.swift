@@ -33,39 +33,9 @@ public enum JSONValue: Sendable, Equatable {
     public var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
     public var isNull: Bool { self == .null }
 
-    public var text: String {
-        var out = ""
-        write(to: &out)
-        return out
-    }
+    public var text: String { String(decoding: bytes, as: UTF8.self) }
 
-    public var bytes: [UInt8] { Array(text.utf8) }
-
-    func write(to out: inout String) {
-        switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .number(let n):
-            if n == n.rounded() && abs(n) < 1e15 { out += String(Int64(n)) } else { out += String(n) }
-        case .string(let s): out += JSONText.quote(s)
-        case .array(let items):
-            out += "["
-            for (index, item) in items.enumerated() {
-                if index > 0 { out += "," }
-                item.write(to: &out)
-            }
-            out += "]"
-        case .object(let pairs):
-            out += "{"
-            for (index, pair) in pairs.enumerated() {
-                if index > 0 { out += "," }
-                out += JSONText.quote(pair.0)
-                out += ":"
-                pair.1.write(to: &out)
-            }
-            out += "}"
-        }
-    }
+    public var bytes: [UInt8] { JSONWriter.bytes { $0.value(self) } }
 
     /// Parses JSON text; nil when it is not valid JSON.
     public static func parse(_ bytes: [UInt8]) -> JSONValue? {
@@ -104,9 +74,16 @@ extension JSONValue: Decodable {
 /// RFC 3339 UTC with milliseconds: `2026-11-24T20:06:02.123Z`.
 public enum Timestamp {
     public static func format(_ date: Date) -> String {
+        var out: [UInt8] = []
+        out.reserveCapacity(24)
+        append(date, to: &out)
+        return String(decoding: out, as: UTF8.self)
+    }
+
+    static func append(_ date: Date, to out: inout [UInt8]) {
         let ms = Int64((date.timeIntervalSince1970 * 1000).rounded())   // as the store keeps it
-        let millis = Int((ms % 1000 + 1000) % 1000)
-        let seconds = (ms - Int64(millis)) / 1000
+        let millis = (ms % 1000 + 1000) % 1000
+        let seconds = (ms - millis) / 1000
         var days = seconds / 86_400
         var rest = seconds - days * 86_400
         if rest < 0 { rest += 86_400; days -= 1 }
@@ -120,57 +97,12 @@ public enum Timestamp {
         let day = doy - (153 * mp + 2) / 5 + 1
         let month = mp < 10 ? mp + 3 : mp - 9
         let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        func pad(_ value: Int64, _ width: Int) -> String {
-            let text = String(value)
-            return String(repeating: "0", count: max(0, width - text.count)) + text
-        }
-        return "\(pad(year, 4))-\(pad(month, 2))-\(pad(day, 2))T\(pad(rest / 3600, 2)):\(pad(rest % 3600 / 60, 2)):\(pad(rest % 60, 2)).\(pad(Int64(millis), 3))Z"
+        func two(_ v: Int64) -> (UInt8, UInt8) { (UInt8(48 + v / 10 % 10), UInt8(48 + v % 10)) }
+        let (y1, y2) = two(year / 100), (y3, y4) = two(year), (m1, m2) = two(month), (d1, d2) = two(day)
+        let (h1, h2) = two(rest / 3600), (i1, i2) = two(rest % 3600 / 60), (s1, s2) = two(rest % 60)
+        let (f1, f2) = two(millis / 10)
+        out.append(contentsOf: [y1, y2, y3, y4, 45, m1, m2, 45, d1, d2, 84, h1, h2, 58, i1, i2, 58, s1, s2, 46,
+                                f1, f2, UInt8(48 + millis % 10), 90])
     }
 }
 
-extension JSONValue {
-    static func time(_ date: Date?) -> JSONValue { date.map { .string(Timestamp.format($0)) } ?? .null }
-    static func optional(_ text: String?) -> JSONValue { text.map(JSONValue.string) ?? .null }
-
-    static func run(_ run: Run) -> JSONValue {
-        .object([
-            ("id", .number(Double(run.id))),
-            ("service", .string(run.service)),
-            ("version", .string(run.version)),
-            ("reason", .optional(run.reason)),
-            ("requested_by", .string(run.requestedBy)),
-            ("status", .string(run.status.rawValue)),
-            ("created_at", .time(run.createdAt)),
-            ("started_at", .time(run.startedAt)),
-            ("finished_at", .time(run.finishedAt)),
-            ("error", .optional(run.error)),
-            ("cancel_requested", .bool(run.cancelRequested)),
-            ("current_target", run.status == .running ? .optional(run.currentTarget) : .null),
-            ("steps", .array(run.steps.map(step))),
-        ])
-    }
-
-    static func step(_ step: Step) -> JSONValue {
-        .object([
-            ("id", .number(Double(step.id))),
-            ("target_id", .string(step.targetID)),
-            ("target_port", .number(Double(step.targetPort))),
-            ("phase", .string(step.phase.rawValue)),
-            ("status", .string(step.status.rawValue)),
-            ("started_at", .time(step.startedAt)),
-            ("finished_at", .time(step.finishedAt)),
-            ("error", .optional(step.error)),
-        ])
-    }
-
-    static func logLine(_ line: LogLine) -> JSONValue {
-        .object([
-            ("seq", .number(Double(line.seq))),
-            ("at", .time(line.at)),
-            ("stream", .string(line.stream.rawValue)),
-            ("target_id", .optional(line.targetID)),
-            ("phase", .optional(line.phase?.rawValue)),
-            ("text", .string(line.text)),
-        ])
-    }
-}

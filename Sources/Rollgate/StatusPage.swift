@@ -25,7 +25,7 @@ struct StatusPage: Sendable {
         return response
     }
 
-    func asset(_ request: HTTPRequest) async throws -> HTTPResponse {
+    func asset(_ request: HTTPRequest) throws -> HTTPResponse {
         let path = request.parameters["path"] ?? ""
         if path.hasPrefix("api/") {
             return .error(404, code: "not_found", message: "no route for \(request.method) \(request.path)")
