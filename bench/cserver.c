@@ -1,5 +1,5 @@
 /* A minimal C libmicrohttpd server doing what rollgate does for GET /api/v1/runs/{id}
- * (one SQLite point read of the run and its steps, JSON out) and /healthz, as the
+ * (a SQLite point read of the run and its steps, the same JSON out, byte for byte) and /healthz, as the
  * baseline for bench/http.sh. Not part of rollgate.
  *   cc -O2 -o cserver cserver.c -lmicrohttpd -lsqlite3
  *   ./cserver PORT DATABASE */
@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char *db_path;
@@ -35,29 +36,51 @@ static void text_or_null(char *out, size_t size, sqlite3_stmt *st, int col) {
     else snprintf(out, size, "\"%s\"", sqlite3_column_text(st, col));
 }
 
+/* Milliseconds since the epoch as RFC 3339 UTC with milliseconds, quoted, or null. */
+static void time_or_null(char *out, size_t size, sqlite3_stmt *st, int col) {
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) { snprintf(out, size, "null"); return; }
+    long long ms = sqlite3_column_int64(st, col);
+    time_t seconds = (time_t)(ms / 1000);
+    struct tm tm;
+    gmtime_r(&seconds, &tm);
+    char date[32];
+    strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
+    snprintf(out, size, "\"%s.%03lldZ\"", date, ms % 1000);
+}
+
 static char *run_json(long long id) {
     static __thread sqlite3_stmt *run_st, *step_st;
     sqlite3 *c = conn();
-    if (!run_st) sqlite3_prepare_v2(c, "SELECT id, service, version, status, created_at, started_at, finished_at, error FROM runs WHERE id = ?", -1, &run_st, NULL);
-    if (!step_st) sqlite3_prepare_v2(c, "SELECT id, target_id, phase, status, started_at, finished_at FROM steps WHERE run_id = ? ORDER BY id", -1, &step_st, NULL);
+    if (!run_st) sqlite3_prepare_v2(c, "SELECT id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested FROM runs WHERE id = ?", -1, &run_st, NULL);
+    if (!step_st) sqlite3_prepare_v2(c, "SELECT id, target_id, target_port, phase, status, started_at, finished_at, error FROM steps WHERE run_id = ? ORDER BY id", -1, &step_st, NULL);
     sqlite3_reset(run_st);
     sqlite3_bind_int64(run_st, 1, id);
     if (sqlite3_step(run_st) != SQLITE_ROW) return NULL;
-    char *buf = NULL; size_t len = 0, cap = 0; char tmp[1024], err[512];
-    text_or_null(err, sizeof err, run_st, 7);
-    snprintf(tmp, sizeof tmp, "{\"id\":%lld,\"service\":\"%s\",\"version\":\"%s\",\"status\":\"%s\",\"created_at\":%lld,\"started_at\":%lld,\"finished_at\":%lld,\"error\":%s,\"steps\":[",
-             sqlite3_column_int64(run_st, 0), sqlite3_column_text(run_st, 1), sqlite3_column_text(run_st, 2),
-             sqlite3_column_text(run_st, 3), sqlite3_column_int64(run_st, 4), sqlite3_column_int64(run_st, 5),
-             sqlite3_column_int64(run_st, 6), err);
+    /* The same fields, order and formats as rollgate's run JSON. */
+    char *buf = NULL; size_t len = 0, cap = 0; char tmp[2048], reason[512], err[512], created[40], started[40], finished[40];
+    text_or_null(reason, sizeof reason, run_st, 3);
+    text_or_null(err, sizeof err, run_st, 9);
+    time_or_null(created, sizeof created, run_st, 6);
+    time_or_null(started, sizeof started, run_st, 7);
+    time_or_null(finished, sizeof finished, run_st, 8);
+    const char *status = (const char *)sqlite3_column_text(run_st, 5);
+    snprintf(tmp, sizeof tmp, "{\"id\":%lld,\"service\":\"%s\",\"version\":\"%s\",\"reason\":%s,\"requested_by\":\"%s\",\"status\":\"%s\",\"created_at\":%s,\"started_at\":%s,\"finished_at\":%s,\"error\":%s,\"cancel_requested\":%s,\"current_target\":null,\"steps\":[",
+             sqlite3_column_int64(run_st, 0), sqlite3_column_text(run_st, 1), sqlite3_column_text(run_st, 2), reason,
+             sqlite3_column_text(run_st, 4), status, created, started, finished, err,
+             sqlite3_column_int64(run_st, 10) ? "true" : "false");
     append(&buf, &len, &cap, tmp);
     sqlite3_reset(step_st);
     sqlite3_bind_int64(step_st, 1, id);
     int first = 1;
     while (sqlite3_step(step_st) == SQLITE_ROW) {
-        snprintf(tmp, sizeof tmp, "%s{\"id\":%lld,\"target_id\":\"%s\",\"phase\":\"%s\",\"status\":\"%s\",\"started_at\":%lld,\"finished_at\":%lld}",
+        char s_started[40], s_finished[40], s_err[512];
+        time_or_null(s_started, sizeof s_started, step_st, 5);
+        time_or_null(s_finished, sizeof s_finished, step_st, 6);
+        text_or_null(s_err, sizeof s_err, step_st, 7);
+        snprintf(tmp, sizeof tmp, "%s{\"id\":%lld,\"target_id\":\"%s\",\"target_port\":%lld,\"phase\":\"%s\",\"status\":\"%s\",\"started_at\":%s,\"finished_at\":%s,\"error\":%s}",
                  first ? "" : ",", sqlite3_column_int64(step_st, 0), sqlite3_column_text(step_st, 1),
-                 sqlite3_column_text(step_st, 2), sqlite3_column_text(step_st, 3),
-                 sqlite3_column_int64(step_st, 4), sqlite3_column_int64(step_st, 5));
+                 sqlite3_column_int64(step_st, 2), sqlite3_column_text(step_st, 3), sqlite3_column_text(step_st, 4),
+                 s_started, s_finished, s_err);
         append(&buf, &len, &cap, tmp);
         first = 0;
     }

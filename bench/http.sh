@@ -12,7 +12,7 @@ ROUNDS=${ROUNDS:-2}
 BIN=.build/release/rollgate
 OUT=bench/out
 mkdir -p "$OUT"
-[ -x "$BIN" ] || { echo "build first: swift build -c release (or make bench)"; exit 1; }
+[ -x "$BIN" ] || { echo "build first: make release (or make bench)"; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk (or make bench)"; exit 1; }
 cc -O2 -o "$OUT/cserver" bench/cserver.c -lmicrohttpd -lsqlite3
 
@@ -53,8 +53,10 @@ trap 'kill $RPID $CPID 2>/dev/null || true' EXIT
 for port in $RPORT $CPORT; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 done
-curl -sf "http://127.0.0.1:$RPORT/api/v1/runs/1" >/dev/null
-curl -sf "http://127.0.0.1:$CPORT/api/v1/runs/1" >/dev/null
+curl -sf "http://127.0.0.1:$RPORT/api/v1/runs/1" >"$OUT/rollgate-run.json"
+curl -sf "http://127.0.0.1:$CPORT/api/v1/runs/1" >"$OUT/cserver-run.json"
+# Same work, same answer: the comparison only means something if the bodies are identical.
+cmp -s "$OUT/rollgate-run.json" "$OUT/cserver-run.json" || { echo "the two servers answer differently:"; diff "$OUT/rollgate-run.json" "$OUT/cserver-run.json"; exit 1; }
 R_IDLE=$(rss_kb $RPID); C_IDLE=$(rss_kb $CPID)
 
 measure() { # name port path -> "reqs p99ms"
