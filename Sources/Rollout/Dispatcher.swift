@@ -16,6 +16,9 @@ public actor Dispatcher {
     private var active: [RunID: Task<Void, Never>] = [:]
     private var wakeContinuation: AsyncStream<Void>.Continuation?
     private var loop: Task<Void, Never>?
+    private var ticker: Task<Void, Never>?
+    /// Set by stop(): no run is claimed after it.
+    private var stopping = false
     private var finishedWaiters: [CheckedContinuation<Void, Never>] = []
 
     public init(queue: any RunQueue, clock: any RolloutClock, logger: Logger, makeRoll: @escaping RollFactory) {
@@ -37,8 +40,8 @@ public actor Dispatcher {
         }
         if let tick {
             let clock = self.clock
-            Task { [weak self] in
-                while !Task.isCancelled, self != nil {
+            ticker = Task { [weak self] in
+                while !Task.isCancelled {
                     try? await clock.sleep(for: tick)
                     await self?.wake()
                 }
@@ -49,13 +52,13 @@ public actor Dispatcher {
 
     public func wake() { wakeContinuation?.yield() }
 
-    /// Runs being rolled now.
-    public var activeRunIDs: Set<RunID> { Set(active.keys) }
-
-    /// Stops taking runs and cancels those in hand; they end `failed` (interrupted).
+    /// Stops taking runs and cancels those in hand; they end `failed` (interrupted), naming
+    /// the target each was on. Queued runs stay queued for the next start.
     public func stop() async {
+        stopping = true
         wakeContinuation?.finish()
         loop?.cancel()
+        ticker?.cancel()
         let tasks = Array(active.values)
         for task in tasks { task.cancel() }
         for task in tasks { await task.value }
@@ -71,7 +74,7 @@ public actor Dispatcher {
     }
 
     private func dispatch() {
-        while true {
+        while !stopping {
             let run: Run?
             do {
                 run = try queue.claimNext(at: clock.now)

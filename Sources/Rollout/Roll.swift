@@ -166,7 +166,10 @@ public struct Roll: Sendable {
                 logger.error("cannot store hook output", metadata: ["error": "\(error)"])
             }
         }
-        try Task.checkCancellation()
+        if Task.isCancelled {
+            try? journal.endStep(step, .fail, error: "interrupted", at: clock.now)
+            throw CancellationError()
+        }
         if outcome.succeeded {
             try journal.endStep(step, .succeed, error: nil, at: clock.now)
             return
@@ -192,7 +195,8 @@ public struct Roll: Sendable {
     }
 
     private func describe(_ error: Error) -> String {
-        (error as? Stop)?.message ?? "\(error)"
+        if error is CancellationError { return "interrupted" }
+        return (error as? Stop)?.message ?? "\(error)"
     }
 
     private func wrap(_ error: Error, target: Target, phase: Phase) -> Error {

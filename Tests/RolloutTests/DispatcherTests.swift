@@ -33,6 +33,28 @@ import RolloutTesting
         await dispatcher.stop()
     }
 
+    @Test func stopInterruptsTheRollInHandAndLeavesQueuedRunsQueued() async throws {
+        let (started, signal) = AsyncStream<Void>.makeStream()
+        let executor = RecordingExecutor(onRun: { _ in
+            signal.yield()
+            try? await Task.sleep(for: .seconds(3600))   // a hook still running; cancelled by stop()
+        })
+        let web = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
+        store.enqueue(service: "web", version: "v1", at: clock.now)
+        store.enqueue(service: "web", version: "v2", at: clock.now)
+        let dispatcher = dispatcher(["web": web], executor: executor)
+        await dispatcher.start(tick: nil)
+        var iterator = started.makeAsyncIterator()
+        _ = await iterator.next()
+        await dispatcher.stop()
+        let first = try #require(store.run(1))
+        #expect(first.status == .failed)
+        #expect(first.error?.hasPrefix("interrupted: rollgate was stopped while rolling w1") == true)
+        #expect(first.steps.allSatisfy { $0.status != .running }, "no step is left in hand")
+        #expect(first.steps.last?.error == "interrupted")
+        #expect(store.run(2)?.status == .queued, "queued runs wait for the next start")
+    }
+
     @Test func aRunForAnUnknownServiceFailsWithTheReason() async throws {
         store.enqueue(service: "gone", version: "v1", at: clock.now)
         let dispatcher = dispatcher([:])
