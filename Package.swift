@@ -18,6 +18,8 @@ let package = Package(
                        providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
+        // glibc's posix_spawn extensions, for the hook runner.
+        .target(name: "CSpawn"),
 
         // HTTP over libmicrohttpd; knows nothing of deploys.
         .target(name: "MicroHTTP", dependencies: ["CMicroHTTPD"]),
@@ -27,7 +29,7 @@ let package = Package(
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "Rollout"]),
         // Composition: config, API routes, hook runner, app wiring.
         .target(name: "Rollgate", dependencies: [
-            "MicroHTTP", "SQLiteStore", "Rollout",
+            "MicroHTTP", "SQLiteStore", "Rollout", "CSpawn",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),

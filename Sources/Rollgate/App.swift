@@ -35,6 +35,7 @@ public final class App: Sendable {
     let services: ServiceDirectory
     let logger: Logger
     let clock: any RolloutClock
+    let executor: HookRunner
 
     public init(config: Config, migrationsDirectory: String, publicDirectory: String,
                 environment: [String: String], logger: Logger, clock: any RolloutClock = SystemClock(),
@@ -46,6 +47,7 @@ public final class App: Sendable {
         let services = try ServiceDirectory(config: config, store: store, clock: clock)
         self.services = services
         let executor = HookRunner(baseEnvironment: environment)
+        self.executor = executor
         let store = self.store
         dispatcher = Dispatcher(queue: store, clock: clock, logger: logger) { run in
             services.roll(for: run, executor: executor, journal: store, clock: clock, logger: logger)
@@ -64,7 +66,8 @@ public final class App: Sendable {
     /// Ends runs a previous process left `running`, starts the dispatcher, then listens.
     public func start() async throws {
         let services = self.services
-        let recovered = try await Recovery(queue: store, clock: clock, loadBalancer: { services.loadBalancer(for: $0) })
+        let recovered = try await Recovery(queue: store, clock: clock, executor: executor,
+                                           loadBalancer: { services.loadBalancer(for: $0) })
             .resolveInterrupted()
         for (id, message) in recovered {
             logger.warning("found an interrupted run", metadata: ["run.id": "\(id)", "error": "\(message)"])

@@ -1,4 +1,10 @@
+import CSpawn
 import Dispatch
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 import Rollout
 import Synchronization
 #if canImport(Glibc)
@@ -18,7 +24,7 @@ public struct HookRunner: HookExecutor {
         self.baseEnvironment = baseEnvironment
     }
 
-    public func run(_ hook: HookInvocation,
+    public func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
                     output: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
         let process = ProcessGroup()
         return await withTaskCancellationHandler {
@@ -26,7 +32,7 @@ public struct HookRunner: HookExecutor {
                 // A queue of its own gets a thread of its own; the global queues on Linux are
                 // as wide as the CPUs and also run Swift's tasks, which a hook must not block.
                 DispatchQueue(label: "rollgate.hook").async {
-                    continuation.resume(returning: self.runBlocking(hook, process: process, output: output))
+                    continuation.resume(returning: self.runBlocking(hook, process: process, started: started, output: output))
                 }
             }
         } onCancel: {
@@ -34,57 +40,18 @@ public struct HookRunner: HookExecutor {
         }
     }
 
-    func runBlocking(_ hook: HookInvocation, process: ProcessGroup,
+    func runBlocking(_ hook: HookInvocation, process: ProcessGroup, started: (HookProcess) -> Void,
                      output: @escaping @Sendable (LogLine.Stream, String) -> Void) -> HookOutcome {
-        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
-        guard pipe(&outPipe) == 0 else { return .couldNotStart("pipe: \(String(cString: strerror(errno)))") }
-        guard pipe(&errPipe) == 0 else {
-            close(outPipe[0]); close(outPipe[1])
-            return .couldNotStart("pipe: \(String(cString: strerror(errno)))")
-        }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
-        for fd in [outPipe[0], outPipe[1], errPipe[0], errPipe[1]] { posix_spawn_file_actions_addclose(&actions, fd) }
-
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        // A new process group (so a timeout kills the hook's children too), no inherited
-        // signal mask, default dispositions for the signals the server ignores or handles.
-        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
-        posix_spawnattr_setpgroup(&attributes, 0)
-        var emptyMask = sigset_t()
-        sigemptyset(&emptyMask)
-        posix_spawnattr_setsigmask(&attributes, &emptyMask)
-        var defaults = sigset_t()
-        sigemptyset(&defaults)
-        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&defaults, signal) }
-        posix_spawnattr_setsigdefault(&attributes, &defaults)
-
-        var environment = baseEnvironment
-        for (key, value) in hook.environment { environment[key] = value }
-        let envStrings = environment.map { "\($0.key)=\($0.value)" }.sorted()
-        let argv = ["/bin/sh", "-c", hook.command]
-
-        var pid: pid_t = 0
-        let spawned = withCStrings(argv) { argvPointers in
-            withCStrings(envStrings) { envPointers in
-                posix_spawn(&pid, "/bin/sh", &actions, &attributes, argvPointers, envPointers)
-            }
-        }
-        close(outPipe[1]); close(errPipe[1])
-        guard spawned == 0 else {
-            close(outPipe[0]); close(errPipe[0])
-            return .couldNotStart("posix_spawn /bin/sh: \(String(cString: strerror(spawned)))")
+        let pid: pid_t, outRead: Int32, errRead: Int32
+        switch spawn(hook) {
+        case .failure(let failure): return .couldNotStart(failure.description)
+        case .success(let spawned): (pid, outRead, errRead) = spawned
         }
         process.started(pid)
+        started(HookProcess(group: pid))   // the group's id is the shell's pid
 
         let deadline = ContinuousClock.now.advanced(by: hook.timeout)
-        var readers = [LineReader(fd: outPipe[0], stream: .stdout), LineReader(fd: errPipe[0], stream: .stderr)]
+        var readers = [LineReader(fd: outRead, stream: .stdout), LineReader(fd: errRead, stream: .stderr)]
         var status: Int32 = 0
         var exited = false
         var exitedAt: ContinuousClock.Instant?
@@ -129,6 +96,85 @@ public struct HookRunner: HookExecutor {
         let termination = status & 0x7f
         if termination == 0 { return .exited((status >> 8) & 0xff) }
         return .signalled(termination)
+    }
+
+    struct SpawnFailure: Error, CustomStringConvertible { let description: String }
+
+    /// Starts `/bin/sh -c COMMAND` in a new process group with only stdin (/dev/null),
+    /// stdout and stderr (pipes to us) open: every other descriptor is closed in the child.
+    private func spawn(_ hook: HookInvocation) -> Result<(pid_t, Int32, Int32), SpawnFailure> {
+        var outPipe: [Int32] = [0, 0], errPipe: [Int32] = [0, 0]
+        guard pipe(&outPipe) == 0 else { return .failure(SpawnFailure(description: "pipe: \(String(cString: strerror(errno)))")) }
+        guard pipe(&errPipe) == 0 else {
+            close(outPipe[0]); close(outPipe[1])
+            return .failure(SpawnFailure(description: "pipe: \(String(cString: strerror(errno)))"))
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
+        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        rollgate_spawn_close_from(&actions, 3)
+        
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        // A new process group (so a timeout kills the hook's children too), no inherited
+        // signal mask, default dispositions for the signals the server ignores or handles.
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        var emptyMask = sigset_t()
+        sigemptyset(&emptyMask)
+        posix_spawnattr_setsigmask(&attributes, &emptyMask)
+        var defaults = sigset_t()
+        sigemptyset(&defaults)
+        for signal in [SIGPIPE, SIGINT, SIGTERM, SIGHUP, SIGQUIT] { sigaddset(&defaults, signal) }
+        posix_spawnattr_setsigdefault(&attributes, &defaults)
+
+        var environment = baseEnvironment
+        for (key, value) in hook.environment { environment[key] = value }
+        let envStrings = environment.map { "\($0.key)=\($0.value)" }.sorted()
+        let argv = ["/bin/sh", "-c", hook.command]
+
+        var pid: pid_t = 0
+        let spawned = withCStrings(argv) { argvPointers in
+            withCStrings(envStrings) { envPointers in
+                posix_spawn(&pid, "/bin/sh", &actions, &attributes, argvPointers, envPointers)
+            }
+        }
+        close(outPipe[1]); close(errPipe[1])
+        guard spawned == 0 else {
+            close(outPipe[0]); close(errPipe[0])
+            return .failure(SpawnFailure(description: "posix_spawn /bin/sh: \(String(cString: strerror(spawned)))"))
+        }
+        return .success((pid, outPipe[0], errPipe[0]))
+    }
+}
+
+extension HookRunner {
+    /// Kills the processes of group `process.group` whose environment says they belong to
+    /// `run` (a recycled group id is left alone). Reads /proc; returns how many it killed.
+    public func endLeftover(_ process: HookProcess, of run: RunID) -> Int {
+        let marker = Array("ROLLGATE_RUN_ID=\(run)".utf8) + [0]
+        var ended = 0
+        for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
+            guard let pid = Int32(entry),
+                  let stat = FileManager.default.contents(atPath: "/proc/\(entry)/stat"),
+                  HookRunner.processGroup(fromStat: [UInt8](stat)) == process.group,
+                  let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
+                  ([0] + [UInt8](environ)).firstRange(of: [0] + marker) != nil else { continue }
+            if kill(pid, SIGKILL) == 0 { ended += 1 }
+        }
+        return ended
+    }
+
+    /// Field 5 of /proc/PID/stat; the command name (field 2) may hold spaces and parentheses.
+    static func processGroup(fromStat stat: [UInt8]) -> Int32? {
+        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
+        let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " "))
+        guard fields.count > 2 else { return nil }
+        return Int32(String(decoding: fields[2], as: UTF8.self))
     }
 }
 

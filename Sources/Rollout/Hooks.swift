@@ -33,11 +33,30 @@ public enum HookOutcome: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// The process group a hook runs in: recorded before the hook can do anything, so a
+/// restart after a crash can end what the dead process left running.
+public struct HookProcess: Sendable, Equatable {
+    public let group: Int32
+    public init(group: Int32) { self.group = group }
+}
+
 /// Runs hook commands. The real one forks `/bin/sh -c`; tests record invocations.
 public protocol HookExecutor: Sendable {
+    /// `started` is called once the hook's process group exists, before the wait;
     /// `output` gets each line of stdout and stderr as it arrives.
-    func run(_ hook: HookInvocation,
+    func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
              output: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome
+
+    /// Kills whatever is left of a hook of `run` that an earlier rollgate started;
+    /// returns how many processes it ended (0: nothing was left).
+    func endLeftover(_ process: HookProcess, of run: RunID) -> Int
+}
+
+extension HookExecutor {
+    public func run(_ hook: HookInvocation,
+                    output: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
+        await run(hook, started: { _ in }, output: output)
+    }
 }
 
 /// The commands of a service; `deploy` is required.

@@ -4,12 +4,14 @@
 public struct Recovery: Sendable {
     let queue: any RunQueue
     let clock: any RolloutClock
+    let executor: any HookExecutor
     let loadBalancer: @Sendable (String) -> (any LoadBalancer)?
 
-    public init(queue: any RunQueue, clock: any RolloutClock,
+    public init(queue: any RunQueue, clock: any RolloutClock, executor: any HookExecutor,
                 loadBalancer: @escaping @Sendable (String) -> (any LoadBalancer)?) {
         self.queue = queue
         self.clock = clock
+        self.executor = executor
         self.loadBalancer = loadBalancer
     }
 
@@ -17,7 +19,15 @@ public struct Recovery: Sendable {
     public func resolveInterrupted() async throws -> [(RunID, String)] {
         var resolved: [(RunID, String)] = []
         for run in try queue.runs(withStatus: .running) {
-            let message = await describe(run)
+            var message = await describe(run)
+            // A hook the dead process started may still be running on the instance.
+            for step in run.steps where step.status == .running {
+                guard let process = step.hookProcess else { continue }
+                let ended = executor.endLeftover(process, of: run.id)
+                if ended > 0 {
+                    message += "; its \(step.phase.rawValue) hook was still running (process group \(process.group)) and was killed"
+                }
+            }
             for step in run.steps where step.status == .running {
                 try queue.endStep(step.id, .fail, error: "interrupted", at: clock.now)
             }

@@ -159,7 +159,13 @@ public struct Roll: Sendable {
         ], timeout: plan.hookTimeout)
         note("\(phase.rawValue) hook: \(command)", target: target, phase: phase)
         let journal = self.journal, clock = self.clock, runID = run.id, logger = self.logger
-        let outcome = await executor.run(invocation) { stream, line in
+        let outcome = await executor.run(invocation, started: { process in
+            do {
+                try journal.recordHookProcess(process, step: step)
+            } catch {
+                logger.error("cannot record the hook's process group", metadata: ["error": "\(error)"])
+            }
+        }) { stream, line in
             do {
                 try journal.log(run: runID, stream: stream, target: target.id, phase: phase, text: line, at: clock.now)
             } catch {

@@ -1,5 +1,5 @@
 /// A request to put `service` at `version`, and what became of it.
-public struct Run: Codable, Sendable, Equatable {
+public struct Run: Sendable, Equatable {
     public var id: RunID
     public var service: String
     public var version: String

@@ -2,6 +2,7 @@
 public protocol RunJournal: Sendable {
     func beginStep(run: RunID, target: Target, phase: Phase, at: Date) throws -> StepID
     func endStep(_ step: StepID, _ event: StepEvent, error: String?, at: Date) throws
+    func recordHookProcess(_ process: HookProcess, step: StepID) throws
     func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at: Date) throws
     func isCancelRequested(_ run: RunID) throws -> Bool
 }

@@ -27,7 +27,7 @@ public typealias RunID = Int64
 public typealias StepID = Int64
 
 /// One (target, phase) of a run.
-public struct Step: Codable, Sendable, Equatable {
+public struct Step: Sendable, Equatable {
     public var id: StepID
     public var runID: RunID
     public var targetID: String
@@ -37,9 +37,11 @@ public struct Step: Codable, Sendable, Equatable {
     public var startedAt: Date
     public var finishedAt: Date?
     public var error: String?
+    /// The hook's process group, for the hook phases, once it started.
+    public var hookProcess: HookProcess?
 
     public init(id: StepID, runID: RunID, targetID: String, targetPort: Int, phase: Phase, status: StepStatus,
-                startedAt: Date, finishedAt: Date? = nil, error: String? = nil) {
+                startedAt: Date, finishedAt: Date? = nil, error: String? = nil, hookProcess: HookProcess? = nil) {
         self.id = id
         self.runID = runID
         self.targetID = targetID
@@ -49,5 +51,6 @@ public struct Step: Codable, Sendable, Equatable {
         self.startedAt = startedAt
         self.finishedAt = finishedAt
         self.error = error
+        self.hookProcess = hookProcess
     }
 }

@@ -79,6 +79,14 @@ public final class MemoryRunStore: RunQueue, SimulatedTargetStore {
         }
     }
 
+    public func recordHookProcess(_ process: HookProcess, step: StepID) throws {
+        state.withLock { s in
+            for r in s.runs.indices {
+                if let i = s.runs[r].steps.firstIndex(where: { $0.id == step }) { s.runs[r].steps[i].hookProcess = process }
+            }
+        }
+    }
+
     public func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at now: Date) throws {
         state.withLock { s in
             s.logs.append(LogLine(seq: Int64(s.logs.count + 1), runID: run, at: now, stream: stream,

@@ -19,9 +19,20 @@ public final class RecordingExecutor: HookExecutor {
 
     public var recorded: [HookInvocation] { invocations.withLock { $0 } }
 
-    public func run(_ hook: HookInvocation,
+    private let leftovers = Mutex<[(HookProcess, RunID)]>([])
+
+    /// What `endLeftover` was asked to end.
+    public var endedLeftovers: [(HookProcess, RunID)] { leftovers.withLock { $0 } }
+
+    public func endLeftover(_ process: HookProcess, of run: RunID) -> Int {
+        leftovers.withLock { $0.append((process, run)) }
+        return 1
+    }
+
+    public func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
                     output emit: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
-        invocations.withLock { $0.append(hook) }
+        let count = invocations.withLock { $0.append(hook); return $0.count }
+        started(HookProcess(group: Int32(1000 + count)))
         await onRun(hook)
         for line in output(hook) { emit(.stdout, line) }
         return outcome(hook)

@@ -58,6 +58,13 @@ extension Store: RunQueue {
         }
     }
 
+    public func recordHookProcess(_ process: HookProcess, step: StepID) throws {
+        try write { db in
+            try db.prepare("UPDATE steps SET hook_process_group = ? WHERE id = ?")
+                .run([.integer(Int64(process.group)), .integer(step)])
+        }
+    }
+
     public func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at now: Date) throws {
         try write { db in try Store.insertLog(db, run: run, stream: stream, target: target, phase: phase, text: text, at: now) }
     }

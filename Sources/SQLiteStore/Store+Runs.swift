@@ -26,7 +26,7 @@ public struct RunFilter: Sendable {
 
 extension Store {
     static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested"
-    static let stepColumns = "id, run_id, target_id, target_port, phase, status, started_at, finished_at, error"
+    static let stepColumns = "id, run_id, target_id, target_port, phase, status, started_at, finished_at, error, hook_process_group"
 
     /// Queues a run; a queued run of the same service is superseded by it, in one transaction.
     public func enqueue(service: String, version: String, reason: String?, requestedBy: String,
@@ -150,7 +150,7 @@ extension Store {
         Step(id: row.int(0), runID: row.int(1), targetID: row.text(2), targetPort: Int(row.int(3)),
              phase: Phase(rawValue: row.text(4)) ?? .deploy, status: StepStatus(rawValue: row.text(5)) ?? .failed,
              startedAt: Date(milliseconds: row.int(6)), finishedAt: row.optionalInt(7).map(Date.init(milliseconds:)),
-             error: row.optionalText(8))
+             error: row.optionalText(8), hookProcess: row.optionalInt(9).map { HookProcess(group: Int32($0)) })
     }
 
     static func withSteps(_ run: Run, _ db: Connection) throws -> Run {

@@ -97,9 +97,9 @@ final class RollgateProcess: @unchecked Sendable {
         let database = directory.path + "/migrated.db"
         let first = try await RollgateProcess.run(["migrate", "--database", database])
         #expect(first.0 == 0)
-        #expect(first.1.contains("applied 1, 2; now at schema version 2"))
+        #expect(first.1.contains("applied 1, 2, 3; now at schema version 3"))
         let second = try await RollgateProcess.run(["migrate", "--database", database])
-        #expect(second.1.contains("is up to date at schema version 2"))
+        #expect(second.1.contains("is up to date at schema version 3"))
     }
 
     @Test func theDemoRefusesToListenBeyondLoopback() async throws {
@@ -148,6 +148,47 @@ final class RollgateProcess: @unchecked Sendable {
         server.kill(SIGTERM)
         #expect(server.process.terminationStatus == 0, "SIGTERM stops rollgate cleanly")
         #expect(!server.text.contains(token), "secrets never reach the log")
+    }
+
+    @Test func killNineDuringAHookKeepsItsOutputAndKillsTheLeftoverHook() async throws {
+        let pidFile = directory.path + "/hook.pid"
+        let hookConfig = directory.write("hook.yaml", """
+            listen: 127.0.0.1:0
+            database: \(directory.path)/hook.db
+            api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
+            services:
+              - name: web
+                simulated: {targets: 2, drain_seconds: 0.2, healthy_seconds: 0.2}
+                poll_interval: 100ms
+                hooks:
+                  deploy: echo "halfway through $ROLLGATE_VERSION"; echo $$ > \(pidFile); sleep 60
+            """)
+        let environment = ["TEST_ROLLGATE_TOKEN": token]
+        var server = try RollgateProcess(["serve", "--config", hookConfig], environment: environment)
+        var client = HTTPClient(port: try await server.port())
+        _ = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
+                                     body: Array(#"{"service":"web","version":"v5"}"#.utf8))
+        let printed = try await eventually {
+            let lines = json(try await client.request("GET", "/api/v1/runs/1/logs"))["lines"]?.array ?? []
+            return lines.contains { $0["text"] == .string("halfway through v5") } && FileManager.default.fileExists(atPath: pidFile)
+        }
+        #expect(printed)
+        let hookPID = try #require(Int32(String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        server.kill(SIGKILL)
+        #expect(Foundation.kill(hookPID, 0) == 0, "the hook outlives a kill -9 of rollgate")
+
+        server = try RollgateProcess(["serve", "--config", hookConfig], environment: environment)
+        client = HTTPClient(port: try await server.port())
+        let run = json(try await client.request("GET", "/api/v1/runs/1"))
+        #expect(run["status"] == .string("failed"))
+        let error = run["error"]?.string ?? ""
+        #expect(error.contains("during deploy of web-1"), "\(error)")
+        #expect(error.contains("its deploy hook was still running"), "\(error)")
+        #expect(try await eventually(within: .seconds(5)) { Foundation.kill(hookPID, 0) != 0 }, "the leftover hook was killed")
+        let lines = json(try await client.request("GET", "/api/v1/runs/1/logs"))["lines"]?.array ?? []
+        #expect(lines.contains { $0["text"] == .string("halfway through v5") && $0["stream"] == .string("stdout") },
+                "a line printed before the crash is kept")
+        server.kill(SIGTERM)
     }
 
     @Test func deployFollowExitsNonZeroWhenTheRunFails() async throws {

@@ -83,6 +83,50 @@ final class Lines: Sendable {
         #expect(outcome == .signalled(15))
     }
 
+    @Test func leftoversOfARunAreKilledAndOthersLeftAlone() async throws {
+        let group = Mutex<HookProcess?>(nil)
+        let task = Task {
+            await runner.run(hook("sleep 30 & sleep 30; echo never", timeout: .seconds(60), environment: ["ROLLGATE_RUN_ID": "77"]),
+                             started: { process in group.withLock { $0 = process } }, output: { _, _ in })
+        }
+        #expect(try await eventually(within: .seconds(10)) { group.withLock { $0 } != nil })
+        let process = try #require(group.withLock { $0 })
+        #expect(runner.endLeftover(process, of: 78) == 0, "another run's id: nothing is touched")
+        #expect(runner.endLeftover(process, of: 7) == 0, "a prefix of the id is not the id")
+        #expect(runner.endLeftover(process, of: 77) >= 2, "the shell and its background child")
+        #expect(await task.value == .signalled(9))
+        #expect(runner.endLeftover(process, of: 77) == 0, "nothing left")
+    }
+
+    @Test func aHookInheritsNoDescriptorButItsOwn() async throws {
+        // A long hook is running and the test process has sockets and pipes of other tests
+        // open: a hook started meanwhile holds none of them (a kept pipe would keep its
+        // reader waiting; a kept listening socket would keep the port).
+        let long = Task { await runner.run(hook("sleep 5", timeout: .seconds(30)), output: { _, _ in }) }
+        try await Task.sleep(for: .milliseconds(100))
+        let lines = Lines()
+        let short = await runner.run(hook("ls -l /proc/self/fd"), output: lines.add)
+        #expect(short == .exited(0))
+        // ls (exec'd from the hook's shell) holds stdin (/dev/null), stdout and stderr (the
+        // hook's pipes) and the directory it is reading, nothing else.
+        let descriptors = lines.all.compactMap { line -> String? in
+            guard let arrow = line.range(of: " -> ") else { return nil }
+            let number = line[..<arrow.lowerBound].split(separator: " ").last ?? ""
+            return "\(number) \(line[arrow.upperBound...])"
+        }
+        let others = descriptors.filter { !["0", "1", "2"].contains($0.split(separator: " ")[0]) }
+        #expect(descriptors.first == "0 /dev/null", "\(descriptors)")
+        #expect(others.count == 1 && others[0].hasSuffix("/fd"), "\(descriptors)")
+        long.cancel()
+        _ = await long.value
+    }
+
+    @Test func theProcessGroupIsReadFromProcStat() {
+        #expect(HookRunner.processGroup(fromStat: Array("123 (sh) S 1 456 456 0 -1".utf8)) == 456)
+        #expect(HookRunner.processGroup(fromStat: Array("123 (a b) c) S 1 789 789".utf8)) == 789)
+        #expect(HookRunner.processGroup(fromStat: Array("garbage".utf8)) == nil)
+    }
+
     @Test func veryLongLinesArriveInPieces() async {
         let lines = Lines()
         let outcome = await runner.run(hook("head -c 40000 /dev/zero | tr '\\0' 'x'; echo"), output: lines.add)

@@ -74,7 +74,8 @@ import RolloutTesting
         var run = Run(id: 1, service: "web", version: "v3", status: .running, createdAt: clock.now, startedAt: clock.now)
         run.steps = [Step(id: 7, runID: 1, targetID: "w2", targetPort: 80, phase: .drain, status: .running, startedAt: clock.now)]
         store.insert(run)
-        let resolved = try await Recovery(queue: store, clock: clock, loadBalancer: { $0 == "web" ? lb : nil }).resolveInterrupted()
+        let executor = RecordingExecutor()
+        let resolved = try await Recovery(queue: store, clock: clock, executor: executor, loadBalancer: { $0 == "web" ? lb : nil }).resolveInterrupted()
         #expect(resolved.count == 1)
         let after = try #require(store.run(1))
         #expect(after.status == .failed)
@@ -85,5 +86,20 @@ import RolloutTesting
         #expect(error.contains("out of service"))
         #expect(after.steps.first?.status == .failed)
         #expect(after.steps.first?.error == "interrupted")
+        #expect(executor.endedLeftovers.isEmpty, "a drain step runs no hook")
+    }
+
+    @Test func recoveryKillsAHookTheDeadProcessLeftRunning() async throws {
+        let lb = FakeLoadBalancer(targets: [Target(id: "w1", port: 80)])
+        var run = Run(id: 4, service: "web", version: "v3", status: .running, createdAt: clock.now, startedAt: clock.now)
+        run.steps = [Step(id: 9, runID: 4, targetID: "w1", targetPort: 80, phase: .deploy, status: .running,
+                          startedAt: clock.now, hookProcess: HookProcess(group: 4242))]
+        store.insert(run)
+        let executor = RecordingExecutor()
+        _ = try await Recovery(queue: store, clock: clock, executor: executor, loadBalancer: { _ in lb }).resolveInterrupted()
+        #expect(executor.endedLeftovers.map { "\($0.0.group) \($0.1)" } == ["4242 4"])
+        let error = try #require(store.run(4)?.error)
+        #expect(error.contains("during deploy of w1"))
+        #expect(error.contains("its deploy hook was still running (process group 4242) and was killed"))
     }
 }

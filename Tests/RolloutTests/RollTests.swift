@@ -72,6 +72,9 @@ import RolloutTesting
         // prepare runs while the target still serves.
         #expect(lb.calls.firstIndex(of: .deregister("i-a"))! > 0)
         #expect(store.logs.contains { $0.stream == .stdout && $0.text == "deploy on i-b" && $0.targetID == "i-b" && $0.phase == .deploy })
+        // Each hook step records its process group as soon as it exists.
+        #expect(run.steps.filter { [.prepare, .deploy, .verify].contains($0.phase) }.allSatisfy { $0.hookProcess != nil })
+        #expect(run.steps.filter { [.drain, .restore].contains($0.phase) }.allSatisfy { $0.hookProcess == nil })
     }
 
     @Test func aFailedDeployHookStopsTheRunAndTouchesNoOtherTarget() async throws {

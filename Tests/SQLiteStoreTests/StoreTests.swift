@@ -30,13 +30,13 @@ import Glibc
     @Test func appliesEveryMigrationInOrderOnceAndRecordsThem() throws {
         let db = TempDatabase()
         let migrator = try Migrator(directory: migrationsDirectory)
-        #expect(migrator.migrations.map(\.version) == [1, 2])
+        #expect(migrator.migrations.map(\.version) == [1, 2, 3])
         let connection = try Connection(path: db.path)
-        #expect(try migrator.migrate(connection) == [1, 2])
+        #expect(try migrator.migrate(connection) == [1, 2, 3])
         #expect(try migrator.migrate(connection) == [])
-        #expect(try migrator.currentVersion(of: connection) == 2)
+        #expect(try migrator.currentVersion(of: connection) == 3)
         let recorded = try connection.prepare("SELECT version, name FROM schema_migrations ORDER BY version").rows { "\($0.int(0)) \($0.text(1))" }
-        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets"])
+        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group"])
     }
 
     @Test func eachMigrationAppliesOnTopOfThePreviousVersionKeepingData() throws {
@@ -62,7 +62,7 @@ import Glibc
         #expect {
             try Migrator(directory: migrationsDirectory).migrate(connection)
         } throws: { error in
-            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 2")
+            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 3")
         }
         #expect(throws: MigrationError.self) { _ = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory)) }
     }
@@ -202,12 +202,14 @@ import Glibc
         let step = try store.beginStep(run: run.id, target: Target(id: "i-1", port: 8080), phase: .drain, at: t0)
         try store.log(run: run.id, stream: .system, target: "i-1", phase: .drain, text: "DeregisterTargets", at: t0)
         try store.log(run: run.id, stream: .stdout, target: "i-1", phase: .deploy, text: "line ü \"quoted\"", at: t0)
+        try store.recordHookProcess(HookProcess(group: 777), step: step)
         try store.endStep(step, .succeed, error: nil, at: t0.addingTimeInterval(1.5))
         #expect(throws: InvalidTransition.self) { try store.endStep(step, .fail, error: "x", at: t0) }
         let read = try #require(try store.run(run.id))
         #expect(read.steps.count == 1)
         #expect(read.steps[0].status == .succeeded)
         #expect(read.steps[0].targetPort == 8080)
+        #expect(read.steps[0].hookProcess == HookProcess(group: 777))
         #expect(read.steps[0].finishedAt == t0.addingTimeInterval(1.5))
         let lines = try store.logs(run: run.id, after: 0, limit: 100)
         #expect(lines.map(\.text) == ["DeregisterTargets", "line ü \"quoted\""])
