@@ -182,7 +182,13 @@ extension HookRunner {
 final class ProcessGroup: Sendable {
     private let state = Mutex<(pid: pid_t, signalled: Bool)>((0, false))
 
-    func started(_ pid: pid_t) { state.withLock { $0.pid = pid } }
+    /// Records the group; if cancellation came first, the hook is ended at once.
+    func started(_ pid: pid_t) {
+        state.withLock { state in
+            state.pid = pid
+            if state.signalled { kill(-pid, SIGTERM) }
+        }
+    }
 
     func signal(_ signal: Int32) {
         state.withLock { state in
