@@ -30,6 +30,13 @@ import Rollout
     @Test func theDemoRollSucceedsOverHTTPAndItsHistorySurvivesARestart() async throws {
         var app = try await startApp([quickService("web")])
         var client = HTTPClient(port: app.server.port)
+        // Bad input over the wire: a clear 4xx in JSON, nothing stored, the server unhurt.
+        for body in ["{\"service\":", "\u{0}\u{1}", "[]", #"{"service":"web","version":"v 2"}"#] {
+            let refused = try await client.request("POST", "/api/v1/deploys", body: Array(body.utf8))
+            #expect((400..<500).contains(refused.status), "\(body)")
+            #expect(json(refused)["error"]?["code"]?.string != nil, "\(body)")
+        }
+        #expect(json(try await client.request("GET", "/api/v1/runs"))["runs"]?.array?.isEmpty == true)
         let accepted = try await client.request("POST", "/api/v1/deploys", headers: [("Content-Type", "application/json")],
                                                 body: Array(#"{"service":"web","version":"v2"}"#.utf8))
         #expect(accepted.status == 202)
