@@ -68,7 +68,7 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     /// Stops accepting, lets requests in flight finish (saying so if that takes longer than
-    /// `grace`), answers new requests on open connections 503, then stops MHD.
+    /// `grace`), answers 503 to new requests that would have to wait, then stops MHD.
     public func stop(grace: Duration = .seconds(10)) async {
         guard let daemon else { return }
         let listenSocket = MHD_quiesce_daemon(daemon)

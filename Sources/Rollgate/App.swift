@@ -63,8 +63,10 @@ public final class App: Sendable {
         server = HTTPServer(configuration: HTTPServerConfiguration(host: address.host, port: address.port), router: router)
     }
 
-    /// Ends runs a previous process left `running`, starts the dispatcher, then listens.
+    /// Listens first (a port in use fails before anything is touched), then ends runs a
+    /// previous process left `running`, then starts taking queued runs.
     public func start() async throws {
+        try server.start()
         let services = self.services
         let recovered = try await Recovery(queue: store, clock: clock, executor: executor,
                                            loadBalancer: { services.loadBalancer(for: $0) })
@@ -73,7 +75,6 @@ public final class App: Sendable {
             logger.warning("found an interrupted run", metadata: ["run.id": "\(id)", "error": "\(message)"])
         }
         await dispatcher.start()
-        try server.start()
     }
 
     /// Stops accepting requests, finishes those in flight, then stops the rolls in hand.

@@ -102,6 +102,15 @@ final class RollgateProcess: @unchecked Sendable {
         #expect(second.1.contains("is up to date at schema version 3"))
     }
 
+    @Test func aPortInUseFailsBeforeAnyRunIsTouched() async throws {
+        let first = try RollgateProcess(["serve", "--database", directory.path + "/one.db", "--listen", "127.0.0.1:0"])
+        let port = try await first.port()
+        let (status, output) = try await RollgateProcess.run(["serve", "--database", directory.path + "/two.db", "--listen", "127.0.0.1:\(port)"])
+        #expect(status != 0)
+        #expect(output.contains("cannot listen on 127.0.0.1:\(port)"))
+        first.kill(SIGTERM)
+    }
+
     @Test func theDemoRefusesToListenBeyondLoopback() async throws {
         let (status, output) = try await RollgateProcess.run(["serve", "--listen", "0.0.0.0:0", "--database", directory.path + "/demo.db"])
         #expect(status != 0)

@@ -100,6 +100,10 @@ import Rollout
         var ids: [Int64] = []
         for version in ["v1", "v2", "v3"] {
             ids.append(try #require(json(try await client.request("POST", "/api/v1/deploys", body: Array(#"{"service":"web","version":"\#(version)"}"#.utf8)))["id"]?.int))
+            if version == "v1" {
+                // Only a run still queued is superseded: let v1 start first.
+                #expect(try await eventually { json(try await client.request("GET", "/api/v1/runs/\(ids[0])"))["status"] == .string("running") })
+            }
         }
         let first = try await finished(client, run: ids[0])
         let second = try await finished(client, run: ids[1])
