@@ -11,6 +11,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
     ],
     targets: [
         // The only places C variadics and macros are touched.
@@ -25,6 +26,11 @@ let package = Package(
         .target(name: "MicroHTTP", dependencies: ["CMicroHTTPD"]),
         // The domain: runs, steps, the roll, waiters, the queue. No C, no sockets, no processes.
         .target(name: "Rollout", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        // AWS: SigV4, Query encoding, XML, credentials, the ELBv2 client.
+        .target(name: "ELB", dependencies: [
+            "Rollout",
+            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
         // SQLite: connection, statements, migrator, the store.
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "Rollout"]),
         // Composition: config, API routes, hook runner, app wiring.
@@ -45,6 +51,8 @@ let package = Package(
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting"]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting"]),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"]),
+        .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting"],
+                    exclude: ["Fixtures"]),
         .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting"]),
     ],
     swiftLanguageModes: [.v6]
