@@ -1,0 +1,45 @@
+import Rollout
+
+/// A real target group behind the `LoadBalancer` port.
+public struct ELBLoadBalancer: LoadBalancer {
+    public let client: ELBv2Client
+    public let targetGroupARN: String
+
+    public init(client: ELBv2Client, targetGroupARN: String) {
+        self.client = client
+        self.targetGroupARN = targetGroupARN
+    }
+
+    public func targets() async throws -> [(target: Target, health: TargetHealth)] {
+        try await map { try await client.describeTargetHealth(targetGroupARN: targetGroupARN) }
+    }
+
+    /// `InvalidTarget` means the group does not know the target (any more): the drain rule's success.
+    public func health(of target: Target) async throws -> TargetObservation {
+        do {
+            let answer = try await client.describeTargetHealth(targetGroupARN: targetGroupARN, targets: [target])
+            guard let entry = answer.first(where: { $0.target.id == target.id }) else { return .notFound }
+            return .health(entry.health)
+        } catch let error as AWSError where error.code == "InvalidTarget" {
+            return .notFound
+        } catch let error as AWSError {
+            throw LoadBalancerError(code: error.code, message: error.message, isRetryable: error.isRetryable)
+        }
+    }
+
+    public func deregister(_ target: Target) async throws {
+        try await map { try await client.deregisterTargets(targetGroupARN: targetGroupARN, [target]) }
+    }
+
+    public func register(_ target: Target) async throws {
+        try await map { try await client.registerTargets(targetGroupARN: targetGroupARN, [target]) }
+    }
+
+    private func map<T>(_ body: () async throws -> T) async throws -> T {
+        do {
+            return try await body()
+        } catch let error as AWSError {
+            throw LoadBalancerError(code: error.code, message: error.message, isRetryable: error.isRetryable)
+        }
+    }
+}
