@@ -35,7 +35,7 @@ let package = Package(
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "Rollout"]),
         // Composition: config, API routes, hook runner, app wiring.
         .target(name: "Rollgate", dependencies: [
-            "MicroHTTP", "SQLiteStore", "Rollout", "CSpawn",
+            "MicroHTTP", "SQLiteStore", "Rollout", "CSpawn", "ELB",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
         ]),
@@ -53,7 +53,7 @@ let package = Package(
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"]),
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting"]),
+        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB"]),
     ],
     swiftLanguageModes: [.v6]
 )

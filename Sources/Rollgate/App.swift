@@ -44,7 +44,7 @@ public final class App: Sendable {
         self.logger = logger
         self.clock = clock
         store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now)
-        let services = try ServiceDirectory(config: config, store: store, clock: clock)
+        let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment)
         self.services = services
         let executor = HookRunner(baseEnvironment: environment)
         self.executor = executor

@@ -45,6 +45,16 @@ public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     public var isLoopback: Bool { host == "127.0.0.1" || host == "localhost" || host.hasPrefix("127.") }
 }
 
+public struct AWSSettings: Sendable, Equatable {
+    public var region: String?
+    /// An endpoint override (moto, LocalStack); else `AWS_ENDPOINT_URL`, else AWS's.
+    public var endpointURL: String?
+    public init(region: String? = nil, endpointURL: String? = nil) {
+        self.region = region
+        self.endpointURL = endpointURL
+    }
+}
+
 /// The whole configuration, from YAML or the built-in demo.
 public struct Config: Sendable {
     public var listen: ListenAddress
@@ -54,6 +64,8 @@ public struct Config: Sendable {
     public var services: [ServiceConfig]
     /// The built-in demo: loopback only, writes need no token.
     public var isDemo: Bool
+    /// Where AWS is; unset parts come from the environment as the AWS CLI reads it.
+    public var aws = AWSSettings()
 
     public init(listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8080), database: String = "./rollgate.db",
                 publicDir: String? = nil, apiTokens: [APIToken] = [], services: [ServiceConfig], isDemo: Bool = false) {

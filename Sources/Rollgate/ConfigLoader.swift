@@ -52,7 +52,17 @@ public struct ConfigLoader {
         config.apiTokens = try top.sequence("api_tokens").enumerated().map { index, node in
             try token(node, path: "api_tokens[\(index)]")
         }
-        for key in ["github", "slack", "aws"] { _ = try top.mapping(key) }   // read by later features
+        for key in ["github", "slack"] { _ = try top.mapping(key) }   // read by later features
+        if let aws = try top.mapping("aws") {
+            try aws.check(allowed: ["region", "endpoint_url"])
+            config.aws.region = try aws.string("region")
+            if let url = try aws.string("endpoint_url") {
+                guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                    throw aws.error("endpoint_url", "expected http://HOST:PORT or https://HOST, got \(url)")
+                }
+                config.aws.endpointURL = url
+            }
+        }
         let services = try top.sequence("services")
         guard !services.isEmpty else { throw top.error("services", "at least one service is needed") }
         var names: Set<String> = []

@@ -12,16 +12,23 @@ public struct ServiceDirectory: Sendable {
 
     let entries: [String: Entry]
 
-    init(config: Config, store: Store, clock: any RolloutClock) throws {
+    init(config: Config, store: Store, clock: any RolloutClock, environment: [String: String]) throws {
         var entries: [String: Entry] = [:]
+        let aws = AWSAccess(settings: config.aws, environment: environment, clock: clock)
         for service in config.services {
             switch service.source {
             case .simulated(let settings):
                 let loadBalancer = try SimulatedLoadBalancer(service: service.name, settings: settings, store: store, clock: clock)
                 entries[service.name] = Entry(config: service, loadBalancer: loadBalancer, unavailable: nil)
             case .awsTargetGroup(let arn):
-                entries[service.name] = Entry(config: service, loadBalancer: nil,
-                                              unavailable: "service \(service.name) uses AWS target group \(arn), and this rollgate cannot call the ELBv2 API yet; use simulated: for now")
+                switch aws.client(for: arn) {
+                case .success(let client):
+                    entries[service.name] = Entry(config: service, loadBalancer: ELBLoadBalancer(client: client, targetGroupARN: arn),
+                                                  unavailable: nil)
+                case .failure(let problem):
+                    entries[service.name] = Entry(config: service, loadBalancer: nil,
+                                                  unavailable: "service \(service.name): \(problem.description)")
+                }
             }
         }
         self.entries = entries
@@ -59,4 +66,5 @@ public struct ServiceDirectory: Sendable {
     }
 }
 
+import ELB
 import Logging
