@@ -53,7 +53,8 @@ let package = Package(
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"]),
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB"]),
+        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB"],
+                    exclude: ["Support/moto_fixture.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -187,16 +187,13 @@ public struct Roll: Sendable {
 
     private func wait(_ target: Target, until rule: Waiter.Rule, timeout: Duration, phase: Phase) async throws -> Waiter.Outcome {
         let waiter = Waiter(clock: clock, pollInterval: plan.pollInterval, timeout: timeout)
-        var previous: String?
+        // Every poll's answer goes into the run's log: when a wait stalls, the operator
+        // sees what the load balancer said and when.
         return try await waiter.wait(for: target, until: rule, on: loadBalancer) { result in
-            let text: String
             switch result {
-            case .success(let observation): text = observation.description
-            case .failure(let error): text = "poll failed, will retry: \(error)"
+            case .success(let observation): note("\(target.id): \(observation)", target: target, phase: phase)
+            case .failure(let error): note("\(target.id): poll failed, will retry: \(error)", target: target, phase: phase)
             }
-            // Every change is logged; an unchanged state is not repeated on every poll.
-            if text != previous { note("\(target.id): \(text)", target: target, phase: phase) }
-            previous = text
         }
     }
 
