@@ -1,13 +1,24 @@
 import Rollout
 
 /// A real target group behind the `LoadBalancer` port.
-public struct ELBLoadBalancer: LoadBalancer {
+public struct ELBLoadBalancer: LoadBalancer, TargetGroupTimed {
     public let client: ELBv2Client
     public let targetGroupARN: String
 
     public init(client: ELBv2Client, targetGroupARN: String) {
         self.client = client
         self.targetGroupARN = targetGroupARN
+    }
+
+    /// DescribeTargetGroups and DescribeTargetGroupAttributes; also proves the group exists.
+    public func timing() async throws -> GroupTiming {
+        try await map {
+            let group = try await client.describeTargetGroup(arn: targetGroupARN)
+            let attributes = try await client.describeTargetGroupAttributes(arn: targetGroupARN)
+            return GroupTiming(deregistrationDelay: attributes["deregistration_delay.timeout_seconds"].flatMap(Int.init).map { .seconds($0) },
+                               healthCheckInterval: group.healthCheckInterval, healthCheckTimeout: group.healthCheckTimeout,
+                               healthyThreshold: group.healthyThreshold)
+        }
     }
 
     public func targets() async throws -> [(target: Target, health: TargetHealth)] {

@@ -118,13 +118,19 @@ public struct ConfigLoader {
         let hooks = HookCommands(prepare: try hooksMap.string("prepare"), deploy: try hooksMap.required("deploy"),
                                  verify: try hooksMap.string("verify"))
         _ = try map.mapping("github")
-        return ServiceConfig(plan: ServicePlan(
+        let drainTimeout = try map.duration("drain_timeout")
+        let healthyTimeout = try map.duration("healthy_timeout")
+        var plan = ServicePlan(
             name: name,
             pollInterval: try map.duration("poll_interval", minimum: .milliseconds(100)) ?? .seconds(1),
-            drainTimeout: try map.duration("drain_timeout") ?? .seconds(600),
-            healthyTimeout: try map.duration("healthy_timeout") ?? .seconds(300),
+            drainTimeout: drainTimeout ?? .seconds(600),
+            healthyTimeout: healthyTimeout ?? .seconds(300),
             hookTimeout: try map.duration("hook_timeout") ?? .seconds(900),
-            hooks: hooks), source: source)
+            hooks: hooks)
+        // Unset waits of a real group are sized from the group itself at each run.
+        plan.sizeDrainFromGroup = drainTimeout == nil
+        plan.sizeHealthyFromGroup = healthyTimeout == nil
+        return ServiceConfig(plan: plan, source: source)
     }
 
     private func simulation(_ map: Mapping) throws -> SimulationSettings {

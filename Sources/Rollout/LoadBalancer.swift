@@ -61,6 +61,41 @@ public struct LoadBalancerError: Error, CustomStringConvertible, Equatable {
     public var description: String { "\(code): \(message)" }
 }
 
+/// What a target group says of its own timing, to size the waits from.
+public struct GroupTiming: Sendable, Equatable {
+    /// `deregistration_delay.timeout_seconds`: how long a deregistered target drains.
+    public var deregistrationDelay: Duration?
+    public var healthCheckInterval: Duration?
+    public var healthCheckTimeout: Duration?
+    public var healthyThreshold: Int?
+
+    public init(deregistrationDelay: Duration? = nil, healthCheckInterval: Duration? = nil,
+                healthCheckTimeout: Duration? = nil, healthyThreshold: Int? = nil) {
+        self.deregistrationDelay = deregistrationDelay
+        self.healthCheckInterval = healthCheckInterval
+        self.healthCheckTimeout = healthCheckTimeout
+        self.healthyThreshold = healthyThreshold
+    }
+
+    /// Margin on top of what the group itself needs.
+    public static let margin: Duration = .seconds(30)
+
+    /// The delay plus a margin: the AWS CLI's fixed 10 minutes times out on delays over 600 s.
+    public var drainTimeout: Duration? { deregistrationDelay.map { $0 + GroupTiming.margin } }
+
+    /// A new target needs `threshold` passing checks `interval` apart, the last one up to
+    /// `timeout` long, plus the margin.
+    public var healthyTimeout: Duration? {
+        guard let interval = healthCheckInterval, let threshold = healthyThreshold else { return nil }
+        return interval * threshold + (healthCheckTimeout ?? .zero) + GroupTiming.margin
+    }
+}
+
+/// A load balancer that can say how long its drains and health checks take.
+public protocol TargetGroupTimed: Sendable {
+    func timing() async throws -> GroupTiming
+}
+
 /// The port to a target group: the simulated one, the ELBv2 API, or a test fake.
 public protocol LoadBalancer: Sendable {
     /// Every target registered in the group with its health (DescribeTargetHealth).

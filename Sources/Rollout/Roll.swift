@@ -12,6 +12,7 @@ public struct Roll: Sendable {
     }
 
     public let run: Run
+    /// The plan as configured; `perform` may size unset waits from the group.
     public let plan: ServicePlan
     public let loadBalancer: any LoadBalancer
     public let executor: any HookExecutor
@@ -37,6 +38,36 @@ public struct Roll: Sendable {
     struct Stop: Error { let message: String }
 
     public func perform() async -> Outcome {
+        do {
+            let sized = try await sizedPlan()
+            return await Roll(run: run, plan: sized, loadBalancer: loadBalancer, executor: executor, journal: journal,
+                              clock: clock, logger: logger).rollAll()
+        } catch {
+            let message = "the target group cannot be read: \(error)"
+            note("run failed: \(message)")
+            return .failed(message)
+        }
+    }
+
+    /// Unset waits sized from what the target group says of itself.
+    func sizedPlan() async throws -> ServicePlan {
+        guard plan.sizeDrainFromGroup || plan.sizeHealthyFromGroup, let timed = loadBalancer as? any TargetGroupTimed else { return plan }
+        let timing = try await timed.timing()
+        var sized = plan
+        sized.sizeDrainFromGroup = false
+        sized.sizeHealthyFromGroup = false
+        if plan.sizeDrainFromGroup, let drain = timing.drainTimeout {
+            sized.drainTimeout = drain
+            note("drain_timeout \(drain.humanText): the group's deregistration delay \(timing.deregistrationDelay!.humanText) + \(GroupTiming.margin.humanText)")
+        }
+        if plan.sizeHealthyFromGroup, let healthy = timing.healthyTimeout {
+            sized.healthyTimeout = healthy
+            note("healthy_timeout \(healthy.humanText): \(timing.healthyThreshold!) checks \(timing.healthCheckInterval!.humanText) apart + \((timing.healthCheckTimeout ?? .zero).humanText) + \(GroupTiming.margin.humanText)")
+        }
+        return sized
+    }
+
+    func rollAll() async -> Outcome {
         do {
             let targets = try await loadBalancer.targets().map(\.target).sorted()
             guard !targets.isEmpty else { throw Stop(message: "the target group has no registered targets") }

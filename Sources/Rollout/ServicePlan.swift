@@ -6,6 +6,9 @@ public struct ServicePlan: Sendable, Equatable {
     public var healthyTimeout: Duration
     public var hookTimeout: Duration
     public var hooks: HookCommands
+    /// Waits the config left unset, to be sized from the target group when it can say.
+    public var sizeDrainFromGroup = false
+    public var sizeHealthyFromGroup = false
 
     public init(name: String, pollInterval: Duration = .seconds(1), drainTimeout: Duration = .seconds(600),
                 healthyTimeout: Duration = .seconds(300), hookTimeout: Duration = .seconds(900),

@@ -158,6 +158,67 @@ import RolloutTesting
     }
 }
 
+/// A fake group that also says its timing, as the ELBv2 one does.
+struct TimedLoadBalancer: LoadBalancer, TargetGroupTimed {
+    let inner: FakeLoadBalancer
+    let groupTiming: Result<GroupTiming, LoadBalancerError>
+    func timing() async throws -> GroupTiming { try groupTiming.get() }
+    func targets() async throws -> [(target: Target, health: TargetHealth)] { try await inner.targets() }
+    func health(of target: Target) async throws -> TargetObservation { try await inner.health(of: target) }
+    func deregister(_ target: Target) async throws { try await inner.deregister(target) }
+    func register(_ target: Target) async throws { try await inner.register(target) }
+}
+
+@Suite struct WaitSizingTests {
+    let clock = ManualClock()
+    let store = MemoryRunStore()
+
+    func perform(_ lb: TimedLoadBalancer, sizeDrain: Bool, sizeHealthy: Bool) async throws -> (Roll.Outcome, Duration) {
+        store.enqueue(service: "web", version: "v1", at: clock.now)
+        let run = try #require(try store.claimNext(at: clock.now))
+        var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(600), healthyTimeout: .seconds(300),
+                               hooks: HookCommands(deploy: "deploy.sh"))
+        plan.sizeDrainFromGroup = sizeDrain
+        plan.sizeHealthyFromGroup = sizeHealthy
+        let start = clock.now
+        let outcome = await Roll(run: run, plan: plan, loadBalancer: lb, executor: RecordingExecutor(), journal: store,
+                                 clock: clock, logger: .quiet).perform()
+        try store.finish(run.id, outcome == .succeeded ? .succeed : .fail, error: "done", at: clock.now)
+        return (outcome, clock.now.since(start))
+    }
+
+    @Test func anUnsetDrainTimeoutIsTheGroupsDelayPlusAMargin() async throws {
+        let draining = TargetObservation.health(TargetHealth(.draining, reason: "Target.DeregistrationInProgress"))
+        let fake = FakeLoadBalancer(targets: [Target(id: "i-1", port: 80)], drainScript: { _ in [draining] })
+        let lb = TimedLoadBalancer(inner: fake, groupTiming: .success(GroupTiming(deregistrationDelay: .seconds(900))))
+        let (outcome, took) = try await perform(lb, sizeDrain: true, sizeHealthy: false)
+        guard case .failed(let message) = outcome else { Issue.record("\(outcome)"); return }
+        // 900 s + 30 s, not the CLI's fixed 10 minutes (which would give up on a 15-minute delay).
+        #expect(message.contains("not drained after 15m30s"))
+        #expect(took == .seconds(930))
+        #expect(store.logs.contains { $0.text == "drain_timeout 15m30s: the group's deregistration delay 15m + 30s" })
+    }
+
+    @Test func anUnsetHealthyTimeoutFollowsTheHealthCheck() async throws {
+        let fake = FakeLoadBalancer(targets: [Target(id: "i-1", port: 80)], healthScript: { _ in [.health(TargetHealth(.initial))] })
+        let lb = TimedLoadBalancer(inner: fake, groupTiming: .success(GroupTiming(healthCheckInterval: .seconds(10),
+                                                                                  healthCheckTimeout: .seconds(5), healthyThreshold: 3)))
+        let (outcome, _) = try await perform(lb, sizeDrain: false, sizeHealthy: true)
+        guard case .failed(let message) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(message.contains("not healthy after 1m5s"), "3 x 10 s + 5 s + 30 s: \(message)")
+    }
+
+    @Test func setWaitsAreKeptAndAMissingGroupFailsBeforeAnyTargetIsTouched() async throws {
+        let fake = FakeLoadBalancer(targets: [Target(id: "i-1", port: 80)])
+        let missing = TimedLoadBalancer(inner: fake, groupTiming: .failure(LoadBalancerError(code: "TargetGroupNotFound", message: "One or more target groups not found")))
+        let (outcome, _) = try await perform(missing, sizeDrain: true, sizeHealthy: true)
+        #expect(outcome == .failed("the target group cannot be read: TargetGroupNotFound: One or more target groups not found"))
+        #expect(fake.calls.isEmpty)
+        let (kept, _) = try await perform(missing, sizeDrain: false, sizeHealthy: false)
+        #expect(kept == .succeeded, "nothing to size: the group's timing is not asked for")
+    }
+}
+
 final class Box<T: Sendable>: @unchecked Sendable {
     // @unchecked: set once before the roll starts, read after.
     var value: T?
