@@ -54,7 +54,7 @@ let package = Package(
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB"],
-                    exclude: ["Support/moto_fixture.py"]),
+                    exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py"]),
     ],
     swiftLanguageModes: [.v6]
 )

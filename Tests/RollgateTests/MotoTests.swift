@@ -59,11 +59,55 @@ func freePort() async throws -> UInt16 {
     return port
 }
 
+/// tests/Support/elb_timing_proxy.py in front of a moto: real ELB timing over the wire.
+final class TimingProxy: @unchecked Sendable {
+    // @unchecked: set up once in init, then only read.
+    let process = Process()
+    let port: UInt16
+    let events: String
+
+    init(moto: MotoServer, drain: Double, healthy: Double, throttle: Double = 0, neverHealthy: [String] = [],
+         directory: TempDirectory) async throws {
+        port = try await freePort()
+        events = directory.path + "/events.jsonl"
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["python3", repositoryRoot + "/Tests/RollgateTests/Support/elb_timing_proxy.py",
+                             "--moto", moto.endpoint, "--port", "\(port)", "--drain", "\(drain)", "--healthy", "\(healthy)",
+                             "--throttle", "\(throttle)", "--never-healthy", neverHealthy.joined(separator: ","),
+                             "--events", events, "--seed", "7"]
+        process.standardOutput = FileHandle.nullDevice
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let client = HTTPClient(port: port, timeoutSeconds: 2)
+        guard try await eventually(within: .seconds(20), { (try? await client.request("GET", "/moto-api/")) != nil }) else {
+            throw TestFailure("the timing proxy did not start")
+        }
+    }
+
+    var endpoint: String { "http://127.0.0.1:\(port)" }
+
+    /// (event, target, time) as the proxy modelled them.
+    func recorded() -> [(String, String, Double)] {
+        let text = (try? String(contentsOfFile: events, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            guard let value = JSONValue.parse(Array(line.utf8)), let kind = value["event"]?.string,
+                  let target = value["target"]?.string, let at = value["at"]?.number else { return nil }
+            return (kind, target, at)
+        }
+    }
+
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+}
+
 @Suite(.serialized) struct MotoTests {
     let directory = TempDirectory()
     let token = "moto-test-token-0123456789"
 
-    func config(arn: String, endpoint: String) -> String {
+    func config(arn: String, endpoint: String, healthyTimeout: String = "30s",
+                deploy: String? = nil) -> String {
         directory.write("aws.yaml", """
             listen: 127.0.0.1:0
             database: \(directory.path)/aws.db
@@ -74,9 +118,9 @@ func freePort() async throws -> UInt16 {
                 target_group_arn: \(arn)
                 poll_interval: 200ms
                 drain_timeout: 30s
-                healthy_timeout: 30s
+                healthy_timeout: \(healthyTimeout)
                 hooks:
-                  deploy: env | grep ^ROLLGATE_ | sort > \(directory.path)/$ROLLGATE_TARGET_ID.env
+                  deploy: \(deploy ?? "env | grep ^ROLLGATE_ | sort > \(directory.path)/$ROLLGATE_TARGET_ID.env")
             """)
     }
 
@@ -128,5 +172,57 @@ func freePort() async throws -> UInt16 {
         let error = run["error"]?.string ?? ""
         #expect(error.contains("InvalidClientTokenId") || error.contains("SignatureDoesNotMatch"), "\(error) \(output)")
         #expect(run["steps"]?.array?.isEmpty == true, "no target was touched")
+    }
+
+    @Test func withRealTimingAndThrottlingHooksNeverStartBeforeTheDrainEnded() async throws {
+        let moto = try await MotoServer()
+        defer { moto.stop() }
+        let (arn, instances) = try await moto.createTargetGroup()
+        let proxy = try await TimingProxy(moto: moto, drain: 1.5, healthy: 1.0, throttle: 0.1, directory: directory)
+        defer { proxy.stop() }
+        let hook = "date +%s.%N > \(directory.path)/$ROLLGATE_TARGET_ID.started"
+        let environment = ["TEST_ROLLGATE_TOKEN": token, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
+        let server = try RollgateProcess(["serve", "--config", config(arn: arn, endpoint: proxy.endpoint, deploy: hook)], environment: environment)
+        defer { server.kill(SIGTERM) }
+        let port = try await server.port()
+        let (status, output) = try await RollgateProcess.run(
+            ["deploy", "web", "v9", "--follow", "--server", "http://127.0.0.1:\(port)", "--token", token])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("draining (Target.DeregistrationInProgress)") && output.contains("initial (Elb.RegistrationInProgress)"))
+        let events = proxy.recorded()
+        for instance in instances {
+            let drained = try #require(events.first { $0.0 == "drained" && $0.1 == instance }?.2, "\(instance) drained")
+            let started = try #require(Double(String(contentsOfFile: directory.path + "/\(instance).started", encoding: .utf8)
+                .trimmingCharacters(in: .whitespacesAndNewlines)))
+            #expect(started >= drained, "\(instance): the deploy hook started \(drained - started) s before the drain ended")
+        }
+        // One target at a time: each target is healthy again before the next is deregistered.
+        let order = events.filter { ["deregistered", "healthy"].contains($0.0) }.map { "\($0.0) \($0.1)" }
+        #expect(order == instances.flatMap { ["deregistered \($0)", "healthy \($0)"] })
+    }
+
+    @Test func aTargetThatNeverGetsHealthyFailsTheRunNearTheTimeoutAndIsTakenOutAgain() async throws {
+        let moto = try await MotoServer()
+        defer { moto.stop() }
+        let (arn, instances) = try await moto.createTargetGroup()
+        let proxy = try await TimingProxy(moto: moto, drain: 0.3, healthy: 0.3, neverHealthy: [instances[1]], directory: directory)
+        defer { proxy.stop() }
+        let environment = ["TEST_ROLLGATE_TOKEN": token, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
+        let server = try RollgateProcess(["serve", "--config", config(arn: arn, endpoint: proxy.endpoint, healthyTimeout: "3s")],
+                                         environment: environment)
+        defer { server.kill(SIGTERM) }
+        let port = try await server.port()
+        let (status, _) = try await RollgateProcess.run(
+            ["deploy", "web", "v10", "--follow", "--server", "http://127.0.0.1:\(port)", "--token", token])
+        #expect(status == 1)
+        let run = json(try await HTTPClient(port: port).request("GET", "/api/v1/runs/1"))
+        let error = run["error"]?.string ?? ""
+        #expect(error.contains("\(instances[1]) not healthy after 3s") && error.contains("unhealthy (Target.FailedHealthChecks)"), "\(error)")
+        let steps = run["steps"]?.array ?? []
+        #expect(!steps.contains { $0["target_id"] == .string(instances[2]) }, "the third instance is untouched")
+        let restore = try #require(steps.last)
+        #expect(restore["phase"] == .string("restore") && restore["status"] == .string("failed"))
+        let deregistrations = proxy.recorded().filter { $0.0 == "deregistered" && $0.1 == instances[1] }
+        #expect(deregistrations.count == 2, "taken out again after failing its health gate")
     }
 }
