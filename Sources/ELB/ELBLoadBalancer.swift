@@ -1,13 +1,22 @@
 import Rollout
 
 /// A real target group behind the `LoadBalancer` port.
-public struct ELBLoadBalancer: LoadBalancer, TargetGroupTimed {
+public struct ELBLoadBalancer: LoadBalancer, TargetGroupTimed, TargetAddressing {
     public let client: ELBv2Client
     public let targetGroupARN: String
+    public let ec2: EC2Client?
 
-    public init(client: ELBv2Client, targetGroupARN: String) {
+    public init(client: ELBv2Client, targetGroupARN: String, ec2: EC2Client? = nil) {
         self.client = client
         self.targetGroupARN = targetGroupARN
+        self.ec2 = ec2
+    }
+
+    /// An instance target's private address (EC2 DescribeInstances); an IP target is its address.
+    public func host(of target: Target) async throws -> String? {
+        guard target.id.hasPrefix("i-") else { return target.id.contains(".") || target.id.contains(":") ? target.id : nil }
+        guard let ec2 else { return nil }
+        return try await map { try await ec2.privateAddress(ofInstance: target.id) }
     }
 
     /// DescribeTargetGroups and DescribeTargetGroupAttributes; also proves the group exists.

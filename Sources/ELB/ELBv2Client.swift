@@ -66,35 +66,34 @@ public protocol AWSCredentialProvider: Sendable {
     func credentials() async throws -> AWSCredentials
 }
 
-/// The ELBv2 Query API, signed with SigV4.
-public struct ELBv2Client: Sendable {
+/// One AWS service's Query API (form-encoded POST, XML answers), signed with SigV4, with
+/// retries for what heals by itself. ELBv2 and EC2 share it.
+public struct AWSQueryClient: Sendable {
     public let endpoint: AWSEndpoint
     public let region: String
+    public let service: String
+    public let version: String
     let credentials: any AWSCredentialProvider
     let transport: any AWSTransport
     let clock: any RolloutClock
     let retry: RetryPolicy
     let random: @Sendable () -> Double
-    /// Told of each retried error (for the run's log).
-    let onRetry: @Sendable (AWSError, Duration) -> Void
 
-    public init(endpoint: AWSEndpoint, region: String, credentials: any AWSCredentialProvider,
-                transport: any AWSTransport = URLSessionTransport(), clock: any RolloutClock = SystemClock(),
-                retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
-                onRetry: @escaping @Sendable (AWSError, Duration) -> Void = { _, _ in }) {
+    public init(endpoint: AWSEndpoint, region: String, service: String, version: String,
+                credentials: any AWSCredentialProvider, transport: any AWSTransport, clock: any RolloutClock,
+                retry: RetryPolicy, random: @escaping @Sendable () -> Double) {
         self.endpoint = endpoint
         self.region = region
+        self.service = service
+        self.version = version
         self.credentials = credentials
         self.transport = transport
         self.clock = clock
         self.retry = retry
         self.random = random
-        self.onRetry = onRetry
     }
 
-    public static let version = "2015-12-01"
-
-    /// Signs and sends one action, retrying what heals; returns the `<ActionResult>` element.
+    /// Signs and sends one action, retrying what heals; returns the answer's root element.
     func call(_ form: QueryForm) async throws -> XMLElement {
         let action = form.pairs[0].1
         let body = Array(form.encoded.utf8)
@@ -102,7 +101,7 @@ public struct ELBv2Client: Sendable {
         while true {
             let error: AWSError
             do {
-                let signer = SigV4Signer(credentials: try await credentials.credentials(), region: region, service: "elasticloadbalancing")
+                let signer = SigV4Signer(credentials: try await credentials.credentials(), region: region, service: service)
                 let contentType = ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
                 let signed = signer.sign(.init(method: "POST", host: endpoint.hostHeader, path: endpoint.path,
                                                headers: [contentType], body: body), at: clock.now)
@@ -112,7 +111,7 @@ public struct ELBv2Client: Sendable {
                     guard let root = try? XMLDocument.parse(answer) else {
                         throw AWSError(code: "MalformedResponse", message: "\(action) answered XML that does not parse", status: status)
                     }
-                    return root.child("\(action)Result") ?? XMLElement(name: "\(action)Result")
+                    return root
                 }
                 error = AWSError.parse(answer, status: status)
             } catch let transportError as TransportError {
@@ -120,15 +119,38 @@ public struct ELBv2Client: Sendable {
             }
             attempt += 1
             guard error.isRetryable, attempt < retry.attempts else { throw error }
-            let wait = retry.delay(afterAttempt: attempt - 1, random: random())
-            onRetry(error, wait)
-            try await clock.sleep(for: wait)
+            try await clock.sleep(for: retry.delay(afterAttempt: attempt - 1, random: random()))
         }
+    }
+
+    func form(_ action: String) -> QueryForm { QueryForm(action: action, version: version) }
+}
+
+/// The ELBv2 Query API.
+public struct ELBv2Client: Sendable {
+    let query: AWSQueryClient
+    public var endpoint: AWSEndpoint { query.endpoint }
+    public var region: String { query.region }
+
+    public init(endpoint: AWSEndpoint, region: String, credentials: any AWSCredentialProvider,
+                transport: any AWSTransport = URLSessionTransport(), clock: any RolloutClock = SystemClock(),
+                retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }) {
+        query = AWSQueryClient(endpoint: endpoint, region: region, service: "elasticloadbalancing", version: ELBv2Client.version,
+                               credentials: credentials, transport: transport, clock: clock, retry: retry, random: random)
+    }
+
+    public static let version = "2015-12-01"
+
+    /// The `<ActionResult>` element of an answer.
+    func call(_ form: QueryForm) async throws -> XMLElement {
+        let root = try await query.call(form)
+        let action = form.pairs[0].1
+        return root.child("\(action)Result") ?? XMLElement(name: "\(action)Result")
     }
 
     /// DescribeTargetHealth, naming the targets asked about (or the whole group if none).
     public func describeTargetHealth(targetGroupARN: String, targets: [Target] = []) async throws -> [(target: Target, health: TargetHealth)] {
-        var form = QueryForm(action: "DescribeTargetHealth", version: ELBv2Client.version)
+        var form = query.form("DescribeTargetHealth")
         form.add("TargetGroupArn", targetGroupARN)
         form.addList("Targets", targets.map { [("Id", $0.id), ("Port", String($0.port))] })
         let result = try await call(form)
@@ -142,14 +164,14 @@ public struct ELBv2Client: Sendable {
     }
 
     public func registerTargets(targetGroupARN: String, _ targets: [Target]) async throws {
-        var form = QueryForm(action: "RegisterTargets", version: ELBv2Client.version)
+        var form = query.form("RegisterTargets")
         form.add("TargetGroupArn", targetGroupARN)
         form.addList("Targets", targets.map { [("Id", $0.id), ("Port", String($0.port))] })
         _ = try await call(form)
     }
 
     public func deregisterTargets(targetGroupARN: String, _ targets: [Target]) async throws {
-        var form = QueryForm(action: "DeregisterTargets", version: ELBv2Client.version)
+        var form = query.form("DeregisterTargets")
         form.add("TargetGroupArn", targetGroupARN)
         form.addList("Targets", targets.map { [("Id", $0.id), ("Port", String($0.port))] })
         _ = try await call(form)
@@ -167,7 +189,7 @@ public struct ELBv2Client: Sendable {
     }
 
     public func describeTargetGroup(arn: String) async throws -> TargetGroup {
-        var form = QueryForm(action: "DescribeTargetGroups", version: ELBv2Client.version)
+        var form = query.form("DescribeTargetGroups")
         form.addList("TargetGroupArns", [arn])
         let result = try await call(form)
         guard let group = result.child("TargetGroups")?.children("member").first else {
@@ -181,7 +203,7 @@ public struct ELBv2Client: Sendable {
     }
 
     public func describeTargetGroupAttributes(arn: String) async throws -> [String: String] {
-        var form = QueryForm(action: "DescribeTargetGroupAttributes", version: ELBv2Client.version)
+        var form = query.form("DescribeTargetGroupAttributes")
         form.add("TargetGroupArn", arn)
         let result = try await call(form)
         var attributes: [String: String] = [:]

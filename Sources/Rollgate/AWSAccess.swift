@@ -11,20 +11,21 @@ struct AWSAccess: Sendable {
 
     struct Problem: Error, CustomStringConvertible { let description: String }
 
-    func client(for arn: String) -> Result<ELBv2Client, Problem> {
+    func loadBalancer(for arn: String) -> Result<ELBLoadBalancer, Problem> {
         let chain = CredentialChain(environment: environment)
         // arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID
         let arnRegion = arn.split(separator: ":", omittingEmptySubsequences: false).dropFirst(3).first.map(String.init)
         guard let region = settings.region ?? arnRegion.flatMap({ $0.isEmpty ? nil : $0 }) ?? chain.region() else {
             return .failure(Problem(description: "no AWS region: set aws.region in the config or AWS_REGION"))
         }
-        let endpoint: AWSEndpoint
+        // An override (moto, LocalStack) serves every service on one endpoint.
+        var override: AWSEndpoint?
         if let url = settings.endpointURL ?? environment["AWS_ENDPOINT_URL"].flatMap({ $0.isEmpty ? nil : $0 }) {
             guard let parsed = AWSEndpoint(url: url) else { return .failure(Problem(description: "bad AWS endpoint URL \(url)")) }
-            endpoint = parsed
-        } else {
-            endpoint = .elbv2(region: region)
+            override = parsed
         }
-        return .success(ELBv2Client(endpoint: endpoint, region: region, credentials: chain, clock: clock))
+        let elb = ELBv2Client(endpoint: override ?? .elbv2(region: region), region: region, credentials: chain, clock: clock)
+        let ec2 = EC2Client(endpoint: override ?? EC2Client.endpoint(region: region), region: region, credentials: chain, clock: clock)
+        return .success(ELBLoadBalancer(client: elb, targetGroupARN: arn, ec2: ec2))
     }
 }

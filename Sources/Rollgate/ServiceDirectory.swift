@@ -21,10 +21,9 @@ public struct ServiceDirectory: Sendable {
                 let loadBalancer = try SimulatedLoadBalancer(service: service.name, settings: settings, store: store, clock: clock)
                 entries[service.name] = Entry(config: service, loadBalancer: loadBalancer, unavailable: nil)
             case .awsTargetGroup(let arn):
-                switch aws.client(for: arn) {
-                case .success(let client):
-                    entries[service.name] = Entry(config: service, loadBalancer: ELBLoadBalancer(client: client, targetGroupARN: arn),
-                                                  unavailable: nil)
+                switch aws.loadBalancer(for: arn) {
+                case .success(let loadBalancer):
+                    entries[service.name] = Entry(config: service, loadBalancer: loadBalancer, unavailable: nil)
                 case .failure(let problem):
                     entries[service.name] = Entry(config: service, loadBalancer: nil,
                                                   unavailable: "service \(service.name): \(problem.description)")

@@ -96,6 +96,12 @@ public protocol TargetGroupTimed: Sendable {
     func timing() async throws -> GroupTiming
 }
 
+/// A load balancer that can say where a target is, for hooks (`ROLLGATE_TARGET_HOST`):
+/// an instance's private address, or an IP target's address itself.
+public protocol TargetAddressing: Sendable {
+    func host(of target: Target) async throws -> String?
+}
+
 /// The port to a target group: the simulated one, the ELBv2 API, or a test fake.
 public protocol LoadBalancer: Sendable {
     /// Every target registered in the group with its health (DescribeTargetHealth).

@@ -111,13 +111,14 @@ public struct Roll: Sendable {
     private func roll(_ target: Target, number: Int, of targets: [Target]) async throws {
         note("target \(number)/\(targets.count): \(target)", target: target)
         try await preflight(target, among: targets)
+        let host = try await address(of: target)
         if let command = plan.hooks.prepare {
-            try await hook(.prepare, command, on: target)
+            try await hook(.prepare, command, on: target, host: host)
         }
         try await drain(target)
-        try await hook(.deploy, plan.hooks.deploy, on: target)
+        try await hook(.deploy, plan.hooks.deploy, on: target, host: host)
         if let command = plan.hooks.verify {
-            try await hook(.verify, command, on: target)
+            try await hook(.verify, command, on: target, host: host)
         }
         try await restore(target)
     }
@@ -178,16 +179,31 @@ public struct Roll: Sendable {
         }
     }
 
-    private func hook(_ phase: Phase, _ command: String, on target: Target) async throws {
+    /// Where the target is, asked once before it is touched; a lookup that fails stops the
+    /// run while the target still serves.
+    private func address(of target: Target) async throws -> String? {
+        guard let addressing = loadBalancer as? any TargetAddressing else { return nil }
+        do {
+            let host = try await addressing.host(of: target)
+            if let host { note("\(target.id) is at \(host)", target: target) }
+            return host
+        } catch {
+            throw Stop(message: "cannot find the address of \(target.id) (for ROLLGATE_TARGET_HOST): \(error); it was not touched")
+        }
+    }
+
+    private func hook(_ phase: Phase, _ command: String, on target: Target, host: String?) async throws {
         let step = try journal.beginStep(run: run.id, target: target, phase: phase, at: clock.now)
-        let invocation = HookInvocation(phase: phase, command: command, environment: [
+        var environment = [
             "ROLLGATE_RUN_ID": "\(run.id)",
             "ROLLGATE_SERVICE": run.service,
             "ROLLGATE_VERSION": run.version,
             "ROLLGATE_TARGET_ID": target.id,
             "ROLLGATE_TARGET_PORT": "\(target.port)",
             "ROLLGATE_PHASE": phase.rawValue,
-        ], timeout: plan.hookTimeout)
+        ]
+        if let host { environment["ROLLGATE_TARGET_HOST"] = host }
+        let invocation = HookInvocation(phase: phase, command: command, environment: environment, timeout: plan.hookTimeout)
         note("\(phase.rawValue) hook: \(command)", target: target, phase: phase)
         let journal = self.journal, clock = self.clock, runID = run.id, logger = self.logger
         let outcome = await executor.run(invocation, started: { process in

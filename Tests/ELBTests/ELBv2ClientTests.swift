@@ -114,6 +114,29 @@ let throttled: (Int, [UInt8]) = (400, Array("<ErrorResponse><Error><Type>Sender<
     }
 }
 
+@Suite struct EC2ClientTests {
+    @Test func findsAnInstancesPrivateAddressSignedForEC2() async throws {
+        let answer = """
+            <?xml version="1.0" encoding="utf-8"?>
+            <DescribeInstancesResponse xmlns="http://ec2.amazonaws.com/doc/2016-11-15"><reservationSet><item><instancesSet><item>
+            <networkInterfaceSet><item><privateIpAddress>10.9.9.9</privateIpAddress></item></networkInterfaceSet>
+            <instanceId>i-0abc</instanceId><privateIpAddress>10.0.1.4</privateIpAddress></item></instancesSet></item></reservationSet>
+            <requestId>r</requestId></DescribeInstancesResponse>
+            """
+        let transport = ScriptedTransport([(200, Array(answer.utf8)), (200, Array("<DescribeInstancesResponse><reservationSet/></DescribeInstancesResponse>".utf8))])
+        let ec2 = EC2Client(endpoint: AWSEndpoint(url: "http://127.0.0.1:5000")!, region: "eu-west-1", credentials: FixedCredentials(),
+                            transport: transport, clock: ManualClock())
+        #expect(try await ec2.privateAddress(ofInstance: "i-0abc") == "10.0.1.4")
+        #expect(try await ec2.privateAddress(ofInstance: "i-gone") == nil)
+        #expect(transport.sent[0].body == "Action=DescribeInstances&Version=2016-11-15&InstanceId.1=i-0abc")
+        #expect(transport.sent[0].headers.first { $0.0 == "Authorization" }?.1.contains("/eu-west-1/ec2/aws4_request") == true)
+        let lb = ELBLoadBalancer(client: ELBv2Client(endpoint: .elbv2(region: "eu-west-1"), region: "eu-west-1", credentials: FixedCredentials(),
+                                                     transport: ScriptedTransport([])), targetGroupARN: arn, ec2: nil)
+        #expect(try await lb.host(of: Target(id: "10.0.2.7", port: 80)) == "10.0.2.7", "an IP target is its own address")
+        #expect(try await lb.host(of: Target(id: "i-0abc", port: 80)) == nil, "no EC2 client: no address")
+    }
+}
+
 @Suite struct CredentialChainTests {
     let directory: String = {
         let path = NSTemporaryDirectory() + "rollgate-aws-\(UUID().uuidString)"

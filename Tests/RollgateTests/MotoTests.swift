@@ -146,6 +146,8 @@ final class TimingProxy: @unchecked Sendable {
             let env = try String(contentsOfFile: directory.path + "/\(instance).env", encoding: .utf8)
             #expect(env.contains("ROLLGATE_TARGET_ID=\(instance)\n") && env.contains("ROLLGATE_TARGET_PORT=8080\n")
                     && env.contains("ROLLGATE_VERSION=v7\n") && env.contains("ROLLGATE_PHASE=deploy\n"), "\(env)")
+            // The instance's private address, from EC2 DescribeInstances (moto's subnet 10.0.1.0/24).
+            #expect(env.contains("ROLLGATE_TARGET_HOST=10.0.1."), "\(env)")
         }
         // Every instance is registered and healthy again, as the load balancer says.
         let targets = json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first?["targets"]?.array ?? []

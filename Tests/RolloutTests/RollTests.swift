@@ -158,6 +158,44 @@ import RolloutTesting
     }
 }
 
+/// A fake group that says where its targets are, or fails to.
+struct AddressedLoadBalancer: LoadBalancer, TargetAddressing {
+    let inner: FakeLoadBalancer
+    let address: @Sendable (Target) throws -> String?
+    func host(of target: Target) async throws -> String? { try address(target) }
+    func targets() async throws -> [(target: Target, health: TargetHealth)] { try await inner.targets() }
+    func health(of target: Target) async throws -> TargetObservation { try await inner.health(of: target) }
+    func deregister(_ target: Target) async throws { try await inner.deregister(target) }
+    func register(_ target: Target) async throws { try await inner.register(target) }
+}
+
+@Suite struct TargetHostTests {
+    let clock = ManualClock()
+    let store = MemoryRunStore()
+
+    func perform(_ lb: AddressedLoadBalancer, _ executor: RecordingExecutor) async throws -> Roll.Outcome {
+        store.enqueue(service: "web", version: "v1", at: clock.now)
+        let run = try #require(try store.claimNext(at: clock.now))
+        let plan = ServicePlan(name: "web", pollInterval: .seconds(1), hooks: HookCommands(prepare: "p.sh", deploy: "d.sh"))
+        return await Roll(run: run, plan: plan, loadBalancer: lb, executor: executor, journal: store, clock: clock, logger: .quiet).perform()
+    }
+
+    @Test func hooksGetTheTargetsAddress() async throws {
+        let executor = RecordingExecutor()
+        let lb = AddressedLoadBalancer(inner: FakeLoadBalancer(targets: [Target(id: "i-1", port: 80)]), address: { _ in "10.0.0.5" })
+        #expect(try await perform(lb, executor) == .succeeded)
+        #expect(executor.recorded.map { $0.environment["ROLLGATE_TARGET_HOST"] } == ["10.0.0.5", "10.0.0.5"])
+    }
+
+    @Test func aLookupThatFailsStopsTheRunBeforeTheTargetIsTouched() async throws {
+        let fake = FakeLoadBalancer(targets: [Target(id: "i-1", port: 80)])
+        let lb = AddressedLoadBalancer(inner: fake, address: { _ in throw LoadBalancerError(code: "UnauthorizedOperation", message: "ec2:DescribeInstances") })
+        let outcome = try await perform(lb, RecordingExecutor())
+        #expect(outcome == .failed("cannot find the address of i-1 (for ROLLGATE_TARGET_HOST): UnauthorizedOperation: ec2:DescribeInstances; it was not touched"))
+        #expect(!fake.calls.contains(.deregister("i-1")))
+    }
+}
+
 /// A fake group that also says its timing, as the ELBv2 one does.
 struct TimedLoadBalancer: LoadBalancer, TargetGroupTimed {
     let inner: FakeLoadBalancer
