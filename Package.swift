@@ -51,7 +51,7 @@ let package = Package(
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting"]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting"]),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"]),
-        .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting"],
+        .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB"],
                     exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py"]),

@@ -1,21 +1,42 @@
 import Foundation
+import Rollout
 
 public struct CredentialsError: Error, CustomStringConvertible, Equatable {
     public let description: String
+    static let notFoundPrefix = "no AWS credentials: "
+    /// Nothing configured (as opposed to something configured wrong): try the next source.
+    var isNotFound: Bool { description.hasPrefix(CredentialsError.notFoundPrefix) }
 }
 
 /// Credentials as the AWS CLI finds them: `AWS_ACCESS_KEY_ID`/`AWS_SECRET_ACCESS_KEY`
 /// (`AWS_SESSION_TOKEN`), then `AWS_PROFILE` (default `default`) in the shared credentials
 /// file (`AWS_SHARED_CREDENTIALS_FILE`, `~/.aws/credentials`) and the config file
-/// (`AWS_CONFIG_FILE`, `~/.aws/config`, sections `[profile NAME]`).
-/// Instance metadata (IMDSv2) is not reached yet.
+/// (`AWS_CONFIG_FILE`, `~/.aws/config`, sections `[profile NAME]`), then EC2 instance
+/// metadata (IMDSv2) unless `AWS_EC2_METADATA_DISABLED=true`. Files are read at each call,
+/// so rotated keys are picked up; metadata credentials are refreshed before they expire.
 public struct CredentialChain: AWSCredentialProvider {
     let environment: [String: String]
+    let metadata: InstanceMetadataCredentials?
 
-    public init(environment: [String: String]) { self.environment = environment }
+    public init(environment: [String: String], clock: any RolloutClock = SystemClock()) {
+        self.environment = environment
+        let disabled = environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true"
+        metadata = disabled ? nil : InstanceMetadataCredentials(
+            endpoint: environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://169.254.169.254",
+            clock: clock)
+    }
 
     public func credentials() async throws -> AWSCredentials {
-        try resolve()
+        do {
+            return try resolve()
+        } catch let notFound as CredentialsError where notFound.isNotFound {
+            guard let metadata else { throw notFound }
+            do {
+                return try await metadata.credentials()
+            } catch {
+                throw CredentialsError(description: "\(notFound.description); and \(error)")
+            }
+        }
     }
 
     public func resolve() throws -> AWSCredentials {
@@ -32,7 +53,7 @@ public struct CredentialChain: AWSCredentialProvider {
                 return AWSCredentials(accessKeyID: key, secretAccessKey: secret, sessionToken: values["aws_session_token"])
             }
         }
-        throw CredentialsError(description: "no AWS credentials: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in \(credentialsFile) or \(configFile)")
+        throw CredentialsError(description: CredentialsError.notFoundPrefix + "set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or AWS_PROFILE with a profile in \(credentialsFile) or \(configFile)")
     }
 
     /// Region: `AWS_REGION`, `AWS_DEFAULT_REGION`, then the profile's `region`.
