@@ -27,7 +27,7 @@ deps-build:
 
 deps-test: deps-build
 	$(call apt_install,$(TEST_DEPS))
-	@python3 -c "import moto, boto3, awscli" 2>/dev/null || python3 -m pip install -q $(foreach p,$(PIP_DEPS),'$(p)')
+	@python3 -c "import moto.server, boto3, awscli" 2>/dev/null || python3 -m pip install -q $(foreach p,$(PIP_DEPS),'$(p)')
 
 deps-bench: deps-build
 	$(call apt_install,$(BENCH_DEPS))
@@ -49,8 +49,9 @@ test: deps-test
 	$(SWIFT) build
 	$(SWIFT) test
 
-bench: deps-bench release
+bench: deps-bench deps-test release
 	bash bench/http.sh
+	bash bench/waiter-lag.sh
 
 clean:
 	rm -rf .build rollgate-demo.db rollgate-demo.db-wal rollgate-demo.db-shm bench/out
