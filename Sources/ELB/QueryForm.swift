@@ -28,20 +28,5 @@ public struct QueryForm: Sendable, Equatable {
         pairs.map { "\(QueryForm.encode($0.0))=\(QueryForm.encode($0.1))" }.joined(separator: "&")
     }
 
-    static func encode(_ text: String) -> String {
-        var out = ""
-        for byte in text.utf8 {
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"),
-                 UInt8(ascii: "."), UInt8(ascii: "~"):
-                out.unicodeScalars.append(Unicode.Scalar(byte))
-            case UInt8(ascii: " "):
-                out += "+"
-            default:
-                out += "%" + SigV4Signer.hexUpper(byte)
-            }
-        }
-        return out
-    }
+    static func encode(_ text: String) -> String { SigV4Signer.uriEncode(text, spaceAsPlus: true) }
 }

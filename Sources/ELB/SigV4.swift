@@ -1,4 +1,5 @@
 import Crypto
+import Rollout
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -108,28 +109,18 @@ public struct SigV4Signer: Sendable {
 
     /// `20150830T123600Z`.
     public static func amzDate(_ date: Date) -> String {
-        let seconds = Int64(date.timeIntervalSince1970.rounded(.down))
-        var days = seconds / 86_400
-        var rest = seconds % 86_400
-        if rest < 0 { rest += 86_400; days -= 1 }
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        // Whole seconds: SigV4 dates have no fraction.
+        let t = UTCTime(Date(timeIntervalSince1970: date.timeIntervalSince1970.rounded(.down)))
         func pad(_ v: Int64, _ width: Int) -> String {
             let text = String(v)
             return String(repeating: "0", count: max(0, width - text.count)) + text
         }
-        return "\(pad(year, 4))\(pad(month, 2))\(pad(day, 2))T\(pad(rest / 3600, 2))\(pad(rest % 3600 / 60, 2))\(pad(rest % 60, 2))Z"
+        return "\(pad(t.year, 4))\(pad(t.month, 2))\(pad(t.day, 2))T\(pad(t.hour, 2))\(pad(t.minute, 2))\(pad(t.second, 2))Z"
     }
 
-    /// RFC 3986 unreserved characters stay; everything else is %XX, upper-case.
-    public static func uriEncode(_ text: String) -> String {
+    /// RFC 3986 unreserved characters stay; everything else is %XX, upper-case (a space
+    /// too, unless `spaceAsPlus`, as form bodies write it).
+    public static func uriEncode(_ text: String, spaceAsPlus: Bool = false) -> String {
         var out = ""
         for byte in text.utf8 {
             switch byte {
@@ -137,6 +128,8 @@ public struct SigV4Signer: Sendable {
                  UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "-"), UInt8(ascii: "_"),
                  UInt8(ascii: "."), UInt8(ascii: "~"):
                 out.unicodeScalars.append(Unicode.Scalar(byte))
+            case UInt8(ascii: " ") where spaceAsPlus:
+                out += "+"
             default:
                 out += "%" + hexUpper(byte)
             }

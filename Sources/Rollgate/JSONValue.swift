@@ -81,28 +81,13 @@ public enum Timestamp {
     }
 
     static func append(_ date: Date, to out: inout [UInt8]) {
-        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded())   // as the store keeps it
-        let millis = (ms % 1000 + 1000) % 1000
-        let seconds = (ms - millis) / 1000
-        var days = seconds / 86_400
-        var rest = seconds - days * 86_400
-        if rest < 0 { rest += 86_400; days -= 1 }
-        // Civil from days (Howard Hinnant's algorithm).
-        let z = days + 719_468
-        let era = (z >= 0 ? z : z - 146_096) / 146_097
-        let doe = z - era * 146_097
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
-        let mp = (5 * doy + 2) / 153
-        let day = doy - (153 * mp + 2) / 5 + 1
-        let month = mp < 10 ? mp + 3 : mp - 9
-        let year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        let t = UTCTime(date)
         func two(_ v: Int64) -> (UInt8, UInt8) { (UInt8(48 + v / 10 % 10), UInt8(48 + v % 10)) }
-        let (y1, y2) = two(year / 100), (y3, y4) = two(year), (m1, m2) = two(month), (d1, d2) = two(day)
-        let (h1, h2) = two(rest / 3600), (i1, i2) = two(rest % 3600 / 60), (s1, s2) = two(rest % 60)
-        let (f1, f2) = two(millis / 10)
+        let (y1, y2) = two(t.year / 100), (y3, y4) = two(t.year), (m1, m2) = two(t.month), (d1, d2) = two(t.day)
+        let (h1, h2) = two(t.hour), (i1, i2) = two(t.minute), (s1, s2) = two(t.second)
+        let (f1, f2) = two(t.millisecond / 10)
         out.append(contentsOf: [y1, y2, y3, y4, 45, m1, m2, 45, d1, d2, 84, h1, h2, 58, i1, i2, 58, s1, s2, 46,
-                                f1, f2, UInt8(48 + millis % 10), 90])
+                                f1, f2, UInt8(48 + t.millisecond % 10), 90])
     }
 }
 

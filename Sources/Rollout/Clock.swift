@@ -33,6 +33,33 @@ extension Duration {
     }
 }
 
+/// A moment as a UTC calendar reads it; what RFC 3339 and SigV4 timestamps are written from.
+public struct UTCTime: Sendable, Equatable {
+    public var year, month, day, hour, minute, second, millisecond: Int64
+
+    /// Civil from days (Howard Hinnant's algorithm), milliseconds rounded as the store keeps them.
+    public init(_ date: Date) {
+        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded())
+        millisecond = (ms % 1000 + 1000) % 1000
+        let seconds = (ms - millisecond) / 1000
+        var days = seconds / 86_400
+        var rest = seconds - days * 86_400
+        if rest < 0 { rest += 86_400; days -= 1 }
+        let z = days + 719_468
+        let era = (z >= 0 ? z : z - 146_096) / 146_097
+        let doe = z - era * 146_097
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
+        let mp = (5 * doy + 2) / 153
+        day = doy - (153 * mp + 2) / 5 + 1
+        month = mp < 10 ? mp + 3 : mp - 9
+        year = yoe + era * 400 + (month <= 2 ? 1 : 0)
+        hour = rest / 3600
+        minute = rest % 3600 / 60
+        second = rest % 60
+    }
+}
+
 extension Date {
     public func adding(_ duration: Duration) -> Date { addingTimeInterval(duration.seconds) }
     public func since(_ earlier: Date) -> Duration { .seconds(timeIntervalSince(earlier)) }
