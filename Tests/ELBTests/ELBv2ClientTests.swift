@@ -146,7 +146,7 @@ let throttled: (Int, [UInt8]) = (400, Array("<ErrorResponse><Error><Type>Sender<
 
     func write(_ name: String, _ text: String) -> String {
         let path = directory + "/" + name
-        FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
+        _ = FileManager.default.createFile(atPath: path, contents: Data(text.utf8))
         return path
     }
 
