@@ -16,18 +16,20 @@ BIN=.build/release/rollgate; [ -x "$BIN" ] || BIN=.build/debug/rollgate
 command -v aws >/dev/null || { echo "the AWS CLI is missing: pip install awscli"; exit 1; }
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 wait_http() { for _ in $(seq 100); do curl -s "http://127.0.0.1:$1/$2" >/dev/null && return 0; sleep 0.2; done; echo "port $1 did not answer"; exit 1; }
-PIDS=()
-trap 'kill -9 "${PIDS[@]}" 2>/dev/null || true' EXIT
+# Every process started is written down here: setup runs in a subshell ($(...)), so a
+# shell array would lose them.
+PIDFILE="$OUT/pids"; : > "$PIDFILE"
+trap 'kill -9 $(cat "$PIDFILE") 2>/dev/null || true' EXIT
 export AWS_ACCESS_KEY_ID=testing AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION=us-east-1
 
 setup() { # name instances -> prints proxy port; writes $OUT/$name.fixture.json
   local name=$1 count=$2 moto proxy
   moto=$(free_port); proxy=$(free_port)
-  python3 -m moto.server -H 127.0.0.1 -p "$moto" >/dev/null 2>&1 & PIDS+=($!)
+  python3 -m moto.server -H 127.0.0.1 -p "$moto" >/dev/null 2>&1 & echo $! >> "$PIDFILE"
   wait_http "$moto" moto-api/
   python3 Tests/RollgateTests/Support/moto_fixture.py "http://127.0.0.1:$moto" "$count" > "$OUT/$name.fixture.json"
   python3 Tests/RollgateTests/Support/elb_timing_proxy.py --moto "http://127.0.0.1:$moto" --port "$proxy" \
-    --drain "$DRAIN" --healthy "$HEALTHY" --throttle "$THROTTLE" --events "$OUT/$name.events.jsonl" --seed 1 >/dev/null 2>&1 & PIDS+=($!)
+    --drain "$DRAIN" --healthy "$HEALTHY" --throttle "$THROTTLE" --events "$OUT/$name.events.jsonl" --seed 1 >/dev/null 2>&1 & echo $! >> "$PIDFILE"
   wait_http "$proxy" moto-api/
   echo "$proxy"
 }
@@ -46,7 +48,7 @@ services:
     poll_interval: 500ms
     hooks: {deploy: 'python3 -c "import time; print(time.time())" > $OUT/hook-\$ROLLGATE_TARGET_ID'}
 YAML
-ROLLGATE_MIGRATIONS=migrations "$BIN" serve --config "$OUT/rollgate.yaml" > "$OUT/rollgate.log" 2>&1 & PIDS+=($!)
+ROLLGATE_MIGRATIONS=migrations "$BIN" serve --config "$OUT/rollgate.yaml" > "$OUT/rollgate.log" 2>&1 & echo $! >> "$PIDFILE"
 wait_http "$PORT" healthz
 "$BIN" deploy web v2 --follow --server "http://127.0.0.1:$PORT" --token bench-token-0123456789 > "$OUT/deploy.log" 2>&1 || true
 grep -q "run 1 succeeded" "$OUT/deploy.log" || { echo "the rollgate run did not succeed:"; tail -5 "$OUT/deploy.log"; exit 1; }
