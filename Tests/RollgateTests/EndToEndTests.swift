@@ -31,7 +31,8 @@ import Rollout
         var app = try await startApp([quickService("web")])
         var client = HTTPClient(port: app.server.port)
         // Bad input over the wire: a clear 4xx in JSON, nothing stored, the server unhurt.
-        for body in ["{\"service\":", "\u{0}\u{1}", "[]", #"{"service":"web","version":"v 2"}"#] {
+        let deep = String(repeating: "[", count: 100_000) + String(repeating: "]", count: 100_000)
+        for body in ["{\"service\":", "\u{0}\u{1}", "[]", #"{"service":"web","version":"v 2"}"#, deep] {
             let refused = try await client.request("POST", "/api/v1/deploys", body: Array(body.utf8))
             #expect((400..<500).contains(refused.status), "\(body)")
             #expect(json(refused)["error"]?["code"]?.string != nil, "\(body)")
