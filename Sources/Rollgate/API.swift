@@ -23,6 +23,7 @@ public struct API: Sendable {
         router.get("/api/v1/runs/{id}/logs", immediate: { self.guarded($0, self.logs) })
         router.post("/api/v1/runs/{id}/cancel", immediate: { self.guarded($0, self.cancel) })
         router.get("/healthz", immediate: { _ in API.healthy })
+        router.get("/metrics", immediate: { self.guarded($0, self.metrics) })
         router.get("/api/v1/healthz", immediate: { _ in API.healthy })
         // These ask the load balancer, which may be a network call away.
         router.get("/api/v1/services") { await self.guarded($0, self.listServices) }
@@ -201,6 +202,24 @@ public struct API: Sendable {
             throw Refusal(status: 404, code: "run_not_found", message: "no run \(run.id)")
         }
         return .json(202, JSONWriter.bytes { $0.run(updated) })
+    }
+
+    /// Prometheus text: runs by service and status, and which services are rolling now.
+    func metrics(_ request: HTTPRequest) throws -> HTTPResponse {
+        var text = "# HELP rollgate_runs Runs by service and status.\n# TYPE rollgate_runs gauge\n"
+        let counts = try store.runCounts()
+        for service in config.services {
+            for status in RunStatus.allCases {
+                let count = counts.first { $0.service == service.name && $0.status == status }?.count ?? 0
+                text += "rollgate_runs{service=\"\(service.name)\",status=\"\(status.rawValue)\"} \(count)\n"
+            }
+        }
+        text += "# HELP rollgate_rolling 1 while a run of the service is rolling.\n# TYPE rollgate_rolling gauge\n"
+        for service in config.services {
+            let rolling = counts.contains { $0.service == service.name && $0.status == .running }
+            text += "rollgate_rolling{service=\"\(service.name)\"} \(rolling ? 1 : 0)\n"
+        }
+        return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: text)
     }
 
     func listServices(_ request: HTTPRequest) async throws -> HTTPResponse {

@@ -138,6 +138,14 @@ extension Store {
         }
     }
 
+    /// How many runs each service has in each status.
+    public func runCounts() throws -> [(service: String, status: RunStatus, count: Int)] {
+        try read { db in
+            try db.prepare("SELECT service, status, COUNT(*) FROM runs GROUP BY service, status ORDER BY service, status")
+                .rows([]) { row in (row.text(0), RunStatus(rawValue: row.text(1)) ?? .failed, Int(row.int(2))) }
+        }
+    }
+
     static func decodeRun(_ row: Row) -> Run {
         Run(id: row.int(0), service: row.text(1), version: row.text(2), reason: row.optionalText(3),
             requestedBy: row.text(4), status: RunStatus(rawValue: row.text(5)) ?? .failed,

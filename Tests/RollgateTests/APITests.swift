@@ -137,6 +137,19 @@ import Rollout
         #expect(web["targets"]?.array?.allSatisfy { $0["state"] == .string("healthy") } == true)
     }
 
+    @Test func metricsCountRunsInPrometheusText() async {
+        _ = await deploy(#"{"service":"web","version":"v1"}"#)
+        _ = await deploy(#"{"service":"web","version":"v2"}"#)
+        let response = await app.call("GET", "/metrics")
+        #expect(response.status == 200)
+        #expect(response.header("content-type")?.hasPrefix("text/plain; version=0.0.4") == true)
+        let text = String(decoding: response.body, as: UTF8.self)
+        #expect(text.contains("rollgate_runs{service=\"web\",status=\"queued\"} 1\n"))
+        #expect(text.contains("rollgate_runs{service=\"web\",status=\"superseded\"} 1\n"))
+        #expect(text.contains("rollgate_runs{service=\"api\",status=\"succeeded\"} 0\n"))
+        #expect(text.contains("rollgate_rolling{service=\"web\"} 0\n"))
+    }
+
     @Test func healthAndTheStatusPageAnswer() async {
         #expect(json(await app.call("GET", "/healthz")) == .object([("status", .string("ok"))]))
         let page = await app.call("GET", "/")
