@@ -47,15 +47,23 @@ public struct Recovery: Sendable {
         guard let loadBalancer = loadBalancer(run.service) else {
             return message + "; service \(run.service) is no longer configured, its load balancer was not asked"
         }
+        return message + (await loadBalancer.standing(of: target))
+    }
+}
+
+extension LoadBalancer {
+    /// What the load balancer says now of a target a run was cut off on, for the run's
+    /// error: `; the load balancer now says X is unused (...): it is out of service, ...`.
+    func standing(of target: Target) async -> String {
         do {
-            let observation = try await loadBalancer.health(of: target)
-            message += "; the load balancer now says \(step.targetID) is \(observation)"
+            let observation = try await health(of: target)
+            var text = "; the load balancer now says \(target.id) is \(observation)"
             if !Waiter.Rule.inService.isMet(by: observation) {
-                message += ": it is out of service, check it and register it again"
+                text += ": it is out of service, check it and register it again"
             }
+            return text
         } catch {
-            message += "; asking the load balancer about \(step.targetID) failed: \(error)"
+            return "; asking the load balancer about \(target.id) failed: \(error)"
         }
-        return message
     }
 }

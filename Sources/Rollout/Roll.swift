@@ -99,11 +99,7 @@ public struct Roll: Sendable {
 
     /// The run was stopped under it (shutdown): say where, and what the load balancer says now.
     private func interrupted(on target: Target) async -> String {
-        var message = "interrupted: rollgate was stopped while rolling \(target.id)"
-        if let observation = try? await loadBalancer.health(of: target) {
-            message += "; the load balancer says it is \(observation)"
-            if !Waiter.Rule.inService.isMet(by: observation) { message += ": check it and register it again" }
-        }
+        let message = "interrupted: rollgate was stopped while rolling \(target.id)" + (await loadBalancer.standing(of: target))
         note(message, target: target)
         return message
     }

@@ -50,6 +50,7 @@ import RolloutTesting
         let first = try #require(store.run(1))
         #expect(first.status == .failed)
         #expect(first.error?.hasPrefix("interrupted: rollgate was stopped while rolling w1") == true)
+        #expect(first.error?.contains("; the load balancer now says w1 is unused (Target.NotRegistered): it is out of service") == true, "\(first.error ?? "")")
         #expect(first.steps.allSatisfy { $0.status != .running }, "no step is left in hand")
         #expect(first.steps.last?.error == "interrupted")
         #expect(store.run(2)?.status == .queued, "queued runs wait for the next start")
