@@ -129,8 +129,6 @@ public struct AWSQueryClient: Sendable {
 /// The ELBv2 Query API.
 public struct ELBv2Client: Sendable {
     let query: AWSQueryClient
-    public var endpoint: AWSEndpoint { query.endpoint }
-    public var region: String { query.region }
 
     public init(endpoint: AWSEndpoint, region: String, credentials: any AWSCredentialProvider,
                 transport: any AWSTransport = URLSessionTransport(), clock: any RolloutClock = SystemClock(),

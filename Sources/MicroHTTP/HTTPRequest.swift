@@ -17,6 +17,15 @@ public struct HTTPRequest: Sendable {
         self.body = body
     }
 
+    /// For the server, whose header names are lower-cased as they are read.
+    init(method: String, path: String, query: [String: String], lowercasedHeaders: [String: String], body: [UInt8]) {
+        self.method = method
+        self.path = path
+        self.query = query
+        self.headers = lowercasedHeaders
+        self.body = body
+    }
+
     public func header(_ name: String) -> String? { headers[name.lowercased()] }
 
     /// True when the client prefers HTML (a browser), judged from `Accept`.

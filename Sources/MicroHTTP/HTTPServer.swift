@@ -126,7 +126,7 @@ public final class HTTPServer: @unchecked Sendable {
 
         let request = HTTPRequest(method: method, path: url,
                                   query: values(connection, .GET_ARGUMENT_KIND),
-                                  headers: values(connection, .HEADER_KIND),
+                                  lowercasedHeaders: values(connection, .HEADER_KIND),
                                   body: context.body)
         let (handler, routed): (HTTPHandler, HTTPRequest)
         switch router(request) {

@@ -226,8 +226,7 @@ public struct API: Sendable {
         var described: [(ServiceConfig, ServiceSummary, [(target: Target, health: TargetHealth)]?)] = []
         for service in config.services {
             let summary = try store.serviceSummary(service.name)
-            let inHand = summary.running?.steps.last.map { Target(id: $0.targetID, port: $0.targetPort) }
-            described.append((service, summary, await services.targetStates(for: service.name, inHand: inHand)))
+            described.append((service, summary, await services.targetStates(for: service.name, running: summary.running)))
         }
         return .json(200, JSONWriter.bytes { w in
             w.object { w in

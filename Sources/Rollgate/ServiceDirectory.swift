@@ -35,12 +35,13 @@ public struct ServiceDirectory: Sendable {
 
     public func loadBalancer(for service: String) -> (any LoadBalancer)? { entries[service]?.loadBalancer }
 
-    /// What the load balancer says of each registered target, plus the target a running
+    /// What the load balancer says of each registered target, plus the target the running
     /// run has in hand even when it is out of the group (so a page never hides it).
     /// Nil when the load balancer cannot be asked.
-    func targetStates(for service: String, inHand: Target?) async -> [(target: Target, health: TargetHealth)]? {
+    func targetStates(for service: String, running: Run?) async -> [(target: Target, health: TargetHealth)]? {
         guard let loadBalancer = loadBalancer(for: service),
               var listed = try? await loadBalancer.targets() else { return nil }
+        let inHand = running?.steps.last.map { Target(id: $0.targetID, port: $0.targetPort) }
         if let inHand, !listed.contains(where: { $0.target == inHand }),
            let observation = try? await loadBalancer.health(of: inHand) {
             switch observation {

@@ -54,8 +54,7 @@ struct StatusPage: Sendable {
                 if let step = run.steps.last { now += ": \(escape(step.targetID)) \(step.phase.rawValue)" }
             }
             if !summary.queued.isEmpty { now += "; queued: \(summary.queued.map(String.init).joined(separator: ", "))" }
-            let inHand = summary.running?.steps.last.map { Target(id: $0.targetID, port: $0.targetPort) }
-            let targets = (await services.targetStates(for: service.name, inHand: inHand) ?? [])
+            let targets = (await services.targetStates(for: service.name, running: summary.running) ?? [])
                 .map { "\(escape($0.target.id)) <span class=\"state-\($0.health.state.rawValue)\">\($0.health.state.rawValue)</span>" }
                 .joined(separator: ", ")
             html += "<tr><td>\(escape(service.name))</td><td>\(escape(summary.lastGoodVersion ?? "none yet"))</td><td>\(now)</td><td>\(targets)</td></tr>\n"
