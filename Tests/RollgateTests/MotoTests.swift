@@ -13,16 +13,8 @@ final class MotoServer: @unchecked Sendable {
 
     init() async throws {
         port = try await freePort()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-m", "moto.server", "-H", "127.0.0.1", "-p", "\(port)"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let client = HTTPClient(port: port, timeoutSeconds: 2)
-        guard try await eventually(within: .seconds(30), { (try? await client.request("GET", "/moto-api/")) != nil }) else {
-            process.terminate()
-            throw TestFailure("moto_server did not start on port \(port): is moto installed? (make test installs it: pip install 'moto[server]')")
-        }
+        try await startPython(process, ["-m", "moto.server", "-H", "127.0.0.1", "-p", "\(port)"], answeringOn: port,
+                              else: "moto_server did not start on port \(port): is moto installed? (make test installs it: pip install 'moto[server]')")
     }
 
     /// Creates the load balancer, target group and instances; returns (group ARN, instance ids).
@@ -50,6 +42,21 @@ final class MotoServer: @unchecked Sendable {
     }
 }
 
+/// Runs `python3 ARGUMENTS` quietly and waits until it answers HTTP on `port` (moto's
+/// /moto-api/, which the timing proxy forwards); kills it and throws `failure` if it never does.
+func startPython(_ process: Process, _ arguments: [String], answeringOn port: UInt16, else failure: String) async throws {
+    process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+    process.arguments = ["python3"] + arguments
+    process.standardOutput = FileHandle.nullDevice
+    process.standardError = FileHandle.nullDevice
+    try process.run()
+    let client = HTTPClient(port: port, timeoutSeconds: 2)
+    guard try await eventually(within: .seconds(30), { (try? await client.request("GET", "/moto-api/")) != nil }) else {
+        kill(process.processIdentifier, SIGKILL)
+        throw TestFailure(failure)
+    }
+}
+
 /// A port nothing listens on now: bound by a throwaway server, then released.
 func freePort() async throws -> UInt16 {
     let server = HTTPServer(configuration: HTTPServerConfiguration(port: 0), handler: { _ in HTTPResponse() })
@@ -70,18 +77,11 @@ final class TimingProxy: @unchecked Sendable {
          directory: TempDirectory) async throws {
         port = try await freePort()
         events = directory.path + "/events.jsonl"
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", repositoryRoot + "/Tests/RollgateTests/Support/elb_timing_proxy.py",
-                             "--moto", moto.endpoint, "--port", "\(port)", "--drain", "\(drain)", "--healthy", "\(healthy)",
-                             "--throttle", "\(throttle)", "--never-healthy", neverHealthy.joined(separator: ","),
-                             "--events", events, "--seed", "7"]
-        process.standardOutput = FileHandle.nullDevice
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let client = HTTPClient(port: port, timeoutSeconds: 2)
-        guard try await eventually(within: .seconds(20), { (try? await client.request("GET", "/moto-api/")) != nil }) else {
-            throw TestFailure("the timing proxy did not start")
-        }
+        try await startPython(process, [repositoryRoot + "/Tests/RollgateTests/Support/elb_timing_proxy.py",
+                                        "--moto", moto.endpoint, "--port", "\(port)", "--drain", "\(drain)", "--healthy", "\(healthy)",
+                                        "--throttle", "\(throttle)", "--never-healthy", neverHealthy.joined(separator: ","),
+                                        "--events", events, "--seed", "7"],
+                              answeringOn: port, else: "the timing proxy did not start on port \(port)")
     }
 
     var endpoint: String { "http://127.0.0.1:\(port)" }
