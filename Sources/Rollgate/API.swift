@@ -12,6 +12,8 @@ public struct API: Sendable {
     /// Tells the dispatcher a run was queued; returns at once.
     let wakeDispatcher: @Sendable () -> Void
     let statusPage: StatusPage
+    let health: StoreHealth
+    let shutdown: ShutdownState
     let logger: Logger
 
     public var router: Router {
@@ -22,9 +24,13 @@ public struct API: Sendable {
         router.get("/api/v1/runs/{id}", immediate: { self.guarded($0, self.showRun) })
         router.get("/api/v1/runs/{id}/logs", immediate: { self.guarded($0, self.logs) })
         router.post("/api/v1/runs/{id}/cancel", immediate: { self.guarded($0, self.cancel) })
-        router.get("/healthz", immediate: { _ in API.healthy })
+        router.post("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.lock) })
+        router.delete("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.unlock) })
+        router.post("/api/v1/services/{name}/targets/{target}/restore", immediate: { self.guarded($0, self.restore) })
+        router.post("/api/v1/services/{name}/targets/{target}/forget", immediate: { self.guarded($0, self.forget) })
+        router.get("/healthz", immediate: { _ in self.healthz() })
         router.get("/metrics", immediate: { self.guarded($0, self.metrics) })
-        router.get("/api/v1/healthz", immediate: { _ in API.healthy })
+        router.get("/api/v1/healthz", immediate: { _ in self.healthz() })
         // These ask the load balancer, which may be a network call away.
         router.get("/api/v1/services") { await self.guarded($0, self.listServices) }
         router.get("/") { await self.guarded($0, self.statusPage.render) }
@@ -39,7 +45,24 @@ public struct API: Sendable {
         let message: String
     }
 
-    static let healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok"))]).bytes)
+    static let healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable"))]).bytes)
+
+    /// Liveness, and whether the database takes writes: `degraded` (still 200: restarting
+    /// would not help) with the last write error while it does not.
+    func healthz() -> HTTPResponse {
+        if shutdown.isShuttingDown {
+            return .json(503, JSONValue.object([("status", .string("shutting_down"))]).bytes)
+        }
+        guard let failure = health.failure else { return API.healthy }
+        return .json(200, JSONWriter.bytes { w in
+            w.object { w in
+                w.key("status"); w.string("degraded")
+                w.key("database"); w.string("not writable")
+                w.key("error"); w.string(failure.message)
+                w.key("since"); w.time(failure.since)
+            }
+        })
+    }
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) async throws -> HTTPResponse) async -> HTTPResponse {
         do {
@@ -60,7 +83,30 @@ public struct API: Sendable {
     /// A refusal is the client's 4xx; anything else is logged and a 500 without details.
     private func answer(_ error: Error, to request: HTTPRequest) -> HTTPResponse {
         if let refusal = error as? Refusal {
-            return .error(refusal.status, code: refusal.code, message: refusal.message)
+            var response = HTTPResponse.error(refusal.status, code: refusal.code, message: refusal.message)
+            if refusal.status == 503 { response.headers.append(("Retry-After", "5")) }
+            return response
+        }
+        if let locked = error as? Locked {
+            return .json(423, JSONWriter.bytes { w in
+                w.object { w in
+                    w.key("error"); w.object { w in
+                        w.key("code"); w.string("service_locked")
+                        w.key("message"); w.string("\(locked.lock.service) is locked by \(locked.lock.lockedBy): \(locked.lock.reason)"
+                            + (locked.lock.expiresAt.map { " (until \(Timestamp.format($0)))" } ?? " (until unlocked)")
+                            + "; pass \"wait_for_lock\": true to queue the deploy until the lock ends")
+                    }
+                    w.key("lock"); w.lock(locked.lock)
+                }
+            })
+        }
+        if error is SQLiteError {
+            health.failed(error, at: clock.now)
+            logger.error("database write failed", metadata: ["http.path": "\(request.path)", "error": "\(error)"])
+            var response = HTTPResponse.error(503, code: "database_unavailable",
+                                              message: "the database cannot take this write now (\(error)); nothing was changed, retry shortly")
+            response.headers.append(("Retry-After", "5"))
+            return response
         }
         logger.error("request failed", metadata: ["http.path": "\(request.path)", "error": "\(error)"])
         return .error(500, code: "internal", message: "the server could not answer this request; see its log")
@@ -69,7 +115,12 @@ public struct API: Sendable {
     // MARK: - Auth
 
     /// Who is asking, for writes. The demo needs no token; a configured server always does.
+    /// While shutting down, writes are refused with 503 and Retry-After.
     func authorize(_ request: HTTPRequest) throws -> String {
+        if shutdown.isShuttingDown {
+            throw Refusal(status: 503, code: "shutting_down",
+                          message: "rollgate is shutting down; retry in a moment (the next start takes writes again)")
+        }
         if config.isDemo { return "demo" }
         guard let header = request.header("authorization"), header.hasPrefix("Bearer ") else {
             throw Refusal(status: 401, code: "unauthorized", message: "this endpoint needs Authorization: Bearer <token>")
@@ -94,10 +145,8 @@ public struct API: Sendable {
         let service = try field(body, "service", required: true)!
         let version = try field(body, "version", required: true)!
         let reason = try field(body, "reason", required: false)
-        guard config.service(named: service) != nil else {
-            throw Refusal(status: 404, code: "unknown_service",
-                          message: "no service named \(service); configured: \(config.services.map(\.name).joined(separator: ", "))")
-        }
+        let waitForLock = try flag(body, "wait_for_lock")
+        try knownService(service)
         guard Version.isValid(version) else {
             throw Refusal(status: 422, code: "invalid_version",
                           message: "version must be 1-128 characters of A-Z a-z 0-9 . _ / + -")
@@ -109,8 +158,12 @@ public struct API: Sendable {
         if let key, key.isEmpty || key.utf8.count > 200 {
             throw Refusal(status: 400, code: "invalid_idempotency_key", message: "Idempotency-Key must be 1-200 characters")
         }
+        if !waitForLock, key.flatMap({ try? store.run(idempotencyKey: $0) }) == nil,
+           let lock = try store.lock(service: service, at: clock.now) {
+            throw Locked(lock: lock)
+        }
         switch try store.enqueue(service: service, version: version, reason: reason, requestedBy: requester,
-                                 idempotencyKey: key, at: clock.now) {
+                                 idempotencyKey: key, waitForLock: waitForLock, at: clock.now) {
         case .created(let run, let superseded):
             logger.info("deploy queued", metadata: ["run.id": "\(run.id)", "service": "\(service)", "version": "\(version)",
                                                     "superseded": "\(superseded)"])
@@ -219,25 +272,54 @@ public struct API: Sendable {
             let rolling = counts.contains { $0.service == service.name && $0.status == .running }
             text += "rollgate_rolling{service=\"\(service.name)\"} \(rolling ? 1 : 0)\n"
         }
+        let leftOut = try store.leftOutCounts()
+        text += "# HELP rollgate_targets_left_out Targets rollgate took out of the load balancer and has not put back.\n# TYPE rollgate_targets_left_out gauge\n"
+        for service in config.services {
+            text += "rollgate_targets_left_out{service=\"\(service.name)\"} \(leftOut[service.name] ?? 0)\n"
+        }
+        text += "# HELP rollgate_database_writable 1 while database writes succeed.\n# TYPE rollgate_database_writable gauge\n"
+        text += "rollgate_database_writable \(health.failure == nil ? 1 : 0)\n"
+        text += "# HELP rollgate_database_write_failures_total Database writes that failed and were retried.\n# TYPE rollgate_database_write_failures_total counter\n"
+        text += "rollgate_database_write_failures_total \(health.failedWrites)\n"
         return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: text)
     }
 
     func listServices(_ request: HTTPRequest) async throws -> HTTPResponse {
-        var described: [(ServiceConfig, ServiceSummary, [(target: Target, health: TargetHealth)]?)] = []
+        var described: [(ServiceConfig, ServiceSummary, [TargetView]?)] = []
         for service in config.services {
             let summary = try store.serviceSummary(service.name)
-            described.append((service, summary, await services.targetStates(for: service.name, running: summary.running)))
+            described.append((service, summary, await services.targetStates(for: service.name, running: summary.running,
+                                                                             leftOut: summary.leftOut)))
         }
+        let now = clock.now
         return .json(200, JSONWriter.bytes { w in
             w.object { w in
                 w.key("services"); w.array { w in
-                    for (service, summary, targets) in described { w.service(service, summary, targets) }
+                    for (service, summary, targets) in described { w.service(service, summary, targets, now: now) }
                 }
             }
         })
     }
 
     // MARK: - Helpers
+
+    /// A deploy refused because its service is locked (423).
+    struct Locked: Error { let lock: ServiceLock }
+
+    func knownService(_ name: String) throws {
+        guard config.service(named: name) != nil else {
+            throw Refusal(status: 404, code: "unknown_service",
+                          message: "no service named \(name); configured: \(config.services.map(\.name).joined(separator: ", "))")
+        }
+    }
+
+    func flag(_ body: JSONValue, _ name: String) throws -> Bool {
+        guard let value = body[name], !value.isNull else { return false }
+        guard case .bool(let flag) = value else {
+            throw Refusal(status: 422, code: "invalid_field", message: "\(name) must be true or false")
+        }
+        return flag
+    }
 
     func findRun(_ request: HTTPRequest) throws -> Run {
         guard let text = request.parameters["id"], let id = Int64(text), id > 0 else {

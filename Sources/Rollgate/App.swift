@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 import MicroHTTP
 import Rollout
 import SQLiteStore
@@ -23,6 +24,23 @@ public enum InstallLayout {
     }
 }
 
+/// Whether the server is shutting down: writes are then answered 503 with Retry-After.
+public final class ShutdownState: Sendable {
+    private let flag = Atomic<Bool>(false)
+    public init() {}
+    public func begin() { flag.store(true, ordering: .relaxed) }
+    public var isShuttingDown: Bool { flag.load(ordering: .relaxed) }
+}
+
+public struct DatabaseHeld: Error, CustomStringConvertible {
+    public let database: String
+    public let holder: ServerHolder
+    public var description: String {
+        "\(database) is served by \(holder.owner) since \(Timestamp.format(holder.startedAt)) (lease until \(Timestamp.format(holder.expiresAt))); "
+            + "two servers on one database would run runs twice. Stop that one first (it resumes nothing twice), or give this one --database elsewhere"
+    }
+}
+
 /// The running server: store, services, dispatcher and HTTP, started in that order and
 /// stopped in reverse.
 public final class App: Sendable {
@@ -32,54 +50,130 @@ public final class App: Sendable {
     public let server: HTTPServer
     /// The API's routes, callable without a socket.
     public let router: Router
+    public let owner: LeaseOwner
+    public let health: StoreHealth
+    public let shutdown = ShutdownState()
     let services: ServiceDirectory
     let logger: Logger
     let clock: any RolloutClock
-    let executor: HookRunner
+    let identity: ProcessIdentity
+    let lease: LeaseTerms
+    private let background = Mutex<[Task<Void, Never>]>([])
 
     public init(config: Config, migrationsDirectory: String, publicDirectory: String,
                 environment: [String: String], logger: Logger, clock: any RolloutClock = SystemClock(),
-                listen: ListenAddress? = nil) throws {
+                listen: ListenAddress? = nil, lease: LeaseTerms = LeaseTerms()) throws {
         self.config = config
         self.logger = logger
         self.clock = clock
+        self.lease = lease
+        identity = ProcessIdentity()
+        owner = identity.current
+        let health = StoreHealth()
+        self.health = health
         store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now)
         let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment)
         self.services = services
-        let executor = HookRunner(baseEnvironment: environment)
-        self.executor = executor
+        let hooks = HookEnvironment(server: environment, config: config)
+        let context = RollContext(owner: owner, lease: lease, health: health, mask: hooks.mask(config: config))
         let store = self.store
-        dispatcher = Dispatcher(queue: store, clock: clock, logger: logger) { run in
-            services.roll(for: run, executor: executor, journal: store, clock: clock, logger: logger)
-        }
+        let shutdownAllowance = config.shutdownTimeout
+        dispatcher = Dispatcher(
+            queue: store, clock: clock, logger: logger, owner: owner, lease: lease, liveness: identity,
+            recovery: Recovery(queue: store, clock: clock, executor: HookRunner(baseEnvironment: [:])),
+            health: health) { run in
+                services.roll(for: run, hooks: hooks, shutdownAllowance: shutdownAllowance, journal: store,
+                              clock: clock, logger: logger, context: context)
+            }
         let dispatcher = self.dispatcher
         let api = API(store: store, config: config, services: services, clock: clock,
                       wakeDispatcher: { Task { await dispatcher.wake() } },
                       statusPage: StatusPage(files: StaticFiles(root: config.publicDir ?? publicDirectory), store: store,
-                                             config: config, services: services),
-                      logger: logger)
+                                             config: config, services: services, clock: clock),
+                      health: health, shutdown: shutdown, logger: logger)
         let address = listen ?? config.listen
         router = api.router
         server = HTTPServer(configuration: HTTPServerConfiguration(host: address.host, port: address.port), router: router)
     }
 
-    /// Listens first (a port in use fails before anything is touched), then ends runs a
-    /// previous process left `running`, then starts taking queued runs.
+    /// Claims the database (refusing if another live rollgate serves it), listens (a port in
+    /// use fails before anything is touched), then takes over runs a previous process left
+    /// `running` and resumes them, then takes queued runs.
     public func start() async throws {
-        try server.start()
-        let services = self.services
-        let recovered = try await Recovery(queue: store, clock: clock, executor: executor,
-                                           loadBalancer: { services.loadBalancer(for: $0) })
-            .resolveInterrupted()
-        for (id, message) in recovered {
-            logger.warning("found an interrupted run", metadata: ["run.id": "\(id)", "error": "\(message)"])
+        let identity = self.identity
+        if let holder = try store.claimServer(owner: owner, until: clock.now.adding(lease.duration), at: clock.now,
+                                              isGone: { identity.isGone($0) }) {
+            throw DatabaseHeld(database: config.database, holder: holder)
         }
+        do {
+            try server.start()
+        } catch {
+            try? store.releaseServer(owner: owner)
+            throw error
+        }
+        background.withLock { $0 = [keepLease(), prune()] }
         await dispatcher.start()
     }
 
-    /// Stops accepting requests, finishes those in flight, then stops the rolls in hand.
+    /// Renews this process's hold on the database; losing it (another process took over
+    /// after our lease ran out) stops every roll here at once.
+    private func keepLease() -> Task<Void, Never> {
+        let store = self.store, owner = self.owner, clock = self.clock, lease = self.lease
+        let health = self.health, logger = self.logger, dispatcher = self.dispatcher
+        return Task {
+            while !Task.isCancelled {
+                try? await clock.sleep(for: lease.renewEvery)
+                if Task.isCancelled { return }
+                do {
+                    if try store.renewServer(owner: owner, until: clock.now.adding(lease.duration)) {
+                        health.succeeded()
+                    } else {
+                        logger.critical("another rollgate took this database over; stopping every roll here")
+                        await dispatcher.stop()
+                        return
+                    }
+                } catch {
+                    health.failed(error, at: clock.now)
+                    logger.error("cannot renew the hold on the database", metadata: ["error": "\(error)"])
+                }
+            }
+        }
+    }
+
+    /// Removes what `retention:` no longer keeps, at start and every 10 minutes.
+    private func prune() -> Task<Void, Never> {
+        let store = self.store, retention = config.retention, clock = self.clock, logger = self.logger
+        return Task {
+            guard retention.keepRuns != nil || retention.keepLogs != nil else { return }
+            while !Task.isCancelled {
+                do {
+                    let pruned = try store.prune(retention, at: clock.now)
+                    if pruned.runs > 0 || pruned.logLines > 0 {
+                        logger.info("pruned", metadata: ["runs": "\(pruned.runs)", "log_lines": "\(pruned.logLines)"])
+                    }
+                } catch {
+                    logger.error("cannot prune old runs", metadata: ["error": "\(error)"])
+                }
+                try? await clock.sleep(for: .seconds(600))
+            }
+        }
+    }
+
+    /// Graceful shutdown: writes are refused (503) from now on; the rolls in hand stop at
+    /// their next safe point (a hook gets `shutdown_timeout`, then TERM and KILL); their runs
+    /// stay `running` with their leases released for the next start to resume; the
+    /// write-ahead log is moved into the database file; then HTTP stops.
     public func stop() async {
-        await server.stop()
+        shutdown.begin()
         await dispatcher.stop()
+        for task in background.withLock({ $0 }) { task.cancel() }
+        do {
+            try store.releaseServer(owner: owner)
+            try store.checkpoint()
+        } catch {
+            logger.error("cannot release the database cleanly; the next start takes over once the lease expires",
+                         metadata: ["error": "\(error)"])
+        }
+        await server.stop()
     }
 }

@@ -4,10 +4,13 @@ import Rollout
 public struct APIToken: Sendable {
     public var name: String
     public var secret: String
+    /// The environment variable it came from (`token_env`), nil when written in the file.
+    public var variable: String?
 
-    public init(name: String, secret: String) {
+    public init(name: String, secret: String, variable: String? = nil) {
         self.name = name
         self.secret = secret
+        self.variable = variable
     }
 }
 
@@ -21,8 +24,18 @@ public enum TargetGroupSource: Sendable, Equatable {
 public struct ServiceConfig: Sendable {
     public var plan: ServicePlan
     public var source: TargetGroupSource
+    /// Server variables passed to hooks although they look like secrets (`hook_env`).
+    public var hookEnv: [String] = []
     public var name: String { plan.name }
+
+    public init(plan: ServicePlan, source: TargetGroupSource, hookEnv: [String] = []) {
+        self.plan = plan
+        self.source = source
+        self.hookEnv = hookEnv
+    }
 }
+
+
 
 public struct ListenAddress: Sendable, Equatable, CustomStringConvertible {
     public var host: String
@@ -66,6 +79,12 @@ public struct Config: Sendable {
     public var isDemo: Bool
     /// Where AWS is; unset parts come from the environment as the AWS CLI reads it.
     public var aws = AWSSettings()
+    /// SIGTERM: how long the target in hand may take to reach a safe point.
+    public var shutdownTimeout: Duration = .seconds(60)
+    public var retention = Retention()
+    /// Environment variables that hold rollgate's own secrets (API tokens, webhook secrets):
+    /// never passed to hooks, their values masked in logs.
+    public var secretVariables: [String] = []
 
     public init(listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8080), database: String = "./rollgate.db",
                 publicDir: String? = nil, apiTokens: [APIToken] = [], services: [ServiceConfig], isDemo: Bool = false) {

@@ -39,7 +39,7 @@ public struct ConfigLoader {
         } catch {
             throw ConfigError(path: "", line: nil, message: "not valid YAML: \(error)")
         }
-        let top = try Mapping(root, path: "", allowed: ["listen", "database", "public_dir", "api_tokens", "github", "slack", "aws", "services"])
+        let top = try Mapping(root, path: "", allowed: ["listen", "database", "public_dir", "shutdown_timeout", "retention", "api_tokens", "github", "slack", "aws", "services"])
         var config = Config(services: [])
         if let listen = try top.string("listen") {
             guard let address = ListenAddress(listen) else {
@@ -52,7 +52,23 @@ public struct ConfigLoader {
         config.apiTokens = try top.sequence("api_tokens").enumerated().map { index, node in
             try token(node, path: "api_tokens[\(index)]")
         }
-        for key in ["github", "slack"] { _ = try top.mapping(key) }   // read by later features
+        config.shutdownTimeout = try top.duration("shutdown_timeout", minimum: .seconds(1)) ?? config.shutdownTimeout
+        if let retention = try top.mapping("retention") {
+            try retention.check(allowed: ["keep_runs", "keep_logs"])
+            if let keep = try retention.int("keep_runs") {
+                guard keep >= 1 else { throw retention.error("keep_runs", "at least 1 (a service's newest run is always kept)") }
+                config.retention.keepRuns = keep
+            }
+            config.retention.keepLogs = try retention.duration("keep_logs", minimum: .seconds(60))
+        }
+        config.secretVariables = config.apiTokens.compactMap(\.variable)
+        // The webhooks themselves arrive later; their secrets' variables are known now, so
+        // hooks never see them.
+        for (key, secretKey) in [("github", "secret_env"), ("slack", "signing_secret_env")] {
+            if let map = try top.mapping(key), let variable = try map.string(secretKey) {
+                config.secretVariables.append(variable)
+            }
+        }
         if let aws = try top.mapping("aws") {
             try aws.check(allowed: ["region", "endpoint_url"])
             config.aws.region = try aws.string("region")
@@ -71,6 +87,10 @@ public struct ConfigLoader {
             guard names.insert(service.name).inserted else {
                 throw ConfigError(path: "services[\(index)].name", line: line(node), message: "service \(service.name) is defined twice")
             }
+            if let own = service.hookEnv.first(where: { config.secretVariables.contains($0) }) {
+                throw ConfigError(path: "services[\(index)].hook_env", line: line(node),
+                                  message: "\(own) holds one of rollgate's own secrets (an API token or webhook secret); it is never passed to hooks")
+            }
             config.services.append(service)
         }
         return config
@@ -81,7 +101,7 @@ public struct ConfigLoader {
         let name = try map.required("name")
         if let literal = try map.string("token") {
             guard literal.count >= 16 else { throw map.error("token", "a token must be at least 16 characters") }
-            return APIToken(name: name, secret: literal)
+            return APIToken(name: name, secret: literal, variable: nil)
         }
         guard let variable = try map.string("token_env") else {
             throw map.error("token_env", "give token_env: VARIABLE (or token: ... in the file)")
@@ -89,13 +109,13 @@ public struct ConfigLoader {
         guard let secret = environment[variable], !secret.isEmpty else {
             throw map.error("token_env", "environment variable \(variable) is not set or empty")
         }
-        return APIToken(name: name, secret: secret)
+        return APIToken(name: name, secret: secret, variable: variable)
     }
 
     private func service(_ node: Node, path: String) throws -> ServiceConfig {
         let map = try Mapping(node, path: path, allowed: [
             "name", "target_group_arn", "simulated", "poll_interval", "drain_timeout", "healthy_timeout",
-            "hooks", "hook_timeout", "github"])
+            "hooks", "hook_timeout", "hook_env", "github"])
         let name = try map.required("name")
         guard name.utf8.count <= 64, name.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (97...122).contains($0) }) else {
             throw map.error("name", "a service name is 1-64 of a-z, 0-9, - and _ (got \(name))")
@@ -130,7 +150,11 @@ public struct ConfigLoader {
         // Unset waits of a real group are sized from the group itself at each run.
         plan.sizeDrainFromGroup = drainTimeout == nil
         plan.sizeHealthyFromGroup = healthyTimeout == nil
-        return ServiceConfig(plan: plan, source: source)
+        let hookEnv = try map.sequence("hook_env").map { node in
+            guard let name = node.scalar?.string, !name.isEmpty else { throw map.error("hook_env", "a list of environment variable names") }
+            return name
+        }
+        return ServiceConfig(plan: plan, source: source, hookEnv: hookEnv)
     }
 
     private func simulation(_ map: Mapping) throws -> SimulationSettings {

@@ -1,8 +1,8 @@
 import Rollout
 
 /// Durations as the config writes them: `500ms`, `30s`, `10m`, `1h`, `1m30s`.
-enum DurationText {
-    static func parse(_ text: String) -> Duration? {
+public enum DurationText {
+    public static func parse(_ text: String) -> Duration? {
         var total: Int64 = 0   // milliseconds
         var digits = ""
         var unit = ""

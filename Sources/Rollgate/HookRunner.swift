@@ -13,15 +13,20 @@ import Glibc
 
 /// Runs hooks with `/bin/sh -c COMMAND` in a process group of their own. The ROLLGATE_*
 /// values reach the hook as environment variables, never pasted into the command.
-/// stdout and stderr are passed on line by line as they arrive; past the timeout the whole
-/// group is killed (TERM, then KILL after `killGrace`).
+/// stdout and stderr are passed on line by line as they arrive. A hook is stopped the same
+/// way wherever it is stopped: TERM to its whole process group, KILL `killGrace` later. That
+/// happens past its timeout, and at shutdown (task cancellation) once `shutdownAllowance`
+/// has passed without the hook ending by itself.
 public struct HookRunner: HookExecutor {
     public let baseEnvironment: [String: String]
-    public var killGrace: Duration = .seconds(2)
+    public var killGrace: Duration = .seconds(3)
+    public var shutdownAllowance: Duration
 
-    /// Hooks run in the server's working directory with its environment plus ROLLGATE_*.
-    public init(baseEnvironment: [String: String]) {
+    /// Hooks run in the server's working directory with `baseEnvironment` plus ROLLGATE_*
+    /// (see `HookEnvironment` for what of the server's own environment that is).
+    public init(baseEnvironment: [String: String], shutdownAllowance: Duration = .seconds(60)) {
         self.baseEnvironment = baseEnvironment
+        self.shutdownAllowance = shutdownAllowance
     }
 
     public func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
@@ -36,7 +41,7 @@ public struct HookRunner: HookExecutor {
                 }
             }
         } onCancel: {
-            process.signal(SIGTERM)
+            process.stopRequested()
         }
     }
 
@@ -50,7 +55,7 @@ public struct HookRunner: HookExecutor {
         process.started(pid)
         started(HookProcess(group: pid))   // the group's id is the shell's pid
 
-        let deadline = ContinuousClock.now.advanced(by: hook.timeout)
+        let timeoutAt = ContinuousClock.now.advanced(by: hook.timeout)
         var readers = [LineReader(fd: outRead, stream: .stdout), LineReader(fd: errRead, stream: .stderr)]
         var status: Int32 = 0
         var exited = false
@@ -74,10 +79,16 @@ public struct HookRunner: HookExecutor {
                 exited = true
                 exitedAt = ContinuousClock.now
             }
-            if !exited, !timedOut, ContinuousClock.now >= deadline {
-                timedOut = true
-                killedAt = ContinuousClock.now
-                kill(-pid, SIGTERM)
+            if !exited, killedAt == nil {
+                let now = ContinuousClock.now
+                if now >= timeoutAt {
+                    timedOut = true
+                    killedAt = now
+                    kill(-pid, SIGTERM)
+                } else if let stopAt = process.stopRequestedAt, now >= stopAt.advanced(by: shutdownAllowance) {
+                    killedAt = now
+                    kill(-pid, SIGTERM)
+                }
             }
             if let killedAt, !exited, ContinuousClock.now - killedAt > killGrace {
                 kill(-pid, SIGKILL)
@@ -85,14 +96,14 @@ public struct HookRunner: HookExecutor {
         }
         for index in readers.indices { readers[index].finish(output) }
         if !exited {
-            if timedOut { kill(-pid, SIGKILL) }
+            if killedAt != nil { kill(-pid, SIGKILL) }
             while waitpid(pid, &status, 0) < 0 && errno == EINTR {}
         }
         if timedOut {
             kill(-pid, SIGKILL)   // anything of the group still around
             return .timedOut(hook.timeout)
         }
-        if process.wasSignalled { kill(-pid, SIGKILL) }
+        if killedAt != nil { kill(-pid, SIGKILL) }   // anything of the group still around
         let termination = status & 0x7f
         if termination == 0 { return .exited((status >> 8) & 0xff) }
         return .signalled(termination)
@@ -178,26 +189,22 @@ extension HookRunner {
     }
 }
 
-/// The hook's process group, so cancellation can signal it from another thread.
+/// The hook's process group and when a stop was asked for (shutdown), shared between the
+/// cancellation handler and the thread that runs the hook.
 final class ProcessGroup: Sendable {
-    private let state = Mutex<(pid: pid_t, signalled: Bool)>((0, false))
+    private let state = Mutex<(pid: pid_t, stopRequestedAt: ContinuousClock.Instant?)>((0, nil))
 
-    /// Records the group; if cancellation came first, the hook is ended at once.
     func started(_ pid: pid_t) {
+        state.withLock { $0.pid = pid }
+    }
+
+    func stopRequested() {
         state.withLock { state in
-            state.pid = pid
-            if state.signalled { kill(-pid, SIGTERM) }
+            if state.stopRequestedAt == nil { state.stopRequestedAt = ContinuousClock.now }
         }
     }
 
-    func signal(_ signal: Int32) {
-        state.withLock { state in
-            state.signalled = true
-            if state.pid > 0 { kill(-state.pid, signal) }
-        }
-    }
-
-    var wasSignalled: Bool { state.withLock { $0.signalled } }
+    var stopRequestedAt: ContinuousClock.Instant? { state.withLock { $0.stopRequestedAt } }
 }
 
 /// Splits one pipe's bytes into lines; a line longer than 16 KiB is passed on in pieces.

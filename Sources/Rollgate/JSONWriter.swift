@@ -111,6 +111,10 @@ extension JSONWriter {
             w.key("finished_at"); w.time(run.finishedAt)
             w.key("error"); w.string(run.error)
             w.key("cancel_requested"); w.bool(run.cancelRequested)
+            w.key("kind"); w.string(run.kind.name)
+            if case .restore(let target) = run.kind { w.key("restore_target"); w.string(target.id) }
+            w.key("wait_for_lock"); w.bool(run.waitForLock)
+            w.key("interruptions"); w.int(Int64(run.interruptions))
             w.key("current_target"); w.string(run.status == .running ? run.currentTarget : nil)
             w.key("steps"); w.array { w in for step in run.steps { w.step(step) } }
         }
@@ -140,10 +144,10 @@ extension JSONWriter {
         }
     }
 
-    /// A service: last good version, its lock (the running run and where it is), queued
-    /// runs, and what the load balancer says of its targets (null if it cannot be asked).
-    mutating func service(_ service: ServiceConfig, _ summary: ServiceSummary,
-                          _ targets: [(target: Target, health: TargetHealth)]?) {
+    /// A service: last good version, its lock, the running run and where it is, queued
+    /// runs, and every target it knows: what the load balancer says, or `left_out` for a
+    /// target rollgate took out and has not put back (null if the group cannot be asked).
+    mutating func service(_ service: ServiceConfig, _ summary: ServiceSummary, _ targets: [TargetView]?, now: Date) {
         object { w in
             w.key("name"); w.string(service.name)
             w.key("target_group")
@@ -154,6 +158,8 @@ extension JSONWriter {
             w.key("last_good_version"); w.string(summary.lastGoodVersion)
             w.key("last_good_run_id"); w.int(summary.lastGoodRunID)
             w.key("lock")
+            if let lock = summary.lock, lock.holds(at: now) { w.lock(lock) } else { w.null() }
+            w.key("running")
             if let run = summary.running {
                 let step = run.steps.last
                 w.object { w in
@@ -167,21 +173,46 @@ extension JSONWriter {
                 w.null()
             }
             w.key("queued"); w.array { w in for id in summary.queued { w.int(id) } }
+            w.key("left_out"); w.int(Int64(summary.leftOut.count))
             w.key("targets")
             if let targets {
-                w.array { w in
-                    for entry in targets {
-                        w.object { w in
-                            w.key("id"); w.string(entry.target.id)
-                            w.key("port"); w.int(Int64(entry.target.port))
-                            w.key("state"); w.string(entry.health.state.rawValue)
-                            w.key("reason"); w.string(entry.health.reason)
-                        }
-                    }
-                }
+                w.array { w in for view in targets { w.target(view) } }
             } else {
                 w.null()
             }
+        }
+    }
+
+    mutating func target(_ view: TargetView) {
+        object { w in
+            w.key("id"); w.string(view.target.id)
+            w.key("port"); w.int(Int64(view.target.port))
+            w.key("state"); w.string(view.state)
+            w.key("reason"); w.string(view.health?.reason)
+            w.key("load_balancer_state"); w.string(view.health?.state.rawValue)
+            w.key("left_out")
+            if let left = view.leftOut { w.leftOut(left) } else { w.null() }
+        }
+    }
+
+    mutating func leftOut(_ left: LeftOutTarget) {
+        object { w in
+            w.key("target_id"); w.string(left.target.id)
+            w.key("port"); w.int(Int64(left.target.port))
+            w.key("run_id"); w.int(left.runID)
+            w.key("phase"); w.string(left.phase.rawValue)
+            w.key("reason"); w.string(left.reason)
+            w.key("since"); w.time(left.since)
+        }
+    }
+
+    mutating func lock(_ lock: ServiceLock) {
+        object { w in
+            w.key("service"); w.string(lock.service)
+            w.key("reason"); w.string(lock.reason)
+            w.key("locked_by"); w.string(lock.lockedBy)
+            w.key("since"); w.time(lock.createdAt)
+            w.key("expires_at"); w.time(lock.expiresAt)
         }
     }
 

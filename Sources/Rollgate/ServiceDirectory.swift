@@ -35,34 +35,59 @@ public struct ServiceDirectory: Sendable {
 
     public func loadBalancer(for service: String) -> (any LoadBalancer)? { entries[service]?.loadBalancer }
 
-    /// What the load balancer says of each registered target, plus the target the running
-    /// run has in hand even when it is out of the group (so a page never hides it).
+    /// Every target the service knows: what the load balancer says of each registered one,
+    /// plus the targets rollgate took out (left out, or in hand of the running run), asked
+    /// about by id since DescribeTargetHealth without names lists registered targets only.
     /// Nil when the load balancer cannot be asked.
-    func targetStates(for service: String, running: Run?) async -> [(target: Target, health: TargetHealth)]? {
+    func targetStates(for service: String, running: Run?, leftOut: [LeftOutTarget]) async -> [TargetView]? {
         guard let loadBalancer = loadBalancer(for: service),
-              var listed = try? await loadBalancer.targets() else { return nil }
-        let inHand = running?.steps.last.map { Target(id: $0.targetID, port: $0.targetPort) }
-        if let inHand, !listed.contains(where: { $0.target == inHand }),
-           let observation = try? await loadBalancer.health(of: inHand) {
-            switch observation {
-            case .health(let health): listed.append((inHand, health))
-            case .notFound: listed.append((inHand, TargetHealth(.unused, reason: "Target.NotRegistered")))
+              let listed = try? await loadBalancer.targets() else { return nil }
+        var views = listed.map { TargetView(target: $0.target, health: $0.health, leftOut: nil, runningRun: running?.id) }
+        var extra = leftOut.map(\.target)
+        if let step = running?.steps.last { extra.append(Target(id: step.targetID, port: step.targetPort)) }
+        for target in extra where !views.contains(where: { $0.target == target }) {
+            var health: TargetHealth?
+            switch try? await loadBalancer.health(of: target) {
+            case .health(let answer)?: health = answer
+            case .notFound?: health = TargetHealth(.unused, reason: "Target.NotRegistered")
+            case nil: health = nil
             }
+            views.append(TargetView(target: target, health: health, leftOut: nil, runningRun: running?.id))
         }
-        return listed.sorted { $0.target < $1.target }
+        for index in views.indices {
+            views[index].leftOut = leftOut.first { $0.target == views[index].target }
+        }
+        return views.sorted { $0.target < $1.target }
     }
 
     /// The roll for a run, or why it cannot be rolled.
-    func roll(for run: Run, executor: any HookExecutor, journal: any RunJournal, clock: any RolloutClock,
-              logger: Logger) -> Result<Roll, Dispatcher.RollRefusal> {
+    func roll(for run: Run, hooks: HookEnvironment, shutdownAllowance: Duration, journal: any RunJournal,
+              clock: any RolloutClock, logger: Logger, context: RollContext) -> Result<Roll, Dispatcher.RollRefusal> {
         guard let entry = entries[run.service] else {
             return .failure(.init("service \(run.service) is not in the configuration any more"))
         }
         guard let loadBalancer = entry.loadBalancer else {
             return .failure(.init(entry.unavailable ?? "service \(run.service) has no load balancer"))
         }
+        let executor = HookRunner(baseEnvironment: hooks.base(passing: entry.config.hookEnv), shutdownAllowance: shutdownAllowance)
         return .success(Roll(run: run, plan: entry.config.plan, loadBalancer: loadBalancer, executor: executor,
-                             journal: journal, clock: clock, logger: logger))
+                             journal: journal, clock: clock, logger: logger, context: context))
+    }
+}
+
+/// One target of a service as the API and the page show it.
+struct TargetView: Sendable {
+    var target: Target
+    /// What the load balancer says; nil when asking it failed.
+    var health: TargetHealth?
+    var leftOut: LeftOutTarget?
+    var runningRun: RunID?
+
+    /// The load balancer's state, or `left_out` for a target a finished run left out (the
+    /// running run's target in hand shows what the load balancer says of it).
+    var state: String {
+        if let leftOut, leftOut.runID != runningRun { return "left_out" }
+        return health?.state.rawValue ?? "unknown"
     }
 }
 

@@ -9,6 +9,7 @@ struct StatusPage: Sendable {
     let store: Store
     let config: Config
     let services: ServiceDirectory
+    let clock: any RolloutClock
 
     static let placeholder = "<!-- rollgate:state -->"
 
@@ -49,13 +50,22 @@ struct StatusPage: Sendable {
         for service in config.services {
             let summary = try store.serviceSummary(service.name)
             var now = "idle"
+            if let lock = summary.lock, lock.holds(at: clock.now) {
+                now = "locked by \(escape(lock.lockedBy)): \(escape(lock.reason)); " + now
+            }
             if let run = summary.running {
                 now = "rolling \(escape(run.version)) (run <a href=\"/api/v1/runs/\(run.id)\">\(run.id)</a>)"
                 if let step = run.steps.last { now += ": \(escape(step.targetID)) \(step.phase.rawValue)" }
             }
             if !summary.queued.isEmpty { now += "; queued: \(summary.queued.map(String.init).joined(separator: ", "))" }
-            let targets = (await services.targetStates(for: service.name, running: summary.running) ?? [])
-                .map { "\(escape($0.target.id)) <span class=\"state-\($0.health.state.rawValue)\">\($0.health.state.rawValue)</span>" }
+            let targets = (await services.targetStates(for: service.name, running: summary.running, leftOut: summary.leftOut) ?? [])
+                .map { view in
+                    var text = "\(escape(view.target.id)) <span class=\"state-\(escape(view.state))\">\(escape(view.state))</span>"
+                    if let left = view.leftOut, view.state == "left_out" {
+                        text += " <span class=\"left-out-reason\">(\(escape(left.reason)))</span>"
+                    }
+                    return text
+                }
                 .joined(separator: ", ")
             html += "<tr><td>\(escape(service.name))</td><td>\(escape(summary.lastGoodVersion ?? "none yet"))</td><td>\(now)</td><td>\(targets)</td></tr>\n"
         }

@@ -1,7 +1,9 @@
 import Logging
 
-/// Takes queued runs from the durable queue and rolls them: one run at a time per service,
-/// services in parallel. `wake()` after enqueueing; it also looks on its own every `tick`.
+/// Takes runs from the durable queue and rolls them: one run at a time per service,
+/// services in parallel. Runs another process left `running` whose lease expired (or whose
+/// owner is gone) are taken over and resumed first. `wake()` after enqueueing; it also
+/// looks on its own every `tick`, renewing the leases of the runs in hand.
 public actor Dispatcher {
     /// Builds the roll for a run, or says why the run cannot be rolled (unknown service).
     public typealias RollFactory = @Sendable (Run) -> Result<Roll, RollRefusal>
@@ -13,6 +15,11 @@ public actor Dispatcher {
     let makeRoll: RollFactory
     let clock: any RolloutClock
     let logger: Logger
+    let owner: LeaseOwner
+    let lease: LeaseTerms
+    let liveness: any LivenessProbe
+    let recovery: Recovery
+    let durable: DurableWrite
     private var active: [RunID: Task<Void, Never>] = [:]
     private var wakeContinuation: AsyncStream<Void>.Continuation?
     private var loop: Task<Void, Never>?
@@ -20,11 +27,19 @@ public actor Dispatcher {
     /// Set by stop(): no run is claimed after it.
     private var stopping = false
     private var finishedWaiters: [CheckedContinuation<Void, Never>] = []
+    private var lastRenewal: Date?
 
-    public init(queue: any RunQueue, clock: any RolloutClock, logger: Logger, makeRoll: @escaping RollFactory) {
+    public init(queue: any RunQueue, clock: any RolloutClock, logger: Logger, owner: LeaseOwner,
+                lease: LeaseTerms = LeaseTerms(), liveness: any LivenessProbe, recovery: Recovery,
+                health: StoreHealth = StoreHealth(), makeRoll: @escaping RollFactory) {
         self.queue = queue
         self.clock = clock
         self.logger = logger
+        self.owner = owner
+        self.lease = lease
+        self.liveness = liveness
+        self.recovery = recovery
+        self.durable = DurableWrite(clock: clock, health: health)
         self.makeRoll = makeRoll
     }
 
@@ -43,6 +58,7 @@ public actor Dispatcher {
             ticker = Task { [weak self] in
                 while !Task.isCancelled {
                     try? await clock.sleep(for: tick)
+                    await self?.renewLeases()
                     await self?.wake()
                 }
             }
@@ -52,8 +68,9 @@ public actor Dispatcher {
 
     public func wake() { wakeContinuation?.yield() }
 
-    /// Stops taking runs and cancels those in hand; they end `failed` (interrupted), naming
-    /// the target each was on. Queued runs stay queued for the next start.
+    /// Stops taking runs and stops the rolls in hand at their next safe point: a wait is
+    /// left at once, a hook is given the executor's shutdown allowance. Each stopped run
+    /// stays `running` with its lease released, so the next start resumes it at once.
     public func stop() async {
         stopping = true
         wakeContinuation?.finish()
@@ -73,45 +90,111 @@ public actor Dispatcher {
         }
     }
 
+    /// The runs this dispatcher has in hand.
+    public var inHand: Set<RunID> { Set(active.keys) }
+
+    /// Extends the lease of every run in hand; a run whose lease another process took is
+    /// stopped at once (fencing), without writing anything more.
+    public func renewLeases() {
+        let now = clock.now
+        if let last = lastRenewal, now.since(last) < lease.renewEvery { return }
+        lastRenewal = now
+        for (id, task) in active {
+            do {
+                try queue.renewLease(run: id, owner: owner, until: now.adding(lease.duration))
+            } catch is LeaseLost {
+                logger.error("another process took over the run; stopping it here", metadata: ["run.id": "\(id)"])
+                task.cancel()
+            } catch {
+                // The database is failing: the roll itself pauses before its next action.
+                logger.warning("cannot renew the run's lease", metadata: ["run.id": "\(id)", "error": "\(error)"])
+            }
+        }
+    }
+
     private func dispatch() {
+        guard !stopping else { return }
+        let now = clock.now
+        do {
+            let liveness = self.liveness
+            for run in try queue.takeOver(owner: owner, until: now.adding(lease.duration), at: now,
+                                           excluding: Set(active.keys), isGone: { liveness.isGone($0) }) {
+                logger.warning("taking over an interrupted run", metadata: ["run.id": "\(run.id)", "service": "\(run.service)"])
+                launch(run, resumed: true)
+            }
+        } catch {
+            logger.error("cannot look for interrupted runs", metadata: ["error": "\(error)"])
+        }
         while !stopping {
             let run: Run?
             do {
-                run = try queue.claimNext(at: clock.now)
+                run = try queue.claimNext(owner: owner, until: clock.now.adding(lease.duration), at: clock.now)
             } catch {
                 logger.error("cannot claim a queued run", metadata: ["error": "\(error)"])
                 return
             }
             guard let run else { return }
-            launch(run)
+            launch(run, resumed: false)
         }
     }
 
-    private func launch(_ run: Run) {
-        let queue = self.queue, clock = self.clock
-        switch makeRoll(run) {
-        case .failure(let refusal):
-            try? queue.log(run: run.id, stream: .system, target: nil, phase: nil, text: refusal.message, at: clock.now)
-            finish(run.id, .fail, refusal.message)
-            return
-        case .success(let roll):
-            active[run.id] = Task {
-                let outcome = await roll.perform()
-                switch outcome {
-                case .succeeded: self.finish(run.id, .succeed, nil)
-                case .failed(let message): self.finish(run.id, .fail, message)
-                case .cancelled(let message): self.finish(run.id, .cancel, message)
+    private func launch(_ run: Run, resumed: Bool) {
+        let recovery = self.recovery, makeRoll = self.makeRoll, queue = self.queue, clock = self.clock
+        active[run.id] = Task {
+            var run = run
+            if resumed {
+                switch await self.durably("take over run \(run.id)", { try recovery.takeOver(run) }) {
+                case .resume(let again)?: run = again
+                case .fail(let message)?: await self.finish(run.id, .fail, message); return
+                case nil: await self.release(run.id); return
+                }
+            }
+            switch makeRoll(run) {
+            case .failure(let refusal):
+                try? queue.log(run: run.id, stream: .system, target: nil, phase: nil, text: refusal.message, at: clock.now)
+                await self.finish(run.id, .fail, refusal.message)
+            case .success(let roll):
+                switch await roll.perform() {
+                case .succeeded: await self.finish(run.id, .succeed, nil)
+                case .failed(let message): await self.finish(run.id, .fail, message)
+                case .cancelled(let message): await self.finish(run.id, .cancel, message)
+                case .interrupted: await self.release(run.id)
+                case .leaseLost: self.ended(run.id)
                 }
             }
         }
     }
 
-    private func finish(_ id: RunID, _ event: RunEvent, _ error: String?) {
-        do {
-            try queue.finish(id, event, error: error, at: clock.now)
-        } catch {
-            logger.error("cannot record the end of a run", metadata: ["run.id": "\(id)", "error": "\(error)"])
+    /// A write retried until it succeeds; nil if shutdown came first.
+    private func durably<T>(_ what: String, _ body: () throws -> T) async -> T? {
+        var reported = false
+        return try? await durable.perform(what, onFailure: { error in
+            if !reported {
+                reported = true
+                logger.error("cannot write to the database; retrying", metadata: ["action": "\(what)", "error": "\(error)"])
+            }
+        }, body)
+    }
+
+    /// Ends a run, retrying until the database takes it: the service stays busy meanwhile
+    /// and is free again the moment the write succeeds, without a restart.
+    private func finish(_ id: RunID, _ event: RunEvent, _ error: String?) async {
+        let queue = self.queue, owner = self.owner, clock = self.clock
+        _ = await durably("end run \(id)") { try queue.finish(id, event, error: error, owner: owner, at: clock.now) }
+        ended(id)
+    }
+
+    /// Gives a run stopped at a safe point up, for the next start to resume at once.
+    private func release(_ id: RunID) async {
+        let queue = self.queue, owner = self.owner
+        do { try queue.releaseLease(run: id, owner: owner) } catch {
+            logger.warning("cannot release the run's lease; the next start takes it over once it expires",
+                           metadata: ["run.id": "\(id)", "error": "\(error)"])
         }
+        ended(id)
+    }
+
+    private func ended(_ id: RunID) {
         active[id] = nil
         let waiters = finishedWaiters
         finishedWaiters = []

@@ -1,69 +1,61 @@
-/// On start-up, runs still `running` were cut off by a crash or `kill -9`. Until runs can
-/// resume, each ends `failed` with the reason `interrupted`, naming the target it was on
-/// and what the load balancer says of that target now, so the operator knows what to fix.
+/// Picks up a run another process left `running` (crash, `kill -9`, shutdown, lost lease):
+/// ends the hook the dead process may have left running, closes its open steps, records
+/// the interruption, and hands the run back to be resumed. A run interrupted more than
+/// `limit` times in a row (no target finished in between) fails, listing every interruption:
+/// a crash loop must not roll forever. Its target in hand stays recorded as left out.
 public struct Recovery: Sendable {
     let queue: any RunQueue
     let clock: any RolloutClock
     let executor: any HookExecutor
-    let loadBalancer: @Sendable (String) -> (any LoadBalancer)?
+    public var limit = 3
 
-    public init(queue: any RunQueue, clock: any RolloutClock, executor: any HookExecutor,
-                loadBalancer: @escaping @Sendable (String) -> (any LoadBalancer)?) {
+    public init(queue: any RunQueue, clock: any RolloutClock, executor: any HookExecutor) {
         self.queue = queue
         self.clock = clock
         self.executor = executor
-        self.loadBalancer = loadBalancer
     }
 
-    /// Ends every interrupted run; returns their ids with the error recorded.
-    public func resolveInterrupted() async throws -> [(RunID, String)] {
-        var resolved: [(RunID, String)] = []
-        for run in try queue.runs(withStatus: .running) {
-            var message = await describe(run)
-            // A hook the dead process started may still be running on the instance.
-            for step in run.steps where step.status == .running {
-                guard let process = step.hookProcess else { continue }
+    public enum Disposition: Sendable, Equatable {
+        /// Roll it again from where it stands.
+        case resume(Run)
+        /// Failed with this message: interrupted too often.
+        case fail(String)
+    }
+
+    /// What to do with a run just taken over (its `interruptions` already counts this one).
+    public func takeOver(_ run: Run) throws -> Disposition {
+        var note = describe(run)
+        // A hook the dead process started may still be running on the instance.
+        for step in run.steps where step.status == .running {
+            if let process = step.hookProcess {
                 let ended = executor.endLeftover(process, of: run.id)
                 if ended > 0 {
-                    message += "; its \(step.phase.rawValue) hook was still running (process group \(process.group)) and was killed"
+                    note += "; its \(step.phase.rawValue) hook was still running (process group \(process.group)) and was killed"
                 }
             }
-            for step in run.steps where step.status == .running {
-                try queue.endStep(step.id, .fail, error: "interrupted", at: clock.now)
-            }
-            try queue.log(run: run.id, stream: .system, target: run.currentTarget, phase: nil, text: message, at: clock.now)
-            try queue.finish(run.id, .fail, error: message, at: clock.now)
-            resolved.append((run.id, message))
+            try queue.endStep(step.id, .fail, error: "interrupted", at: clock.now)
         }
-        return resolved
+        try queue.recordInterruption(run: run.id, note: note, at: clock.now)
+        try queue.log(run: run.id, stream: .system, target: run.currentTarget, phase: nil,
+                      text: "\(note) (interruption \(run.interruptions) in a row)", at: clock.now)
+        if run.interruptions > limit {
+            let all = try queue.interruptions(of: run.id).suffix(run.interruptions)
+            let message = "interrupted \(run.interruptions) times in a row without finishing a target; not resuming again: "
+                + all.enumerated().map { "\($0.offset + 1). \($0.element)" }.joined(separator: " ")
+            return .fail(message)
+        }
+        var resumed = run
+        for index in resumed.steps.indices where resumed.steps[index].status == .running {
+            resumed.steps[index].status = .failed
+        }
+        return .resume(resumed)
     }
 
-    private func describe(_ run: Run) async -> String {
+    private func describe(_ run: Run) -> String {
         guard let step = run.steps.last else {
             return "interrupted: rollgate stopped before the run touched any target"
         }
-        let target = Target(id: step.targetID, port: step.targetPort)
-        var message = "interrupted: rollgate stopped during \(step.phase.rawValue) of \(step.targetID)"
-        guard let loadBalancer = loadBalancer(run.service) else {
-            return message + "; service \(run.service) is no longer configured, its load balancer was not asked"
-        }
-        return message + (await loadBalancer.standing(of: target))
-    }
-}
-
-extension LoadBalancer {
-    /// What the load balancer says now of a target a run was cut off on, for the run's
-    /// error: `; the load balancer now says X is unused (...): it is out of service, ...`.
-    func standing(of target: Target) async -> String {
-        do {
-            let observation = try await health(of: target)
-            var text = "; the load balancer now says \(target.id) is \(observation)"
-            if !Waiter.Rule.inService.isMet(by: observation) {
-                text += ": it is out of service, check it and register it again"
-            }
-            return text
-        } catch {
-            return "; asking the load balancer about \(target.id) failed: \(error)"
-        }
+        let state = step.status == .running ? "during" : "after"
+        return "interrupted: rollgate stopped \(state) \(step.phase.rawValue) of \(step.targetID)"
     }
 }

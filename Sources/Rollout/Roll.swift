@@ -1,14 +1,38 @@
 import Logging
 
-/// Rolls one run through a service's targets, one at a time:
-/// preflight, prepare, deregister + wait drained, deploy, verify, register + wait healthy.
-/// Any failure stops the run; the target in hand is left out of the load balancer.
+/// What a roll needs besides the run, the plan and the ports: who it works as, and how
+/// it keeps its records when the database falters.
+public struct RollContext: Sendable {
+    /// The lease owner the roll acts as; every load-balancer action is fenced by it.
+    public var owner: LeaseOwner
+    public var lease: LeaseTerms
+    public var health: StoreHealth
+    /// Secret values masked out of every stored line.
+    public var mask: SecretMask
+
+    public init(owner: LeaseOwner = LeaseOwner(host: "test", pid: 1, start: 1), lease: LeaseTerms = LeaseTerms(),
+                health: StoreHealth = StoreHealth(), mask: SecretMask = SecretMask()) {
+        self.owner = owner
+        self.lease = lease
+        self.health = health
+        self.mask = mask
+    }
+}
+
+/// Rolls one run through its frozen plan, one target at a time: preflight, prepare,
+/// deregister + wait drained, deploy, verify, register + wait healthy. A run taken over
+/// after an interruption resumes the target in hand from what the load balancer says now.
+/// Any failure stops the run; the target in hand stays recorded as left out.
 public struct Roll: Sendable {
     public enum Outcome: Sendable, Equatable {
         case succeeded
         case failed(String)
-        /// Stopped between targets on request; every target touched is back in service.
+        /// Stopped on request once the target in hand was back; every target touched serves.
         case cancelled(String)
+        /// Stopped at a safe point (shutdown): the run stays `running` and is resumed.
+        case interrupted
+        /// Another process holds the run now: this one records nothing more.
+        case leaseLost
     }
 
     public let run: Run
@@ -19,34 +43,45 @@ public struct Roll: Sendable {
     public let journal: any RunJournal
     public let clock: any RolloutClock
     public let logger: Logger
+    public let context: RollContext
+    let log: RunLog
+    let durable: DurableWrite
 
     public init(run: Run, plan: ServicePlan, loadBalancer: any LoadBalancer, executor: any HookExecutor,
-                journal: any RunJournal, clock: any RolloutClock, logger: Logger) {
+                journal: any RunJournal, clock: any RolloutClock, logger: Logger, context: RollContext = RollContext()) {
         self.run = run
         self.plan = plan
         self.loadBalancer = loadBalancer
         self.executor = executor
         self.journal = journal
         self.clock = clock
+        self.context = context
         var logger = logger
         logger[metadataKey: "run.id"] = "\(run.id)"
         logger[metadataKey: "service"] = "\(run.service)"
         self.logger = logger
+        log = RunLog(run: run.id, journal: journal, mask: context.mask, health: context.health)
+        durable = DurableWrite(clock: clock, health: context.health)
     }
 
     /// A failure that stops the run, with the message the operator reads in `error`.
     struct Stop: Error { let message: String }
 
     public func perform() async -> Outcome {
+        let outcome: Outcome
         do {
             let sized = try await sizedPlan()
-            return await Roll(run: run, plan: sized, loadBalancer: loadBalancer, executor: executor, journal: journal,
-                              clock: clock, logger: logger).rollAll()
+            outcome = await Roll(run: run, plan: sized, loadBalancer: loadBalancer, executor: executor, journal: journal,
+                                 clock: clock, logger: logger, context: context).rollAll()
+        } catch is CancellationError {
+            outcome = .interrupted
         } catch {
             let message = "the target group cannot be read: \(error)"
             note("run failed: \(message)")
-            return .failed(message)
+            outcome = .failed(message)
         }
+        await flushLog()
+        return outcome
     }
 
     /// Unset waits sized from what the target group says of itself.
@@ -69,193 +104,88 @@ public struct Roll: Sendable {
 
     func rollAll() async -> Outcome {
         do {
-            let targets = try await loadBalancer.targets().map(\.target).sorted()
-            guard !targets.isEmpty else { throw Stop(message: "the target group has no registered targets") }
-            note("rolling \(run.service) to \(run.version) over \(targets.count) target(s): \(targets.map(\.id).joined(separator: ", "))")
-            for (index, target) in targets.enumerated() {
-                if index > 0, try journal.isCancelRequested(run.id) {
-                    let message = "cancelled after \(index) of \(targets.count) target(s); \(targets[index...].map(\.id).joined(separator: ", ")) not touched"
+            let planned = try await frozenPlan()
+            let targets = planned.map(\.target)
+            for (index, entry) in planned.enumerated() where entry.progress != .done {
+                let resumeFrom = try await resumePoint(for: entry)
+                if resumeFrom == .start, entry.progress == .pending, try await cancelRequested() {
+                    let rest = planned[index...].filter { $0.progress != .done }.map(\.target.id)
+                    let message = "cancelled after \(index) of \(targets.count) target(s); \(rest.joined(separator: ", ")) not touched"
                     note(message)
                     return .cancelled(message)
                 }
-                do {
-                    try await roll(target, number: index + 1, of: targets)
-                } catch is CancellationError {
-                    return .failed(await interrupted(on: target))
-                }
+                try await roll(entry.target, from: resumeFrom, number: index + 1, of: targets)
             }
-            note("all \(targets.count) target(s) run \(run.version) and are healthy")
+            if try await cancelRequested() {
+                let message = "cancelled while the last target was in hand; every target is back in service at \(run.version)"
+                note(message)
+                return .cancelled(message)
+            }
+            note(run.kind == .deploy ? "all \(targets.count) target(s) run \(run.version) and are healthy"
+                                     : "\(targets.map(\.id).joined(separator: ", ")) is back in service")
             return .succeeded
         } catch let stop as Stop {
             note("run failed: \(stop.message)")
             return .failed(stop.message)
         } catch is CancellationError {
-            return .failed("interrupted: rollgate is shutting down")
+            note("stopped at a safe point (rollgate is shutting down); the next start resumes this run")
+            return .interrupted
+        } catch is LeaseLost {
+            logger.error("lost the run's lease to another process; stopping without touching anything more")
+            return .leaseLost
         } catch {
             note("run failed: \(error)")
             return .failed("\(error)")
         }
     }
 
-    /// The run was stopped under it (shutdown): say where, and what the load balancer says now.
-    private func interrupted(on target: Target) async -> String {
-        let message = "interrupted: rollgate was stopped while rolling \(target.id)" + (await loadBalancer.standing(of: target))
-        note(message, target: target)
-        return message
-    }
-
-    private func roll(_ target: Target, number: Int, of targets: [Target]) async throws {
-        note("target \(number)/\(targets.count): \(target)", target: target)
-        try await preflight(target, among: targets)
-        let host = try await address(of: target)
-        if let command = plan.hooks.prepare {
-            try await hook(.prepare, command, on: target, host: host)
+    /// The plan in force: the one frozen when the run first started, else a new one: the
+    /// service's left-out targets first (already out, so rolling them takes no capacity),
+    /// then every registered target, each in a stable order.
+    private func frozenPlan() async throws -> [PlannedTarget] {
+        let existing = try await record("read the run's plan") { try journal.plan(of: run.id) }
+        if !existing.isEmpty {
+            let done = existing.filter { $0.progress == .done }.count
+            note("resuming: plan of \(existing.count) target(s) frozen at the start (\(existing.map(\.target.id).joined(separator: ", "))), \(done) done")
+            return existing
         }
-        try await drain(target)
-        try await hook(.deploy, plan.hooks.deploy, on: target, host: host)
-        if let command = plan.hooks.verify {
-            try await hook(.verify, command, on: target, host: host)
-        }
-        try await restore(target)
-    }
-
-    /// Never take capacity below N-1: every other target must be healthy first.
-    private func preflight(_ target: Target, among targets: [Target]) async throws {
-        let others = Set(targets).subtracting([target])
-        guard !others.isEmpty else { return }
-        let start = clock.now
-        while true {
-            let health = try await loadBalancer.targets()
-            let healthyOthers = Set(health.filter { $0.health.state == .healthy }.map(\.target))
-            let missing = others.subtracting(healthyOthers).sorted()
-            if missing.isEmpty { return }
-            let states = missing.map { target in
-                "\(target.id) is \(health.first { $0.target == target }?.health.description ?? "not registered")"
-            }.joined(separator: ", ")
-            if clock.now.since(start) >= plan.healthyTimeout {
-                throw Stop(message: "preflight for \(target.id): \(states) after \(plan.healthyTimeout.humanText); not taking \(target.id) out (capacity would fall below N-1)")
+        var targets: [Target]
+        switch run.kind {
+        case .restore(let target):
+            targets = [target]
+            note("restoring \(target) to service in \(run.service): RegisterTargets and wait until healthy, no hooks")
+        case .deploy:
+            let leftOut = try await record("read the left-out targets") { try journal.leftOut(service: run.service) }
+            let registered = try await loadBalancer.targets().map(\.target).sorted()
+            targets = leftOut.map(\.target).sorted()
+            targets += registered.filter { !targets.contains($0) }
+            guard !targets.isEmpty else { throw Stop(message: "the target group has no registered targets") }
+            var line = "rolling \(run.service) to \(run.version) over \(targets.count) target(s): \(targets.map(\.id).joined(separator: ", "))"
+            if !leftOut.isEmpty {
+                line += "; left out before and included first: " + leftOut.map { "\($0.target.id) (run \($0.runID), \($0.phase.rawValue): \($0.reason))" }.joined(separator: "; ")
             }
-            note("preflight: waiting, \(states)", target: target)
-            try await clock.sleep(for: plan.pollInterval)
+            note(line)
         }
+        return try await record("freeze the run's plan") { try journal.freezePlan(run: run.id, targets: targets) }
     }
 
-    private func drain(_ target: Target) async throws {
-        let step = try journal.beginStep(run: run.id, target: target, phase: .drain, at: clock.now)
-        do {
-            note("DeregisterTargets \(target)", target: target, phase: .drain)
-            try await loadBalancer.deregister(target)
-            let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .drain)
-            if case .timedOut(let last) = outcome {
-                throw Stop(message: "\(target.id) not drained after \(plan.drainTimeout.humanText): last state \(last?.description ?? "unknown"); it stays deregistered")
-            }
-            try journal.endStep(step, .succeed, error: nil, at: clock.now)
-        } catch {
-            try? journal.endStep(step, .fail, error: describe(error), at: clock.now)
-            throw wrap(error, target: target, phase: .drain)
+    /// Where the target picks up: from the start for one this run has not touched, else
+    /// from what the run recorded last and what the load balancer says now.
+    private func resumePoint(for entry: PlannedTarget) async throws -> ResumePoint {
+        if case .restore = run.kind { return .restore }
+        let steps = run.steps.filter { $0.targetID == entry.target.id && $0.targetPort == entry.target.port }
+        guard let last = steps.last else {
+            return entry.progress == .out ? .drain : .start
         }
+        let observation = try await loadBalancer.health(of: entry.target)
+        let point = ResumeDecision.decide(last: (last.phase, last.status == .succeeded), observation: observation)
+        let what = last.status == .succeeded ? "after \(last.phase.rawValue)" : "during \(last.phase.rawValue)"
+        note("resumed after an interruption \(what) of \(entry.target.id): the load balancer says \(observation); continuing \(point)",
+             target: entry.target)
+        return point
     }
 
-    private func restore(_ target: Target) async throws {
-        let step = try journal.beginStep(run: run.id, target: target, phase: .restore, at: clock.now)
-        do {
-            note("RegisterTargets \(target)", target: target, phase: .restore)
-            try await loadBalancer.register(target)
-            let outcome = try await wait(target, until: .inService, timeout: plan.healthyTimeout, phase: .restore)
-            if case .timedOut(let last) = outcome {
-                // An ALB sends traffic to unhealthy targets when all are unhealthy: take it out again.
-                note("\(target.id) not healthy in time; DeregisterTargets so it cannot serve", target: target, phase: .restore)
-                try? await loadBalancer.deregister(target)
-                throw Stop(message: "\(target.id) not healthy after \(plan.healthyTimeout.humanText): last state \(last?.description ?? "unknown"); deregistered again")
-            }
-            try journal.endStep(step, .succeed, error: nil, at: clock.now)
-        } catch {
-            try? journal.endStep(step, .fail, error: describe(error), at: clock.now)
-            throw wrap(error, target: target, phase: .restore)
-        }
-    }
-
-    /// Where the target is, asked once before it is touched; a lookup that fails stops the
-    /// run while the target still serves.
-    private func address(of target: Target) async throws -> String? {
-        guard let addressing = loadBalancer as? any TargetAddressing else { return nil }
-        do {
-            let host = try await addressing.host(of: target)
-            if let host { note("\(target.id) is at \(host)", target: target) }
-            return host
-        } catch {
-            throw Stop(message: "cannot find the address of \(target.id) (for ROLLGATE_TARGET_HOST): \(error); it was not touched")
-        }
-    }
-
-    private func hook(_ phase: Phase, _ command: String, on target: Target, host: String?) async throws {
-        let step = try journal.beginStep(run: run.id, target: target, phase: phase, at: clock.now)
-        var environment = [
-            "ROLLGATE_RUN_ID": "\(run.id)",
-            "ROLLGATE_SERVICE": run.service,
-            "ROLLGATE_VERSION": run.version,
-            "ROLLGATE_TARGET_ID": target.id,
-            "ROLLGATE_TARGET_PORT": "\(target.port)",
-            "ROLLGATE_PHASE": phase.rawValue,
-        ]
-        if let host { environment["ROLLGATE_TARGET_HOST"] = host }
-        let invocation = HookInvocation(phase: phase, command: command, environment: environment, timeout: plan.hookTimeout)
-        note("\(phase.rawValue) hook: \(command)", target: target, phase: phase)
-        let journal = self.journal, clock = self.clock, runID = run.id, logger = self.logger
-        let outcome = await executor.run(invocation, started: { process in
-            do {
-                try journal.recordHookProcess(process, step: step)
-            } catch {
-                logger.error("cannot record the hook's process group", metadata: ["error": "\(error)"])
-            }
-        }) { stream, line in
-            do {
-                try journal.log(run: runID, stream: stream, target: target.id, phase: phase, text: line, at: clock.now)
-            } catch {
-                logger.error("cannot store hook output", metadata: ["error": "\(error)"])
-            }
-        }
-        if Task.isCancelled {
-            try? journal.endStep(step, .fail, error: "interrupted", at: clock.now)
-            throw CancellationError()
-        }
-        if outcome.succeeded {
-            try journal.endStep(step, .succeed, error: nil, at: clock.now)
-            return
-        }
-        let message = "\(phase.rawValue) hook failed on \(target.id): \(outcome)"
-        try? journal.endStep(step, .fail, error: message, at: clock.now)
-        throw Stop(message: phase == .prepare ? message : message + "; \(target.id) stays deregistered")
-    }
-
-    private func wait(_ target: Target, until rule: Waiter.Rule, timeout: Duration, phase: Phase) async throws -> Waiter.Outcome {
-        let waiter = Waiter(clock: clock, pollInterval: plan.pollInterval, timeout: timeout)
-        // Every poll's answer goes into the run's log: when a wait stalls, the operator
-        // sees what the load balancer said and when.
-        return try await waiter.wait(for: target, until: rule, on: loadBalancer) { result in
-            switch result {
-            case .success(let observation): note("\(target.id): \(observation)", target: target, phase: phase)
-            case .failure(let error): note("\(target.id): poll failed, will retry: \(error)", target: target, phase: phase)
-            }
-        }
-    }
-
-    private func describe(_ error: Error) -> String {
-        if error is CancellationError { return "interrupted" }
-        return (error as? Stop)?.message ?? "\(error)"
-    }
-
-    private func wrap(_ error: Error, target: Target, phase: Phase) -> Error {
-        if error is Stop || error is CancellationError { return error }
-        return Stop(message: "\(phase.rawValue) of \(target.id) failed: \(error)")
-    }
-
-    private func note(_ text: String, target: Target? = nil, phase: Phase? = nil) {
-        logger.info("\(text)", metadata: target.map { ["target.id": "\($0.id)"] })
-        do {
-            try journal.log(run: run.id, stream: .system, target: target?.id, phase: phase, text: text, at: clock.now)
-        } catch {
-            logger.error("cannot store log line", metadata: ["error": "\(error)"])
-        }
+    private func cancelRequested() async throws -> Bool {
+        try await record("read the cancel flag") { try journal.isCancelRequested(run.id) }
     }
 }

@@ -13,6 +13,11 @@ public struct Run: Sendable, Equatable {
     public var error: String?
     public var cancelRequested: Bool
     public var steps: [Step]
+    public var kind: RunKind = .deploy
+    /// Queued behind its service's lock rather than refused.
+    public var waitForLock = false
+    /// Interruptions (crash, kill, shutdown) since the run last finished a target.
+    public var interruptions = 0
 
     public init(id: RunID, service: String, version: String, reason: String? = nil,
                 requestedBy: String = "api", status: RunStatus = .queued, createdAt: Date,

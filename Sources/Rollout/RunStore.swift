@@ -1,17 +1,49 @@
-/// What the roll writes as it goes. Every write is durable before the action it records.
+/// What the roll writes as it goes. Each state change is committed before the action it
+/// announces (write ahead) and its outcome after.
 public protocol RunJournal: Sendable {
     func beginStep(run: RunID, target: Target, phase: Phase, at: Date) throws -> StepID
     func endStep(_ step: StepID, _ event: StepEvent, error: String?, at: Date) throws
     func recordHookProcess(_ process: HookProcess, step: StepID) throws
     func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at: Date) throws
     func isCancelRequested(_ run: RunID) throws -> Bool
+
+    /// The run's frozen plan, in order; empty until frozen.
+    func plan(of run: RunID) throws -> [PlannedTarget]
+    /// Freezes the plan unless the run has one; returns the plan in force.
+    func freezePlan(run: RunID, targets: [Target]) throws -> [PlannedTarget]
+    /// Written before DeregisterTargets (or before taking on a target found out of the load
+    /// balancer): the target's progress is `out` and its service records it as left out.
+    /// Fenced: throws `LeaseLost` unless `owner` holds the run.
+    func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String,
+                 owner: LeaseOwner, at: Date) throws
+    /// The target is healthy again: progress `done`, no longer left out, interruptions reset.
+    /// Fenced like `markOut`.
+    func markDone(run: RunID, service: String, target: Target, owner: LeaseOwner, at: Date) throws
+    /// Why a left-out target is still out (a failed hook or health gate), and where.
+    func noteLeftOut(service: String, target: Target, run: RunID, phase: Phase, reason: String, at: Date) throws
+    /// Targets of a service that rollgate took out and has not put back, oldest first.
+    func leftOut(service: String) throws -> [LeftOutTarget]
+    /// Extends the run's lease; throws `LeaseLost` if another owner holds it.
+    func renewLease(run: RunID, owner: LeaseOwner, until: Date) throws
 }
 
 /// The durable queue the dispatcher takes runs from.
 public protocol RunQueue: RunJournal {
-    /// Atomically moves the oldest queued run of a service with nothing running to `running`.
-    func claimNext(at: Date) throws -> Run?
-    func finish(_ run: RunID, _ event: RunEvent, error: String?, at: Date) throws
+    /// Atomically moves the oldest queued run of a service with nothing running and no lock
+    /// in force to `running`, leased to `owner` until `until`.
+    func claimNext(owner: LeaseOwner, until: Date, at: Date) throws -> Run?
+    /// Running runs whose lease expired or whose owner `isGone`, other than `excluding`: each
+    /// is taken over by a conditional update (so two takers never both win), its
+    /// interruptions counted, and returned with its steps.
+    func takeOver(owner: LeaseOwner, until: Date, at: Date, excluding: Set<RunID>,
+                  isGone: (LeaseOwner) -> Bool) throws -> [Run]
+    /// Ends a run. With an owner, only if that owner still holds it (`LeaseLost` otherwise).
+    func finish(_ run: RunID, _ event: RunEvent, error: String?, owner: LeaseOwner?, at: Date) throws
+    /// Gives the run up for the next start to resume at once (a clean shutdown).
+    func releaseLease(run: RunID, owner: LeaseOwner) throws
+    func recordInterruption(run: RunID, note: String, at: Date) throws
+    /// The interruptions recorded for a run, oldest first.
+    func interruptions(of run: RunID) throws -> [String]
     /// Runs with a status, oldest first, with their steps.
     func runs(withStatus status: RunStatus) throws -> [Run]
 }

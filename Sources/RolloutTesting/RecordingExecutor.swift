@@ -35,6 +35,8 @@ public final class RecordingExecutor: HookExecutor {
         started(HookProcess(group: Int32(1000 + count)))
         await onRun(hook)
         for line in output(hook) { emit(.stdout, line) }
+        // As the real runner: a hook still running at shutdown is ended with TERM.
+        if Task.isCancelled { return .signalled(15) }
         return outcome(hook)
     }
 }

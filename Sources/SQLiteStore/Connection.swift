@@ -25,6 +25,8 @@ public enum SQLValue: Sendable, Equatable {
 public final class Connection {
     let handle: OpaquePointer
     private var statements: [String: Statement] = [:]
+    /// `PRAGMA synchronous` as last set: FULL makes a commit survive power loss.
+    private var synchronousFull = false
 
     public init(path: String, readOnly: Bool = false) throws {
         var db: OpaquePointer?
@@ -78,6 +80,40 @@ public final class Connection {
             try? execute("ROLLBACK")
             throw error
         }
+    }
+
+    /// FULL for state changes (fsync at every commit), NORMAL for log lines (durable across a
+    /// crash of the process; a power loss may take the last ones). Set between transactions.
+    func setSynchronous(full: Bool) throws {
+        guard full != synchronousFull else { return }
+        try execute(full ? "PRAGMA synchronous = FULL" : "PRAGMA synchronous = NORMAL")
+        synchronousFull = full
+    }
+
+    /// Moves the write-ahead log into the database file and empties it, so the `.db` file
+    /// alone holds everything.
+    public func checkpoint() throws {
+        try execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    }
+
+    /// Copies the whole database to `path` with SQLite's online backup API: a consistent
+    /// snapshot while other connections go on writing. The copy is a plain database file
+    /// (journal mode DELETE), ready to be served.
+    public func backup(to path: String) throws {
+        let destination = try Connection(path: path)
+        guard let backup = sqlite3_backup_init(destination.handle, "main", handle, "main") else {
+            throw destination.error(sqlite3_errcode(destination.handle), sql: nil)
+        }
+        var rc: Int32
+        repeat {
+            rc = sqlite3_backup_step(backup, -1)
+            if rc == SQLITE_BUSY || rc == SQLITE_LOCKED { sqlite3_sleep(50) }
+        } while rc == SQLITE_OK || rc == SQLITE_BUSY || rc == SQLITE_LOCKED
+        let finished = sqlite3_backup_finish(backup)
+        guard rc == SQLITE_DONE, finished == SQLITE_OK else {
+            throw SQLiteError(code: rc == SQLITE_DONE ? finished : rc, message: "backup to \(path) failed: \(String(cString: sqlite3_errstr(rc == SQLITE_DONE ? finished : rc)))", sql: nil)
+        }
+        try destination.execute("PRAGMA journal_mode = DELETE")
     }
 
     public var lastInsertRowID: Int64 { sqlite3_last_insert_rowid(handle) }

@@ -2,17 +2,20 @@ import Rollout
 
 /// The roll's journal and the dispatcher's queue, in SQLite.
 extension Store: RunQueue {
-    public func claimNext(at now: Date) throws -> Run? {
+    public func claimNext(owner: LeaseOwner, until: Date, at now: Date) throws -> Run? {
         try write { db in
             guard let run = try db.prepare("""
                 SELECT \(Store.runColumns) FROM runs
                 WHERE status = 'queued'
                   AND service NOT IN (SELECT service FROM runs WHERE status = 'running')
+                  AND (kind = 'restore'
+                       OR service NOT IN (SELECT service FROM service_locks WHERE expires_at IS NULL OR expires_at > ?))
                 ORDER BY id LIMIT 1
-                """).rows([], Store.decodeRun).first else { return nil }
+                """).rows([.integer(now.milliseconds)], Store.decodeRun).first else { return nil }
             let status = try run.status.applying(.start)
-            try db.prepare("UPDATE runs SET status = ?, started_at = ? WHERE id = ?")
-                .run([.text(status.rawValue), .integer(now.milliseconds), .integer(run.id)])
+            try db.prepare("UPDATE runs SET status = ?, started_at = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ? AND status = ?")
+                .run([.text(status.rawValue), .integer(now.milliseconds), .text(owner.text), .integer(until.milliseconds),
+                      .integer(run.id), .text(run.status.rawValue)])
             var claimed = run
             claimed.status = status
             claimed.startedAt = Date(milliseconds: now.milliseconds)
@@ -20,13 +23,81 @@ extension Store: RunQueue {
         }
     }
 
-    public func finish(_ id: RunID, _ event: RunEvent, error: String?, at now: Date) throws {
+    public func takeOver(owner: LeaseOwner, until: Date, at now: Date, excluding: Set<RunID>,
+                         isGone: (LeaseOwner) -> Bool) throws -> [Run] {
+        try write { db in
+            let candidates = try db.prepare("""
+                SELECT \(Store.runColumns), lease_owner, lease_expires_at FROM runs WHERE status = ? ORDER BY id
+                """).rows([.text(RunStatus.running.rawValue)]) { row in
+                    (Store.decodeRun(row), row.optionalText(Store.runColumnCount), row.optionalInt(Store.runColumnCount + 1))
+                }
+            var taken: [Run] = []
+            for (run, holder, expires) in candidates where !excluding.contains(run.id) {
+                let expired = (expires ?? 0) <= now.milliseconds
+                let gone = holder.flatMap(LeaseOwner.init).map(isGone) ?? true
+                guard expired || gone else { continue }
+                // A conditional update: of two processes taking over at once, one wins.
+                try db.prepare("""
+                    UPDATE runs SET lease_owner = ?, lease_expires_at = ?, interruptions = interruptions + 1
+                    WHERE id = ? AND status = ? AND lease_owner IS ? AND lease_expires_at IS ?
+                    """).run([.text(owner.text), .integer(until.milliseconds), .integer(run.id), .text(RunStatus.running.rawValue),
+                              holder.map(SQLValue.text) ?? .null, expires.map(SQLValue.integer) ?? .null])
+                guard db.changes == 1 else { continue }
+                var mine = try Store.withSteps(run, db)
+                mine.interruptions += 1
+                taken.append(mine)
+            }
+            return taken
+        }
+    }
+
+    public func renewLease(run: RunID, owner: LeaseOwner, until: Date) throws {
+        try write { db in try Store.fence(db, run: run, owner: owner, until: until) }
+    }
+
+    public func releaseLease(run: RunID, owner: LeaseOwner) throws {
+        try write { db in
+            try db.prepare("UPDATE runs SET lease_expires_at = 0 WHERE id = ? AND lease_owner = ?").run([.integer(run), .text(owner.text)])
+        }
+    }
+
+    /// Throws `LeaseLost` unless `owner` holds the running run; extends the lease when given `until`.
+    static func fence(_ db: Connection, run: RunID, owner: LeaseOwner, until: Date? = nil) throws {
+        if let until {
+            try db.prepare("UPDATE runs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = ?")
+                .run([.integer(until.milliseconds), .integer(run), .text(owner.text), .text(RunStatus.running.rawValue)])
+        } else {
+            try db.prepare("UPDATE runs SET lease_expires_at = lease_expires_at WHERE id = ? AND lease_owner = ? AND status = ?")
+                .run([.integer(run), .text(owner.text), .text(RunStatus.running.rawValue)])
+        }
+        if db.changes != 1 { throw LeaseLost(run: run) }
+    }
+
+    public func finish(_ id: RunID, _ event: RunEvent, error: String?, owner: LeaseOwner?, at now: Date) throws {
         try write { db in
             guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?")
                 .rows([.integer(id)], Store.decodeRun).first else { return }
+            if let owner { try Store.fence(db, run: id, owner: owner) }
             let status = try run.status.applying(event)
-            try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?")
+            try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?")
                 .run([.text(status.rawValue), .integer(now.milliseconds), error.map(SQLValue.text) ?? .null, .integer(id)])
+        }
+    }
+
+    public func finish(_ id: RunID, _ event: RunEvent, error: String?, at now: Date) throws {
+        try finish(id, event, error: error, owner: nil, at: now)
+    }
+
+    public func recordInterruption(run: RunID, note: String, at now: Date) throws {
+        try write { db in
+            try db.prepare("INSERT INTO run_interruptions (run_id, at, note) VALUES (?, ?, ?)")
+                .run([.integer(run), .integer(now.milliseconds), .text(note)])
+        }
+    }
+
+    public func interruptions(of run: RunID) throws -> [String] {
+        try read { db in
+            try db.prepare("SELECT note FROM run_interruptions WHERE run_id = ? ORDER BY at, rowid").rows([.integer(run)]) { $0.text(0) }
         }
     }
 
@@ -66,7 +137,7 @@ extension Store: RunQueue {
     }
 
     public func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at now: Date) throws {
-        try write { db in try Store.insertLog(db, run: run, stream: stream, target: target, phase: phase, text: text, at: now) }
+        try writeLog { db in try Store.insertLog(db, run: run, stream: stream, target: target, phase: phase, text: text, at: now) }
     }
 
     public func isCancelRequested(_ run: RunID) throws -> Bool {

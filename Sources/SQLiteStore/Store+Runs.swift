@@ -25,20 +25,25 @@ public struct RunFilter: Sendable {
 }
 
 extension Store {
-    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested"
+    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions"
+    static let runColumnCount: Int32 = 16
     static let stepColumns = "id, run_id, target_id, target_port, phase, status, started_at, finished_at, error, hook_process_group"
 
     /// Queues a run; a queued run of the same service is superseded by it, in one transaction.
     public func enqueue(service: String, version: String, reason: String?, requestedBy: String,
-                        idempotencyKey: String?, at now: Date) throws -> Enqueued {
-        try write { db in
+                        idempotencyKey: String?, kind: RunKind = .deploy, waitForLock: Bool = false,
+                        at now: Date) throws -> Enqueued {
+        var restoreTarget: Target?
+        if case .restore(let target) = kind { restoreTarget = target }
+        return try write { db in
             if let key = idempotencyKey,
                let existing = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE idempotency_key = ?")
                 .rows([.text(key)], Store.decodeRun).first {
                 let same = existing.service == service && existing.version == version
                 return same ? .replayed(try Store.withSteps(existing, db)) : .keyConflict(existing)
             }
-            let superseded = try db.prepare("SELECT id FROM runs WHERE service = ? AND status = 'queued'")
+            // A newer deploy supersedes a queued deploy; a queued restore is never dropped.
+            let superseded = kind != .deploy ? [] : try db.prepare("SELECT id FROM runs WHERE service = ? AND status = 'queued' AND kind = 'deploy'")
                 .rows([.text(service)]) { $0.int(0) }
             for id in superseded {
                 let status = try RunStatus.queued.applying(.supersede)
@@ -46,18 +51,30 @@ extension Store {
                     .run([.text(status.rawValue), .integer(now.milliseconds), .null, .integer(id)])
             }
             try db.prepare("""
-                INSERT INTO runs (service, version, reason, requested_by, status, created_at, idempotency_key)
-                VALUES (?, ?, ?, ?, 'queued', ?, ?)
+                INSERT INTO runs (service, version, reason, requested_by, status, created_at, idempotency_key,
+                                  kind, restore_target_id, restore_target_port, wait_for_lock)
+                VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)
                 """).run([.text(service), .text(version), reason.map(SQLValue.text) ?? .null,
-                          .text(requestedBy), .integer(now.milliseconds), idempotencyKey.map(SQLValue.text) ?? .null])
+                          .text(requestedBy), .integer(now.milliseconds), idempotencyKey.map(SQLValue.text) ?? .null,
+                          .text(kind.name), restoreTarget.map { .text($0.id) } ?? .null,
+                          restoreTarget.map { .integer(Int64($0.port)) } ?? .null, .integer(waitForLock ? 1 : 0)])
             let id = db.lastInsertRowID
             for old in superseded {
                 try Store.insertLog(db, run: old, stream: .system, target: nil, phase: nil,
                                     text: "superseded by run \(id) (\(service) \(version)) before it started", at: now)
             }
-            let run = Run(id: id, service: service, version: version, reason: reason, requestedBy: requestedBy,
+            var run = Run(id: id, service: service, version: version, reason: reason, requestedBy: requestedBy,
                           status: .queued, createdAt: Date(milliseconds: now.milliseconds))
+            run.kind = kind
+            run.waitForLock = waitForLock
             return .created(run, superseded: superseded)
+        }
+    }
+
+    /// The run an Idempotency-Key was first used for.
+    public func run(idempotencyKey key: String) throws -> Run? {
+        try read { db in
+            try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE idempotency_key = ?").rows([.text(key)], Store.decodeRun).first
         }
     }
 
@@ -127,14 +144,16 @@ extension Store {
     public func serviceSummary(_ service: String) throws -> ServiceSummary {
         try read { db in
             let lastGood = try db.prepare("""
-                SELECT version, id FROM runs WHERE service = ? AND status = 'succeeded' ORDER BY id DESC LIMIT 1
+                SELECT version, id FROM runs WHERE service = ? AND status = 'succeeded' AND kind = 'deploy' ORDER BY id DESC LIMIT 1
                 """).rows([.text(service)]) { ($0.text(0), $0.int(1)) }.first
             let running = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE service = ? AND status = 'running'")
                 .rows([.text(service)], Store.decodeRun).first
             let queued = try db.prepare("SELECT id FROM runs WHERE service = ? AND status = 'queued' ORDER BY id")
                 .rows([.text(service)]) { $0.int(0) }
             return ServiceSummary(name: service, lastGoodVersion: lastGood?.0, lastGoodRunID: lastGood?.1,
-                                  running: try running.map { try Store.withSteps($0, db) }, queued: queued)
+                                  running: try running.map { try Store.withSteps($0, db) }, queued: queued,
+                                  leftOut: try Store.leftOut(db, service: service),
+                                  lock: try Store.lock(db, service: service))
         }
     }
 
@@ -147,11 +166,17 @@ extension Store {
     }
 
     static func decodeRun(_ row: Row) -> Run {
-        Run(id: row.int(0), service: row.text(1), version: row.text(2), reason: row.optionalText(3),
+        var run = Run(id: row.int(0), service: row.text(1), version: row.text(2), reason: row.optionalText(3),
             requestedBy: row.text(4), status: RunStatus(rawValue: row.text(5)) ?? .failed,
             createdAt: Date(milliseconds: row.int(6)), startedAt: row.optionalInt(7).map(Date.init(milliseconds:)),
             finishedAt: row.optionalInt(8).map(Date.init(milliseconds:)), error: row.optionalText(9),
             cancelRequested: row.int(10) != 0)
+        if row.text(11) == "restore", let id = row.optionalText(12), let port = row.optionalInt(13) {
+            run.kind = .restore(Target(id: id, port: Int(port)))
+        }
+        run.waitForLock = row.int(14) != 0
+        run.interruptions = Int(row.int(15))
+        return run
     }
 
     static func decodeStep(_ row: Row) -> Step {
@@ -182,4 +207,8 @@ public struct ServiceSummary: Sendable {
     public var lastGoodRunID: RunID?
     public var running: Run?
     public var queued: [RunID]
+    /// Targets rollgate took out and has not put back.
+    public var leftOut: [LeftOutTarget]
+    /// The service's lock, expired or not (`holds(at:)` tells).
+    public var lock: ServiceLock?
 }

@@ -41,8 +41,25 @@ public final class Store: Sendable {
         }
     }
 
+    /// A state change: committed with `synchronous = FULL`, so it survives power loss.
     func write<T>(_ body: (Connection) throws -> T) throws -> T {
-        try writer.with { connection in try connection.transaction { try body(connection) } }
+        try writer.with { connection in
+            try connection.setSynchronous(full: true)
+            return try connection.transaction { try body(connection) }
+        }
+    }
+
+    /// Log lines: `synchronous = NORMAL` (a crash of the process loses none).
+    func writeLog<T>(_ body: (Connection) throws -> T) throws -> T {
+        try writer.with { connection in
+            try connection.setSynchronous(full: false)
+            return try connection.transaction { try body(connection) }
+        }
+    }
+
+    /// Checkpoints the write-ahead log into the database file (clean shutdown, backups).
+    public func checkpoint() throws {
+        try writer.with { try $0.checkpoint() }
     }
 
     func read<T>(_ body: (Connection) throws -> T) throws -> T {

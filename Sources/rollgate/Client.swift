@@ -84,5 +84,110 @@ struct Runs: ParsableCommand {
                           run["status"]?.string ?? "", run["created_at"]?.string ?? "", run["error"]?.string ?? ""]
             print(fields.joined(separator: "\t"))
         }
+        // Capacity silently lost is the worst news a deploy tool can hide: say it here too.
+        if let services = try? check(try options.client().send("GET", "/api/v1/services"))["services"]?.array {
+            for line in leftOutLines(services) { print(line) }
+        }
+    }
+}
+
+/// The targets each service knows, with the ones left out of the load balancer called out.
+func leftOutLines(_ services: [JSONValue]) -> [String] {
+    var lines: [String] = []
+    for service in services {
+        for target in service["targets"]?.array ?? [] where target["state"]?.string == "left_out" {
+            let left = target["left_out"]
+            lines.append("LEFT OUT\t\(service["name"]?.string ?? "")\t\(target["id"]?.string ?? "")\tsince \(left?["since"]?.string ?? "")\t\(left?["reason"]?.string ?? "")")
+        }
+    }
+    return lines
+}
+
+struct Status: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show each service: version, lock, running run, every target's state.")
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        let services = try check(try options.client().send("GET", "/api/v1/services"))["services"]?.array ?? []
+        for service in services {
+            var line = "\(service["name"]?.string ?? "")\tlast good: \(service["last_good_version"]?.string ?? "none")"
+            if let running = service["running"], running != .null {
+                line += "\trolling \(running["version"]?.string ?? "") (run \(running["run_id"]?.int ?? 0)): \(running["target_id"]?.string ?? "") \(running["phase"]?.string ?? "")"
+            } else {
+                line += "\tidle"
+            }
+            if let lock = service["lock"], lock != .null {
+                line += "\tLOCKED by \(lock["locked_by"]?.string ?? ""): \(lock["reason"]?.string ?? "")"
+                if let until = lock["expires_at"]?.string { line += " (until \(until))" }
+            }
+            print(line)
+            for target in service["targets"]?.array ?? [] {
+                var text = "  \(target["id"]?.string ?? ""):\(target["port"]?.int ?? 0)\t\(target["state"]?.string ?? "")"
+                if let reason = target["reason"]?.string { text += " (\(reason))" }
+                if let left = target["left_out"], left != .null, target["state"]?.string == "left_out" {
+                    text += "\tleft out by run \(left["run_id"]?.int ?? 0): \(left["reason"]?.string ?? ""); `rollgate deploy` includes it, or `rollgate restore`/`forget`"
+                }
+                print(text)
+            }
+        }
+    }
+}
+
+struct Lock: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Lock a service: deploys are refused until unlocked or expired.")
+    @Argument var service: String
+    @Option(help: "Why (shown to whoever tries to deploy).") var reason: String
+    @Option(name: .customLong("for"), help: "Expire after this long, e.g. 30m or 2h (default: until unlocked).") var duration: String?
+    @OptionGroup var options: ClientOptions
+
+    func validate() throws {
+        if let duration, DurationText.parse(duration) == nil { throw ValidationError("--for must be a duration like 30m or 2h") }
+    }
+
+    func run() throws {
+        var fields: [(String, JSONValue)] = [("reason", .string(reason))]
+        if let duration { fields.append(("expires_in", .string(duration))) }
+        let lock = try check(try options.client().send("POST", "/api/v1/services/\(service)/lock",
+                                                       headers: options.headers + [("Content-Type", "application/json")],
+                                                       body: JSONValue.object(fields).bytes))
+        print("\(service) locked by \(lock["locked_by"]?.string ?? "") until \(lock["expires_at"]?.string ?? "unlocked"): \(reason)")
+    }
+}
+
+struct Unlock: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Unlock a service; deploys that waited for the lock go on.")
+    @Argument var service: String
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        _ = try check(try options.client().send("DELETE", "/api/v1/services/\(service)/lock", headers: options.headers))
+        print("\(service) unlocked")
+    }
+}
+
+struct Restore: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Put a left-out target back: register it and wait until healthy, no hooks (after fixing it by hand).")
+    @Argument var service: String
+    @Argument var target: String
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        let run = try check(try options.client().send("POST", "/api/v1/services/\(service)/targets/\(target)/restore",
+                                                      headers: options.headers))
+        print("run \(run["id"]?.int ?? 0): restore \(target) in \(service) \(run["status"]?.string ?? "")")
+    }
+}
+
+struct Forget: ParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Forget a left-out target whose instance is gone for good.")
+    @Argument var service: String
+    @Argument var target: String
+    @OptionGroup var options: ClientOptions
+
+    func run() throws {
+        _ = try check(try options.client().send("POST", "/api/v1/services/\(service)/targets/\(target)/forget",
+                                                headers: options.headers))
+        print("\(target) forgotten in \(service): no longer counted as left out")
     }
 }

@@ -14,7 +14,8 @@ struct RollgateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollgate",
         abstract: "Roll a deploy through a load balancer, one instance at a time.",
-        subcommands: [Serve.self, Migrate.self, CheckConfig.self, Deploy.self, Runs.self])
+        subcommands: [Serve.self, Migrate.self, CheckConfig.self, Backup.self, Deploy.self, Runs.self, Status.self,
+                      Lock.self, Unlock.self, Restore.self, Forget.self])
 }
 
 let environment: [String: String] = {
@@ -75,7 +76,11 @@ struct Serve: AsyncParsableCommand {
         signal(SIGPIPE, SIG_IGN)
         let app = try App(config: settings, migrationsDirectory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"),
                           publicDirectory: locate("public", "ROLLGATE_PUBLIC_DIR"), environment: environment, logger: logger)
-        try await app.start()
+        do {
+            try await app.start()
+        } catch let held as DatabaseHeld {
+            throw ValidationError(held.description)
+        }
         if settings.isDemo {
             print("""
                 rollgate demo: no config given, so this is the built-in demo.
@@ -91,8 +96,9 @@ struct Serve: AsyncParsableCommand {
         }
         fflush(nil)   // stdout may be a pipe or file: say it now, not at exit
         await waitForTerminationSignal()
-        logger.info("stopping: finishing requests in flight")
+        logger.info("stopping: no new runs; the target in hand gets \(settings.shutdownTimeout.humanText) to reach a safe point (a second signal exits at once)")
         await app.stop()
+        logger.info("stopped cleanly; runs in hand resume at the next start")
     }
 }
 
@@ -107,7 +113,15 @@ func waitForTerminationSignal() async {
         for number in [SIGINT, SIGTERM] {
             let source = DispatchSource.makeSignalSource(signal: number, queue: queue)
             source.setEventHandler {
-                if once.claim() { continuation.resume() }
+                if once.claim() {
+                    continuation.resume()
+                } else {
+                    // Everything acted on is already recorded (write ahead): the next start
+                    // takes the runs in hand over and resumes them.
+                    let text = "rollgate: second signal, exiting now; runs in hand resume at the next start\n"
+                    _ = text.withCString { write(2, $0, strlen($0)) }
+                    _exit(1)
+                }
             }
             source.resume()
             sources.append(source)
@@ -136,6 +150,24 @@ struct Migrate: ParsableCommand {
         print(applied.isEmpty
               ? "\(database) is up to date at schema version \(migrator.latestVersion)"
               : "\(database): applied \(applied.map(String.init).joined(separator: ", ")); now at schema version \(migrator.latestVersion)")
+    }
+}
+
+struct Backup: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Copy the database consistently, also while the server runs (SQLite's online backup).",
+        discussion: "Restore: stop rollgate, put the copy in place of the database file (remove any -wal and -shm files beside it), start rollgate.")
+    @Argument(help: "Where to write the copy (must not exist).") var file: String
+    @Option(help: "SQLite database path.") var database: String = "./rollgate.db"
+
+    func validate() throws {
+        if FileManager.default.fileExists(atPath: file) { throw ValidationError("\(file) exists; give a new file name") }
+        if !FileManager.default.fileExists(atPath: database) { throw ValidationError("no database at \(database); pass --database PATH") }
+    }
+
+    func run() throws {
+        try Store.backup(database: database, to: file)
+        print("\(database) copied to \(file)")
     }
 }
 

@@ -79,19 +79,45 @@ import Rollout
         await app.stop()
     }
 
-    @Test func aTargetThatFailsItsHealthCheckFailsTheRunAndTheRestAreUntouched() async throws {
-        let app = try await startApp([quickService("web", unhealthy: ["web-2"], healthyTimeout: .seconds(1))])
-        let client = HTTPClient(port: app.server.port)
+    @Test func aTargetLeftOutByAFailedHealthGateIsShownThenBroughtBackByTheNextDeploy() async throws {
+        var app = try await startApp([quickService("web", unhealthy: ["web-2"], healthyTimeout: .seconds(1))])
+        var client = HTTPClient(port: app.server.port)
         let id = try #require(json(try await client.request("POST", "/api/v1/deploys", body: Array(#"{"service":"web","version":"bad1"}"#.utf8)))["id"]?.int)
         let run = try await finished(client, run: id)
         #expect(run["status"] == .string("failed"))
         let error = try #require(run["error"]?.string)
         #expect(error.contains("web-2 not healthy after 1s") && error.contains("unhealthy (Target.FailedHealthChecks)"))
         #expect(!(run["steps"]?.array ?? []).contains { $0["target_id"] == .string("web-3") })
-        let targets = json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first?["targets"]?.array ?? []
+        // The left-out target does not disappear: listed, counted, on the page and in metrics.
+        let service = try #require(json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first)
+        let targets = service["targets"]?.array ?? []
         #expect(targets.compactMap { $0["id"]?.string } == ["web-1", "web-2", "web-3"])
-        #expect(targets.first { $0["id"] == .string("web-2") }?["state"] == .string("draining"), "taken out again")
+        let web2 = try #require(targets.first { $0["id"] == .string("web-2") })
+        #expect(web2["state"] == .string("left_out"))
+        #expect(web2["left_out"]?["run_id"]?.int == id)
+        #expect(web2["left_out"]?["reason"]?.string?.contains("not healthy after 1s") == true)
+        #expect(service["left_out"]?.int == 1)
         #expect(targets.first { $0["id"] == .string("web-3") }?["state"] == .string("healthy"))
+        let metrics = String(decoding: try await client.request("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("rollgate_targets_left_out{service=\"web\"} 1"))
+        let page = String(decoding: try await client.request("GET", "/").body, as: UTF8.self)
+        #expect(page.contains("web-2 <span class=\"state-left_out\">left_out</span>"))
+
+        // The build is fixed; the next deploy rolls web-2 first (already out: no capacity
+        // taken) and counts it, and the fleet is whole again.
+        await app.stop()
+        app = try await startApp([quickService("web")])
+        client = HTTPClient(port: app.server.port)
+        let fixed = try #require(json(try await client.request("POST", "/api/v1/deploys", body: Array(#"{"service":"web","version":"good2"}"#.utf8)))["id"]?.int)
+        let done = try await finished(client, run: fixed)
+        #expect(done["status"] == .string("succeeded"), "\(done.text)")
+        let lines = (json(try await client.request("GET", "/api/v1/runs/\(fixed)/logs"))["lines"]?.array ?? []).compactMap { $0["text"]?.string }
+        #expect(lines.first { $0.hasPrefix("rolling web to good2") }?.contains("over 3 target(s): web-2, web-1, web-3; left out before and included first: web-2") == true, "\(lines)")
+        #expect(lines.contains("all 3 target(s) run good2 and are healthy"))
+        let after = try #require(json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first)
+        #expect((after["targets"]?.array ?? []).allSatisfy { $0["state"] == .string("healthy") }, "\(after.text)")
+        #expect(after["left_out"]?.int == 0)
+        #expect(after["last_good_version"] == .string("good2"))
         await app.stop()
     }
 

@@ -75,12 +75,32 @@ final class Lines: Sendable {
         #expect(outcome == .signalled(9))
     }
 
-    @Test func cancellingTheTaskStopsTheHook() async {
-        let task = Task { await runner.run(hook("sleep 30", timeout: .seconds(60)), output: { _, _ in }) }
+    @Test func atShutdownAHookGetsItsAllowanceThenTerm() async {
+        // Shutdown is task cancellation: the hook may finish within the allowance...
+        let patient = HookRunner(baseEnvironment: ["PATH": "/usr/bin:/bin"], shutdownAllowance: .seconds(30))
+        let finishing = Task { await patient.run(hook("sleep 0.5; echo done", timeout: .seconds(60)), output: { _, _ in }) }
+        try? await Task.sleep(for: .milliseconds(100))
+        finishing.cancel()
+        #expect(await finishing.value == .exited(0), "a hook that ends within the allowance is not killed")
+        // ...and is sent TERM once the allowance has passed.
+        let quick = HookRunner(baseEnvironment: ["PATH": "/usr/bin:/bin"], shutdownAllowance: .milliseconds(200))
+        let task = Task { await quick.run(hook("sleep 30", timeout: .seconds(60)), output: { _, _ in }) }
         try? await Task.sleep(for: .milliseconds(200))
         task.cancel()
-        let outcome = await task.value
-        #expect(outcome == .signalled(15))
+        #expect(await task.value == .signalled(15))
+    }
+
+    @Test func aHookThatIgnoresTermIsKilledAfterTheGrace() async throws {
+        var stubborn = HookRunner(baseEnvironment: ["PATH": "/usr/bin:/bin"], shutdownAllowance: .milliseconds(100))
+        stubborn.killGrace = .milliseconds(500)
+        let started = ContinuousClock.now
+        let task = Task {
+            await stubborn.run(hook("trap '' TERM; echo ready; while :; do sleep 0.1; done", timeout: .seconds(60)), output: { _, _ in })
+        }
+        try? await Task.sleep(for: .milliseconds(300))
+        task.cancel()
+        #expect(await task.value == .signalled(9), "TERM ignored: KILL after the grace")
+        #expect(ContinuousClock.now - started < .seconds(10))
     }
 
     @Test func leftoversOfARunAreKilledAndOthersLeftAlone() async throws {

@@ -6,14 +6,20 @@ import RolloutTesting
     let clock = ManualClock()
     let store = MemoryRunStore()
 
-    func dispatcher(_ lbs: [String: FakeLoadBalancer], executor: RecordingExecutor = RecordingExecutor()) -> Dispatcher {
+    func dispatcher(_ lbs: [String: FakeLoadBalancer], executor: RecordingExecutor = RecordingExecutor(),
+                    owner: LeaseOwner = .test, liveness: StubLiveness = StubLiveness()) -> Dispatcher {
         let store = self.store, clock = self.clock
-        return Dispatcher(queue: store, clock: clock, logger: .quiet) { run in
+        return Dispatcher(queue: store, clock: clock, logger: .quiet, owner: owner, liveness: liveness,
+                          recovery: Recovery(queue: store, clock: clock, executor: executor)) { run in
             guard let lb = lbs[run.service] else { return .failure(.init("service \(run.service) is not configured")) }
             let plan = ServicePlan(name: run.service, pollInterval: .seconds(1), hooks: HookCommands(deploy: "deploy.sh"))
-            return .success(Roll(run: run, plan: plan, loadBalancer: lb, executor: executor, journal: store, clock: clock, logger: .quiet))
+            return .success(Roll(run: run, plan: plan, loadBalancer: lb, executor: executor, journal: store, clock: clock,
+                                 logger: .quiet, context: RollContext(owner: owner)))
         }
     }
+
+    static let dead = LeaseOwner(host: "test", pid: 99, start: 5)
+    static let next = LeaseOwner(host: "test", pid: 2, start: 7)
 
     @Test func runsEveryQueuedRunOnePerServiceInOrder() async throws {
         let web = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
@@ -33,27 +39,45 @@ import RolloutTesting
         await dispatcher.stop()
     }
 
-    @Test func stopInterruptsTheRollInHandAndLeavesQueuedRunsQueued() async throws {
+    @Test func stopLeavesTheRunInHandToBeResumedAndTheNextStartFinishesIt() async throws {
         let (started, signal) = AsyncStream<Void>.makeStream()
+        let firstHookRuns = Box<Bool>()
         let executor = RecordingExecutor(onRun: { _ in
+            guard firstHookRuns.value == nil else { return }
+            firstHookRuns.value = true
             signal.yield()
             try? await Task.sleep(for: .seconds(3600))   // a hook still running; cancelled by stop()
         })
         let web = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
         store.enqueue(service: "web", version: "v1", at: clock.now)
         store.enqueue(service: "web", version: "v2", at: clock.now)
-        let dispatcher = dispatcher(["web": web], executor: executor)
-        await dispatcher.start(tick: nil)
+        let first = dispatcher(["web": web], executor: executor)
+        await first.start(tick: nil)
         var iterator = started.makeAsyncIterator()
         _ = await iterator.next()
-        await dispatcher.stop()
-        let first = try #require(store.run(1))
-        #expect(first.status == .failed)
-        #expect(first.error?.hasPrefix("interrupted: rollgate was stopped while rolling w1") == true)
-        #expect(first.error?.contains("; the load balancer now says w1 is unused (Target.NotRegistered): it is out of service") == true, "\(first.error ?? "")")
-        #expect(first.steps.allSatisfy { $0.status != .running }, "no step is left in hand")
-        #expect(first.steps.last?.error == "interrupted")
+        await first.stop()
+        let stopped = try #require(store.run(1))
+        #expect(stopped.status == .running, "a stopped roll is resumed, not failed")
+        #expect(stopped.steps.allSatisfy { $0.status != .running }, "no step is left in hand")
+        #expect(stopped.steps.last?.error?.hasPrefix("interrupted") == true)
+        #expect(try store.leftOut(service: "web").map(\.target.id) == ["w1"], "w1 is out and recorded so")
+        #expect(try #require(store.lease(of: 1)).until < clock.now, "the lease is released for the next start")
         #expect(store.run(2)?.status == .queued, "queued runs wait for the next start")
+
+        // The next start (another process) takes run 1 over at once and finishes it first.
+        let second = dispatcher(["web": web], executor: executor, owner: Self.next)
+        await second.start(tick: nil)
+        await second.idle()
+        let resumed = try #require(store.run(1))
+        #expect(resumed.status == .succeeded)
+        #expect(store.run(2)?.status == .succeeded)
+        #expect(try store.leftOut(service: "web").isEmpty)
+        #expect(web.maxOutOfService == 1)
+        #expect(web.isRegistered("w1") && web.isRegistered("w2"))
+        let w1Deploys = executor.recorded.filter { $0.environment["ROLLGATE_VERSION"] == "v1" && $0.environment["ROLLGATE_TARGET_ID"] == "w1" }
+        #expect(w1Deploys.map { $0.environment["ROLLGATE_ATTEMPT"] } == ["1", "2"], "the interrupted hook runs again from the start")
+        #expect(store.logs.contains { $0.runID == 1 && $0.text.contains("resumed after an interruption during deploy of w1") })
+        await second.stop()
     }
 
     @Test func aRunForAnUnknownServiceFailsWithTheReason() async throws {
@@ -67,40 +91,92 @@ import RolloutTesting
         await dispatcher.stop()
     }
 
-    @Test func recoveryEndsAnInterruptedRunNamingTheTargetAndItsState() async throws {
-        let lb = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
-        try await lb.deregister(Target(id: "w2", port: 80))
-        let unusedFromNowOn = lb   // the drain script answers draining, then unused
-        _ = try await unusedFromNowOn.health(of: Target(id: "w2", port: 80))
+    /// A run as a process that died left it: plan frozen, w1 done, w2 out and draining.
+    func crashedRun(owner: LeaseOwner, leaseUntil: Date, lastStep: Step) throws {
         var run = Run(id: 1, service: "web", version: "v3", status: .running, createdAt: clock.now, startedAt: clock.now)
-        run.steps = [Step(id: 7, runID: 1, targetID: "w2", targetPort: 80, phase: .drain, status: .running, startedAt: clock.now)]
+        run.steps = [lastStep]
         store.insert(run)
-        let executor = RecordingExecutor()
-        let resolved = try await Recovery(queue: store, clock: clock, executor: executor, loadBalancer: { $0 == "web" ? lb : nil }).resolveInterrupted()
-        #expect(resolved.count == 1)
-        let after = try #require(store.run(1))
-        #expect(after.status == .failed)
-        let error = try #require(after.error)
-        #expect(error.hasPrefix("interrupted"))
-        #expect(error.contains("during drain of w2"))
-        #expect(error.contains("unused (Target.NotRegistered)"))
-        #expect(error.contains("out of service"))
-        #expect(after.steps.first?.status == .failed)
-        #expect(after.steps.first?.error == "interrupted")
-        #expect(executor.endedLeftovers.isEmpty, "a drain step runs no hook")
+        store.setLease(of: 1, owner: owner, until: leaseUntil)
+        let w1 = Target(id: "w1", port: 80), w2 = Target(id: "w2", port: 80)
+        _ = try store.freezePlan(run: 1, targets: [w1, w2])
+        try store.markOut(run: 1, service: "web", target: w1, phase: .drain, reason: "test", owner: owner, at: clock.now)
+        try store.markDone(run: 1, service: "web", target: w1, owner: owner, at: clock.now)
+        try store.markOut(run: 1, service: "web", target: w2, phase: .drain, reason: "test", owner: owner, at: clock.now)
     }
 
-    @Test func recoveryKillsAHookTheDeadProcessLeftRunning() async throws {
-        let lb = FakeLoadBalancer(targets: [Target(id: "w1", port: 80)])
-        var run = Run(id: 4, service: "web", version: "v3", status: .running, createdAt: clock.now, startedAt: clock.now)
-        run.steps = [Step(id: 9, runID: 4, targetID: "w1", targetPort: 80, phase: .deploy, status: .running,
-                          startedAt: clock.now, hookProcess: HookProcess(group: 4242))]
-        store.insert(run)
+    @Test func aRunWhoseOwnerDiedIsTakenOverAndResumedFromWhatTheLoadBalancerSays() async throws {
+        let lb = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
+        try await lb.deregister(Target(id: "w2", port: 80))
+        try crashedRun(owner: Self.dead, leaseUntil: clock.now.adding(.seconds(60)),
+                       lastStep: Step(id: 7, runID: 1, targetID: "w2", targetPort: 80, phase: .drain, status: .running, startedAt: clock.now))
         let executor = RecordingExecutor()
-        _ = try await Recovery(queue: store, clock: clock, executor: executor, loadBalancer: { _ in lb }).resolveInterrupted()
-        #expect(executor.endedLeftovers.map { "\($0.0.group) \($0.1)" } == ["4242 4"])
-        let error = try #require(store.run(4)?.error)
-        #expect(error.contains("during deploy of w1"))
-        #expect(error.contains("its deploy hook was still running (process group 4242) and was killed"))
+        let dispatcher = dispatcher(["web": lb], executor: executor, liveness: StubLiveness(gone: [Self.dead]))
+        await dispatcher.start(tick: nil)
+        await dispatcher.idle()
+        let after = try #require(store.run(1))
+        #expect(after.status == .succeeded, "\(after.error ?? "")")
+        #expect(after.steps.first?.status == .failed && after.steps.first?.error == "interrupted")
+        #expect(lb.calls.filter { $0 == .deregister("w2") }.count == 1, "w2 was already out (the dead process deregistered it): not deregistered again")
+        #expect(lb.calls.contains(.deregister("w1")) == false, "w1 was done before the crash: not rolled twice")
+        #expect(executor.recorded.map { $0.environment["ROLLGATE_TARGET_ID"]! } == ["w2"])
+        #expect(lb.isRegistered("w2"))
+        #expect(try store.leftOut(service: "web").isEmpty)
+        let texts = store.logs.map(\.text)
+        #expect(texts.contains("interrupted: rollgate stopped during drain of w2 (interruption 1 in a row)"))
+        #expect(texts.contains { $0.hasPrefix("resumed after an interruption during drain of w2: the load balancer says draining") })
+        await dispatcher.stop()
+    }
+
+    @Test func aLiveOwnersRunIsLeftAloneUntilItsLeaseExpires() async throws {
+        let lb = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
+        try crashedRun(owner: Self.next, leaseUntil: clock.now.adding(.seconds(15)),
+                       lastStep: Step(id: 7, runID: 1, targetID: "w2", targetPort: 80, phase: .drain, status: .running, startedAt: clock.now))
+        let dispatcher = dispatcher(["web": lb])
+        await dispatcher.start(tick: nil)
+        await dispatcher.idle()
+        #expect(store.run(1)?.interruptions == 0 && store.lease(of: 1)?.owner == Self.next, "a live holder keeps its run")
+        #expect(lb.calls.isEmpty)
+        clock.advance(by: .seconds(16))
+        await dispatcher.wake()
+        await dispatcher.idle()
+        #expect(store.run(1)?.status == .succeeded, "taken over once the lease expired")
+        await dispatcher.stop()
+    }
+
+    @Test func aRunInterruptedMoreThanThreeTimesInARowFailsListingEachInterruption() async throws {
+        let lb = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
+        try crashedRun(owner: Self.dead, leaseUntil: .distantPast,
+                       lastStep: Step(id: 7, runID: 1, targetID: "w2", targetPort: 80, phase: .deploy, status: .running,
+                                      startedAt: clock.now, hookProcess: HookProcess(group: 4242)))
+        for number in 1...3 {
+            store.bumpInterruptions(of: 1)
+            try store.recordInterruption(run: 1, note: "crash \(number)", at: clock.now)
+        }
+        let executor = RecordingExecutor()
+        let dispatcher = dispatcher(["web": lb], executor: executor)
+        await dispatcher.start(tick: nil)
+        await dispatcher.idle()
+        let run = try #require(store.run(1))
+        #expect(run.status == .failed)
+        let error = try #require(run.error)
+        #expect(error.hasPrefix("interrupted 4 times in a row without finishing a target; not resuming again"))
+        #expect(error.contains("1. crash 1") && error.contains("3. crash 3") && error.contains("4. interrupted: rollgate stopped during deploy of w2"))
+        #expect(executor.recorded.isEmpty, "no hook runs again")
+        #expect(executor.endedLeftovers.map { "\($0.0.group) \($0.1)" } == ["4242 1"], "the dead process's hook is still ended")
+        #expect(try store.leftOut(service: "web").map(\.target.id) == ["w2"], "w2 stays recorded as left out")
+        await dispatcher.stop()
+    }
+
+    @Test func aRollThatLostItsLeaseTakesNoFurtherAction() async throws {
+        let lb = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
+        store.enqueue(service: "web", version: "v1", at: clock.now)
+        let run = try #require(try store.claimNext(at: clock.now))
+        // Another process took the run over (our lease had run out while we were stalled).
+        store.setLease(of: run.id, owner: Self.next, until: clock.now.adding(.seconds(15)))
+        let roll = Roll(run: run, plan: ServicePlan(name: "web", hooks: HookCommands(deploy: "deploy.sh")), loadBalancer: lb,
+                        executor: RecordingExecutor(), journal: store, clock: clock, logger: .quiet)
+        #expect(await roll.perform() == .leaseLost)
+        #expect(!lb.calls.contains { if case .deregister = $0 { return true } else { return false } }, "fenced before DeregisterTargets")
+        #expect(store.run(run.id)?.status == .running, "the new owner's run is not touched")
     }
 }

@@ -67,7 +67,7 @@ import RolloutTesting
         #expect(first.command == "prepare.sh")
         #expect(first.environment == [
             "ROLLGATE_RUN_ID": "\(run.id)", "ROLLGATE_SERVICE": "web", "ROLLGATE_VERSION": "v42",
-            "ROLLGATE_TARGET_ID": "i-a", "ROLLGATE_TARGET_PORT": "80", "ROLLGATE_PHASE": "prepare",
+            "ROLLGATE_TARGET_ID": "i-a", "ROLLGATE_TARGET_PORT": "80", "ROLLGATE_PHASE": "prepare", "ROLLGATE_ATTEMPT": "1",
         ])
         // prepare runs while the target still serves.
         #expect(lb.calls.firstIndex(of: .deregister("i-a"))! > 0)

@@ -1,0 +1,47 @@
+import Rollout
+
+/// What of the server's environment a service's hooks get, and which values are masked out
+/// of stored logs. Hooks get the server's environment without rollgate's own secrets: API
+/// token and webhook secret variables never, AWS credentials and anything named like a
+/// secret (`*TOKEN*`, `*SECRET*`, `*PASSWORD*`, `*PRIVATE_KEY*`) only when the service
+/// lists the variable in `hook_env`.
+public struct HookEnvironment: Sendable {
+    /// Variables whose values are rollgate's own credentials: never passed, even if listed.
+    public let ownSecretNames: Set<String>
+    public let server: [String: String]
+
+    static let awsCredentialNames: Set<String> = [
+        "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_SECURITY_TOKEN",
+    ]
+    static let secretLikeParts = ["TOKEN", "SECRET", "PASSWORD", "PRIVATE_KEY", "CREDENTIAL"]
+
+    public init(server: [String: String], config: Config) {
+        self.server = server
+        ownSecretNames = Set(config.secretVariables)
+    }
+
+    static func looksSecret(_ name: String) -> Bool {
+        let upper = name.uppercased()
+        return awsCredentialNames.contains(upper) || secretLikeParts.contains { upper.contains($0) }
+    }
+
+    /// The environment a service's hooks start from (ROLLGATE_* are added per hook).
+    public func base(passing listed: [String]) -> [String: String] {
+        let allowed = Set(listed)
+        return server.filter { name, _ in
+            if ownSecretNames.contains(name) { return false }
+            if HookEnvironment.looksSecret(name) { return allowed.contains(name) }
+            return true
+        }
+    }
+
+    /// Values masked in every stored line: API tokens (also from the file), webhook secrets,
+    /// and every secret-looking variable of the server, passed to hooks or not.
+    public func mask(config: Config) -> SecretMask {
+        var values = config.apiTokens.map(\.secret)
+        for (name, value) in server where ownSecretNames.contains(name) || HookEnvironment.looksSecret(name) {
+            values.append(value)
+        }
+        return SecretMask(values)
+    }
+}

@@ -1,0 +1,229 @@
+/// The roll of one target, phase by phase, and the roll's records.
+extension Roll {
+    func roll(_ target: Target, from point: ResumePoint, number: Int, of targets: [Target]) async throws {
+        note("target \(number)/\(targets.count): \(target)", target: target)
+        if point <= .start {
+            try await preflight(target, among: targets)
+        }
+        let host = point < .restore ? try await address(of: target) : nil
+        if point <= .start, let command = plan.hooks.prepare {
+            try await hook(.prepare, command, on: target, host: host)
+        }
+        if point <= .drain {
+            try await drain(target)
+        }
+        if point <= .deploy {
+            try await hook(.deploy, plan.hooks.deploy, on: target, host: host)
+        }
+        if point <= .verify, let command = plan.hooks.verify {
+            try await hook(.verify, command, on: target, host: host)
+        }
+        try await restore(target)
+    }
+
+    /// Never take capacity below N-1: a target still serving is taken out only while every
+    /// other target of the plan is healthy. A target already out takes no capacity.
+    private func preflight(_ target: Target, among targets: [Target]) async throws {
+        let others = Set(targets).subtracting([target])
+        let start = clock.now
+        while true {
+            let health = try await loadBalancer.targets()
+            let own = health.first { $0.target == target }?.health
+            guard let own, own.state != .unused, own.state != .draining, own.state != .unhealthyDraining else {
+                note("preflight: \(target.id) is already out of the load balancer (\(own?.description ?? "not registered")); no capacity is taken", target: target)
+                return
+            }
+            let healthyOthers = Set(health.filter { $0.health.state == .healthy }.map(\.target))
+            let missing = others.subtracting(healthyOthers).sorted()
+            if missing.isEmpty { return }
+            let states = missing.map { other in
+                "\(other.id) is \(health.first { $0.target == other }?.health.description ?? "not registered")"
+            }.joined(separator: ", ")
+            if clock.now.since(start) >= plan.healthyTimeout {
+                throw Stop(message: "preflight for \(target.id): \(states) after \(plan.healthyTimeout.humanText); not taking \(target.id) out (capacity would fall below N-1)")
+            }
+            note("preflight: waiting, \(states)", target: target)
+            try await clock.sleep(for: plan.pollInterval)
+        }
+    }
+
+    /// Records the target as out (write ahead), deregisters it if it is still registered,
+    /// and waits until drained.
+    private func drain(_ target: Target) async throws {
+        try await record("record \(target.id) as out before DeregisterTargets") {
+            try journal.markOut(run: run.id, service: run.service, target: target, phase: .drain,
+                                reason: "run \(run.id) took it out to deploy \(run.version)", owner: context.owner, at: clock.now)
+        }
+        let step = try await record("begin the drain step") { try journal.beginStep(run: run.id, target: target, phase: .drain, at: clock.now) }
+        do {
+            let now = try await loadBalancer.health(of: target)
+            if now.isRegistered {
+                note("DeregisterTargets \(target)", target: target, phase: .drain)
+                try await loadBalancer.deregister(target)
+            } else {
+                note("\(target.id) is already out of the load balancer (\(now)); waiting until drained", target: target, phase: .drain)
+            }
+            let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .drain)
+            if case .timedOut(let last) = outcome {
+                throw Stop(message: "\(target.id) not drained after \(plan.drainTimeout.humanText): last state \(last?.description ?? "unknown"); it stays deregistered")
+            }
+            try await record("end the drain step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
+        } catch {
+            throw await failed(step, target: target, phase: .drain, error)
+        }
+    }
+
+    /// Registers the target (idempotent) and waits until healthy; then it is done and no
+    /// longer left out, in one commit.
+    private func restore(_ target: Target) async throws {
+        let step = try await record("begin the restore step") { try journal.beginStep(run: run.id, target: target, phase: .restore, at: clock.now) }
+        do {
+            try await record("renew the run's lease before RegisterTargets") {
+                try journal.renewLease(run: run.id, owner: context.owner, until: clock.now.adding(context.lease.duration))
+            }
+            note("RegisterTargets \(target)", target: target, phase: .restore)
+            try await loadBalancer.register(target)
+            let outcome = try await wait(target, until: .inService, timeout: plan.healthyTimeout, phase: .restore)
+            if case .timedOut(let last) = outcome {
+                // An ALB sends traffic to unhealthy targets when all are unhealthy: take it out again.
+                note("\(target.id) not healthy in time; DeregisterTargets so it cannot serve", target: target, phase: .restore)
+                try? await loadBalancer.deregister(target)
+                throw Stop(message: "\(target.id) not healthy after \(plan.healthyTimeout.humanText): last state \(last?.description ?? "unknown"); deregistered again")
+            }
+            try await record("end the restore step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
+            try await record("record \(target.id) as back in service") {
+                try journal.markDone(run: run.id, service: run.service, target: target, owner: context.owner, at: clock.now)
+            }
+        } catch {
+            throw await failed(step, target: target, phase: .restore, error)
+        }
+    }
+
+    /// Where the target is, asked once before it is touched; a lookup that fails stops the
+    /// run while the target still serves.
+    private func address(of target: Target) async throws -> String? {
+        guard let addressing = loadBalancer as? any TargetAddressing else { return nil }
+        do {
+            let host = try await addressing.host(of: target)
+            if let host { note("\(target.id) is at \(host)", target: target) }
+            return host
+        } catch {
+            throw Stop(message: "cannot find the address of \(target.id) (for ROLLGATE_TARGET_HOST): \(error); it was not touched")
+        }
+    }
+
+    private func hook(_ phase: Phase, _ command: String, on target: Target, host: String?) async throws {
+        let journal = self.journal, clock = self.clock, logger = self.logger, log = self.log
+        let attempt = run.steps.filter { $0.targetID == target.id && $0.phase == phase }.count + 1
+        let step = try await record("begin the \(phase.rawValue) step") {
+            try journal.beginStep(run: run.id, target: target, phase: phase, at: clock.now)
+        }
+        var environment = [
+            "ROLLGATE_RUN_ID": "\(run.id)",
+            "ROLLGATE_SERVICE": run.service,
+            "ROLLGATE_VERSION": run.version,
+            "ROLLGATE_TARGET_ID": target.id,
+            "ROLLGATE_TARGET_PORT": "\(target.port)",
+            "ROLLGATE_PHASE": phase.rawValue,
+            "ROLLGATE_ATTEMPT": "\(attempt)",
+        ]
+        if let host { environment["ROLLGATE_TARGET_HOST"] = host }
+        let invocation = HookInvocation(phase: phase, command: command, environment: environment, timeout: plan.hookTimeout)
+        note("\(phase.rawValue) hook\(attempt > 1 ? " (attempt \(attempt))" : ""): \(command)", target: target, phase: phase)
+        let outcome = await executor.run(invocation, started: { process in
+            do {
+                try journal.recordHookProcess(process, step: step)
+            } catch {
+                logger.error("cannot record the hook's process group", metadata: ["error": "\(error)"])
+            }
+        }) { stream, line in
+            log.append(stream, target: target.id, phase: phase, text: line, at: clock.now)
+        }
+        if outcome.succeeded {
+            try await record("end the \(phase.rawValue) step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
+            try Task.checkCancellation()
+            return
+        }
+        if Task.isCancelled {
+            try await record("end the \(phase.rawValue) step") {
+                try journal.endStep(step, .fail, error: "interrupted: rollgate was shutting down (\(outcome))", at: clock.now)
+            }
+            throw CancellationError()
+        }
+        let message = "\(phase.rawValue) hook failed on \(target.id): \(outcome)"
+        if phase == .prepare {
+            try await record("end the prepare step") { try journal.endStep(step, .fail, error: message, at: clock.now) }
+            throw Stop(message: message)
+        }
+        throw await failed(step, target: target, phase: phase, Stop(message: message + "; \(target.id) stays deregistered"))
+    }
+
+    /// Ends a failed step and, for a target out of service, says why it stays left out.
+    /// Cancellation (shutdown) and a lost lease pass through untouched: the run is resumed.
+    private func failed(_ step: StepID, target: Target, phase: Phase, _ error: Error) async -> Error {
+        if error is CancellationError || error is LeaseLost {
+            if error is CancellationError {
+                try? journal.endStep(step, .fail, error: "interrupted: rollgate was shutting down", at: clock.now)
+            }
+            return error
+        }
+        let stop = (error as? Stop) ?? Stop(message: "\(phase.rawValue) of \(target.id) failed: \(error)")
+        // Shutdown may come while the database is down: then the run is resumed instead.
+        do {
+            try await record("end the failed \(phase.rawValue) step") { try journal.endStep(step, .fail, error: stop.message, at: clock.now) }
+            try await record("record why \(target.id) is left out") {
+                try journal.noteLeftOut(service: run.service, target: target, run: run.id, phase: phase,
+                                        reason: "run \(run.id) (\(run.version)): \(stop.message)", at: clock.now)
+            }
+        } catch {
+            return error
+        }
+        return stop
+    }
+
+    func wait(_ target: Target, until rule: Waiter.Rule, timeout: Duration, phase: Phase) async throws -> Waiter.Outcome {
+        let waiter = Waiter(clock: clock, pollInterval: plan.pollInterval, timeout: timeout)
+        // Every poll's answer goes into the run's log: when a wait stalls, the operator
+        // sees what the load balancer said and when.
+        return try await waiter.wait(for: target, until: rule, on: loadBalancer) { result in
+            switch result {
+            case .success(let observation): note("\(target.id): \(observation)", target: target, phase: phase)
+            case .failure(let error): note("\(target.id): poll failed, will retry: \(error)", target: target, phase: phase)
+            }
+        }
+    }
+
+    /// A state write, retried until it succeeds: the roll pauses rather than fails, and takes
+    /// no load-balancer action whose intent is not committed. Lines waiting to be written go
+    /// first, so the log stays in order.
+    func record<T>(_ what: String, _ body: () throws -> T) async throws -> T {
+        var reported = false
+        return try await durable.perform(what, onFailure: { error in
+            if !reported {
+                reported = true
+                logger.error("cannot write to the database; the roll waits until it can", metadata: ["action": "\(what)", "error": "\(error)"])
+            }
+        }) {
+            log.flush(at: clock.now)
+            return try body()
+        }
+    }
+
+    func flushLog() async {
+        var delay = Duration.milliseconds(100)
+        while !log.flush(at: clock.now) {
+            // Shutdown does not wait for the database: the lines left are in this process only.
+            if Task.isCancelled {
+                logger.error("\(log.waiting) log line(s) could not be written before stopping")
+                return
+            }
+            try? await clock.sleep(for: delay)
+            delay = min(delay * 2, .seconds(5))
+        }
+    }
+
+    func note(_ text: String, target: Target? = nil, phase: Phase? = nil) {
+        logger.info("\(text)", metadata: target.map { ["target.id": "\($0.id)"] })
+        log.append(.system, target: target?.id, phase: phase, text: text, at: clock.now)
+    }
+}

@@ -1,0 +1,194 @@
+import Rollout
+
+/// What rollgate knows of each service's fleet: runs' frozen plans and the targets it took
+/// out and has not put back.
+extension Store {
+    public func plan(of run: RunID) throws -> [PlannedTarget] {
+        try read { db in try Store.plan(db, run: run) }
+    }
+
+    static func plan(_ db: Connection, run: RunID) throws -> [PlannedTarget] {
+        try db.prepare("SELECT target_id, target_port, progress FROM run_targets WHERE run_id = ? ORDER BY position")
+            .rows([.integer(run)]) { row in
+                PlannedTarget(target: Target(id: row.text(0), port: Int(row.int(1))),
+                              progress: TargetProgress(rawValue: row.text(2)) ?? .pending)
+            }
+    }
+
+    public func freezePlan(run: RunID, targets: [Target]) throws -> [PlannedTarget] {
+        try write { db in
+            let existing = try Store.plan(db, run: run)
+            if !existing.isEmpty { return existing }
+            for (position, target) in targets.enumerated() {
+                try db.prepare("""
+                    INSERT INTO run_targets (run_id, position, target_id, target_port, progress) VALUES (?, ?, ?, ?, ?)
+                    """).run([.integer(run), .integer(Int64(position)), .text(target.id), .integer(Int64(target.port)),
+                              .text(TargetProgress.pending.rawValue)])
+            }
+            return targets.map { PlannedTarget(target: $0, progress: .pending) }
+        }
+    }
+
+    public func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String,
+                        owner: LeaseOwner, at now: Date) throws {
+        try write { db in
+            try Store.fence(db, run: run, owner: owner)
+            try Store.setProgress(db, run: run, target: target, .out)
+            try Store.upsertLeftOut(db, service: service, target: target, run: run, phase: phase, reason: reason,
+                                    at: now, keepSince: false)
+        }
+    }
+
+    public func markDone(run: RunID, service: String, target: Target, owner: LeaseOwner, at now: Date) throws {
+        try write { db in
+            try Store.fence(db, run: run, owner: owner)
+            try Store.setProgress(db, run: run, target: target, .done)
+            try db.prepare("DELETE FROM left_out_targets WHERE service = ? AND target_id = ? AND target_port = ?")
+                .run([.text(service), .text(target.id), .integer(Int64(target.port))])
+            try db.prepare("UPDATE runs SET interruptions = 0 WHERE id = ?").run([.integer(run)])
+        }
+    }
+
+    public func noteLeftOut(service: String, target: Target, run: RunID, phase: Phase, reason: String, at now: Date) throws {
+        try write { db in
+            try Store.upsertLeftOut(db, service: service, target: target, run: run, phase: phase, reason: reason,
+                                    at: now, keepSince: true)
+        }
+    }
+
+    public func leftOut(service: String) throws -> [LeftOutTarget] {
+        try read { db in try Store.leftOut(db, service: service) }
+    }
+
+    /// Every left-out target of every service (for metrics).
+    public func leftOutCounts() throws -> [String: Int] {
+        try read { db in
+            Dictionary(uniqueKeysWithValues: try db.prepare("SELECT service, COUNT(*) FROM left_out_targets GROUP BY service")
+                .rows([]) { ($0.text(0), Int($0.int(1))) })
+        }
+    }
+
+    /// Drops a left-out target for good (the instance is gone). Refused while a run of the
+    /// service is rolling. Returns what was dropped, nil if it was not left out.
+    public func forget(service: String, targetID: String, at now: Date) throws -> LeftOutTarget? {
+        try write { db in
+            guard let target = try Store.leftOut(db, service: service).first(where: { $0.target.id == targetID }) else { return nil }
+            try db.prepare("DELETE FROM left_out_targets WHERE service = ? AND target_id = ? AND target_port = ?")
+                .run([.text(service), .text(target.target.id), .integer(Int64(target.target.port))])
+            return target
+        }
+    }
+
+    static func leftOut(_ db: Connection, service: String) throws -> [LeftOutTarget] {
+        try db.prepare("""
+            SELECT target_id, target_port, run_id, phase, reason, since FROM left_out_targets
+            WHERE service = ? ORDER BY since, target_id
+            """).rows([.text(service)]) { row in
+                LeftOutTarget(service: service, target: Target(id: row.text(0), port: Int(row.int(1))), runID: row.int(2),
+                              phase: Phase(rawValue: row.text(3)) ?? .drain, reason: row.text(4),
+                              since: Date(milliseconds: row.int(5)))
+            }
+    }
+
+    private static func setProgress(_ db: Connection, run: RunID, target: Target, _ progress: TargetProgress) throws {
+        try db.prepare("UPDATE run_targets SET progress = ? WHERE run_id = ? AND target_id = ? AND target_port = ?")
+            .run([.text(progress.rawValue), .integer(run), .text(target.id), .integer(Int64(target.port))])
+    }
+
+    private static func upsertLeftOut(_ db: Connection, service: String, target: Target, run: RunID, phase: Phase,
+                                      reason: String, at now: Date, keepSince: Bool) throws {
+        try db.prepare("""
+            INSERT INTO left_out_targets (service, target_id, target_port, run_id, phase, reason, since)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (service, target_id, target_port) DO UPDATE SET
+                run_id = excluded.run_id, phase = excluded.phase, reason = excluded.reason,
+                since = CASE WHEN ? THEN left_out_targets.since ELSE excluded.since END
+            """).run([.text(service), .text(target.id), .integer(Int64(target.port)), .integer(run), .text(phase.rawValue),
+                      .text(reason), .integer(now.milliseconds), .integer(keepSince ? 1 : 0)])
+    }
+}
+
+/// Service locks.
+extension Store {
+    /// Locks a service (replacing a lock it had). `expiresAt` nil: until unlocked.
+    public func lock(service: String, reason: String, by: String, expiresAt: Date?, at now: Date) throws -> ServiceLock {
+        try write { db in
+            try db.prepare("""
+                INSERT INTO service_locks (service, reason, locked_by, created_at, expires_at) VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (service) DO UPDATE SET reason = excluded.reason, locked_by = excluded.locked_by,
+                    created_at = excluded.created_at, expires_at = excluded.expires_at
+                """).run([.text(service), .text(reason), .text(by), .integer(now.milliseconds),
+                          expiresAt.map { .integer($0.milliseconds) } ?? .null])
+            return ServiceLock(service: service, reason: reason, lockedBy: by, createdAt: Date(milliseconds: now.milliseconds),
+                               expiresAt: expiresAt.map { Date(milliseconds: $0.milliseconds) })
+        }
+    }
+
+    /// Removes a service's lock; returns it, nil if there was none in force.
+    public func unlock(service: String, at now: Date) throws -> ServiceLock? {
+        try write { db in
+            let lock = try Store.lock(db, service: service)
+            try db.prepare("DELETE FROM service_locks WHERE service = ?").run([.text(service)])
+            return lock.flatMap { $0.holds(at: now) ? $0 : nil }
+        }
+    }
+
+    /// The lock in force on a service at `now`, nil if none (an expired one has ended).
+    public func lock(service: String, at now: Date) throws -> ServiceLock? {
+        try read { db in try Store.lock(db, service: service) }.flatMap { $0.holds(at: now) ? $0 : nil }
+    }
+
+    static func lock(_ db: Connection, service: String) throws -> ServiceLock? {
+        try db.prepare("SELECT reason, locked_by, created_at, expires_at FROM service_locks WHERE service = ?")
+            .rows([.text(service)]) { row in
+                ServiceLock(service: service, reason: row.text(0), lockedBy: row.text(1), createdAt: Date(milliseconds: row.int(2)),
+                            expiresAt: row.optionalInt(3).map(Date.init(milliseconds:)))
+            }.first
+    }
+}
+
+/// The process that serves this database.
+public struct ServerHolder: Sendable, Equatable {
+    public var owner: LeaseOwner
+    public var startedAt: Date
+    public var expiresAt: Date
+}
+
+extension Store {
+    /// Claims the database for `owner`; returns the live holder that refuses it, or nil when
+    /// claimed (no holder, an expired lease, or a holder that `isGone`).
+    public func claimServer(owner: LeaseOwner, until: Date, at now: Date, isGone: (LeaseOwner) -> Bool) throws -> ServerHolder? {
+        try write { db in
+            if let holder = try Store.serverHolder(db), holder.owner != owner,
+               holder.expiresAt > now, !isGone(holder.owner) {
+                return holder
+            }
+            try db.prepare("""
+                INSERT INTO server_holder (id, owner, started_at, expires_at) VALUES (1, ?, ?, ?)
+                ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, started_at = excluded.started_at, expires_at = excluded.expires_at
+                """).run([.text(owner.text), .integer(now.milliseconds), .integer(until.milliseconds)])
+            return nil
+        }
+    }
+
+    /// Extends the holder's lease; false if another process holds the database now.
+    public func renewServer(owner: LeaseOwner, until: Date) throws -> Bool {
+        try write { db in
+            try db.prepare("UPDATE server_holder SET expires_at = ? WHERE id = 1 AND owner = ?")
+                .run([.integer(until.milliseconds), .text(owner.text)])
+            return db.changes == 1
+        }
+    }
+
+    public func releaseServer(owner: LeaseOwner) throws {
+        try write { db in try db.prepare("DELETE FROM server_holder WHERE id = 1 AND owner = ?").run([.text(owner.text)]) }
+    }
+
+    static func serverHolder(_ db: Connection) throws -> ServerHolder? {
+        try db.prepare("SELECT owner, started_at, expires_at FROM server_holder WHERE id = 1").rows([]) { row in
+            LeaseOwner(row.text(0)).map {
+                ServerHolder(owner: $0, startedAt: Date(milliseconds: row.int(1)), expiresAt: Date(milliseconds: row.int(2)))
+            }
+        }.first ?? nil
+    }
+}
