@@ -55,7 +55,7 @@ public struct Recovery: Sendable {
         guard let step = run.steps.last else {
             return "interrupted: rollgate stopped before the run touched any target"
         }
-        let state = step.status == .running ? "during" : "after"
+        let state = step.status == .succeeded ? "after" : "during"
         return "interrupted: rollgate stopped \(state) \(step.phase.rawValue) of \(step.targetID)"
     }
 }
