@@ -101,10 +101,14 @@ public final class App: Sendable {
     /// `running` and resumes them, then takes queued runs.
     public func start() async throws {
         let identity = self.identity
-        if let holder = try store.claimServer(owner: owner, until: clock.now.adding(lease.duration), at: clock.now,
-                                              isGone: { identity.isGone($0) }) {
-            throw DatabaseHeld(database: config.database, holder: holder)
+        let holder: ServerHolder?
+        do {
+            holder = try store.claimServer(owner: owner, until: clock.now.adding(lease.duration), at: clock.now,
+                                           isGone: { identity.isGone($0) })
+        } catch {
+            throw Store.explainUnwritable(error, path: config.database)
         }
+        if let holder { throw DatabaseHeld(database: config.database, holder: holder) }
         do {
             try server.start()
         } catch {

@@ -26,13 +26,19 @@ public final class Store: Sendable {
     let readers: [GuardedConnection]
     private let nextReader = Atomic<Int>(0)
 
-    /// Opens (creating if needed) and migrates the database.
+    /// Opens (creating if needed) and migrates the database. A database that cannot be
+    /// written is refused here, before anything is started.
     public init(path: String, migrator: Migrator, readers: Int = 4, now: Date = Date()) throws {
         self.path = path
-        let writeConnection = try Connection(path: path)
-        try writeConnection.execute("PRAGMA journal_mode = WAL")
-        try writeConnection.execute("PRAGMA synchronous = NORMAL")
-        try writeConnection.execute("PRAGMA foreign_keys = ON")
+        let writeConnection: Connection
+        do {
+            writeConnection = try Connection(path: path)
+            try writeConnection.execute("PRAGMA journal_mode = WAL")
+            try writeConnection.execute("PRAGMA synchronous = NORMAL")
+            try writeConnection.execute("PRAGMA foreign_keys = ON")
+        } catch {
+            throw Store.explainUnwritable(error, path: path)
+        }
         try migrator.migrate(writeConnection, now: now)
         writer = GuardedConnection(writeConnection)
         self.readers = try (0..<max(1, readers)).map { _ in
@@ -42,6 +48,15 @@ public final class Store: Sendable {
     }
 
     /// A state change: committed with `synchronous = FULL`, so it survives power loss.
+    /// A write refused because the file cannot be written (read-only, full, no permission),
+    /// said so that an operator at start-up knows what to fix; other errors pass unchanged.
+    public static func explainUnwritable(_ error: Error, path: String) -> Error {
+        guard let error = error as? SQLiteError, [8, 10, 13, 14].contains(error.code & 0xff) else { return error }
+        return SQLiteError(code: error.code, message: "the database \(path) cannot be written (\(error.message)): "
+            + "a read-only file or file system, a full disk, or a directory rollgate may not write to; nothing was started, "
+            + "fix it and start again", sql: nil)
+    }
+
     func write<T>(_ body: (Connection) throws -> T) throws -> T {
         try writer.with { connection in
             try connection.setSynchronous(full: true)
