@@ -2,6 +2,7 @@ import Logging
 import Testing
 import Rollout
 import RolloutTesting
+import Synchronization
 
 @Suite struct RollTests {
     let targets = [Target(id: "i-c", port: 80), Target(id: "i-a", port: 80), Target(id: "i-b", port: 80)]
@@ -255,6 +256,105 @@ struct TimedLoadBalancer: LoadBalancer, TargetGroupTimed {
         let (kept, _) = try await perform(missing, sizeDrain: false, sizeHealthy: false)
         #expect(kept == .succeeded, "nothing to size: the group's timing is not asked for")
     }
+}
+
+extension RollTests {
+    @Test func aCancelAcceptedDuringTheLastTargetEndsTheRunCancelledOnceItIsBack() async throws {
+        let lb = FakeLoadBalancer(targets: targets)
+        let store = self.store
+        let executor = RecordingExecutor(onRun: { hook in
+            if hook.phase == .deploy && hook.environment["ROLLGATE_TARGET_ID"] == "i-c" { store.requestCancel(1) }
+        })
+        let (outcome, run) = try await roll(lb, executor)
+        guard case .cancelled(let message) = outcome else { Issue.record("\(outcome)"); return }
+        #expect(message.contains("every target is back in service"))
+        #expect(run.steps.last.map { "\($0.targetID) \($0.phase.rawValue) \($0.status.rawValue)" } == "i-c restore succeeded")
+        for target in ["i-a", "i-b", "i-c"] { #expect(lb.isRegistered(target)) }
+    }
+
+    @Test func leftOutTargetsAreRolledFirstWithoutTakingCapacity() async throws {
+        // i-b was left out by an earlier run: the load balancer lists only i-a and i-c.
+        let lb = FakeLoadBalancer(targets: targets)
+        try await lb.deregister(Target(id: "i-b", port: 80))
+        try store.noteLeftOut(service: "web", target: Target(id: "i-b", port: 80), run: 99, phase: .restore,
+                              reason: "not healthy", at: clock.now)
+        let (outcome, run) = try await roll(lb, RecordingExecutor())
+        #expect(outcome == .succeeded)
+        #expect(actions(lb) == ["deregister i-b", "register i-b", "deregister i-a", "register i-a", "deregister i-c", "register i-c"])
+        #expect(lb.maxOutOfService == 1, "i-b was already out: rolling it first took nothing more out")
+        #expect(store.logs.contains { $0.text == "all 3 target(s) run v42 and are healthy" })
+        #expect(try store.plan(of: run.id).map(\.target.id) == ["i-b", "i-a", "i-c"])
+        #expect(try store.plan(of: run.id).allSatisfy { $0.progress == .done })
+        #expect(try store.leftOut(service: "web").isEmpty)
+    }
+
+    @Test func aFailedHookLeavesTheTargetRecordedAsLeftOutWithTheReason() async throws {
+        let lb = FakeLoadBalancer(targets: targets)
+        let executor = RecordingExecutor(outcome: { $0.phase == .deploy && $0.environment["ROLLGATE_TARGET_ID"] == "i-b" ? .exited(3) : .exited(0) })
+        let (outcome, _) = try await roll(lb, executor)
+        #expect(outcome == .failed("deploy hook failed on i-b: exit 3; i-b stays deregistered"))
+        let left = try #require(try store.leftOut(service: "web").first)
+        #expect(left.target.id == "i-b" && left.phase == .deploy)
+        #expect(left.reason == "run 1 (v42): deploy hook failed on i-b: exit 3; i-b stays deregistered")
+    }
+
+    @Test func aDatabaseThatFailsPausesTheRollInsteadOfFailingIt() async throws {
+        let flaky = FlakyJournal(store, failures: 5)
+        let lb = FakeLoadBalancer(targets: targets)
+        _ = store.enqueue(service: "web", version: "v42", at: clock.now)
+        let run = try #require(try store.claimNext(at: clock.now))
+        let health = StoreHealth()
+        let roll = Roll(run: run, plan: plan(), loadBalancer: lb, executor: RecordingExecutor(), journal: flaky,
+                        clock: clock, logger: .quiet, context: RollContext(health: health))
+        #expect(await roll.perform() == .succeeded)
+        #expect(flaky.failed == 5)
+        #expect(health.failedWrites >= 5)
+        #expect(health.failure == nil, "writable again")
+        #expect(clock.sleeps.contains(.milliseconds(100)) && clock.sleeps.contains(.milliseconds(200)), "backs off: \(clock.sleeps)")
+    }
+}
+
+/// A journal whose first `failures` state writes fail (a locked or full database).
+final class FlakyJournal: RunJournal {
+    let base: MemoryRunStore
+    private let counts: Mutex<(remaining: Int, failed: Int)>
+    var failed: Int { counts.withLock { $0.failed } }
+    struct DiskFull: Error {}
+
+    init(_ base: MemoryRunStore, failures: Int) { self.base = base; counts = Mutex((failures, 0)) }
+
+    private func maybeFail() throws {
+        try counts.withLock { counts in
+            if counts.remaining > 0 { counts.remaining -= 1; counts.failed += 1; throw DiskFull() }
+        }
+    }
+
+    func beginStep(run: RunID, target: Target, phase: Phase, at: Date) throws -> StepID {
+        try maybeFail(); return try base.beginStep(run: run, target: target, phase: phase, at: at)
+    }
+    func endStep(_ step: StepID, _ event: StepEvent, error: String?, at: Date) throws {
+        try maybeFail(); try base.endStep(step, event, error: error, at: at)
+    }
+    func recordHookProcess(_ process: HookProcess, step: StepID) throws { try base.recordHookProcess(process, step: step) }
+    func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at: Date) throws {
+        try base.log(run: run, stream: stream, target: target, phase: phase, text: text, at: at)
+    }
+    func isCancelRequested(_ run: RunID) throws -> Bool { try base.isCancelRequested(run) }
+    func plan(of run: RunID) throws -> [PlannedTarget] { try base.plan(of: run) }
+    func freezePlan(run: RunID, targets: [Target]) throws -> [PlannedTarget] {
+        try maybeFail(); return try base.freezePlan(run: run, targets: targets)
+    }
+    func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String, owner: LeaseOwner, at: Date) throws {
+        try maybeFail(); try base.markOut(run: run, service: service, target: target, phase: phase, reason: reason, owner: owner, at: at)
+    }
+    func markDone(run: RunID, service: String, target: Target, owner: LeaseOwner, at: Date) throws {
+        try base.markDone(run: run, service: service, target: target, owner: owner, at: at)
+    }
+    func noteLeftOut(service: String, target: Target, run: RunID, phase: Phase, reason: String, at: Date) throws {
+        try base.noteLeftOut(service: service, target: target, run: run, phase: phase, reason: reason, at: at)
+    }
+    func leftOut(service: String) throws -> [LeftOutTarget] { try base.leftOut(service: service) }
+    func renewLease(run: RunID, owner: LeaseOwner, until: Date) throws { try base.renewLease(run: run, owner: owner, until: until) }
 }
 
 final class Box<T: Sendable>: @unchecked Sendable {

@@ -1,0 +1,153 @@
+import Testing
+import Rollout
+import RolloutTesting
+@testable import SQLiteStore
+
+/// Leases, fencing, the fleet's records, locks and retention in SQLite, on explicit times.
+@Suite struct LeaseStoreTests {
+    let db = TempDatabase()
+    let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    let alice = LeaseOwner(host: "h1", pid: 10, start: 100)
+    let bob = LeaseOwner(host: "h2", pid: 20, start: 200)
+    let web1 = Target(id: "web-1", port: 80)
+
+    func store() throws -> Store { try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory)) }
+
+    func queued(_ store: Store, _ version: String = "v1", service: String = "web") throws -> Run {
+        guard case .created(let run, _) = try store.enqueue(service: service, version: version, reason: nil, requestedBy: "t",
+                                                            idempotencyKey: nil, at: t0) else { throw TestFailure() }
+        return run
+    }
+
+    struct TestFailure: Error {}
+
+    @Test func aClaimIsLeasedRenewedByItsOwnerOnlyAndTakenOverOnceExpired() throws {
+        let store = try store()
+        let run = try queued(store)
+        #expect(try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)?.id == run.id)
+        try store.renewLease(run: run.id, owner: alice, until: t0.adding(.seconds(30)))
+        #expect(throws: LeaseLost.self) { try store.renewLease(run: run.id, owner: bob, until: t0.adding(.seconds(30))) }
+        // Not expired, owner alive: bob takes nothing.
+        #expect(try store.takeOver(owner: bob, until: t0.adding(.seconds(45)), at: t0.adding(.seconds(29)), excluding: [], isGone: { _ in false }).isEmpty)
+        // Expired: bob takes it, counting the interruption; alice is fenced from then on.
+        let taken = try store.takeOver(owner: bob, until: t0.adding(.seconds(45)), at: t0.adding(.seconds(31)), excluding: [], isGone: { _ in false })
+        #expect(taken.map(\.id) == [run.id])
+        #expect(taken.first?.interruptions == 1)
+        #expect(throws: LeaseLost.self) { try store.renewLease(run: run.id, owner: alice, until: t0.adding(.seconds(60))) }
+        #expect(throws: LeaseLost.self) {
+            try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "x", owner: alice, at: t0)
+        }
+        #expect(throws: LeaseLost.self) { try store.finish(run.id, .succeed, error: nil, owner: alice, at: t0) }
+        try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "x", owner: bob, at: t0)
+        try store.finish(run.id, .succeed, error: nil, owner: bob, at: t0)
+        #expect(try store.run(run.id)?.status == .succeeded)
+    }
+
+    @Test func aDeadOwnersRunIsTakenOverAtOnceAndTwoTakersNeverBothWin() throws {
+        let store = try store()
+        let run = try queued(store)
+        _ = try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)
+        let first = try store.takeOver(owner: bob, until: t0.adding(.seconds(15)), at: t0, excluding: [], isGone: { $0 == alice })
+        #expect(first.map(\.id) == [run.id])
+        // A third process looking at the same moment finds bob's fresh, live lease.
+        let carol = LeaseOwner(host: "h3", pid: 30, start: 300)
+        #expect(try store.takeOver(owner: carol, until: t0.adding(.seconds(15)), at: t0, excluding: [], isGone: { $0 == alice }).isEmpty)
+        // A process never takes over the runs it has in hand.
+        #expect(try store.takeOver(owner: bob, until: t0.adding(.seconds(15)), at: t0.adding(.seconds(60)), excluding: [run.id], isGone: { _ in true }).isEmpty)
+    }
+
+    @Test func aReleasedLeaseIsTakenOverByTheNextStartAtOnce() throws {
+        let store = try store()
+        let run = try queued(store)
+        _ = try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)
+        try store.releaseLease(run: run.id, owner: alice)
+        #expect(try store.takeOver(owner: bob, until: t0.adding(.seconds(15)), at: t0, excluding: [], isGone: { _ in false }).map(\.id) == [run.id])
+    }
+
+    @Test func thePlanIsFrozenOnceAndTheFleetRecordFollowsTheTargets() throws {
+        let store = try store()
+        let run = try queued(store)
+        _ = try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)
+        let web2 = Target(id: "web-2", port: 80)
+        #expect(try store.freezePlan(run: run.id, targets: [web1, web2]).map(\.progress) == [.pending, .pending])
+        #expect(try store.freezePlan(run: run.id, targets: [web2]).map(\.target) == [web1, web2], "never re-decided")
+        try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "taken out", owner: alice, at: t0)
+        #expect(try store.plan(of: run.id).map(\.progress) == [.out, .pending])
+        #expect(try store.leftOut(service: "web").map(\.target) == [web1])
+        try store.noteLeftOut(service: "web", target: web1, run: run.id, phase: .deploy, reason: "hook failed", at: t0.adding(.seconds(9)))
+        let left = try #require(try store.leftOut(service: "web").first)
+        #expect(left.reason == "hook failed" && left.phase == .deploy && left.since == t0, "since: when it was taken out")
+        #expect(try store.leftOutCounts() == ["web": 1])
+        try store.markDone(run: run.id, service: "web", target: web1, owner: alice, at: t0)
+        #expect(try store.plan(of: run.id).map(\.progress) == [.done, .pending])
+        #expect(try store.leftOut(service: "web").isEmpty)
+    }
+
+    @Test func locksHoldUntilTheyExpireOrAreRemovedAndQueueRestoresStillRun() throws {
+        let store = try store()
+        _ = try store.lock(service: "web", reason: "freeze", by: "api:ops", expiresAt: t0.adding(.seconds(60)), at: t0)
+        #expect(try store.lock(service: "web", at: t0.adding(.seconds(59)))?.reason == "freeze")
+        #expect(try store.lock(service: "web", at: t0.adding(.seconds(60))) == nil)
+        let deploy = try queued(store)
+        guard case .created(let restore, _) = try store.enqueue(service: "web", version: "v0", reason: nil, requestedBy: "t", idempotencyKey: nil,
+                                                                kind: .restore(web1), at: t0) else { throw TestFailure() }
+        #expect(try store.claimNext(owner: alice, until: t0, at: t0)?.id == restore.id, "putting capacity back is not a deploy")
+        try store.finish(restore.id, .succeed, error: nil, at: t0)
+        #expect(try store.claimNext(owner: alice, until: t0, at: t0) == nil, "the deploy waits for the lock")
+        #expect(try store.unlock(service: "web", at: t0)?.reason == "freeze")
+        #expect(try store.claimNext(owner: alice, until: t0, at: t0)?.id == deploy.id)
+        #expect(try store.run(restore.id)?.kind == .restore(web1))
+    }
+
+    @Test func pruningKeepsTheNewestRunsUnfinishedRunsAndWhatALeftOutTargetNames() throws {
+        let store = try store()
+        var ids: [RunID] = []
+        for version in 1...5 {
+            let run = try queued(store, "v\(version)")
+            ids.append(run.id)
+            _ = try store.claimNext(owner: alice, until: t0, at: t0)
+            try store.log(run: run.id, stream: .system, target: nil, phase: nil, text: "line", at: t0)
+            if version == 2 {
+                try store.noteLeftOut(service: "web", target: web1, run: run.id, phase: .restore, reason: "x", at: t0)
+            }
+            try store.finish(run.id, .succeed, error: nil, at: t0)
+        }
+        let running = try queued(store, "v6")
+        _ = try store.claimNext(owner: alice, until: t0, at: t0)
+        let pruned = try store.prune(Retention(keepRuns: 2), at: t0)
+        // The newest two (the running one counts) stay, and run 2, which a left-out target names.
+        #expect(pruned == Store.Pruned(runs: 3, logLines: 3))
+        #expect(try store.runs(RunFilter()).map(\.id) == [running.id, ids[4], ids[1]])
+        // Logs older than keep_logs go; the running run keeps its lines.
+        try store.log(run: running.id, stream: .system, target: nil, phase: nil, text: "still rolling", at: t0)
+        let later = try store.prune(Retention(keepLogs: .seconds(3600)), at: t0.adding(.seconds(7200)))
+        #expect(later.logLines == 2, "the lines of runs 5 and 2")
+        #expect(try store.logs(run: running.id, after: 0, limit: 10).count == 1)
+    }
+
+    @Test func aBackupIsAConsistentDatabaseThatServes() throws {
+        let store = try store()
+        let run = try queued(store)
+        try store.log(run: run.id, stream: .system, target: nil, phase: nil, text: "before the backup", at: t0)
+        let copy = db.directory + "/backup.db"
+        try Store.backup(database: db.path, to: copy)
+        let restored = try Store(path: copy, migrator: Migrator(directory: migrationsDirectory))
+        #expect(try restored.run(run.id)?.version == "v1")
+        #expect(try restored.logs(run: run.id, after: 0, limit: 10).map(\.text) == ["before the backup"])
+    }
+
+    @Test func theServerHolderRefusesASecondLiveProcess() throws {
+        let store = try store()
+        #expect(try store.claimServer(owner: alice, until: t0.adding(.seconds(15)), at: t0, isGone: { _ in false }) == nil)
+        let refused = try store.claimServer(owner: bob, until: t0.adding(.seconds(15)), at: t0.adding(.seconds(1)), isGone: { _ in false })
+        #expect(refused?.owner == alice)
+        #expect(try store.renewServer(owner: alice, until: t0.adding(.seconds(30))))
+        #expect(try !store.renewServer(owner: bob, until: t0.adding(.seconds(30))))
+        #expect(try store.claimServer(owner: bob, until: t0.adding(.seconds(60)), at: t0.adding(.seconds(31)), isGone: { _ in false }) == nil,
+                "an expired hold is taken")
+        #expect(try store.claimServer(owner: alice, until: t0.adding(.seconds(60)), at: t0.adding(.seconds(32)), isGone: { $0 == bob }) == nil,
+                "a dead holder's hold is taken")
+        try store.releaseServer(owner: alice)
+        #expect(try store.claimServer(owner: bob, until: t0.adding(.seconds(60)), at: t0.adding(.seconds(33)), isGone: { _ in false }) == nil)
+    }
+}
