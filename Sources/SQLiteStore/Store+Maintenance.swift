@@ -39,9 +39,15 @@ extension Store {
         }
     }
 
-    /// A consistent copy of the database at `path`, taken while the server runs.
+    /// A consistent copy of the database at `path`, taken while the server runs. The copy
+    /// belongs to no process: whoever serves it next takes its running runs over at once.
     public static func backup(database: String, to path: String) throws {
         let source = try Connection(path: database, readOnly: true)
         try source.backup(to: path)
+        let copy = try Connection(path: path)
+        try copy.transaction {
+            try copy.execute("DELETE FROM server_holder")
+            try copy.execute("UPDATE runs SET lease_expires_at = 0 WHERE lease_expires_at IS NOT NULL")
+        }
     }
 }

@@ -1,0 +1,148 @@
+import Foundation
+import Testing
+import MicroHTTP
+import Rollgate
+
+/// The operator's side, with the real binary: what hooks see, left-out targets through the
+/// CLI (status, runs, restore, forget), locks, backups.
+@Suite(.serialized) struct FleetCLITests {
+    let directory = TempDirectory()
+    let token = "fleet-cli-token-0123456789"
+
+    /// web-2's deploy fails while the file `broken` exists in the test directory.
+    func config(_ name: String, extra: String = "", serviceExtra: String = "",
+                deploy: String = #"if [ "$ROLLGATE_TARGET_ID" = web-2 ] && [ -f BROKEN ]; then echo "broken build"; exit 3; fi; echo "installed $ROLLGATE_VERSION""#) -> String {
+        directory.write("\(name).yaml", """
+            listen: 127.0.0.1:0
+            database: \(directory.path)/\(name).db
+            api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
+            \(extra)
+            services:
+              - name: web
+                simulated: {targets: 3, drain_seconds: 0.2, healthy_seconds: 0.2}
+                poll_interval: 100ms
+                \(serviceExtra)
+                hooks:
+                  deploy: '\(deploy.replacingOccurrences(of: "BROKEN", with: directory.path + "/broken").replacingOccurrences(of: "'", with: "''"))'
+            """)
+    }
+
+    func cli(_ arguments: [String], port: UInt16) async throws -> (Int32, String) {
+        try await RollgateProcess.run(arguments + ["--server", "http://127.0.0.1:\(port)", "--token", token])
+    }
+
+    @Test func hooksGetNoSecretAndSecretValuesAreMaskedInTheLog() async throws {
+        let awsSecret = "wJalrXUtnFEMI-K7MDENG-bPxRfiCYEXAMPLEKEY"
+        let githubSecret = "github-webhook-secret-value-42"
+        let passedToken = "deploy-registry-token-0099"
+        let config = config("env", extra: "github: {secret_env: GITHUB_WEBHOOK_SECRET}",
+                            serviceExtra: "hook_env: [REGISTRY_TOKEN]",
+                            deploy: "env | sort; echo \"the api token is \(token)\"")
+        let server = try RollgateProcess(["serve", "--config", config], environment: [
+            "TEST_ROLLGATE_TOKEN": token, "AWS_ACCESS_KEY_ID": "AKIAEXAMPLEKEYID01", "AWS_SECRET_ACCESS_KEY": awsSecret,
+            "GITHUB_WEBHOOK_SECRET": githubSecret, "REGISTRY_TOKEN": passedToken, "OTHER_PASSWORD": "hunter2-hunter2",
+            "AWS_PROFILE": "prod", "APP_COLOR": "blue",
+        ])
+        let port = try await server.port()
+        let (status, output) = try await cli(["deploy", "web", "v1", "--follow"], port: port)
+        #expect(status == 0, "\(output)")
+        let client = HTTPClient(port: port)
+        let lines = (json(try await client.request("GET", "/api/v1/runs/1/logs?limit=5000"))["lines"]?.array ?? []).compactMap { $0["text"]?.string }
+        let log = lines.joined(separator: "\n")
+        for secret in [token, awsSecret, githubSecret, passedToken, "hunter2-hunter2", "AKIAEXAMPLEKEYID01"] {
+            #expect(!log.contains(secret), "\(secret) reached the stored log")
+        }
+        for name in ["TEST_ROLLGATE_TOKEN=", "AWS_SECRET_ACCESS_KEY=", "AWS_ACCESS_KEY_ID=", "GITHUB_WEBHOOK_SECRET=", "OTHER_PASSWORD="] {
+            #expect(!lines.contains { $0.hasPrefix(name) }, "\(name) was passed to the hook")
+        }
+        #expect(lines.contains("REGISTRY_TOKEN=***"), "listed in hook_env: passed, and masked in the log")
+        #expect(lines.contains("AWS_PROFILE=prod") && lines.contains("APP_COLOR=blue"), "ordinary variables still pass")
+        #expect(lines.contains("ROLLGATE_ATTEMPT=1"))
+        #expect(lines.contains("the api token is ***"))
+        server.kill(SIGTERM)
+    }
+
+    @Test func aLeftOutTargetIsShownByTheCLIAndRestoredOrForgotten() async throws {
+        let broken = directory.path + "/broken"
+        FileManager.default.createFile(atPath: broken, contents: nil)
+        let server = try RollgateProcess(["serve", "--config", config("left")], environment: ["TEST_ROLLGATE_TOKEN": token])
+        let port = try await server.port()
+        let (failed, failure) = try await cli(["deploy", "web", "v1", "--follow"], port: port)
+        #expect(failed == 1, "\(failure)")
+        #expect(failure.contains("deploy hook failed on web-2: exit 3"))
+
+        let (_, status) = try await cli(["status"], port: port)
+        #expect(status.contains("web-2:80\tleft_out"), "\(status)")
+        #expect(status.contains("left out by run 1: run 1 (v1): deploy hook failed on web-2: exit 3"))
+        let (_, runs) = try await cli(["runs"], port: port)
+        #expect(runs.contains("LEFT OUT\tweb\tweb-2"), "\(runs)")
+
+        // Fixed by hand: put it back without a deploy.
+        try FileManager.default.removeItem(atPath: broken)
+        let (restored, restoreOutput) = try await cli(["restore", "web", "web-2"], port: port)
+        #expect(restored == 0, "\(restoreOutput)")
+        #expect(restoreOutput.contains("run 2: restore web-2 in web queued"))
+        let client = HTTPClient(port: port)
+        #expect(try await eventually { json(try await client.request("GET", "/api/v1/runs/2"))["status"] == .string("succeeded") })
+        let restoreLog = (json(try await client.request("GET", "/api/v1/runs/2/logs"))["lines"]?.array ?? []).compactMap { $0["text"]?.string }
+        #expect(restoreLog.contains("RegisterTargets web-2:80"))
+        #expect(!restoreLog.contains { $0.hasPrefix("deploy hook") }, "a restore runs no hook: \(restoreLog)")
+        let (_, after) = try await cli(["status"], port: port)
+        #expect(!after.contains("left_out"), "\(after)")
+        #expect(after.contains("last good: none"), "a restore is not a deploy")
+        let (again, missing) = try await cli(["restore", "web", "web-2"], port: port)
+        #expect(again == 1 && missing.contains("web-2 is not left out in web"), "\(missing)")
+
+        // Broken again, then the instance is gone for good: forget it.
+        FileManager.default.createFile(atPath: broken, contents: nil)
+        _ = try await cli(["deploy", "web", "v2", "--follow"], port: port)
+        let (forgot, forgetOutput) = try await cli(["forget", "web", "web-2"], port: port)
+        #expect(forgot == 0, "\(forgetOutput)")
+        #expect(forgetOutput.contains("web-2 forgotten in web"))
+        let services = json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first
+        #expect(services?["left_out"]?.int == 0)
+        server.kill(SIGTERM)
+    }
+
+    @Test func aLockedServiceRefusesTheCLIDeployUntilUnlocked() async throws {
+        let server = try RollgateProcess(["serve", "--config", config("lock")], environment: ["TEST_ROLLGATE_TOKEN": token])
+        let port = try await server.port()
+        let (locked, lockOutput) = try await cli(["lock", "web", "--reason", "quarter close", "--for", "2h"], port: port)
+        #expect(locked == 0, "\(lockOutput)")
+        #expect(lockOutput.contains("web locked by api:ops until "))
+        let (refused, refusal) = try await cli(["deploy", "web", "v1"], port: port)
+        #expect(refused == 1)
+        #expect(refusal.contains("HTTP 423: web is locked by api:ops: quarter close (until "), "\(refusal)")
+        let (_, status) = try await cli(["status"], port: port)
+        #expect(status.contains("LOCKED by api:ops: quarter close"))
+        let (unlocked, _) = try await cli(["unlock", "web"], port: port)
+        #expect(unlocked == 0)
+        let (deployed, output) = try await cli(["deploy", "web", "v1", "--follow"], port: port)
+        #expect(deployed == 0, "\(output)")
+        let (badFor, badOutput) = try await cli(["lock", "web", "--reason", "x", "--for", "soon"], port: port)
+        #expect(badFor != 0 && badOutput.contains("--for must be a duration"))
+        server.kill(SIGTERM)
+    }
+
+    @Test func aBackupTakenWhileServingIsADatabaseThatServes() async throws {
+        let config = config("backup")
+        let server = try RollgateProcess(["serve", "--config", config], environment: ["TEST_ROLLGATE_TOKEN": token])
+        let port = try await server.port()
+        let (status, output) = try await cli(["deploy", "web", "v1", "--follow"], port: port)
+        #expect(status == 0, "\(output)")
+        let copy = directory.path + "/copy.db"
+        let (backedUp, backupOutput) = try await RollgateProcess.run(["backup", copy, "--database", directory.path + "/backup.db"])
+        #expect(backedUp == 0, "\(backupOutput)")
+        let (refused, refusal) = try await RollgateProcess.run(["backup", copy, "--database", directory.path + "/backup.db"])
+        #expect(refused != 0 && refusal.contains("exists"), "a backup never overwrites")
+        let original = json(try await HTTPClient(port: port).request("GET", "/api/v1/runs/1/logs"))
+        // The copy serves, beside the running original.
+        let restored = try RollgateProcess(["serve", "--config", config, "--database", copy, "--listen", "127.0.0.1:0"],
+                                           environment: ["TEST_ROLLGATE_TOKEN": token])
+        let client = HTTPClient(port: try await restored.port())
+        #expect(json(try await client.request("GET", "/api/v1/runs/1"))["status"] == .string("succeeded"))
+        #expect(json(try await client.request("GET", "/api/v1/runs/1/logs"))["lines"] == original["lines"])
+        restored.kill(SIGTERM)
+        server.kill(SIGTERM)
+    }
+}
