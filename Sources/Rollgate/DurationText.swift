@@ -1,6 +1,6 @@
 import Rollout
 
-/// Durations as the config writes them: `500ms`, `30s`, `10m`, `1h`, `1m30s`.
+/// Durations as the config writes them: `500ms`, `30s`, `10m`, `1h`, `1m30s`, `30d`.
 public enum DurationText {
     public static func parse(_ text: String) -> Duration? {
         var total: Int64 = 0   // milliseconds
@@ -30,6 +30,7 @@ public enum DurationText {
             case "s": factor = 1000
             case "m": factor = 60_000
             case "h": factor = 3_600_000
+            case "d": factor = 86_400_000
             default: return nil
             }
             let (product, overflow) = value.multipliedReportingOverflow(by: factor)

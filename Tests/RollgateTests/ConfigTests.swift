@@ -89,4 +89,48 @@ import Rollout
         guard case .simulated(let settings) = demo.services[0].source else { Issue.record("not simulated"); return }
         #expect(settings.targets == 3)
     }
+
+    @Test func shutdownRetentionAndHookEnvironment() throws {
+        let config = try ConfigLoader(environment: ["ROLLGATE_TOKEN_CI": "ci-secret-0123456789", "GH": "gh-secret-0123"]).parse("""
+            shutdown_timeout: 90s
+            retention: {keep_runs: 500, keep_logs: 30d}
+            api_tokens: [{name: ci, token_env: ROLLGATE_TOKEN_CI}]
+            github: {secret_env: GH}
+            services:
+              - name: web
+                simulated: {targets: 2}
+                hook_env: [AWS_PROFILE, NPM_TOKEN]
+                hooks: {deploy: ./deploy.sh}
+            """)
+        #expect(config.shutdownTimeout == .seconds(90))
+        #expect(config.retention == Retention(keepRuns: 500, keepLogs: .seconds(30 * 86_400)))
+        #expect(config.secretVariables == ["ROLLGATE_TOKEN_CI", "GH"])
+        #expect(config.services[0].hookEnv == ["AWS_PROFILE", "NPM_TOKEN"])
+        let defaults = try loader.parse("services: [{name: web, simulated: {targets: 1}, hooks: {deploy: x}}]")
+        #expect(defaults.shutdownTimeout == .seconds(60))
+        #expect(defaults.retention == Retention())
+    }
+
+    @Test func hookEnvNeverPassesRollgatesOwnSecrets() {
+        #expect {
+            _ = try loader.parse("""
+                api_tokens: [{name: ci, token_env: ROLLGATE_TOKEN_CI}]
+                services: [{name: web, simulated: {targets: 1}, hook_env: [ROLLGATE_TOKEN_CI], hooks: {deploy: x}}]
+                """)
+        } throws: { "\($0)".contains("services[0].hook_env") && "\($0)".contains("ROLLGATE_TOKEN_CI holds one of rollgate's own secrets") }
+        #expect(throws: ConfigError.self) { _ = try loader.parse("retention: {keep_runs: 0}\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
+        #expect(throws: ConfigError.self) { _ = try loader.parse("shutdown_timeout: never\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
+    }
+
+    @Test func theHookEnvironmentDropsSecretsAndMasksTheirValues() {
+        var config = Config(apiTokens: [APIToken(name: "ci", secret: "file-token-0123456789")], services: [])
+        config.secretVariables = ["ROLLGATE_TOKEN_CI"]
+        let hooks = HookEnvironment(server: ["PATH": "/bin", "ROLLGATE_TOKEN_CI": "env-token-0123", "AWS_SECRET_ACCESS_KEY": "aws-secret-0123",
+                                             "NPM_TOKEN": "npm-0123456", "AWS_PROFILE": "prod"], config: config)
+        #expect(hooks.base(passing: []) == ["PATH": "/bin", "AWS_PROFILE": "prod"])
+        #expect(hooks.base(passing: ["NPM_TOKEN", "ROLLGATE_TOKEN_CI"]) == ["PATH": "/bin", "AWS_PROFILE": "prod", "NPM_TOKEN": "npm-0123456"])
+        let mask = hooks.mask(config: config)
+        #expect(mask.apply("a file-token-0123456789 b env-token-0123 c aws-secret-0123 d npm-0123456") == "a *** b *** c *** d ***")
+        #expect(mask.apply("prod /bin") == "prod /bin")
+    }
 }
