@@ -14,10 +14,14 @@
   function render(services, runs) {
     var html = "<h2>Services</h2><table id=\"services\"><tr><th>service</th><th>last good version</th><th>now</th><th>targets</th></tr>";
     services.forEach(function (s) {
-      var now = s.lock ? "rolling " + esc(s.lock.version) + " (run <a href=\"/api/v1/runs/" + s.lock.run_id + "\">" + s.lock.run_id + "</a>): " + esc(s.lock.target_id || "") + " " + esc(s.lock.phase || "") : "idle";
+      var r = s.running;
+      var now = r ? "rolling " + esc(r.version) + " (run <a href=\"/api/v1/runs/" + r.run_id + "\">" + r.run_id + "</a>): " + esc(r.target_id || "") + " " + esc(r.phase || "") : "idle";
+      if (s.lock) now = "locked by " + esc(s.lock.locked_by) + ": " + esc(s.lock.reason) + "; " + now;
       if (s.queued.length) now += "; queued: " + s.queued.join(", ");
       var targets = (s.targets || []).map(function (t) {
-        return esc(t.id) + " <span class=\"state-" + esc(t.state) + "\">" + esc(t.state) + "</span>";
+        var text = esc(t.id) + " <span class=\"state-" + esc(t.state) + "\">" + esc(t.state) + "</span>";
+        if (t.state === "left_out" && t.left_out) text += " <span class=\"left-out-reason\">(" + esc(t.left_out.reason) + ")</span>";
+        return text;
       }).join(", ");
       html += "<tr><td>" + esc(s.name) + "</td><td>" + esc(s.last_good_version || "none yet") + "</td><td>" + now + "</td><td>" + targets + "</td></tr>";
     });
