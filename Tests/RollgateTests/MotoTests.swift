@@ -227,4 +227,67 @@ final class TimingProxy: @unchecked Sendable {
         let deregistrations = proxy.recorded().filter { $0.0 == "deregistered" && $0.1 == instances[1] }
         #expect(deregistrations.count == 2, "taken out again after failing its health gate")
     }
+
+    /// kill -9 in every phase against moto behind the timing proxy (real drain and health
+    /// timing): after the restart the same run resumes and succeeds, one target out at a time.
+    @Test(arguments: ["prepare", "drain", "deploy", "verify", "restore"])
+    func killNineDuringAPhaseResumesOverTheWire(_ phase: String) async throws {
+        let moto = try await MotoServer()
+        defer { moto.stop() }
+        let (arn, instances) = try await moto.createTargetGroup(instances: 2)
+        let proxy = try await TimingProxy(moto: moto, drain: 1.0, healthy: 1.0, throttle: 0.1, directory: directory)
+        defer { proxy.stop() }
+        let config = directory.write("kill.yaml", """
+            listen: 127.0.0.1:0
+            database: \(directory.path)/kill.db
+            api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
+            aws: {region: us-east-1, endpoint_url: \(proxy.endpoint)}
+            services:
+              - name: web
+                target_group_arn: \(arn)
+                poll_interval: 200ms
+                drain_timeout: 30s
+                healthy_timeout: 30s
+                hooks:
+                  prepare: sleep 0.6
+                  deploy: echo "deploy attempt $ROLLGATE_ATTEMPT on $ROLLGATE_TARGET_ID"; sleep 0.6
+                  verify: sleep 0.6
+            """)
+        let environment = ["TEST_ROLLGATE_TOKEN": token, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
+        var server = try RollgateProcess(["serve", "--config", config], environment: environment)
+        var client = HTTPClient(port: try await server.port())
+        let accepted = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
+                                                body: Array(#"{"service":"web","version":"v11"}"#.utf8))
+        #expect(accepted.status == 202)
+        let reached = try await eventually(within: .seconds(60)) {
+            let step = json(try await client.request("GET", "/api/v1/runs/1"))["steps"]?.array?.last
+            return step?["phase"] == .string(phase) && step?["target_id"] == .string(instances[1]) && step?["status"] == .string("running")
+        }
+        #expect(reached, "never reached \(phase) of \(instances[1])")
+        server.kill(SIGKILL)
+
+        server = try RollgateProcess(["serve", "--config", config], environment: environment)
+        defer { server.kill(SIGTERM) }
+        client = HTTPClient(port: try await server.port())
+        var run = JSONValue.null
+        #expect(try await eventually(within: .seconds(60)) {
+            run = json(try await client.request("GET", "/api/v1/runs/1"))
+            return run["status"] != .string("running")
+        })
+        #expect(run["status"] == .string("succeeded"), "\(run["error"]?.string ?? "")")
+        let lines = (json(try await client.request("GET", "/api/v1/runs/1/logs?limit=5000"))["lines"]?.array ?? []).compactMap { $0["text"]?.string }
+        #expect(lines.contains { $0.hasPrefix("resumed after an interruption during \(phase) of \(instances[1])") }, "\(lines)")
+        #expect(!lines.contains("deploy attempt 2 on \(instances[0])"), "the first instance is not rolled twice")
+        // As the modelled load balancer saw it: never two instances out at once, both back.
+        var out: Set<String> = []
+        for (event, target, _) in proxy.recorded().sorted(by: { $0.2 < $1.2 }) {
+            if event == "deregistered" { out.insert(target) }
+            if event == "healthy" { out.remove(target) }
+            #expect(out.count <= 1, "out at once: \(out)")
+        }
+        #expect(out.isEmpty, "every instance is back: \(out)")
+        let targets = json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first?["targets"]?.array ?? []
+        #expect(targets.count == 2 && targets.allSatisfy { $0["state"] == .string("healthy") }, "\(targets)")
+        #expect(try await FleetHistory.read(client).runs.count == 1)
+    }
 }
