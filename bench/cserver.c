@@ -51,7 +51,7 @@ static void time_or_null(char *out, size_t size, sqlite3_stmt *st, int col) {
 static char *run_json(long long id) {
     static __thread sqlite3_stmt *run_st, *step_st;
     sqlite3 *c = conn();
-    if (!run_st) sqlite3_prepare_v2(c, "SELECT id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested FROM runs WHERE id = ?", -1, &run_st, NULL);
+    if (!run_st) sqlite3_prepare_v2(c, "SELECT id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, wait_for_lock, interruptions FROM runs WHERE id = ?", -1, &run_st, NULL);
     if (!step_st) sqlite3_prepare_v2(c, "SELECT id, target_id, target_port, phase, status, started_at, finished_at, error FROM steps WHERE run_id = ? ORDER BY id", -1, &step_st, NULL);
     sqlite3_reset(run_st);
     sqlite3_bind_int64(run_st, 1, id);
@@ -64,10 +64,11 @@ static char *run_json(long long id) {
     time_or_null(started, sizeof started, run_st, 7);
     time_or_null(finished, sizeof finished, run_st, 8);
     const char *status = (const char *)sqlite3_column_text(run_st, 5);
-    snprintf(tmp, sizeof tmp, "{\"id\":%lld,\"service\":\"%s\",\"version\":\"%s\",\"reason\":%s,\"requested_by\":\"%s\",\"status\":\"%s\",\"created_at\":%s,\"started_at\":%s,\"finished_at\":%s,\"error\":%s,\"cancel_requested\":%s,\"current_target\":null,\"steps\":[",
+    snprintf(tmp, sizeof tmp, "{\"id\":%lld,\"service\":\"%s\",\"version\":\"%s\",\"reason\":%s,\"requested_by\":\"%s\",\"status\":\"%s\",\"created_at\":%s,\"started_at\":%s,\"finished_at\":%s,\"error\":%s,\"cancel_requested\":%s,\"kind\":\"%s\",\"wait_for_lock\":%s,\"interruptions\":%lld,\"current_target\":null,\"steps\":[",
              sqlite3_column_int64(run_st, 0), sqlite3_column_text(run_st, 1), sqlite3_column_text(run_st, 2), reason,
              sqlite3_column_text(run_st, 4), status, created, started, finished, err,
-             sqlite3_column_int64(run_st, 10) ? "true" : "false");
+             sqlite3_column_int64(run_st, 10) ? "true" : "false", sqlite3_column_text(run_st, 11),
+             sqlite3_column_int64(run_st, 12) ? "true" : "false", sqlite3_column_int64(run_st, 13));
     append(&buf, &len, &cap, tmp);
     sqlite3_reset(step_st);
     sqlite3_bind_int64(step_st, 1, id);

@@ -115,7 +115,7 @@ public struct ConfigLoader {
     private func service(_ node: Node, path: String) throws -> ServiceConfig {
         let map = try Mapping(node, path: path, allowed: [
             "name", "target_group_arn", "simulated", "poll_interval", "drain_timeout", "healthy_timeout",
-            "hooks", "hook_timeout", "hook_env", "github"])
+            "hooks", "hook_timeout", "hook_env", "github", "max_unavailable", "fast_drain"])
         let name = try map.required("name")
         guard name.utf8.count <= 64, name.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (97...122).contains($0) }) else {
             throw map.error("name", "a service name is 1-64 of a-z, 0-9, - and _ (got \(name))")
@@ -150,6 +150,13 @@ public struct ConfigLoader {
         // Unset waits of a real group are sized from the group itself at each run.
         plan.sizeDrainFromGroup = drainTimeout == nil
         plan.sizeHealthyFromGroup = healthyTimeout == nil
+        // The contract's batches and fast drain are not built yet: one at a time is what there is.
+        if let maxUnavailable = try map.string("max_unavailable"), maxUnavailable != "1" {
+            throw map.error("max_unavailable", "batches are not built yet: only 1 (one target at a time) is accepted, got \(maxUnavailable)")
+        }
+        if map.value("fast_drain") != nil {
+            throw map.error("fast_drain", "fast drain is not built yet: remove it; targets drain for the group's deregistration delay")
+        }
         let hookEnv = try map.sequence("hook_env").map { node in
             guard let name = node.scalar?.string, !name.isEmpty else { throw map.error("hook_env", "a list of environment variable names") }
             return name

@@ -133,4 +133,13 @@ import Rollout
         #expect(mask.apply("a file-token-0123456789 b env-token-0123 c aws-secret-0123 d npm-0123456") == "a *** b *** c *** d ***")
         #expect(mask.apply("prod /bin") == "prod /bin")
     }
+
+    @Test func theContractsBatchKeysAreReadButOnlyOneAtATimeExists() throws {
+        let one = try loader.parse("services: [{name: web, simulated: {targets: 2}, max_unavailable: 1, hooks: {deploy: x}}]")
+        #expect(one.services.count == 1)
+        #expect { _ = try loader.parse("services: [{name: web, simulated: {targets: 2}, max_unavailable: 25%, hooks: {deploy: x}}]") }
+            throws: { "\($0)".contains("services[0].max_unavailable") && "\($0)".contains("only 1") }
+        #expect { _ = try loader.parse("services: [{name: web, simulated: {targets: 2}, fast_drain: {check: x, quiet: 10s}, hooks: {deploy: x}}]") }
+            throws: { "\($0)".contains("fast drain is not built yet") }
+    }
 }
