@@ -131,6 +131,27 @@ import Rollgate
         server.kill(SIGTERM)
     }
 
+    @Test func aSecondSignalExitsAtOnceAndTheNextStartResumes() async throws {
+        let config = config("second", deploy: #"if [ "$ROLLGATE_ATTEMPT" = 1 ] && [ "$ROLLGATE_TARGET_ID" = web-1 ]; then trap '' TERM; while :; do sleep 0.1; done; fi; echo "attempt $ROLLGATE_ATTEMPT""#,
+                            shutdownTimeout: "60s")
+        var server = try RollgateProcess(["serve", "--config", config], environment: environment)
+        var client = HTTPClient(port: try await server.port())
+        let id = try await deploy(client, "v6")
+        try await waitFor(client, run: id, "deploy", of: "web-1")
+        let started = ContinuousClock.now
+        Foundation.kill(server.process.processIdentifier, SIGTERM)
+        try await Task.sleep(for: .milliseconds(300))
+        server.kill(SIGINT)
+        #expect(ContinuousClock.now - started < .seconds(5), "not the 60s shutdown_timeout")
+        #expect(server.process.terminationStatus == 1)
+        #expect(server.text.contains("second signal, exiting now; runs in hand resume at the next start"))
+        server = try RollgateProcess(["serve", "--config", config], environment: environment)
+        client = HTTPClient(port: try await server.port())
+        #expect(try await finished(client, run: id)["status"] == .string("succeeded"))
+        try await expectWholeFleet(client, runs: 1)
+        server.kill(SIGTERM)
+    }
+
     @Test func sigtermDuringADrainLeavesTheWaitAtOnceAndTheNextStartResumes() async throws {
         let config = config("term-drain")
         var server = try RollgateProcess(["serve", "--config", config], environment: environment)
