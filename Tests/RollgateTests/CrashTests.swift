@@ -45,16 +45,6 @@ import Rollgate
         #expect(reached, "run \(id) never reached \(phase) of \(target)")
     }
 
-    func finished(_ client: HTTPClient, run id: Int64) async throws -> JSONValue {
-        var last = JSONValue.null
-        let done = try await eventually(within: .seconds(60)) {
-            last = json(try await client.request("GET", "/api/v1/runs/\(id)"))
-            return !["queued", "running"].contains(last["status"]?.string ?? "")
-        }
-        #expect(done, "run \(id) did not finish: \(last.text)")
-        return last
-    }
-
     /// Every target healthy and none left out; no two out at once; none rolled twice in a run.
     func expectWholeFleet(_ client: HTTPClient, runs expected: Int? = nil) async throws {
         let service = json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first

@@ -17,16 +17,6 @@ import Rollout
         return app
     }
 
-    func finished(_ client: HTTPClient, run id: Int64) async throws -> JSONValue {
-        var last = JSONValue.null
-        let done = try await eventually(within: .seconds(60)) {
-            last = json(try await client.request("GET", "/api/v1/runs/\(id)"))
-            return !["queued", "running"].contains(last["status"]?.string ?? "")
-        }
-        #expect(done, "run \(id) did not finish: \(last.text)")
-        return last
-    }
-
     @Test func theDemoRollSucceedsOverHTTPAndItsHistorySurvivesARestart() async throws {
         var app = try await startApp([quickService("web")])
         var client = HTTPClient(port: app.server.port)

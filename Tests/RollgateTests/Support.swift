@@ -1,3 +1,4 @@
+import Testing
 import Foundation
 import Logging
 import MicroHTTP
@@ -72,6 +73,17 @@ func eventually(within limit: Duration = .seconds(30), _ condition: () async thr
         try await Task.sleep(for: .milliseconds(50))
     }
     return false
+}
+
+/// Waits until a run has ended (a minute at most) and returns it.
+func finished(_ client: HTTPClient, run id: Int64) async throws -> JSONValue {
+    var last = JSONValue.null
+    let done = try await eventually(within: .seconds(60)) {
+        last = json(try await client.request("GET", "/api/v1/runs/\(id)"))
+        return !["queued", "running"].contains(last["status"]?.string ?? "")
+    }
+    #expect(done, "run \(id) did not finish: \(last.text)")
+    return last
 }
 
 struct TestFailure: Error, CustomStringConvertible {
