@@ -157,7 +157,14 @@ public struct Roll: Sendable {
         case .deploy:
             let leftOut = try await record("read the left-out targets") { try journal.leftOut(service: run.service) }
             let registered = try await loadBalancer.targets().map(\.target).sorted()
-            targets = leftOut.map(\.target).sorted()
+            // A run an older rollgate started has steps but no plan: its targets come first.
+            var touched: [Target] = []
+            for step in run.steps {
+                let target = Target(id: step.targetID, port: step.targetPort)
+                if !touched.contains(target) { touched.append(target) }
+            }
+            targets = touched
+            targets += leftOut.map(\.target).sorted().filter { !targets.contains($0) }
             targets += registered.filter { !targets.contains($0) }
             guard !targets.isEmpty else { throw Stop(message: "the target group has no registered targets") }
             var line = "rolling \(run.service) to \(run.version) over \(targets.count) target(s): \(targets.map(\.id).joined(separator: ", "))"

@@ -127,6 +127,21 @@ import RolloutTesting
         await dispatcher.stop()
     }
 
+    @Test func aRunAnOlderRollgateLeftWithoutAPlanBringsBackTheTargetItHadInHand() async throws {
+        let lb = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
+        try await lb.deregister(Target(id: "w2", port: 80))   // out, and listed nowhere but in the run's steps
+        var run = Run(id: 1, service: "web", version: "v3", status: .running, createdAt: clock.now, startedAt: clock.now)
+        run.steps = [Step(id: 7, runID: 1, targetID: "w2", targetPort: 80, phase: .deploy, status: .running, startedAt: clock.now)]
+        store.insert(run)   // no lease, no plan: written before leases and plans existed
+        let dispatcher = dispatcher(["web": lb])
+        await dispatcher.start(tick: nil)
+        await dispatcher.idle()
+        #expect(store.run(1)?.status == .succeeded)
+        #expect(try store.plan(of: 1).map(\.target.id) == ["w2", "w1"])
+        #expect(lb.isRegistered("w2") && lb.maxOutOfService == 1)
+        await dispatcher.stop()
+    }
+
     @Test func aLiveOwnersRunIsLeftAloneUntilItsLeaseExpires() async throws {
         let lb = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
         try crashedRun(owner: Self.next, leaseUntil: clock.now.adding(.seconds(15)),

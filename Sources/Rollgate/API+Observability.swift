@@ -1,0 +1,50 @@
+import MicroHTTP
+import Rollout
+import SQLiteStore
+
+/// What monitoring reads: liveness with the database's state, and Prometheus metrics.
+extension API {
+    /// Liveness, and whether the database takes writes: `degraded` (still 200: restarting
+    /// would not help) with the last write error while it does not.
+    func healthz() -> HTTPResponse {
+        if shutdown.isShuttingDown {
+            return .json(503, JSONValue.object([("status", .string("shutting_down"))]).bytes)
+        }
+        guard let failure = health.failure else { return API.healthy }
+        return .json(200, JSONWriter.bytes { w in
+            w.object { w in
+                w.key("status"); w.string("degraded")
+                w.key("database"); w.string("not writable")
+                w.key("error"); w.string(failure.message)
+                w.key("since"); w.time(failure.since)
+            }
+        })
+    }
+
+    /// Prometheus text: runs by service and status, and which services are rolling now.
+    func metrics(_ request: HTTPRequest) throws -> HTTPResponse {
+        var text = "# HELP rollgate_runs Runs by service and status.\n# TYPE rollgate_runs gauge\n"
+        let counts = try store.runCounts()
+        for service in config.services {
+            for status in RunStatus.allCases {
+                let count = counts.first { $0.service == service.name && $0.status == status }?.count ?? 0
+                text += "rollgate_runs{service=\"\(service.name)\",status=\"\(status.rawValue)\"} \(count)\n"
+            }
+        }
+        text += "# HELP rollgate_rolling 1 while a run of the service is rolling.\n# TYPE rollgate_rolling gauge\n"
+        for service in config.services {
+            let rolling = counts.contains { $0.service == service.name && $0.status == .running }
+            text += "rollgate_rolling{service=\"\(service.name)\"} \(rolling ? 1 : 0)\n"
+        }
+        let leftOut = try store.leftOutCounts()
+        text += "# HELP rollgate_targets_left_out Targets rollgate took out of the load balancer and has not put back.\n# TYPE rollgate_targets_left_out gauge\n"
+        for service in config.services {
+            text += "rollgate_targets_left_out{service=\"\(service.name)\"} \(leftOut[service.name] ?? 0)\n"
+        }
+        text += "# HELP rollgate_database_writable 1 while database writes succeed.\n# TYPE rollgate_database_writable gauge\n"
+        text += "rollgate_database_writable \(health.failure == nil ? 1 : 0)\n"
+        text += "# HELP rollgate_database_write_failures_total Database writes that failed and were retried.\n# TYPE rollgate_database_write_failures_total counter\n"
+        text += "rollgate_database_write_failures_total \(health.failedWrites)\n"
+        return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: text)
+    }
+}
