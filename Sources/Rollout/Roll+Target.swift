@@ -50,6 +50,7 @@ extension Roll {
     /// Records the target as out (write ahead), deregisters it if it is still registered,
     /// and waits until drained.
     private func drain(_ target: Target) async throws {
+        try Task.checkCancellation()   // a safe point: nothing is started once shutdown began
         try await record("record \(target.id) as out before DeregisterTargets") {
             try journal.markOut(run: run.id, service: run.service, target: target, phase: .drain,
                                 reason: "run \(run.id) took it out to deploy \(run.version)", owner: context.owner, at: clock.now)
@@ -76,6 +77,7 @@ extension Roll {
     /// Registers the target (idempotent) and waits until healthy; then it is done and no
     /// longer left out, in one commit.
     private func restore(_ target: Target) async throws {
+        try Task.checkCancellation()
         let step = try await record("begin the restore step") { try journal.beginStep(run: run.id, target: target, phase: .restore, at: clock.now) }
         do {
             try await record("renew the run's lease before RegisterTargets") {
@@ -113,6 +115,7 @@ extension Roll {
     }
 
     private func hook(_ phase: Phase, _ command: String, on target: Target, host: String?) async throws {
+        try Task.checkCancellation()
         let journal = self.journal, clock = self.clock, logger = self.logger, log = self.log
         let attempt = run.steps.filter { $0.targetID == target.id && $0.phase == phase }.count + 1
         let step = try await record("begin the \(phase.rawValue) step") {
