@@ -72,7 +72,7 @@ public final class App: Sendable {
         let health = StoreHealth()
         self.health = health
         store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now)
-        let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment)
+        let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment, health: health)
         self.services = services
         let hooks = HookEnvironment(server: environment, config: config)
         let context = RollContext(owner: owner, lease: lease, health: health, mask: hooks.mask(config: config))

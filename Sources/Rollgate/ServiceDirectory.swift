@@ -12,13 +12,15 @@ public struct ServiceDirectory: Sendable {
 
     let entries: [String: Entry]
 
-    init(config: Config, store: Store, clock: any RolloutClock, environment: [String: String]) throws {
+    init(config: Config, store: Store, clock: any RolloutClock, environment: [String: String],
+         health: StoreHealth = StoreHealth()) throws {
         var entries: [String: Entry] = [:]
         let aws = AWSAccess(settings: config.aws, environment: environment, clock: clock)
         for service in config.services {
             switch service.source {
             case .simulated(let settings):
-                let loadBalancer = try SimulatedLoadBalancer(service: service.name, settings: settings, store: store, clock: clock)
+                let loadBalancer = try SimulatedLoadBalancer(service: service.name, settings: settings, store: store, clock: clock,
+                                                         health: health)
                 entries[service.name] = Entry(config: service, loadBalancer: loadBalancer, unavailable: nil)
             case .awsTargetGroup(let arn):
                 switch aws.loadBalancer(for: arn) {

@@ -28,6 +28,8 @@ public actor Dispatcher {
     private var stopping = false
     private var finishedWaiters: [CheckedContinuation<Void, Never>] = []
     private var lastRenewal: Date?
+    /// Runs whose lease another process took: they end here without another write.
+    private var lost: Set<RunID> = []
 
     public init(queue: any RunQueue, clock: any RolloutClock, logger: Logger, owner: LeaseOwner,
                 lease: LeaseTerms = LeaseTerms(), liveness: any LivenessProbe, recovery: Recovery,
@@ -104,6 +106,7 @@ public actor Dispatcher {
                 try queue.renewLease(run: id, owner: owner, until: now.adding(lease.duration))
             } catch is LeaseLost {
                 logger.error("another process took over the run; stopping it here", metadata: ["run.id": "\(id)"])
+                lost.insert(id)
                 task.cancel()
             } catch {
                 // The database is failing: the roll itself pauses before its next action.
@@ -186,6 +189,7 @@ public actor Dispatcher {
 
     /// Gives a run stopped at a safe point up, for the next start to resume at once.
     private func release(_ id: RunID) async {
+        if lost.remove(id) != nil { ended(id); return }
         let queue = self.queue, owner = self.owner
         do { try queue.releaseLease(run: id, owner: owner) } catch {
             logger.warning("cannot release the run's lease; the next start takes it over once it expires",

@@ -47,13 +47,15 @@ public struct SimulatedLoadBalancer: LoadBalancer {
     public let settings: SimulationSettings
     let store: any SimulatedTargetStore
     let clock: any RolloutClock
+    let health: StoreHealth
 
     public init(service: String, settings: SimulationSettings, store: any SimulatedTargetStore,
-                clock: any RolloutClock) throws {
+                clock: any RolloutClock, health: StoreHealth = StoreHealth()) throws {
         self.service = service
         self.settings = settings
         self.store = store
         self.clock = clock
+        self.health = health
         try seed()
     }
 
@@ -107,14 +109,16 @@ public struct SimulatedLoadBalancer: LoadBalancer {
     }
 
     public func deregister(_ target: Target) async throws {
-        try change(target, registered: false)
+        try await change(target, registered: false)
     }
 
     public func register(_ target: Target) async throws {
-        try change(target, registered: true)
+        try await change(target, registered: true)
     }
 
-    private func change(_ target: Target, registered: Bool) throws {
+    /// The simulation keeps its state in rollgate's database: a write that fails there is
+    /// retried, as ELB's own 5xx answers are, never a failed roll.
+    private func change(_ target: Target, registered: Bool) async throws {
         guard var simulated = try current().first(where: { $0.target == target }) else {
             throw LoadBalancerError(code: "InvalidTarget", message: "\(target) is not a target of the simulated group \(service)")
         }
@@ -122,6 +126,9 @@ public struct SimulatedLoadBalancer: LoadBalancer {
         guard simulated.registered != registered else { return }
         simulated.registered = registered
         simulated.changedAt = clock.now
-        try store.saveSimulatedTarget(service: service, simulated)
+        let store = self.store, service = self.service, changed = simulated
+        try await DurableWrite(clock: clock, health: health).perform("simulated \(registered ? "RegisterTargets" : "DeregisterTargets")") {
+            try store.saveSimulatedTarget(service: service, changed)
+        }
     }
 }

@@ -28,7 +28,9 @@ public final class Connection {
     /// `PRAGMA synchronous` as last set: FULL makes a commit survive power loss.
     private var synchronousFull = false
 
-    public init(path: String, readOnly: Bool = false) throws {
+    /// `busyTimeout`: how long a statement waits for a lock another connection holds before
+    /// it fails with SQLITE_BUSY (callers that retry keep it short).
+    public init(path: String, readOnly: Bool = false, busyTimeout: Duration = .seconds(5)) throws {
         var db: OpaquePointer?
         let flags = (readOnly ? SQLITE_OPEN_READONLY : SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE)
             | SQLITE_OPEN_NOMUTEX
@@ -39,7 +41,7 @@ public final class Connection {
             throw SQLiteError(code: rc, message: "cannot open \(path): \(message)", sql: nil)
         }
         handle = db
-        sqlite3_busy_timeout(db, 5000)
+        sqlite3_busy_timeout(db, Int32(busyTimeout.components.seconds * 1000 + busyTimeout.components.attoseconds / 1_000_000_000_000_000))
         sqlite3_extended_result_codes(db, 1)
     }
 

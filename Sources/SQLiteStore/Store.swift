@@ -32,7 +32,9 @@ public final class Store: Sendable {
         self.path = path
         let writeConnection: Connection
         do {
-            writeConnection = try Connection(path: path)
+            // Writes that fail are retried with backoff by their callers: waiting for a lock
+            // here only holds a thread, so the wait is short.
+            writeConnection = try Connection(path: path, busyTimeout: .seconds(1))
             try writeConnection.execute("PRAGMA journal_mode = WAL")
             try writeConnection.execute("PRAGMA synchronous = NORMAL")
             try writeConnection.execute("PRAGMA foreign_keys = ON")

@@ -1,6 +1,7 @@
 import Testing
 import Rollout
 import RolloutTesting
+import Synchronization
 
 @Suite struct SimulatedLoadBalancerTests {
     let clock = ManualClock()
@@ -25,6 +26,16 @@ import RolloutTesting
         clock.advance(by: .milliseconds(1))
         #expect(try await lb.health(of: target) == .health(TargetHealth(.unused, reason: "Target.NotRegistered")))
         #expect(try await lb.targets().map(\.target.id) == ["web-1", "web-3"])
+    }
+
+    @Test func aFailingDatabaseWriteIsRetriedNotAFailedDeregistration() async throws {
+        let flaky = FlakyTargetStore(store, failures: 3)
+        let health = StoreHealth()
+        let lb = try SimulatedLoadBalancer(service: "web", settings: settings, store: flaky, clock: clock, health: health)
+        flaky.arm()
+        try await lb.deregister(Target(id: "web-1", port: 8080))
+        #expect(try await lb.health(of: Target(id: "web-1", port: 8080)) == .health(TargetHealth(.draining, reason: "Target.DeregistrationInProgress")))
+        #expect(health.failedWrites == 3 && health.failure == nil)
     }
 
     @Test func isInitialForHealthyTimeThenHealthy() async throws {
@@ -80,5 +91,25 @@ import RolloutTesting
         // Each target: 5 s drain + 3 s health check, noticed within one 500 ms poll.
         #expect(clock.now.since(start) == .seconds(24))
         #expect(try await lb.targets().allSatisfy { $0.health.state == .healthy })
+    }
+}
+
+/// Saves fail `failures` times once armed (a locked or full database).
+final class FlakyTargetStore: SimulatedTargetStore {
+    let base: MemoryRunStore
+    private let state: Mutex<(armed: Bool, remaining: Int)>
+
+    init(_ base: MemoryRunStore, failures: Int) { self.base = base; state = Mutex((false, failures)) }
+
+    func arm() { state.withLock { $0.armed = true } }
+
+    func simulatedTargets(service: String) throws -> [SimulatedTarget] { try base.simulatedTargets(service: service) }
+
+    func saveSimulatedTarget(service: String, _ target: SimulatedTarget) throws {
+        struct Full: Error {}
+        try state.withLock { state in
+            if state.armed && state.remaining > 0 { state.remaining -= 1; throw Full() }
+        }
+        try base.saveSimulatedTarget(service: service, target)
     }
 }
