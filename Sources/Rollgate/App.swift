@@ -37,7 +37,7 @@ public struct DatabaseHeld: Error, CustomStringConvertible {
     public let holder: ServerHolder
     public var description: String {
         "\(database) is served by \(holder.owner) since \(Timestamp.format(holder.startedAt)) (lease until \(Timestamp.format(holder.expiresAt))); "
-            + "two servers on one database would run runs twice. Stop that one first (it resumes nothing twice), or give this one --database elsewhere"
+            + "two servers on one database would run runs twice. Stop that one first (the next start resumes its runs in hand), or give this one a --database of its own"
     }
 }
 
