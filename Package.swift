@@ -38,6 +38,7 @@ let package = Package(
             "MicroHTTP", "SQLiteStore", "Rollout", "CSpawn", "ELB",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
+            .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "rollgate", dependencies: [
             "Rollgate", "MicroHTTP",
@@ -54,7 +55,7 @@ let package = Package(
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB"],
-                    exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py"]),
+                    exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

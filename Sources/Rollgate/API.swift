@@ -14,6 +14,7 @@ public struct API: Sendable {
     let statusPage: StatusPage
     let health: StoreHealth
     let shutdown: ShutdownState
+    let rateLimiter: WriteRateLimiter
     let logger: Logger
 
     public var router: Router {
@@ -28,6 +29,10 @@ public struct API: Sendable {
         router.delete("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.unlock) })
         router.post("/api/v1/services/{name}/targets/{target}/restore", immediate: { self.guarded($0, self.restore) })
         router.post("/api/v1/services/{name}/targets/{target}/forget", immediate: { self.guarded($0, self.forget) })
+        router.post("/api/v1/hooks/github", immediate: { self.guarded($0, self.github) })
+        router.post("/api/v1/hooks/gitlab", immediate: { self.guarded($0, self.gitlab) })
+        router.post("/api/v1/hooks/generic", immediate: { self.guarded($0, self.generic) })
+        router.post("/api/v1/hooks/slack", immediate: { self.guarded($0, self.slack) })
         router.get("/healthz", immediate: { _ in self.healthz() })
         router.get("/metrics", immediate: { self.guarded($0, self.metrics) })
         router.get("/api/v1/healthz", immediate: { _ in self.healthz() })
@@ -43,6 +48,8 @@ public struct API: Sendable {
         let status: Int
         let code: String
         let message: String
+        /// Seconds, for 429 and 503.
+        var retryAfter: Int? = nil
     }
 
     static let healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable"))]).bytes)
@@ -67,7 +74,9 @@ public struct API: Sendable {
     private func answer(_ error: Error, to request: HTTPRequest) -> HTTPResponse {
         if let refusal = error as? Refusal {
             var response = HTTPResponse.error(refusal.status, code: refusal.code, message: refusal.message)
-            if refusal.status == 503 { response.headers.append(("Retry-After", "5")) }
+            if let seconds = refusal.retryAfter ?? (refusal.status == 503 ? 5 : nil) {
+                response.headers.append(("Retry-After", "\(seconds)"))
+            }
             return response
         }
         if let locked = error as? Locked {
@@ -98,71 +107,39 @@ public struct API: Sendable {
     // MARK: - Auth
 
     /// Who is asking, for writes. The demo needs no token; a configured server always does.
-    /// While shutting down, writes are refused with 503 and Retry-After.
+    /// While shutting down, writes are refused with 503 and Retry-After; past its rate, a
+    /// token's writes get 429.
     func authorize(_ request: HTTPRequest) throws -> String {
+        try caller(request).name
+    }
+
+    /// The token a write comes with (nil in the demo) and the name runs record for it.
+    func caller(_ request: HTTPRequest) throws -> (name: String, token: APIToken?) {
         if shutdown.isShuttingDown {
             throw Refusal(status: 503, code: "shutting_down",
                           message: "rollgate is shutting down; retry in a moment (the next start takes writes again)")
         }
-        if config.isDemo { return "demo" }
-        guard let header = request.header("authorization"), header.hasPrefix("Bearer ") else {
-            throw Refusal(status: 401, code: "unauthorized", message: "this endpoint needs Authorization: Bearer <token>")
+        let caller: (name: String, token: APIToken?)
+        if config.isDemo {
+            caller = ("demo", nil)
+        } else {
+            guard let header = request.header("authorization"), header.hasPrefix("Bearer ") else {
+                throw Refusal(status: 401, code: "unauthorized", message: "this endpoint needs Authorization: Bearer <token>")
+            }
+            let presented = Array(header.dropFirst("Bearer ".count).utf8)
+            guard let token = config.apiTokens.first(where: { constantTimeEqual(presented, Array($0.secret.utf8)) }) else {
+                throw Refusal(status: 401, code: "unauthorized", message: "the bearer token is not valid")
+            }
+            caller = ("api:\(token.name)", token)
         }
-        let presented = Array(header.dropFirst("Bearer ".count).utf8)
-        for token in config.apiTokens where constantTimeEqual(presented, Array(token.secret.utf8)) {
-            return "api:\(token.name)"
+        if let wait = rateLimiter.take(caller.name, at: clock.now) {
+            throw Refusal(status: 429, code: "rate_limited",
+                          message: "too many writes from \(caller.name); retry in \(wait) s", retryAfter: wait)
         }
-        throw Refusal(status: 401, code: "unauthorized", message: "the bearer token is not valid")
+        return caller
     }
 
     // MARK: - Handlers
-
-    func deploy(_ request: HTTPRequest) throws -> HTTPResponse {
-        let requester = try authorize(request)
-        guard let body = JSONValue.parse(request.body) else {
-            throw Refusal(status: 400, code: "invalid_json", message: "the body must be a JSON object like {\"service\":\"web\",\"version\":\"v42\"}")
-        }
-        guard case .object = body else {
-            throw Refusal(status: 400, code: "invalid_json", message: "the body must be a JSON object, not \(body.text.prefix(20))")
-        }
-        let service = try field(body, "service", required: true)!
-        let version = try field(body, "version", required: true)!
-        let reason = try field(body, "reason", required: false)
-        let waitForLock = try flag(body, "wait_for_lock")
-        try knownService(service)
-        guard Version.isValid(version) else {
-            throw Refusal(status: 422, code: "invalid_version",
-                          message: "version must be 1-128 characters of A-Z a-z 0-9 . _ / + -")
-        }
-        if let reason, reason.utf8.count > 1000 {
-            throw Refusal(status: 422, code: "invalid_reason", message: "reason is longer than 1000 bytes")
-        }
-        let key = request.header("idempotency-key")
-        if let key, key.isEmpty || key.utf8.count > 200 {
-            throw Refusal(status: 400, code: "invalid_idempotency_key", message: "Idempotency-Key must be 1-200 characters")
-        }
-        if !waitForLock, key.flatMap({ try? store.run(idempotencyKey: $0) }) == nil,
-           let lock = try store.lock(service: service, at: clock.now) {
-            throw Locked(lock: lock)
-        }
-        switch try store.enqueue(service: service, version: version, reason: reason, requestedBy: requester,
-                                 idempotencyKey: key, waitForLock: waitForLock, at: clock.now) {
-        case .created(let run, let superseded):
-            logger.info("deploy queued", metadata: ["run.id": "\(run.id)", "service": "\(service)", "version": "\(version)",
-                                                    "superseded": "\(superseded)"])
-            wakeDispatcher()
-            var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(run) })
-            response.headers.append(("Location", "/api/v1/runs/\(run.id)"))
-            return response
-        case .replayed(let run):
-            var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(run) })
-            response.headers.append(("Idempotent-Replayed", "true"))
-            return response
-        case .keyConflict(let run):
-            throw Refusal(status: 409, code: "idempotency_key_reused",
-                          message: "this Idempotency-Key was used for run \(run.id) (\(run.service) \(run.version))")
-        }
-    }
 
     func listRuns(_ request: HTTPRequest) throws -> HTTPResponse {
         var filter = RunFilter()
@@ -296,6 +273,9 @@ public struct API: Sendable {
             throw Refusal(status: 422, code: "invalid_field", message: "\(name) must be a string")
         }
         if required && text.isEmpty { throw Refusal(status: 422, code: "missing_field", message: "\(name) must not be empty") }
+        if text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            throw Refusal(status: 422, code: "invalid_field", message: "\(name) contains a control character")
+        }
         return text
     }
 }

@@ -90,7 +90,9 @@ public final class App: Sendable {
                       wakeDispatcher: { Task { await dispatcher.wake() } },
                       statusPage: StatusPage(files: StaticFiles(root: config.publicDir ?? publicDirectory), store: store,
                                              config: config, services: services, clock: clock),
-                      health: health, shutdown: shutdown, logger: logger)
+                      health: health, shutdown: shutdown,
+                      rateLimiter: WriteRateLimiter(perSecond: config.writeRate.perSecond, burst: config.writeRate.burst),
+                      logger: logger)
         let address = listen ?? config.listen
         router = api.router
         server = HTTPServer(configuration: HTTPServerConfiguration(host: address.host, port: address.port), router: router)

@@ -6,11 +6,62 @@ public struct APIToken: Sendable {
     public var secret: String
     /// The environment variable it came from (`token_env`), nil when written in the file.
     public var variable: String?
+    /// A bot (a chat bot, a CI system) may say on whose behalf it asks (`requested_by`).
+    public var bot: Bool
 
-    public init(name: String, secret: String, variable: String? = nil) {
+    public init(name: String, secret: String, variable: String? = nil, bot: Bool = false) {
         self.name = name
         self.secret = secret
         self.variable = variable
+        self.bot = bot
+    }
+}
+
+/// The secrets that sign incoming webhooks; an endpoint without its secret answers 404.
+public struct WebhookSecrets: Sendable {
+    /// `X-Hub-Signature-256`.
+    public var github: String?
+    /// `X-Gitlab-Token`.
+    public var gitlab: String?
+    /// Standard Webhooks, `whsec_...`.
+    public var generic: String?
+    /// Slack's signing secret (v0 signatures).
+    public var slack: String?
+
+    public init(github: String? = nil, gitlab: String? = nil, generic: String? = nil, slack: String? = nil) {
+        self.github = github
+        self.gitlab = gitlab
+        self.generic = generic
+        self.slack = slack
+    }
+
+    var all: [String] { [github, gitlab, generic, slack].compactMap { $0 } }
+}
+
+/// What outside a service may start its deploys: a GitHub repository and branch (and
+/// Deployments API environment), a GitLab project and branch, Slack users.
+public struct ServiceTriggers: Sendable, Equatable {
+    public struct Git: Sendable, Equatable {
+        /// `acme/web` (GitHub) or `group/web` (GitLab), compared case-insensitively.
+        public var repository: String
+        public var branch: String
+        /// GitHub Deployments: the environment that deploys this service (default: the service's name).
+        public var environment: String?
+        public init(repository: String, branch: String, environment: String? = nil) {
+            self.repository = repository
+            self.branch = branch
+            self.environment = environment
+        }
+    }
+    public var github: Git?
+    public var gitlab: Git?
+    /// Slack user ids or names allowed to deploy, cancel or lock it; empty: anyone in the workspace.
+    public var slackAllow: [String] = []
+
+    public init(github: Git? = nil, gitlab: Git? = nil, slackAllow: [String] = []) {
+        self.github = github
+        self.gitlab = gitlab
+        self.slackAllow = slackAllow
     }
 }
 
@@ -26,12 +77,14 @@ public struct ServiceConfig: Sendable {
     public var source: TargetGroupSource
     /// Server variables passed to hooks although they look like secrets (`hook_env`).
     public var hookEnv: [String] = []
+    public var triggers = ServiceTriggers()
     public var name: String { plan.name }
 
-    public init(plan: ServicePlan, source: TargetGroupSource, hookEnv: [String] = []) {
+    public init(plan: ServicePlan, source: TargetGroupSource, hookEnv: [String] = [], triggers: ServiceTriggers = ServiceTriggers()) {
         self.plan = plan
         self.source = source
         self.hookEnv = hookEnv
+        self.triggers = triggers
     }
 }
 
@@ -85,6 +138,11 @@ public struct Config: Sendable {
     /// Environment variables that hold rollgate's own secrets (API tokens, webhook secrets):
     /// never passed to hooks, their values masked in logs.
     public var secretVariables: [String] = []
+    public var webhooks = WebhookSecrets()
+    /// How people reach this server (links in Slack answers and notifications).
+    public var publicURL: String?
+    /// Writes each token may make: `burst` at once, then `perSecond`.
+    public var writeRate = (perSecond: 10.0, burst: 60)
 
     public init(listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8080), database: String = "./rollgate.db",
                 publicDir: String? = nil, apiTokens: [APIToken] = [], services: [ServiceConfig], isDemo: Bool = false) {

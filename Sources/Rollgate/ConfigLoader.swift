@@ -39,7 +39,8 @@ public struct ConfigLoader {
         } catch {
             throw ConfigError(path: "", line: nil, message: "not valid YAML: \(error)")
         }
-        let top = try Mapping(root, path: "", allowed: ["listen", "database", "public_dir", "shutdown_timeout", "retention", "api_tokens", "github", "slack", "aws", "services"])
+        let top = try Mapping(root, path: "", allowed: ["listen", "database", "public_dir", "shutdown_timeout", "retention", "api_tokens", "github", "gitlab",
+                                                           "webhooks", "slack", "aws", "services", "public_url", "rate_limit"])
         var config = Config(services: [])
         if let listen = try top.string("listen") {
             guard let address = ListenAddress(listen) else {
@@ -61,14 +62,25 @@ public struct ConfigLoader {
             }
             config.retention.keepLogs = try retention.duration("keep_logs", minimum: .seconds(60))
         }
-        config.secretVariables = config.apiTokens.compactMap(\.variable)
-        // The webhooks themselves arrive later; their secrets' variables are known now, so
-        // hooks never see them.
-        for (key, secretKey) in [("github", "secret_env"), ("slack", "signing_secret_env")] {
-            if let map = try top.mapping(key), let variable = try map.string(secretKey) {
-                config.secretVariables.append(variable)
+        if let url = try top.string("public_url") {
+            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                throw top.error("public_url", "expected https://HOST[:PORT], got \(url)")
+            }
+            config.publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        if let rate = try top.mapping("rate_limit") {
+            try rate.check(allowed: ["writes_per_second", "burst"])
+            if let perSecond = try rate.number("writes_per_second") {
+                guard perSecond > 0 else { throw rate.error("writes_per_second", "must be more than 0") }
+                config.writeRate.perSecond = perSecond
+            }
+            if let burst = try rate.int("burst") {
+                guard burst >= 1 else { throw rate.error("burst", "at least 1") }
+                config.writeRate.burst = burst
             }
         }
+        config.secretVariables = config.apiTokens.compactMap(\.variable)
+        try webhooks(top, into: &config)
         if let aws = try top.mapping("aws") {
             try aws.check(allowed: ["region", "endpoint_url"])
             config.aws.region = try aws.string("region")
@@ -97,25 +109,18 @@ public struct ConfigLoader {
     }
 
     private func token(_ node: Node, path: String) throws -> APIToken {
-        let map = try Mapping(node, path: path, allowed: ["name", "token", "token_env"])
+        let map = try Mapping(node, path: path, allowed: ["name", "token", "token_env", "bot"])
         let name = try map.required("name")
-        if let literal = try map.string("token") {
-            guard literal.count >= 16 else { throw map.error("token", "a token must be at least 16 characters") }
-            return APIToken(name: name, secret: literal, variable: nil)
-        }
-        guard let variable = try map.string("token_env") else {
+        guard let (secret, variable) = try secret(map, "token") else {
             throw map.error("token_env", "give token_env: VARIABLE (or token: ... in the file)")
         }
-        guard let secret = environment[variable], !secret.isEmpty else {
-            throw map.error("token_env", "environment variable \(variable) is not set or empty")
-        }
-        return APIToken(name: name, secret: secret, variable: variable)
+        return APIToken(name: name, secret: secret, variable: variable, bot: try map.bool("bot") ?? false)
     }
 
     private func service(_ node: Node, path: String) throws -> ServiceConfig {
         let map = try Mapping(node, path: path, allowed: [
             "name", "target_group_arn", "simulated", "poll_interval", "drain_timeout", "healthy_timeout",
-            "hooks", "hook_timeout", "hook_env", "github", "max_unavailable", "fast_drain"])
+            "hooks", "hook_timeout", "hook_env", "github", "gitlab", "slack", "max_unavailable", "fast_drain"])
         let name = try map.required("name")
         guard name.utf8.count <= 64, name.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (97...122).contains($0) }) else {
             throw map.error("name", "a service name is 1-64 of a-z, 0-9, - and _ (got \(name))")
@@ -137,7 +142,7 @@ public struct ConfigLoader {
         guard let hooksMap = try map.mapping("hooks") else { throw map.error("hooks", "missing: hooks: {deploy: ./deploy.sh} is required") }
         let hooks = HookCommands(prepare: try hooksMap.string("prepare"), deploy: try hooksMap.required("deploy"),
                                  verify: try hooksMap.string("verify"))
-        _ = try map.mapping("github")
+        let triggers = try self.triggers(map)
         let drainTimeout = try map.duration("drain_timeout")
         let healthyTimeout = try map.duration("healthy_timeout")
         var plan = ServicePlan(
@@ -161,7 +166,7 @@ public struct ConfigLoader {
             guard let name = node.scalar?.string, !name.isEmpty else { throw map.error("hook_env", "a list of environment variable names") }
             return name
         }
-        return ServiceConfig(plan: plan, source: source, hookEnv: hookEnv)
+        return ServiceConfig(plan: plan, source: source, hookEnv: hookEnv, triggers: triggers)
     }
 
     private func simulation(_ map: Mapping) throws -> SimulationSettings {
@@ -251,6 +256,15 @@ struct Mapping {
         }
         guard duration >= minimum else { throw error(key, "must be at least \(minimum.humanText)") }
         return duration
+    }
+
+    func bool(_ key: String) throws -> Bool? {
+        guard let text = try string(key) else { return nil }
+        switch text {
+        case "true", "yes": return true
+        case "false", "no": return false
+        default: throw error(key, "expected true or false, got \(text)")
+        }
     }
 
     func mapping(_ key: String) throws -> Mapping? {

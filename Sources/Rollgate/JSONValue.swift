@@ -91,3 +91,47 @@ public enum Timestamp {
     }
 }
 
+
+/// The keys of a JSON object's top level, in order and with repeats, which a decoder folds
+/// away; nil if the bytes are not an object. Only the keys are read, as written.
+enum JSONObjectKeys {
+    static func topLevel(_ bytes: [UInt8]) -> [String]? {
+        var keys: [String] = []
+        var depth = 0
+        var expectingKey = false
+        var index = 0
+        while index < bytes.count {
+            let byte = bytes[index]
+            switch byte {
+            case UInt8(ascii: "\""):
+                let start = index
+                index += 1
+                while index < bytes.count && bytes[index] != UInt8(ascii: "\"") {
+                    if bytes[index] == UInt8(ascii: "\\") { index += 1 }
+                    index += 1
+                }
+                guard index < bytes.count else { return nil }
+                if depth == 1 && expectingKey {
+                    guard let key = try? JSONDecoder().decode(String.self, from: Data(bytes[start...index])) else { return nil }
+                    keys.append(key)
+                    expectingKey = false
+                }
+            case UInt8(ascii: "{"):
+                if depth == 0 && !keys.isEmpty { return nil }
+                depth += 1
+                expectingKey = depth == 1
+            case UInt8(ascii: "["):
+                if depth == 0 { return nil }
+                depth += 1
+            case UInt8(ascii: "}"), UInt8(ascii: "]"):
+                depth -= 1
+            case UInt8(ascii: ","):
+                expectingKey = depth == 1
+            default:
+                break
+            }
+            index += 1
+        }
+        return keys
+    }
+}

@@ -68,11 +68,14 @@ public struct LogLine: Codable, Sendable, Equatable {
 }
 
 /// A version names a build; it reaches hooks as an environment variable, so it is kept
-/// to characters no shell or file system treats specially.
+/// to characters no shell or file system treats specially, never starts with `-` and never
+/// holds `..`.
 public enum Version {
     public static func isValid(_ version: String) -> Bool {
         let utf8 = version.utf8
         guard (1...128).contains(utf8.count) else { return false }
+        // Never an option to a hook's command line, never a way up a path.
+        guard !version.hasPrefix("-"), !version.contains("..") else { return false }
         return utf8.allSatisfy { byte in
             switch byte {
             case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),

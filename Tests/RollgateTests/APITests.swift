@@ -2,6 +2,7 @@ import Testing
 import MicroHTTP
 @testable import Rollgate
 import Rollout
+import RolloutTesting
 
 /// The API through its router, without a socket; the dispatcher is not started, so runs stay queued.
 @Suite struct APITests {
@@ -65,6 +66,14 @@ import Rollout
         (#"{"service":"web","version":"v1; rm -rf /"}"#, 422, "invalid_version"),
         (#"{"service":"web","version":"$(id)"}"#, 422, "invalid_version"),
         (#"{"service":"web","version":"v1","reason":7}"#, 422, "invalid_field"),
+        (#"{"service":"web","version":"--help"}"#, 422, "invalid_version"),
+        (#"{"service":"web","version":"../../etc/passwd"}"#, 422, "invalid_version"),
+        (#"{"service":"web","version":"v1..2"}"#, 422, "invalid_version"),
+        (#"{"service":"web","version":"v1","reason":"line\u0000two"}"#, 422, "invalid_field"),
+        (#"{"service":"web","version":"v1","reason":"bell\u0007"}"#, 422, "invalid_field"),
+        (#"{"service":"web","version":"v1","colour":"red"}"#, 422, "unknown_key"),
+        (#"{"service":"web","version":"v1","version":"v2"}"#, 422, "duplicate_key"),
+        (#"{"service":"web","version":"v1","requested_by":"alice"}"#, 403, "not_a_bot"),
     ])
     func badDeploysGetA4xxAndStoreNothing(body: String, status: Int, code: String) async throws {
         let response = await deploy(body)
@@ -83,8 +92,44 @@ import Rollout
         #expect(json(again)["id"] == json(first)["id"])
         #expect(again.header("idempotent-replayed") == "true")
         let other = await deploy(#"{"service":"web","version":"v2"}"#, headers: headers)
-        #expect(other.status == 409)
+        #expect(other.status == 422)
+        #expect(json(other)["error"]?["code"] == .string("idempotency_key_reused"))
+        let otherReason = await deploy(#"{"service":"web","version":"v1","reason":"different"}"#, headers: headers)
+        #expect(otherReason.status == 422, "the same key with another reason is not a silent replay")
         #expect(try app.store.runs(.init()).count == 1)
+    }
+
+    @Test func anIdempotencyKeyBelongsToTheTokenThatSentIt() async throws {
+        let config = Config(database: directory.path + "/two.db",
+                            apiTokens: [APIToken(name: "ci", secret: token), APIToken(name: "bot", secret: "bot-token-0123456789abc", bot: true)],
+                            services: [quickService("web")])
+        let app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
+                          environment: [:], logger: .quiet)
+        let first = await app.call("POST", "/api/v1/deploys", headers: auth.merging(["Idempotency-Key": "k1"]) { a, _ in a },
+                                   body: #"{"service":"web","version":"v1"}"#)
+        let bot = ["Authorization": "Bearer bot-token-0123456789abc", "Idempotency-Key": "k1"]
+        let second = await app.call("POST", "/api/v1/deploys", headers: bot, body: #"{"service":"web","version":"v1","requested_by":"alice"}"#)
+        #expect(first.status == 202 && second.status == 202)
+        #expect(json(first)["id"] != json(second)["id"], "another token's key is another key")
+        #expect(json(second)["requested_by"] == .string("alice (via api:bot)"), "a bot deploys on a person's behalf")
+    }
+
+    @Test func aTokenPastItsWriteRateGets429WithRetryAfter() async throws {
+        var config = Config(database: directory.path + "/rate.db", apiTokens: [APIToken(name: "ci", secret: token)],
+                            services: [quickService("web")])
+        config.writeRate = (perSecond: 1, burst: 3)
+        let clock = ManualClock()
+        let app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
+                          environment: [:], logger: .quiet, clock: clock)
+        for version in 1...3 {
+            #expect(await app.call("POST", "/api/v1/deploys", headers: auth, body: #"{"service":"web","version":"v\#(version)"}"#).status == 202)
+        }
+        let limited = await app.call("POST", "/api/v1/deploys", headers: auth, body: #"{"service":"web","version":"v4"}"#)
+        #expect(limited.status == 429)
+        #expect(limited.header("retry-after") == "1")
+        #expect(json(limited)["error"]?["code"] == .string("rate_limited"))
+        clock.advance(by: .seconds(1))
+        #expect(await app.call("POST", "/api/v1/deploys", headers: auth, body: #"{"service":"web","version":"v4"}"#).status == 202)
     }
 
     @Test func runsAreListedNewestFirstWithFiltersAndCursorPaging() async throws {

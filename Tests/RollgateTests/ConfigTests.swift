@@ -3,7 +3,7 @@ import Testing
 import Rollout
 
 @Suite struct ConfigTests {
-    let loader = ConfigLoader(environment: ["ROLLGATE_TOKEN_CI": "ci-secret-0123456789"])
+    let loader = ConfigLoader(environment: ["ROLLGATE_TOKEN_CI": "ci-secret-0123456789", "GITHUB_WEBHOOK_SECRET": "github-secret-0123456789"])
 
     @Test func readsTheDesignExample() throws {
         let config = try loader.parse("""
@@ -91,7 +91,7 @@ import Rollout
     }
 
     @Test func shutdownRetentionAndHookEnvironment() throws {
-        let config = try ConfigLoader(environment: ["ROLLGATE_TOKEN_CI": "ci-secret-0123456789", "GH": "gh-secret-0123"]).parse("""
+        let config = try ConfigLoader(environment: ["ROLLGATE_TOKEN_CI": "ci-secret-0123456789", "GH": "gh-secret-0123456789"]).parse("""
             shutdown_timeout: 90s
             retention: {keep_runs: 500, keep_logs: 30d}
             api_tokens: [{name: ci, token_env: ROLLGATE_TOKEN_CI}]

@@ -1,0 +1,72 @@
+import Rollout
+
+/// Secrets, webhook endpoints and what may start a service's deploys.
+extension ConfigLoader {
+    /// A secret given as `KEY_env: VARIABLE` (preferred) or `KEY: "..."` in the file, at least
+    /// 16 characters; nil when neither is given. Returns the value and its variable.
+    func secret(_ map: Mapping, _ key: String, minimum: Int = 16) throws -> (String, String?)? {
+        if let literal = try map.string(key) {
+            guard literal.count >= minimum else { throw map.error(key, "a secret must be at least \(minimum) characters") }
+            return (literal, nil)
+        }
+        guard let variable = try map.string(key + "_env") else { return nil }
+        guard let value = environment[variable], !value.isEmpty else {
+            throw map.error(key + "_env", "environment variable \(variable) is not set or empty")
+        }
+        guard value.count >= minimum else { throw map.error(key + "_env", "\(variable) is shorter than \(minimum) characters") }
+        return (value, variable)
+    }
+
+    /// `github: {secret_env}`, `gitlab: {token_env}`, `webhooks: {secret_env}` (whsec_...),
+    /// `slack: {signing_secret_env}`: each endpoint is open only with its secret.
+    func webhooks(_ top: Mapping, into config: inout Config) throws {
+        func read(_ key: String, _ secretKey: String, _ store: (inout WebhookSecrets, String) -> Void) throws {
+            guard let map = try top.mapping(key) else { return }
+            try map.check(allowed: [secretKey, secretKey + "_env"])
+            guard let (value, variable) = try secret(map, secretKey) else {
+                throw map.error(secretKey + "_env", "give \(secretKey)_env: VARIABLE; without it the endpoint stays closed")
+            }
+            store(&config.webhooks, value)
+            if let variable { config.secretVariables.append(variable) }
+        }
+        try read("github", "secret") { $0.github = $1 }
+        try read("gitlab", "token") { $0.gitlab = $1 }
+        try read("slack", "signing_secret") { $0.slack = $1 }
+        try read("webhooks", "secret") { $0.generic = $1 }
+        if let generic = config.webhooks.generic, WebhookSignature.standardKey(generic) == nil {
+            throw ConfigError(path: "webhooks.secret", line: nil, message: "expected a Standard Webhooks secret: whsec_ followed by base64")
+        }
+    }
+
+    /// A service's `github: {repository, branch, environment?}`, `gitlab: {project, branch}`,
+    /// `slack: {allow: [U123, alice]}`.
+    func triggers(_ map: Mapping) throws -> ServiceTriggers {
+        var triggers = ServiceTriggers()
+        if let github = try map.mapping("github") {
+            try github.check(allowed: ["repository", "branch", "environment"])
+            triggers.github = ServiceTriggers.Git(repository: try repository(github, "repository"),
+                                                  branch: try github.string("branch") ?? "main",
+                                                  environment: try github.string("environment"))
+        }
+        if let gitlab = try map.mapping("gitlab") {
+            try gitlab.check(allowed: ["project", "branch"])
+            triggers.gitlab = ServiceTriggers.Git(repository: try repository(gitlab, "project"), branch: try gitlab.string("branch") ?? "main")
+        }
+        if let slack = try map.mapping("slack") {
+            try slack.check(allowed: ["allow"])
+            triggers.slackAllow = try slack.sequence("allow").map { node in
+                guard let text = node.scalar?.string, !text.isEmpty else { throw slack.error("allow", "a list of Slack user ids or names") }
+                return text
+            }
+        }
+        return triggers
+    }
+
+    private func repository(_ map: Mapping, _ key: String) throws -> String {
+        let name = try map.required(key)
+        guard name.contains("/"), !name.hasPrefix("/"), !name.hasSuffix("/"), !name.contains(" ") else {
+            throw map.error(key, "expected OWNER/NAME such as acme/web, got \(name)")
+        }
+        return name
+    }
+}

@@ -1,0 +1,81 @@
+import Rollout
+
+/// `/deploy ...` as typed in Slack: the text after the command, as words.
+enum SlackCommand: Equatable {
+    case help
+    case status(service: String?)
+    case deploy(service: String, version: String, reason: String?)
+    case cancel(RunID)
+    case lock(service: String, reason: String)
+    case unlock(service: String)
+
+    static let usage = """
+        `/deploy SERVICE VERSION [reason]` deploy a version
+        `/deploy status [SERVICE]` what is running, locked or left out
+        `/deploy cancel RUN` stop a run once the target in hand is back
+        `/deploy lock SERVICE REASON` refuse deploys until unlocked
+        `/deploy unlock SERVICE`
+        `/deploy help` this text
+        """
+
+    struct UsageError: Error { let message: String }
+
+    init(text: String) throws {
+        let words = text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).map(String.init)
+        let rest = { (from: Int) -> String? in
+            words.count > from ? words[from...].joined(separator: " ") : nil
+        }
+        switch words.first?.lowercased() {
+        case nil, "help":
+            self = .help
+        case "status":
+            guard words.count <= 2 else { throw UsageError(message: "usage: `/deploy status [SERVICE]`") }
+            self = .status(service: words.count == 2 ? words[1] : nil)
+        case "cancel":
+            guard words.count == 2, let id = RunID(words[1]), id > 0 else { throw UsageError(message: "usage: `/deploy cancel RUN` with the run's number") }
+            self = .cancel(id)
+        case "lock":
+            guard words.count >= 3, let reason = rest(2) else { throw UsageError(message: "usage: `/deploy lock SERVICE REASON` (a reason is required)") }
+            self = .lock(service: words[1], reason: reason)
+        case "unlock":
+            guard words.count == 2 else { throw UsageError(message: "usage: `/deploy unlock SERVICE`") }
+            self = .unlock(service: words[1])
+        default:
+            guard words.count >= 2 else { throw UsageError(message: "usage: `/deploy SERVICE VERSION [reason]`; `/deploy help` lists every command") }
+            self = .deploy(service: words[0], version: words[1], reason: rest(2))
+        }
+    }
+}
+
+/// An `application/x-www-form-urlencoded` body: `+` is a space, `%XX` a byte.
+enum FormBody {
+    static func parse(_ body: [UInt8]) -> [String: String] {
+        var fields: [String: String] = [:]
+        for pair in body.split(separator: UInt8(ascii: "&")) {
+            let parts = pair.split(separator: UInt8(ascii: "="), maxSplits: 1, omittingEmptySubsequences: false)
+            guard let key = decode(parts[0]) else { continue }
+            fields[key] = parts.count > 1 ? decode(parts[1]) ?? "" : ""
+        }
+        return fields
+    }
+
+    static func decode(_ bytes: ArraySlice<UInt8>) -> String? {
+        var out: [UInt8] = []
+        var index = bytes.startIndex
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            if byte == UInt8(ascii: "+") {
+                out.append(UInt8(ascii: " "))
+            } else if byte == UInt8(ascii: "%") {
+                guard bytes.distance(from: index, to: bytes.endIndex) >= 3,
+                      let value = WebhookSignature.hexBytes(Substring(String(decoding: bytes[(index + 1)...(index + 2)], as: UTF8.self))) else { return nil }
+                out.append(contentsOf: value)
+                index += 2
+            } else {
+                out.append(byte)
+            }
+            index += 1
+        }
+        return String(validating: out, as: UTF8.self)
+    }
+}
