@@ -1,0 +1,178 @@
+import Foundation
+import Testing
+import MicroHTTP
+@testable import Rollgate
+import Rollout
+import RolloutTesting
+import SQLiteStore
+
+/// The webhook endpoints through the router, with GitHub's real payloads (octokit/webhooks)
+/// signed as each provider signs; the dispatcher is not started, so runs stay queued.
+@Suite struct WebhookAPITests {
+    let directory = TempDirectory()
+    let clock = ManualClock(start: Date(timeIntervalSince1970: 1_800_000_000))
+    let app: App
+    static let githubSecret = "github-secret-0123456789"
+    static let gitlabToken = "gitlab-token-0123456789"
+    static let genericSecret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+    static let slackSecret = "slack-signing-secret-0123456789"
+
+    init() throws {
+        var web = quickService("web")
+        web.triggers = ServiceTriggers(github: .init(repository: "codertocat/hello-world", branch: "master", environment: "production"),
+                                       gitlab: .init(repository: "group/web", branch: "main"), slackAllow: ["U1", "bob"])
+        var config = Config(database: directory.path + "/hooks.db", services: [web, quickService("api")])
+        config.webhooks = WebhookSecrets(github: Self.githubSecret, gitlab: Self.gitlabToken, generic: Self.genericSecret, slack: Self.slackSecret)
+        app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
+                      environment: [:], logger: .quiet, clock: clock)
+    }
+
+    static func fixture(_ name: String) -> String {
+        (try? String(contentsOfFile: repositoryRoot + "/Tests/RollgateTests/Fixtures/github/\(name).json", encoding: .utf8)) ?? ""
+    }
+
+    func github(_ event: String, _ body: String, delivery: String = UUID().uuidString, secret: String = githubSecret) async -> HTTPResponse {
+        let signature = "sha256=" + WebhookSignature.hmac(key: Array(secret.utf8), Array(body.utf8)).map { String(format: "%02x", $0) }.joined()
+        return await app.call("POST", "/api/v1/hooks/github", headers: [
+            "X-GitHub-Event": event, "X-GitHub-Delivery": delivery, "X-Hub-Signature-256": signature,
+            "Content-Type": "application/json"], body: body)
+    }
+
+    var runs: [Run] { (try? app.store.runs(RunFilter())) ?? [] }
+
+    @Test func aPushToTheMappedBranchDeploysTheHeadCommitOnceEvenWhenRedelivered() async throws {
+        let push = Self.fixture("push-branch")
+        let response = await github("push", push, delivery: "delivery-1")
+        #expect(response.status == 202, "\(json(response).text)")
+        let run = try #require(json(response)["queued"]?.array?.first)
+        #expect(run["service"] == .string("web"))
+        #expect(run["version"] == .string("6113728f27ae82c7b1a177c8d03f9e96e0adf246"))
+        #expect(run["requested_by"] == .string("github:Codertocat (push Codertocat/Hello-World@6113728)"))
+        let again = await github("push", push, delivery: "delivery-1")
+        #expect(again.status == 200)
+        #expect(json(again)["already_queued"] == .array([run["id"]!]))
+        #expect(runs.count == 1, "a redelivery never deploys twice")
+    }
+
+    @Test func otherBranchesTagsEventsAndPingsAreAcknowledgedAndIgnored() async throws {
+        let feature = Self.fixture("push-branch").replacingOccurrences(of: "\"ref\": \"refs/heads/master\"", with: "\"ref\": \"refs/heads/feature\"")
+        let other = await github("push", feature)
+        #expect(other.status == 200)
+        #expect(json(other)["ignored"] == .array([.string("no service deploys Codertocat/Hello-World branch feature")]))
+        let tag = await github("push", Self.fixture("push-tag-deleted"))
+        #expect(tag.status == 200 && json(tag)["ignored"]?.array?.first?.string?.contains("not to a branch") == true)
+        let issue = await github("issues", #"{"action":"opened"}"#)
+        #expect(issue.status == 200 && json(issue)["ignored"] == .array([.string("issues events do not deploy")]))
+        let ping = await github("ping", Self.fixture("ping"))
+        #expect(ping.status == 200 && json(ping)["pong"]?.string?.isEmpty == false)
+        #expect(runs.isEmpty)
+    }
+
+    @Test func aDeploymentEventDeploysItsShaToTheServiceOfThatEnvironment() async throws {
+        let response = await github("deployment", Self.fixture("deployment"))
+        #expect(response.status == 202, "\(json(response).text)")
+        let run = try #require(json(response)["queued"]?.array?.first)
+        #expect(run["version"] == .string("f95f852bd8fca8fcc58a9a2d6c842781e32a215e"))
+        #expect(run["requested_by"] == .string("github:Codertocat (deployment 145988746 of Codertocat/Hello-World@f95f852 to production)"))
+    }
+
+    @Test func forgedAndUnsignedGitHubDeliveriesAre401AndQueueNothing() async {
+        #expect(await github("push", Self.fixture("push-branch"), secret: "not-the-secret-0123456").status == 401)
+        let unsigned = await app.call("POST", "/api/v1/hooks/github", headers: ["X-GitHub-Event": "push", "X-GitHub-Delivery": "x"],
+                                      body: Self.fixture("push-branch"))
+        #expect(unsigned.status == 401)
+        #expect(json(unsigned)["error"]?["message"] == .string("X-Hub-Signature-256: the X-Hub-Signature-256 header is missing"))
+        #expect(runs.isEmpty)
+    }
+
+    @Test func withoutASecretEveryWebhookEndpointIs404() async throws {
+        let config = Config(database: directory.path + "/closed.db", services: [quickService("web")])
+        let closed = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
+                             environment: [:], logger: .quiet)
+        for path in ["github", "gitlab", "generic", "slack"] {
+            let response = await closed.call("POST", "/api/v1/hooks/\(path)", body: "{}")
+            #expect(response.status == 404, "\(path)")
+            #expect(json(response)["error"]?["code"] == .string("not_configured"))
+        }
+    }
+
+    @Test func aGitLabPushWithTheRightTokenDeploys() async throws {
+        let push = #"{"object_kind":"push","ref":"refs/heads/main","checkout_sha":"da1560886d4f094c3e6c9ef40349f7d38b5d27d7","user_username":"jsmith","project":{"path_with_namespace":"group/web"},"commits":[{"message":"Fix the login\n\nLonger text"}]}"#
+        #expect(await app.call("POST", "/api/v1/hooks/gitlab", headers: ["X-Gitlab-Token": "wrong-token-0123456789"], body: push).status == 401)
+        #expect(await app.call("POST", "/api/v1/hooks/gitlab", body: push).status == 401)
+        let response = await app.call("POST", "/api/v1/hooks/gitlab", headers: ["X-Gitlab-Token": Self.gitlabToken], body: push)
+        #expect(response.status == 202)
+        let run = try #require(json(response)["queued"]?.array?.first)
+        #expect(run["requested_by"] == .string("gitlab:jsmith (push group/web@da15608)"))
+        #expect(run["reason"] == .string("Fix the login"))
+    }
+
+    func generic(_ body: String, id: String = "msg_\(UUID().uuidString)", at seconds: Int64? = nil) async -> HTTPResponse {
+        let timestamp = seconds ?? Int64(clock.now.timeIntervalSince1970)
+        let signature = WebhookSignature.standardHeader(body: Array(body.utf8), id: id, timestamp: timestamp, secret: Self.genericSecret)!
+        return await app.call("POST", "/api/v1/hooks/generic", headers: [
+            "webhook-id": id, "webhook-timestamp": "\(timestamp)", "webhook-signature": signature], body: body)
+    }
+
+    @Test func aSignedGenericWebhookDeploysAndAReplayOrAStaleOneIsRefused() async throws {
+        let body = #"{"service":"api","version":"build-77","reason":"nightly","requested_by":"jenkins"}"#
+        let response = await generic(body, id: "msg_1")
+        #expect(response.status == 202)
+        #expect(json(response)["queued"]?.array?.first?["requested_by"] == .string("webhook:jenkins (msg_1)"))
+        let replay = await generic(body, id: "msg_1")
+        #expect(replay.status == 401)
+        #expect(json(replay)["error"]?["code"] == .string("replayed"))
+        let stale = await generic(body, id: "msg_2", at: Int64(clock.now.timeIntervalSince1970) - 301)
+        #expect(stale.status == 401)
+        #expect(json(stale)["error"]?["message"]?.string?.contains("stale") == true)
+        #expect(await generic(#"{"service":"api","version":"v1","extra":1}"#).status == 422)
+        #expect(runs.count == 1)
+    }
+
+    func slack(_ text: String, user: String = "U1", name: String = "alice", at seconds: Int64? = nil) async -> HTTPResponse {
+        let body = "token=x&team_id=T1&user_id=\(user)&user_name=\(name)&command=%2Fdeploy&text=\(text.replacingOccurrences(of: " ", with: "+"))&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1%2F1%2Fx"
+        let timestamp = "\(seconds ?? Int64(clock.now.timeIntervalSince1970))"
+        let signature = "v0=" + WebhookSignature.hmac(key: Array(Self.slackSecret.utf8), Array("v0:\(timestamp):\(body)".utf8))
+            .map { String(format: "%02x", $0) }.joined()
+        return await app.call("POST", "/api/v1/hooks/slack", headers: [
+            "X-Slack-Request-Timestamp": timestamp, "X-Slack-Signature": signature, "Host": "deploy.example.com"], body: body)
+    }
+
+    @Test func theSlashCommandDeploysCancelsLocksAndAnswersWithinTheRules() async throws {
+        let deployed = await slack("web v42 hot fix")
+        #expect(deployed.status == 200)
+        #expect(json(deployed)["response_type"] == .string("in_channel"))
+        #expect(json(deployed)["text"] == .string("<@U1> queued run 1: deploy web v42 (hot fix). http://deploy.example.com/api/v1/runs/1"))
+        #expect(runs.first?.requestedBy == "slack:U1 (alice)")
+        #expect(runs.first?.reason == "hot fix")
+
+        let stranger = await slack("web v43", user: "U9", name: "mallory")
+        #expect(json(stranger)["response_type"] == .string("ephemeral"))
+        #expect(json(stranger)["text"]?.string?.hasPrefix("You may not deploy, cancel or lock web") == true)
+        #expect(json(await slack("api v1", user: "U9", name: "mallory"))["text"]?.string?.contains("queued run 2") == true,
+                "api has no allow-list")
+
+        let status = json(await slack("status web"))["text"]?.string ?? ""
+        #expect(status.contains("*web*: no good version yet; queued 1"), "\(status)")
+        #expect(json(await slack("cancel 1"))["text"]?.string?.contains("asked to cancel run 1 (web v42): cancelled before it started") == true)
+        #expect(json(await slack("lock web release freeze"))["text"] == .string("<@U1> locked web: release freeze. Deploys are refused until `/deploy unlock web`."))
+        #expect(json(await slack("web v44"))["text"]?.string?.hasPrefix("web is locked by slack:U1 (alice): release freeze") == true)
+        #expect(json(await slack("unlock web", name: "bob"))["text"] == .string("<@U1> unlocked web."))
+        #expect(json(await slack("web --help"))["text"]?.string?.hasPrefix("version must be") == true)
+        #expect(json(await slack("nonsense"))["text"]?.string?.hasPrefix("usage:") == true)
+        #expect(json(await slack("help"))["text"]?.string?.contains("/deploy lock SERVICE REASON") == true)
+        #expect(runs.count == 2)
+    }
+
+    @Test func forgedStaleOrReplayedSlackCommandsAre401() async throws {
+        #expect(await slack("web v42", at: Int64(clock.now.timeIntervalSince1970) - 301).status == 401)
+        let unsigned = await app.call("POST", "/api/v1/hooks/slack", headers: ["X-Slack-Request-Timestamp": "\(Int64(clock.now.timeIntervalSince1970))"],
+                                      body: "text=web+v42")
+        #expect(unsigned.status == 401)
+        let first = await slack("web v42")
+        #expect(first.status == 200)
+        let replay = await slack("web v42")   // the same bytes, timestamp and signature
+        #expect(replay.status == 401)
+        #expect(runs.count == 1)
+    }
+}
