@@ -176,3 +176,66 @@ import SQLiteStore
         #expect(runs.count == 1)
     }
 }
+
+/// The real binary: a signed GitHub push, a GitLab push, a Standard Webhooks call and a Slack
+/// command each produce a run that rolls.
+@Suite(.serialized) struct WebhookBinaryTests {
+    let directory = TempDirectory()
+
+    @Test func everySignedDoorProducesARunThatRolls() async throws {
+        let config = directory.write("hooks.yaml", """
+            listen: 127.0.0.1:0
+            database: \(directory.path)/hooks.db
+            github: {secret_env: GH_SECRET}
+            gitlab: {token_env: GL_TOKEN}
+            webhooks: {secret_env: WH_SECRET}
+            slack: {signing_secret_env: SLACK_SECRET}
+            services:
+              - name: web
+                simulated: {targets: 2, drain_seconds: 0.2, healthy_seconds: 0.2}
+                poll_interval: 100ms
+                github: {repository: Codertocat/Hello-World, branch: master}
+                gitlab: {project: group/web, branch: main}
+                hooks: {deploy: echo "deploying $ROLLGATE_VERSION"}
+            """)
+        let environment = ["GH_SECRET": WebhookAPITests.githubSecret, "GL_TOKEN": WebhookAPITests.gitlabToken,
+                           "WH_SECRET": WebhookAPITests.genericSecret, "SLACK_SECRET": WebhookAPITests.slackSecret]
+        let server = try RollgateProcess(["serve", "--config", config], environment: environment)
+        let client = HTTPClient(port: try await server.port())
+        let now = Int64(Date().timeIntervalSince1970)
+
+        let push = Array(WebhookAPITests.fixture("push-branch").utf8)
+        let githubSignature = "sha256=" + WebhookSignature.hmac(key: Array(WebhookAPITests.githubSecret.utf8), push).map { String(format: "%02x", $0) }.joined()
+        let fromGitHub = try await client.request("POST", "/api/v1/hooks/github", headers: [
+            ("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "d-1"), ("X-Hub-Signature-256", githubSignature)], body: push)
+        #expect(fromGitHub.status == 202, "\(String(decoding: fromGitHub.body, as: UTF8.self))")
+
+        let gitlabPush = Array(#"{"object_kind":"push","ref":"refs/heads/main","checkout_sha":"da1560886d4f094c3e6c9ef40349f7d38b5d27d7","user_username":"jsmith","project":{"path_with_namespace":"group/web"}}"#.utf8)
+        let fromGitLab = try await client.request("POST", "/api/v1/hooks/gitlab", headers: [("X-Gitlab-Token", WebhookAPITests.gitlabToken)], body: gitlabPush)
+        #expect(fromGitLab.status == 202)
+
+        let generic = Array(#"{"service":"web","version":"build-9","requested_by":"buildkite"}"#.utf8)
+        let genericSignature = WebhookSignature.standardHeader(body: generic, id: "msg_e2e", timestamp: now, secret: WebhookAPITests.genericSecret)!
+        let fromCI = try await client.request("POST", "/api/v1/hooks/generic", headers: [
+            ("webhook-id", "msg_e2e"), ("webhook-timestamp", "\(now)"), ("webhook-signature", genericSignature)], body: generic)
+        #expect(fromCI.status == 202)
+
+        let command = Array("user_id=U7&user_name=carol&command=%2Fdeploy&text=web+v99+from+chat".utf8)
+        let slackSignature = "v0=" + WebhookSignature.hmac(key: Array(WebhookAPITests.slackSecret.utf8), Array("v0:\(now):".utf8) + command)
+            .map { String(format: "%02x", $0) }.joined()
+        let fromSlack = try await client.request("POST", "/api/v1/hooks/slack", headers: [
+            ("X-Slack-Request-Timestamp", "\(now)"), ("X-Slack-Signature", slackSignature)], body: command)
+        #expect(fromSlack.status == 200)
+        #expect(json(fromSlack)["text"]?.string?.contains("queued run 4: deploy web v99 (from chat)") == true, "\(json(fromSlack).text)")
+
+        // Runs 2 and 3 were superseded while 1 rolled; 1 and 4 roll.
+        for id in [Int64(1), 4] {
+            #expect(try await finished(client, run: id)["status"] == .string("succeeded"))
+        }
+        let history = try await FleetHistory.read(client)
+        #expect(history.runs.compactMap { $0["requested_by"]?.string } == [
+            "github:Codertocat (push Codertocat/Hello-World@6113728)", "gitlab:jsmith (push group/web@da15608)",
+            "webhook:buildkite (msg_e2e)", "slack:U7 (carol)"])
+        server.kill(SIGTERM)
+    }
+}
