@@ -22,26 +22,28 @@ let package = Package(
         // glibc's posix_spawn extensions, for the hook runner.
         .target(name: "CSpawn"),
 
+        // Every request rollgate sends: one port, one implementation (URLSession/libcurl).
+        .target(name: "Outbound"),
         // HTTP over libmicrohttpd; knows nothing of deploys.
         .target(name: "MicroHTTP", dependencies: ["CMicroHTTPD"]),
         // The domain: runs, steps, the roll, waiters, the queue. No C, no sockets, no processes.
         .target(name: "Rollout", dependencies: [.product(name: "Logging", package: "swift-log")]),
         // AWS: SigV4, Query encoding, XML, credentials, the ELBv2 client.
         .target(name: "ELB", dependencies: [
-            "Rollout",
+            "Rollout", "Outbound",
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // SQLite: connection, statements, migrator, the store.
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "Rollout"]),
         // Composition: config, API routes, hook runner, app wiring.
         .target(name: "Rollgate", dependencies: [
-            "MicroHTTP", "SQLiteStore", "Rollout", "CSpawn", "ELB",
+            "MicroHTTP", "SQLiteStore", "Rollout", "CSpawn", "ELB", "Outbound",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         .executableTarget(name: "rollgate", dependencies: [
-            "Rollgate", "MicroHTTP",
+            "Rollgate", "MicroHTTP", "Outbound",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -54,7 +56,7 @@ let package = Package(
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"]),
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB"],
+        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB", "Outbound"],
                     exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Fixtures"]),
     ],
     swiftLanguageModes: [.v6]

@@ -2,6 +2,7 @@
 import FoundationNetworking
 #endif
 import Foundation
+import Outbound
 import Rollout
 
 /// Credentials from EC2 instance metadata (IMDSv2): PUT a session token, then GET the
@@ -51,22 +52,18 @@ public actor InstanceMetadataCredentials: AWSCredentialProvider {
     }
 
     private func send(_ method: String, _ path: String, headers: [String: String]) async throws -> [UInt8] {
-        guard let url = URL(string: endpoint + path) else { throw CredentialsError(description: "bad metadata endpoint \(endpoint)") }
-        var request = URLRequest(url: url, timeoutInterval: 2)
-        request.httpMethod = method
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
+        let request = OutboundRequest(method: method, url: endpoint + path, headers: headers.map { ($0.key, $0.value) },
+                                      timeout: .seconds(2))
+        let response: OutboundResponse
         do {
-            let (data, response) = try await URLSession.shared.data(for: request)
-            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            guard status == 200 else {
-                throw CredentialsError(description: "instance metadata answered HTTP \(status) to \(method) \(path)")
-            }
-            return [UInt8](data)
-        } catch let error as CredentialsError {
-            throw error
+            response = try await URLSessionHTTP().send(request)
         } catch {
-            throw CredentialsError(description: "instance metadata at \(endpoint) did not answer: \(error.localizedDescription)")
+            throw CredentialsError(description: "instance metadata at \(endpoint) did not answer: \(error)")
         }
+        guard response.status == 200 else {
+            throw CredentialsError(description: "instance metadata answered HTTP \(response.status) to \(method) \(path)")
+        }
+        return response.body
     }
 
     /// `2026-11-24T21:00:00Z`.

@@ -2,6 +2,7 @@
 import FoundationNetworking
 #endif
 import Foundation
+import Outbound
 
 /// Where requests go: `https://elasticloadbalancing.REGION.amazonaws.com/`, or an override
 /// such as moto's `http://127.0.0.1:PORT`.
@@ -48,22 +49,19 @@ public protocol AWSTransport: Sendable {
     func post(_ endpoint: AWSEndpoint, headers: [(String, String)], body: [UInt8], timeout: Duration) async throws -> (status: Int, body: [UInt8])
 }
 
-/// URLSession (libcurl underneath): http and https.
+/// AWS requests through the one outbound client.
 public struct URLSessionTransport: AWSTransport {
-    public init() {}
+    let http: any OutboundHTTP
+
+    public init(http: any OutboundHTTP = URLSessionHTTP()) { self.http = http }
 
     public func post(_ endpoint: AWSEndpoint, headers: [(String, String)], body: [UInt8], timeout: Duration) async throws -> (status: Int, body: [UInt8]) {
-        guard let url = URL(string: endpoint.description) else { throw TransportError(description: "bad endpoint \(endpoint)") }
-        var request = URLRequest(url: url, timeoutInterval: timeout.components.seconds > 0 ? Double(timeout.components.seconds) : 10)
-        request.httpMethod = "POST"
-        for (name, value) in headers { request.setValue(value, forHTTPHeaderField: name) }
-        request.httpBody = Data(body)
         do {
-            let (data, response) = try await URLSession.shared.data(for: request)
-            let status = (response as? HTTPURLResponse)?.statusCode ?? 0
-            return (status, [UInt8](data))
+            let response = try await http.send(OutboundRequest(method: "POST", url: endpoint.description, headers: headers, body: body,
+                                                               timeout: timeout > .zero ? timeout : .seconds(10)))
+            return (response.status, response.body)
         } catch {
-            throw TransportError(description: "\(endpoint): \(error.localizedDescription)")
+            throw TransportError(description: "\(error)")
         }
     }
 }

@@ -1,93 +1,182 @@
 import ArgumentParser
-import MicroHTTP
+import Outbound
 import Rollgate
 #if canImport(Glibc)
 import Glibc
 #endif
 
+/// Exit codes of the client commands (the README lists them).
+enum ClientExit {
+    /// The run failed or was cancelled, or the server refused the request.
+    static let failed: Int32 = 1
+    /// The server could not be reached (connection refused, DNS, TLS, timeout).
+    static let unreachable: Int32 = 3
+}
+
 struct ClientOptions: ParsableArguments {
-    @Option(help: "rollgate server URL (or ROLLGATE_URL).") var server: String?
+    @Option(help: "rollgate server URL, http:// or https:// (or ROLLGATE_URL).") var server: String?
     @Option(help: "API token (or ROLLGATE_TOKEN).") var token: String?
 
-    func client() throws -> HTTPClient {
-        try HTTPClient(base: server ?? environment["ROLLGATE_URL"] ?? "http://127.0.0.1:8080")
+    var base: String {
+        var url = server ?? environment["ROLLGATE_URL"] ?? "http://127.0.0.1:8080"
+        while url.hasSuffix("/") { url.removeLast() }
+        return url
     }
 
-    var headers: [(String, String)] {
-        let value = token ?? environment["ROLLGATE_TOKEN"]
-        return value.map { [("Authorization", "Bearer \($0)")] } ?? []
+    func validate() throws {
+        guard base.hasPrefix("http://") || base.hasPrefix("https://") else {
+            throw ValidationError("--server must start with http:// or https:// (got \(base))")
+        }
+    }
+
+    /// Sends one request and returns the JSON answer; says what to fix on any failure.
+    func call(_ method: String, _ path: String, body: JSONValue? = nil) async throws -> JSONValue {
+        var headers: [(String, String)] = []
+        if let value = token ?? environment["ROLLGATE_TOKEN"] { headers.append(("Authorization", "Bearer \(value)")) }
+        if body != nil { headers.append(("Content-Type", "application/json")) }
+        let response: OutboundResponse
+        do {
+            response = try await URLSessionHTTP().send(OutboundRequest(method: method, url: base + path, headers: headers,
+                                                                       body: body?.bytes ?? [], timeout: .seconds(30)))
+        } catch {
+            print("rollgate: cannot reach the server: \(error)")
+            print("hint: is rollgate running there? pass --server URL or set ROLLGATE_URL")
+            throw ExitCode(ClientExit.unreachable)
+        }
+        let json = JSONValue.parse(response.body)
+        guard (200..<300).contains(response.status) else {
+            let message = json?["error"]?["message"]?.string ?? String(decoding: response.body, as: UTF8.self)
+            print("rollgate: HTTP \(response.status): \(message)")
+            if response.status == 401 { print("hint: pass --token or set ROLLGATE_TOKEN") }
+            if response.status == 429, let wait = response.header("retry-after") { print("hint: retry in \(wait) s") }
+            throw ExitCode(ClientExit.failed)
+        }
+        guard let json else { print("rollgate: the server answered something that is not JSON"); throw ExitCode(ClientExit.failed) }
+        return json
     }
 }
 
-func check(_ response: HTTPResponse) throws -> JSONValue {
-    let body = JSONValue.parse(response.body)
-    guard (200..<300).contains(response.status) else {
-        let message = body?["error"]?["message"]?.string ?? String(decoding: response.body, as: UTF8.self)
-        print("rollgate: HTTP \(response.status): \(message)")
-        if response.status == 401 { print("hint: pass --token or set ROLLGATE_TOKEN") }
-        throw ExitCode(1)
-    }
-    guard let body else { print("rollgate: the server answered something that is not JSON"); throw ExitCode(1) }
-    return body
-}
+/// `TAB`-separated fields, one record a line.
+func row(_ fields: [String]) -> String { fields.joined(separator: "\t") }
 
-struct Deploy: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "Ask the server to deploy SERVICE at VERSION.")
+struct Deploy: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Ask the server to deploy SERVICE at VERSION.",
+        discussion: "With --follow: exit 0 when the run succeeds, 1 when it fails or is cancelled, 3 when the server cannot be reached.")
     @Argument var service: String
     @Argument var version: String
     @Option(help: "Why (shown in the history).") var reason: String?
     @Flag(help: "Print the live log and exit non-zero if the run fails.") var follow = false
     @OptionGroup var options: ClientOptions
 
-    func run() throws {
-        let client = try options.client()
+    func run() async throws {
         var fields: [(String, JSONValue)] = [("service", .string(service)), ("version", .string(version))]
         if let reason { fields.append(("reason", .string(reason))) }
-        let run = try check(try client.send("POST", "/api/v1/deploys",
-                                            headers: options.headers + [("Content-Type", "application/json")],
-                                            body: JSONValue.object(fields).bytes))
+        let run = try await options.call("POST", "/api/v1/deploys", body: .object(fields))
         let id = run["id"]?.int ?? 0
         print("run \(id): \(service) \(version) \(run["status"]?.string ?? "")")
-        guard follow else { return }
-        var after: Int64 = 0
-        while true {
-            let page = try check(try client.send("GET", "/api/v1/runs/\(id)/logs?after=\(after)"))
-            for line in page["lines"]?.array ?? [] {
-                let target = line["target_id"]?.string.map { "[\($0)] " } ?? ""
-                print("\(line["at"]?.string ?? "") \(target)\(line["text"]?.string ?? "")")
-            }
-            after = page["next_after"]?.int ?? after
-            let status = page["status"]?.string ?? ""
-            if (page["lines"]?.array ?? []).isEmpty, !["queued", "running"].contains(status) {
-                let final = try check(try client.send("GET", "/api/v1/runs/\(id)"))
-                print("run \(id) \(status)\(final["error"]?.string.map { ": \($0)" } ?? "")")
-                if status != "succeeded" { throw ExitCode(1) }
-                return
-            }
-            usleep(500_000)
+        if follow { try await followLog(of: id, options: options) }
+    }
+}
+
+/// Prints a run's log as it grows until the run ends; exits 1 unless it succeeded.
+func followLog(of id: Int64, options: ClientOptions) async throws {
+    var after: Int64 = 0
+    while true {
+        let page = try await options.call("GET", "/api/v1/runs/\(id)/logs?after=\(after)")
+        for line in page["lines"]?.array ?? [] {
+            let target = line["target_id"]?.string.map { "[\($0)] " } ?? ""
+            print("\(line["at"]?.string ?? "") \(target)\(line["text"]?.string ?? "")")
+        }
+        fflush(nil)
+        after = page["next_after"]?.int ?? after
+        let status = page["status"]?.string ?? ""
+        if (page["lines"]?.array ?? []).isEmpty, !["queued", "running"].contains(status) {
+            let final = try await options.call("GET", "/api/v1/runs/\(id)")
+            print("run \(id) \(status)\(final["error"]?.string.map { ": \($0)" } ?? "")")
+            if status != "succeeded" { throw ExitCode(ClientExit.failed) }
+            return
+        }
+        try await Task.sleep(for: .milliseconds(500))
+    }
+}
+
+struct Runs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "List recent runs, newest first.")
+    @Option(help: "Only this service.") var service: String?
+    @Option(help: "How many.") var limit: Int = 20
+    @Flag(help: "Print the server's JSON.") var json = false
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        var query = "?limit=\(limit)"
+        if let service { query += "&service=\(service)" }
+        let page = try await options.call("GET", "/api/v1/runs" + query)
+        if json { print(page.text); return }
+        print(row(["ID", "SERVICE", "VERSION", "STATUS", "CREATED", "REQUESTED BY", "REASON", "ERROR"]))
+        for run in page["runs"]?.array ?? [] {
+            print(row([run["id"]?.int.map(String.init) ?? "", run["service"]?.string ?? "", run["version"]?.string ?? "",
+                       run["status"]?.string ?? "", run["created_at"]?.string ?? "", run["requested_by"]?.string ?? "",
+                       run["reason"]?.string ?? "", run["error"]?.string ?? ""]))
+        }
+        // Capacity silently lost is the worst news a deploy tool can hide: say it here too.
+        if let services = try? await options.call("GET", "/api/v1/services")["services"]?.array {
+            for line in leftOutLines(services) { print(line) }
         }
     }
 }
 
-struct Runs: ParsableCommand {
-    static let configuration = CommandConfiguration(abstract: "List recent runs, newest first.")
-    @Option(help: "Only this service.") var service: String?
-    @Option(help: "How many.") var limit: Int = 20
+struct RunDetail: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "run", abstract: "Show one run with its steps.")
+    @Argument(help: "The run's id.") var id: Int64
+    @Flag(help: "Print the server's JSON.") var json = false
     @OptionGroup var options: ClientOptions
 
-    func run() throws {
-        var query = "?limit=\(limit)"
-        if let service { query += "&service=\(service)" }
-        let page = try check(try options.client().send("GET", "/api/v1/runs" + query))
-        for run in page["runs"]?.array ?? [] {
-            let fields = [run["id"]?.int.map(String.init) ?? "", run["service"]?.string ?? "", run["version"]?.string ?? "",
-                          run["status"]?.string ?? "", run["created_at"]?.string ?? "", run["error"]?.string ?? ""]
-            print(fields.joined(separator: "\t"))
+    func run() async throws {
+        let run = try await options.call("GET", "/api/v1/runs/\(id)")
+        if json { print(run.text); return }
+        print("run \(id): \(run["service"]?.string ?? "") \(run["version"]?.string ?? "") \(run["status"]?.string ?? "")")
+        print("requested by \(run["requested_by"]?.string ?? "")\(run["reason"]?.string.map { ", because: \($0)" } ?? "")")
+        print("created \(run["created_at"]?.string ?? ""), started \(run["started_at"]?.string ?? "-"), finished \(run["finished_at"]?.string ?? "-")")
+        if let error = run["error"]?.string { print("error: \(error)") }
+        print(row(["TARGET", "PHASE", "STATUS", "STARTED", "FINISHED", "ERROR"]))
+        for step in run["steps"]?.array ?? [] {
+            print(row([step["target_id"]?.string ?? "", step["phase"]?.string ?? "", step["status"]?.string ?? "",
+                       step["started_at"]?.string ?? "", step["finished_at"]?.string ?? "", step["error"]?.string ?? ""]))
         }
-        // Capacity silently lost is the worst news a deploy tool can hide: say it here too.
-        if let services = try? check(try options.client().send("GET", "/api/v1/services"))["services"]?.array {
-            for line in leftOutLines(services) { print(line) }
+    }
+}
+
+struct Logs: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Print a run's log; --follow re-attaches to a running run.")
+    @Argument(help: "The run's id.") var id: Int64
+    @Flag(help: "Keep printing until the run ends; exit 1 unless it succeeds.") var follow = false
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        if follow { try await followLog(of: id, options: options); return }
+        var after: Int64 = 0
+        while true {
+            let page = try await options.call("GET", "/api/v1/runs/\(id)/logs?after=\(after)&limit=5000")
+            let lines = page["lines"]?.array ?? []
+            for line in lines {
+                print("\(line["at"]?.string ?? "") \(line["target_id"]?.string.map { "[\($0)] " } ?? "")\(line["text"]?.string ?? "")")
+            }
+            guard !lines.isEmpty else { return }
+            after = page["next_after"]?.int ?? after
         }
+    }
+}
+
+struct Cancel: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Cancel a run: a queued one at once, a running one once the target in hand is back.")
+    @Argument(help: "The run's id.") var id: Int64
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let run = try await options.call("POST", "/api/v1/runs/\(id)/cancel")
+        print(run["status"]?.string == "cancelled" ? "run \(id) cancelled before it started"
+              : "run \(id): cancel requested; it stops once the target in hand is back in service")
     }
 }
 
@@ -103,12 +192,17 @@ func leftOutLines(_ services: [JSONValue]) -> [String] {
     return lines
 }
 
-struct Status: ParsableCommand {
+struct Status: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Show each service: version, lock, running run, every target's state.")
+    @Argument(help: "Only this service.") var service: String?
     @OptionGroup var options: ClientOptions
 
-    func run() throws {
-        let services = try check(try options.client().send("GET", "/api/v1/services"))["services"]?.array ?? []
+    func run() async throws {
+        var services = try await options.call("GET", "/api/v1/services")["services"]?.array ?? []
+        if let service {
+            services = services.filter { $0["name"]?.string == service }
+            guard !services.isEmpty else { print("rollgate: no service named \(service)"); throw ExitCode(ClientExit.failed) }
+        }
         for service in services {
             var line = "\(service["name"]?.string ?? "")\tlast good: \(service["last_good_version"]?.string ?? "none")"
             if let running = service["running"], running != .null {
@@ -133,7 +227,7 @@ struct Status: ParsableCommand {
     }
 }
 
-struct Lock: ParsableCommand {
+struct Lock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Lock a service: deploys are refused until unlocked or expired.")
     @Argument var service: String
     @Option(help: "Why (shown to whoever tries to deploy).") var reason: String
@@ -144,50 +238,46 @@ struct Lock: ParsableCommand {
         if let duration, DurationText.parse(duration) == nil { throw ValidationError("--for must be a duration like 30m or 2h") }
     }
 
-    func run() throws {
+    func run() async throws {
         var fields: [(String, JSONValue)] = [("reason", .string(reason))]
         if let duration { fields.append(("expires_in", .string(duration))) }
-        let lock = try check(try options.client().send("POST", "/api/v1/services/\(service)/lock",
-                                                       headers: options.headers + [("Content-Type", "application/json")],
-                                                       body: JSONValue.object(fields).bytes))
+        let lock = try await options.call("POST", "/api/v1/services/\(service)/lock", body: .object(fields))
         print("\(service) locked by \(lock["locked_by"]?.string ?? "") until \(lock["expires_at"]?.string ?? "unlocked"): \(reason)")
     }
 }
 
-struct Unlock: ParsableCommand {
+struct Unlock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Unlock a service; deploys that waited for the lock go on.")
     @Argument var service: String
     @OptionGroup var options: ClientOptions
 
-    func run() throws {
-        _ = try check(try options.client().send("DELETE", "/api/v1/services/\(service)/lock", headers: options.headers))
+    func run() async throws {
+        _ = try await options.call("DELETE", "/api/v1/services/\(service)/lock")
         print("\(service) unlocked")
     }
 }
 
-struct Restore: ParsableCommand {
+struct Restore: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Put a left-out target back: register it and wait until healthy, no hooks (after fixing it by hand).")
     @Argument var service: String
     @Argument var target: String
     @OptionGroup var options: ClientOptions
 
-    func run() throws {
-        let run = try check(try options.client().send("POST", "/api/v1/services/\(service)/targets/\(target)/restore",
-                                                      headers: options.headers))
+    func run() async throws {
+        let run = try await options.call("POST", "/api/v1/services/\(service)/targets/\(target)/restore")
         print("run \(run["id"]?.int ?? 0): restore \(target) in \(service) \(run["status"]?.string ?? "")")
     }
 }
 
-struct Forget: ParsableCommand {
+struct Forget: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Forget a left-out target whose instance is gone for good.")
     @Argument var service: String
     @Argument var target: String
     @OptionGroup var options: ClientOptions
 
-    func run() throws {
-        _ = try check(try options.client().send("POST", "/api/v1/services/\(service)/targets/\(target)/forget",
-                                                headers: options.headers))
+    func run() async throws {
+        _ = try await options.call("POST", "/api/v1/services/\(service)/targets/\(target)/forget")
         print("\(target) forgotten in \(service): no longer counted as left out")
     }
 }

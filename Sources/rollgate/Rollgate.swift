@@ -14,8 +14,9 @@ struct RollgateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "rollgate",
         abstract: "Roll a deploy through a load balancer, one instance at a time.",
-        subcommands: [Serve.self, Migrate.self, CheckConfig.self, Backup.self, Deploy.self, Runs.self, Status.self,
-                      Lock.self, Unlock.self, Restore.self, Forget.self])
+        version: RollgateVersion.text,
+        subcommands: [Serve.self, Migrate.self, CheckConfig.self, Backup.self, Deploy.self, Runs.self, RunDetail.self, Logs.self,
+                      Cancel.self, Status.self, Lock.self, Unlock.self, Restore.self, Forget.self])
 }
 
 let environment: [String: String] = {

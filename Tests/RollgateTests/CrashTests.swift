@@ -14,7 +14,8 @@ import Rollgate
     /// Two simulated targets; every phase takes a moment, so a kill can land in each.
     func config(_ name: String = "crash", targets: Int = 2, deploy: String? = nil, shutdownTimeout: String = "2s") -> String {
         let pidFile = directory.path + "/\(name)-hook.pid"
-        let deployHook = deploy ?? #"echo "deploying $ROLLGATE_VERSION to $ROLLGATE_TARGET_ID attempt $ROLLGATE_ATTEMPT"; echo $$ > \#(pidFile); sleep 0.5; echo deployed"#
+        // Each hook takes a second: wide enough for a poll to see it running on a loaded machine.
+        let deployHook = deploy ?? #"echo "deploying $ROLLGATE_VERSION to $ROLLGATE_TARGET_ID attempt $ROLLGATE_ATTEMPT"; echo $$ > \#(pidFile); sleep 1; echo deployed"#
         return directory.write("\(name).yaml", """
             listen: 127.0.0.1:0
             database: \(directory.path)/\(name).db
@@ -25,9 +26,9 @@ import Rollgate
                 simulated: {targets: \(targets), drain_seconds: 0.5, healthy_seconds: 0.5}
                 poll_interval: 100ms
                 hooks:
-                  prepare: sleep 0.4; echo "prepared $ROLLGATE_TARGET_ID"
+                  prepare: sleep 1; echo "prepared $ROLLGATE_TARGET_ID"
                   deploy: '\(deployHook.replacingOccurrences(of: "'", with: "''"))'
-                  verify: sleep 0.4; echo "verified $ROLLGATE_TARGET_ID"
+                  verify: sleep 1; echo "verified $ROLLGATE_TARGET_ID"
             """)
     }
 
@@ -134,7 +135,8 @@ import Rollgate
         server.kill(SIGINT)
         #expect(ContinuousClock.now - started < .seconds(5), "not the 60s shutdown_timeout")
         #expect(server.process.terminationStatus == 1)
-        #expect(server.text.contains("second signal, exiting now; runs in hand resume at the next start"))
+        #expect(try await eventually(within: .seconds(5)) { server.text.contains("second signal, exiting now; runs in hand resume at the next start") },
+                "\(server.text)")
         server = try RollgateProcess(["serve", "--config", config], environment: environment)
         client = HTTPClient(port: try await server.port())
         #expect(try await finished(client, run: id)["status"] == .string("succeeded"))
