@@ -57,7 +57,7 @@ let package = Package(
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP"],
                     exclude: ["Fixtures"]),
         .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB", "Outbound"],
-                    exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Fixtures"]),
+                    exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Support/webhook_sink.py", "Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -40,6 +40,10 @@ public struct OutboundResponse: Sendable {
 public struct OutboundError: Error, CustomStringConvertible {
     public let url: String
     public let reason: String
+    public init(url: String, reason: String) {
+        self.url = url
+        self.reason = reason
+    }
     public var description: String { "\(url): \(reason)" }
 }
 

@@ -2,8 +2,33 @@ import MicroHTTP
 import Rollout
 import SQLiteStore
 
-/// What monitoring reads: liveness with the database's state, and Prometheus metrics.
+/// What monitoring reads: liveness with the database's state, Prometheus metrics, and what
+/// became of each notification.
 extension API {
+    /// `GET /api/v1/runs/{id}/deliveries`: each notification of the run, where and how it went.
+    func deliveries(_ request: HTTPRequest) throws -> HTTPResponse {
+        let run = try findRun(request)
+        let deliveries = try store.deliveries(of: run.id)
+        return .json(200, JSONWriter.bytes { w in
+            w.object { w in
+                w.key("run_id"); w.int(run.id)
+                w.key("deliveries"); w.array { w in
+                    for delivery in deliveries {
+                        w.object { w in
+                            w.key("destination"); w.string(delivery.destination)
+                            w.key("seq"); w.int(delivery.seq)
+                            w.key("event"); w.string(delivery.event.rawValue)
+                            w.key("status"); w.string(delivery.status.rawValue)
+                            w.key("attempts"); w.int(Int64(delivery.attempts))
+                            w.key("last_error"); w.string(delivery.lastError)
+                            w.key("delivered_at"); w.time(delivery.deliveredAt)
+                        }
+                    }
+                }
+            }
+        })
+    }
+
     /// Liveness, and whether the database takes writes: `degraded` (still 200: restarting
     /// would not help) with the last write error while it does not.
     func healthz() -> HTTPResponse {
@@ -45,6 +70,10 @@ extension API {
         text += "rollgate_database_writable \(health.failure == nil ? 1 : 0)\n"
         text += "# HELP rollgate_database_write_failures_total Database writes that failed and were retried.\n# TYPE rollgate_database_write_failures_total counter\n"
         text += "rollgate_database_write_failures_total \(health.failedWrites)\n"
+        text += "# HELP rollgate_notifications Notification deliveries by destination and status.\n# TYPE rollgate_notifications gauge\n"
+        for (destination, status, count) in try store.deliveryCounts() {
+            text += "rollgate_notifications{destination=\"\(destination)\",status=\"\(status.rawValue)\"} \(count)\n"
+        }
         return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: text)
     }
 }

@@ -39,6 +39,11 @@ extension API {
                 }
                 let (run, superseded) = try enqueueDeploy(service: service, version: version, reason: reason, requestedBy: who,
                                                           key: key, waitForLock: false)
+                // Progress follows through Slack's response_url while it is valid.
+                if let reply = form["response_url"],
+                   reply.hasPrefix("https://") || reply.hasPrefix("http://127.0.0.1:") || reply.hasPrefix("http://localhost:") {
+                    try store.setReplyTargets(of: run.id, replyURL: reply, githubDeployment: nil)
+                }
                 var text = "<@\(userID)> queued run \(run.id): deploy \(service) \(version)"
                 if let reason { text += " (\(reason))" }
                 if !superseded.isEmpty { text += "; it supersedes queued run \(superseded.map(String.init).joined(separator: ", "))" }

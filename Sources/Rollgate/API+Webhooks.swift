@@ -71,7 +71,7 @@ extension API {
             switch intent {
             case .ignore(let why):
                 ignored.append(why)
-            case .deploy(let service, let version, let requestedBy, let reason):
+            case .deploy(let service, let version, let requestedBy, let reason, let githubDeployment):
                 let key = delivery.map { "\($0):\(service)" }
                 if let key, let earlier = try store.run(idempotencyKey: key) {
                     if replayIsRefused {
@@ -83,6 +83,9 @@ extension API {
                 // A pipeline's deploy to a locked service waits for the lock instead of being lost.
                 let outcome = try enqueueDeploy(service: service, version: version, reason: reason, requestedBy: requestedBy,
                                                 key: key, waitForLock: true)
+                if let githubDeployment {
+                    try store.setReplyTargets(of: outcome.run.id, replyURL: nil, githubDeployment: githubDeployment)
+                }
                 queued.append(outcome.run)
             }
         }

@@ -25,6 +25,7 @@ public struct API: Sendable {
         router.get("/api/v1/runs/{id}", immediate: { self.guarded($0, self.showRun) })
         router.get("/api/v1/runs/{id}/logs", immediate: { self.guarded($0, self.logs) })
         router.post("/api/v1/runs/{id}/cancel", immediate: { self.guarded($0, self.cancel) })
+        router.get("/api/v1/runs/{id}/deliveries", immediate: { self.guarded($0, self.deliveries) })
         router.post("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.lock) })
         router.delete("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.unlock) })
         router.post("/api/v1/services/{name}/targets/{target}/restore", immediate: { self.guarded($0, self.restore) })

@@ -1,6 +1,7 @@
 import Logging
 import Synchronization
 import MicroHTTP
+import Outbound
 import Rollout
 import SQLiteStore
 
@@ -58,12 +59,14 @@ public final class App: Sendable {
     let clock: any RolloutClock
     let identity: ProcessIdentity
     let lease: LeaseTerms
+    let outbound: any OutboundHTTP
     private let background = Mutex<[Task<Void, Never>]>([])
 
     public init(config: Config, migrationsDirectory: String, publicDirectory: String,
                 environment: [String: String], logger: Logger, clock: any RolloutClock = SystemClock(),
-                listen: ListenAddress? = nil, lease: LeaseTerms = LeaseTerms()) throws {
+                listen: ListenAddress? = nil, lease: LeaseTerms = LeaseTerms(), outbound: any OutboundHTTP = URLSessionHTTP()) throws {
         self.config = config
+        self.outbound = outbound
         self.logger = logger
         self.clock = clock
         self.lease = lease
@@ -117,7 +120,8 @@ public final class App: Sendable {
             try? store.releaseServer(owner: owner)
             throw error
         }
-        background.withLock { $0 = [keepLease(), prune()] }
+        let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger)
+        background.withLock { $0 = [keepLease(), prune(), Task { await notifier.run() }] }
         await dispatcher.start()
     }
 

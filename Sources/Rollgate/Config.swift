@@ -38,6 +38,40 @@ public struct WebhookSecrets: Sendable {
     var all: [String] { [github, gitlab, generic, slack].compactMap { $0 } }
 }
 
+/// Where a service's runs are told about: a Slack incoming webhook, a webhook signed the
+/// Standard Webhooks way, GitHub deployment statuses for runs GitHub started.
+public struct NotifySettings: Sendable, Equatable {
+    public var slackWebhook: String?
+    public var webhookURL: String?
+    public var webhookSecret: String?
+    public var githubToken: String?
+    /// The environment variables these came from: never passed to hooks, masked in logs.
+    var variables: [String] = []
+
+    public init(slackWebhook: String? = nil, webhookURL: String? = nil, webhookSecret: String? = nil, githubToken: String? = nil) {
+        self.slackWebhook = slackWebhook
+        self.webhookURL = webhookURL
+        self.webhookSecret = webhookSecret
+        self.githubToken = githubToken
+    }
+
+    var isEmpty: Bool { slackWebhook == nil && webhookURL == nil && githubToken == nil }
+    var secrets: [String] { [slackWebhook, webhookSecret, githubToken].compactMap { $0 } }
+}
+
+/// How notifications are retried: `first` after the first failure, doubling up to `max`,
+/// given up after `attempts` (later events then go on).
+public struct RetrySettings: Sendable, Equatable {
+    public var first: Duration = .seconds(1)
+    public var max: Duration = .seconds(300)
+    public var attempts = 25
+    public init(first: Duration = .seconds(1), max: Duration = .seconds(300), attempts: Int = 25) {
+        self.first = first
+        self.max = max
+        self.attempts = attempts
+    }
+}
+
 /// What outside a service may start its deploys: a GitHub repository and branch (and
 /// Deployments API environment), a GitLab project and branch, Slack users.
 public struct ServiceTriggers: Sendable, Equatable {
@@ -78,6 +112,7 @@ public struct ServiceConfig: Sendable {
     /// Server variables passed to hooks although they look like secrets (`hook_env`).
     public var hookEnv: [String] = []
     public var triggers = ServiceTriggers()
+    public var notify = NotifySettings()
     public var name: String { plan.name }
 
     public init(plan: ServicePlan, source: TargetGroupSource, hookEnv: [String] = [], triggers: ServiceTriggers = ServiceTriggers()) {
@@ -143,6 +178,9 @@ public struct Config: Sendable {
     public var publicURL: String?
     /// Writes each token may make: `burst` at once, then `perSecond`.
     public var writeRate = (perSecond: 10.0, burst: 60)
+    public var notificationRetry = RetrySettings()
+    /// GitHub's API for deployment statuses (GitHub Enterprise: `https://HOST/api/v3`).
+    public var githubAPI = "https://api.github.com"
 
     public init(listen: ListenAddress = ListenAddress(host: "127.0.0.1", port: 8080), database: String = "./rollgate.db",
                 publicDir: String? = nil, apiTokens: [APIToken] = [], services: [ServiceConfig], isDemo: Bool = false) {

@@ -17,12 +17,49 @@ extension ConfigLoader {
         return (value, variable)
     }
 
+    /// A service's `notify: {slack_webhook_env, webhook: {url, secret_env}, github: {token_env}}`.
+    func notify(_ map: Mapping) throws -> NotifySettings {
+        var settings = NotifySettings()
+        guard let notify = try map.mapping("notify") else { return settings }
+        try notify.check(allowed: ["slack_webhook", "slack_webhook_env", "webhook", "github"])
+        if let (url, variable) = try secret(notify, "slack_webhook") {
+            guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw notify.error("slack_webhook_env", "expected an https:// URL") }
+            settings.slackWebhook = url
+            if let variable { settings.variables.append(variable) }
+        }
+        if let webhook = try notify.mapping("webhook") {
+            try webhook.check(allowed: ["url", "secret", "secret_env"])
+            let url = try webhook.required("url")
+            guard url.hasPrefix("https://") || url.hasPrefix("http://") else { throw webhook.error("url", "expected https://HOST/PATH") }
+            guard let (secret, variable) = try secret(webhook, "secret") else {
+                throw webhook.error("secret_env", "a notification webhook is always signed: give secret_env (whsec_...)")
+            }
+            guard WebhookSignature.standardKey(secret) != nil else { throw webhook.error("secret_env", "expected whsec_ followed by base64") }
+            settings.webhookURL = url
+            settings.webhookSecret = secret
+            if let variable { settings.variables.append(variable) }
+        }
+        if let github = try notify.mapping("github") {
+            try github.check(allowed: ["token", "token_env"])
+            guard let (token, variable) = try secret(github, "token", minimum: 8) else {
+                throw github.error("token_env", "give token_env: VARIABLE (a token that may write deployment statuses)")
+            }
+            settings.githubToken = token
+            if let variable { settings.variables.append(variable) }
+        }
+        return settings
+    }
+
     /// `github: {secret_env}`, `gitlab: {token_env}`, `webhooks: {secret_env}` (whsec_...),
     /// `slack: {signing_secret_env}`: each endpoint is open only with its secret.
     func webhooks(_ top: Mapping, into config: inout Config) throws {
         func read(_ key: String, _ secretKey: String, _ store: (inout WebhookSecrets, String) -> Void) throws {
             guard let map = try top.mapping(key) else { return }
-            try map.check(allowed: [secretKey, secretKey + "_env"])
+            try map.check(allowed: Set([secretKey, secretKey + "_env"] + (key == "github" ? ["api_url"] : [])))
+            if key == "github", let api = try map.string("api_url") {
+                guard api.hasPrefix("https://") || api.hasPrefix("http://") else { throw map.error("api_url", "expected https://HOST/api/v3") }
+                config.githubAPI = api.hasSuffix("/") ? String(api.dropLast()) : api
+            }
             guard let (value, variable) = try secret(map, secretKey) else {
                 throw map.error(secretKey + "_env", "give \(secretKey)_env: VARIABLE; without it the endpoint stays closed")
             }

@@ -40,7 +40,8 @@ public struct ConfigLoader {
             throw ConfigError(path: "", line: nil, message: "not valid YAML: \(error)")
         }
         let top = try Mapping(root, path: "", allowed: ["listen", "database", "public_dir", "shutdown_timeout", "retention", "api_tokens", "github", "gitlab",
-                                                           "webhooks", "slack", "aws", "services", "public_url", "rate_limit"])
+                                                           "webhooks", "slack", "aws", "services", "public_url", "rate_limit",
+                                                           "notifications"])
         var config = Config(services: [])
         if let listen = try top.string("listen") {
             guard let address = ListenAddress(listen) else {
@@ -67,6 +68,15 @@ public struct ConfigLoader {
                 throw top.error("public_url", "expected https://HOST[:PORT], got \(url)")
             }
             config.publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        if let notifications = try top.mapping("notifications") {
+            try notifications.check(allowed: ["retry_first", "retry_max", "attempts"])
+            config.notificationRetry.first = try notifications.duration("retry_first", minimum: .milliseconds(10)) ?? config.notificationRetry.first
+            config.notificationRetry.max = try notifications.duration("retry_max", minimum: .milliseconds(10)) ?? config.notificationRetry.max
+            if let attempts = try notifications.int("attempts") {
+                guard attempts >= 1 else { throw notifications.error("attempts", "at least 1") }
+                config.notificationRetry.attempts = attempts
+            }
         }
         if let rate = try top.mapping("rate_limit") {
             try rate.check(allowed: ["writes_per_second", "burst"])
@@ -99,6 +109,7 @@ public struct ConfigLoader {
             guard names.insert(service.name).inserted else {
                 throw ConfigError(path: "services[\(index)].name", line: line(node), message: "service \(service.name) is defined twice")
             }
+            config.secretVariables += service.notify.variables
             if let own = service.hookEnv.first(where: { config.secretVariables.contains($0) }) {
                 throw ConfigError(path: "services[\(index)].hook_env", line: line(node),
                                   message: "\(own) holds one of rollgate's own secrets (an API token or webhook secret); it is never passed to hooks")
@@ -120,7 +131,7 @@ public struct ConfigLoader {
     private func service(_ node: Node, path: String) throws -> ServiceConfig {
         let map = try Mapping(node, path: path, allowed: [
             "name", "target_group_arn", "simulated", "poll_interval", "drain_timeout", "healthy_timeout",
-            "hooks", "hook_timeout", "hook_env", "github", "gitlab", "slack", "max_unavailable", "fast_drain"])
+            "hooks", "hook_timeout", "hook_env", "github", "gitlab", "slack", "notify", "max_unavailable", "fast_drain"])
         let name = try map.required("name")
         guard name.utf8.count <= 64, name.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (97...122).contains($0) }) else {
             throw map.error("name", "a service name is 1-64 of a-z, 0-9, - and _ (got \(name))")
@@ -143,6 +154,7 @@ public struct ConfigLoader {
         let hooks = HookCommands(prepare: try hooksMap.string("prepare"), deploy: try hooksMap.required("deploy"),
                                  verify: try hooksMap.string("verify"))
         let triggers = try self.triggers(map)
+        let notify = try self.notify(map)
         let drainTimeout = try map.duration("drain_timeout")
         let healthyTimeout = try map.duration("healthy_timeout")
         var plan = ServicePlan(
@@ -166,7 +178,9 @@ public struct ConfigLoader {
             guard let name = node.scalar?.string, !name.isEmpty else { throw map.error("hook_env", "a list of environment variable names") }
             return name
         }
-        return ServiceConfig(plan: plan, source: source, hookEnv: hookEnv, triggers: triggers)
+        var service = ServiceConfig(plan: plan, source: source, hookEnv: hookEnv, triggers: triggers)
+        service.notify = notify
+        return service
     }
 
     private func simulation(_ map: Mapping) throws -> SimulationSettings {

@@ -38,7 +38,7 @@ public struct HookEnvironment: Sendable {
     /// Values masked in every stored line: API tokens (also from the file), webhook secrets,
     /// and every secret-looking variable of the server, passed to hooks or not.
     public func mask(config: Config) -> SecretMask {
-        var values = config.apiTokens.map(\.secret) + config.webhooks.all
+        var values = config.apiTokens.map(\.secret) + config.webhooks.all + config.services.flatMap(\.notify.secrets)
         for (name, value) in server where ownSecretNames.contains(name) || HookEnvironment.looksSecret(name) {
             values.append(value)
         }

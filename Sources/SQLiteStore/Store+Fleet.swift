@@ -46,6 +46,7 @@ extension Store {
             try db.prepare("DELETE FROM left_out_targets WHERE service = ? AND target_id = ? AND target_port = ?")
                 .run([.text(service), .text(target.id), .integer(Int64(target.port))])
             try db.prepare("UPDATE runs SET interruptions = 0 WHERE id = ?").run([.integer(run)])
+            try Store.recordEvent(db, run: run, service: service, .targetDone, target: target.id, at: now)
         }
     }
 
@@ -53,6 +54,7 @@ extension Store {
         try write { db in
             try Store.upsertLeftOut(db, service: service, target: target, run: run, phase: phase, reason: reason,
                                     at: now, keepSince: true)
+            try Store.recordEvent(db, run: run, service: service, .targetLeftOut, target: target.id, detail: reason, at: now)
         }
     }
 

@@ -25,6 +25,7 @@ extension Store {
                     try db.prepare("DELETE FROM log_lines WHERE run_id = ?").run([.integer(id)])
                     pruned.logLines += db.changes
                     try db.prepare("DELETE FROM steps WHERE run_id = ?").run([.integer(id)])
+                    try db.prepare("DELETE FROM run_events WHERE run_id = ?").run([.integer(id)])
                     try db.prepare("DELETE FROM runs WHERE id = ?").run([.integer(id)])
                     pruned.runs += 1
                 }

@@ -16,6 +16,7 @@ extension Store: RunQueue {
             try db.prepare("UPDATE runs SET status = ?, started_at = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ? AND status = ?")
                 .run([.text(status.rawValue), .integer(now.milliseconds), .text(owner.text), .integer(until.milliseconds),
                       .integer(run.id), .text(run.status.rawValue)])
+            try Store.recordEvent(db, run: run.id, service: run.service, .started, at: now)
             var claimed = run
             claimed.status = status
             claimed.startedAt = Date(milliseconds: now.milliseconds)
@@ -81,6 +82,13 @@ extension Store: RunQueue {
             let status = try run.status.applying(event)
             try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?")
                 .run([.text(status.rawValue), .integer(now.milliseconds), error.map(SQLValue.text) ?? .null, .integer(id)])
+            let kind: RunEventKind? = switch status {
+            case .succeeded: .succeeded
+            case .failed: .failed
+            case .cancelled: .cancelled
+            default: nil
+            }
+            if let kind { try Store.recordEvent(db, run: id, service: run.service, kind, detail: error, at: now) }
         }
     }
 

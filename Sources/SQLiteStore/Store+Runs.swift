@@ -59,6 +59,7 @@ extension Store {
                           .text(kind.name), restoreTarget.map { .text($0.id) } ?? .null,
                           restoreTarget.map { .integer(Int64($0.port)) } ?? .null, .integer(waitForLock ? 1 : 0)])
             let id = db.lastInsertRowID
+            try Store.recordEvent(db, run: id, service: service, .queued, detail: reason, at: now)
             for old in superseded {
                 try Store.insertLog(db, run: old, stream: .system, target: nil, phase: nil,
                                     text: "superseded by run \(id) (\(service) \(version)) before it started", at: now)

@@ -3,7 +3,8 @@ import Rollout
 /// What an incoming webhook or chat command asks rollgate to do.
 enum WebhookIntent: Equatable {
     /// Deploy `version` of `service`; `requestedBy` says who, in a form a person reads.
-    case deploy(service: String, version: String, requestedBy: String, reason: String?)
+    /// `githubDeployment`: `OWNER/REPO/ID` of the GitHub deployment that asked, for its statuses.
+    case deploy(service: String, version: String, requestedBy: String, reason: String?, githubDeployment: String? = nil)
     /// Acknowledged (2xx) and nothing queued, with the reason in the answer.
     case ignore(String)
 }
@@ -54,7 +55,7 @@ enum GitHubEvent {
             return mapped.map {
                 .deploy(service: $0.name, version: sha,
                         requestedBy: "github:\(creator) (deployment \(id) of \(repository)@\(sha.prefix(7)) to \(environment))",
-                        reason: deployment["description"]?.string.map(firstLine))
+                        reason: deployment["description"]?.string.map(firstLine), githubDeployment: "\(repository)/\(id)")
             }
         default:
             return [.ignore("\(event) events do not deploy")]

@@ -1,0 +1,170 @@
+import Rollout
+
+/// What happened to a run, for notifications.
+public enum RunEventKind: String, Sendable, CaseIterable {
+    case queued, started
+    case targetDone = "target_done"
+    case targetLeftOut = "target_left_out"
+    case succeeded, failed, cancelled
+}
+
+public struct RunEventRecord: Sendable, Equatable {
+    public var seq: Int64
+    public var runID: RunID
+    public var service: String
+    public var event: RunEventKind
+    public var targetID: String?
+    public var detail: String?
+    public var at: Date
+}
+
+public enum DeliveryStatus: String, Sendable, CaseIterable {
+    case pending, delivered, failed
+}
+
+public struct DeliveryRecord: Sendable, Equatable {
+    public var destination: String
+    public var seq: Int64
+    public var runID: RunID
+    public var event: RunEventKind
+    public var status: DeliveryStatus
+    public var attempts: Int
+    public var lastError: String?
+    public var deliveredAt: Date?
+}
+
+/// The event log and the outbox built on it: each destination has a cursor through the log
+/// and a delivery row per event it is to receive, sent oldest first.
+extension Store {
+    /// Written inside the transaction that makes the change.
+    static func recordEvent(_ db: Connection, run: RunID, service: String, _ event: RunEventKind, target: String? = nil,
+                            detail: String? = nil, at now: Date) throws {
+        try db.prepare("INSERT INTO run_events (run_id, service, event, target_id, detail, at) VALUES (?, ?, ?, ?, ?, ?)")
+            .run([.integer(run), .text(service), .text(event.rawValue), target.map(SQLValue.text) ?? .null,
+                  detail.map(SQLValue.text) ?? .null, .integer(now.milliseconds)])
+    }
+
+    public func events(after seq: Int64, limit: Int = 500) throws -> [RunEventRecord] {
+        try read { db in
+            try db.prepare("SELECT seq, run_id, service, event, target_id, detail, at FROM run_events WHERE seq > ? ORDER BY seq LIMIT ?")
+                .rows([.integer(seq), .integer(Int64(limit))], Store.decodeEvent)
+        }
+    }
+
+    public func event(_ seq: Int64) throws -> RunEventRecord? {
+        try read { db in
+            try db.prepare("SELECT seq, run_id, service, event, target_id, detail, at FROM run_events WHERE seq = ?")
+                .rows([.integer(seq)], Store.decodeEvent).first
+        }
+    }
+
+    /// The newest event's seq (0 when there is none).
+    public func lastEventSeq() throws -> Int64 {
+        try read { db in try db.prepare("SELECT COALESCE(MAX(seq), 0) FROM run_events").rows([]) { $0.int(0) }.first ?? 0 }
+    }
+
+    public func cursor(of destination: String) throws -> Int64? {
+        try read { db in
+            try db.prepare("SELECT last_seq FROM delivery_cursors WHERE destination = ?").rows([.text(destination)]) { $0.int(0) }.first
+        }
+    }
+
+    /// Queues `events` for `destination` and moves its cursor to `upTo`, in one commit.
+    public func queueDeliveries(to destination: String, _ events: [RunEventRecord], upTo: Int64, at now: Date) throws {
+        try write { db in
+            for event in events {
+                try db.prepare("""
+                    INSERT OR IGNORE INTO deliveries (destination, seq, run_id, status, next_attempt_at) VALUES (?, ?, ?, 'pending', ?)
+                    """).run([.text(destination), .integer(event.seq), .integer(event.runID), .integer(now.milliseconds)])
+            }
+            try db.prepare("""
+                INSERT INTO delivery_cursors (destination, last_seq) VALUES (?, ?)
+                ON CONFLICT (destination) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)
+                """).run([.text(destination), .integer(upTo)])
+        }
+    }
+
+    /// The destinations with something pending.
+    public func destinationsWithPending() throws -> [String] {
+        try read { db in
+            try db.prepare("SELECT DISTINCT destination FROM deliveries WHERE status = 'pending' ORDER BY destination").rows([]) { $0.text(0) }
+        }
+    }
+
+    /// The oldest pending delivery of a destination, if it is due: later ones wait behind it,
+    /// so a receiver gets events in order.
+    public func nextDelivery(to destination: String, at now: Date) throws -> (event: RunEventRecord, attempts: Int)? {
+        try read { db in
+            guard let (seq, attempts, due) = try db.prepare("""
+                SELECT seq, attempts, next_attempt_at FROM deliveries WHERE destination = ? AND status = 'pending' ORDER BY seq LIMIT 1
+                """).rows([.text(destination)], { ($0.int(0), Int($0.int(1)), $0.int(2)) }).first,
+                  due <= now.milliseconds else { return nil }
+            guard let event = try db.prepare("SELECT seq, run_id, service, event, target_id, detail, at FROM run_events WHERE seq = ?")
+                .rows([.integer(seq)], Store.decodeEvent).first else { return nil }
+            return (event, attempts)
+        }
+    }
+
+    public func delivered(to destination: String, seq: Int64, at now: Date) throws {
+        try write { db in
+            try db.prepare("""
+                UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL
+                WHERE destination = ? AND seq = ?
+                """).run([.integer(now.milliseconds), .text(destination), .integer(seq)])
+        }
+    }
+
+    /// A failed attempt: tried again at `retryAt`, or given up (`nil`) so later events go on.
+    public func deliveryFailed(to destination: String, seq: Int64, error: String, retryAt: Date?) throws {
+        try write { db in
+            try db.prepare("""
+                UPDATE deliveries SET attempts = attempts + 1, last_error = ?, status = ?, next_attempt_at = COALESCE(?, next_attempt_at)
+                WHERE destination = ? AND seq = ?
+                """).run([.text(error), .text((retryAt == nil ? DeliveryStatus.failed : .pending).rawValue),
+                          retryAt.map { .integer($0.milliseconds) } ?? .null, .text(destination), .integer(seq)])
+        }
+    }
+
+    public func deliveries(of run: RunID) throws -> [DeliveryRecord] {
+        try read { db in
+            try db.prepare("""
+                SELECT d.destination, d.seq, d.run_id, e.event, d.status, d.attempts, d.last_error, d.delivered_at
+                FROM deliveries d JOIN run_events e ON e.seq = d.seq WHERE d.run_id = ? ORDER BY d.seq, d.destination
+                """).rows([.integer(run)]) { row in
+                    DeliveryRecord(destination: row.text(0), seq: row.int(1), runID: row.int(2),
+                                   event: RunEventKind(rawValue: row.text(3)) ?? .queued,
+                                   status: DeliveryStatus(rawValue: row.text(4)) ?? .failed, attempts: Int(row.int(5)),
+                                   lastError: row.optionalText(6), deliveredAt: row.optionalInt(7).map(Date.init(milliseconds:)))
+                }
+        }
+    }
+
+    /// Deliveries by destination and status, for /metrics.
+    public func deliveryCounts() throws -> [(destination: String, status: DeliveryStatus, count: Int)] {
+        try read { db in
+            try db.prepare("SELECT destination, status, COUNT(*) FROM deliveries GROUP BY destination, status ORDER BY destination, status")
+                .rows([]) { ($0.text(0), DeliveryStatus(rawValue: $0.text(1)) ?? .failed, Int($0.int(2))) }
+        }
+    }
+
+    /// Where a run wants to hear back besides its service's destinations.
+    public func replyTargets(of run: RunID) throws -> (replyURL: String?, githubDeployment: String?) {
+        try read { db in
+            try db.prepare("SELECT reply_url, github_deployment FROM runs WHERE id = ?").rows([.integer(run)]) {
+                ($0.optionalText(0), $0.optionalText(1))
+            }.first ?? (nil, nil)
+        }
+    }
+
+    public func setReplyTargets(of run: RunID, replyURL: String?, githubDeployment: String?) throws {
+        try write { db in
+            try db.prepare("UPDATE runs SET reply_url = COALESCE(?, reply_url), github_deployment = COALESCE(?, github_deployment) WHERE id = ?")
+                .run([replyURL.map(SQLValue.text) ?? .null, githubDeployment.map(SQLValue.text) ?? .null, .integer(run)])
+        }
+    }
+
+    static func decodeEvent(_ row: Row) -> RunEventRecord {
+        RunEventRecord(seq: row.int(0), runID: row.int(1), service: row.text(2), event: RunEventKind(rawValue: row.text(3)) ?? .queued,
+                       targetID: row.optionalText(4), detail: row.optionalText(5), at: Date(milliseconds: row.int(6)))
+    }
+}

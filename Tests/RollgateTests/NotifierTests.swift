@@ -1,0 +1,183 @@
+import Foundation
+import Synchronization
+import Testing
+import Outbound
+@testable import Rollgate
+import Rollout
+import RolloutTesting
+import SQLiteStore
+
+/// Answers notifications as a test says (failing for some URLs), recording each request.
+final class ScriptedOutbound: OutboundHTTP {
+    private let state = Mutex<(requests: [OutboundRequest], down: Set<String>)>(([], []))
+
+    var requests: [OutboundRequest] { state.withLock { $0.requests } }
+    func setDown(_ url: String, _ down: Bool) { state.withLock { if down { $0.down.insert(url) } else { $0.down.remove(url) } } }
+    func bodies(to url: String) -> [JSONValue] {
+        requests.filter { $0.url == url }.compactMap { JSONValue.parse($0.body) }
+    }
+
+    func send(_ request: OutboundRequest) async throws -> OutboundResponse {
+        let down = state.withLock { state -> Bool in
+            state.requests.append(request)
+            return state.down.contains(request.url)
+        }
+        if down { throw OutboundError(url: request.url, reason: "Couldn't connect to server") }
+        return OutboundResponse(status: 200)
+    }
+}
+
+@Suite struct NotifierTests {
+    let directory = TempDirectory()
+    let clock = ManualClock()
+    let http = ScriptedOutbound()
+    let store: Store
+    let config: Config
+    static let slack = "https://hooks.slack.test/services/T/B/x"
+    static let sink = "https://ci.example.test/rollgate"
+    static let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"
+
+    init() throws {
+        var web = quickService("web")
+        web.notify = NotifySettings(slackWebhook: Self.slack, webhookURL: Self.sink, webhookSecret: Self.secret, githubToken: "ghp_test_token")
+        var config = Config(database: directory.path + "/notify.db", services: [web])
+        config.notificationRetry = RetrySettings(first: .seconds(1), max: .seconds(8), attempts: 5)
+        config.githubAPI = "https://github.test/api"
+        config.publicURL = "https://deploy.example.com"
+        self.config = config
+        store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory))
+    }
+
+    var notifier: Notifier { Notifier(store: store, config: config, http: http, clock: clock, logger: .quiet) }
+
+    /// A run that rolls two targets and succeeds, as the store records it.
+    @discardableResult
+    func roll(_ version: String, leaveOut: Bool = false) throws -> RunID {
+        guard case .created(let run, _) = try store.enqueue(service: "web", version: version, reason: "ship it", requestedBy: "api:ci",
+                                                            idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
+        _ = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(60)), at: clock.now)
+        for id in ["web-1", "web-2"] {
+            let target = Target(id: id, port: 8080)
+            try store.markOut(run: run.id, service: "web", target: target, phase: .drain, reason: "rolling", owner: .test, at: clock.now)
+            if leaveOut && id == "web-2" {
+                try store.noteLeftOut(service: "web", target: target, run: run.id, phase: .deploy, reason: "deploy hook failed", at: clock.now)
+                try store.finish(run.id, .fail, error: "deploy hook failed on web-2", owner: .test, at: clock.now)
+                return run.id
+            }
+            try store.markDone(run: run.id, service: "web", target: target, owner: .test, at: clock.now)
+        }
+        try store.finish(run.id, .succeed, error: nil, owner: .test, at: clock.now)
+        return run.id
+    }
+
+    @Test func everyEventReachesEveryDestinationInOrder() async throws {
+        // Events from before the notifier first looked are history: not replayed.
+        try roll("v0")
+        await notifier.pass()
+        #expect(http.requests.isEmpty)
+        let id = try roll("v1")
+        for _ in 0..<8 { await notifier.pass() }
+        let texts = http.bodies(to: Self.slack).compactMap { $0["text"]?.string }
+        #expect(texts == [
+            "run \(id) (web v1) queued by api:ci: ship it https://deploy.example.com/api/v1/runs/\(id)",
+            "run \(id) (web v1) started, asked by api:ci https://deploy.example.com/api/v1/runs/\(id)",
+            "run \(id) (web v1): web-1 is back in service at v1 https://deploy.example.com/api/v1/runs/\(id)",
+            "run \(id) (web v1): web-2 is back in service at v1 https://deploy.example.com/api/v1/runs/\(id)",
+            "run \(id) (web v1) succeeded: every target runs v1 https://deploy.example.com/api/v1/runs/\(id)",
+        ])
+        let signed = http.requests.filter { $0.url == Self.sink }
+        #expect(signed.compactMap { JSONValue.parse($0.body)?["type"]?.string } ==
+                ["run.queued", "run.started", "run.target_done", "run.target_done", "run.succeeded"])
+        for request in signed {
+            let headers = Dictionary(uniqueKeysWithValues: request.headers.map { ($0.0.lowercased(), $0.1) })
+            #expect(WebhookSignature.standard(body: request.body, id: headers["webhook-id"], timestamp: headers["webhook-timestamp"],
+                                              signatures: headers["webhook-signature"], secret: Self.secret, now: clock.now) == nil,
+                    "each notification is signed the Standard Webhooks way")
+        }
+        #expect(try store.deliveries(of: id).allSatisfy { $0.status == .delivered && $0.attempts == 1 })
+        #expect(!http.requests.contains { $0.url.hasPrefix("https://github.test") }, "only runs GitHub started get deployment statuses")
+    }
+
+    @Test func aReceiverThatIsDownGetsEverythingInOrderOnceItIsBack() async throws {
+        await notifier.pass()
+        http.setDown(Self.sink, true)
+        let id = try roll("v2")
+        await notifier.pass()
+        #expect(http.bodies(to: Self.slack).count == 5, "one dead receiver does not hold up the others")
+        let tried = http.requests.filter { $0.url == Self.sink }
+        #expect(tried.count == 1, "later events wait behind the failed one; retried after the backoff, not at once")
+        let pending = try store.deliveries(of: id).filter { $0.destination == "webhook:web" }
+        #expect(pending.first?.status == .pending && pending.first?.lastError?.contains("Couldn't connect") == true)
+        clock.advance(by: .seconds(1))
+        await notifier.pass()
+        #expect(http.requests.filter { $0.url == Self.sink }.count == 2)
+        http.setDown(Self.sink, false)
+        clock.advance(by: .seconds(2))
+        for _ in 0..<6 { await notifier.pass() }
+        let types = http.requests.filter { $0.url == Self.sink }.compactMap { JSONValue.parse($0.body)?["type"]?.string }
+        #expect(types == ["run.queued", "run.queued", "run.queued", "run.started", "run.target_done", "run.target_done", "run.succeeded"])
+        let ids = http.requests.filter { $0.url == Self.sink }.map { request in request.headers.first { $0.0 == "webhook-id" }?.1 ?? "" }
+        #expect(Set(ids.prefix(3)).count == 1, "a retry carries the same webhook-id, for the receiver to deduplicate")
+        #expect(try store.deliveries(of: id).filter { $0.destination == "webhook:web" }.allSatisfy { $0.status == .delivered })
+    }
+
+    @Test func aReceiverDeadForGoodIsGivenUpAndLaterEventsGoOn() async throws {
+        await notifier.pass()
+        http.setDown(Self.sink, true)
+        let id = try roll("v3")
+        for _ in 0..<30 {
+            await notifier.pass()
+            clock.advance(by: .seconds(8))
+        }
+        let deliveries = try store.deliveries(of: id).filter { $0.destination == "webhook:web" }
+        #expect(deliveries.allSatisfy { $0.status == .failed && $0.attempts == 5 }, "\(deliveries.map { "\($0.status) \($0.attempts)" })")
+        let metrics = try store.deliveryCounts()
+        #expect(metrics.contains { $0.destination == "webhook:web" && $0.status == .failed && $0.count == 5 })
+    }
+
+    @Test func aSlackReplyURLTakesFiveMessagesKeepingTheLastForTheEndThenTheWebhookTakesOver() async throws {
+        await notifier.pass()
+        guard case .created(let run, _) = try store.enqueue(service: "web", version: "v4", reason: nil, requestedBy: "slack:U1 (alice)",
+                                                            idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
+        let reply = "https://hooks.slack.test/commands/T/1/reply"
+        try store.setReplyTargets(of: run.id, replyURL: reply, githubDeployment: nil)
+        _ = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(600)), at: clock.now)
+        for index in 1...5 {
+            let target = Target(id: "web-\(index)", port: 8080)
+            _ = try store.freezePlan(run: run.id, targets: [target])
+            try store.markDone(run: run.id, service: "web", target: target, owner: .test, at: clock.now)
+        }
+        try store.finish(run.id, .succeed, error: nil, owner: .test, at: clock.now)
+        for _ in 0..<12 { await notifier.pass() }
+        let replies = http.bodies(to: reply).compactMap { $0["text"]?.string }
+        #expect(replies.count == 5)
+        #expect(replies.first?.contains("started") == true && replies.last?.contains("succeeded") == true, "\(replies)")
+        let webhook = http.bodies(to: Self.slack).compactMap { $0["text"]?.string }
+        #expect(webhook.contains { $0.contains("queued") }, "the queued event is the command's own answer; the webhook says it")
+        #expect(webhook.filter { $0.contains("is back in service") }.count == 2, "what the reply could not take goes to the webhook: \(webhook)")
+        #expect(!webhook.contains { $0.contains("succeeded") })
+    }
+
+    @Test func runsGitHubStartedGetDeploymentStatuses() async throws {
+        await notifier.pass()
+        guard case .created(let run, _) = try store.enqueue(service: "web", version: "f95f852", reason: nil, requestedBy: "github:Codertocat",
+                                                            idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
+        try store.setReplyTargets(of: run.id, replyURL: nil, githubDeployment: "Codertocat/Hello-World/145988746")
+        _ = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(60)), at: clock.now)
+        try store.finish(run.id, .fail, error: "deploy hook failed on web-1", owner: .test, at: clock.now)
+        for _ in 0..<4 { await notifier.pass() }
+        let statuses = http.requests.filter { $0.url == "https://github.test/api/repos/Codertocat/Hello-World/deployments/145988746/statuses" }
+        #expect(statuses.compactMap { JSONValue.parse($0.body)?["state"]?.string } == ["queued", "in_progress", "failure"])
+        #expect(statuses.first?.headers.contains { $0.0 == "Authorization" && $0.1 == "Bearer ghp_test_token" } == true)
+        #expect(JSONValue.parse(statuses.last?.body ?? [])?["log_url"] == .string("https://deploy.example.com/api/v1/runs/\(run.id)"))
+    }
+
+    @Test func aLeftOutTargetIsToldAbout() async throws {
+        await notifier.pass()
+        let id = try roll("v5", leaveOut: true)
+        for _ in 0..<8 { await notifier.pass() }
+        let texts = http.bodies(to: Self.slack).compactMap { $0["text"]?.string }
+        #expect(texts.contains("run \(id) (web v5): web-2 is left out of the load balancer: deploy hook failed https://deploy.example.com/api/v1/runs/\(id)"))
+        #expect(texts.last?.hasPrefix("run \(id) (web v5) failed: deploy hook failed on web-2") == true)
+    }
+}
