@@ -2,6 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import Outbound
+import MicroHTTP
 @testable import Rollgate
 import Rollout
 import RolloutTesting
@@ -179,5 +180,97 @@ final class ScriptedOutbound: OutboundHTTP {
         let texts = http.bodies(to: Self.slack).compactMap { $0["text"]?.string }
         #expect(texts.contains("run \(id) (web v5): web-2 is left out of the load balancer: deploy hook failed https://deploy.example.com/api/v1/runs/\(id)"))
         #expect(texts.last?.hasPrefix("run \(id) (web v5) failed: deploy hook failed on web-2") == true)
+    }
+}
+
+/// A webhook sink on loopback (Support/webhook_sink.py) that writes what it receives.
+final class WebhookSink: @unchecked Sendable {
+    // @unchecked: `process` is replaced only by start()/stop(), which the test calls in turn.
+    var process = Process()
+    let port: UInt16
+    let out: String
+
+    init(directory: TempDirectory) async throws {
+        port = try await freePort()
+        out = directory.path + "/sink.jsonl"
+        try await start()
+    }
+
+    func start() async throws {
+        process = Process()
+        try await startPython(process, [repositoryRoot + "/Tests/RollgateTests/Support/webhook_sink.py", "--port", "\(port)", "--out", out],
+                              answeringOn: port, else: "the webhook sink did not start on port \(port)")
+    }
+
+    func stop() {
+        kill(process.processIdentifier, SIGKILL)
+        process.waitUntilExit()
+    }
+
+    /// The received notifications' (webhook-id, type), in arrival order.
+    var received: [(id: String, type: String)] {
+        let text = (try? String(contentsOfFile: out, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { line in
+            guard let record = JSONValue.parse(Array(line.utf8)), let id = record["headers"]?["webhook-id"]?.string,
+                  let body = record["body"]?.string, let type = JSONValue.parse(Array(body.utf8))?["type"]?.string else { return nil }
+            return (id, type)
+        }
+    }
+}
+
+@Suite(.serialized) struct NotificationBinaryTests {
+    let directory = TempDirectory()
+
+    /// Every notification reaches the sink in order, also those sent while it was down and
+    /// across a rollgate restart.
+    @Test func theSinkGetsEveryEventInOrderThroughAnOutageAndARestart() async throws {
+        let sink = try await WebhookSink(directory: directory)
+        defer { sink.stop() }
+        let config = directory.write("notify.yaml", """
+            listen: 127.0.0.1:0
+            database: \(directory.path)/notify.db
+            notifications: {retry_first: 200ms, retry_max: 1s}
+            api_tokens: [{name: ci, token: "notify-test-token-0123456789"}]
+            services:
+              - name: web
+                simulated: {targets: 2, drain_seconds: 0.3, healthy_seconds: 0.3}
+                poll_interval: 100ms
+                notify:
+                  webhook: {url: "http://127.0.0.1:\(sink.port)/rollgate", secret_env: NOTIFY_SECRET}
+                hooks: {deploy: sleep 0.5}
+            """)
+        let environment = ["NOTIFY_SECRET": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"]
+        let auth = [("Authorization", "Bearer notify-test-token-0123456789")]
+        var server = try RollgateProcess(["serve", "--config", config], environment: environment)
+        var client = HTTPClient(port: try await server.port())
+        let first = json(try await client.request("POST", "/api/v1/deploys", headers: auth, body: Array(#"{"service":"web","version":"v1"}"#.utf8)))["id"]?.int ?? 0
+        #expect(try await finished(client, run: first)["status"] == .string("succeeded"))
+        #expect(try await eventually(within: .seconds(10)) { sink.received.count == 5 })
+
+        // The receiver goes down; a second run rolls meanwhile; rollgate restarts; it comes back.
+        sink.stop()
+        let second = json(try await client.request("POST", "/api/v1/deploys", headers: auth, body: Array(#"{"service":"web","version":"v2"}"#.utf8)))["id"]?.int ?? 0
+        #expect(try await finished(client, run: second)["status"] == .string("succeeded"))
+        let waiting = json(try await client.request("GET", "/api/v1/runs/\(second)/deliveries"))["deliveries"]?.array ?? []
+        #expect(waiting.contains { $0["status"] == .string("pending") && $0["last_error"]?.string?.isEmpty == false }, "\(waiting)")
+        server.kill(SIGTERM)
+        server = try RollgateProcess(["serve", "--config", config], environment: environment)
+        client = HTTPClient(port: try await server.port())
+        try await sink.start()
+        #expect(try await eventually(within: .seconds(20)) { sink.received.count >= 10 })
+        let received = sink.received
+        var seen: Set<String> = []
+        let unique = received.filter { seen.insert($0.id).inserted }
+        #expect(unique.map(\.type) == ["run.queued", "run.started", "run.target_done", "run.target_done", "run.succeeded",
+                                       "run.queued", "run.started", "run.target_done", "run.target_done", "run.succeeded"])
+        let seqs = unique.compactMap { Int($0.id.dropFirst(4)) }
+        #expect(seqs == seqs.sorted(), "in the order they happened")
+        #expect(try await eventually(within: .seconds(5)) {
+            let delivered = json(try await client.request("GET", "/api/v1/runs/\(second)/deliveries"))["deliveries"]?.array ?? []
+            return delivered.count == 5 && delivered.allSatisfy { $0["status"] == .string("delivered") && $0["attempts"]?.int ?? 0 >= 1 }
+        }, "the outcome of each delivery is recorded")
+        let metrics = String(decoding: try await client.request("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains("rollgate_notifications{destination=\"webhook:web\",status=\"delivered\"} 10"), "\(metrics)")
+        server.kill(SIGTERM)
     }
 }
