@@ -11,12 +11,14 @@
 #include <microhttpd.h>
 
 /* Starts a daemon bound to ipv4:port (port 0 picks a free one), with an internal
-   epoll thread pool and suspend/resume allowed. Returns NULL on failure. */
+   epoll thread pool and suspend/resume allowed; with tls_key_pem and tls_cert_pem (PEM text,
+   both or neither) it serves HTTPS through MHD's GnuTLS. Returns NULL on failure. */
 static inline struct MHD_Daemon *rollgate_mhd_start(const char *ipv4, uint16_t port,
         MHD_AccessHandlerCallback handler, void *handler_cls,
         MHD_RequestCompletedCallback completed, void *completed_cls,
         unsigned int thread_pool_size, size_t connection_memory_limit,
-        unsigned int connection_timeout_seconds) {
+        unsigned int connection_timeout_seconds,
+        const char *tls_key_pem, const char *tls_cert_pem) {
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof(addr));
     addr.sin_family = AF_INET;
@@ -24,6 +26,17 @@ static inline struct MHD_Daemon *rollgate_mhd_start(const char *ipv4, uint16_t p
     if (inet_pton(AF_INET, ipv4, &addr.sin_addr) != 1) return NULL;
     unsigned int flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL
                        | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
+    if (tls_key_pem && tls_cert_pem) {
+        return MHD_start_daemon(flags | MHD_USE_TLS, port, NULL, NULL, handler, handler_cls,
+            MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+            MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,
+            MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
+            MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
+            MHD_OPTION_HTTPS_MEM_KEY, tls_key_pem,
+            MHD_OPTION_HTTPS_MEM_CERT, tls_cert_pem,
+            MHD_OPTION_END);
+    }
     return MHD_start_daemon(flags, port, NULL, NULL, handler, handler_cls,
         MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
         MHD_OPTION_NOTIFY_COMPLETED, completed, completed_cls,

@@ -13,10 +13,13 @@ public struct HTTPServerConfiguration: Sendable {
     /// Per-connection memory for headers and buffers; larger request headers get 431.
     public var connectionMemoryLimit: Int
     public var connectionTimeoutSeconds: UInt32
+    /// PEM text of the private key and certificate chain: HTTPS when given.
+    public var tls: (key: String, certificate: String)?
 
     public init(host: String = "127.0.0.1", port: UInt16 = 0, threads: UInt32 = 2,
                 maxBodyBytes: Int = 1 << 20, connectionMemoryLimit: Int = 32 << 10,
-                connectionTimeoutSeconds: UInt32 = 60) {
+                connectionTimeoutSeconds: UInt32 = 60, tls: (key: String, certificate: String)? = nil) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.threads = threads
@@ -60,9 +63,11 @@ public final class HTTPServer: @unchecked Sendable {
         daemon = rollgate_mhd_start(host, configuration.port, accessHandler, me,
                                     completedHandler, me, configuration.threads,
                                     configuration.connectionMemoryLimit,
-                                    configuration.connectionTimeoutSeconds)
+                                    configuration.connectionTimeoutSeconds,
+                                    configuration.tls?.key, configuration.tls?.certificate)
         guard let daemon else {
-            throw HTTPServerError(description: "cannot listen on \(host):\(configuration.port) (address in use, or not an IPv4 address?)")
+            throw HTTPServerError(description: "cannot listen on \(host):\(configuration.port) (address in use, not an IPv4 address"
+                                  + (configuration.tls == nil ? "?)" : ", or a TLS key and certificate that do not go together?)"))
         }
         port = rollgate_mhd_bound_port(daemon)
     }

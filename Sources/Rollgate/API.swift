@@ -21,11 +21,11 @@ public struct API: Sendable {
         var router = Router()
         // Store reads and writes never wait on anything slow: answered on MHD's thread.
         router.post("/api/v1/deploys", immediate: { self.guarded($0, self.deploy) })
-        router.get("/api/v1/runs", immediate: { self.guarded($0, self.listRuns) })
-        router.get("/api/v1/runs/{id}", immediate: { self.guarded($0, self.showRun) })
-        router.get("/api/v1/runs/{id}/logs", immediate: { self.guarded($0, self.logs) })
+        router.get("/api/v1/runs", immediate: { self.guarded($0, self.readable(self.listRuns)) })
+        router.get("/api/v1/runs/{id}", immediate: { self.guarded($0, self.readable(self.showRun)) })
+        router.get("/api/v1/runs/{id}/logs", immediate: { self.guarded($0, self.readable(self.logs)) })
         router.post("/api/v1/runs/{id}/cancel", immediate: { self.guarded($0, self.cancel) })
-        router.get("/api/v1/runs/{id}/deliveries", immediate: { self.guarded($0, self.deliveries) })
+        router.get("/api/v1/runs/{id}/deliveries", immediate: { self.guarded($0, self.readable(self.deliveries)) })
         router.post("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.lock) })
         router.delete("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.unlock) })
         router.post("/api/v1/services/{name}/targets/{target}/restore", immediate: { self.guarded($0, self.restore) })
@@ -35,12 +35,16 @@ public struct API: Sendable {
         router.post("/api/v1/hooks/generic", immediate: { self.guarded($0, self.generic) })
         router.post("/api/v1/hooks/slack", immediate: { self.guarded($0, self.slack) })
         router.get("/healthz", immediate: { _ in self.healthz() })
-        router.get("/metrics", immediate: { self.guarded($0, self.metrics) })
+        router.get("/metrics", immediate: { self.guarded($0, self.readable(self.metrics)) })
         router.get("/api/v1/healthz", immediate: { _ in self.healthz() })
         // These ask the load balancer, which may be a network call away.
-        router.get("/api/v1/services") { await self.guarded($0, self.listServices) }
-        router.get("/") { await self.guarded($0, self.statusPage.render) }
-        router.get("/{path...}", immediate: { self.guarded($0, self.statusPage.asset) })
+        router.get("/api/v1/services") { request in
+            await self.guarded(request) { request in try self.mayRead(request); return try await self.listServices(request) }
+        }
+        router.get("/") { request in
+            await self.guarded(request) { request in try self.mayRead(request); return try await self.statusPage.render(request) }
+        }
+        router.get("/{path...}", immediate: { self.guarded($0, self.readable(self.statusPage.asset)) })
         return router
     }
 
@@ -107,15 +111,36 @@ public struct API: Sendable {
 
     // MARK: - Auth
 
-    /// Who is asking, for writes. The demo needs no token; a configured server always does.
-    /// While shutting down, writes are refused with 503 and Retry-After; past its rate, a
-    /// token's writes get 429.
-    func authorize(_ request: HTTPRequest) throws -> String {
-        try caller(request).name
+    /// Who is asking, for writes that need `scope`. The demo needs no token; a configured
+    /// server always does. While shutting down, writes are refused with 503 and Retry-After;
+    /// past its rate, a token's writes get 429.
+    func authorize(_ request: HTTPRequest, scope: TokenScope = .admin) throws -> String {
+        try caller(request, scope: scope).name
+    }
+
+    /// Reads are open on a loopback listener or with `public_read: true`; otherwise they need
+    /// a token with the `read` scope.
+    func mayRead(_ request: HTTPRequest) throws {
+        guard !config.readsAreOpen else { return }
+        guard let header = request.header("authorization"), header.hasPrefix("Bearer "),
+              let token = config.apiTokens.first(where: { constantTimeEqual(Array(header.dropFirst(7).utf8), Array($0.secret.utf8)) }) else {
+            throw Refusal(status: 401, code: "unauthorized",
+                          message: "reading needs Authorization: Bearer <token with the read scope> (this server is not on loopback and public_read is off)")
+        }
+        guard token.scopes.contains(.read) else {
+            throw Refusal(status: 403, code: "forbidden", message: "token \(token.name) has no read scope")
+        }
+    }
+
+    func readable(_ handler: @escaping (HTTPRequest) throws -> HTTPResponse) -> (HTTPRequest) throws -> HTTPResponse {
+        { request in
+            try self.mayRead(request)
+            return try handler(request)
+        }
     }
 
     /// The token a write comes with (nil in the demo) and the name runs record for it.
-    func caller(_ request: HTTPRequest) throws -> (name: String, token: APIToken?) {
+    func caller(_ request: HTTPRequest, scope: TokenScope = .deploy) throws -> (name: String, token: APIToken?) {
         if shutdown.isShuttingDown {
             throw Refusal(status: 503, code: "shutting_down",
                           message: "rollgate is shutting down; retry in a moment (the next start takes writes again)")
@@ -130,6 +155,9 @@ public struct API: Sendable {
             let presented = Array(header.dropFirst("Bearer ".count).utf8)
             guard let token = config.apiTokens.first(where: { constantTimeEqual(presented, Array($0.secret.utf8)) }) else {
                 throw Refusal(status: 401, code: "unauthorized", message: "the bearer token is not valid")
+            }
+            guard token.scopes.contains(scope) else {
+                throw Refusal(status: 403, code: "forbidden", message: "token \(token.name) has no \(scope.rawValue) scope (it has: \(token.scopes.map(\.rawValue).sorted().joined(separator: ", ")))")
             }
             caller = ("api:\(token.name)", token)
         }
@@ -207,7 +235,7 @@ public struct API: Sendable {
     }
 
     func cancel(_ request: HTTPRequest) throws -> HTTPResponse {
-        _ = try authorize(request)
+        _ = try authorize(request, scope: .deploy)
         let run = try findRun(request)
         guard !run.status.isTerminal else {
             throw Refusal(status: 409, code: "run_finished", message: "run \(run.id) is already \(run.status.rawValue)")

@@ -98,7 +98,7 @@ public final class App: Sendable {
                       logger: logger)
         let address = listen ?? config.listen
         router = api.router
-        server = HTTPServer(configuration: HTTPServerConfiguration(host: address.host, port: address.port), router: router)
+        server = HTTPServer(configuration: HTTPServerConfiguration(host: address.host, port: address.port, tls: config.tls), router: router)
     }
 
     /// Claims the database (refusing if another live rollgate serves it), listens (a port in

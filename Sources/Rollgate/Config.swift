@@ -1,5 +1,11 @@
 import Rollout
 
+/// What a token may do: `read` runs, logs, services and the page (when reads are not open);
+/// `deploy` start and cancel runs; `admin` lock, unlock, restore and forget.
+public enum TokenScope: String, Sendable, CaseIterable {
+    case read, deploy, admin
+}
+
 /// An API token: its name (shown in runs as `api:<name>`) and the secret, never printed.
 public struct APIToken: Sendable {
     public var name: String
@@ -8,12 +14,16 @@ public struct APIToken: Sendable {
     public var variable: String?
     /// A bot (a chat bot, a CI system) may say on whose behalf it asks (`requested_by`).
     public var bot: Bool
+    /// Every scope unless the config lists some.
+    public var scopes: Set<TokenScope>
 
-    public init(name: String, secret: String, variable: String? = nil, bot: Bool = false) {
+    public init(name: String, secret: String, variable: String? = nil, bot: Bool = false,
+                scopes: Set<TokenScope> = Set(TokenScope.allCases)) {
         self.name = name
         self.secret = secret
         self.variable = variable
         self.bot = bot
+        self.scopes = scopes
     }
 }
 
@@ -176,9 +186,15 @@ public struct Config: Sendable {
     public var webhooks = WebhookSecrets()
     /// How people reach this server (links in Slack answers and notifications).
     public var publicURL: String?
+    /// Reads without a token even when not listening on loopback.
+    public var publicRead = false
+    /// Reads need no token on loopback (and in the demo) or with `public_read: true`.
+    public var readsAreOpen: Bool { isDemo || publicRead || listen.isLoopback }
     /// Writes each token may make: `burst` at once, then `perSecond`.
     public var writeRate = (perSecond: 10.0, burst: 60)
     public var notificationRetry = RetrySettings()
+    /// PEM text of the key and certificate (`tls: {key_file, cert_file}`): serve HTTPS directly.
+    public var tls: (key: String, certificate: String)?
     /// GitHub's API for deployment statuses (GitHub Enterprise: `https://HOST/api/v3`).
     public var githubAPI = "https://api.github.com"
 

@@ -41,7 +41,7 @@ public struct ConfigLoader {
         }
         let top = try Mapping(root, path: "", allowed: ["listen", "database", "public_dir", "shutdown_timeout", "retention", "api_tokens", "github", "gitlab",
                                                            "webhooks", "slack", "aws", "services", "public_url", "rate_limit",
-                                                           "notifications"])
+                                                           "notifications", "tls", "public_read"])
         var config = Config(services: [])
         if let listen = try top.string("listen") {
             guard let address = ListenAddress(listen) else {
@@ -68,6 +68,19 @@ public struct ConfigLoader {
                 throw top.error("public_url", "expected https://HOST[:PORT], got \(url)")
             }
             config.publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+        }
+        config.publicRead = try top.bool("public_read") ?? false
+        if let tls = try top.mapping("tls") {
+            try tls.check(allowed: ["key_file", "cert_file"])
+            func pem(_ key: String) throws -> String {
+                let path = try tls.required(key)
+                guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8),
+                      text.contains("-----BEGIN") else {
+                    throw tls.error(key, "cannot read a PEM file at \(path)")
+                }
+                return text
+            }
+            config.tls = (try pem("key_file"), try pem("cert_file"))
         }
         if let notifications = try top.mapping("notifications") {
             try notifications.check(allowed: ["retry_first", "retry_max", "attempts"])
@@ -120,12 +133,21 @@ public struct ConfigLoader {
     }
 
     private func token(_ node: Node, path: String) throws -> APIToken {
-        let map = try Mapping(node, path: path, allowed: ["name", "token", "token_env", "bot"])
+        let map = try Mapping(node, path: path, allowed: ["name", "token", "token_env", "bot", "scopes"])
         let name = try map.required("name")
         guard let (secret, variable) = try secret(map, "token") else {
             throw map.error("token_env", "give token_env: VARIABLE (or token: ... in the file)")
         }
-        return APIToken(name: name, secret: secret, variable: variable, bot: try map.bool("bot") ?? false)
+        var scopes = Set(TokenScope.allCases)
+        if map.value("scopes") != nil {
+            scopes = Set(try map.sequence("scopes").map { node in
+                guard let text = node.scalar?.string, let scope = TokenScope(rawValue: text) else {
+                    throw map.error("scopes", "a list of read, deploy, admin")
+                }
+                return scope
+            })
+        }
+        return APIToken(name: name, secret: secret, variable: variable, bot: try map.bool("bot") ?? false, scopes: scopes)
     }
 
     private func service(_ node: Node, path: String) throws -> ServiceConfig {

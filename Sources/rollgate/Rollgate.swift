@@ -93,7 +93,7 @@ struct Serve: AsyncParsableCommand {
                   curl http://\(settings.listen.host):\(app.server.port)/
                 """)
         } else {
-            print("rollgate listening on http://\(settings.listen.host):\(app.server.port)/ with \(settings.services.count) service(s); database \(settings.database)")
+            print("rollgate listening on \(settings.tls == nil ? "http" : "https")://\(settings.listen.host):\(app.server.port)/ with \(settings.services.count) service(s); database \(settings.database)")
         }
         fflush(nil)   // stdout may be a pipe or file: say it now, not at exit
         await waitForTerminationSignal()

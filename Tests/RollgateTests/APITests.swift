@@ -208,6 +208,33 @@ import RolloutTesting
         #expect(await app.call("GET", "/../Package.swift").status != 200)
         #expect(await app.call("GET", "/api/v2/runs").status == 404)
     }
-}
 
-import Foundation
+    @Test func tokensGetScopesAndReadsAreClosedOffLoopback() async throws {
+        var config = Config(listen: ListenAddress(host: "0.0.0.0", port: 8080), database: directory.path + "/scopes.db",
+                            apiTokens: [APIToken(name: "viewer", secret: "viewer-token-0123456789", scopes: [.read]),
+                                        APIToken(name: "ci", secret: "ci-token-0123456789abc", scopes: [.deploy]),
+                                        APIToken(name: "ops", secret: "ops-token-0123456789abc")],
+                            services: [quickService("web")])
+        var app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
+                          environment: [:], logger: .quiet)
+        let viewer = ["Authorization": "Bearer viewer-token-0123456789"]
+        let ci = ["Authorization": "Bearer ci-token-0123456789abc"]
+        let ops = ["Authorization": "Bearer ops-token-0123456789abc"]
+        #expect(await app.call("GET", "/api/v1/runs").status == 401, "not on loopback: reads need a token")
+        #expect(await app.call("GET", "/").status == 401)
+        #expect(await app.call("GET", "/metrics").status == 401)
+        #expect(await app.call("GET", "/healthz").status == 200, "liveness stays open")
+        #expect(await app.call("GET", "/api/v1/runs", headers: viewer).status == 200)
+        #expect(await app.call("GET", "/api/v1/runs", headers: ci).status == 403, "a deploy-only token does not read")
+        #expect(await app.call("POST", "/api/v1/deploys", headers: viewer, body: #"{"service":"web","version":"v1"}"#).status == 403)
+        #expect(await app.call("POST", "/api/v1/deploys", headers: ci, body: #"{"service":"web","version":"v1"}"#).status == 202)
+        #expect(await app.call("POST", "/api/v1/runs/1/cancel", headers: ci).status == 202)
+        let lock = await app.call("POST", "/api/v1/services/web/lock", headers: ci, body: #"{"reason":"x"}"#)
+        #expect(lock.status == 403 && json(lock)["error"]?["message"]?.string?.contains("no admin scope") == true)
+        #expect(await app.call("POST", "/api/v1/services/web/lock", headers: ops, body: #"{"reason":"x"}"#).status == 200, "no scopes listed: all of them")
+        config.publicRead = true
+        config.database = directory.path + "/public.db"
+        app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory, environment: [:], logger: .quiet)
+        #expect(await app.call("GET", "/api/v1/runs").status == 200, "public_read: true opens reads")
+    }
+}
