@@ -25,10 +25,11 @@
       }).join(", ");
       html += "<tr><td>" + esc(s.name) + "</td><td>" + esc(s.last_good_version || "none yet") + "</td><td>" + now + "</td><td>" + targets + "</td></tr>";
     });
-    html += "</table><h2>Recent runs</h2><table id=\"runs\"><tr><th>run</th><th>service</th><th>version</th><th>status</th><th>created</th><th>targets</th><th>error</th></tr>";
+    html += "</table><h2>Recent runs</h2><table id=\"runs\"><tr><th>run</th><th>service</th><th>version</th><th>status</th><th>created</th><th>asked by</th><th>reason</th><th>targets</th><th>error</th></tr>";
     runs.forEach(function (r) {
       html += "<tr><td><a href=\"/api/v1/runs/" + r.id + "\">" + r.id + "</a></td><td>" + esc(r.service) + "</td><td>" + esc(r.version) +
         "</td><td class=\"status-" + esc(r.status) + "\">" + esc(r.status) + "</td><td>" + esc(r.created_at) + "</td><td>" +
+        esc(r.requested_by) + "</td><td>" + esc(r.reason) + "</td><td>" +
         lastPhases(r.steps) + "</td><td>" + esc(r.error) + "</td></tr>";
     });
     html += "</table>";

@@ -69,7 +69,7 @@ struct StatusPage: Sendable {
                 .joined(separator: ", ")
             html += "<tr><td>\(escape(service.name))</td><td>\(escape(summary.lastGoodVersion ?? "none yet"))</td><td>\(now)</td><td>\(targets)</td></tr>\n"
         }
-        html += "</table>\n<h2>Recent runs</h2>\n<table id=\"runs\">\n<tr><th>run</th><th>service</th><th>version</th><th>status</th><th>created</th><th>targets</th><th>error</th></tr>\n"
+        html += "</table>\n<h2>Recent runs</h2>\n<table id=\"runs\">\n<tr><th>run</th><th>service</th><th>version</th><th>status</th><th>created</th><th>asked by</th><th>reason</th><th>targets</th><th>error</th></tr>\n"
         for run in try store.runs(RunFilter(limit: 20)) {
             var perTarget: [String] = []
             var seen: [String: Phase] = [:]
@@ -79,6 +79,7 @@ struct StatusPage: Sendable {
             }
             html += "<tr><td><a href=\"/api/v1/runs/\(run.id)\">\(run.id)</a></td><td>\(escape(run.service))</td><td>\(escape(run.version))</td>"
             html += "<td class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</td><td>\(Timestamp.format(run.createdAt))</td>"
+            html += "<td>\(escape(run.requestedBy))</td><td>\(escape(run.reason ?? ""))</td>"
             html += "<td>\(perTarget.joined(separator: "; "))</td><td>\(escape(run.error ?? ""))</td></tr>\n"
         }
         html += "</table>\n</section>"

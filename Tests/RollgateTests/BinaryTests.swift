@@ -151,6 +151,7 @@ final class RollgateProcess: @unchecked Sendable {
         #expect(dom.contains("live, updated"), "status.js ran and redrew the page")
         #expect(dom.contains("<table id=\"runs\">") && dom.contains(">v9<"))
         #expect(dom.contains("web-1"))
+        #expect(dom.contains("<td>api:ops</td>"), "who asked is on the page")
         server.kill(SIGTERM)
     }
 }
