@@ -22,8 +22,9 @@ let package = Package(
         // glibc's posix_spawn extensions, for the hook runner.
         .target(name: "CSpawn"),
 
-        // Every request rollgate sends: one port, one implementation (URLSession/libcurl).
-        .target(name: "Outbound"),
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // Every request rollgate sends: one port, one implementation (libcurl).
+        .target(name: "Outbound", dependencies: ["CCurl"]),
         // HTTP over libmicrohttpd; knows nothing of deploys.
         .target(name: "MicroHTTP", dependencies: ["CMicroHTTPD"]),
         // The domain: runs, steps, the roll, waiters, the queue. No C, no sockets, no processes.

@@ -56,7 +56,7 @@ public actor InstanceMetadataCredentials: AWSCredentialProvider {
                                       timeout: .seconds(2))
         let response: OutboundResponse
         do {
-            response = try await URLSessionHTTP().send(request)
+            response = try await CurlHTTP().send(request)
         } catch {
             throw CredentialsError(description: "instance metadata at \(endpoint) did not answer: \(error)")
         }

@@ -1,7 +1,3 @@
-#if canImport(FoundationNetworking)
-import FoundationNetworking
-#endif
-import Foundation
 
 /// One request rollgate sends: to AWS, to instance metadata, to a notification receiver,
 /// or from the CLI to a rollgate server.
@@ -50,35 +46,4 @@ public struct OutboundError: Error, CustomStringConvertible {
 /// The port every outbound request goes through; tests script it.
 public protocol OutboundHTTP: Sendable {
     func send(_ request: OutboundRequest) async throws -> OutboundResponse
-}
-
-/// The one implementation: URLSession over libcurl. http and https, host names and IPv6,
-/// per-request timeouts; proxies come from `HTTPS_PROXY`/`HTTP_PROXY`/`NO_PROXY` as libcurl
-/// (and so the AWS CLI) reads them; extra CA certificates from `SSL_CERT_FILE`.
-public struct URLSessionHTTP: OutboundHTTP {
-    public init() {}
-
-    public func send(_ request: OutboundRequest) async throws -> OutboundResponse {
-        guard let url = URL(string: request.url), let scheme = url.scheme?.lowercased(), scheme == "http" || scheme == "https" else {
-            throw OutboundError(url: request.url, reason: "not an http:// or https:// URL")
-        }
-        let seconds = max(0.1, Double(request.timeout.components.seconds) + Double(request.timeout.components.attoseconds) / 1e18)
-        var urlRequest = URLRequest(url: url, cachePolicy: .reloadIgnoringLocalCacheData, timeoutInterval: seconds)
-        urlRequest.httpMethod = request.method
-        for (name, value) in request.headers { urlRequest.setValue(value, forHTTPHeaderField: name) }
-        if !request.body.isEmpty || request.method == "POST" { urlRequest.httpBody = Data(request.body) }
-        do {
-            let (data, response) = try await URLSession.shared.data(for: urlRequest)
-            guard let http = response as? HTTPURLResponse else { throw OutboundError(url: request.url, reason: "not an HTTP answer") }
-            var headers: [String: String] = [:]
-            for (name, value) in http.allHeaderFields {
-                if let name = name as? String, let value = value as? String { headers[name.lowercased()] = value }
-            }
-            return OutboundResponse(status: http.statusCode, headers: headers, body: [UInt8](data))
-        } catch let error as OutboundError {
-            throw error
-        } catch {
-            throw OutboundError(url: request.url, reason: error.localizedDescription)
-        }
-    }
 }

@@ -64,7 +64,7 @@ public final class App: Sendable {
 
     public init(config: Config, migrationsDirectory: String, publicDirectory: String,
                 environment: [String: String], logger: Logger, clock: any RolloutClock = SystemClock(),
-                listen: ListenAddress? = nil, lease: LeaseTerms = LeaseTerms(), outbound: any OutboundHTTP = URLSessionHTTP()) throws {
+                listen: ListenAddress? = nil, lease: LeaseTerms = LeaseTerms(), outbound: any OutboundHTTP = CurlHTTP()) throws {
         self.config = config
         self.outbound = outbound
         self.logger = logger

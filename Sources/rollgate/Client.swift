@@ -16,6 +16,8 @@ enum ClientExit {
 struct ClientOptions: ParsableArguments {
     @Option(help: "rollgate server URL, http:// or https:// (or ROLLGATE_URL).") var server: String?
     @Option(help: "API token (or ROLLGATE_TOKEN).") var token: String?
+    @Option(name: .customLong("ca-cert"), help: "PEM file of a certificate authority to trust for https (or SSL_CERT_FILE).")
+    var caCert: String?
 
     var base: String {
         var url = server ?? environment["ROLLGATE_URL"] ?? "http://127.0.0.1:8080"
@@ -36,11 +38,15 @@ struct ClientOptions: ParsableArguments {
         if body != nil { headers.append(("Content-Type", "application/json")) }
         let response: OutboundResponse
         do {
-            response = try await URLSessionHTTP().send(OutboundRequest(method: method, url: base + path, headers: headers,
+            response = try await CurlHTTP(caFile: caCert).send(OutboundRequest(method: method, url: base + path, headers: headers,
                                                                        body: body?.bytes ?? [], timeout: .seconds(30)))
         } catch {
             print("rollgate: cannot reach the server: \(error)")
-            print("hint: is rollgate running there? pass --server URL or set ROLLGATE_URL")
+            if "\(error)".contains("SSL") || "\(error)".contains("certificate") {
+                print("hint: to trust the server's certificate, pass --ca-cert FILE or set SSL_CERT_FILE")
+            } else {
+                print("hint: is rollgate running there? pass --server URL or set ROLLGATE_URL")
+            }
             throw ExitCode(ClientExit.unreachable)
         }
         let json = JSONValue.parse(response.body)

@@ -47,7 +47,7 @@ final class RollgateProcess: @unchecked Sendable {
     func port() async throws -> UInt16 {
         var found: UInt16?
         _ = try await eventually(within: .seconds(30)) {
-            guard let range = text.range(of: #"listening on http://127\.0\.0\.1:(\d+)/"#, options: .regularExpression) else {
+            guard let range = text.range(of: #"listening on https?://127\.0\.0\.1:(\d+)/"#, options: .regularExpression) else {
                 return !process.isRunning
             }
             found = UInt16(text[range].split(separator: ":").last!.dropLast())
@@ -153,5 +153,53 @@ final class RollgateProcess: @unchecked Sendable {
         #expect(dom.contains("web-1"))
         #expect(dom.contains("<td>api:ops</td>"), "who asked is on the page")
         server.kill(SIGTERM)
+    }
+
+    /// The CLI over https against rollgate's own TLS listener, by host name, trusting a
+    /// certificate made here through --ca-cert or SSL_CERT_FILE.
+    @Test func theCLIDeploysOverHTTPSByHostName() async throws {
+        let key = directory.path + "/key.pem", cert = directory.path + "/cert.pem"
+        let openssl = Process()
+        openssl.executableURL = URL(fileURLWithPath: "/usr/bin/openssl")
+        openssl.arguments = ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", key, "-out", cert, "-days", "1",
+                             "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
+        openssl.standardError = FileHandle.nullDevice
+        try openssl.run()
+        openssl.waitUntilExit()
+        #expect(openssl.terminationStatus == 0, "openssl made a certificate")
+        let config = directory.write("tls.yaml", """
+            listen: 127.0.0.1:0
+            database: \(directory.path)/tls.db
+            tls: {key_file: \(key), cert_file: \(cert)}
+            api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
+            services:
+              - name: web
+                simulated: {targets: 2, drain_seconds: 0.2, healthy_seconds: 0.2}
+                poll_interval: 100ms
+                hooks: {deploy: echo "installing $ROLLGATE_VERSION"}
+            """)
+        let server = try RollgateProcess(["serve", "--config", config], environment: ["TEST_ROLLGATE_TOKEN": token])
+        let port = try await server.port()
+        #expect(server.text.contains("listening on https://127.0.0.1:\(port)/"))
+        let url = "https://localhost:\(port)"
+        let (status, output) = try await RollgateProcess.run(["deploy", "web", "v7", "--follow", "--server", url, "--token", token, "--ca-cert", cert])
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("installing v7") && output.contains("run 1 succeeded"))
+        let (listed, listing) = try await RollgateProcess.run(["runs", "--server", url], environment: ["SSL_CERT_FILE": cert])
+        #expect(listed == 0 && listing.contains("1\tweb\tv7\tsucceeded"), "\(listing)")
+        let (untrusted, refusal) = try await RollgateProcess.run(["runs", "--server", url])
+        #expect(untrusted == 3, "an untrusted certificate is 'cannot reach', exit 3")
+        #expect(refusal.contains("--ca-cert FILE or set SSL_CERT_FILE"), "\(refusal)")
+        let (_, plain) = try await RollgateProcess.run(["runs", "--server", "http://localhost:\(port)"])
+        #expect(!plain.contains("1\tweb\tv7"), "plain http is not served on the TLS port")
+        server.kill(SIGTERM)
+    }
+
+    @Test func theCLISaysWhenTheServerCannotBeReachedAndHasAVersion() async throws {
+        let (status, output) = try await RollgateProcess.run(["logs", "1", "--follow", "--server", "http://localhost:1"])
+        #expect(status == 3)
+        #expect(output.contains("cannot reach the server"))
+        let (version, text) = try await RollgateProcess.run(["--version"])
+        #expect(version == 0 && !text.isEmpty)
     }
 }
