@@ -49,15 +49,17 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // The tests' raw HTTP client (malformed requests included).
+        .target(name: "HTTPTesting", dependencies: ["MicroHTTP"]),
         // Fakes shared by the tests: fake load balancer, recording executor, manual clock.
         .target(name: "RolloutTesting", dependencies: ["Rollout"]),
 
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting"]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting"]),
-        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP"]),
-        .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP"],
+        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "HTTPTesting"]),
+        .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP", "HTTPTesting"],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB", "Outbound"],
+        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting"],
                     exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Support/webhook_sink.py", "Fixtures"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,5 +1,6 @@
 import Testing
 @testable import MicroHTTP
+import HTTPTesting
 #if canImport(Glibc)
 import Glibc
 #endif

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MicroHTTP
+import HTTPTesting
 import Rollgate
 
 /// The built `rollgate` executable, run as a user would.

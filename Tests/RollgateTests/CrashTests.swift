@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MicroHTTP
+import HTTPTesting
 import Rollgate
 
 /// The real binary killed and stopped at every moment of a roll: the same run resumes and

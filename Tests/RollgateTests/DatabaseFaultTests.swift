@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MicroHTTP
+import HTTPTesting
 import Rollgate
 
 /// The database fails under a running roll (its write lock held elsewhere, the disk full, the

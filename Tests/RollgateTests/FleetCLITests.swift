@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MicroHTTP
+import HTTPTesting
 import Rollgate
 
 /// The operator's side, with the real binary: what hooks see, left-out targets through the

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MicroHTTP
+import HTTPTesting
 import Rollgate
 
 /// A moto_server (the AWS emulator) on a free loopback port, stopped by its PID.

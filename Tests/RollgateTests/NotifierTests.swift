@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 import Outbound
 import MicroHTTP
+import HTTPTesting
 @testable import Rollgate
 import Rollout
 import RolloutTesting

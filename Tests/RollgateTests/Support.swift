@@ -2,6 +2,7 @@ import Testing
 import Foundation
 import Logging
 import MicroHTTP
+import HTTPTesting
 @testable import Rollgate
 import Rollout
 

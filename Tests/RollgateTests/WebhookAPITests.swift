@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import MicroHTTP
+import HTTPTesting
 @testable import Rollgate
 import Rollout
 import RolloutTesting

@@ -1,5 +1,6 @@
 import Foundation
 import MicroHTTP
+import HTTPTesting
 @testable import Rollgate
 
 /// What a server's history says about its fleet, read through the API as any client would:

@@ -1,9 +1,11 @@
+import MicroHTTP
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// A small blocking HTTP/1.1 client for plain `http://` on IPv4: enough for the
-/// command line and the tests to talk to a rollgate server. One request a connection.
+/// The tests' raw client: blocking HTTP/1.1 over plain `http://` on IPv4, which can also send
+/// bytes no proper client would (garbage, huge headers, deep JSON). One request a connection.
+/// rollgate itself sends every request through `Outbound`.
 public struct HTTPClient: Sendable {
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
