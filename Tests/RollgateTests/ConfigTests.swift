@@ -142,4 +142,42 @@ import Rollout
         #expect { _ = try loader.parse("services: [{name: web, simulated: {targets: 2}, fast_drain: {check: x, quiet: 10s}, hooks: {deploy: x}}]") }
             throws: { "\($0)".contains("fast drain is not built yet") }
     }
+
+    @Test func scopesReadsTLSAndNotifications() throws {
+        let directory = TempDirectory()
+        let key = directory.write("key.pem", "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")
+        let cert = directory.write("cert.pem", "-----BEGIN CERTIFICATE-----\nx\n-----END CERTIFICATE-----\n")
+        let loader = ConfigLoader(environment: ["RO": "read-only-token-0123", "HOOK": "https://hooks.slack.com/services/T/B/secret",
+                                                "NS": "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "GH_TOKEN": "ghp_0123456789"])
+        let config = try loader.parse("""
+            listen: 0.0.0.0:8443
+            public_read: true
+            tls: {key_file: \(key), cert_file: \(cert)}
+            notifications: {retry_first: 500ms, retry_max: 1m, attempts: 10}
+            api_tokens: [{name: grafana, token_env: RO, scopes: [read]}]
+            services:
+              - name: web
+                simulated: {targets: 1}
+                hooks: {deploy: x}
+                notify:
+                  slack_webhook_env: HOOK
+                  webhook: {url: https://ci.example.com/hook, secret_env: NS}
+                  github: {token_env: GH_TOKEN}
+            """)
+        #expect(config.apiTokens.first?.scopes == [.read])
+        #expect(config.publicRead && config.readsAreOpen)
+        #expect(config.tls?.certificate.contains("BEGIN CERTIFICATE") == true)
+        #expect(config.notificationRetry == RetrySettings(first: .milliseconds(500), max: .seconds(60), attempts: 10))
+        #expect(config.services[0].notify.slackWebhook == "https://hooks.slack.com/services/T/B/secret")
+        #expect(config.services[0].notify.githubToken == "ghp_0123456789")
+        #expect(Set(config.secretVariables).isSuperset(of: ["RO", "HOOK", "NS", "GH_TOKEN"]), "notification secrets are kept from hooks")
+        #expect { _ = try loader.parse("api_tokens: [{name: x, token_env: RO, scopes: [write]}]\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
+            throws: { "\($0)".contains("a list of read, deploy, admin") }
+        #expect { _ = try loader.parse("tls: {key_file: /nope, cert_file: /nope}\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
+            throws: { "\($0)".contains("tls.key_file") && "\($0)".contains("cannot read a PEM file at /nope") }
+        #expect { _ = try loader.parse("services: [{name: web, simulated: {}, hooks: {deploy: x}, notify: {webhook: {url: https://x}}}]") }
+            throws: { "\($0)".contains("always signed") }
+        #expect { _ = try loader.parse("github: {}\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
+            throws: { "\($0)".contains("without it the endpoint stays closed") }
+    }
 }

@@ -146,4 +146,39 @@ import Rollgate
         restored.kill(SIGTERM)
         server.kill(SIGTERM)
     }
+
+    @Test func theClientCommandsShowRunsLogsAndCancel() async throws {
+        let server = try RollgateProcess(["serve", "--config", config("client", deploy: #"echo "installing $ROLLGATE_VERSION"; sleep 0.3"#)],
+                                         environment: ["TEST_ROLLGATE_TOKEN": token])
+        let port = try await server.port()
+        let (deployed, output) = try await cli(["deploy", "web", "v1", "--reason", "first", "--follow"], port: port)
+        #expect(deployed == 0, "\(output)")
+        let (_, detail) = try await cli(["run", "1"], port: port)
+        #expect(detail.contains("run 1: web v1 succeeded") && detail.contains("requested by api:ops, because: first"), "\(detail)")
+        #expect(detail.contains("web-1\tdrain\tsucceeded"))
+        let (_, asJSON) = try await cli(["run", "1", "--json"], port: port)
+        #expect(JSONValue.parse(Array(asJSON.utf8))?["status"] == .string("succeeded"))
+        let (_, logs) = try await cli(["logs", "1"], port: port)
+        #expect(logs.contains("[web-2] installing v1") && logs.contains("all 3 target(s) run v1 and are healthy"))
+        let (_, runs) = try await cli(["runs"], port: port)
+        #expect(runs.hasPrefix("ID\tSERVICE\tVERSION\tSTATUS\tCREATED\tREQUESTED BY\tREASON\tERROR\n"), "\(runs)")
+        #expect(runs.contains("\tapi:ops\tfirst\t"))
+        let (_, runsJSON) = try await cli(["runs", "--json"], port: port)
+        #expect(JSONValue.parse(Array(runsJSON.utf8))?["runs"]?.array?.count == 1)
+        // A second deploy, re-attached to with logs --follow, then cancelled while it rolls.
+        let (_, queued) = try await cli(["deploy", "web", "v2"], port: port)
+        #expect(queued.contains("run 2: web v2"))
+        let client = HTTPClient(port: port)
+        #expect(try await eventually { json(try await client.request("GET", "/api/v1/runs/2"))["status"] == .string("running") })
+        let (cancelled, cancelOutput) = try await cli(["cancel", "2"], port: port)
+        #expect(cancelled == 0 && cancelOutput.contains("run 2: cancel requested"), "\(cancelOutput)")
+        let (followed, followOutput) = try await cli(["logs", "2", "--follow"], port: port)
+        #expect(followed == 1, "a cancelled run exits 1")
+        #expect(followOutput.contains("run 2 cancelled"), "\(followOutput)")
+        let (_, status) = try await cli(["status", "web"], port: port)
+        #expect(status.hasPrefix("web\tlast good: v1"))
+        let (missing, unknown) = try await cli(["status", "nope"], port: port)
+        #expect(missing == 1 && unknown.contains("no service named nope"))
+        server.kill(SIGTERM)
+    }
 }
