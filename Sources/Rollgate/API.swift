@@ -61,6 +61,7 @@ public struct API: Sendable {
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) async throws -> HTTPResponse) async -> HTTPResponse {
         do {
+            try API.refuseControlCharacters(request)
             return try await handler(request)
         } catch {
             return answer(error, to: request)
@@ -69,9 +70,18 @@ public struct API: Sendable {
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) throws -> HTTPResponse) -> HTTPResponse {
         do {
+            try API.refuseControlCharacters(request)
             return try handler(request)
         } catch {
             return answer(error, to: request)
+        }
+    }
+
+    /// A header holding a control character (NUL included; a tab is allowed) is refused, not
+    /// truncated: nothing that could start a deploy carries one into a record or a hook.
+    static func refuseControlCharacters(_ request: HTTPRequest) throws {
+        for (name, value) in request.headers where value.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F }) {
+            throw Refusal(status: 400, code: "invalid_header", message: "header \(name) contains a control character")
         }
     }
 

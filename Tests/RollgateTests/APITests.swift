@@ -237,4 +237,12 @@ import RolloutTesting
         app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory, environment: [:], logger: .quiet)
         #expect(await app.call("GET", "/api/v1/runs").status == 200, "public_read: true opens reads")
     }
+
+    @Test func aHeaderWithAControlCharacterIsRefusedNotTruncated() async throws {
+        let headers = auth.merging(["Idempotency-Key": "key\u{0}more"]) { a, _ in a }
+        let response = await deploy(#"{"service":"web","version":"v1"}"#, headers: headers)
+        #expect(response.status == 400)
+        #expect(json(response)["error"]?["code"] == .string("invalid_header"))
+        #expect(try app.store.runs(.init()).isEmpty)
+    }
 }
