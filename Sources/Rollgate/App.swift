@@ -78,7 +78,8 @@ public final class App: Sendable {
         let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment, health: health)
         self.services = services
         let hooks = HookEnvironment(server: environment, config: config)
-        let context = RollContext(owner: owner, lease: lease, health: health, mask: hooks.mask(config: config))
+        let context = RollContext(owner: owner, lease: lease, health: health, mask: hooks.mask(config: config),
+                                  observer: services.cache)
         let store = self.store
         let shutdownAllowance = config.shutdownTimeout
         dispatcher = Dispatcher(

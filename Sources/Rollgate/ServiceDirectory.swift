@@ -11,6 +11,7 @@ public struct ServiceDirectory: Sendable {
     }
 
     let entries: [String: Entry]
+    let cache: TargetStateCache
 
     init(config: Config, store: Store, clock: any RolloutClock, environment: [String: String],
          health: StoreHealth = StoreHealth()) throws {
@@ -33,33 +34,17 @@ public struct ServiceDirectory: Sendable {
             }
         }
         self.entries = entries
+        cache = TargetStateCache(clock: clock)
     }
 
     public func loadBalancer(for service: String) -> (any LoadBalancer)? { entries[service]?.loadBalancer }
 
-    /// Every target the service knows: what the load balancer says of each registered one,
-    /// plus the targets rollgate took out (left out, or in hand of the running run), asked
-    /// about by id since DescribeTargetHealth without names lists registered targets only.
-    /// Nil when the load balancer cannot be asked.
+    /// Every target the service knows (registered, left out, in hand), from the cache: what
+    /// the roll observed and a shared, rate-limited DescribeTargetHealth. Nil when the load
+    /// balancer cannot be asked.
     func targetStates(for service: String, running: Run?, leftOut: [LeftOutTarget]) async -> [TargetView]? {
-        guard let loadBalancer = loadBalancer(for: service),
-              let listed = try? await loadBalancer.targets() else { return nil }
-        var views = listed.map { TargetView(target: $0.target, health: $0.health, leftOut: nil, runningRun: running?.id) }
-        var extra = leftOut.map(\.target)
-        if let step = running?.steps.last { extra.append(Target(id: step.targetID, port: step.targetPort)) }
-        for target in extra where !views.contains(where: { $0.target == target }) {
-            var health: TargetHealth?
-            switch try? await loadBalancer.health(of: target) {
-            case .health(let answer)?: health = answer
-            case .notFound?: health = TargetHealth(.unused, reason: "Target.NotRegistered")
-            case nil: health = nil
-            }
-            views.append(TargetView(target: target, health: health, leftOut: nil, runningRun: running?.id))
-        }
-        for index in views.indices {
-            views[index].leftOut = leftOut.first { $0.target == views[index].target }
-        }
-        return views.sorted { $0.target < $1.target }
+        guard let loadBalancer = loadBalancer(for: service) else { return nil }
+        return await cache.views(service: service, loadBalancer: loadBalancer, running: running, leftOut: leftOut)
     }
 
     /// The roll for a run, or why it cannot be rolled.

@@ -111,3 +111,9 @@ public protocol LoadBalancer: Sendable {
     func deregister(_ target: Target) async throws
     func register(_ target: Target) async throws
 }
+
+/// Told of every answer the load balancer gives a roll (waiter polls, preflight listings), so
+/// what viewers see comes from what rollgate already asked, never from asking again.
+public protocol TargetObserver: Sendable {
+    func observed(service: String, target: Target, observation: TargetObservation, at: Date)
+}

@@ -28,6 +28,7 @@ extension Roll {
         let start = clock.now
         while true {
             let health = try await loadBalancer.targets()
+            for (listed, state) in health { observe(listed, .health(state)) }
             let own = health.first { $0.target == target }?.health
             guard let own, own.state != .unused, own.state != .draining, own.state != .unhealthyDraining else {
                 note("preflight: \(target.id) is already out of the load balancer (\(own?.description ?? "not registered")); no capacity is taken", target: target)
@@ -58,6 +59,7 @@ extension Roll {
         let step = try await record("begin the drain step") { try journal.beginStep(run: run.id, target: target, phase: .drain, at: clock.now) }
         do {
             let now = try await loadBalancer.health(of: target)
+            observe(target, now)
             if now.isRegistered {
                 note("DeregisterTargets \(target)", target: target, phase: .drain)
                 try await loadBalancer.deregister(target)
@@ -190,7 +192,9 @@ extension Roll {
         // sees what the load balancer said and when.
         return try await waiter.wait(for: target, until: rule, on: loadBalancer) { result in
             switch result {
-            case .success(let observation): note("\(target.id): \(observation)", target: target, phase: phase)
+            case .success(let observation):
+                observe(target, observation)
+                note("\(target.id): \(observation)", target: target, phase: phase)
             case .failure(let error): note("\(target.id): poll failed, will retry: \(error)", target: target, phase: phase)
             }
         }
@@ -223,6 +227,10 @@ extension Roll {
             try? await clock.sleep(for: delay)
             delay = min(delay * 2, .seconds(5))
         }
+    }
+
+    func observe(_ target: Target, _ observation: TargetObservation) {
+        context.observer?.observed(service: run.service, target: target, observation: observation, at: clock.now)
     }
 
     func note(_ text: String, target: Target? = nil, phase: Phase? = nil) {

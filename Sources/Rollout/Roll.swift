@@ -9,13 +9,16 @@ public struct RollContext: Sendable {
     public var health: StoreHealth
     /// Secret values masked out of every stored line.
     public var mask: SecretMask
+    /// Hears every load-balancer answer the roll gets (the status page's source).
+    public var observer: (any TargetObserver)?
 
     public init(owner: LeaseOwner = LeaseOwner(host: "test", pid: 1, start: 1), lease: LeaseTerms = LeaseTerms(),
-                health: StoreHealth = StoreHealth(), mask: SecretMask = SecretMask()) {
+                health: StoreHealth = StoreHealth(), mask: SecretMask = SecretMask(), observer: (any TargetObserver)? = nil) {
         self.owner = owner
         self.lease = lease
         self.health = health
         self.mask = mask
+        self.observer = observer
     }
 }
 
