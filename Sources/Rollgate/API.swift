@@ -60,21 +60,41 @@ public struct API: Sendable {
     static let healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable"))]).bytes)
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) async throws -> HTTPResponse) async -> HTTPResponse {
+        let started = ContinuousClock.now
+        let response: HTTPResponse
         do {
             try API.refuseControlCharacters(request)
-            return try await handler(request)
+            response = try await handler(request)
         } catch {
-            return answer(error, to: request)
+            response = answer(error, to: request)
         }
+        logAccess(request, response, since: started)
+        return response
     }
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) throws -> HTTPResponse) -> HTTPResponse {
+        let started = ContinuousClock.now
+        let response: HTTPResponse
         do {
             try API.refuseControlCharacters(request)
-            return try handler(request)
+            response = try handler(request)
         } catch {
-            return answer(error, to: request)
+            response = answer(error, to: request)
         }
+        logAccess(request, response, since: started)
+        return response
+    }
+
+    /// `--access-log`: method, path (no query, never a header), status, duration, run id.
+    private func logAccess(_ request: HTTPRequest, _ response: HTTPResponse, since started: ContinuousClock.Instant) {
+        guard config.accessLog else { return }
+        let elapsed = ContinuousClock.now - started
+        var metadata: Logger.Metadata = [
+            "http.method": "\(request.method)", "http.path": "\(request.path)", "http.status": "\(response.status)",
+            "duration_ms": "\(Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000 + Double(elapsed.components.seconds) * 1000)",
+        ]
+        if let id = request.parameters["id"] { metadata["run.id"] = "\(id)" }
+        logger.info("http", metadata: metadata)
     }
 
     /// A header holding a control character (NUL included; a tab is allowed) is refused, not

@@ -188,6 +188,8 @@ public struct Config: Sendable {
     public var publicURL: String?
     /// Reads without a token even when not listening on loopback.
     public var publicRead = false
+    /// Log every HTTP request (`--access-log`).
+    public var accessLog = false
     /// Reads need no token on loopback (and in the demo) or with `public_read: true`.
     public var readsAreOpen: Bool { isDemo || publicRead || listen.isLoopback }
     /// Writes each token may make: `burst` at once, then `perSecond`.

@@ -47,17 +47,28 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "HOST:PORT to listen on (overrides the config).") var listen: String?
     @Option(help: "SQLite database path (overrides the config).") var database: String?
     @Option(help: "Directory of NNNN_name.sql migrations.") var migrations: String?
+    @Option(help: "text or json (one JSON object a line, for journald and log shippers).") var logFormat: String = "text"
+    @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
+    @Flag(help: "Log every HTTP request: method, path, status, duration, run id (never tokens or signatures).")
+    var accessLog = false
 
     func validate() throws {
         if let listen, ListenAddress(listen) == nil {
             throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080")
         }
+        guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
+        guard Logger.Level(rawValue: logLevel) != nil else {
+            throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
     }
 
     func run() async throws {
-
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        if logFormat == "json" {
+            LoggingSystem.bootstrap { label in JSONLogHandler(label: label, logLevel: level) }
+        }
         var logger = Logger(label: "rollgate")
-        logger.logLevel = .info
+        logger.logLevel = level
         var settings: Config
         if let config {
             do { settings = try ConfigLoader(environment: environment).load(path: config) } catch {
@@ -75,6 +86,7 @@ struct Serve: AsyncParsableCommand {
             logger.warning("no api_tokens configured: every write endpoint will answer 401")
         }
         signal(SIGPIPE, SIG_IGN)
+        settings.accessLog = accessLog
         let app = try App(config: settings, migrationsDirectory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"),
                           publicDirectory: locate("public", "ROLLGATE_PUBLIC_DIR"), environment: environment, logger: logger)
         do {

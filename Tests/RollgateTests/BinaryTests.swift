@@ -203,4 +203,23 @@ final class RollgateProcess: @unchecked Sendable {
         let (version, text) = try await RollgateProcess.run(["--version"])
         #expect(version == 0 && !text.isEmpty)
     }
+
+    @Test func jsonLogsAndTheAccessLogNeverPrintATokenOrSignature() async throws {
+        let server = try RollgateProcess(["serve", "--config", config, "--log-format", "json", "--access-log", "--log-level", "info"],
+                                         environment: ["TEST_ROLLGATE_TOKEN": token])
+        let client = HTTPClient(port: try await server.port())
+        let accepted = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
+                                                body: Array(#"{"service":"web","version":"v1"}"#.utf8))
+        #expect(accepted.status == 202)
+        #expect(try await eventually { server.text.contains("\"http.path\":\"/api/v1/deploys\"") })
+        server.kill(SIGTERM)
+        let lines = server.text.split(separator: "\n").filter { $0.hasPrefix("{") }
+        #expect(lines.count >= 3)
+        #expect(lines.allSatisfy { JSONValue.parse(Array($0.utf8)) != nil }, "every log line is one JSON object")
+        let access = lines.compactMap { JSONValue.parse(Array($0.utf8)) }.first { $0["http.path"] == .string("/api/v1/deploys") }
+        #expect(access?["http.status"] == .string("202") && access?["http.method"] == .string("POST") && access?["duration_ms"] != nil)
+        #expect(!server.text.contains(token))
+        let (status, output) = try await RollgateProcess.run(["serve", "--config", config, "--log-level", "loud"])
+        #expect(status != 0 && output.contains("--log-level must be one of"))
+    }
 }
