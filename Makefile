@@ -8,7 +8,9 @@ TEST_DEPS  := chromium
 BENCH_DEPS := wrk gcc
 PIP_DEPS   := moto[server] boto3 awscli
 
-.PHONY: all build release demo test bench deps-build deps-test deps-bench clean
+.PHONY: all build release install demo test bench deps-build deps-test deps-bench clean
+
+PREFIX ?= /usr/local
 
 all: build
 
@@ -39,6 +41,15 @@ build: deps-build
 # libsqlite3 needed on the host, and ~7 MB less resident memory than the shared runtime.
 release: deps-build
 	$(SWIFT) build -c release --static-swift-stdlib
+
+# The release binary in $(PREFIX)/bin, migrations/ and public/ in $(PREFIX)/share/rollgate
+# (where rollgate looks for them beside its binary), the systemd unit in contrib/.
+install: release
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rollgate/migrations $(DESTDIR)$(PREFIX)/share/rollgate/public
+	install -m 0755 .build/release/rollgate $(DESTDIR)$(PREFIX)/bin/rollgate
+	install -m 0644 migrations/*.sql $(DESTDIR)$(PREFIX)/share/rollgate/migrations/
+	install -m 0644 public/* $(DESTDIR)$(PREFIX)/share/rollgate/public/
+	install -m 0644 README.md contrib/rollgate.service $(DESTDIR)$(PREFIX)/share/rollgate/
 
 # The demo: a simulated load balancer with 3 targets, on 127.0.0.1:8080, no token needed.
 demo: build
