@@ -5,12 +5,21 @@ extension ConfigLoader {
     /// A secret given as `KEY_env: VARIABLE` (preferred) or `KEY: "..."` in the file, at least
     /// 16 characters; nil when neither is given. Returns the value and its variable.
     func secret(_ map: Mapping, _ key: String, minimum: Int = 16) throws -> (String, String?)? {
-        if let literal = try map.string(key) {
+        let literal = try map.string(key)
+        let variable = try map.string(key + "_env")
+        if literal != nil && variable != nil {
+            throw map.error(key, "give \(key)_env or \(key), not both")
+        }
+        if let literal {
             guard literal.count >= minimum else { throw map.error(key, "a secret must be at least \(minimum) characters") }
             return (literal, nil)
         }
-        guard let variable = try map.string(key + "_env") else { return nil }
+        guard let variable else { return nil }
         guard let value = environment[variable], !value.isEmpty else {
+            if lint {
+                findings.warn("\(map.child(key + "_env")): environment variable \(variable) is not set here (rollgate serve needs it)")
+                return (String(repeating: "x", count: max(minimum, 16)), variable)
+            }
             throw map.error(key + "_env", "environment variable \(variable) is not set or empty")
         }
         guard value.count >= minimum else { throw map.error(key + "_env", "\(variable) is shorter than \(minimum) characters") }

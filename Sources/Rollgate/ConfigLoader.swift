@@ -17,8 +17,34 @@ public struct ConfigError: Error, CustomStringConvertible {
 /// secrets come from environment variables unless written in the file with `token:`.
 public struct ConfigLoader {
     let environment: [String: String]
+    /// `check-config`: a secret's variable may be unset (a warning), and hook files are checked
+    /// relative to the working directory.
+    let lint: Bool
+    let findings = Findings()
 
-    public init(environment: [String: String]) { self.environment = environment }
+    public init(environment: [String: String], lint: Bool = false) {
+        self.environment = environment
+        self.lint = lint
+    }
+
+    /// What reading a config found: every error (reading goes on past one), and warnings.
+    public final class Findings: @unchecked Sendable {
+        // @unchecked: one loader reads one file on one thread.
+        public private(set) var errors: [ConfigError] = []
+        public private(set) var warnings: [String] = []
+        func error(_ error: Error) {
+            if error is ServiceSkipped { return }
+            errors.append(error as? ConfigError ?? ConfigError(path: "", line: nil, message: "\(error)"))
+        }
+        func warn(_ text: String) { warnings.append(text) }
+        /// Runs one section; its error is kept and the next section is read.
+        func collect(_ body: () throws -> Void) {
+            do { try body() } catch { self.error(error) }
+        }
+    }
+
+    /// Warnings of the last parse (secrets unset while linting).
+    public var warnings: [String] { findings.warnings }
 
     public func load(path: String) throws -> Config {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -39,97 +65,130 @@ public struct ConfigLoader {
         } catch {
             throw ConfigError(path: "", line: nil, message: "not valid YAML: \(error)")
         }
-        let top = try Mapping(root, path: "", allowed: ["listen", "database", "public_dir", "shutdown_timeout", "retention", "api_tokens", "github", "gitlab",
-                                                           "webhooks", "slack", "aws", "services", "public_url", "rate_limit",
-                                                           "notifications", "tls", "public_read"])
+        let top = try Mapping(root, path: "")
+        for unknown in top.unknownKeys(allowed: ["listen", "database", "public_dir", "shutdown_timeout", "retention", "api_tokens",
+                                                 "github", "gitlab", "webhooks", "slack", "aws", "services", "public_url",
+                                                 "rate_limit", "notifications", "tls", "public_read"]) {
+            findings.error(unknown)
+        }
         var config = Config(services: [])
-        if let listen = try top.string("listen") {
-            guard let address = ListenAddress(listen) else {
-                throw top.error("listen", "expected HOST:PORT such as 127.0.0.1:8080, got \(listen)")
-            }
-            config.listen = address
-        }
-        config.database = try top.string("database") ?? config.database
-        config.publicDir = try top.string("public_dir")
-        config.apiTokens = try top.sequence("api_tokens").enumerated().map { index, node in
-            try token(node, path: "api_tokens[\(index)]")
-        }
-        config.shutdownTimeout = try top.duration("shutdown_timeout", minimum: .seconds(1)) ?? config.shutdownTimeout
-        if let retention = try top.mapping("retention") {
-            try retention.check(allowed: ["keep_runs", "keep_logs"])
-            if let keep = try retention.int("keep_runs") {
-                guard keep >= 1 else { throw retention.error("keep_runs", "at least 1 (a service's newest run is always kept)") }
-                config.retention.keepRuns = keep
-            }
-            config.retention.keepLogs = try retention.duration("keep_logs", minimum: .seconds(60))
-        }
-        if let url = try top.string("public_url") {
-            guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                throw top.error("public_url", "expected https://HOST[:PORT], got \(url)")
-            }
-            config.publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
-        }
-        config.publicRead = try top.bool("public_read") ?? false
-        if let tls = try top.mapping("tls") {
-            try tls.check(allowed: ["key_file", "cert_file"])
-            func pem(_ key: String) throws -> String {
-                let path = try tls.required(key)
-                guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8),
-                      text.contains("-----BEGIN") else {
-                    throw tls.error(key, "cannot read a PEM file at \(path)")
+        findings.collect {
+            if let listen = try top.string("listen") {
+                guard let address = ListenAddress(listen) else {
+                    throw top.error("listen", "expected HOST:PORT such as 127.0.0.1:8080, got \(listen)")
                 }
-                return text
-            }
-            config.tls = (try pem("key_file"), try pem("cert_file"))
-        }
-        if let notifications = try top.mapping("notifications") {
-            try notifications.check(allowed: ["retry_first", "retry_max", "attempts"])
-            config.notificationRetry.first = try notifications.duration("retry_first", minimum: .milliseconds(10)) ?? config.notificationRetry.first
-            config.notificationRetry.max = try notifications.duration("retry_max", minimum: .milliseconds(10)) ?? config.notificationRetry.max
-            if let attempts = try notifications.int("attempts") {
-                guard attempts >= 1 else { throw notifications.error("attempts", "at least 1") }
-                config.notificationRetry.attempts = attempts
+                config.listen = address
             }
         }
-        if let rate = try top.mapping("rate_limit") {
-            try rate.check(allowed: ["writes_per_second", "burst"])
-            if let perSecond = try rate.number("writes_per_second") {
-                guard perSecond > 0 else { throw rate.error("writes_per_second", "must be more than 0") }
-                config.writeRate.perSecond = perSecond
-            }
-            if let burst = try rate.int("burst") {
-                guard burst >= 1 else { throw rate.error("burst", "at least 1") }
-                config.writeRate.burst = burst
+        findings.collect { config.database = try top.string("database") ?? config.database }
+        findings.collect { config.publicDir = try top.string("public_dir") }
+        findings.collect {
+            for (index, node) in try top.sequence("api_tokens").enumerated() {
+                findings.collect { config.apiTokens.append(try token(node, path: "api_tokens[\(index)]")) }
             }
         }
+        findings.collect { config.shutdownTimeout = try top.duration("shutdown_timeout", minimum: .seconds(1)) ?? config.shutdownTimeout }
+        findings.collect { try settings(top, into: &config) }
         config.secretVariables = config.apiTokens.compactMap(\.variable)
-        try webhooks(top, into: &config)
-        if let aws = try top.mapping("aws") {
-            try aws.check(allowed: ["region", "endpoint_url"])
-            config.aws.region = try aws.string("region")
-            if let url = try aws.string("endpoint_url") {
-                guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
-                    throw aws.error("endpoint_url", "expected http://HOST:PORT or https://HOST, got \(url)")
+        findings.collect { try webhooks(top, into: &config) }
+        findings.collect {
+            if let aws = try top.mapping("aws") {
+                try aws.check(allowed: ["region", "endpoint_url"])
+                config.aws.region = try aws.string("region")
+                if let url = try aws.string("endpoint_url") {
+                    guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                        throw aws.error("endpoint_url", "expected http://HOST:PORT or https://HOST, got \(url)")
+                    }
+                    config.aws.endpointURL = url
                 }
-                config.aws.endpointURL = url
             }
         }
-        let services = try top.sequence("services")
-        guard !services.isEmpty else { throw top.error("services", "at least one service is needed") }
-        var names: Set<String> = []
-        for (index, node) in services.enumerated() {
-            let service = try self.service(node, path: "services[\(index)]")
-            guard names.insert(service.name).inserted else {
-                throw ConfigError(path: "services[\(index)].name", line: line(node), message: "service \(service.name) is defined twice")
+        findings.collect {
+            let services = try top.sequence("services")
+            guard !services.isEmpty else { throw top.error("services", "at least one service is needed") }
+            var names: Set<String> = []
+            for (index, node) in services.enumerated() {
+                findings.collect {
+                    let service = try self.service(node, path: "services[\(index)]")
+                    guard names.insert(service.name).inserted else {
+                        throw ConfigError(path: "services[\(index)].name", line: line(node), message: "service \(service.name) is defined twice")
+                    }
+                    config.secretVariables += service.notify.variables
+                    if let own = service.hookEnv.first(where: { config.secretVariables.contains($0) }) {
+                        throw ConfigError(path: "services[\(index)].hook_env", line: line(node),
+                                          message: "\(own) holds one of rollgate's own secrets (an API token or webhook secret); it is never passed to hooks")
+                    }
+                    config.services.append(service)
+                }
             }
-            config.secretVariables += service.notify.variables
-            if let own = service.hookEnv.first(where: { config.secretVariables.contains($0) }) {
-                throw ConfigError(path: "services[\(index)].hook_env", line: line(node),
-                                  message: "\(own) holds one of rollgate's own secrets (an API token or webhook secret); it is never passed to hooks")
-            }
-            config.services.append(service)
         }
+        if lint && config.apiTokens.isEmpty && config.webhooks.all.isEmpty && findings.errors.isEmpty {
+            findings.error(ConfigError(path: "api_tokens", line: nil,
+                                       message: "no api_tokens and no webhook secret: nothing could ever start a deploy; add {name: ci, token_env: VARIABLE}"))
+        }
+        if !findings.errors.isEmpty { throw ConfigErrors(errors: findings.errors) }
         return config
+    }
+
+    /// retention, notifications, rate_limit, tls, public_url, public_read.
+    private func settings(_ top: Mapping, into config: inout Config) throws {
+        findings.collect {
+            if let retention = try top.mapping("retention") {
+                try retention.check(allowed: ["keep_runs", "keep_logs"])
+                if let keep = try retention.int("keep_runs") {
+                    guard keep >= 1 else { throw retention.error("keep_runs", "at least 1 (a service's newest run is always kept)") }
+                    config.retention.keepRuns = keep
+                }
+                config.retention.keepLogs = try retention.duration("keep_logs", minimum: .seconds(60))
+            }
+        }
+        findings.collect {
+            if let url = try top.string("public_url") {
+                guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
+                    throw top.error("public_url", "expected https://HOST[:PORT], got \(url)")
+                }
+                config.publicURL = url.hasSuffix("/") ? String(url.dropLast()) : url
+            }
+        }
+        findings.collect { config.publicRead = try top.bool("public_read") ?? false }
+        findings.collect {
+            if let tls = try top.mapping("tls") {
+                try tls.check(allowed: ["key_file", "cert_file"])
+                func pem(_ key: String) throws -> String {
+                    let path = try tls.required(key)
+                    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8),
+                          text.contains("-----BEGIN") else {
+                        throw tls.error(key, "cannot read a PEM file at \(path)")
+                    }
+                    return text
+                }
+                config.tls = (try pem("key_file"), try pem("cert_file"))
+            }
+        }
+        findings.collect {
+            if let notifications = try top.mapping("notifications") {
+                try notifications.check(allowed: ["retry_first", "retry_max", "attempts"])
+                config.notificationRetry.first = try notifications.duration("retry_first", minimum: .milliseconds(10)) ?? config.notificationRetry.first
+                config.notificationRetry.max = try notifications.duration("retry_max", minimum: .milliseconds(10)) ?? config.notificationRetry.max
+                if let attempts = try notifications.int("attempts") {
+                    guard attempts >= 1 else { throw notifications.error("attempts", "at least 1") }
+                    config.notificationRetry.attempts = attempts
+                }
+            }
+        }
+        findings.collect {
+            if let rate = try top.mapping("rate_limit") {
+                try rate.check(allowed: ["writes_per_second", "burst"])
+                if let perSecond = try rate.number("writes_per_second") {
+                    guard perSecond > 0 else { throw rate.error("writes_per_second", "must be more than 0") }
+                    config.writeRate.perSecond = perSecond
+                }
+                if let burst = try rate.int("burst") {
+                    guard burst >= 1 else { throw rate.error("burst", "at least 1") }
+                    config.writeRate.burst = burst
+                }
+            }
+        }
     }
 
     private func token(_ node: Node, path: String) throws -> APIToken {
@@ -150,60 +209,96 @@ public struct ConfigLoader {
         return APIToken(name: name, secret: secret, variable: variable, bot: try map.bool("bot") ?? false, scopes: scopes)
     }
 
+    /// One service. Its parts are read one by one so that every mistake in it is reported;
+    /// the service is kept only when it has none.
     private func service(_ node: Node, path: String) throws -> ServiceConfig {
-        let map = try Mapping(node, path: path, allowed: [
+        let map = try Mapping(node, path: path)
+        let before = findings.errors.count
+        for unknown in map.unknownKeys(allowed: [
             "name", "target_group_arn", "simulated", "poll_interval", "drain_timeout", "healthy_timeout",
-            "hooks", "hook_timeout", "hook_env", "github", "gitlab", "slack", "notify", "max_unavailable", "fast_drain"])
-        let name = try map.required("name")
-        guard name.utf8.count <= 64, name.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (97...122).contains($0) }) else {
-            throw map.error("name", "a service name is 1-64 of a-z, 0-9, - and _ (got \(name))")
+            "hooks", "hook_timeout", "hook_env", "github", "gitlab", "slack", "notify", "max_unavailable", "fast_drain"]) {
+            findings.error(unknown)
         }
-        let source: TargetGroupSource
-        switch (try map.string("target_group_arn"), try map.mapping("simulated")) {
-        case (let arn?, nil):
-            guard arn.hasPrefix("arn:") && arn.contains(":targetgroup/") else {
-                throw map.error("target_group_arn", "expected arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID")
+        var name = ""
+        findings.collect {
+            name = try map.required("name")
+            guard name.utf8.count <= 64, name.utf8.allSatisfy({ $0 == UInt8(ascii: "-") || $0 == UInt8(ascii: "_") || (48...57).contains($0) || (97...122).contains($0) }) else {
+                throw map.error("name", "a service name is 1-64 of a-z, 0-9, - and _ (got \(name))")
             }
-            source = .awsTargetGroup(arn: arn)
-        case (nil, let simulated?):
-            source = .simulated(try simulation(simulated))
-        case (.some, .some):
-            throw map.error("simulated", "give target_group_arn or simulated, not both")
-        case (nil, nil):
-            throw map.error("target_group_arn", "missing: give target_group_arn: ARN or simulated: {targets: 3}")
         }
-        guard let hooksMap = try map.mapping("hooks") else { throw map.error("hooks", "missing: hooks: {deploy: ./deploy.sh} is required") }
-        let hooks = HookCommands(prepare: try hooksMap.string("prepare"), deploy: try hooksMap.required("deploy"),
-                                 verify: try hooksMap.string("verify"))
-        let triggers = try self.triggers(map)
-        let notify = try self.notify(map)
-        let drainTimeout = try map.duration("drain_timeout")
-        let healthyTimeout = try map.duration("healthy_timeout")
-        var plan = ServicePlan(
-            name: name,
-            pollInterval: try map.duration("poll_interval", minimum: .milliseconds(100)) ?? .seconds(1),
-            drainTimeout: drainTimeout ?? .seconds(600),
-            healthyTimeout: healthyTimeout ?? .seconds(300),
-            hookTimeout: try map.duration("hook_timeout") ?? .seconds(900),
-            hooks: hooks)
-        // Unset waits of a real group are sized from the group itself at each run.
-        plan.sizeDrainFromGroup = drainTimeout == nil
-        plan.sizeHealthyFromGroup = healthyTimeout == nil
-        // The contract's batches and fast drain are not built yet: one at a time is what there is.
-        if let maxUnavailable = try map.string("max_unavailable"), maxUnavailable != "1" {
-            throw map.error("max_unavailable", "batches are not built yet: only 1 (one target at a time) is accepted, got \(maxUnavailable)")
+        var source: TargetGroupSource?
+        findings.collect {
+            switch (try map.string("target_group_arn"), try map.mapping("simulated")) {
+            case (let arn?, nil):
+                guard TargetGroupARN.isValid(arn) else {
+                    throw map.error("target_group_arn", "expected arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID (12-digit account, hex id), got \(arn)")
+                }
+                source = .awsTargetGroup(arn: arn)
+            case (nil, let simulated?):
+                source = .simulated(try simulation(simulated))
+            case (.some, .some):
+                throw map.error("simulated", "give target_group_arn or simulated, not both")
+            case (nil, nil):
+                throw map.error("target_group_arn", "missing: give target_group_arn: ARN or simulated: {targets: 3}")
+            }
         }
-        if map.value("fast_drain") != nil {
-            throw map.error("fast_drain", "fast drain is not built yet: remove it; targets drain for the group's deregistration delay")
+        var hooks: HookCommands?
+        findings.collect {
+            guard let hooksMap = try map.mapping("hooks") else { throw map.error("hooks", "missing: hooks: {deploy: ./deploy.sh} is required") }
+            try hooksMap.check(allowed: ["prepare", "deploy", "verify"])
+            let commands = HookCommands(prepare: try hooksMap.string("prepare"), deploy: try hooksMap.required("deploy"),
+                                        verify: try hooksMap.string("verify"))
+            for (key, command) in [("prepare", commands.prepare), ("deploy", commands.deploy), ("verify", commands.verify)] where lint {
+                guard let command, let first = command.split(separator: " ").first, first.contains("/") else { continue }
+                if !FileManager.default.fileExists(atPath: String(first)) {
+                    findings.error(hooksMap.error(key, "\(first) does not exist (relative paths start from the directory rollgate runs in: \(FileManager.default.currentDirectoryPath))"))
+                }
+            }
+            hooks = commands
         }
-        let hookEnv = try map.sequence("hook_env").map { node in
-            guard let name = node.scalar?.string, !name.isEmpty else { throw map.error("hook_env", "a list of environment variable names") }
-            return name
+        var triggers = ServiceTriggers(), notify = NotifySettings()
+        findings.collect { triggers = try self.triggers(map) }
+        findings.collect { notify = try self.notify(map) }
+        var plan: ServicePlan?
+        findings.collect {
+            let drainTimeout = try map.duration("drain_timeout")
+            let healthyTimeout = try map.duration("healthy_timeout")
+            var timed = ServicePlan(
+                name: name,
+                pollInterval: try map.duration("poll_interval", minimum: .milliseconds(100)) ?? .seconds(1),
+                drainTimeout: drainTimeout ?? .seconds(600),
+                healthyTimeout: healthyTimeout ?? .seconds(300),
+                hookTimeout: try map.duration("hook_timeout") ?? .seconds(900),
+                hooks: hooks ?? HookCommands(deploy: ""))
+            // Unset waits of a real group are sized from the group itself at each run.
+            timed.sizeDrainFromGroup = drainTimeout == nil
+            timed.sizeHealthyFromGroup = healthyTimeout == nil
+            plan = timed
         }
+        findings.collect {
+            // The contract's batches and fast drain are not built yet: one at a time is what there is.
+            if let maxUnavailable = try map.string("max_unavailable"), maxUnavailable != "1" {
+                throw map.error("max_unavailable", "batches are not built yet: only 1 (one target at a time) is accepted, got \(maxUnavailable)")
+            }
+            if map.value("fast_drain") != nil {
+                throw map.error("fast_drain", "fast drain is not built yet: remove it; targets drain for the group's deregistration delay")
+            }
+        }
+        var hookEnv: [String] = []
+        findings.collect {
+            hookEnv = try map.sequence("hook_env").map { node in
+                guard let name = node.scalar?.string, !name.isEmpty else { throw map.error("hook_env", "a list of environment variable names") }
+                return name
+            }
+        }
+        guard findings.errors.count == before, let plan, let source else { throw ServiceSkipped() }
         var service = ServiceConfig(plan: plan, source: source, hookEnv: hookEnv, triggers: triggers)
         service.notify = notify
         return service
     }
+
+    /// A service with errors (already recorded) is left out of the config.
+    struct ServiceSkipped: Error {}
 
     private func simulation(_ map: Mapping) throws -> SimulationSettings {
         try map.check(allowed: ["targets", "drain_seconds", "healthy_seconds", "port", "unhealthy_targets"])
@@ -245,8 +340,16 @@ struct Mapping {
     }
 
     func check(allowed: Set<String>) throws {
-        for (key, value) in pairs where !allowed.contains(key) {
-            throw ConfigError(path: child(key), line: value.mark?.line, message: "unknown key (known here: \(allowed.sorted().joined(separator: ", ")))")
+        if let first = unknownKeys(allowed: allowed).first { throw first }
+    }
+
+    /// Every key not in `allowed`, each with the nearest known key when it looks misspelt.
+    func unknownKeys(allowed: Set<String>) -> [ConfigError] {
+        pairs.filter { !allowed.contains($0.0) }.map { key, value in
+            let near = allowed.map { ($0, editDistance(key, $0)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
+            let hint = near.map { "did you mean \($0)? " } ?? ""
+            return ConfigError(path: child(key), line: value.mark?.line,
+                               message: "unknown key (\(hint)known here: \(allowed.sorted().joined(separator: ", ")))")
         }
     }
 
@@ -313,4 +416,37 @@ struct Mapping {
         guard let sequence = node.sequence else { throw error(key, "expected a list") }
         return Array(sequence)
     }
+}
+
+/// Every error a config file has, one a line.
+public struct ConfigErrors: Error, CustomStringConvertible {
+    public let errors: [ConfigError]
+    public var description: String { errors.map(\.description).joined(separator: "\n") }
+}
+
+/// `arn:PARTITION:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID`.
+enum TargetGroupARN {
+    static func isValid(_ arn: String) -> Bool {
+        let parts = arn.split(separator: ":", omittingEmptySubsequences: false)
+        guard parts.count == 6, parts[0] == "arn", parts[1].hasPrefix("aws"), parts[2] == "elasticloadbalancing",
+              !parts[3].isEmpty, parts[4].count == 12, parts[4].allSatisfy(\.isNumber) else { return false }
+        let resource = parts[5].split(separator: "/", omittingEmptySubsequences: false)
+        guard resource.count == 3, resource[0] == "targetgroup", (1...32).contains(resource[1].count),
+              !resource[2].isEmpty, resource[2].allSatisfy(\.isHexDigit) else { return false }
+        return true
+    }
+}
+
+/// Levenshtein distance, for "did you mean".
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    var previous = Array(0...b.count)
+    for (i, x) in a.enumerated() {
+        var current = [i + 1]
+        for (j, y) in b.enumerated() {
+            current.append(min(previous[j + 1] + 1, current[j] + 1, previous[j] + (x == y ? 0 : 1)))
+        }
+        previous = current
+    }
+    return previous[b.count]
 }

@@ -189,12 +189,26 @@ struct CheckConfig: ParsableCommand {
     @Argument(help: "YAML config file.") var file: String
 
     func run() throws {
-        do {
-            let config = try ConfigLoader(environment: environment).load(path: file)
+        let loader = ConfigLoader(environment: environment, lint: true)
+        let result = Result { try loader.load(path: file) }
+        for warning in loader.warnings { printError("\(file): warning: \(warning)") }
+        switch result {
+        case .success(let config):
             print("\(file): OK, \(config.services.count) service(s): \(config.services.map(\.name).joined(separator: ", ")); \(config.apiTokens.count) API token(s)")
-        } catch {
-            print("\(file): \(error)")
+        case .failure(let error as ConfigErrors):
+            for problem in error.errors { printError("\(file): \(problem)") }
+            printError("\(file): \(error.errors.count) error(s)")
+            throw ExitCode(2)
+        case .failure(let error):
+            printError("\(file): \(error)")
             throw ExitCode(2)
         }
     }
+}
+
+/// A line on stderr (errors and warnings, so scripts can keep stdout clean).
+func printError(_ text: String) {
+    var line = Array(text.utf8)
+    line.append(10)
+    _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }

@@ -94,6 +94,35 @@ final class RollgateProcess: @unchecked Sendable {
         #expect(!okOutput.contains(token), "secrets are never printed")
     }
 
+    @Test func checkConfigReportsEveryErrorAtOnceWithSuggestions() async throws {
+        let bad = directory.write("many.yaml", """
+            listen: nowhere
+            api_tokens:
+              - {name: ci, token: "0123456789abcdefgh", token_env: X}
+            github: {secret_env: NOT_SET_HERE}
+            services:
+              - name: web
+                target_group_arn: arn:aws:elasticloadbalancing:us-east-1:123:targetgroup/web
+                poll_intervall: 1s
+                hooks: {deploy: ./no-such-deploy.sh}
+              - name: api
+                simulated: {targets: 2}
+                hooks: {deploy: echo}
+            """)
+        let (status, output) = try await RollgateProcess.run(["check-config", bad])
+        #expect(status == 2)
+        for expected in ["listen (line 1): expected HOST:PORT", "api_tokens[0].token (line 3): give token_env or token, not both",
+                         "services[0].poll_intervall (line 8): unknown key (did you mean poll_interval?",
+                         "services[0].target_group_arn (line 7): expected arn:aws:elasticloadbalancing",
+                         "services[0].hooks.deploy (line 9): ./no-such-deploy.sh does not exist",
+                         "warning: github.secret_env: environment variable NOT_SET_HERE is not set here", "5 error(s)"] {
+            #expect(output.contains(expected), "\(expected) in \(output)")
+        }
+        // Serving is stricter than linting: a missing secret is an error there.
+        let (serving, refusal) = try await RollgateProcess.run(["serve", "--config", bad])
+        #expect(serving != 0 && refusal.contains("environment variable NOT_SET_HERE is not set or empty"))
+    }
+
     @Test func migrateCreatesTheSchemaOnceAndRefusesANewerDatabase() async throws {
         let database = directory.path + "/migrated.db"
         let first = try await RollgateProcess.run(["migrate", "--database", database])

@@ -118,8 +118,8 @@ import Rollout
                 services: [{name: web, simulated: {targets: 1}, hook_env: [ROLLGATE_TOKEN_CI], hooks: {deploy: x}}]
                 """)
         } throws: { "\($0)".contains("services[0].hook_env") && "\($0)".contains("ROLLGATE_TOKEN_CI holds one of rollgate's own secrets") }
-        #expect(throws: ConfigError.self) { _ = try loader.parse("retention: {keep_runs: 0}\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
-        #expect(throws: ConfigError.self) { _ = try loader.parse("shutdown_timeout: never\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
+        #expect(throws: ConfigErrors.self) { _ = try loader.parse("retention: {keep_runs: 0}\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
+        #expect(throws: ConfigErrors.self) { _ = try loader.parse("shutdown_timeout: never\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
     }
 
     @Test func theHookEnvironmentDropsSecretsAndMasksTheirValues() {
