@@ -51,6 +51,13 @@ static inline uint16_t rollgate_mhd_bound_port(struct MHD_Daemon *daemon) {
     return info ? info->port : 0;
 }
 
+/* A response whose body a callback produces as the client reads (Server-Sent Events). */
+static inline struct MHD_Response *rollgate_mhd_stream_response(MHD_ContentReaderCallback reader, void *cls,
+        MHD_ContentReaderFreeCallback free_cls) {
+    return MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 4096, reader, cls, free_cls);
+}
+static inline ssize_t rollgate_mhd_end_of_stream(void) { return MHD_CONTENT_READER_END_OF_STREAM; }
+
 static inline enum MHD_Result rollgate_mhd_yes(void) { return MHD_YES; }
 static inline enum MHD_Result rollgate_mhd_no(void) { return MHD_NO; }
 #endif

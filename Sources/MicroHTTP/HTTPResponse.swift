@@ -1,8 +1,10 @@
-/// An answer: status, headers and a body held in memory.
+/// An answer: status, headers and a body held in memory, or a stream written over time.
 public struct HTTPResponse: Sendable {
     public var status: Int
     public var headers: [(String, String)]
     public var body: [UInt8]
+    /// When set, the body is what the stream's producer writes, until it finishes.
+    public var stream: HTTPStream?
 
     public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status

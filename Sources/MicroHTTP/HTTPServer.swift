@@ -43,6 +43,11 @@ public final class HTTPServer: @unchecked Sendable {
     /// Requests handed to a handler and not yet completed by MHD, and whether stop() began.
     /// Checked and changed under one lock, so no connection is suspended once stopping.
     private let dispatch = Mutex<(open: Int, stopping: Bool)>((0, false))
+    /// Streams being sent: finished at stop, so no connection stays suspended.
+    private let streams = Mutex<[Weak<HTTPStream>]>([])
+
+    /// Streams still open (for /metrics and tests).
+    public var openStreams: Int { streams.withLock { $0.filter { $0.value.map { !$0.isClosed } ?? false }.count } }
     public private(set) var port: UInt16 = 0
 
     /// Every request goes to `handler`, in a task.
@@ -89,6 +94,13 @@ public final class HTTPServer: @unchecked Sendable {
                 warned = true
                 print("rollgate: still waiting for \(dispatch.withLock { $0.open }) request(s) in flight")
             }
+            try? await Task.sleep(for: .milliseconds(10))
+        }
+        // Streams end (their connections resume), then MHD may stop.
+        let open = streams.withLock { $0.compactMap(\.value) }
+        for stream in open { stream.finish() }
+        let streamDeadline = clock.now.advanced(by: .seconds(2))
+        while open.contains(where: { !$0.isClosed }) && clock.now < streamDeadline {
             try? await Task.sleep(for: .milliseconds(10))
         }
         MHD_stop_daemon(daemon)
@@ -162,9 +174,19 @@ public final class HTTPServer: @unchecked Sendable {
 
     private func queue(_ connection: OpaquePointer, _ response: HTTPResponse) -> MHD_Result {
         let body = response.body
-        let mhdResponse = body.withUnsafeBytes { bytes in
-            MHD_create_response_from_buffer(bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress),
-                                            .RESPMEM_MUST_COPY)
+        let mhdResponse: OpaquePointer?
+        if let stream = response.stream {
+            stream.attach(connection)
+            streams.withLock { $0.append(Weak(stream)); $0.removeAll { $0.value == nil } }
+            // MHD holds the stream until its free callback, which balances this retain.
+            let cls = Unmanaged.passRetained(stream).toOpaque()
+            mhdResponse = rollgate_mhd_stream_response(streamReader, cls, streamReleased)
+            if mhdResponse == nil { Unmanaged<HTTPStream>.fromOpaque(cls).release() }
+        } else {
+            mhdResponse = body.withUnsafeBytes { bytes in
+                MHD_create_response_from_buffer(bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress),
+                                                .RESPMEM_MUST_COPY)
+            }
         }
         guard let mhdResponse else { return rollgate_mhd_no() }
         for (name, value) in response.headers {
@@ -233,4 +255,11 @@ private let completedHandler: MHD_RequestCompletedCallback = { cls, _, state, _ 
     if context.dispatched {
         Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().requestCompleted()
     }
+}
+
+/// A reference that does not keep its object alive.
+struct Weak<T: AnyObject>: @unchecked Sendable {
+    // @unchecked: only read and replaced under the server's `streams` lock.
+    weak var value: T?
+    init(_ value: T) { self.value = value }
 }

@@ -70,6 +70,8 @@ extension API {
         text += "rollgate_database_writable \(health.failure == nil ? 1 : 0)\n"
         text += "# HELP rollgate_database_write_failures_total Database writes that failed and were retried.\n# TYPE rollgate_database_write_failures_total counter\n"
         text += "rollgate_database_write_failures_total \(health.failedWrites)\n"
+        text += "# HELP rollgate_open_streams Live log streams open now.\n# TYPE rollgate_open_streams gauge\n"
+        text += "rollgate_open_streams \(streams.value)\n"
         text += "# HELP rollgate_notifications Notification deliveries by destination and status.\n# TYPE rollgate_notifications gauge\n"
         for (destination, status, count) in try store.deliveryCounts() {
             text += "rollgate_notifications{destination=\"\(destination)\",status=\"\(status.rawValue)\"} \(count)\n"

@@ -15,6 +15,7 @@ public struct API: Sendable {
     let health: StoreHealth
     let shutdown: ShutdownState
     let rateLimiter: WriteRateLimiter
+    let streams = StreamCount()
     let logger: Logger
 
     public var router: Router {
@@ -245,6 +246,16 @@ public struct API: Sendable {
                 throw Refusal(status: 400, code: "invalid_after", message: "after must be a log sequence number (0 or more)")
             }
             after = value
+        }
+        if request.header("accept")?.contains("text/event-stream") == true {
+            // Last-Event-ID (a reconnecting EventSource) resumes right after the last line seen.
+            if let last = request.header("last-event-id") {
+                guard let value = Int64(last), value >= 0 else {
+                    throw Refusal(status: 400, code: "invalid_last_event_id", message: "Last-Event-ID must be a log sequence number")
+                }
+                after = max(after, value)
+            }
+            return logStream(of: run.id, after: after)
         }
         var limit = 1000
         if let text = request.query["limit"] {

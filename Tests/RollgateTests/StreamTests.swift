@@ -1,0 +1,92 @@
+import Foundation
+import Testing
+import MicroHTTP
+import HTTPTesting
+import Rollgate
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Server-Sent Events with the real binary: backlog then live lines, resume by Last-Event-ID,
+/// the end of the stream at the run's end, and a client that leaves frees its slot.
+@Suite(.serialized) struct StreamTests {
+    let directory = TempDirectory()
+    let token = "stream-test-token-0123456789"
+
+    func server() async throws -> (RollgateProcess, HTTPClient) {
+        let config = directory.write("streams.yaml", """
+            listen: 127.0.0.1:0
+            database: \(directory.path)/streams.db
+            api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
+            services:
+              - name: web
+                simulated: {targets: 2, drain_seconds: 0.5, healthy_seconds: 0.5}
+                poll_interval: 100ms
+                hooks: {deploy: 'for i in 1 2 3 4 5; do echo "step $i on $ROLLGATE_TARGET_ID"; sleep 0.2; done'}
+            """)
+        let process = try RollgateProcess(["serve", "--config", config], environment: ["TEST_ROLLGATE_TOKEN": token])
+        return (process, HTTPClient(port: try await process.port(), timeoutSeconds: 60))
+    }
+
+    /// (id, event, data) of each event in an SSE body.
+    static func events(_ body: [UInt8]) -> [(id: Int64?, event: String, data: String)] {
+        String(decoding: body, as: UTF8.self).components(separatedBy: "\n\n").compactMap { block in
+            var id: Int64?, event = "message", data = ""
+            for line in block.split(separator: "\n") {
+                if line.hasPrefix("id: ") { id = Int64(line.dropFirst(4)) }
+                if line.hasPrefix("event: ") { event = String(line.dropFirst(7)) }
+                if line.hasPrefix("data: ") { data = String(line.dropFirst(6)) }
+            }
+            return data.isEmpty ? nil : (id, event, data)
+        }
+    }
+
+    @Test func theLogStreamsLiveAndResumesWithoutGapsOrRepeats() async throws {
+        let (process, client) = try await server()
+        _ = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
+                                     body: Array(#"{"service":"web","version":"v1"}"#.utf8))
+        #expect(try await eventually { json(try await client.request("GET", "/api/v1/runs/1"))["status"] == .string("running") })
+        // Opened mid-run: the backlog, then lines as they are written, until the run ends.
+        let streamed = try await client.request("GET", "/api/v1/runs/1/logs", headers: [("Accept", "text/event-stream")])
+        #expect(streamed.status == 200)
+        #expect(streamed.header("content-type")?.hasPrefix("text/event-stream") == true)
+        let events = Self.events(streamed.body)
+        let lines = events.filter { $0.event == "line" }
+        let stored = (json(try await client.request("GET", "/api/v1/runs/1/logs?limit=5000"))["lines"]?.array ?? []).compactMap { $0["seq"]?.int }
+        #expect(lines.compactMap(\.id) == stored, "every stored line once, in order")
+        #expect(lines.contains { $0.data.contains("step 5 on web-2") }, "lines written after the stream opened arrived")
+        #expect(events.last?.event == "end" && events.last?.data == #"{"status":"succeeded"}"#)
+        // A reconnect with Last-Event-ID continues right after it.
+        let middle = stored[stored.count / 2]
+        let resumed = try await client.request("GET", "/api/v1/runs/1/logs", headers: [("Accept", "text/event-stream"), ("Last-Event-ID", "\(middle)")])
+        #expect(Self.events(resumed.body).filter { $0.event == "line" }.compactMap(\.id) == Array(stored.drop { $0 <= middle }))
+        process.kill(SIGTERM)
+    }
+
+    @Test func aClientThatGoesAwayFreesItsSlot() async throws {
+        let (process, client) = try await server()
+        _ = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
+                                     body: Array(#"{"service":"web","version":"v1"}"#.utf8))
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = client.port.bigEndian
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        }
+        #expect(connected == 0)
+        let request = "GET /api/v1/runs/1/logs HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+        _ = request.withCString { send(fd, $0, strlen($0), 0) }
+        var buffer = [UInt8](repeating: 0, count: 256)
+        #expect(recv(fd, &buffer, buffer.count, 0) > 0, "the stream began")
+        let metrics = { String(decoding: try await client.request("GET", "/metrics").body, as: UTF8.self) }
+        #expect(try await metrics().contains("rollgate_open_streams 1"))
+        close(fd)
+        #expect(try await eventually(within: .seconds(10)) { try await metrics().contains("rollgate_open_streams 0") },
+                "the slot is freed while the run still rolls")
+        #expect(json(try await client.request("GET", "/api/v1/runs/1"))["status"] != .string("failed"))
+        process.kill(SIGTERM)
+        #expect(process.process.terminationStatus == 0)
+    }
+}
