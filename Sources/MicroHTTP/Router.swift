@@ -30,6 +30,8 @@ public struct Router: Sendable {
     }
 
     private var routes: [Route] = []
+    /// Every route as `METHOD /pattern`, in the order they were added (to check documentation against).
+    public private(set) var patterns: [String] = []
     /// Answers requests no route takes; default a JSON 404.
     public var fallback: HTTPImmediateHandler = { request in
         .error(404, code: "not_found", message: "no route for \(request.method) \(request.path)")
@@ -53,6 +55,7 @@ public struct Router: Sendable {
             return .literal(part)
         }
         routes.append(Route(method: method.uppercased(), segments: segments, handler: handler))
+        patterns.append("\(method.uppercased()) \(pattern)")
     }
 
     public mutating func get(_ pattern: String, _ handler: @escaping HTTPHandler) { add("GET", pattern, handler) }

@@ -26,6 +26,14 @@ struct StatusPage: Sendable {
         return response
     }
 
+    /// `GET /openapi.json`: the API described (public/openapi.json), open like /healthz.
+    func openAPI(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard let (bytes, _) = try files.load("openapi.json") else {
+            return .error(404, code: "not_found", message: "openapi.json is missing from the public directory")
+        }
+        return .json(200, bytes)
+    }
+
     func asset(_ request: HTTPRequest) throws -> HTTPResponse {
         let path = request.parameters["path"] ?? ""
         if path.hasPrefix("api/") {
