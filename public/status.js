@@ -1,48 +1,68 @@
-// Keeps the server-rendered state fresh: re-reads the JSON API every 2 s and redraws.
+// Keeps the server-rendered page fresh. The server renders every part (one renderer): this
+// script only swaps in what changed, tails a run's log, and shows times relative and local.
 (function () {
   "use strict";
-  function esc(s) {
-    return String(s == null ? "" : s).replace(/[&<>"']/g, function (c) {
-      return { "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;", "'": "&#39;" }[c];
+  var updated = document.getElementById("updated");
+
+  function relative(iso) {
+    var seconds = Math.round((Date.now() - Date.parse(iso)) / 1000);
+    if (isNaN(seconds)) return iso;
+    if (seconds < 5) return "just now";
+    if (seconds < 60) return seconds + " s ago";
+    if (seconds < 3600) return Math.round(seconds / 60) + " min ago";
+    if (seconds < 86400) return Math.round(seconds / 3600) + " h ago";
+    return new Date(iso).toLocaleString();
+  }
+
+  function times(root) {
+    root.querySelectorAll("time[datetime]").forEach(function (t) {
+      t.textContent = relative(t.getAttribute("datetime"));
+      t.title = new Date(t.getAttribute("datetime")).toLocaleString() + " (" + t.getAttribute("datetime") + ")";
     });
   }
-  function lastPhases(steps) {
-    var byTarget = {};
-    steps.forEach(function (s) { byTarget[s.target_id] = s.phase + (s.status === "running" ? "…" : s.status === "failed" ? " ✗" : ""); });
-    return Object.keys(byTarget).sort().map(function (t) { return esc(t) + ": " + esc(byTarget[t]); }).join("; ");
+
+  // Replaces an element's content only when the server's rendering changed, keeping the
+  // focused element and the scroll position.
+  function swap(element, html) {
+    if (element.dataset.html === html) { times(element); return; }
+    var focused = document.activeElement && document.activeElement.getAttribute("href");
+    var scroll = window.scrollY;
+    element.dataset.html = html;
+    var holder = document.createElement("div");
+    holder.innerHTML = html;
+    var fresh = holder.firstElementChild;
+    element.innerHTML = fresh ? fresh.innerHTML : "";
+    if (fresh) Object.keys(fresh.dataset).forEach(function (k) { element.dataset[k] = fresh.dataset[k]; });
+    times(element);
+    if (focused) { var again = element.querySelector('[href="' + focused + '"]'); if (again) again.focus(); }
+    window.scrollTo(0, scroll);
   }
-  function render(services, runs) {
-    var html = "<h2>Services</h2><table id=\"services\"><tr><th>service</th><th>last good version</th><th>now</th><th>targets</th></tr>";
-    services.forEach(function (s) {
-      var r = s.running;
-      var now = r ? "rolling " + esc(r.version) + " (run <a href=\"/api/v1/runs/" + r.run_id + "\">" + r.run_id + "</a>): " + esc(r.target_id || "") + " " + esc(r.phase || "") : "idle";
-      if (s.lock) now = "locked by " + esc(s.lock.locked_by) + ": " + esc(s.lock.reason) + "; " + now;
-      if (s.queued.length) now += "; queued: " + s.queued.join(", ");
-      var targets = (s.targets || []).map(function (t) {
-        var text = esc(t.id) + " <span class=\"state-" + esc(t.state) + "\">" + esc(t.state) + "</span>";
-        if (t.state === "left_out" && t.left_out) text += " <span class=\"left-out-reason\">(" + esc(t.left_out.reason) + ")</span>";
-        return text;
-      }).join(", ");
-      html += "<tr><td>" + esc(s.name) + "</td><td>" + esc(s.last_good_version || "none yet") + "</td><td>" + now + "</td><td>" + targets + "</td></tr>";
-    });
-    html += "</table><h2>Recent runs</h2><table id=\"runs\"><tr><th>run</th><th>service</th><th>version</th><th>status</th><th>created</th><th>asked by</th><th>reason</th><th>targets</th><th>error</th></tr>";
-    runs.forEach(function (r) {
-      html += "<tr><td><a href=\"/api/v1/runs/" + r.id + "\">" + r.id + "</a></td><td>" + esc(r.service) + "</td><td>" + esc(r.version) +
-        "</td><td class=\"status-" + esc(r.status) + "\">" + esc(r.status) + "</td><td>" + esc(r.created_at) + "</td><td>" +
-        esc(r.requested_by) + "</td><td>" + esc(r.reason) + "</td><td>" +
-        lastPhases(r.steps) + "</td><td>" + esc(r.error) + "</td></tr>";
-    });
-    html += "</table>";
-    document.getElementById("state").innerHTML = html;
-    document.getElementById("updated").textContent = "live, updated " + new Date().toLocaleTimeString();
+
+  function poll(url, element) {
+    fetch(url, { headers: { Accept: "text/html" } })
+      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
+      .then(function (html) { swap(element, html); updated.textContent = "live, updated " + new Date().toLocaleTimeString(); })
+      .catch(function () { updated.textContent = "cannot reach the server; retrying"; })
+      .then(function () { setTimeout(function () { poll(url, element); }, 2000); });
   }
-  function refresh() {
-    Promise.all([
-      fetch("/api/v1/services").then(function (r) { return r.json(); }),
-      fetch("/api/v1/runs?limit=20").then(function (r) { return r.json(); })
-    ]).then(function (answers) { render(answers[0].services, answers[1].runs); })
-      .catch(function () { document.getElementById("updated").textContent = "cannot reach the server; retrying"; })
-      .then(function () { setTimeout(refresh, 2000); });
+
+  times(document);
+  var state = document.getElementById("state");
+  if (state) poll("/?part=state", state);
+
+  var run = document.getElementById("run");
+  var log = document.getElementById("log");
+  if (run && log) {
+    poll("/runs/" + run.dataset.run + "?part=run", run);
+    if (run.dataset.status === "queued" || run.dataset.status === "running") {
+      var source = new EventSource("/api/v1/runs/" + run.dataset.run + "/logs?after=" + (log.dataset.after || 0));
+      source.addEventListener("line", function (e) {
+        var line = JSON.parse(e.data);
+        var atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 4;
+        log.appendChild(document.createTextNode(line.at + " " + (line.target_id ? "[" + line.target_id + "] " : "") + line.text + "\n"));
+        if (atBottom) window.scrollTo(0, document.body.scrollHeight);
+      });
+      source.addEventListener("end", function () { source.close(); });
+    }
   }
-  refresh();
 })();

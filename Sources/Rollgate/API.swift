@@ -45,6 +45,10 @@ public struct API: Sendable {
         router.get("/") { request in
             await self.guarded(request) { request in try self.mayRead(request); return try await self.statusPage.render(request) }
         }
+        router.get("/status.txt") { request in
+            await self.guarded(request) { request in try self.mayRead(request); return try await self.statusPage.renderText(request) }
+        }
+        router.get("/runs/{id}", immediate: { self.guarded($0, self.readable(self.statusPage.renderRun)) })
         router.get("/openapi.json", immediate: { self.guarded($0, self.statusPage.openAPI) })
         router.get("/{path...}", immediate: { self.guarded($0, self.readable(self.statusPage.asset)) })
         return router

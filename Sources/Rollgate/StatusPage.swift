@@ -14,16 +14,56 @@ struct StatusPage: Sendable {
     static let placeholder = "<!-- rollgate:state -->"
 
     func render(_ request: HTTPRequest) async throws -> HTTPResponse {
+        if wantsText(request) { return text(try await stateText()) }
         let state = try await stateHTML()
-        guard let (bytes, _) = try files.load("index.html") else {
-            // No public/ directory: the state alone still answers.
-            return HTTPResponse(status: 200, contentType: "text/html; charset=utf-8",
-                                text: "<!doctype html><title>rollgate</title>\n" + state)
+        if request.query["part"] == "state" { return html(state) }
+        return page(state, title: "rollgate")
+    }
+
+    /// `GET /status.txt`.
+    func renderText(_ request: HTTPRequest) async throws -> HTTPResponse {
+        text(try await stateText())
+    }
+
+    /// `GET /runs/{id}`: a run's page (`?part=run` is the live part the script swaps in).
+    func renderRun(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard let text = request.parameters["id"], let id = Int64(text), id > 0, let run = try store.run(id) else {
+            return .error(404, code: "run_not_found", message: "no run \(request.parameters["id"] ?? "")")
         }
-        let page = String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: StatusPage.placeholder, with: state)
-        var response = HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", text: page)
+        let lines = try store.logs(run: id, after: 0, limit: 5000)
+        if wantsText(request) { return self.text(runText(run, lines: lines)) }
+        let body = runHTML(run, lines: lines)
+        if request.query["part"] == "run" {
+            return html(String(body[..<(body.range(of: "</section>")?.upperBound ?? body.endIndex)]))
+        }
+        return page("<p><a href=\"/\">← all services</a></p>\n" + body, title: "rollgate: run \(id)")
+    }
+
+    func wantsText(_ request: HTTPRequest) -> Bool {
+        let accept = request.header("accept") ?? ""
+        return accept.contains("text/plain") && !accept.contains("text/html")
+    }
+
+    func text(_ body: String) -> HTTPResponse {
+        var response = HTTPResponse(status: 200, contentType: "text/plain; charset=utf-8", text: body)
         response.headers.append(("Cache-Control", "no-store"))
         return response
+    }
+
+    func html(_ body: String) -> HTTPResponse {
+        var response = HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", text: body)
+        response.headers.append(("Cache-Control", "no-store"))
+        return response
+    }
+
+    /// `public/index.html` with the state in place of its placeholder.
+    func page(_ content: String, title: String) -> HTTPResponse {
+        guard let (bytes, _) = try? files.load("index.html") else {
+            // No public/ directory: the state alone still answers.
+            return html("<!doctype html><title>\(escape(title))</title>\n" + content)
+        }
+        return html(String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: StatusPage.placeholder, with: content)
+            .replacingOccurrences(of: "<title>rollgate</title>", with: "<title>\(escape(title))</title>"))
     }
 
     /// `GET /openapi.json`: the API described (public/openapi.json), open like /healthz.
@@ -49,49 +89,165 @@ struct StatusPage: Sendable {
         }
     }
 
+    /// What the page shows, read once per view; the HTML and the text are written from it.
+    struct Model {
+        struct ServiceRow {
+            var service: ServiceConfig
+            var summary: ServiceSummary
+            var targets: [TargetView]
+        }
+        var services: [ServiceRow]
+        var runs: [Run]
+        var now: Date
+    }
+
+    func model() async throws -> Model {
+        var rows: [Model.ServiceRow] = []
+        for service in config.services {
+            let summary = try store.serviceSummary(service.name)
+            let targets = await services.targetStates(for: service.name, running: summary.running, leftOut: summary.leftOut) ?? []
+            rows.append(Model.ServiceRow(service: service, summary: summary, targets: targets))
+        }
+        return Model(services: rows, runs: try store.runs(RunFilter(limit: 20)), now: clock.now)
+    }
+
+    /// Where each target of a run got to, as a person reads it: `done` after its restore,
+    /// the phase in hand while running, `failed in PHASE` when it stopped there.
+    static func progress(of run: Run) -> [(target: String, text: String)] {
+        var last: [String: Step] = [:]
+        var order: [String] = []
+        for step in run.steps {
+            if last[step.targetID] == nil { order.append(step.targetID) }
+            last[step.targetID] = step
+        }
+        return order.map { target in
+            let step = last[target]!
+            switch step.status {
+            case .failed: return (target, "failed in \(step.phase.rawValue)")
+            case .running: return (target, "\(step.phase.rawValue)…")
+            case .succeeded: return (target, step.phase == .restore ? "done" : "after \(step.phase.rawValue)")
+            }
+        }
+    }
+
+    static func duration(_ run: Run, now: Date) -> String {
+        guard let started = run.startedAt else { return "" }
+        return (run.finishedAt ?? now).since(started).humanText
+    }
+
+    /// The live part of `/` (also `/?part=state`, which the page's script swaps in).
     func stateHTML() async throws -> String {
-        var html = "<section id=\"state\">\n"
+        let model = try await model()
+        var html = "<section id=\"state\" aria-live=\"polite\">\n"
         if config.isDemo {
             html += "<p class=\"demo\">Demo mode: simulated load balancer, harmless hooks. Try: <code>curl -X POST -d '{\"service\":\"demo\",\"version\":\"v2\"}' http://\(config.listen)/api/v1/deploys</code></p>\n"
         }
-        html += "<h2>Services</h2>\n<table id=\"services\">\n<tr><th>service</th><th>last good version</th><th>now</th><th>targets</th></tr>\n"
-        for service in config.services {
-            let summary = try store.serviceSummary(service.name)
+        html += "<h2>Services</h2>\n<div class=\"scroll\"><table id=\"services\">\n<tr><th scope=\"col\">service</th><th scope=\"col\">last good version</th><th scope=\"col\">now</th><th scope=\"col\">targets</th></tr>\n"
+        for row in model.services {
+            let summary = row.summary
             var now = "idle"
-            if let lock = summary.lock, lock.holds(at: clock.now) {
-                now = "locked by \(escape(lock.lockedBy)): \(escape(lock.reason)); " + now
-            }
             if let run = summary.running {
-                now = "rolling \(escape(run.version)) (run <a href=\"/api/v1/runs/\(run.id)\">\(run.id)</a>)"
+                now = "rolling \(escape(run.version)) (<a href=\"/runs/\(run.id)\">run \(run.id)</a>)"
                 if let step = run.steps.last { now += ": \(escape(step.targetID)) \(step.phase.rawValue)" }
             }
-            if !summary.queued.isEmpty { now += "; queued: \(summary.queued.map(String.init).joined(separator: ", "))" }
-            let targets = (await services.targetStates(for: service.name, running: summary.running, leftOut: summary.leftOut) ?? [])
-                .map { view in
-                    var text = "\(escape(view.target.id)) <span class=\"state-\(escape(view.state))\">\(escape(view.state))</span>"
-                    if let left = view.leftOut, view.state == "left_out" {
-                        text += " <span class=\"left-out-reason\">(\(escape(left.reason)))</span>"
-                    }
-                    return text
-                }
-                .joined(separator: ", ")
-            html += "<tr><td>\(escape(service.name))</td><td>\(escape(summary.lastGoodVersion ?? "none yet"))</td><td>\(now)</td><td>\(targets)</td></tr>\n"
-        }
-        html += "</table>\n<h2>Recent runs</h2>\n<table id=\"runs\">\n<tr><th>run</th><th>service</th><th>version</th><th>status</th><th>created</th><th>asked by</th><th>reason</th><th>targets</th><th>error</th></tr>\n"
-        for run in try store.runs(RunFilter(limit: 20)) {
-            var perTarget: [String] = []
-            var seen: [String: Phase] = [:]
-            for step in run.steps { seen[step.targetID] = step.phase }
-            for target in Array(Set(run.steps.map(\.targetID))).sorted() {
-                perTarget.append("\(escape(target)): \(seen[target]!.rawValue)")
+            if let lock = summary.lock, lock.holds(at: model.now) {
+                now = "<strong>locked</strong> by \(escape(lock.lockedBy)): \(escape(lock.reason)); " + now
             }
-            html += "<tr><td><a href=\"/api/v1/runs/\(run.id)\">\(run.id)</a></td><td>\(escape(run.service))</td><td>\(escape(run.version))</td>"
-            html += "<td class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</td><td>\(Timestamp.format(run.createdAt))</td>"
-            html += "<td>\(escape(run.requestedBy))</td><td>\(escape(run.reason ?? ""))</td>"
-            html += "<td>\(perTarget.joined(separator: "; "))</td><td>\(escape(run.error ?? ""))</td></tr>\n"
+            if !summary.queued.isEmpty { now += "; queued: \(summary.queued.map(String.init).joined(separator: ", "))" }
+            let targets = row.targets.map { view in
+                var text = "\(escape(view.target.id)) <span class=\"state-\(escape(view.state))\">\(escape(view.state))</span>"
+                if let left = view.leftOut, view.state == "left_out" {
+                    text += " <span class=\"left-out-reason\">(\(escape(left.reason)))</span>"
+                }
+                return text
+            }.joined(separator: ", ")
+            html += "<tr><td>\(escape(row.service.name))</td><td>\(escape(summary.lastGoodVersion ?? "none yet"))</td><td>\(now)</td><td>\(targets)</td></tr>\n"
         }
-        html += "</table>\n</section>"
+        html += "</table></div>\n<h2>Recent runs</h2>\n<div class=\"scroll\"><table id=\"runs\">\n<tr><th scope=\"col\">run</th><th scope=\"col\">service</th><th scope=\"col\">version</th><th scope=\"col\">status</th><th scope=\"col\">created</th><th scope=\"col\">took</th><th scope=\"col\">asked by</th><th scope=\"col\">reason</th><th scope=\"col\">targets</th><th scope=\"col\">error</th></tr>\n"
+        for run in model.runs {
+            let targets = StatusPage.progress(of: run).map { "\(escape($0.target)): \(escape($0.text))" }.joined(separator: "; ")
+            html += "<tr><td><a href=\"/runs/\(run.id)\">\(run.id)</a></td><td>\(escape(run.service))</td><td>\(escape(run.version))</td>"
+            html += "<td class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</td><td>\(time(run.createdAt))</td>"
+            html += "<td>\(StatusPage.duration(run, now: model.now))</td><td>\(escape(run.requestedBy))</td><td>\(escape(run.reason ?? ""))</td>"
+            html += "<td>\(targets)</td><td>\(escape(run.error ?? ""))</td></tr>\n"
+        }
+        html += "</table></div>\n</section>"
         return html
+    }
+
+    /// `curl -H 'Accept: text/plain' HOST/` and `/status.txt`: the same state as a text table.
+    func stateText() async throws -> String {
+        let model = try await model()
+        var rows = [["SERVICE", "LAST GOOD", "NOW", "LOCK"]]
+        var targets: [[String]] = [["SERVICE", "TARGET", "STATE", "LEFT OUT BECAUSE"]]
+        for row in model.services {
+            var now = "idle"
+            if let run = row.summary.running {
+                now = "rolling \(run.version) (run \(run.id))" + (run.steps.last.map { ": \($0.targetID) \($0.phase.rawValue)" } ?? "")
+            }
+            if !row.summary.queued.isEmpty { now += "; queued \(row.summary.queued.map(String.init).joined(separator: ","))" }
+            let lock = row.summary.lock.flatMap { $0.holds(at: model.now) ? "\($0.lockedBy): \($0.reason)" : nil } ?? "-"
+            rows.append([row.service.name, row.summary.lastGoodVersion ?? "-", now, lock])
+            for view in row.targets {
+                targets.append([row.service.name, "\(view.target)", view.state, view.state == "left_out" ? view.leftOut?.reason ?? "" : ""])
+            }
+        }
+        var runs = [["RUN", "SERVICE", "VERSION", "STATUS", "CREATED", "TOOK", "ASKED BY", "REASON", "ERROR"]]
+        for run in model.runs {
+            runs.append(["\(run.id)", run.service, run.version, run.status.rawValue, Timestamp.format(run.createdAt),
+                         StatusPage.duration(run, now: model.now), run.requestedBy, run.reason ?? "", run.error ?? ""])
+        }
+        return [table(rows), table(targets), table(runs)].joined(separator: "\n")
+    }
+
+    /// `GET /runs/{id}`: the run's facts, each target's steps with durations, and its log.
+    func runHTML(_ run: Run, lines: [LogLine]) -> String {
+        var html = "<section id=\"run\" data-run=\"\(run.id)\" data-status=\"\(run.status.rawValue)\" aria-live=\"polite\">\n"
+        html += "<h2>Run \(run.id): \(escape(run.service)) \(escape(run.version)) <span class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</span></h2>\n<dl>"
+        html += "<dt>asked by</dt><dd>\(escape(run.requestedBy))</dd>"
+        if let reason = run.reason { html += "<dt>reason</dt><dd>\(escape(reason))</dd>" }
+        html += "<dt>created</dt><dd>\(time(run.createdAt))</dd>"
+        if let started = run.startedAt { html += "<dt>started</dt><dd>\(time(started))</dd>" }
+        if let finished = run.finishedAt { html += "<dt>finished</dt><dd>\(time(finished))</dd>" }
+        html += "<dt>took</dt><dd>\(StatusPage.duration(run, now: clock.now))</dd>"
+        if let error = run.error { html += "<dt>error</dt><dd class=\"status-failed\">\(escape(error))</dd>" }
+        html += "</dl>\n<h3>Targets</h3>\n<div class=\"scroll\"><table id=\"steps\">\n<tr><th scope=\"col\">target</th><th scope=\"col\">phase</th><th scope=\"col\">status</th><th scope=\"col\">started</th><th scope=\"col\">took</th><th scope=\"col\">error</th></tr>\n"
+        for step in run.steps {
+            let took = (step.finishedAt ?? clock.now).since(step.startedAt).humanText
+            html += "<tr class=\"step-\(step.status.rawValue)\"><td>\(escape(step.targetID))</td><td>\(step.phase.rawValue)</td><td class=\"status-\(step.status.rawValue)\">\(step.status == .failed ? "✗ " : "")\(step.status.rawValue)</td>"
+            html += "<td>\(time(step.startedAt))</td><td>\(took)</td><td>\(escape(step.error ?? ""))</td></tr>\n"
+        }
+        html += "</table></div>\n</section>\n<h3>Log</h3>\n<pre id=\"log\" data-after=\"\(lines.last?.seq ?? 0)\">"
+        for line in lines {
+            html += escape("\(Timestamp.format(line.at)) \(line.targetID.map { "[\($0)] " } ?? "")\(line.text)") + "\n"
+        }
+        html += "</pre>"
+        return html
+    }
+
+    func runText(_ run: Run, lines: [LogLine]) -> String {
+        var text = "run \(run.id): \(run.service) \(run.version) \(run.status.rawValue)\nasked by \(run.requestedBy)\(run.reason.map { ", because: \($0)" } ?? "")\n"
+        if let error = run.error { text += "error: \(error)\n" }
+        text += "\n" + table([["TARGET", "PHASE", "STATUS", "STARTED", "TOOK", "ERROR"]] + run.steps.map { step in
+            [step.targetID, step.phase.rawValue, step.status.rawValue, Timestamp.format(step.startedAt),
+             (step.finishedAt ?? clock.now).since(step.startedAt).humanText, step.error ?? ""]
+        })
+        return text + "\n" + lines.map { "\(Timestamp.format($0.at)) \($0.targetID.map { "[\($0)] " } ?? "")\($0.text)" }.joined(separator: "\n") + "\n"
+    }
+
+    /// A `<time>` the script shows as "3 min ago" in local time; the exact UTC time on hover.
+    func time(_ date: Date) -> String {
+        let exact = Timestamp.format(date)
+        return "<time datetime=\"\(exact)\" title=\"\(exact)\">\(exact)</time>"
+    }
+
+    /// Columns padded to their widest cell.
+    func table(_ rows: [[String]]) -> String {
+        let widths = (0..<(rows.first?.count ?? 0)).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        }.joined(separator: "\n") + "\n"
     }
 }
 

@@ -160,28 +160,76 @@ final class RollgateProcess: @unchecked Sendable {
         server.kill(SIGTERM)
     }
 
-    @Test func theStatusPageRendersAndUpdatesInHeadlessChromium() async throws {
+    /// Headless Chromium: `--dump-dom` after the scripts ran, or a screenshot.
+    func chromium(_ arguments: [String]) throws -> String {
+        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
+        let browser = try #require(chromium, "Chromium is missing: make test installs it (apt-get install chromium)")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: browser)
+        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"] + arguments
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        process.standardError = FileHandle.nullDevice
+        try process.run()
+        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        return output
+    }
+
+    @Test func theStatusPageAndARunPageRenderAndUpdateInHeadlessChromium() async throws {
         let server = try RollgateProcess(["serve", "--config", config], environment: ["TEST_ROLLGATE_TOKEN": token])
         let port = try await server.port()
         let client = HTTPClient(port: port)
         _ = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
-                                     body: Array(#"{"service":"web","version":"v9"}"#.utf8))
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        let browser = try #require(chromium, "Chromium is missing: make test installs it (apt-get install chromium)")
-        let dump = Process()
-        dump.executableURL = URL(fileURLWithPath: browser)
-        dump.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                          "--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"]
-        let pipe = Pipe()
-        dump.standardOutput = pipe
-        dump.standardError = FileHandle.nullDevice
-        try dump.run()
-        let dom = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        dump.waitUntilExit()
-        #expect(dom.contains("live, updated"), "status.js ran and redrew the page")
-        #expect(dom.contains("<table id=\"runs\">") && dom.contains(">v9<"))
-        #expect(dom.contains("web-1"))
-        #expect(dom.contains("<td>api:ops</td>"), "who asked is on the page")
+                                     body: Array(#"{"service":"web","version":"v9","reason":"ship it"}"#.utf8))
+        #expect(try await eventually { json(try await client.request("GET", "/api/v1/runs/1"))["status"] == .string("running") })
+        let dom = try chromium(["--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
+        #expect(dom.contains("live, updated"), "status.js ran and swapped in the server's rendering")
+        #expect(dom.contains("<table id=\"runs\">") && dom.contains(">v9<") && dom.contains("rolling v9"))
+        #expect(dom.contains("<td>api:ops</td>") && dom.contains("<td>ship it</td>"), "who asked and why are on the page")
+        #expect(dom.contains("aria-live=\"polite\"") && dom.contains("<th scope=\"col\">"))
+        // The run page, opened while the run rolls: its log streams in (the open stream holds
+        // the browser's virtual clock until the run ends), then the page shows the final state
+        // without a reload.
+        let run = try chromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/runs/1"])
+        #expect(run.contains("Run 1: web v9") && run.contains("<table id=\"steps\">"))
+        #expect(run.contains("installing v9 on web-3") && run.contains("all 3 target(s) run v9 and are healthy"), "the log tailed live")
+        #expect(run.contains(">succeeded</span></h2>"), "updated to the final state without a reload")
+        #expect(run.contains("<td>web-3</td><td>restore</td>"))
+        let after = try chromium(["--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
+        #expect(after.contains("web-1: done"), "a finished target reads done, not restore")
+        // Screenshots at 1280 and 390 px, light and dark, kept as test artefacts.
+        let artefacts = repositoryRoot + "/.build/test-artifacts"
+        try FileManager.default.createDirectory(atPath: artefacts, withIntermediateDirectories: true)
+        for (width, dark) in [(1280, false), (390, false), (1280, true), (390, true)] {
+            let file = "\(artefacts)/status-\(width)-\(dark ? "dark" : "light").png"
+            try? FileManager.default.removeItem(atPath: file)
+            _ = try chromium(["--window-size=\(width),900", "--virtual-time-budget=2000", "--screenshot=\(file)"]
+                             + (dark ? ["--force-dark-mode", "--enable-features=WebContentsForceDark"] : []) + ["http://127.0.0.1:\(port)/"])
+            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
+            #expect(size > 1000, "a screenshot at \(width) px (\(dark ? "dark" : "light")) in \(file)")
+        }
+        server.kill(SIGTERM)
+    }
+
+    @Test func theStateReadsAsTextForTerminals() async throws {
+        let server = try RollgateProcess(["serve", "--config", config], environment: ["TEST_ROLLGATE_TOKEN": token])
+        let client = HTTPClient(port: try await server.port())
+        _ = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
+                                     body: Array(#"{"service":"web","version":"v3"}"#.utf8))
+        #expect(try await finished(client, run: 1)["status"] == .string("succeeded"))
+        let text = try await client.request("GET", "/", headers: [("Accept", "text/plain")])
+        #expect(text.header("content-type")?.hasPrefix("text/plain") == true)
+        let body = String(decoding: text.body, as: UTF8.self)
+        #expect(body.hasPrefix("SERVICE  LAST GOOD  NOW"), "\(body)")
+        #expect(body.contains("web      v3") && body.contains("web-2:80") && body.contains("api:ops"))
+        #expect(!body.contains("<"), "no HTML in the text")
+        #expect(String(decoding: try await client.request("GET", "/status.txt").body, as: UTF8.self) == body)
+        let runText = String(decoding: try await client.request("GET", "/runs/1", headers: [("Accept", "text/plain")]).body, as: UTF8.self)
+        #expect(runText.hasPrefix("run 1: web v3 succeeded") && runText.contains("TARGET  PHASE"))
+        let html = String(decoding: try await client.request("GET", "/runs/1").body, as: UTF8.self)
+        #expect(html.contains("<table id=\"steps\">") && html.contains("installing v3 on web-1"), "readable without JavaScript")
+        #expect(try await client.request("GET", "/runs/99").status == 404)
         server.kill(SIGTERM)
     }
 
