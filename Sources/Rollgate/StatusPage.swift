@@ -161,15 +161,18 @@ struct StatusPage: Sendable {
                 }
                 return text
             }.joined(separator: ", ")
-            html += "<tr><td>\(escape(row.service.name))</td><td>\(escape(summary.lastGoodVersion ?? "none yet"))</td><td>\(now)</td><td>\(targets)</td></tr>\n"
+            html += "<tr><td data-label=\"service\">\(escape(row.service.name))</td><td data-label=\"last good\">\(escape(summary.lastGoodVersion ?? "none yet"))</td>"
+            html += "<td data-label=\"now\">\(now)</td><td data-label=\"targets\">\(targets)</td></tr>\n"
         }
         html += "</table></div>\n<h2>Recent runs</h2>\n<div class=\"scroll\"><table id=\"runs\">\n<tr><th scope=\"col\">run</th><th scope=\"col\">service</th><th scope=\"col\">version</th><th scope=\"col\">status</th><th scope=\"col\">created</th><th scope=\"col\">took</th><th scope=\"col\">asked by</th><th scope=\"col\">reason</th><th scope=\"col\">targets</th><th scope=\"col\">error</th></tr>\n"
         for run in model.runs {
             let targets = StatusPage.progress(of: run).map { "\(escape($0.target)): \(escape($0.text))" }.joined(separator: "; ")
-            html += "<tr><td><a href=\"/runs/\(run.id)\">\(run.id)</a></td><td>\(escape(run.service))</td><td>\(escape(run.version))</td>"
-            html += "<td class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</td><td>\(time(run.createdAt))</td>"
-            html += "<td>\(StatusPage.duration(run, now: model.now))</td><td>\(escape(run.requestedBy))</td><td>\(escape(run.reason ?? ""))</td>"
-            html += "<td>\(targets)</td><td>\(escape(run.error ?? ""))</td></tr>\n"
+            html += "<tr><td data-label=\"run\"><a href=\"/runs/\(run.id)\">\(run.id)</a></td><td data-label=\"service\">\(escape(run.service))</td>"
+            html += "<td data-label=\"version\">\(escape(run.version))</td>"
+            html += "<td data-label=\"status\" class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</td><td data-label=\"created\">\(time(run.createdAt))</td>"
+            html += "<td data-label=\"took\">\(StatusPage.duration(run, now: model.now))</td><td data-label=\"asked by\">\(escape(run.requestedBy))</td>"
+            html += "<td data-label=\"reason\">\(escape(run.reason ?? ""))</td>"
+            html += "<td data-label=\"targets\">\(targets)</td><td data-label=\"error\">\(escape(run.error ?? ""))</td></tr>\n"
         }
         html += "</table></div>\n</section>"
         return html
@@ -214,8 +217,9 @@ struct StatusPage: Sendable {
         html += "</dl>\n<h3>Targets</h3>\n<div class=\"scroll\"><table id=\"steps\">\n<tr><th scope=\"col\">target</th><th scope=\"col\">phase</th><th scope=\"col\">status</th><th scope=\"col\">started</th><th scope=\"col\">took</th><th scope=\"col\">error</th></tr>\n"
         for step in run.steps {
             let took = (step.finishedAt ?? clock.now).since(step.startedAt).humanText
-            html += "<tr class=\"step-\(step.status.rawValue)\"><td>\(escape(step.targetID))</td><td>\(step.phase.rawValue)</td><td class=\"status-\(step.status.rawValue)\">\(step.status == .failed ? "✗ " : "")\(step.status.rawValue)</td>"
-            html += "<td>\(time(step.startedAt))</td><td>\(took)</td><td>\(escape(step.error ?? ""))</td></tr>\n"
+            html += "<tr class=\"step-\(step.status.rawValue)\"><td data-label=\"target\">\(escape(step.targetID))</td><td data-label=\"phase\">\(step.phase.rawValue)</td>"
+            html += "<td data-label=\"status\" class=\"status-\(step.status.rawValue)\">\(step.status == .failed ? "✗ " : "")\(step.status.rawValue)</td>"
+            html += "<td data-label=\"started\">\(time(step.startedAt))</td><td data-label=\"took\">\(took)</td><td data-label=\"error\">\(escape(step.error ?? ""))</td></tr>\n"
         }
         html += "</table></div>\n</section>\n<h3>Log</h3>\n<pre id=\"log\" data-after=\"\(lines.last?.seq ?? 0)\">"
         for line in lines {

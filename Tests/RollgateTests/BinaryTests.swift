@@ -186,7 +186,7 @@ final class RollgateProcess: @unchecked Sendable {
         let dom = try chromium(["--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
         #expect(dom.contains("live, updated"), "status.js ran and swapped in the server's rendering")
         #expect(dom.contains("<table id=\"runs\">") && dom.contains(">v9<") && dom.contains("rolling v9"))
-        #expect(dom.contains("<td>api:ops</td>") && dom.contains("<td>ship it</td>"), "who asked and why are on the page")
+        #expect(dom.contains("<td data-label=\"asked by\">api:ops</td>") && dom.contains("<td data-label=\"reason\">ship it</td>"), "who asked and why are on the page")
         #expect(dom.contains("aria-live=\"polite\"") && dom.contains("<th scope=\"col\">"))
         // The run page, opened while the run rolls: its log streams in (the open stream holds
         // the browser's virtual clock until the run ends), then the page shows the final state
@@ -195,7 +195,7 @@ final class RollgateProcess: @unchecked Sendable {
         #expect(run.contains("Run 1: web v9") && run.contains("<table id=\"steps\">"))
         #expect(run.contains("installing v9 on web-3") && run.contains("all 3 target(s) run v9 and are healthy"), "the log tailed live")
         #expect(run.contains(">succeeded</span></h2>"), "updated to the final state without a reload")
-        #expect(run.contains("<td>web-3</td><td>restore</td>"))
+        #expect(run.contains("<td data-label=\"target\">web-3</td><td data-label=\"phase\">restore</td>"))
         let after = try chromium(["--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
         #expect(after.contains("web-1: done"), "a finished target reads done, not restore")
         // Screenshots at 1280 and 390 px, light and dark, kept as test artefacts.
