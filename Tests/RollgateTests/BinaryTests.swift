@@ -161,7 +161,7 @@ final class RollgateProcess: @unchecked Sendable {
     }
 
     /// Headless Chromium: `--dump-dom` after the scripts ran, or a screenshot.
-    func chromium(_ arguments: [String]) throws -> String {
+    func chromium(_ arguments: [String]) async throws -> String {
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
         let browser = try #require(chromium, "Chromium is missing: make test installs it (apt-get install chromium)")
         let process = Process()
@@ -171,8 +171,9 @@ final class RollgateProcess: @unchecked Sendable {
         process.standardOutput = pipe
         process.standardError = FileHandle.nullDevice
         try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let handle = pipe.fileHandleForReading
+        let output = try await offPool { String(decoding: handle.readDataToEndOfFile(), as: UTF8.self) }
+        try await offPool { process.waitUntilExit() }
         return output
     }
 
@@ -183,7 +184,7 @@ final class RollgateProcess: @unchecked Sendable {
         _ = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
                                      body: Array(#"{"service":"web","version":"v9","reason":"ship it"}"#.utf8))
         #expect(try await eventually { json(try await client.request("GET", "/api/v1/runs/1"))["status"] == .string("running") })
-        let dom = try chromium(["--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
+        let dom = try await chromium(["--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
         #expect(dom.contains("live, updated"), "status.js ran and swapped in the server's rendering")
         #expect(dom.contains("<table id=\"runs\">") && dom.contains(">v9<") && dom.contains("rolling v9"))
         #expect(dom.contains("<td data-label=\"asked by\">api:ops</td>") && dom.contains("<td data-label=\"reason\">ship it</td>"), "who asked and why are on the page")
@@ -191,12 +192,12 @@ final class RollgateProcess: @unchecked Sendable {
         // The run page, opened while the run rolls: its log streams in (the open stream holds
         // the browser's virtual clock until the run ends), then the page shows the final state
         // without a reload.
-        let run = try chromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/runs/1"])
+        let run = try await chromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/runs/1"])
         #expect(run.contains("Run 1: web v9") && run.contains("<table id=\"steps\">"))
         #expect(run.contains("installing v9 on web-3") && run.contains("all 3 target(s) run v9 and are healthy"), "the log tailed live")
         #expect(run.contains(">succeeded</span></h2>"), "updated to the final state without a reload")
         #expect(run.contains("<td data-label=\"target\">web-3</td><td data-label=\"phase\">restore</td>"))
-        let after = try chromium(["--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
+        let after = try await chromium(["--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
         #expect(after.contains("web-1: done"), "a finished target reads done, not restore")
         // Screenshots at 1280 and 390 px, light and dark, kept as test artefacts.
         let artefacts = repositoryRoot + "/.build/test-artifacts"
@@ -204,7 +205,7 @@ final class RollgateProcess: @unchecked Sendable {
         for (width, dark) in [(1280, false), (390, false), (1280, true), (390, true)] {
             let file = "\(artefacts)/status-\(width)-\(dark ? "dark" : "light").png"
             try? FileManager.default.removeItem(atPath: file)
-            _ = try chromium(["--window-size=\(width),900", "--virtual-time-budget=2000", "--screenshot=\(file)"]
+            _ = try await chromium(["--window-size=\(width),900", "--virtual-time-budget=2000", "--screenshot=\(file)"]
                              + (dark ? ["--force-dark-mode", "--enable-features=WebContentsForceDark"] : []) + ["http://127.0.0.1:\(port)/"])
             let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
             #expect(size > 1000, "a screenshot at \(width) px (\(dark ? "dark" : "light")) in \(file)")
@@ -243,7 +244,7 @@ final class RollgateProcess: @unchecked Sendable {
                              "-subj", "/CN=localhost", "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"]
         openssl.standardError = FileHandle.nullDevice
         try openssl.run()
-        openssl.waitUntilExit()
+        try await offPool { openssl.waitUntilExit() }
         #expect(openssl.terminationStatus == 0, "openssl made a certificate")
         let config = directory.write("tls.yaml", """
             listen: 127.0.0.1:0

@@ -249,8 +249,9 @@ extension RollgateProcess {
         let pipe = Pipe()
         process.standardOutput = pipe
         try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
+        let handle = pipe.fileHandleForReading
+        let data = try await offPool { handle.readDataToEndOfFile() }
+        try await offPool { process.waitUntilExit() }
         return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

@@ -83,7 +83,7 @@ import Rollgate
         #expect(degraded["error"]?.string?.contains("locked") == true, "\(degraded.text)")
         let metrics = String(decoding: try await client.request("GET", "/metrics").body, as: UTF8.self)
         #expect(metrics.contains("rollgate_database_writable 0"))
-        holder.wait()
+        try await offPool { holder.wait() }
         try await expectRecovered(client)
         server.kill(SIGTERM)
     }

@@ -14,7 +14,7 @@ import Rollout
                 migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory, environment: [:], logger: .quiet)
     }
 
-    @Test func theDocumentIsValidOpenAPI31() throws {
+    @Test func theDocumentIsValidOpenAPI31() async throws {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
         process.arguments = ["python3", "-m", "openapi_spec_validator", publicDirectory + "/openapi.json"]
@@ -22,8 +22,9 @@ import Rollout
         process.standardOutput = pipe
         process.standardError = pipe
         try process.run()
-        let output = String(decoding: pipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
+        let handle = pipe.fileHandleForReading
+        let output = try await offPool { String(decoding: handle.readDataToEndOfFile(), as: UTF8.self) }
+        try await offPool { process.waitUntilExit() }
         #expect(process.terminationStatus == 0, "openapi-spec-validator: \(output) (make test installs it)")
     }
 

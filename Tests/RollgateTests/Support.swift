@@ -1,5 +1,6 @@
 import Testing
 import Foundation
+import Dispatch
 import Logging
 import MicroHTTP
 import HTTPTesting
@@ -74,6 +75,15 @@ func eventually(within limit: Duration = .seconds(30), _ condition: () async thr
         try await Task.sleep(for: .milliseconds(50))
     }
     return false
+}
+
+/// Runs blocking work (waiting for a process, reading its whole output) on a thread of its
+/// own: on 2 cores Swift's task pool has 2 threads, and a test that blocks one starves every
+/// other suite's `eventually` into flaky timeouts.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue(label: "rollgate.test.blocking").async { continuation.resume(with: Result { try body() }) }
+    }
 }
 
 /// Waits until a run has ended (a minute at most) and returns it.
