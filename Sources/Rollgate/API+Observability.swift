@@ -5,6 +5,9 @@ import SQLiteStore
 /// What monitoring reads: liveness with the database's state, Prometheus metrics, and what
 /// became of each notification.
 extension API {
+    /// What `rollgate --version` and `rollgate_build_info` say.
+    public static let version = "0.7.0"
+
     /// `GET /api/v1/runs/{id}/deliveries`: each notification of the run, where and how it went.
     func deliveries(_ request: HTTPRequest) throws -> HTTPResponse {
         let run = try findRun(request)
@@ -48,13 +51,19 @@ extension API {
 
     /// Prometheus text: runs by service and status, and which services are rolling now.
     func metrics(_ request: HTTPRequest) throws -> HTTPResponse {
-        var text = "# HELP rollgate_runs Runs by service and status.\n# TYPE rollgate_runs gauge\n"
+        var text = "# HELP rollgate_build_info The running build.\n# TYPE rollgate_build_info gauge\n"
+        text += "rollgate_build_info{version=\"\(API.version)\"} 1\n"
         let counts = try store.runCounts()
+        let count = { (service: String, status: RunStatus) in counts.first { $0.service == service && $0.status == status }?.count ?? 0 }
+        text += "# HELP rollgate_runs_finished_total Runs that ended, by service and outcome.\n# TYPE rollgate_runs_finished_total counter\n"
         for service in config.services {
-            for status in RunStatus.allCases {
-                let count = counts.first { $0.service == service.name && $0.status == status }?.count ?? 0
-                text += "rollgate_runs{service=\"\(service.name)\",status=\"\(status.rawValue)\"} \(count)\n"
+            for status in RunStatus.allCases where status.isTerminal {
+                text += "rollgate_runs_finished_total{service=\"\(service.name)\",outcome=\"\(status.rawValue)\"} \(count(service.name, status))\n"
             }
+        }
+        text += "# HELP rollgate_runs_queued Runs waiting for their turn, by service.\n# TYPE rollgate_runs_queued gauge\n"
+        for service in config.services {
+            text += "rollgate_runs_queued{service=\"\(service.name)\"} \(count(service.name, .queued))\n"
         }
         text += "# HELP rollgate_rolling 1 while a run of the service is rolling.\n# TYPE rollgate_rolling gauge\n"
         for service in config.services {

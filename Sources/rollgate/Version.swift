@@ -1,4 +1,6 @@
+import Rollgate
+
 /// `rollgate --version`.
 enum RollgateVersion {
-    static let text = "0.7.0"
+    static let text = API.version
 }
