@@ -11,8 +11,59 @@ final class StreamCount: Sendable {
     var value: Int { count.load(ordering: .relaxed) }
 }
 
-/// Server-Sent Events: a run's log as it is written.
+/// Server-Sent Events: a run's log as it is written, and every run's changes.
 extension API {
+    /// `GET /api/v1/events`: every run change from the event log (`queued`, `started`,
+    /// `target_done`, `target_left_out`, `succeeded`, `failed`, `cancelled`) as
+    /// `id: SEQ` / `event: run.KIND` / `data: {seq, run_id, service, target_id, detail, at}`,
+    /// from `Last-Event-ID` (or `?after=`) on, else from now; a comment every 15 s while quiet.
+    func events(_ request: HTTPRequest) throws -> HTTPResponse {
+        var after = try store.lastEventSeq()
+        for text in [request.query["after"], request.header("last-event-id")].compactMap({ $0 }) {
+            guard let value = Int64(text), value >= 0 else {
+                throw Refusal(status: 400, code: "invalid_after", message: "after and Last-Event-ID are event sequence numbers")
+            }
+            after = value
+        }
+        let stream = HTTPStream()
+        var response = HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream; charset=utf-8"),
+                                                           ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")])
+        response.stream = stream
+        let store = self.store, streams = self.streams, start = after
+        streams.opened()
+        Task.detached {
+            defer { streams.closed() }
+            stream.write(Array(": run events\n\n".utf8))
+            var cursor = start
+            var quietSince = ContinuousClock.now
+            while !stream.isClosed {
+                let events = (try? store.events(after: cursor, limit: 500)) ?? []
+                for event in events {
+                    let data = JSONWriter.bytes { w in
+                        w.object { w in
+                            w.key("seq"); w.int(event.seq)
+                            w.key("run_id"); w.int(event.runID)
+                            w.key("service"); w.string(event.service)
+                            w.key("event"); w.string(event.event.rawValue)
+                            w.key("target_id"); w.string(event.targetID)
+                            w.key("detail"); w.string(event.detail)
+                            w.key("at"); w.time(event.at)
+                        }
+                    }
+                    stream.write(Array("id: \(event.seq)\nevent: run.\(event.event.rawValue)\ndata: ".utf8) + data + Array("\n\n".utf8))
+                    cursor = event.seq
+                }
+                if !events.isEmpty { quietSince = ContinuousClock.now; continue }
+                if ContinuousClock.now - quietSince >= .seconds(15) {
+                    stream.write(Array(": heartbeat\n\n".utf8))
+                    quietSince = ContinuousClock.now
+                }
+                try? await Task.sleep(for: .milliseconds(200))
+            }
+        }
+        return response
+    }
+
     /// `GET /api/v1/runs/{id}/logs` with `Accept: text/event-stream`: the stored lines after
     /// `after`, then new ones as they are written, each as `id: SEQ` / `event: line` /
     /// `data: {line}`; a comment every 15 s while quiet (so a client that went away is

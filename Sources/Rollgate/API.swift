@@ -26,6 +26,7 @@ public struct API: Sendable {
         router.get("/api/v1/runs/{id}", immediate: { self.guarded($0, self.readable(self.showRun)) })
         router.get("/api/v1/runs/{id}/logs", immediate: { self.guarded($0, self.readable(self.logs)) })
         router.post("/api/v1/runs/{id}/cancel", immediate: { self.guarded($0, self.cancel) })
+        router.get("/api/v1/events", immediate: { self.guarded($0, self.readable(self.events)) })
         router.get("/api/v1/runs/{id}/deliveries", immediate: { self.guarded($0, self.readable(self.deliveries)) })
         router.post("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.lock) })
         router.delete("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.unlock) })
