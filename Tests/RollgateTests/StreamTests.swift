@@ -131,7 +131,8 @@ extension StreamTests {
         #expect(kinds == ["run.queued", "run.started", "run.target_done", "run.target_done", "run.succeeded"], "\(text)")
         // Resumed after the second event: the rest, once each.
         let resumed = try await readEvents(port: port, path: "/api/v1/events", headers: "Last-Event-ID: 2\r\n") { $0.contains("event: run.succeeded") }
-        #expect(resumed.split(separator: "\n").filter { $0.hasPrefix("id: ") } == ["id: 3", "id: 4", "id: 5"])
+        let ids = resumed.matches(of: /id: (\d+)\n/).map { String($0.output.1) }
+        #expect(ids == ["3", "4", "5"], "\(resumed)")
         process.kill(SIGTERM)
     }
 }
