@@ -27,7 +27,7 @@ extension API {
         var key: String?
         if let presented = request.header("idempotency-key") {
             guard (1...200).contains(presented.utf8.count),
-                  !presented.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+                  !hasControlCharacter(presented) else {
                 throw Refusal(status: 400, code: "invalid_idempotency_key", message: "Idempotency-Key must be 1-200 printable characters")
             }
             key = "\(caller.name):\(presented)"
@@ -61,7 +61,7 @@ extension API {
         }
         if let reason {
             guard reason.utf8.count <= 1000 else { throw Refusal(status: 422, code: "invalid_reason", message: "reason is longer than 1000 bytes") }
-            guard !reason.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) else {
+            guard !hasControlCharacter(reason) else {
                 throw Refusal(status: 422, code: "invalid_reason", message: "reason contains a control character")
             }
         }
@@ -94,7 +94,7 @@ extension API {
             guard allowed.contains(key) else {
                 throw Refusal(status: 422, code: "unknown_key", message: "unknown key \(key) (known: \(allowed.joined(separator: ", ")))")
             }
-            if let text = value.string, text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+            if let text = value.string, hasControlCharacter(text) {
                 throw Refusal(status: 422, code: "invalid_field", message: "\(key) contains a control character")
             }
         }

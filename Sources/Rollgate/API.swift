@@ -107,7 +107,7 @@ public struct API: Sendable {
     /// A header holding a control character (NUL included; a tab is allowed) is refused, not
     /// truncated: nothing that could start a deploy carries one into a record or a hook.
     static func refuseControlCharacters(_ request: HTTPRequest) throws {
-        for (name, value) in request.headers where value.unicodeScalars.contains(where: { ($0.value < 0x20 && $0 != "\t") || $0.value == 0x7F }) {
+        for (name, value) in request.headers where hasControlCharacter(value, allowingTab: true) {
             throw Refusal(status: 400, code: "invalid_header", message: "header \(name) contains a control character")
         }
     }
@@ -159,14 +159,22 @@ public struct API: Sendable {
     /// a token with the `read` scope.
     func mayRead(_ request: HTTPRequest) throws {
         guard !config.readsAreOpen else { return }
-        guard let header = request.header("authorization"), header.hasPrefix("Bearer "),
-              let token = config.apiTokens.first(where: { constantTimeEqual(Array(header.dropFirst(7).utf8), Array($0.secret.utf8)) }) else {
+        guard case .token(let token) = bearer(request) else {
             throw Refusal(status: 401, code: "unauthorized",
                           message: "reading needs Authorization: Bearer <token with the read scope> (this server is not on loopback and public_read is off)")
         }
         guard token.scopes.contains(.read) else {
             throw Refusal(status: 403, code: "forbidden", message: "token \(token.name) has no read scope")
         }
+    }
+
+    enum Bearer { case none, unknown, token(APIToken) }
+
+    /// The configured token an `Authorization: Bearer` header names, compared in constant time.
+    func bearer(_ request: HTTPRequest) -> Bearer {
+        guard let header = request.header("authorization"), header.hasPrefix("Bearer ") else { return .none }
+        let presented = Array(header.dropFirst("Bearer ".count).utf8)
+        return config.apiTokens.first { constantTimeEqual(presented, Array($0.secret.utf8)) }.map(Bearer.token) ?? .unknown
     }
 
     func readable(_ handler: @escaping (HTTPRequest) throws -> HTTPResponse) -> (HTTPRequest) throws -> HTTPResponse {
@@ -186,12 +194,11 @@ public struct API: Sendable {
         if config.isDemo {
             caller = ("demo", nil)
         } else {
-            guard let header = request.header("authorization"), header.hasPrefix("Bearer ") else {
-                throw Refusal(status: 401, code: "unauthorized", message: "this endpoint needs Authorization: Bearer <token>")
-            }
-            let presented = Array(header.dropFirst("Bearer ".count).utf8)
-            guard let token = config.apiTokens.first(where: { constantTimeEqual(presented, Array($0.secret.utf8)) }) else {
-                throw Refusal(status: 401, code: "unauthorized", message: "the bearer token is not valid")
+            let token: APIToken
+            switch bearer(request) {
+            case .none: throw Refusal(status: 401, code: "unauthorized", message: "this endpoint needs Authorization: Bearer <token>")
+            case .unknown: throw Refusal(status: 401, code: "unauthorized", message: "the bearer token is not valid")
+            case .token(let known): token = known
             }
             guard token.scopes.contains(scope) else {
                 throw Refusal(status: 403, code: "forbidden", message: "token \(token.name) has no \(scope.rawValue) scope (it has: \(token.scopes.map(\.rawValue).sorted().joined(separator: ", ")))")
@@ -349,11 +356,17 @@ public struct API: Sendable {
             throw Refusal(status: 422, code: "invalid_field", message: "\(name) must be a string")
         }
         if required && text.isEmpty { throw Refusal(status: 422, code: "missing_field", message: "\(name) must not be empty") }
-        if text.unicodeScalars.contains(where: { $0.value < 0x20 || $0.value == 0x7F }) {
+        if hasControlCharacter(text) {
             throw Refusal(status: 422, code: "invalid_field", message: "\(name) contains a control character")
         }
         return text
     }
+}
+
+/// A control character (NUL included; a tab only where `allowingTab` is false): refused in
+/// every field and header, never truncated.
+func hasControlCharacter(_ text: String, allowingTab: Bool = false) -> Bool {
+    text.unicodeScalars.contains { ($0.value < 0x20 && !(allowingTab && $0 == "\t")) || $0.value == 0x7F }
 }
 
 /// Compares secrets in time that depends only on the presented length.
