@@ -67,7 +67,7 @@ public struct API: Sendable {
     static let healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable"))]).bytes)
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) async throws -> HTTPResponse) async -> HTTPResponse {
-        let started = ContinuousClock.now
+        let started = config.accessLog ? ContinuousClock.now : nil
         let response: HTTPResponse
         do {
             try API.refuseControlCharacters(request)
@@ -80,7 +80,7 @@ public struct API: Sendable {
     }
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) throws -> HTTPResponse) -> HTTPResponse {
-        let started = ContinuousClock.now
+        let started = config.accessLog ? ContinuousClock.now : nil
         let response: HTTPResponse
         do {
             try API.refuseControlCharacters(request)
@@ -93,8 +93,8 @@ public struct API: Sendable {
     }
 
     /// `--access-log`: method, path (no query, never a header), status, duration, run id.
-    private func logAccess(_ request: HTTPRequest, _ response: HTTPResponse, since started: ContinuousClock.Instant) {
-        guard config.accessLog else { return }
+    private func logAccess(_ request: HTTPRequest, _ response: HTTPResponse, since started: ContinuousClock.Instant?) {
+        guard let started else { return }
         let elapsed = ContinuousClock.now - started
         var metadata: Logger.Metadata = [
             "http.method": "\(request.method)", "http.path": "\(request.path)", "http.status": "\(response.status)",
