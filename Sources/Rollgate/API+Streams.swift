@@ -11,6 +11,11 @@ final class StreamCount: Sendable {
     var value: Int { count.load(ordering: .relaxed) }
 }
 
+/// What one look for news found.
+enum StreamPass {
+    case wrote, quiet, ended
+}
+
 /// Server-Sent Events: a run's log as it is written, and every run's changes.
 extension API {
     /// `GET /api/v1/events`: every run change from the event log (`queued`, `started`,
@@ -25,35 +30,83 @@ extension API {
             }
             after = value
         }
+        let store = self.store
+        return eventStream(opening: "run events", after: after) { stream, cursor in
+            let events = (try? store.events(after: cursor, limit: 500)) ?? []
+            for event in events {
+                let data = JSONWriter.bytes { w in
+                    w.object { w in
+                        w.key("seq"); w.int(event.seq)
+                        w.key("run_id"); w.int(event.runID)
+                        w.key("service"); w.string(event.service)
+                        w.key("event"); w.string(event.event.rawValue)
+                        w.key("target_id"); w.string(event.targetID)
+                        w.key("detail"); w.string(event.detail)
+                        w.key("at"); w.time(event.at)
+                    }
+                }
+                stream.write(API.sse(id: event.seq, event: "run.\(event.event.rawValue)", data: data))
+                cursor = event.seq
+            }
+            return events.isEmpty ? .quiet : .wrote
+        }
+    }
+
+    /// `GET /api/v1/runs/{id}/logs` with `Accept: text/event-stream`: the stored lines after
+    /// `after`, then new ones as they are written, each as `id: SEQ` / `event: line` /
+    /// `data: {line}`; a comment every 15 s while quiet (so a client that went away is
+    /// noticed); `event: end` with the run's status when it has ended, then the stream closes.
+    func logStream(of run: RunID, after: Int64) -> HTTPResponse {
+        let store = self.store, logger = self.logger
+        return eventStream(opening: "run \(run) log", after: after) { stream, cursor in
+            do {
+                let lines = try store.logs(run: run, after: cursor, limit: 500)
+                for line in lines {
+                    stream.write(API.sse(id: line.seq, event: "line", data: JSONWriter.bytes { $0.logLine(line) }))
+                    cursor = line.seq
+                }
+                if !lines.isEmpty { return .wrote }
+                // Ended, and nothing written after the last read: the stream ends too.
+                if let status = try store.run(run)?.status, status.isTerminal,
+                   try store.logs(run: run, after: cursor, limit: 1).isEmpty {
+                    stream.write(API.sse(id: nil, event: "end", data: Array("{\"status\":\"\(status.rawValue)\"}".utf8)))
+                    return .ended
+                }
+            } catch {
+                logger.warning("log stream: cannot read the run's log", metadata: ["run.id": "\(run)", "error": "\(error)"])
+            }
+            return .quiet
+        }
+    }
+
+    /// A Server-Sent Events response fed by `pass`: asked again at once after it wrote, every
+    /// 200 ms while quiet, with a heartbeat comment after 15 s of quiet (so a client that went
+    /// away is noticed); the stream finishes when `pass` says the end or the client leaves.
+    /// Counted in `rollgate_open_streams` while open.
+    func eventStream(opening: String, after: Int64,
+                     pass: @escaping @Sendable (HTTPStream, inout Int64) async -> StreamPass) -> HTTPResponse {
         let stream = HTTPStream()
         var response = HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream; charset=utf-8"),
                                                            ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")])
         response.stream = stream
-        let store = self.store, streams = self.streams, start = after
+        let streams = self.streams
         streams.opened()
         Task.detached {
             defer { streams.closed() }
-            stream.write(Array(": run events\n\n".utf8))
-            var cursor = start
+            stream.write(Array(": \(opening)\n\n".utf8))
+            var cursor = after
             var quietSince = ContinuousClock.now
             while !stream.isClosed {
-                let events = (try? store.events(after: cursor, limit: 500)) ?? []
-                for event in events {
-                    let data = JSONWriter.bytes { w in
-                        w.object { w in
-                            w.key("seq"); w.int(event.seq)
-                            w.key("run_id"); w.int(event.runID)
-                            w.key("service"); w.string(event.service)
-                            w.key("event"); w.string(event.event.rawValue)
-                            w.key("target_id"); w.string(event.targetID)
-                            w.key("detail"); w.string(event.detail)
-                            w.key("at"); w.time(event.at)
-                        }
-                    }
-                    stream.write(Array("id: \(event.seq)\nevent: run.\(event.event.rawValue)\ndata: ".utf8) + data + Array("\n\n".utf8))
-                    cursor = event.seq
+                switch await pass(stream, &cursor) {
+                case .ended:
+                    stream.finish()
+                    return
+                case .wrote:
+                    quietSince = ContinuousClock.now
+                    continue
+                case .quiet:
+                    break
                 }
-                if !events.isEmpty { quietSince = ContinuousClock.now; continue }
                 if ContinuousClock.now - quietSince >= .seconds(15) {
                     stream.write(Array(": heartbeat\n\n".utf8))
                     quietSince = ContinuousClock.now
@@ -64,50 +117,8 @@ extension API {
         return response
     }
 
-    /// `GET /api/v1/runs/{id}/logs` with `Accept: text/event-stream`: the stored lines after
-    /// `after`, then new ones as they are written, each as `id: SEQ` / `event: line` /
-    /// `data: {line}`; a comment every 15 s while quiet (so a client that went away is
-    /// noticed); `event: end` with the run's status when it has ended, then the stream closes.
-    func logStream(of run: RunID, after: Int64) -> HTTPResponse {
-        let stream = HTTPStream()
-        var response = HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream; charset=utf-8"),
-                                                           ("Cache-Control", "no-store"), ("X-Accel-Buffering", "no")])
-        response.stream = stream
-        let store = self.store, streams = self.streams, logger = self.logger
-        streams.opened()
-        Task.detached {
-            defer { streams.closed() }
-            stream.write(Array(": run \(run) log\n\n".utf8))
-            var cursor = after
-            var quietSince = ContinuousClock.now
-            while !stream.isClosed {
-                do {
-                    let lines = try store.logs(run: run, after: cursor, limit: 500)
-                    for line in lines {
-                        stream.write(Array("id: \(line.seq)\nevent: line\ndata: ".utf8) + JSONWriter.bytes { $0.logLine(line) } + Array("\n\n".utf8))
-                        cursor = line.seq
-                    }
-                    if !lines.isEmpty {
-                        quietSince = ContinuousClock.now
-                        continue
-                    }
-                    // Ended, and nothing written after the last read: the stream ends too.
-                    if let status = try store.run(run)?.status, status.isTerminal,
-                       try store.logs(run: run, after: cursor, limit: 1).isEmpty {
-                        stream.write(Array("event: end\ndata: {\"status\":\"\(status.rawValue)\"}\n\n".utf8))
-                        stream.finish()
-                        return
-                    }
-                } catch {
-                    logger.warning("log stream: cannot read the run's log", metadata: ["run.id": "\(run)", "error": "\(error)"])
-                }
-                if ContinuousClock.now - quietSince >= .seconds(15) {
-                    stream.write(Array(": heartbeat\n\n".utf8))
-                    quietSince = ContinuousClock.now
-                }
-                try? await Task.sleep(for: .milliseconds(200))
-            }
-        }
-        return response
+    /// One event: `id:` (when given), `event:`, `data:`, a blank line.
+    static func sse(id: Int64?, event: String, data: [UInt8]) -> [UInt8] {
+        Array(((id.map { "id: \($0)\n" } ?? "") + "event: \(event)\ndata: ").utf8) + data + Array("\n\n".utf8)
     }
 }
