@@ -171,8 +171,7 @@ extension HookRunner {
         var ended = 0
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(entry),
-                  let stat = FileManager.default.contents(atPath: "/proc/\(entry)/stat"),
-                  HookRunner.processGroup(fromStat: [UInt8](stat)) == process.group,
+                  let stat = ProcStat.read(pid), HookRunner.processGroup(fromStat: stat) == process.group,
                   let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
                   ([0] + [UInt8](environ)).firstRange(of: [0] + marker) != nil else { continue }
             if kill(pid, SIGKILL) == 0 { ended += 1 }
@@ -180,12 +179,9 @@ extension HookRunner {
         return ended
     }
 
-    /// Field 5 of /proc/PID/stat; the command name (field 2) may hold spaces and parentheses.
+    /// Field 5 of /proc/PID/stat: the process group.
     static func processGroup(fromStat stat: [UInt8]) -> Int32? {
-        guard let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " "))
-        guard fields.count > 2 else { return nil }
-        return Int32(String(decoding: fields[2], as: UTF8.self))
+        ProcStat.field(5, of: stat).flatMap { Int32($0) }
     }
 }
 

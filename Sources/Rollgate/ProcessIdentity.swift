@@ -31,11 +31,6 @@ public struct ProcessIdentity: LivenessProbe {
 
     /// Field 22 of /proc/PID/stat: when the process started, in clock ticks after boot.
     static func startTime(of pid: Int32) -> UInt64? {
-        guard let stat = FileManager.default.contents(atPath: "/proc/\(pid)/stat"),
-              let close = stat.lastIndex(of: UInt8(ascii: ")")) else { return nil }
-        let fields = stat[(close + 1)...].split(separator: UInt8(ascii: " "))
-        // fields[0] is field 3 (state); field 22 is fields[19].
-        guard fields.count > 19 else { return nil }
-        return UInt64(String(decoding: fields[19], as: UTF8.self))
+        ProcStat.read(pid).flatMap { ProcStat.field(22, of: $0) }.flatMap { UInt64($0) }
     }
 }
