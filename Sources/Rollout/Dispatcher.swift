@@ -41,7 +41,7 @@ public actor Dispatcher {
         self.lease = lease
         self.liveness = liveness
         self.recovery = recovery
-        self.durable = DurableWrite(clock: clock, health: health)
+        self.durable = DurableWrite(clock: clock, health: health, logger: logger)
         self.makeRoll = makeRoll
     }
 
@@ -170,13 +170,7 @@ public actor Dispatcher {
 
     /// A write retried until it succeeds; nil if shutdown came first.
     private func durably<T>(_ what: String, _ body: () throws -> T) async -> T? {
-        var reported = false
-        return try? await durable.perform(what, onFailure: { error in
-            if !reported {
-                reported = true
-                logger.error("cannot write to the database; retrying", metadata: ["action": "\(what)", "error": "\(error)"])
-            }
-        }, body)
+        try? await durable.perform(what, body)
     }
 
     /// Ends a run, retrying until the database takes it: the service stays busy meanwhile

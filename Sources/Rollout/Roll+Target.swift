@@ -204,13 +204,7 @@ extension Roll {
     /// no load-balancer action whose intent is not committed. Lines waiting to be written go
     /// first, so the log stays in order.
     func record<T>(_ what: String, _ body: () throws -> T) async throws -> T {
-        var reported = false
-        return try await durable.perform(what, onFailure: { error in
-            if !reported {
-                reported = true
-                logger.error("cannot write to the database; the roll waits until it can", metadata: ["action": "\(what)", "error": "\(error)"])
-            }
-        }) {
+        try await durable.perform(what) {
             log.flush(at: clock.now)
             return try body()
         }

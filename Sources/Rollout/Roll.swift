@@ -64,7 +64,7 @@ public struct Roll: Sendable {
         logger[metadataKey: "service"] = "\(run.service)"
         self.logger = logger
         log = RunLog(run: run.id, journal: journal, mask: context.mask, health: context.health)
-        durable = DurableWrite(clock: clock, health: context.health)
+        durable = DurableWrite(clock: clock, health: context.health, logger: self.logger)
     }
 
     /// A failure that stops the run, with the message the operator reads in `error`.

@@ -1,3 +1,4 @@
+import Logging
 import Synchronization
 
 /// Whether the database takes writes, as the last write found. Every retried write reports
@@ -31,22 +32,25 @@ public final class StoreHealth: Sendable {
 }
 
 /// Retries a database write with a growing, capped backoff until it succeeds, reporting each
-/// failure: the database is never the reason a roll fails or a target is left out. Only
-/// cancellation (shutdown) ends the wait.
+/// failure to `health` and the first of each write to `logger`: the database is never the
+/// reason a roll fails or a target is left out. Only cancellation (shutdown) ends the wait.
 public struct DurableWrite: Sendable {
     public let clock: any RolloutClock
     public let health: StoreHealth
+    public let logger: Logger?
     public var first: Duration = .milliseconds(100)
     public var cap: Duration = .seconds(5)
 
-    public init(clock: any RolloutClock, health: StoreHealth) {
+    public init(clock: any RolloutClock, health: StoreHealth, logger: Logger? = nil) {
         self.clock = clock
         self.health = health
+        self.logger = logger
     }
 
     public func perform<T>(_ what: String, isolation: isolated (any Actor)? = #isolation,
-                           onFailure: (Error) -> Void = { _ in }, _ body: () throws -> T) async throws -> T {
+                           _ body: () throws -> T) async throws -> T {
         var delay = first
+        var reported = false
         while true {
             do {
                 let result = try body()
@@ -56,7 +60,10 @@ public struct DurableWrite: Sendable {
                 throw lost
             } catch {
                 health.failed(error, at: clock.now)
-                onFailure(error)
+                if !reported {
+                    reported = true
+                    logger?.error("cannot write to the database; retrying until it can", metadata: ["action": "\(what)", "error": "\(error)"])
+                }
                 try await clock.sleep(for: delay)
                 delay = min(delay * 2, cap)
             }
