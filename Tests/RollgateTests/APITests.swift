@@ -251,22 +251,13 @@ import RolloutTesting
     @Test func metricsParseWithPrometheusClient() async throws {
         _ = await deploy(#"{"service":"web","version":"v1"}"#)
         let file = directory.write("metrics.txt", String(decoding: await app.call("GET", "/metrics").body, as: UTF8.self))
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", """
+        let (status, output) = try await runToEnd("/usr/bin/env", ["python3", "-c", """
             import sys
             from prometheus_client.parser import text_string_to_metric_families
             families = {f.name: f.type for f in text_string_to_metric_families(open(sys.argv[1]).read())}
             print(" ".join(f"{name}:{kind}" for name, kind in sorted(families.items())))
-            """, file]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let handle = pipe.fileHandleForReading
-        let output = try await offPool { String(decoding: handle.readDataToEndOfFile(), as: UTF8.self) }
-        try await offPool { process.waitUntilExit() }
-        #expect(process.terminationStatus == 0, "prometheus_client could not parse /metrics: \(output) (make test installs it)")
+            """, file])
+        #expect(status == 0, "prometheus_client could not parse /metrics: \(output) (make test installs it)")
         #expect(output.contains("rollgate_runs_finished:counter"), "\(output)")
         #expect(output.contains("rollgate_runs_queued:gauge") && output.contains("rollgate_build_info:gauge"))
     }

@@ -164,17 +164,8 @@ final class RollgateProcess: @unchecked Sendable {
     func chromium(_ arguments: [String]) async throws -> String {
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
         let browser = try #require(chromium, "Chromium is missing: make test installs it (apt-get install chromium)")
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: browser)
-        process.arguments = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"] + arguments
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = FileHandle.nullDevice
-        try process.run()
-        let handle = pipe.fileHandleForReading
-        let output = try await offPool { String(decoding: handle.readDataToEndOfFile(), as: UTF8.self) }
-        try await offPool { process.waitUntilExit() }
-        return output
+        return try await runToEnd(browser, ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"] + arguments,
+                                  keepStandardError: false).output
     }
 
     @Test func theStatusPageAndARunPageRenderAndUpdateInHeadlessChromium() async throws {

@@ -239,19 +239,10 @@ struct SeededRandom: RandomNumberGenerator {
 extension RollgateProcess {
     /// One query through Python's sqlite3 (another process, as an operator's tool would be).
     static func sqlite(_ database: String, _ query: String) async throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-c", """
+        try await runToEnd("/usr/bin/env", ["python3", "-c", """
             import sqlite3, sys
             db = sqlite3.connect(sys.argv[1])
             for row in db.execute(sys.argv[2]): print("|".join(str(v) for v in row))
-            """, database, query]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let handle = pipe.fileHandleForReading
-        let data = try await offPool { handle.readDataToEndOfFile() }
-        try await offPool { process.waitUntilExit() }
-        return String(decoding: data, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            """, database, query], keepStandardError: false).output.trimmingCharacters(in: .whitespacesAndNewlines)
     }
 }

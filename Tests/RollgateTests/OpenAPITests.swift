@@ -15,17 +15,8 @@ import Rollout
     }
 
     @Test func theDocumentIsValidOpenAPI31() async throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
-        process.arguments = ["python3", "-m", "openapi_spec_validator", publicDirectory + "/openapi.json"]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        process.standardError = pipe
-        try process.run()
-        let handle = pipe.fileHandleForReading
-        let output = try await offPool { String(decoding: handle.readDataToEndOfFile(), as: UTF8.self) }
-        try await offPool { process.waitUntilExit() }
-        #expect(process.terminationStatus == 0, "openapi-spec-validator: \(output) (make test installs it)")
+        let (status, output) = try await runToEnd("/usr/bin/env", ["python3", "-m", "openapi_spec_validator", publicDirectory + "/openapi.json"])
+        #expect(status == 0, "openapi-spec-validator: \(output) (make test installs it)")
     }
 
     @Test func everyRouteIsDocumentedAndEveryDocumentedRouteExists() async throws {

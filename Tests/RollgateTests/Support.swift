@@ -86,6 +86,22 @@ func offPool<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async thro
     }
 }
 
+/// Runs a program to its end off the task pool: its exit status and what it printed (its
+/// standard error with the output, or dropped).
+func runToEnd(_ executable: String, _ arguments: [String], keepStandardError: Bool = true) async throws -> (status: Int32, output: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: executable)
+    process.arguments = arguments
+    let pipe = Pipe()
+    process.standardOutput = pipe
+    process.standardError = keepStandardError ? pipe : FileHandle.nullDevice
+    try process.run()
+    let handle = pipe.fileHandleForReading
+    let output = try await offPool { String(decoding: handle.readDataToEndOfFile(), as: UTF8.self) }
+    try await offPool { process.waitUntilExit() }
+    return (process.terminationStatus, output)
+}
+
 /// Waits until a run has ended (a minute at most) and returns it.
 func finished(_ client: HTTPClient, run id: Int64) async throws -> JSONValue {
     var last = JSONValue.null
