@@ -216,7 +216,7 @@ struct StatusPage: Sendable {
         if let error = run.error { html += "<dt>error</dt><dd class=\"status-failed\">\(escape(error))</dd>" }
         html += "</dl>\n<h3>Targets</h3>\n<div class=\"scroll\"><table id=\"steps\">\n<tr><th scope=\"col\">target</th><th scope=\"col\">phase</th><th scope=\"col\">status</th><th scope=\"col\">started</th><th scope=\"col\">took</th><th scope=\"col\">error</th></tr>\n"
         for step in run.steps {
-            let took = (step.finishedAt ?? clock.now).since(step.startedAt).humanText
+            let took = duration(step)
             html += "<tr class=\"step-\(step.status.rawValue)\"><td data-label=\"target\">\(escape(step.targetID))</td><td data-label=\"phase\">\(step.phase.rawValue)</td>"
             html += "<td data-label=\"status\" class=\"status-\(step.status.rawValue)\">\(step.status == .failed ? "✗ " : "")\(step.status.rawValue)</td>"
             html += "<td data-label=\"started\">\(time(step.startedAt))</td><td data-label=\"took\">\(took)</td><td data-label=\"error\">\(escape(step.error ?? ""))</td></tr>\n"
@@ -234,10 +234,13 @@ struct StatusPage: Sendable {
         if let error = run.error { text += "error: \(error)\n" }
         text += "\n" + table([["TARGET", "PHASE", "STATUS", "STARTED", "TOOK", "ERROR"]] + run.steps.map { step in
             [step.targetID, step.phase.rawValue, step.status.rawValue, Timestamp.format(step.startedAt),
-             (step.finishedAt ?? clock.now).since(step.startedAt).humanText, step.error ?? ""]
+             duration(step), step.error ?? ""]
         })
         return text + "\n" + lines.map { "\(Timestamp.format($0.at)) \($0.targetID.map { "[\($0)] " } ?? "")\($0.text)" }.joined(separator: "\n") + "\n"
     }
+
+    /// How long a step took, or has taken so far.
+    func duration(_ step: Step) -> String { (step.finishedAt ?? clock.now).since(step.startedAt).humanText }
 
     /// A `<time>` the script shows as "3 min ago" in local time; the exact UTC time on hover.
     func time(_ date: Date) -> String {

@@ -85,15 +85,17 @@ struct Deploy: AsyncParsableCommand {
     }
 }
 
+/// `AT [TARGET] TEXT`: a log line as `deploy --follow` and `logs` print it.
+func logLineText(_ line: JSONValue) -> String {
+    "\(line["at"]?.string ?? "") \(line["target_id"]?.string.map { "[\($0)] " } ?? "")\(line["text"]?.string ?? "")"
+}
+
 /// Prints a run's log as it grows until the run ends; exits 1 unless it succeeded.
 func followLog(of id: Int64, options: ClientOptions) async throws {
     var after: Int64 = 0
     while true {
         let page = try await options.call("GET", "/api/v1/runs/\(id)/logs?after=\(after)")
-        for line in page["lines"]?.array ?? [] {
-            let target = line["target_id"]?.string.map { "[\($0)] " } ?? ""
-            print("\(line["at"]?.string ?? "") \(target)\(line["text"]?.string ?? "")")
-        }
+        for line in page["lines"]?.array ?? [] { print(logLineText(line)) }
         fflush(nil)
         after = page["next_after"]?.int ?? after
         let status = page["status"]?.string ?? ""
@@ -165,9 +167,7 @@ struct Logs: AsyncParsableCommand {
         while true {
             let page = try await options.call("GET", "/api/v1/runs/\(id)/logs?after=\(after)&limit=5000")
             let lines = page["lines"]?.array ?? []
-            for line in lines {
-                print("\(line["at"]?.string ?? "") \(line["target_id"]?.string.map { "[\($0)] " } ?? "")\(line["text"]?.string ?? "")")
-            }
+            for line in lines { print(logLineText(line)) }
             guard !lines.isEmpty else { return }
             after = page["next_after"]?.int ?? after
         }
