@@ -12,6 +12,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         // The only places C variadics and macros are touched.
@@ -28,7 +30,10 @@ let package = Package(
         // HTTP over libmicrohttpd; knows nothing of deploys.
         .target(name: "MicroHTTP", dependencies: ["CMicroHTTPD"]),
         // The domain: runs, steps, the roll, waiters, the queue. No C, no sockets, no processes.
-        .target(name: "Rollout", dependencies: [.product(name: "Logging", package: "swift-log")]),
+        .target(name: "Rollout", dependencies: [
+            .product(name: "Logging", package: "swift-log"),
+            .product(name: "CoreMetrics", package: "swift-metrics"),
+        ]),
         // AWS: SigV4, Query encoding, XML, credentials, the ELBv2 client.
         .target(name: "ELB", dependencies: [
             "Rollout", "Outbound",
@@ -42,6 +47,7 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "rollgate", dependencies: [
             "Rollgate", "MicroHTTP", "Outbound",
@@ -54,10 +60,12 @@ let package = Package(
         // Fakes shared by the tests: fake load balancer, recording executor, manual clock.
         .target(name: "RolloutTesting", dependencies: ["Rollout"]),
 
-        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting"]),
+        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting",
+                                                        .product(name: "MetricsTestKit", package: "swift-metrics")]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting"]),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "HTTPTesting"]),
-        .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP", "HTTPTesting"],
+        .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP", "HTTPTesting",
+                                                    .product(name: "MetricsTestKit", package: "swift-metrics")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting"],
                     exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Support/webhook_sink.py", "Fixtures"]),

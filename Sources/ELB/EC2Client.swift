@@ -4,9 +4,11 @@ public struct EC2Client: Sendable {
 
     public init(endpoint: AWSEndpoint, region: String, credentials: any AWSCredentialProvider,
                 transport: any AWSTransport = URLSessionTransport(), clock: any RolloutClock = SystemClock(),
-                retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }) {
+                retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
+                metrics: RollMetrics = RollMetrics()) {
         query = AWSQueryClient(endpoint: endpoint, region: region, service: "ec2", version: "2016-11-15",
-                               credentials: credentials, transport: transport, clock: clock, retry: retry, random: random)
+                               credentials: credentials, transport: transport, clock: clock, retry: retry, random: random,
+                               metrics: metrics)
     }
 
     public static func endpoint(region: String) -> AWSEndpoint { AWSEndpoint(host: "ec2.\(region).amazonaws.com") }

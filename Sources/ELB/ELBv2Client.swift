@@ -78,10 +78,12 @@ public struct AWSQueryClient: Sendable {
     let clock: any RolloutClock
     let retry: RetryPolicy
     let random: @Sendable () -> Double
+    /// Counts every attempt by action and outcome.
+    let metrics: RollMetrics
 
     public init(endpoint: AWSEndpoint, region: String, service: String, version: String,
                 credentials: any AWSCredentialProvider, transport: any AWSTransport, clock: any RolloutClock,
-                retry: RetryPolicy, random: @escaping @Sendable () -> Double) {
+                retry: RetryPolicy, random: @escaping @Sendable () -> Double, metrics: RollMetrics = RollMetrics()) {
         self.endpoint = endpoint
         self.region = region
         self.service = service
@@ -91,6 +93,7 @@ public struct AWSQueryClient: Sendable {
         self.clock = clock
         self.retry = retry
         self.random = random
+        self.metrics = metrics
     }
 
     /// Signs and sends one action, retrying what heals; returns the answer's root element.
@@ -100,6 +103,7 @@ public struct AWSQueryClient: Sendable {
         var attempt = 0
         while true {
             let error: AWSError
+            let sent = clock.now
             do {
                 let signer = SigV4Signer(credentials: try await credentials.credentials(), region: region, service: service)
                 let contentType = ("Content-Type", "application/x-www-form-urlencoded; charset=utf-8")
@@ -109,14 +113,17 @@ public struct AWSQueryClient: Sendable {
                                                                 body: body, timeout: .seconds(10))
                 if (200..<300).contains(status) {
                     guard let root = try? XMLDocument.parse(answer) else {
+                        metrics.loadBalancerCalled(operation: action, code: "MalformedResponse", duration: clock.now.since(sent))
                         throw AWSError(code: "MalformedResponse", message: "\(action) answered XML that does not parse", status: status)
                     }
+                    metrics.loadBalancerCalled(operation: action, code: "ok", duration: clock.now.since(sent))
                     return root
                 }
                 error = AWSError.parse(answer, status: status)
             } catch let transportError as TransportError {
                 error = AWSError(code: "ConnectionError", message: transportError.description, status: 0)
             }
+            metrics.loadBalancerCalled(operation: action, code: error.code, duration: clock.now.since(sent))
             attempt += 1
             guard error.isRetryable, attempt < retry.attempts else { throw error }
             try await clock.sleep(for: retry.delay(afterAttempt: attempt - 1, random: random()))
@@ -132,9 +139,11 @@ public struct ELBv2Client: Sendable {
 
     public init(endpoint: AWSEndpoint, region: String, credentials: any AWSCredentialProvider,
                 transport: any AWSTransport = URLSessionTransport(), clock: any RolloutClock = SystemClock(),
-                retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) }) {
+                retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
+                metrics: RollMetrics = RollMetrics()) {
         query = AWSQueryClient(endpoint: endpoint, region: region, service: "elasticloadbalancing", version: ELBv2Client.version,
-                               credentials: credentials, transport: transport, clock: clock, retry: retry, random: random)
+                               credentials: credentials, transport: transport, clock: clock, retry: retry, random: random,
+                               metrics: metrics)
     }
 
     public static let version = "2015-12-01"

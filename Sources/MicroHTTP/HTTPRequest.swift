@@ -7,6 +7,8 @@ public struct HTTPRequest: Sendable {
     public var body: [UInt8]
     /// Path parameters filled in by the router (`/runs/{id}` gives `["id": ...]`).
     public var parameters: [String: String] = [:]
+    /// The pattern of the route that took it (`/api/v1/runs/{id}`), for metrics; nil if none did.
+    public var route: String?
 
     public init(method: String, path: String, query: [String: String] = [:],
                 headers: [String: String] = [:], body: [UInt8] = []) {

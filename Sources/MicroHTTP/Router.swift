@@ -20,6 +20,7 @@ public struct Router: Sendable {
     }
     struct Route: Sendable {
         let method: String
+        let pattern: String
         let segments: [Segment]
         let handler: Handler
     }
@@ -54,7 +55,7 @@ public struct Router: Sendable {
             if part.hasPrefix("{") && part.hasSuffix("}") { return .parameter(String(part.dropFirst().dropLast())) }
             return .literal(part)
         }
-        routes.append(Route(method: method.uppercased(), segments: segments, handler: handler))
+        routes.append(Route(method: method.uppercased(), pattern: pattern, segments: segments, handler: handler))
         patterns.append("\(method.uppercased()) \(pattern)")
     }
 
@@ -74,6 +75,7 @@ public struct Router: Sendable {
             if route.method != method { allowed.append(route.method); continue }
             var routed = request
             routed.parameters = params
+            routed.route = route.pattern
             switch route.handler {
             case .immediate(let handler): return .answer(handler(routed))
             case .async(let handler): return .await(handler, routed)

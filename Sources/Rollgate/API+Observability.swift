@@ -49,42 +49,25 @@ extension API {
         })
     }
 
-    /// Prometheus text: runs by service and status, and which services are rolling now.
+    /// Prometheus text: the registry that counts as things happen, plus gauges read now from
+    /// memory and from indexes over what is active (queued, running, left out, pending).
     func metrics(_ request: HTTPRequest) throws -> HTTPResponse {
-        var text = "# HELP rollgate_build_info The running build.\n# TYPE rollgate_build_info gauge\n"
-        text += "rollgate_build_info{version=\"\(API.version)\"} 1\n"
-        let counts = try store.runCounts()
-        let count = { (service: String, status: RunStatus) in counts.first { $0.service == service && $0.status == status }?.count ?? 0 }
-        text += "# HELP rollgate_runs_finished_total Runs that ended, by service and outcome.\n# TYPE rollgate_runs_finished_total counter\n"
-        for service in config.services {
-            for status in RunStatus.allCases where status.isTerminal {
-                text += "rollgate_runs_finished_total{service=\"\(service.name)\",outcome=\"\(status.rawValue)\"} \(count(service.name, status))\n"
-            }
-        }
-        text += "# HELP rollgate_runs_queued Runs waiting for their turn, by service.\n# TYPE rollgate_runs_queued gauge\n"
-        for service in config.services {
-            text += "rollgate_runs_queued{service=\"\(service.name)\"} \(count(service.name, .queued))\n"
-        }
-        text += "# HELP rollgate_rolling 1 while a run of the service is rolling.\n# TYPE rollgate_rolling gauge\n"
-        for service in config.services {
-            let rolling = counts.contains { $0.service == service.name && $0.status == .running }
-            text += "rollgate_rolling{service=\"\(service.name)\"} \(rolling ? 1 : 0)\n"
-        }
+        let t = telemetry
+        t.set("rollgate_build_info", help: "The running build.", labels: [("version", API.version)], to: 1)
+        let active = try store.activeRunCounts()
         let leftOut = try store.leftOutCounts()
-        text += "# HELP rollgate_targets_left_out Targets rollgate took out of the load balancer and has not put back.\n# TYPE rollgate_targets_left_out gauge\n"
         for service in config.services {
-            text += "rollgate_targets_left_out{service=\"\(service.name)\"} \(leftOut[service.name] ?? 0)\n"
+            let queued = active.first { $0.service == service.name && $0.status == .queued }?.count ?? 0
+            let rolling = active.contains { $0.service == service.name && $0.status == .running }
+            t.set("rollgate_runs_queued", help: "Runs waiting for their turn, by service.", labels: [("service", service.name)], to: Double(queued))
+            t.set("rollgate_rolling", help: "1 while a run of the service is rolling.", labels: [("service", service.name)], to: rolling ? 1 : 0)
+            t.set("rollgate_targets_left_out", help: "Targets rollgate took out of the load balancer and has not put back.",
+                  labels: [("service", service.name)], to: Double(leftOut[service.name] ?? 0))
         }
-        text += "# HELP rollgate_database_writable 1 while database writes succeed.\n# TYPE rollgate_database_writable gauge\n"
-        text += "rollgate_database_writable \(health.failure == nil ? 1 : 0)\n"
-        text += "# HELP rollgate_database_write_failures_total Database writes that failed and were retried.\n# TYPE rollgate_database_write_failures_total counter\n"
-        text += "rollgate_database_write_failures_total \(health.failedWrites)\n"
-        text += "# HELP rollgate_open_streams Live log streams open now.\n# TYPE rollgate_open_streams gauge\n"
-        text += "rollgate_open_streams \(streams.value)\n"
-        text += "# HELP rollgate_notifications Notification deliveries by destination and status.\n# TYPE rollgate_notifications gauge\n"
-        for (destination, status, count) in try store.deliveryCounts() {
-            text += "rollgate_notifications{destination=\"\(destination)\",status=\"\(status.rawValue)\"} \(count)\n"
-        }
-        return HTTPResponse(status: 200, contentType: "text/plain; version=0.0.4; charset=utf-8", text: text)
+        t.set("rollgate_database_writable", help: "1 while database writes succeed.", to: health.failure == nil ? 1 : 0)
+        t.catchUpFailedWrites(total: health.failedWrites)
+        t.set("rollgate_open_streams", help: "Live event and log streams open now.", to: Double(streams.value))
+        t.setPending(try store.pendingDeliveryCounts())
+        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: t.exposition())
     }
 }

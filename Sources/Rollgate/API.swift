@@ -16,6 +16,7 @@ public struct API: Sendable {
     let shutdown: ShutdownState
     let rateLimiter: WriteRateLimiter
     let streams = StreamCount()
+    let telemetry: Telemetry
     let logger: Logger
 
     public var router: Router {
@@ -52,6 +53,8 @@ public struct API: Sendable {
         router.get("/runs/{id}", immediate: { self.guarded($0, self.readable(self.statusPage.renderRun)) })
         router.get("/openapi.json", immediate: { self.guarded($0, self.statusPage.openAPI) })
         router.get("/{path...}", immediate: { self.guarded($0, self.readable(self.statusPage.asset)) })
+        let notFound = router.fallback
+        router.fallback = { request in self.guarded(request) { notFound($0) } }
         return router
     }
 
@@ -67,7 +70,7 @@ public struct API: Sendable {
     static let healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable"))]).bytes)
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) async throws -> HTTPResponse) async -> HTTPResponse {
-        let started = config.accessLog ? ContinuousClock.now : nil
+        let started = ContinuousClock.now
         let response: HTTPResponse
         do {
             try API.refuseControlCharacters(request)
@@ -75,12 +78,12 @@ public struct API: Sendable {
         } catch {
             response = answer(error, to: request)
         }
-        logAccess(request, response, since: started)
+        answered(request, response, since: started)
         return response
     }
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) throws -> HTTPResponse) -> HTTPResponse {
-        let started = config.accessLog ? ContinuousClock.now : nil
+        let started = ContinuousClock.now
         let response: HTTPResponse
         do {
             try API.refuseControlCharacters(request)
@@ -88,14 +91,16 @@ public struct API: Sendable {
         } catch {
             response = answer(error, to: request)
         }
-        logAccess(request, response, since: started)
+        answered(request, response, since: started)
         return response
     }
 
-    /// `--access-log`: method, path (no query, never a header), status, duration, run id.
-    private func logAccess(_ request: HTTPRequest, _ response: HTTPResponse, since started: ContinuousClock.Instant?) {
-        guard let started else { return }
+    /// Counts the answer by route and status and, with `--access-log`, logs it: method, path
+    /// (no query, never a header), status, duration, run id.
+    func answered(_ request: HTTPRequest, _ response: HTTPResponse, since started: ContinuousClock.Instant) {
         let elapsed = ContinuousClock.now - started
+        telemetry.httpAnswered(route: request.route ?? "unmatched", method: request.method, status: response.status, duration: elapsed)
+        guard config.accessLog else { return }
         var metadata: Logger.Metadata = [
             "http.method": "\(request.method)", "http.path": "\(request.path)", "http.status": "\(response.status)",
             "duration_ms": "\(Double(elapsed.components.attoseconds / 1_000_000_000_000) / 1000 + Double(elapsed.components.seconds) * 1000)",

@@ -8,6 +8,7 @@ struct AWSAccess: Sendable {
     let settings: AWSSettings
     let environment: [String: String]
     let clock: any RolloutClock
+    let metrics: RollMetrics
 
     struct Problem: Error, CustomStringConvertible { let description: String }
 
@@ -24,8 +25,10 @@ struct AWSAccess: Sendable {
             guard let parsed = AWSEndpoint(url: url) else { return .failure(Problem(description: "bad AWS endpoint URL \(url)")) }
             override = parsed
         }
-        let elb = ELBv2Client(endpoint: override ?? .elbv2(region: region), region: region, credentials: chain, clock: clock)
-        let ec2 = EC2Client(endpoint: override ?? EC2Client.endpoint(region: region), region: region, credentials: chain, clock: clock)
+        let elb = ELBv2Client(endpoint: override ?? .elbv2(region: region), region: region, credentials: chain, clock: clock,
+                              metrics: metrics)
+        let ec2 = EC2Client(endpoint: override ?? EC2Client.endpoint(region: region), region: region, credentials: chain, clock: clock,
+                            metrics: metrics)
         return .success(ELBLoadBalancer(client: elb, targetGroupARN: arn, ec2: ec2))
     }
 }

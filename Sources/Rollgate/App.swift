@@ -54,6 +54,7 @@ public final class App: Sendable {
     public let owner: LeaseOwner
     public let health: StoreHealth
     public let shutdown = ShutdownState()
+    public let telemetry = Telemetry()
     let services: ServiceDirectory
     let logger: Logger
     let clock: any RolloutClock
@@ -74,12 +75,15 @@ public final class App: Sendable {
         owner = identity.current
         let health = StoreHealth()
         self.health = health
-        store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now)
-        let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment, health: health)
+        let metrics = telemetry.metrics
+        telemetry.prepare(services: config.services.map(\.name))
+        store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now, metrics: metrics)
+        let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment, health: health,
+                                            metrics: metrics)
         self.services = services
         let hooks = HookEnvironment(server: environment, config: config)
         let context = RollContext(owner: owner, lease: lease, health: health, mask: hooks.mask(config: config),
-                                  observer: services.cache)
+                                  observer: services.cache, metrics: metrics)
         let store = self.store
         let shutdownAllowance = config.shutdownTimeout
         dispatcher = Dispatcher(
@@ -96,7 +100,7 @@ public final class App: Sendable {
                                              config: config, services: services, clock: clock),
                       health: health, shutdown: shutdown,
                       rateLimiter: WriteRateLimiter(perSecond: config.writeRate.perSecond, burst: config.writeRate.burst),
-                      logger: logger)
+                      telemetry: telemetry, logger: logger)
         let address = listen ?? config.listen
         router = api.router
         server = HTTPServer(configuration: HTTPServerConfiguration(host: address.host, port: address.port, tls: config.tls), router: router)
@@ -121,7 +125,8 @@ public final class App: Sendable {
             try? store.releaseServer(owner: owner)
             throw error
         }
-        let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger)
+        let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger,
+                                telemetry: telemetry)
         background.withLock { $0 = [keepLease(), prune(), Task { await notifier.run() }] }
         await dispatcher.start()
     }

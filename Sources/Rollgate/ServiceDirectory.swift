@@ -14,9 +14,9 @@ public struct ServiceDirectory: Sendable {
     let cache: TargetStateCache
 
     init(config: Config, store: Store, clock: any RolloutClock, environment: [String: String],
-         health: StoreHealth = StoreHealth()) throws {
+         health: StoreHealth = StoreHealth(), metrics: RollMetrics = RollMetrics()) throws {
         var entries: [String: Entry] = [:]
-        let aws = AWSAccess(settings: config.aws, environment: environment, clock: clock)
+        let aws = AWSAccess(settings: config.aws, environment: environment, clock: clock, metrics: metrics)
         for service in config.services {
             switch service.source {
             case .simulated(let settings):

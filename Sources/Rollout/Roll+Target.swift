@@ -2,6 +2,9 @@
 extension Roll {
     func roll(_ target: Target, from point: ResumePoint, number: Int, of targets: [Target]) async throws {
         note("target \(number)/\(targets.count): \(target)", target: target)
+        let began = clock.now
+        // Out of service since this drain, or since the drain an interrupted attempt began.
+        var outSince = point <= .drain ? nil : run.steps.last { $0.targetID == target.id && $0.targetPort == target.port && $0.phase == .drain }?.startedAt
         if point <= .start {
             try await preflight(target, among: targets)
         }
@@ -10,6 +13,7 @@ extension Roll {
             try await hook(.prepare, command, on: target, host: host)
         }
         if point <= .drain {
+            outSince = clock.now
             try await drain(target)
         }
         if point <= .deploy {
@@ -19,6 +23,8 @@ extension Roll {
             try await hook(.verify, command, on: target, host: host)
         }
         try await restore(target)
+        context.metrics.targetRolled(service: run.service, duration: clock.now.since(began),
+                                     outOfService: outSince.map { clock.now.since($0) })
     }
 
     /// Never take capacity below N-1: a target still serving is taken out only while every
@@ -135,6 +141,7 @@ extension Roll {
         if let host { environment["ROLLGATE_TARGET_HOST"] = host }
         let invocation = HookInvocation(phase: phase, command: command, environment: environment, timeout: plan.hookTimeout)
         note("\(phase.rawValue) hook\(attempt > 1 ? " (attempt \(attempt))" : ""): \(command)", target: target, phase: phase)
+        let hookStarted = clock.now
         let outcome = await executor.run(invocation, started: { process in
             do {
                 try journal.recordHookProcess(process, step: step)
@@ -144,6 +151,7 @@ extension Roll {
         }) { stream, line in
             log.append(stream, target: target.id, phase: phase, text: line, at: clock.now)
         }
+        context.metrics.hookEnded(service: run.service, phase: phase, outcome: outcome, duration: clock.now.since(hookStarted))
         if outcome.succeeded {
             try await record("end the \(phase.rawValue) step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
             try Task.checkCancellation()
@@ -188,15 +196,24 @@ extension Roll {
 
     func wait(_ target: Target, until rule: Waiter.Rule, timeout: Duration, phase: Phase) async throws -> Waiter.Outcome {
         let waiter = Waiter(clock: clock, pollInterval: plan.pollInterval, timeout: timeout)
+        let metrics = context.metrics, service = run.service
+        var previousPoll = clock.now
         // Every poll's answer goes into the run's log: when a wait stalls, the operator
         // sees what the load balancer said and when.
         return try await waiter.wait(for: target, until: rule, on: loadBalancer) { result in
+            let now = clock.now
             switch result {
             case .success(let observation):
                 observe(target, observation)
                 note("\(target.id): \(observation)", target: target, phase: phase)
-            case .failure(let error): note("\(target.id): poll failed, will retry: \(error)", target: target, phase: phase)
+                let met = rule.isMet(by: observation)
+                metrics.waiterPolled(service: service, rule: rule, result: met ? "met" : "not_yet")
+                if met { metrics.waiterNoticed(service: service, rule: rule, lag: now.since(previousPoll)) }
+            case .failure(let error):
+                note("\(target.id): poll failed, will retry: \(error)", target: target, phase: phase)
+                metrics.waiterPolled(service: service, rule: rule, result: "error")
             }
+            previousPoll = now
         }
     }
 

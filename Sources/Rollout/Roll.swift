@@ -11,14 +11,18 @@ public struct RollContext: Sendable {
     public var mask: SecretMask
     /// Hears every load-balancer answer the roll gets (the status page's source).
     public var observer: (any TargetObserver)?
+    /// Counts target durations, time out of service, waiter polls and hooks.
+    public var metrics: RollMetrics
 
     public init(owner: LeaseOwner = LeaseOwner(host: "test", pid: 1, start: 1), lease: LeaseTerms = LeaseTerms(),
-                health: StoreHealth = StoreHealth(), mask: SecretMask = SecretMask(), observer: (any TargetObserver)? = nil) {
+                health: StoreHealth = StoreHealth(), mask: SecretMask = SecretMask(), observer: (any TargetObserver)? = nil,
+                metrics: RollMetrics = RollMetrics()) {
         self.owner = owner
         self.lease = lease
         self.health = health
         self.mask = mask
         self.observer = observer
+        self.metrics = metrics
     }
 }
 

@@ -139,11 +139,13 @@ extension Store {
         }
     }
 
-    /// Deliveries by destination and status, for /metrics.
-    public func deliveryCounts() throws -> [(destination: String, status: DeliveryStatus, count: Int)] {
+    static let pendingDeliveryCountsSQL = "SELECT destination, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY destination"
+
+    /// Deliveries waiting to be sent, by destination (from the pending index), for /metrics.
+    public func pendingDeliveryCounts() throws -> [String: Int] {
         try read { db in
-            try db.prepare("SELECT destination, status, COUNT(*) FROM deliveries GROUP BY destination, status ORDER BY destination, status")
-                .rows([]) { ($0.text(0), DeliveryStatus(rawValue: $0.text(1)) ?? .failed, Int($0.int(2))) }
+            Dictionary(uniqueKeysWithValues: try db.prepare(Store.pendingDeliveryCountsSQL)
+                .rows([]) { ($0.text(0), Int($0.int(1))) })
         }
     }
 

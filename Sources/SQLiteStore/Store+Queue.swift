@@ -75,9 +75,9 @@ extension Store: RunQueue {
     }
 
     public func finish(_ id: RunID, _ event: RunEvent, error: String?, owner: LeaseOwner?, at now: Date) throws {
-        try write { db in
+        let ended = try write { db -> (service: String, status: RunStatus, startedAt: Date?)? in
             guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?")
-                .rows([.integer(id)], Store.decodeRun).first else { return }
+                .rows([.integer(id)], Store.decodeRun).first else { return nil }
             if let owner { try Store.fence(db, run: id, owner: owner) }
             let status = try run.status.applying(event)
             try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?")
@@ -89,6 +89,10 @@ extension Store: RunQueue {
             default: nil
             }
             if let kind { try Store.recordEvent(db, run: id, service: run.service, kind, detail: error, at: now) }
+            return (run.service, status, run.startedAt)
+        }
+        if let ended {
+            metrics.runEnded(service: ended.service, status: ended.status, duration: ended.startedAt.map { now.since($0) })
         }
     }
 

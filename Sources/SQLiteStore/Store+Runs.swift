@@ -35,7 +35,7 @@ extension Store {
                         at now: Date) throws -> Enqueued {
         var restoreTarget: Target?
         if case .restore(let target) = kind { restoreTarget = target }
-        return try write { db in
+        let enqueued = try write { db -> Enqueued in
             if let key = idempotencyKey,
                let existing = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE idempotency_key = ?")
                 .rows([.text(key)], Store.decodeRun).first {
@@ -70,6 +70,10 @@ extension Store {
             run.waitForLock = waitForLock
             return .created(run, superseded: superseded)
         }
+        if case .created(_, let superseded) = enqueued {
+            for _ in superseded { metrics.runEnded(service: service, status: .superseded, duration: nil) }
+        }
+        return enqueued
     }
 
     /// The run an Idempotency-Key was first used for.
@@ -159,9 +163,13 @@ extension Store {
     }
 
     /// How many runs each service has in each status.
-    public func runCounts() throws -> [(service: String, status: RunStatus, count: Int)] {
+    static let activeRunCountsSQL = "SELECT service, status, COUNT(*) FROM runs INDEXED BY runs_status WHERE status IN ('queued', 'running') GROUP BY service, status"
+
+    /// Queued and running runs by service, from the status index: a scrape's cost does not
+    /// grow with the history.
+    public func activeRunCounts() throws -> [(service: String, status: RunStatus, count: Int)] {
         try read { db in
-            try db.prepare("SELECT service, status, COUNT(*) FROM runs GROUP BY service, status ORDER BY service, status")
+            try db.prepare(Store.activeRunCountsSQL)
                 .rows([]) { row in (row.text(0), RunStatus(rawValue: row.text(1)) ?? .failed, Int(row.int(2))) }
         }
     }

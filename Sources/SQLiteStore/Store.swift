@@ -25,11 +25,14 @@ public final class Store: Sendable {
     let writer: GuardedConnection
     let readers: [GuardedConnection]
     private let nextReader = Atomic<Int>(0)
+    /// Counts runs as they end (every end goes through the store).
+    let metrics: RollMetrics
 
     /// Opens (creating if needed) and migrates the database. A database that cannot be
     /// written is refused here, before anything is started.
-    public init(path: String, migrator: Migrator, readers: Int = 4, now: Date = Date()) throws {
+    public init(path: String, migrator: Migrator, readers: Int = 4, now: Date = Date(), metrics: RollMetrics = RollMetrics()) throws {
         self.path = path
+        self.metrics = metrics
         let writeConnection: Connection
         do {
             // Writes that fail are retried with backoff by their callers: waiting for a lock

@@ -1,4 +1,5 @@
 import Foundation
+import MetricsTestKit
 import Synchronization
 import Testing
 @testable import ELB
@@ -42,9 +43,9 @@ let throttled: (Int, [UInt8]) = (400, Array("<ErrorResponse><Error><Type>Sender<
 @Suite struct ELBv2ClientTests {
     let clock = ManualClock()
 
-    func client(_ transport: ScriptedTransport, retry: RetryPolicy = RetryPolicy()) -> ELBv2Client {
+    func client(_ transport: ScriptedTransport, retry: RetryPolicy = RetryPolicy(), metrics: RollMetrics = RollMetrics()) -> ELBv2Client {
         ELBv2Client(endpoint: AWSEndpoint(url: "http://127.0.0.1:45124")!, region: "us-east-1", credentials: FixedCredentials(),
-                    transport: transport, clock: clock, retry: retry, random: { 1.0 })
+                    transport: transport, clock: clock, retry: retry, random: { 1.0 }, metrics: metrics)
     }
 
     @Test func readsTargetHealthFromTheCapturedAnswer() async throws {
@@ -94,6 +95,16 @@ let throttled: (Int, [UInt8]) = (400, Array("<ErrorResponse><Error><Type>Sender<
         #expect(clock.sleeps == [.milliseconds(100), .milliseconds(200), .milliseconds(400), .milliseconds(800)])
         #expect(RetryPolicy().delay(afterAttempt: 10, random: 1.0) == .seconds(2), "capped")
         #expect(RetryPolicy().delay(afterAttempt: 0, random: 0.0) == .milliseconds(50), "jitter down to half")
+    }
+
+    @Test func everyAttemptIsCountedByOperationAndCode() async throws {
+        let recorded = TestMetrics()
+        let transport = ScriptedTransport([throttled, (503, Array("busy".utf8)), try capturedAnswer("005-RegisterTargets.http")])
+        try await client(transport, metrics: RollMetrics(factory: recorded)).registerTargets(targetGroupARN: arn, [Target(id: "i-1", port: 80)])
+        let calls = { (code: String) in recorded.counterTotal(label: "rollgate_load_balancer_calls_total",
+                                                              dimensions: [("operation", "RegisterTargets"), ("code", code)]) }
+        #expect(calls("Throttling") == 1 && calls("HTTP503") == 1 && calls("ok") == 1)
+        #expect(try recorded.expectTimer("rollgate_load_balancer_call_duration_seconds", [("operation", "RegisterTargets")]).values.count == 3)
     }
 
     @Test func connectionErrorsAreRetriedThenReported() async throws {

@@ -50,7 +50,8 @@ final class ScriptedOutbound: OutboundHTTP {
         store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory))
     }
 
-    var notifier: Notifier { Notifier(store: store, config: config, http: http, clock: clock, logger: .quiet) }
+    let telemetry = Telemetry()
+    var notifier: Notifier { Notifier(store: store, config: config, http: http, clock: clock, logger: .quiet, telemetry: telemetry) }
 
     /// A run that rolls two targets and succeeds, as the store records it.
     @discardableResult
@@ -133,8 +134,10 @@ final class ScriptedOutbound: OutboundHTTP {
         }
         let deliveries = try store.deliveries(of: id).filter { $0.destination == "webhook:web" }
         #expect(deliveries.allSatisfy { $0.status == .failed && $0.attempts == 5 }, "\(deliveries.map { "\($0.status) \($0.attempts)" })")
-        let metrics = try store.deliveryCounts()
-        #expect(metrics.contains { $0.destination == "webhook:web" && $0.status == .failed && $0.count == 5 })
+        #expect(try store.pendingDeliveryCounts()["webhook:web"] == nil, "nothing is left waiting")
+        let metrics = String(decoding: telemetry.exposition(), as: UTF8.self)
+        #expect(metrics.contains(#"rollgate_notification_attempts_total{destination="webhook:web",result="failed"} 5"#), "\(metrics)")
+        #expect(metrics.contains(#"rollgate_notification_attempts_total{destination="webhook:web",result="retrying"} 20"#), "\(metrics)")
     }
 
     @Test func aSlackReplyURLTakesFiveMessagesKeepingTheLastForTheEndThenTheWebhookTakesOver() async throws {
@@ -271,7 +274,9 @@ final class WebhookSink: @unchecked Sendable {
             return delivered.count == 5 && delivered.allSatisfy { $0["status"] == .string("delivered") && $0["attempts"]?.int ?? 0 >= 1 }
         }, "the outcome of each delivery is recorded")
         let metrics = String(decoding: try await client.request("GET", "/metrics").body, as: UTF8.self)
-        #expect(metrics.contains("rollgate_notifications{destination=\"webhook:web\",status=\"delivered\"} 10"), "\(metrics)")
+        #expect(metrics.contains(#"rollgate_notification_attempts_total{destination="webhook:web",result="delivered"} 5"#),
+                "this process delivered what waited for it: \(metrics)")
+        #expect(metrics.contains(#"rollgate_notifications_pending{destination="webhook:web"} 0"#), "\(metrics)")
         server.kill(SIGTERM)
     }
 }

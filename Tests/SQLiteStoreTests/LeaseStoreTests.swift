@@ -151,3 +151,30 @@ import RolloutTesting
         #expect(try store.claimServer(owner: bob, until: t0.adding(.seconds(60)), at: t0.adding(.seconds(33)), isGone: { _ in false }) == nil)
     }
 }
+
+/// A scrape of /metrics reads only what is active: its queries go through indexes that hold
+/// queued/running runs and pending deliveries, never a scan of the history.
+@Suite struct ScrapeQueryTests {
+    let db = TempDatabase()
+
+    func plan(_ store: Store, _ sql: String) throws -> String {
+        try store.read { db in try db.prepare("EXPLAIN QUERY PLAN " + sql).rows([]) { $0.text(3) } }.joined(separator: "; ")
+    }
+
+    @Test func scrapeQueriesUseIndexesNotTheHistory() throws {
+        let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory))
+        let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+        // Some history, and statistics for the planner to see it.
+        for index in 0..<200 {
+            guard case .created(let run, _) = try store.enqueue(service: "web", version: "v\(index)", reason: nil, requestedBy: "t",
+                                                                idempotencyKey: nil, at: t0) else { continue }
+            try store.finish(run.id, .cancel, error: nil, at: t0)
+        }
+        try store.write { try $0.execute("ANALYZE") }
+        let runs = try plan(store, Store.activeRunCountsSQL)
+        #expect(runs.contains("USING") && runs.contains("INDEX runs_status"), "\(runs)")
+        #expect(runs.contains("SEARCH runs"), "a search of the index, not a scan: \(runs)")
+        let deliveries = try plan(store, Store.pendingDeliveryCountsSQL)
+        #expect(deliveries.contains("deliveries_pending"), "\(deliveries)")
+    }
+}

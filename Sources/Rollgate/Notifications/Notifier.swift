@@ -15,13 +15,16 @@ public final class Notifier: Sendable {
     let http: any OutboundHTTP
     let clock: any RolloutClock
     let logger: Logger
+    let telemetry: Telemetry?
     /// The fan-out's own cursor through the event log.
     static let fanOutCursor = "fan-out"
     /// Slack: a `response_url` takes 5 messages in its first 30 minutes.
     static let replyUses = 5
     static let replyLifetime: Duration = .seconds(1800)
 
-    public init(store: Store, config: Config, http: any OutboundHTTP, clock: any RolloutClock, logger: Logger) {
+    public init(store: Store, config: Config, http: any OutboundHTTP, clock: any RolloutClock, logger: Logger,
+                telemetry: Telemetry? = nil) {
+        self.telemetry = telemetry
         self.store = store
         self.config = config
         self.http = http
@@ -127,6 +130,7 @@ public final class Notifier: Sendable {
                     let response = try await http.send(request)
                     if (200..<300).contains(response.status) {
                         try store.delivered(to: name, seq: event.seq, at: clock.now)
+                        telemetry?.notificationAttempted(destination: name, result: "delivered")
                         continue
                     }
                     failure = "HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))"
@@ -149,6 +153,7 @@ public final class Notifier: Sendable {
         var delay = retry.first
         for _ in 0..<min(attempts, 30) { delay = min(delay * 2, retry.max) }
         try store.deliveryFailed(to: name, seq: event.seq, error: why, retryAt: giveUp ? nil : clock.now.adding(delay))
+        telemetry?.notificationAttempted(destination: name, result: giveUp ? "failed" : "retrying")
         logger.warning("notification not delivered", metadata: ["destination": "\(name)", "seq": "\(event.seq)", "error": "\(why)",
                                                                 "attempt": "\(attempts + 1)", "gave_up": "\(giveUp)"])
         return giveUp
