@@ -38,24 +38,67 @@
     window.scrollTo(0, scroll);
   }
 
-  function poll(url, element) {
-    fetch(url, { headers: { Accept: "text/html" } })
+  // Fetches the server's rendering of a part and swaps it in.
+  function refresh(url, element) {
+    return fetch(url, { headers: { Accept: "text/html" } })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
       .then(function (html) { swap(element, html); updated.textContent = "live, updated " + new Date().toLocaleTimeString(); })
-      .catch(function () { updated.textContent = "cannot reach the server; retrying"; })
-      .then(function () { setTimeout(function () { poll(url, element); }, 2000); });
+      .catch(function () { updated.textContent = "cannot reach the server; retrying"; });
+  }
+
+  // One refresh at a time, at most every 250 ms however many events arrive.
+  function debounced(url, element) {
+    var pending = null, running = false, again = false;
+    function go() {
+      pending = null;
+      if (running) { again = true; return; }
+      running = true;
+      refresh(url, element).then(function () {
+        running = false;
+        if (again) { again = false; schedule(); }
+      });
+    }
+    function schedule() { if (!pending) pending = setTimeout(go, 250); }
+    return schedule;
+  }
+
+  // The page follows GET /api/v1/events: each change the server tells of (runs, steps,
+  // target states) refreshes the parts it touches; nothing is polled. EventSource reconnects
+  // by itself, resuming after the last event it saw.
+  function follow(onEvent) {
+    var names = ["run.queued", "run.started", "run.target_done", "run.target_left_out", "run.succeeded", "run.failed",
+                 "run.cancelled", "step.started", "step.succeeded", "step.failed", "target.state"];
+    var source = new EventSource("/api/v1/events");
+    names.forEach(function (name) {
+      source.addEventListener(name, function (e) {
+        var change = null;
+        try { change = JSON.parse(e.data); } catch (ignored) { return; }
+        onEvent(change);
+      });
+    });
+    // Opened (or reopened): catch up on what happened before the stream began.
+    source.addEventListener("open", function () { onEvent(null); });
+    source.addEventListener("error", function () { updated.textContent = "connection lost; reconnecting"; });
+    return source;
   }
 
   times(document);
+  setInterval(function () { times(document); }, 10000);
+
   var state = document.getElementById("state");
-  if (state) poll("/?part=state", state);
+  if (state) {
+    var refreshState = debounced("/?part=state", state);
+    follow(function () { refreshState(); });
+  }
 
   var run = document.getElementById("run");
   var log = document.getElementById("log");
   if (run && log) {
-    poll("/runs/" + run.dataset.run + "?part=run", run);
+    var id = Number(run.dataset.run);
+    var refreshRun = debounced("/runs/" + id + "?part=run", run);
+    follow(function (change) { if (!change || change.run_id === id) refreshRun(); });
     if (run.dataset.status === "queued" || run.dataset.status === "running") {
-      var source = new EventSource("/api/v1/runs/" + run.dataset.run + "/logs?after=" + (log.dataset.after || 0));
+      var source = new EventSource("/api/v1/runs/" + id + "/logs?after=" + (log.dataset.after || 0));
       source.addEventListener("line", function (e) {
         var line = JSON.parse(e.data);
         var atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 4;

@@ -51,7 +51,7 @@ paths["/api/v1/hooks/slack"] = {"post": op("Slack slash command /deploy (v0 sign
 paths["/healthz"] = {"get": op("Liveness and whether the database takes writes", {**ok(200, {"type": "object", "required": ["status"], "properties": {"status": {"type": "string", "enum": ["ok", "degraded"]}, "database": {"type": "string"}, "error": {"type": "string"}, "since": {"type": "string"}}}), **ok(503, {"type": "object"}, "Shutting down")})}
 paths["/api/v1/healthz"] = paths["/healthz"]
 paths["/metrics"] = {"get": op("Prometheus text", {**ok(200, {"type": "string"}, "Metrics", "text/plain"), **errors(401, 403)})}
-paths["/api/v1/events"] = {"get": op("Every run change as Server-Sent Events (id: SEQ, event: run.KIND); Last-Event-ID resumes",
+paths["/api/v1/events"] = {"get": op("Every run, step and target-state change as Server-Sent Events (id: SEQ; event: run.KIND, step.started|succeeded|failed, target.state; data: {seq, run_id, service, event, target_id, phase, detail, at}); Last-Event-ID resumes",
     {"200": {"description": "A Server-Sent Events stream", "content": {"text/event-stream": {"schema": {"type": "string"}}}}, **errors(400, 401, 403)},
     parameters=[{"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}}, {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}])}
 paths["/status.txt"] = {"get": op("The state as a plain-text table", {**ok(200, {"type": "string"}, "Text", "text/plain"), **errors(401, 403)})}

@@ -18,9 +18,12 @@ enum StreamPass {
 
 /// Server-Sent Events: a run's log as it is written, and every run's changes.
 extension API {
-    /// `GET /api/v1/events`: every run change from the event log (`queued`, `started`,
-    /// `target_done`, `target_left_out`, `succeeded`, `failed`, `cancelled`) as
-    /// `id: SEQ` / `event: run.KIND` / `data: {seq, run_id, service, target_id, detail, at}`,
+    /// `GET /api/v1/events`: every change from the event log as `id: SEQ` / `event: NAME` /
+    /// `data: {seq, run_id, service, event, target_id, phase, detail, at}`: run changes
+    /// (`run.queued`, `run.started`, `run.target_done`, `run.target_left_out`, `run.succeeded`,
+    /// `run.failed`, `run.cancelled`), step changes (`step.started`, `step.succeeded`,
+    /// `step.failed`, with the phase and the error) and target states as the load balancer
+    /// reported them (`target.state`, detail `draining (Target.DeregistrationInProgress)`),
     /// from `Last-Event-ID` (or `?after=`) on, else from now; a comment every 15 s while quiet.
     func events(_ request: HTTPRequest) throws -> HTTPResponse {
         var after = try store.lastEventSeq()
@@ -37,15 +40,16 @@ extension API {
                 let data = JSONWriter.bytes { w in
                     w.object { w in
                         w.key("seq"); w.int(event.seq)
-                        w.key("run_id"); w.int(event.runID)
+                        w.key("run_id"); if event.runID == 0 { w.null() } else { w.int(event.runID) }
                         w.key("service"); w.string(event.service)
                         w.key("event"); w.string(event.event.rawValue)
                         w.key("target_id"); w.string(event.targetID)
+                        w.key("phase"); w.string(event.phase?.rawValue)
                         w.key("detail"); w.string(event.detail)
                         w.key("at"); w.time(event.at)
                     }
                 }
-                stream.write(API.sse(id: event.seq, event: "run.\(event.event.rawValue)", data: data))
+                stream.write(API.sse(id: event.seq, event: API.streamName(of: event.event), data: data))
                 cursor = event.seq
             }
             return events.isEmpty ? .quiet : .wrote
@@ -115,6 +119,17 @@ extension API {
             }
         }
         return response
+    }
+
+    /// The SSE event name of a change: `run.*`, `step.*` or `target.state`.
+    static func streamName(of kind: RunEventKind) -> String {
+        switch kind {
+        case .stepStarted: return "step.started"
+        case .stepSucceeded: return "step.succeeded"
+        case .stepFailed: return "step.failed"
+        case .targetState: return "target.state"
+        default: return "run.\(kind.rawValue)"
+        }
     }
 
     /// One event: `id:` (when given), `event:`, `data:`, a blank line.

@@ -34,7 +34,11 @@ public struct ServiceDirectory: Sendable {
             }
         }
         self.entries = entries
-        cache = TargetStateCache(clock: clock)
+        // Each change of a target's state goes on the events stream; it is informational, so
+        // a write that fails is dropped (the roll's own records are elsewhere).
+        cache = TargetStateCache(clock: clock) { service, target, state, run, at in
+            try? store.recordTargetState(service: service, target: target, run: run, state: state, at: at)
+        }
     }
 
     public func loadBalancer(for service: String) -> (any LoadBalancer)? { entries[service]?.loadBalancer }

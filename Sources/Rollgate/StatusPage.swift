@@ -132,7 +132,18 @@ struct StatusPage: Sendable {
 
     static func duration(_ run: Run, now: Date) -> String {
         guard let started = run.startedAt else { return "" }
-        return (run.finishedAt ?? now).since(started).humanText
+        return readable((run.finishedAt ?? now).since(started))
+    }
+
+    /// How long, as a person reads it: `304 ms`, `1.5 s`, `2 min 5 s`, `1 h 3 min`.
+    static func readable(_ duration: Duration) -> String {
+        let ms = Int64((duration.seconds * 1000).rounded())
+        if ms < 1000 { return "\(ms) ms" }
+        if ms < 10_000 { return "\(ms / 1000).\(ms % 1000 / 100) s" }
+        let s = ms / 1000
+        if s < 60 { return "\(s) s" }
+        if s < 3600 { return s % 60 == 0 ? "\(s / 60) min" : "\(s / 60) min \(s % 60) s" }
+        return "\(s / 3600) h \(s % 3600 / 60) min"
     }
 
     /// The live part of `/` (also `/?part=state`, which the page's script swaps in).
@@ -240,7 +251,7 @@ struct StatusPage: Sendable {
     }
 
     /// How long a step took, or has taken so far.
-    func duration(_ step: Step) -> String { (step.finishedAt ?? clock.now).since(step.startedAt).humanText }
+    func duration(_ step: Step) -> String { StatusPage.readable((step.finishedAt ?? clock.now).since(step.startedAt)) }
 
     /// A `<time>` the script shows as "3 min ago" in local time; the exact UTC time on hover.
     func time(_ date: Date) -> String {

@@ -19,14 +19,32 @@ final class TargetStateCache: TargetObserver, Sendable {
     private let observations = Mutex<[String: [Target: (TargetObservation, Date)]]>([:])
     /// One refresh per service at a time; concurrent viewers wait for the same one.
     private let refreshing = Mutex<[String: Task<Snapshot?, Never>]>([:])
+    /// The last state told of each target, to tell only changes.
+    private let told = Mutex<[String: [Target: String]]>([:])
+    /// Hears each change of a target's state (the events stream's source).
+    let onChange: @Sendable (_ service: String, _ target: Target, _ state: String, _ run: RunID?, _ at: Date) -> Void
 
-    init(ttl: Duration = .seconds(5), clock: any RolloutClock) {
+    init(ttl: Duration = .seconds(5), clock: any RolloutClock,
+         onChange: @escaping @Sendable (_ service: String, _ target: Target, _ state: String, _ run: RunID?, _ at: Date) -> Void = { _, _, _, _, _ in }) {
         self.ttl = ttl
         self.clock = clock
+        self.onChange = onChange
     }
 
-    func observed(service: String, target: Target, observation: TargetObservation, at: Date) {
+    func observed(service: String, target: Target, observation: TargetObservation, run: RunID?, at: Date) {
         observations.withLock { $0[service, default: [:]][target] = (observation, at) }
+        tell(service, target, observation.description, run: run, at: at)
+    }
+
+    /// Tells a state that differs from the last one told (the first sighting after a start
+    /// is only remembered: it is not a change anyone saw happen).
+    private func tell(_ service: String, _ target: Target, _ state: String, run: RunID?, at: Date) {
+        let changed = told.withLock { told -> Bool in
+            let before = told[service]?[target]
+            told[service, default: [:]][target] = state
+            return before != nil && before != state
+        }
+        if changed { onChange(service, target, state, run, at) }
     }
 
     /// Every target the service knows with its state; nil when the group could not be read.
@@ -77,7 +95,12 @@ final class TargetStateCache: TargetObserver, Sendable {
         }
         let snapshot = await task.value
         refreshing.withLock { $0[service] = nil }
-        if let snapshot { snapshots.withLock { $0[service] = snapshot } }
+        if let snapshot {
+            snapshots.withLock { $0[service] = snapshot }
+            for (target, health) in snapshot.states {
+                tell(service, target, health?.description ?? "unknown", run: nil, at: snapshot.at)
+            }
+        }
         return snapshot
     }
 }

@@ -25,7 +25,8 @@ public final class Telemetry: Sendable {
     static let hook: [Double] = [0.1, 0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800]
     static let lag: [Double] = [0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 30]
     static let call: [Double] = [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10]
-    static let request: [Double] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
+    // Bucket bounds print at millisecond precision: none finer than 1 ms.
+    static let request: [Double] = [0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5]
 
     static let catalog: [String: Entry] = {
         var entries: [String: Entry] = [:]

@@ -115,5 +115,6 @@ public protocol LoadBalancer: Sendable {
 /// Told of every answer the load balancer gives a roll (waiter polls, preflight listings), so
 /// what viewers see comes from what rollgate already asked, never from asking again.
 public protocol TargetObserver: Sendable {
-    func observed(service: String, target: Target, observation: TargetObservation, at: Date)
+    /// `run`: the run whose roll saw it.
+    func observed(service: String, target: Target, observation: TargetObservation, run: RunID?, at: Date)
 }

@@ -241,7 +241,7 @@ extension Roll {
     }
 
     func observe(_ target: Target, _ observation: TargetObservation) {
-        context.observer?.observed(service: run.service, target: target, observation: observation, at: clock.now)
+        context.observer?.observed(service: run.service, target: target, observation: observation, run: run.id, at: clock.now)
     }
 
     func note(_ text: String, target: Target? = nil, phase: Phase? = nil) {

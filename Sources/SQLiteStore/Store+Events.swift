@@ -1,19 +1,35 @@
 import Rollout
 
-/// What happened to a run, for notifications.
+/// What happened: to a run (what notifications are made of), to one of its steps, or to a
+/// target's state as the load balancer reported it (these two only feed the events stream).
 public enum RunEventKind: String, Sendable, CaseIterable {
     case queued, started
     case targetDone = "target_done"
     case targetLeftOut = "target_left_out"
     case succeeded, failed, cancelled
+    case stepStarted = "step_started"
+    case stepSucceeded = "step_succeeded"
+    case stepFailed = "step_failed"
+    case targetState = "target_state"
+
+    /// Run changes are told to people; step and target-state changes are for watchers only.
+    public var notifies: Bool {
+        switch self {
+        case .stepStarted, .stepSucceeded, .stepFailed, .targetState: return false
+        default: return true
+        }
+    }
 }
 
 public struct RunEventRecord: Sendable, Equatable {
     public var seq: Int64
+    /// 0 for a target-state change seen outside any run.
     public var runID: RunID
     public var service: String
     public var event: RunEventKind
     public var targetID: String?
+    /// The step's phase, for step events.
+    public var phase: Phase?
     public var detail: String?
     public var at: Date
 }
@@ -37,23 +53,31 @@ public struct DeliveryRecord: Sendable, Equatable {
 /// and a delivery row per event it is to receive, sent oldest first.
 extension Store {
     /// Written inside the transaction that makes the change.
-    static func recordEvent(_ db: Connection, run: RunID, service: String, _ event: RunEventKind, target: String? = nil,
-                            detail: String? = nil, at now: Date) throws {
-        try db.prepare("INSERT INTO run_events (run_id, service, event, target_id, detail, at) VALUES (?, ?, ?, ?, ?, ?)")
-            .run([.integer(run), .text(service), .text(event.rawValue), target.map(SQLValue.text) ?? .null,
-                  detail.map(SQLValue.text) ?? .null, .integer(now.milliseconds)])
+    static func recordEvent(_ db: Connection, run: RunID?, service: String, _ event: RunEventKind, target: String? = nil,
+                            phase: Phase? = nil, detail: String? = nil, at now: Date) throws {
+        try db.prepare("INSERT INTO run_events (run_id, service, event, target_id, phase, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
+            .run([run.map(SQLValue.integer) ?? .null, .text(service), .text(event.rawValue), target.map(SQLValue.text) ?? .null,
+                  phase.map { .text($0.rawValue) } ?? .null, detail.map(SQLValue.text) ?? .null, .integer(now.milliseconds)])
+    }
+
+    /// A target's state as the load balancer reported it, when it changed (watchers only:
+    /// written without waiting for the disk, like log lines).
+    public func recordTargetState(service: String, target: Target, run: RunID?, state: String, at now: Date) throws {
+        try writeLog { db in
+            try Store.recordEvent(db, run: run, service: service, .targetState, target: target.id, detail: state, at: now)
+        }
     }
 
     public func events(after seq: Int64, limit: Int = 500) throws -> [RunEventRecord] {
         try read { db in
-            try db.prepare("SELECT seq, run_id, service, event, target_id, detail, at FROM run_events WHERE seq > ? ORDER BY seq LIMIT ?")
+            try db.prepare("SELECT seq, run_id, service, event, target_id, detail, at, phase FROM run_events WHERE seq > ? ORDER BY seq LIMIT ?")
                 .rows([.integer(seq), .integer(Int64(limit))], Store.decodeEvent)
         }
     }
 
     public func event(_ seq: Int64) throws -> RunEventRecord? {
         try read { db in
-            try db.prepare("SELECT seq, run_id, service, event, target_id, detail, at FROM run_events WHERE seq = ?")
+            try db.prepare("SELECT seq, run_id, service, event, target_id, detail, at, phase FROM run_events WHERE seq = ?")
                 .rows([.integer(seq)], Store.decodeEvent).first
         }
     }
@@ -99,7 +123,7 @@ extension Store {
                 SELECT seq, attempts, next_attempt_at FROM deliveries WHERE destination = ? AND status = 'pending' ORDER BY seq LIMIT 1
                 """).rows([.text(destination)], { ($0.int(0), Int($0.int(1)), $0.int(2)) }).first,
                   due <= now.milliseconds else { return nil }
-            guard let event = try db.prepare("SELECT seq, run_id, service, event, target_id, detail, at FROM run_events WHERE seq = ?")
+            guard let event = try db.prepare("SELECT seq, run_id, service, event, target_id, detail, at, phase FROM run_events WHERE seq = ?")
                 .rows([.integer(seq)], Store.decodeEvent).first else { return nil }
             return (event, attempts)
         }
@@ -166,7 +190,9 @@ extension Store {
     }
 
     static func decodeEvent(_ row: Row) -> RunEventRecord {
-        RunEventRecord(seq: row.int(0), runID: row.int(1), service: row.text(2), event: RunEventKind(rawValue: row.text(3)) ?? .queued,
-                       targetID: row.optionalText(4), detail: row.optionalText(5), at: Date(milliseconds: row.int(6)))
+        RunEventRecord(seq: row.int(0), runID: row.optionalInt(1) ?? 0, service: row.text(2),
+                       event: RunEventKind(rawValue: row.text(3)) ?? .queued, targetID: row.optionalText(4),
+                       phase: row.optionalText(7).flatMap(Phase.init(rawValue:)), detail: row.optionalText(5),
+                       at: Date(milliseconds: row.int(6)))
     }
 }

@@ -127,7 +127,9 @@ extension Store: RunQueue {
                 VALUES (?, ?, ?, ?, 'running', ?)
                 """).run([.integer(run), .text(target.id), .integer(Int64(target.port)), .text(phase.rawValue),
                           .integer(now.milliseconds)])
-            return db.lastInsertRowID
+            let step = db.lastInsertRowID
+            try Store.recordStepEvent(db, step: step, .stepStarted, error: nil, at: now)
+            return step
         }
     }
 
@@ -138,7 +140,18 @@ extension Store: RunQueue {
             let status = try current.applying(event)
             try db.prepare("UPDATE steps SET status = ?, finished_at = ?, error = ? WHERE id = ?")
                 .run([.text(status.rawValue), .integer(now.milliseconds), error.map(SQLValue.text) ?? .null, .integer(step)])
+            if status != current {
+                try Store.recordStepEvent(db, step: step, status == .succeeded ? .stepSucceeded : .stepFailed, error: error, at: now)
+            }
         }
+    }
+
+    /// A step's change on the events stream, in the same transaction as the change.
+    static func recordStepEvent(_ db: Connection, step: StepID, _ kind: RunEventKind, error: String?, at now: Date) throws {
+        try db.prepare("""
+            INSERT INTO run_events (run_id, service, event, target_id, phase, detail, at)
+            SELECT s.run_id, r.service, ?, s.target_id, s.phase, ?, ? FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.id = ?
+            """).run([.text(kind.rawValue), error.map(SQLValue.text) ?? .null, .integer(now.milliseconds), .integer(step)])
     }
 
     public func recordHookProcess(_ process: HookProcess, step: StepID) throws {

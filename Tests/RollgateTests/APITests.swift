@@ -233,4 +233,13 @@ import RolloutTesting
         #expect(json(response)["error"]?["code"] == .string("invalid_header"))
         #expect(try app.store.runs(.init()).isEmpty)
     }
+
+    @Test func durationsReadAsAPersonWouldSayThem() {
+        #expect(StatusPage.readable(.milliseconds(304)) == "304 ms")
+        #expect(StatusPage.readable(.milliseconds(1512)) == "1.5 s")
+        #expect(StatusPage.readable(.milliseconds(18075)) == "18 s")
+        #expect(StatusPage.readable(.seconds(125)) == "2 min 5 s")
+        #expect(StatusPage.readable(.seconds(120)) == "2 min")
+        #expect(StatusPage.readable(.seconds(3780)) == "1 h 3 min")
+    }
 }

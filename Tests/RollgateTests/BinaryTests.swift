@@ -127,9 +127,9 @@ final class RollgateProcess: @unchecked Sendable {
         let database = directory.path + "/migrated.db"
         let first = try await RollgateProcess.run(["migrate", "--database", database])
         #expect(first.0 == 0)
-        #expect(first.1.contains("applied 1, 2, 3, 4, 5; now at schema version 5"))
+        #expect(first.1.contains("applied 1, 2, 3, 4, 5, 6; now at schema version 6"))
         let second = try await RollgateProcess.run(["migrate", "--database", database])
-        #expect(second.1.contains("is up to date at schema version 5"))
+        #expect(second.1.contains("is up to date at schema version 6"))
     }
 
     @Test func aPortInUseFailsBeforeAnyRunIsTouched() async throws {
@@ -160,47 +160,103 @@ final class RollgateProcess: @unchecked Sendable {
         server.kill(SIGTERM)
     }
 
-    /// Headless Chromium: `--dump-dom` after the scripts ran, or a screenshot.
-    func chromium(_ arguments: [String]) async throws -> String {
+    /// Headless Chromium driven in real time over the DevTools protocol (Support/browser.py):
+    /// each step's `eval` value comes back in order.
+    func browser(_ steps: [String]) async throws -> [JSONValue] {
         let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
         let browser = try #require(chromium, "Chromium is missing: make test installs it (apt-get install chromium)")
-        return try await runToEnd(browser, ["--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--hide-scrollbars"] + arguments,
-                                  keepStandardError: false).output
+        let (status, output) = try await runToEnd("/usr/bin/env", ["python3", repositoryRoot + "/Tests/RollgateTests/Support/browser.py",
+                                                                  browser, "[" + steps.joined(separator: ",") + "]"], keepStandardError: false)
+        let answer = JSONValue.parse(Array(output.utf8))
+        try #require(status == 0, "the browser script failed: \(answer?["error"]?.string ?? output)\npage: \(answer?["page"]?.string ?? "")")
+        return answer?["results"]?.array ?? []
     }
 
-    @Test func theStatusPageAndARunPageRenderAndUpdateInHeadlessChromium() async throws {
+    /// A browser step, as JSON.
+    func step(_ pairs: (String, JSONValue)...) -> String { JSONValue.object(pairs).text }
+    func eval(_ script: String) -> String { step(("eval", .string(script))) }
+    func wait(_ condition: String, timeout: Double = 30) -> String { step(("wait", .string(condition)), ("timeout", .number(timeout))) }
+    func viewport(_ width: Int, dark: Bool = false) -> String {
+        step(("viewport", .array([.number(Double(width)), .number(900)])), ("dark", .bool(dark)))
+    }
+    /// Whether the page is wider than the window (it must not be at 390 px), and what sticks out.
+    var overflow: String { eval("""
+        [document.documentElement.scrollWidth <= window.innerWidth,
+         Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
+             && !e.closest('pre, .scroll')).map(e => e.tagName + (e.id ? '#' + e.id : '')).slice(0, 5).join(' ')]
+        """) }
+
+    /// A server with run 1 rolling web to v9, and where screenshots go.
+    func serverRolling() async throws -> (server: RollgateProcess, port: UInt16, artefacts: String) {
         let server = try RollgateProcess(["serve", "--config", config], environment: ["TEST_ROLLGATE_TOKEN": token])
         let port = try await server.port()
         let client = HTTPClient(port: port)
         _ = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
                                      body: Array(#"{"service":"web","version":"v9","reason":"ship it"}"#.utf8))
         #expect(try await eventually { json(try await client.request("GET", "/api/v1/runs/1"))["status"] == .string("running") })
-        let dom = try await chromium(["--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
-        #expect(dom.contains("live, updated"), "status.js ran and swapped in the server's rendering")
-        #expect(dom.contains("<table id=\"runs\">") && dom.contains(">v9<") && dom.contains("rolling v9"))
-        #expect(dom.contains("<td data-label=\"asked by\">api:ops</td>") && dom.contains("<td data-label=\"reason\">ship it</td>"), "who asked and why are on the page")
-        #expect(dom.contains("aria-live=\"polite\"") && dom.contains("<th scope=\"col\">"))
-        // The run page, opened while the run rolls: its log streams in (the open stream holds
-        // the browser's virtual clock until the run ends), then the page shows the final state
-        // without a reload.
-        let run = try await chromium(["--virtual-time-budget=5000", "--dump-dom", "http://127.0.0.1:\(port)/runs/1"])
-        #expect(run.contains("Run 1: web v9") && run.contains("<table id=\"steps\">"))
-        #expect(run.contains("installing v9 on web-3") && run.contains("all 3 target(s) run v9 and are healthy"), "the log tailed live")
-        #expect(run.contains(">succeeded</span></h2>"), "updated to the final state without a reload")
-        #expect(run.contains("<td data-label=\"target\">web-3</td><td data-label=\"phase\">restore</td>"))
-        let after = try await chromium(["--virtual-time-budget=3000", "--dump-dom", "http://127.0.0.1:\(port)/"])
-        #expect(after.contains("web-1: done"), "a finished target reads done, not restore")
-        // Screenshots at 1280 and 390 px, light and dark, kept as test artefacts.
         let artefacts = repositoryRoot + "/.build/test-artifacts"
         try FileManager.default.createDirectory(atPath: artefacts, withIntermediateDirectories: true)
-        for (width, dark) in [(1280, false), (390, false), (1280, true), (390, true)] {
-            let file = "\(artefacts)/status-\(width)-\(dark ? "dark" : "light").png"
-            try? FileManager.default.removeItem(atPath: file)
-            _ = try await chromium(["--window-size=\(width),900", "--virtual-time-budget=2000", "--screenshot=\(file)"]
-                             + (dark ? ["--force-dark-mode", "--enable-features=WebContentsForceDark"] : []) + ["http://127.0.0.1:\(port)/"])
-            let size = (try? FileManager.default.attributesOfItem(atPath: file)[.size] as? Int) ?? 0
-            #expect(size > 1000, "a screenshot at \(width) px (\(dark ? "dark" : "light")) in \(file)")
+        return (server, port, artefacts)
+    }
+
+    @Test func theStatusPageFollowsTheEventsStreamAndUpdatesInPlace() async throws {
+        let (server, port, artefacts) = try await serverRolling()
+        let pageViews = "fetch('/metrics').then(r => r.text()).then(t => (t.match(/rollgate_http_requests_total\\{route=\"\\/\",method=\"GET\",status=\"200\"\\} (\\d+)/) || [0, 0])[1])"
+        let results = try await browser([
+            viewport(1280),
+            step(("goto", .string("http://127.0.0.1:\(port)/"))),
+            // Mark this document and focus the run's link: both must survive every update.
+            eval("window.sameDocument = true; document.querySelector('#runs a').focus(); document.body.innerText.includes('rolling v9')"),
+            wait("document.querySelector('#runs .status-succeeded') !== null"),
+            eval("[window.sameDocument === true, document.activeElement.getAttribute('href'), document.getElementById('updated').textContent]"),
+            eval("document.getElementById('state').getAttribute('aria-live') + ' ' + document.querySelectorAll('th[scope=col]').length"),
+            // Idle with the page open (after the last refreshes settle): it follows the
+            // stream and asks for nothing.
+            step(("sleep", .number(1))), eval(pageViews), step(("sleep", .number(3))), eval(pageViews),
+            eval("getComputedStyle(document.body).backgroundColor"),
+            step(("screenshot", .string("\(artefacts)/status-1280-light.png"))),
+            viewport(1280, dark: true), eval("getComputedStyle(document.body).backgroundColor"),
+            step(("screenshot", .string("\(artefacts)/status-1280-dark.png"))),
+            viewport(390), overflow, step(("screenshot", .string("\(artefacts)/status-390-light.png"))),
+            viewport(390, dark: true), overflow, step(("screenshot", .string("\(artefacts)/status-390-dark.png"))),
+        ])
+        try #require(results.count == 9, "\(results)")
+        #expect(results[0] == .bool(true), "the page showed the roll in progress")
+        let after = results[1].array ?? []
+        #expect(after.first == .bool(true), "updated in place: the same document, no reload")
+        #expect(after.dropFirst().first == .string("/runs/1"), "keyboard focus kept across updates")
+        #expect(after.last?.string?.hasPrefix("live, updated") == true, "\(after)")
+        #expect(results[2] == .string("polite 14"), "aria-live on the state, column headers: \(results[2])")
+        #expect(results[3] == results[4] && results[3] != .string("0"), "no request for the page while idle: \(results[3]) then \(results[4])")
+        #expect(results[5] != results[6], "a dark scheme when the system asks for one: \(results[5]) vs \(results[6])")
+        #expect(results[7].array?.first == .bool(true), "nothing wider than 390 px: \(results[7])")
+        #expect(results[8].array?.first == .bool(true), "nothing wider than 390 px in dark: \(results[8])")
+        for name in ["status-1280-light", "status-1280-dark", "status-390-light", "status-390-dark"] {
+            let size = (try? FileManager.default.attributesOfItem(atPath: "\(artefacts)/\(name).png")[.size] as? Int) ?? 0
+            #expect(size > 1000, "a screenshot in \(artefacts)/\(name).png")
         }
+        server.kill(SIGTERM)
+    }
+
+    @Test func aRunPageShowsTheTimelineAndTailsTheLogLive() async throws {
+        let (server, port, artefacts) = try await serverRolling()
+        let results = try await browser([
+            viewport(1280),
+            step(("goto", .string("http://127.0.0.1:\(port)/runs/1"))),
+            eval("window.sameDocument = true; document.getElementById('run').dataset.status"),
+            wait("document.getElementById('log').textContent.includes('installing v9 on web-3')"),
+            wait("document.querySelector('#run h2') && document.querySelector('#run h2').textContent.includes('succeeded')"),
+            eval("[window.sameDocument === true, document.getElementById('log').textContent.includes('all 3 target(s) run v9 and are healthy')]"),
+            eval("Array.from(document.querySelectorAll('#steps tr')).map(r => r.innerText.split('\\t').slice(0, 2).join(' ')).join('|')"),
+            step(("screenshot", .string("\(artefacts)/run-1280-light.png"))),
+            viewport(390), overflow, step(("screenshot", .string("\(artefacts)/run-390-light.png"))),
+        ])
+        try #require(results.count == 4, "\(results)")
+        #expect(results[0] == .string("running"), "opened while the run rolled")
+        #expect(results[1] == .array([.bool(true), .bool(true)]), "the log tailed live and the page reached the end without a reload: \(results[1])")
+        let timeline = results[2].string ?? ""
+        #expect(timeline.contains("web-1 drain") && timeline.contains("web-3 restore"), "a step per target and phase: \(timeline)")
+        #expect(results[3].array?.first == .bool(true), "nothing wider than 390 px: \(results[3])")
         server.kill(SIGTERM)
     }
 

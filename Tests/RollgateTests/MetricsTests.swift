@@ -127,6 +127,16 @@ import Rollout
             if family.type == "counter" { #expect(after.samples.contains { $0.name == name + "_total" }, "\(name): counters end in _total") }
         }
         #expect(!after.samples.contains { $0.name.contains("milliseconds") }, "base units: seconds")
+        // Each histogram series has distinct, rising bucket bounds.
+        var bounds: [String: [String]] = [:]
+        for sample in after.samples where sample.name.hasSuffix("_bucket") {
+            var labels = sample.labels
+            let le = labels.removeValue(forKey: "le") ?? ""
+            bounds[sample.name + "\(labels.sorted { $0.key < $1.key })", default: []].append(le)
+        }
+        for (series, les) in bounds {
+            #expect(Set(les).count == les.count && les.last == "+Inf", "\(series): \(les)")
+        }
         await app.stop()
     }
 

@@ -128,11 +128,20 @@ extension StreamTests {
                                      body: Array(#"{"service":"web","version":"v1"}"#.utf8))
         let text = try await watched
         let kinds = text.split(separator: "\n").filter { $0.hasPrefix("event: ") }.map { String($0.dropFirst(7)) }
-        #expect(kinds == ["run.queued", "run.started", "run.target_done", "run.target_done", "run.succeeded"], "\(text)")
+        #expect(kinds.filter { $0.hasPrefix("run.") } == ["run.queued", "run.started", "run.target_done", "run.target_done", "run.succeeded"], "\(text)")
+        // Each target's steps and the load balancer's states as the waiter saw them change.
+        let data = text.split(separator: "\n").filter { $0.hasPrefix("data: ") }.compactMap { JSONValue.parse(Array($0.dropFirst(6).utf8)) }
+        let web1 = data.filter { $0["target_id"] == .string("web-1") && $0["event"] != .string("target_done") }
+            .map { "\($0["event"]!.string!) \($0["phase"]?.string ?? $0["detail"]?.string ?? "")" }
+        #expect(web1 == ["step_started drain", "target_state draining (Target.DeregistrationInProgress)", "target_state unused (Target.NotRegistered)",
+                         "step_succeeded drain", "step_started deploy", "step_succeeded deploy", "step_started restore",
+                         "target_state initial (Elb.RegistrationInProgress)", "target_state healthy", "step_succeeded restore"], "\(web1)")
+        let ids = text.matches(of: /id: (\d+)\n/).map { Int($0.output.1)! }
+        #expect(ids == Array(1...ids.count), "every change once, in order")
         // Resumed after the second event: the rest, once each.
         let resumed = try await readEvents(port: port, path: "/api/v1/events", headers: "Last-Event-ID: 2\r\n") { $0.contains("event: run.succeeded") }
-        let ids = resumed.matches(of: /id: (\d+)\n/).map { String($0.output.1) }
-        #expect(ids == ["3", "4", "5"], "\(resumed)")
+        let resumedIDs = resumed.matches(of: /id: (\d+)\n/).map { Int($0.output.1)! }
+        #expect(resumedIDs == Array(3...ids.count), "\(resumed)")
         process.kill(SIGTERM)
     }
 }

@@ -32,7 +32,7 @@ import RolloutTesting
         let cache = TargetStateCache(ttl: .seconds(5), clock: clock)
         _ = await cache.views(service: "web", loadBalancer: lb, running: nil, leftOut: [])
         clock.advance(by: .seconds(1))
-        cache.observed(service: "web", target: targets[0], observation: .health(TargetHealth(.draining, reason: "Target.DeregistrationInProgress")),
+        cache.observed(service: "web", target: targets[0], observation: .health(TargetHealth(.draining, reason: "Target.DeregistrationInProgress")), run: 1,
                        at: clock.now)
         let views = await cache.views(service: "web", loadBalancer: lb, running: nil, leftOut: []) ?? []
         #expect(views.first { $0.target == targets[0] }?.health?.state == .draining, "the waiter's last answer")

@@ -31,13 +31,13 @@ import Glibc
     @Test func appliesEveryMigrationInOrderOnceAndRecordsThem() throws {
         let db = TempDatabase()
         let migrator = try Migrator(directory: migrationsDirectory)
-        #expect(migrator.migrations.map(\.version) == [1, 2, 3, 4, 5])
+        #expect(migrator.migrations.map(\.version) == [1, 2, 3, 4, 5, 6])
         let connection = try Connection(path: db.path)
-        #expect(try migrator.migrate(connection) == [1, 2, 3, 4, 5])
+        #expect(try migrator.migrate(connection) == [1, 2, 3, 4, 5, 6])
         #expect(try migrator.migrate(connection) == [])
-        #expect(try migrator.currentVersion(of: connection) == 5)
+        #expect(try migrator.currentVersion(of: connection) == 6)
         let recorded = try connection.prepare("SELECT version, name FROM schema_migrations ORDER BY version").rows { "\($0.int(0)) \($0.text(1))" }
-        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries"])
+        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries", "6 live_events"])
     }
 
     @Test func eachMigrationAppliesOnTopOfThePreviousVersionKeepingData() throws {
@@ -55,6 +55,30 @@ import Glibc
         }
     }
 
+    /// 0006 rebuilds run_events under deliveries that refer to it: nothing delivered or
+    /// pending is lost, and no event number is ever handed out twice.
+    @Test func theEventLogRebuildKeepsDeliveriesAndNeverReusesASequenceNumber() throws {
+        let db = TempDatabase()
+        let all = try Migrator(directory: migrationsDirectory)
+        let connection = try Connection(path: db.path)
+        try connection.execute("PRAGMA foreign_keys = ON")
+        try Migrator(migrations: all.migrations.filter { $0.version <= 5 }).migrate(connection)
+        for seq in 1...3 {
+            try connection.prepare("INSERT INTO run_events (run_id, service, event, at) VALUES (1, 'web', 'queued', ?)").run([.integer(Int64(seq))])
+            try connection.prepare("INSERT INTO deliveries (destination, seq, run_id, status, next_attempt_at) VALUES ('slack:web', ?, 1, 'pending', 0)")
+                .run([.integer(Int64(seq))])
+        }
+        try connection.execute("DELETE FROM run_events WHERE seq = 3")   // pruned: 3 must not come back
+        try all.migrate(connection)
+        #expect(try connection.prepare("SELECT seq FROM deliveries ORDER BY seq").rows { $0.int(0) } == [1, 2])
+        try connection.prepare("INSERT INTO run_events (run_id, service, event, phase, at) VALUES (NULL, 'web', 'target_state', NULL, 9)").run([])
+        #expect(connection.lastInsertRowID == 4)
+        #expect(try connection.prepare("PRAGMA foreign_keys").rows { $0.int(0) } == [1], "foreign keys are on again")
+        #expect(throws: SQLiteError.self, "the widened CHECK still refuses an unknown kind") {
+            try connection.prepare("INSERT INTO run_events (run_id, service, event, at) VALUES (1, 'web', 'nonsense', 0)").run([])
+        }
+    }
+
     @Test func aDatabaseNewerThanTheBinaryIsRefused() throws {
         let db = TempDatabase()
         let connection = try Connection(path: db.path)
@@ -63,7 +87,7 @@ import Glibc
         #expect {
             try Migrator(directory: migrationsDirectory).migrate(connection)
         } throws: { error in
-            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 5")
+            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 6")
         }
         #expect(throws: MigrationError.self) { _ = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory)) }
     }

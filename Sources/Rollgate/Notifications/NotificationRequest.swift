@@ -46,6 +46,10 @@ enum NotificationRequest {
         case .succeeded: line = "\(name) succeeded: every target runs \(run.version)"
         case .failed: line = "\(name) failed: \(event.detail ?? "")"
         case .cancelled: line = "\(name) cancelled: \(event.detail ?? "")"
+        // Never routed to a destination (`notifies` is false); said plainly all the same.
+        case .stepStarted, .stepSucceeded, .stepFailed:
+            line = "\(name): \(event.phase?.rawValue ?? "step") of \(event.targetID ?? "a target") \(event.event.rawValue.dropFirst(5))"
+        case .targetState: line = "\(name): \(event.targetID ?? "a target") is \(event.detail ?? "")"
         }
         if let base = config?.publicURL { line += " \(base)/api/v1/runs/\(run.id)" }
         return line
@@ -75,7 +79,7 @@ enum NotificationRequest {
     static func githubState(_ event: RunEventRecord) -> String {
         switch event.event {
         case .queued: return "queued"
-        case .started, .targetDone, .targetLeftOut: return "in_progress"
+        case .started, .targetDone, .targetLeftOut, .stepStarted, .stepSucceeded, .stepFailed, .targetState: return "in_progress"
         case .succeeded: return "success"
         case .failed: return "failure"
         case .cancelled: return "error"

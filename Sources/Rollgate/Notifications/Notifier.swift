@@ -87,7 +87,7 @@ public final class Notifier: Sendable {
     /// Where one event goes. The Slack reply takes a run's events while it is valid (keeping
     /// its last use for the run's end); the service's Slack webhook takes the rest.
     func destinations(for event: RunEventRecord, replyTaken: inout [String: Int]) throws -> [Destination] {
-        guard let service = config.service(named: event.service) else { return [] }
+        guard event.event.notifies, let service = config.service(named: event.service) else { return [] }
         var found: [Destination] = []
         let targets = try store.replyTargets(of: event.runID)
         var repliedHere = false
