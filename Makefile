@@ -6,7 +6,7 @@ SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 BUILD_DEPS := libmicrohttpd-dev libsqlite3-dev pkg-config libcurl4-openssl-dev
 TEST_DEPS  := chromium
 BENCH_DEPS := wrk gcc
-PIP_DEPS   := moto[server] boto3 awscli openapi-spec-validator prometheus-client
+PIP_DEPS   := moto[server] boto3 awscli openapi-spec-validator prometheus-client schemathesis
 
 .PHONY: all build release install demo test bench deps-build deps-test deps-bench clean
 
@@ -29,7 +29,7 @@ deps-build:
 
 deps-test: deps-build
 	$(call apt_install,$(TEST_DEPS))
-	@python3 -c "import moto.server, boto3, awscli, openapi_spec_validator, prometheus_client" 2>/dev/null || python3 -m pip install -q $(foreach p,$(PIP_DEPS),'$(p)')
+	@python3 -c "import moto.server, boto3, awscli, openapi_spec_validator, prometheus_client, schemathesis" 2>/dev/null || python3 -m pip install -q $(foreach p,$(PIP_DEPS),'$(p)')
 
 deps-bench: deps-build
 	$(call apt_install,$(BENCH_DEPS))

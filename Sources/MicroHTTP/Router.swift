@@ -98,8 +98,10 @@ public struct Router: Sendable {
         }
     }
 
+    /// Splits on the `/` byte, not on characters: a combining mark or an emoji modifier after
+    /// a slash (`/runs/%F0%9F%8F%BB`) would otherwise fuse with it into one character.
     static func split(_ path: String) -> [String] {
-        path.split(separator: "/", omittingEmptySubsequences: true).map(String.init)
+        path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
     }
 
     static func match(_ segments: [Segment], _ parts: [String]) -> [String: String]? {

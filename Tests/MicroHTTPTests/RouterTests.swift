@@ -10,6 +10,13 @@ import Testing
         #expect(Router.match([.rest("path")], ["a", "b.css"]) == ["path": "a/b.css"])
     }
 
+    /// Found by Schemathesis: U+1F3FB (an emoji modifier) after a slash fused with it into one
+    /// character, so `/runs/🏻/cancel` matched no POST route and answered 405.
+    @Test func pathsSplitOnTheSlashByteNotOnCharacters() {
+        #expect(Router.split("/api/v1/runs/\u{1F3FB}/cancel") == ["api", "v1", "runs", "\u{1F3FB}", "cancel"])
+        #expect(Router.split("/a/\u{0301}b//c") == ["a", "\u{0301}b", "c"])
+    }
+
     @Test func firstMatchingRouteWinsAndHeadIsGet() async {
         var router = Router()
         router.get("/api/v1/runs/{id}") { .init(contentType: "text/plain", text: "run \($0.parameters["id"]!)") }
