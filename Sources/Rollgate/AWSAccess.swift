@@ -9,6 +9,7 @@ struct AWSAccess: Sendable {
     let environment: [String: String]
     let clock: any RolloutClock
     let metrics: RollMetrics
+    var retry = RetryPolicy()
 
     struct Problem: Error, CustomStringConvertible { let description: String }
 
@@ -26,9 +27,9 @@ struct AWSAccess: Sendable {
             override = parsed
         }
         let elb = ELBv2Client(endpoint: override ?? .elbv2(region: region), region: region, credentials: chain, clock: clock,
-                              metrics: metrics)
+                              retry: retry, metrics: metrics)
         let ec2 = EC2Client(endpoint: override ?? EC2Client.endpoint(region: region), region: region, credentials: chain, clock: clock,
-                            metrics: metrics)
+                            retry: retry, metrics: metrics)
         return .success(ELBLoadBalancer(client: elb, targetGroupARN: arn, ec2: ec2))
     }
 }

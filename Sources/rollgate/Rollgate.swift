@@ -184,17 +184,29 @@ struct Backup: ParsableCommand {
     }
 }
 
-struct CheckConfig: ParsableCommand {
+struct CheckConfig: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "check-config", abstract: "Check a config file and exit.")
     @Argument(help: "YAML config file.") var file: String
+    @Flag(help: "Also check, without changing anything, that the AWS credentials work and each target group exists and can be read.")
+    var remote = false
 
-    func run() throws {
+    func run() async throws {
+        // Secrets behind *_env may be absent when linting; AWS credentials come from the environment.
         let loader = ConfigLoader(environment: environment, lint: true)
         let result = Result { try loader.load(path: file) }
         for warning in loader.warnings { printError("\(file): warning: \(warning)") }
         switch result {
         case .success(let config):
             print("\(file): OK, \(config.services.count) service(s): \(config.services.map(\.name).joined(separator: ", ")); \(config.apiTokens.count) API token(s)")
+            guard remote else { return }
+            let findings = await RemoteCheck(config: config, environment: environment).run()
+            for finding in findings where finding.ok { print("\(file): \(finding.service): \(finding.message)") }
+            for finding in findings where !finding.ok { printError("\(file): \(finding.service): \(finding.message)") }
+            let failed = findings.filter { !$0.ok }.count
+            if failed > 0 {
+                printError("\(file): \(failed) service(s) cannot be reached as configured")
+                throw ExitCode(2)
+            }
         case .failure(let error as ConfigErrors):
             for problem in error.errors { printError("\(file): \(problem)") }
             printError("\(file): \(error.errors.count) error(s)")

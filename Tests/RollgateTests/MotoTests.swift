@@ -291,4 +291,54 @@ final class TimingProxy: @unchecked Sendable {
         #expect(targets.count == 2 && targets.allSatisfy { $0["state"] == .string("healthy") }, "\(targets)")
         #expect(try await FleetHistory.read(client).runs.count == 1)
     }
+
+    @Test func checkConfigRemoteProvesCredentialsAndTheTargetGroupWithoutChangingAnything() async throws {
+        let moto = try await MotoServer()
+        defer { moto.stop() }
+        let (arn, _) = try await moto.createTargetGroup(instances: 2)
+        let credentials = ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing", "AWS_EC2_METADATA_DISABLED": "true"]
+        let good = config(arn: arn, endpoint: moto.endpoint)
+        let (status, output) = try await RollgateProcess.run(["check-config", "--remote", good], environment: credentials)
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("web: \(arn): readable; 2 target(s) registered, 2 healthy; deregistration delay"), "\(output)")
+        #expect(output.contains("warning: api_tokens[0].token_env: environment variable TEST_ROLLGATE_TOKEN is not set here"), "an absent token is a warning when linting: \(output)")
+
+        let missing = arn.replacingOccurrences(of: "/web-tg/", with: "/gone-tg/")
+        let (missingStatus, missingOutput) = try await RollgateProcess.run(["check-config", "--remote", config(arn: missing, endpoint: moto.endpoint)],
+                                                                         environment: credentials)
+        #expect(missingStatus == 2)
+        #expect(missingOutput.contains("TargetGroupNotFound") && missingOutput.contains("is the ARN right"), "\(missingOutput)")
+
+        let (bareStatus, bareOutput) = try await RollgateProcess.run(["check-config", "--remote", good],
+                                                                   environment: ["AWS_EC2_METADATA_DISABLED": "true", "HOME": directory.path])
+        #expect(bareStatus == 2)
+        #expect(bareOutput.contains("web: no AWS credentials"), "\(bareOutput)")
+        #expect(bareOutput.contains("1 service(s) cannot be reached as configured"))
+    }
+
+    /// However many people watch, the load balancer is asked at most once per service every
+    /// few seconds: counted where the calls arrive, in front of moto.
+    @Test func viewersNeverBecomeLoadBalancerCalls() async throws {
+        let moto = try await MotoServer()
+        defer { moto.stop() }
+        let (arn, _) = try await moto.createTargetGroup(instances: 3)
+        let proxy = try await TimingProxy(moto: moto, drain: 0.5, healthy: 0.5, directory: directory)
+        defer { proxy.stop() }
+        let environment = ["TEST_ROLLGATE_TOKEN": token, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
+        let server = try RollgateProcess(["serve", "--config", config(arn: arn, endpoint: proxy.endpoint)], environment: environment)
+        defer { server.kill(SIGTERM) }
+        let client = HTTPClient(port: try await server.port())
+        let started = ContinuousClock.now
+        for index in 0..<60 {
+            let path = ["/", "/api/v1/services", "/status.txt"][index % 3]
+            #expect(try await client.request("GET", path).status == 200, "\(path)")
+        }
+        let seconds = (ContinuousClock.now - started).components.seconds
+        let calls = proxy.recorded().filter { $0.0 == "call" && $0.1 == "DescribeTargetHealth" }.count
+        #expect(calls >= 1, "the first view asked the load balancer once")
+        #expect(calls <= 1 + Int(seconds) / 5 + 1, "60 views in \(seconds) s made \(calls) DescribeTargetHealth calls")
+        // rollgate's own count agrees with what arrived.
+        let metrics = String(decoding: try await client.request("GET", "/metrics").body, as: UTF8.self)
+        #expect(metrics.contains(#"rollgate_load_balancer_calls_total{operation="DescribeTargetHealth",code="ok"} \#(calls)"#), "\(metrics)")
+    }
 }

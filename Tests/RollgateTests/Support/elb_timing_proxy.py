@@ -9,7 +9,7 @@ DescribeTargetHealth answers from what it saw:
   registered, and listed in --never-healthy     -> unhealthy (Target.FailedHealthChecks)
 
 It can also answer Throttling (400) or InternalFailure (500) to a share of requests.
-Every state change it models is written to --events as JSON lines, with the time the
+Every call (event "call", target = the action) and every state change it models is written to --events as JSON lines, with the time the
 change really happened, so a test or benchmark can tell how late rollgate noticed.
 
     python3 elb_timing_proxy.py --moto http://127.0.0.1:5000 --port 0 --drain 2 --healthy 1 \
@@ -101,6 +101,7 @@ class Handler(BaseHTTPRequestHandler):
         while f"Targets.member.{n}.Id" in form:
             targets.append((form[f"Targets.member.{n}.Id"], form.get(f"Targets.member.{n}.Port", "")))
             n += 1
+        event("call", action, time.time())   # every request rollgate sends, answered or not
         roll = rng.random()
         if roll < args.throttle:
             return self.answer(400, f'<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type><Code>Throttling</Code>'

@@ -1,0 +1,77 @@
+import ELB
+import Rollout
+
+/// `rollgate check-config --remote`: what linting cannot know. For each service on AWS, the
+/// credentials rollgate would use are found and accepted, the target group exists and can be
+/// read (DescribeTargetGroups, its attributes, DescribeTargetHealth): the calls a roll starts
+/// with. Nothing is changed. Simulated services need nothing.
+public struct RemoteCheck: Sendable {
+    public struct Finding: Sendable, Equatable {
+        public let service: String
+        public let ok: Bool
+        public let message: String
+    }
+
+    let config: Config
+    let environment: [String: String]
+
+    public init(config: Config, environment: [String: String]) {
+        self.config = config
+        self.environment = environment
+    }
+
+    public func run() async -> [Finding] {
+        // Fail fast: a check waits seconds, not a roll's patient retries.
+        let aws = AWSAccess(settings: config.aws, environment: environment, clock: SystemClock(), metrics: RollMetrics(),
+                            retry: RetryPolicy(first: .milliseconds(100), cap: .milliseconds(500), attempts: 2))
+        var findings: [Finding] = []
+        for service in config.services {
+            guard case .awsTargetGroup(let arn) = service.source else {
+                findings.append(Finding(service: service.name, ok: true, message: "simulated load balancer: nothing remote to check"))
+                continue
+            }
+            switch aws.loadBalancer(for: arn) {
+            case .failure(let problem):
+                findings.append(Finding(service: service.name, ok: false, message: problem.description))
+            case .success(let loadBalancer):
+                findings.append(await check(service.name, loadBalancer))
+            }
+        }
+        return findings
+    }
+
+    private func check(_ service: String, _ loadBalancer: ELBLoadBalancer) async -> Finding {
+        let arn = loadBalancer.targetGroupARN
+        do {
+            _ = try await CredentialChain(environment: environment).credentials()
+        } catch {
+            return Finding(service: service, ok: false, message: "\(error)")
+        }
+        do {
+            let timing = try await loadBalancer.timing()
+            let targets = try await loadBalancer.targets()
+            let healthy = targets.filter { $0.health.state == .healthy }.count
+            var message = "\(arn): readable; \(targets.count) target(s) registered, \(healthy) healthy"
+            if let delay = timing.deregistrationDelay { message += "; deregistration delay \(delay.humanText)" }
+            if targets.count < 2 {
+                message += " (with fewer than 2 targets a roll takes the service out of service)"
+            }
+            return Finding(service: service, ok: true, message: message)
+        } catch {
+            return Finding(service: service, ok: false, message: "\(arn): \(RemoteCheck.explain(error))")
+        }
+    }
+
+    /// AWS's answer, with what to do about the usual ones.
+    static func explain(_ error: Error) -> String {
+        let text = "\(error)"
+        if text.contains("TargetGroupNotFound") { return text + " (is the ARN right, and in this account and region?)" }
+        if text.contains("AccessDenied") || text.contains("UnauthorizedOperation") {
+            return text + " (the credentials lack a permission; the README lists the IAM policy rollgate needs)"
+        }
+        if text.contains("InvalidClientTokenId") || text.contains("SignatureDoesNotMatch") || text.contains("ExpiredToken") {
+            return text + " (the credentials are not accepted: wrong, revoked or expired)"
+        }
+        return text
+    }
+}
