@@ -21,6 +21,8 @@ let package = Package(
                        providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
+        // libmicrohttpd's own error answers (HTML compiled into the library) sent as JSON.
+        .target(name: "CMicroHTTPDErrors", dependencies: ["CMicroHTTPD"]),
         // glibc's posix_spawn extensions, for the hook runner.
         .target(name: "CSpawn"),
 
@@ -28,7 +30,7 @@ let package = Package(
         // Every request rollgate sends: one port, one implementation (libcurl).
         .target(name: "Outbound", dependencies: ["CCurl"]),
         // HTTP over libmicrohttpd; knows nothing of deploys.
-        .target(name: "MicroHTTP", dependencies: ["CMicroHTTPD"]),
+        .target(name: "MicroHTTP", dependencies: ["CMicroHTTPD", "CMicroHTTPDErrors"]),
         // The domain: runs, steps, the roll, waiters, the queue. No C, no sockets, no processes.
         .target(name: "Rollout", dependencies: [
             .product(name: "Logging", package: "swift-log"),
@@ -63,12 +65,12 @@ let package = Package(
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting",
                                                         .product(name: "MetricsTestKit", package: "swift-metrics")]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting"]),
-        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "HTTPTesting"]),
+        .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "HTTPTesting", "CMicroHTTPDErrors"]),
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP", "HTTPTesting",
                                                     .product(name: "MetricsTestKit", package: "swift-metrics")],
                     exclude: ["Fixtures"]),
         .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting"],
-                    exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Support/webhook_sink.py", "Fixtures"]),
+                    exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Support/webhook_sink.py", "Support/browser.py", "Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

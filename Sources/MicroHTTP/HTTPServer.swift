@@ -1,4 +1,5 @@
 import CMicroHTTPD
+import CMicroHTTPDErrors
 import Synchronization
 #if canImport(Glibc)
 import Glibc
@@ -193,7 +194,7 @@ public final class HTTPServer: @unchecked Sendable {
             // MHD refuses header values with CR/LF; such a header is dropped rather than sent.
             _ = MHD_add_response_header(mhdResponse, name, value)
         }
-        let result = MHD_queue_response(connection, UInt32(response.status), mhdResponse)
+        let result = rollgate_mhd_queue(connection, UInt32(response.status), mhdResponse)
         MHD_destroy_response(mhdResponse)
         return result
     }

@@ -112,7 +112,7 @@ public final class Telemetry: Sendable {
 
     /// A gauge read at scrape time.
     func set(_ name: String, help: String, labels: [(String, String)] = [], to value: Double) {
-        registry.makeGauge(name: name, labels: labels, help: help).set(value)
+        registry.makeGauge(descriptor: .named(name, help: help), labels: labels).set(value)
     }
 
     func exposition() -> [UInt8] {
@@ -133,27 +133,27 @@ struct CatalogFactory: MetricsFactory {
     }
 
     func makeCounter(label: String, dimensions: [(String, String)]) -> any CounterHandler {
-        registry.makeCounter(name: label, labels: dimensions, help: entry(label).help)
+        registry.makeCounter(descriptor: .named(label, help: entry(label).help), labels: dimensions)
     }
 
     func makeFloatingPointCounter(label: String, dimensions: [(String, String)]) -> any FloatingPointCounterHandler {
-        registry.makeCounter(name: label, labels: dimensions, help: entry(label).help)
+        registry.makeCounter(descriptor: .named(label, help: entry(label).help), labels: dimensions)
     }
 
     func makeRecorder(label: String, dimensions: [(String, String)], aggregate: Bool) -> any RecorderHandler {
         let entry = entry(label)
-        guard aggregate else { return registry.makeGauge(name: label, labels: dimensions, help: entry.help) }
-        return registry.makeValueHistogram(name: label, labels: dimensions, buckets: entry.buckets, help: entry.help)
+        guard aggregate else { return registry.makeGauge(descriptor: .named(label, help: entry.help), labels: dimensions) }
+        return registry.makeValueHistogram(descriptor: .named(label, help: entry.help), labels: dimensions, buckets: entry.buckets)
     }
 
     func makeMeter(label: String, dimensions: [(String, String)]) -> any MeterHandler {
-        registry.makeGauge(name: label, labels: dimensions, help: entry(label).help)
+        registry.makeGauge(descriptor: .named(label, help: entry(label).help), labels: dimensions)
     }
 
     func makeTimer(label: String, dimensions: [(String, String)]) -> any TimerHandler {
         let entry = entry(label)
         let buckets = (entry.buckets.isEmpty ? Telemetry.call : entry.buckets).map { Duration.seconds($0) }
-        return registry.makeDurationHistogram(name: label, labels: dimensions, buckets: buckets, help: entry.help)
+        return registry.makeDurationHistogram(descriptor: .named(label, help: entry.help), labels: dimensions, buckets: buckets)
     }
 
     // The label sets are few and fixed by the config: nothing is ever destroyed.
@@ -162,4 +162,11 @@ struct CatalogFactory: MetricsFactory {
     func destroyRecorder(_ handler: any RecorderHandler) {}
     func destroyMeter(_ handler: any MeterHandler) {}
     func destroyTimer(_ handler: any TimerHandler) {}
+}
+
+extension MetricNameDescriptor {
+    /// A whole metric name (`rollgate_runs_finished_total`) with its help text.
+    static func named(_ name: String, help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+    }
 }

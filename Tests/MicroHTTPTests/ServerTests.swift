@@ -1,5 +1,6 @@
 import Testing
 @testable import MicroHTTP
+import CMicroHTTPDErrors
 import HTTPTesting
 #if canImport(Glibc)
 import Glibc
@@ -115,6 +116,36 @@ var testRouter: Router {
         _ = try? await live.client.raw(Array("\u{1}\u{2}garbage\r\n\r\n".utf8))
         _ = try? await live.client.raw(Array("GET /hello/x HTTP/1.1\r\nContent-Length: -5\r\n\r\n".utf8))
         _ = try? await HTTPClient(port: live.server.port, timeoutSeconds: 1).raw([])
+        #expect(try await live.client.request("GET", "/hello/still-alive").status == 200)
+        await live.stop()
+    }
+
+    /// What libmicrohttpd answers by itself (it cannot parse the request, so no handler
+    /// runs) is JSON too, with the status it chose, on the first request of a connection
+    /// or a later one.
+    @Test func theLibrarysOwnErrorAnswersAreJSON() async throws {
+        let live = try LiveServer(router: testRouter)
+        let long = String(repeating: "a", count: 100_000)
+        let cases: [(String, String, String)] = [
+            ("GET /header HTTP/1.1\r\nHost: x\r\nX-Thing: \(long)\r\n\r\n", "431", "header_too_large"),
+            ("GET /\(long) HTTP/1.1\r\nHost: x\r\n\r\n", "414", "uri_too_long"),
+            ("GET /hello/x HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n", "400", "bad_request"),
+            ("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n", "400", "bad_request"),
+            ("GET /hello/x HTTP/7.0\r\nHost: x\r\n\r\n", "505", "http_version_not_supported"),
+            // After a good request on the same connection.
+            ("GET /hello/one HTTP/1.1\r\nHost: x\r\n\r\nGET /hello/two HTTP/1.1\r\nHost: x\r\nbroken\r\n\r\n", "400", "bad_request"),
+        ]
+        for (request, status, code) in cases {
+            let answer = String(decoding: try await live.client.raw(Array(request.utf8)), as: UTF8.self)
+            let last = answer.components(separatedBy: "HTTP/1.1 ").last ?? ""
+            let head = last.components(separatedBy: "\r\n\r\n").first?.lowercased() ?? ""
+            let body = last.components(separatedBy: "\r\n\r\n").dropFirst().joined()
+            #expect(last.hasPrefix(status), "\(request.prefix(60)): \(answer.prefix(200))")
+            #expect(head.contains("content-type: application/json"), "\(head)")
+            #expect(body.hasPrefix("{\"error\":{\"code\":\"\(code)\",\"message\":\""), "\(body)")
+            #expect(!body.contains("<html"), "no HTML page")
+        }
+        #expect(rollgate_mhd_replaced_errors() >= UInt(cases.count))
         #expect(try await live.client.request("GET", "/hello/still-alive").status == 200)
         await live.stop()
     }
