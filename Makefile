@@ -63,6 +63,7 @@ test: deps-test
 bench: deps-bench deps-test release
 	bash bench/http.sh
 	bash bench/waiter-lag.sh
+	bash bench/streams.sh
 
 clean:
 	rm -rf .build rollgate-demo.db rollgate-demo.db-wal rollgate-demo.db-shm bench/out

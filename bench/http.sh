@@ -16,8 +16,7 @@ mkdir -p "$OUT"
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk (or make bench)"; exit 1; }
 cc -O2 -o "$OUT/cserver" bench/cserver.c -lmicrohttpd -lsqlite3
 
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
-rss_kb() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+. bench/lib.sh
 
 DB="$OUT/bench.db"
 rm -f "$DB" "$DB-wal" "$DB-shm"
@@ -60,15 +59,10 @@ cmp -s "$OUT/rollgate-run.json" "$OUT/cserver-run.json" || { echo "the two serve
 R_IDLE=$(rss_kb $RPID); C_IDLE=$(rss_kb $CPID)
 
 measure() { # name port path -> "reqs p99ms"
-  local out; out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" --latency "http://127.0.0.1:$2$3")
-  echo "$out" > "$OUT/wrk-$1-$(echo "$3" | tr '/' '_').txt"
-  local rps p99
-  rps=$(echo "$out" | awk '/Requests\/sec/ {print $2}')
-  p99=$(echo "$out" | awk '$1=="99%" {v=$2; if (v ~ /us$/) {sub(/us/,"",v); v=v/1000} else if (v ~ /ms$/) {sub(/ms/,"",v)} else if (v ~ /s$/) {sub(/s/,"",v); v=v*1000}; print v}')
-  echo "$rps $p99"
+  wrk_measure "http://127.0.0.1:$2$3" "$OUT/wrk-$1-$(echo "$3" | tr '/' '_').txt"
 }
 
-echo "machine: $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2/1048576}' /proc/meminfo), $(uname -sr)"
+machine
 echo "command: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency, $ROUNDS alternating rounds, best of each"
 printf '%-22s %-10s %12s %10s\n' endpoint server req/s p99_ms
 for path in /api/v1/runs/1 /healthz; do

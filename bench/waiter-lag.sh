@@ -14,7 +14,7 @@ OUT=bench/out/waiter-lag; rm -rf "$OUT"; mkdir -p "$OUT"
 BIN=.build/release/rollgate; [ -x "$BIN" ] || BIN=.build/debug/rollgate
 [ -x "$BIN" ] || { echo "build first: make release"; exit 1; }
 command -v aws >/dev/null || { echo "the AWS CLI is missing: pip install awscli"; exit 1; }
-free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+. bench/lib.sh
 wait_http() { for _ in $(seq 100); do curl -s "http://127.0.0.1:$1/$2" >/dev/null && return 0; sleep 0.2; done; echo "port $1 did not answer"; exit 1; }
 # Every process started is written down here: setup runs in a subshell ($(...)), so a
 # shell array would lose them.

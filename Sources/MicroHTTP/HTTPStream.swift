@@ -8,6 +8,8 @@ import Synchronization
 public final class HTTPStream: Sendable {
     struct State {
         var buffer: [UInt8] = []
+        /// How much of `buffer` was sent already (dropped on the next write or when all is sent).
+        var sent = 0
         var finished = false
         var closed = false
         /// The connection, once the server sends this stream, and whether it is suspended.
@@ -23,6 +25,10 @@ public final class HTTPStream: Sendable {
     public func write(_ bytes: [UInt8]) {
         state.withLock { state in
             guard !state.closed, !state.finished else { return }
+            if state.sent > 0 {
+                state.buffer.removeFirst(state.sent)
+                state.sent = 0
+            }
             state.buffer.append(contentsOf: bytes)
             HTTPStream.wake(&state)
         }
@@ -58,7 +64,7 @@ public final class HTTPStream: Sendable {
     /// MHD's end-of-stream once finished and drained.
     func read(into destination: UnsafeMutablePointer<CChar>, max: Int) -> Int {
         state.withLock { state in
-            if state.buffer.isEmpty {
+            if state.sent == state.buffer.count {
                 if state.finished || state.closed { return rollgate_mhd_end_of_stream() }
                 if let connection = state.connection, !state.suspended {
                     state.suspended = true
@@ -66,11 +72,17 @@ public final class HTTPStream: Sendable {
                 }
                 return 0
             }
-            let count = min(max, state.buffer.count)
+            let count = min(max, state.buffer.count - state.sent)
             state.buffer.withUnsafeBytes { bytes in
-                UnsafeMutableRawPointer(destination).copyMemory(from: bytes.baseAddress!, byteCount: count)
+                UnsafeMutableRawPointer(destination).copyMemory(from: bytes.baseAddress! + state.sent, byteCount: count)
             }
-            state.buffer.removeFirst(count)
+            state.sent += count
+            // All sent: let the storage go, so a burst (a stream's backlog) is not kept for
+            // the stream's whole life; and no O(n) shift per read.
+            if state.sent == state.buffer.count {
+                state.buffer = []
+                state.sent = 0
+            }
             return count
         }
     }
@@ -80,6 +92,7 @@ public final class HTTPStream: Sendable {
         state.withLock { state in
             state.closed = true
             state.buffer = []
+            state.sent = 0
             state.connection = nil
             state.suspended = false
         }

@@ -33,47 +33,71 @@ extension API {
             }
             after = value
         }
-        let store = self.store
+        let store = self.store, logger = self.logger
+        let fetch: SharedTail.Fetch = { cursor in (try store.events(after: cursor, limit: 500).map(API.frame), nil) }
+        let tail = try tails.eventLog { SharedTail(floor: try store.lastEventSeq(), fetch: fetch) }
         return eventStream(opening: "run events", after: after) { stream, cursor in
-            let events = (try? store.events(after: cursor, limit: 500)) ?? []
-            for event in events {
-                let data = JSONWriter.bytes { w in
-                    w.object { w in
-                        w.key("seq"); w.int(event.seq)
-                        w.key("run_id"); if event.runID == 0 { w.null() } else { w.int(event.runID) }
-                        w.key("service"); w.string(event.service)
-                        w.key("event"); w.string(event.event.rawValue)
-                        w.key("target_id"); w.string(event.targetID)
-                        w.key("phase"); w.string(event.phase?.rawValue)
-                        w.key("detail"); w.string(event.detail)
-                        w.key("at"); w.time(event.at)
-                    }
-                }
-                stream.write(API.sse(id: event.seq, event: API.streamName(of: event.event), data: data))
-                cursor = event.seq
+            do {
+                // A cursor older than the shared tail (a resume from long ago) reads the store.
+                let frames = try tail.read(after: cursor)?.frames ?? fetch(cursor).frames
+                for frame in frames { stream.write(frame.bytes) }
+                cursor = frames.last?.seq ?? cursor
+                return frames.isEmpty ? .quiet : .wrote
+            } catch {
+                logger.warning("event stream: cannot read the event log", metadata: ["error": "\(error)"])
+                return .quiet
             }
-            return events.isEmpty ? .quiet : .wrote
         }
+    }
+
+    /// One change of the event log as an SSE frame.
+    static func frame(_ event: RunEventRecord) -> StreamFrame {
+        let data = JSONWriter.bytes { w in
+            w.object { w in
+                w.key("seq"); w.int(event.seq)
+                w.key("run_id"); if event.runID == 0 { w.null() } else { w.int(event.runID) }
+                w.key("service"); w.string(event.service)
+                w.key("event"); w.string(event.event.rawValue)
+                w.key("target_id"); w.string(event.targetID)
+                w.key("phase"); w.string(event.phase?.rawValue)
+                w.key("detail"); w.string(event.detail)
+                w.key("at"); w.time(event.at)
+            }
+        }
+        return StreamFrame(seq: event.seq, bytes: API.sse(id: event.seq, event: API.streamName(of: event.event), data: data))
     }
 
     /// `GET /api/v1/runs/{id}/logs` with `Accept: text/event-stream`: the stored lines after
     /// `after`, then new ones as they are written, each as `id: SEQ` / `event: line` /
     /// `data: {line}`; a comment every 15 s while quiet (so a client that went away is
     /// noticed); `event: end` with the run's status when it has ended, then the stream closes.
-    func logStream(of run: RunID, after: Int64) -> HTTPResponse {
-        let store = self.store, logger = self.logger
-        return eventStream(opening: "run \(run) log", after: after) { stream, cursor in
+    /// Every stream on one run shares one reader of its log (`SharedTail`).
+    func logStream(of run: RunID, after: Int64) throws -> HTTPResponse {
+        let store = self.store, logger = self.logger, tails = self.tails
+        let fetch: SharedTail.Fetch = { cursor in
+            let lines = try store.logs(run: run, after: cursor, limit: SharedTail.keep)
+            let frames = lines.map { line in
+                StreamFrame(seq: line.seq, bytes: API.sse(id: line.seq, event: "line", data: JSONWriter.bytes { $0.logLine(line) }))
+            }
+            // Ended, and nothing written after the last read: the stream ends too.
+            guard frames.isEmpty, let status = try store.run(run)?.status, status.isTerminal,
+                  try store.logs(run: run, after: cursor, limit: 1).isEmpty else { return (frames, nil) }
+            return ([], API.sse(id: nil, event: "end", data: Array("{\"status\":\"\(status.rawValue)\"}".utf8)))
+        }
+        // The tail starts with the run's last 2,000 lines: most streams start inside it.
+        let tail = try tails.follow(run: run) { SharedTail(floor: try store.logSeq(run: run, beforeLast: SharedTail.keep), fetch: fetch) }
+        return eventStream(opening: "run \(run) log", after: after, closed: { tails.release(run: run) }) { stream, cursor in
             do {
-                let lines = try store.logs(run: run, after: cursor, limit: 500)
-                for line in lines {
-                    stream.write(API.sse(id: line.seq, event: "line", data: JSONWriter.bytes { $0.logLine(line) }))
-                    cursor = line.seq
-                }
-                if !lines.isEmpty { return .wrote }
-                // Ended, and nothing written after the last read: the stream ends too.
-                if let status = try store.run(run)?.status, status.isTerminal,
-                   try store.logs(run: run, after: cursor, limit: 1).isEmpty {
-                    stream.write(API.sse(id: nil, event: "end", data: Array("{\"status\":\"\(status.rawValue)\"}".utf8)))
+                // A cursor older than the shared tail (the backlog) reads the store.
+                let batch = try tail.read(after: cursor) ?? {
+                    let direct = try fetch(cursor)
+                    return SharedTail.Batch(frames: direct.frames, end: direct.end)
+                }()
+                for frame in batch.frames { stream.write(frame.bytes) }
+                cursor = batch.frames.last?.seq ?? cursor
+                if !batch.frames.isEmpty { return .wrote }
+                if let end = batch.end {
+                    stream.write(end)
                     return .ended
                 }
             } catch {
@@ -87,7 +111,7 @@ extension API {
     /// 200 ms while quiet, with a heartbeat comment after 15 s of quiet (so a client that went
     /// away is noticed); the stream finishes when `pass` says the end or the client leaves.
     /// Counted in `rollgate_open_streams` while open.
-    func eventStream(opening: String, after: Int64,
+    func eventStream(opening: String, after: Int64, closed: @escaping @Sendable () -> Void = {},
                      pass: @escaping @Sendable (HTTPStream, inout Int64) async -> StreamPass) -> HTTPResponse {
         let stream = HTTPStream()
         var response = HTTPResponse(status: 200, headers: [("Content-Type", "text/event-stream; charset=utf-8"),
@@ -96,7 +120,10 @@ extension API {
         let streams = self.streams
         streams.opened()
         Task.detached {
-            defer { streams.closed() }
+            defer {
+                streams.closed()
+                closed()
+            }
             stream.write(Array(": \(opening)\n\n".utf8))
             var cursor = after
             var quietSince = ContinuousClock.now

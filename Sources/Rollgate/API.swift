@@ -16,6 +16,7 @@ public struct API: Sendable {
     let shutdown: ShutdownState
     let rateLimiter: WriteRateLimiter
     let streams = StreamCount()
+    let tails = StreamTails()
     let telemetry: Telemetry
     let logger: Logger
 
@@ -273,7 +274,7 @@ public struct API: Sendable {
                 }
                 after = max(after, value)
             }
-            return logStream(of: run.id, after: after)
+            return try logStream(of: run.id, after: after)
         }
         var limit = 1000
         if let text = request.query["limit"] {

@@ -107,6 +107,15 @@ extension Store {
         }
     }
 
+    /// The sequence number just before the run's last `count` lines (0 when it has no more
+    /// than that), from the index: where a tail of its last lines starts.
+    public func logSeq(run: RunID, beforeLast count: Int) throws -> Int64 {
+        try read { db in
+            try db.prepare("SELECT seq FROM log_lines WHERE run_id = ? ORDER BY seq DESC LIMIT 1 OFFSET ?")
+                .rows([.integer(run), .integer(Int64(count))]) { $0.int(0) }.first ?? 0
+        }
+    }
+
     public func logs(run: RunID, after: Int64, limit: Int) throws -> [LogLine] {
         try read { db in
             try db.prepare("""
