@@ -37,15 +37,18 @@ static void text_or_null(char *out, size_t size, sqlite3_stmt *st, int col) {
 }
 
 /* Milliseconds since the epoch as RFC 3339 UTC with milliseconds, quoted, or null. */
-static void time_or_null(char *out, size_t size, sqlite3_stmt *st, int col) {
-    if (sqlite3_column_type(st, col) == SQLITE_NULL) { snprintf(out, size, "null"); return; }
-    long long ms = sqlite3_column_int64(st, col);
+static void format_time(char *out, size_t size, long long ms) {
     time_t seconds = (time_t)(ms / 1000);
     struct tm tm;
     gmtime_r(&seconds, &tm);
     char date[32];
     strftime(date, sizeof date, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out, size, "\"%s.%03lldZ\"", date, ms % 1000);
+}
+
+static void time_or_null(char *out, size_t size, sqlite3_stmt *st, int col) {
+    if (sqlite3_column_type(st, col) == SQLITE_NULL) { snprintf(out, size, "null"); return; }
+    format_time(out, size, sqlite3_column_int64(st, col));
 }
 
 static char *run_json(long long id) {
@@ -73,7 +76,23 @@ static char *run_json(long long id) {
     sqlite3_reset(step_st);
     sqlite3_bind_int64(step_st, 1, id);
     int first = 1;
+    /* Each target's time out of service: its first drain start to its last successful restore end. */
+    struct { char id[128]; long long port, from, until; } out[64];
+    int outs = 0;
     while (sqlite3_step(step_st) == SQLITE_ROW) {
+        const char *target = (const char *)sqlite3_column_text(step_st, 1);
+        long long port = sqlite3_column_int64(step_st, 2);
+        const char *phase = (const char *)sqlite3_column_text(step_st, 3);
+        int k = 0;
+        while (k < outs && !(strcmp(out[k].id, target) == 0 && out[k].port == port)) k++;
+        if (strcmp(phase, "drain") == 0 && k == outs && outs < 64) {
+            snprintf(out[outs].id, sizeof out[outs].id, "%s", target);
+            out[outs].port = port; out[outs].from = sqlite3_column_int64(step_st, 5); out[outs].until = -1;
+            outs++;
+        } else if (strcmp(phase, "restore") == 0 && k < outs && strcmp((const char *)sqlite3_column_text(step_st, 4), "succeeded") == 0
+                   && sqlite3_column_type(step_st, 6) != SQLITE_NULL && sqlite3_column_int64(step_st, 6) >= out[k].from) {
+            out[k].until = sqlite3_column_int64(step_st, 6);
+        }
         char s_started[40], s_finished[40], s_err[512];
         time_or_null(s_started, sizeof s_started, step_st, 5);
         time_or_null(s_finished, sizeof s_finished, step_st, 6);
@@ -85,7 +104,25 @@ static char *run_json(long long id) {
         append(&buf, &len, &cap, tmp);
         first = 0;
     }
-    append(&buf, &len, &cap, "]}");
+    append(&buf, &len, &cap, "],\"out_of_service\":[");
+    long long total = 0;
+    for (int k = 0; k < outs; k++) {
+        char from[40], until[40], ms[32];
+        format_time(from, sizeof from, out[k].from);
+        if (out[k].until >= 0) {
+            format_time(until, sizeof until, out[k].until);
+            snprintf(ms, sizeof ms, "%lld", out[k].until - out[k].from);
+            total += out[k].until - out[k].from;
+        } else {
+            snprintf(until, sizeof until, "null");
+            snprintf(ms, sizeof ms, "null");
+        }
+        snprintf(tmp, sizeof tmp, "%s{\"target_id\":\"%s\",\"target_port\":%lld,\"from\":%s,\"until\":%s,\"ms\":%s}",
+                 k ? "," : "", out[k].id, out[k].port, from, until, ms);
+        append(&buf, &len, &cap, tmp);
+    }
+    snprintf(tmp, sizeof tmp, "],\"out_of_service_ms\":%lld}", total);
+    append(&buf, &len, &cap, tmp);
     return buf;
 }
 

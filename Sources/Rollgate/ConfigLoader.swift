@@ -280,9 +280,18 @@ public struct ConfigLoader {
             if let maxUnavailable = try map.string("max_unavailable"), maxUnavailable != "1" {
                 throw map.error("max_unavailable", "batches are not built yet: only 1 (one target at a time) is accepted, got \(maxUnavailable)")
             }
-            if map.value("fast_drain") != nil {
-                throw map.error("fast_drain", "fast drain is not built yet: remove it; targets drain for the group's deregistration delay")
+        }
+        findings.collect {
+            guard let fast = try map.mapping("fast_drain") else { return }
+            try fast.check(allowed: ["check", "quiet"])
+            let check: String = try fast.required("check")
+            guard let quiet = try fast.duration("quiet", minimum: .seconds(1)) else {
+                throw fast.error("quiet", "missing: how long the check must pass without a break, e.g. quiet: 10s")
             }
+            if lint, let first = check.split(separator: " ").first, first.contains("/"), !FileManager.default.fileExists(atPath: String(first)) {
+                findings.error(fast.error("check", "\(first) does not exist (relative paths start from the directory rollgate runs in: \(FileManager.default.currentDirectoryPath))"))
+            }
+            plan?.fastDrain = FastDrain(check: check, quiet: quiet)
         }
         var hookEnv: [String] = []
         findings.collect {

@@ -117,6 +117,19 @@ extension JSONWriter {
             w.key("interruptions"); w.int(Int64(run.interruptions))
             w.key("current_target"); w.string(run.status == .running ? run.currentTarget : nil)
             w.key("steps"); w.array { w in for step in run.steps { w.step(step) } }
+            let outages = run.outages
+            w.key("out_of_service"); w.array { w in
+                for outage in outages {
+                    w.object { w in
+                        w.key("target_id"); w.string(outage.target.id)
+                        w.key("target_port"); w.int(Int64(outage.target.port))
+                        w.key("from"); w.time(outage.from)
+                        w.key("until"); w.time(outage.until)
+                        w.key("ms"); if let ms = outage.milliseconds { w.int(ms) } else { w.null() }
+                    }
+                }
+            }
+            w.key("out_of_service_ms"); w.int(outages.compactMap(\.milliseconds).reduce(0, +))
         }
     }
 

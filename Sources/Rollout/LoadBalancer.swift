@@ -38,6 +38,11 @@ public enum TargetObservation: Sendable, Equatable, CustomStringConvertible {
     /// The `InvalidTarget` answer: the load balancer does not know the target (any more).
     case notFound
 
+    public var isDraining: Bool {
+        if case .health(let health) = self { return health.state == .draining }
+        return false
+    }
+
     public var description: String {
         switch self {
         case .health(let health): return health.description

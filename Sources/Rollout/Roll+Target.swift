@@ -14,7 +14,7 @@ extension Roll {
         }
         if point <= .drain {
             outSince = clock.now
-            try await drain(target)
+            try await drain(target, host: host)
         }
         if point <= .deploy {
             try await hook(.deploy, plan.hooks.deploy, on: target, host: host)
@@ -55,8 +55,8 @@ extension Roll {
     }
 
     /// Records the target as out (write ahead), deregisters it if it is still registered,
-    /// and waits until drained.
-    private func drain(_ target: Target) async throws {
+    /// and waits until drained (or, with fast drain, until the app has been quiet long enough).
+    private func drain(_ target: Target, host: String?) async throws {
         try Task.checkCancellation()   // a safe point: nothing is started once shutdown began
         try await record("record \(target.id) as out before DeregisterTargets") {
             try journal.markOut(run: run.id, service: run.service, target: target, phase: .drain,
@@ -72,9 +72,13 @@ extension Roll {
             } else {
                 note("\(target.id) is already out of the load balancer (\(now)); waiting until drained", target: target, phase: .drain)
             }
-            let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .drain)
-            if case .timedOut(let last) = outcome {
-                throw Stop(message: "\(target.id) not drained after \(plan.drainTimeout.humanText): last state \(last?.description ?? "unknown"); it stays deregistered")
+            if let fast = plan.fastDrain {
+                try await fastDrain(target, fast, host: host)
+            } else {
+                let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .drain)
+                if case .timedOut(let last) = outcome {
+                    throw Stop(message: "\(target.id) not drained after \(plan.drainTimeout.humanText): last state \(last?.description ?? "unknown"); it stays deregistered")
+                }
             }
             try await record("end the drain step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
         } catch {
@@ -92,7 +96,7 @@ extension Roll {
                 try journal.renewLease(run: run.id, owner: context.owner, until: clock.now.adding(context.lease.duration))
             }
             note("RegisterTargets \(target)", target: target, phase: .restore)
-            try await loadBalancer.register(target)
+            try await registerAgainIfStillDraining(target)
             let outcome = try await wait(target, until: .inService, timeout: plan.healthyTimeout, phase: .restore)
             if case .timedOut(let last) = outcome {
                 // An ALB sends traffic to unhealthy targets when all are unhealthy: take it out again.
@@ -129,17 +133,9 @@ extension Roll {
         let step = try await record("begin the \(phase.rawValue) step") {
             try journal.beginStep(run: run.id, target: target, phase: phase, at: clock.now)
         }
-        var environment = [
-            "ROLLGATE_RUN_ID": "\(run.id)",
-            "ROLLGATE_SERVICE": run.service,
-            "ROLLGATE_VERSION": run.version,
-            "ROLLGATE_TARGET_ID": target.id,
-            "ROLLGATE_TARGET_PORT": "\(target.port)",
-            "ROLLGATE_PHASE": phase.rawValue,
-            "ROLLGATE_ATTEMPT": "\(attempt)",
-        ]
-        if let host { environment["ROLLGATE_TARGET_HOST"] = host }
-        let invocation = HookInvocation(phase: phase, command: command, environment: environment, timeout: plan.hookTimeout)
+        let invocation = HookInvocation(phase: phase, command: command,
+                                        environment: environment(target, phase: phase, host: host, attempt: attempt),
+                                        timeout: plan.hookTimeout)
         note("\(phase.rawValue) hook\(attempt > 1 ? " (attempt \(attempt))" : ""): \(command)", target: target, phase: phase)
         let hookStarted = clock.now
         let outcome = await executor.run(invocation, started: { process in
@@ -169,6 +165,106 @@ extension Roll {
             throw Stop(message: message)
         }
         throw await failed(step, target: target, phase: phase, Stop(message: message + "; \(target.id) stays deregistered"))
+    }
+
+    /// What every hook of a target gets (the values never go into the command string).
+    func environment(_ target: Target, phase: Phase, host: String?, attempt: Int) -> [String: String] {
+        var environment = [
+            "ROLLGATE_RUN_ID": "\(run.id)",
+            "ROLLGATE_SERVICE": run.service,
+            "ROLLGATE_VERSION": run.version,
+            "ROLLGATE_TARGET_ID": target.id,
+            "ROLLGATE_TARGET_PORT": "\(target.port)",
+            "ROLLGATE_PHASE": phase.rawValue,
+            "ROLLGATE_ATTEMPT": "\(attempt)",
+        ]
+        if let host { environment["ROLLGATE_TARGET_HOST"] = host }
+        return environment
+    }
+
+    /// Fast drain: drained when the load balancer says so, or once `check` has passed every
+    /// poll without a break for `quiet` while it says `draining` (the app on the target has
+    /// had no request in flight for that long). Each poll's answer and each change of the
+    /// check's verdict go into the run's log.
+    private func fastDrain(_ target: Target, _ fast: FastDrain, host: String?) async throws {
+        let start = clock.now
+        var quietSince: Date?
+        var checks = 0
+        while true {
+            try Task.checkCancellation()
+            do {
+                let observation = try await loadBalancer.health(of: target)
+                observe(target, observation)
+                note("\(target.id): \(observation)", target: target, phase: .drain)
+                if Waiter.Rule.drained.isMet(by: observation) { return }
+                if case .health(let health) = observation, health.state == .draining {
+                    checks += 1
+                    let invocation = HookInvocation(phase: .drain, command: fast.check,
+                                                    environment: environment(target, phase: .drain, host: host, attempt: checks)
+                                                        .merging(["ROLLGATE_CHECK": "fast_drain"]) { _, new in new },
+                                                    timeout: min(plan.hookTimeout, max(plan.pollInterval * 10, .seconds(10))))
+                    let log = self.log, clock = self.clock
+                    let outcome = await executor.run(invocation) { stream, line in
+                        log.append(stream, target: target.id, phase: .drain, text: line, at: clock.now)
+                    }
+                    if outcome.succeeded {
+                        if quietSince == nil {
+                            quietSince = clock.now
+                            note("fast drain: \(target.id) is quiet (\(fast.check) passed); counted as drained once it stays quiet for \(fast.quiet.humanText)",
+                                 target: target, phase: .drain)
+                        }
+                    } else if quietSince != nil || checks == 1 {
+                        quietSince = nil
+                        note("fast drain: \(target.id) is not quiet yet (\(fast.check): \(outcome)); waiting", target: target, phase: .drain)
+                    }
+                    if let since = quietSince, clock.now.since(since) >= fast.quiet {
+                        note("fast drain: \(target.id) stayed quiet for \(clock.now.since(since).humanText) while the load balancer says draining; counted as drained",
+                             target: target, phase: .drain)
+                        return
+                    }
+                } else {
+                    quietSince = nil
+                }
+            } catch let error as LoadBalancerError where error.isRetryable {
+                note("\(target.id): poll failed, will retry: \(error)", target: target, phase: .drain)
+            }
+            let elapsed = clock.now.since(start)
+            if elapsed >= plan.drainTimeout {
+                throw Stop(message: "\(target.id) neither drained nor quiet for \(fast.quiet.humanText) after \(plan.drainTimeout.humanText); it stays deregistered")
+            }
+            try await clock.sleep(for: min(plan.pollInterval, plan.drainTimeout - elapsed))
+        }
+    }
+
+    /// RegisterTargets; after a fast drain, if the load balancer refuses it or keeps the target
+    /// `draining` (an IP target can only be registered again once the deregistration delay is
+    /// over), waits until it is `unused` and registers it again. Which one happened goes into
+    /// the log.
+    private func registerAgainIfStillDraining(_ target: Target) async throws {
+        // Without fast drain the target was `unused` before its deploy: it cannot be draining.
+        guard plan.fastDrain != nil else {
+            try await loadBalancer.register(target)
+            return
+        }
+        var refusal: LoadBalancerError?
+        do {
+            try await loadBalancer.register(target)
+        } catch let error as LoadBalancerError where !error.isRetryable {
+            refusal = error
+        }
+        let now = try await loadBalancer.health(of: target)
+        note("\(target.id): \(now)", target: target, phase: .restore)
+        observe(target, now)
+        guard refusal != nil || now.isDraining else { return }
+        note(refusal.map { "the load balancer refused RegisterTargets for \(target.id) (\($0)); waiting until it is unused to register it again" }
+             ?? "the load balancer keeps \(target.id) draining after RegisterTargets; waiting until it is unused to register it again",
+             target: target, phase: .restore)
+        let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .restore)
+        if case .timedOut(let last) = outcome {
+            throw Stop(message: "\(target.id) still not unused after \(plan.drainTimeout.humanText) (last state \(last?.description ?? "unknown")); it could not be registered again")
+        }
+        note("RegisterTargets \(target) again", target: target, phase: .restore)
+        try await loadBalancer.register(target)
     }
 
     /// Ends a failed step and, for a target out of service, says why it stays left out.

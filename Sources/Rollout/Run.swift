@@ -39,6 +39,38 @@ public struct Run: Sendable, Equatable {
 
     /// The target the run was last working on, from its newest step.
     public var currentTarget: String? { steps.last?.targetID }
+
+    /// How long each target the run took out was out of service: from the start of its first
+    /// drain step to the end of its last successful restore (`until` nil while it is still
+    /// out), in the order the run took them out.
+    public var outages: [TargetOutage] {
+        var outages: [TargetOutage] = []
+        for step in steps where step.phase == .drain {
+            let target = Target(id: step.targetID, port: step.targetPort)
+            if !outages.contains(where: { $0.target == target }) {
+                outages.append(TargetOutage(target: target, from: step.startedAt, until: nil))
+            }
+        }
+        for index in outages.indices {
+            let back = steps.last { $0.targetID == outages[index].target.id && $0.targetPort == outages[index].target.port
+                && $0.phase == .restore && $0.status == .succeeded }
+            if let back, let finished = back.finishedAt, finished >= outages[index].from { outages[index].until = finished }
+        }
+        return outages
+    }
+}
+
+/// One target's time out of service in a run.
+public struct TargetOutage: Sendable, Equatable {
+    public var target: Target
+    public var from: Date
+    /// When it was healthy again; nil while it is still out.
+    public var until: Date?
+
+    /// Whole milliseconds, as the store keeps times.
+    public var milliseconds: Int64? {
+        until.map { Int64(($0.timeIntervalSince1970 * 1000).rounded()) - Int64((from.timeIntervalSince1970 * 1000).rounded()) }
+    }
 }
 
 /// One line of a run's log. `seq` grows across all runs; `?after=SEQ` pages by it.

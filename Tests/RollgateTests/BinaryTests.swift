@@ -276,8 +276,10 @@ final class RollgateProcess: @unchecked Sendable {
         #expect(String(decoding: try await client.request("GET", "/status.txt").body, as: UTF8.self) == body)
         let runText = String(decoding: try await client.request("GET", "/runs/1", headers: [("Accept", "text/plain")]).body, as: UTF8.self)
         #expect(runText.hasPrefix("run 1: web v3 succeeded") && runText.contains("TARGET  PHASE"))
+        #expect(runText.contains("out of service: web-1 ") && runText.contains("; total "), "\(runText)")
         let html = String(decoding: try await client.request("GET", "/runs/1").body, as: UTF8.self)
         #expect(html.contains("<table id=\"steps\">") && html.contains("installing v3 on web-1"), "readable without JavaScript")
+        #expect(html.contains("<dt>out of service</dt><dd id=\"out-of-service\">web-1 "), "per target and in total on the run page")
         #expect(try await client.request("GET", "/runs/99").status == 404)
         server.kill(SIGTERM)
     }

@@ -139,8 +139,17 @@ import Rollout
         #expect(one.services.count == 1)
         #expect { _ = try loader.parse("services: [{name: web, simulated: {targets: 2}, max_unavailable: 25%, hooks: {deploy: x}}]") }
             throws: { "\($0)".contains("services[0].max_unavailable") && "\($0)".contains("only 1") }
-        #expect { _ = try loader.parse("services: [{name: web, simulated: {targets: 2}, fast_drain: {check: x, quiet: 10s}, hooks: {deploy: x}}]") }
-            throws: { "\($0)".contains("fast drain is not built yet") }
+    }
+
+    @Test func fastDrainTakesACheckAndAQuietTime() throws {
+        let fast = try loader.parse("services: [{name: web, simulated: {targets: 2}, fast_drain: {check: ./idle.sh --port 80, quiet: 10s}, hooks: {deploy: x}}]")
+        #expect(fast.services.first?.plan.fastDrain == FastDrain(check: "./idle.sh --port 80", quiet: .seconds(10)))
+        #expect(try loader.parse("services: [{name: web, simulated: {}, hooks: {deploy: x}}]").services.first?.plan.fastDrain == nil)
+        for (yaml, says) in [("{check: x}", "services[0].fast_drain.quiet"), ("{quiet: 10s}", "services[0].fast_drain.check"),
+                             ("{check: x, quiet: 500ms}", "services[0].fast_drain.quiet"), ("{check: x, quiet: 10s, quite: 1}", "quite")] {
+            #expect { _ = try loader.parse("services: [{name: web, simulated: {}, fast_drain: \(yaml), hooks: {deploy: x}}]") }
+                throws: { "\($0)".contains(says) }
+        }
     }
 
     @Test func scopesReadsTLSAndNotifications() throws {

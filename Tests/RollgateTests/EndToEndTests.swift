@@ -43,6 +43,12 @@ import Rollout
             "web-2 drain succeeded", "web-2 deploy succeeded", "web-2 restore succeeded",
             "web-3 drain succeeded", "web-3 deploy succeeded", "web-3 restore succeeded",
         ])
+        // Each target's time out of service, and the run's total.
+        let outages = run["out_of_service"]?.array ?? []
+        #expect(outages.compactMap { $0["target_id"]?.string } == ["web-1", "web-2", "web-3"])
+        let ms = outages.compactMap { $0["ms"]?.int }
+        #expect(ms.count == 3 && ms.allSatisfy { $0 >= 500 }, "drain 300 ms + health 200 ms at least: \(ms)")
+        #expect(run["out_of_service_ms"]?.int == ms.reduce(0, +))
         // One target at a time: each target's steps end before the next target's begin.
         let times = steps.map { ($0["started_at"]!.string!, $0["finished_at"]!.string!) }
         for (a, b) in zip(times, times.dropFirst()) { #expect(a.1 <= b.0) }

@@ -1,0 +1,121 @@
+import Testing
+import Rollout
+import RolloutTesting
+
+/// Rolls on the traffic model (users sending a steady stream of requests through a modelled
+/// ALB): zero requests may reach a down app, and never more than the allowed targets out.
+@Suite struct TrafficModelRollTests {
+    let targets = (1...3).map { Target(id: "i-\($0)", port: 80) }
+    let clock = ManualClock()
+    let store = MemoryRunStore()
+
+    func plan(prepare: String? = nil) -> ServicePlan {
+        ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
+                    hookTimeout: .seconds(60), hooks: HookCommands(prepare: prepare, deploy: "deploy.sh"))
+    }
+
+    func roll(_ model: TrafficModel, _ plan: ServicePlan) async throws -> Roll.Outcome {
+        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        let run = try #require(try store.claimNext(at: clock.now))
+        let executor = TrafficModelExecutor(model: model, clock: clock)
+        return await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store,
+                          clock: clock, logger: .quiet).perform()
+    }
+
+    @Test func aPlainRollDropsNoRequest() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        #expect(try await roll(model, plan()) == .succeeded)
+        clock.advance(by: .seconds(30))
+        let requests = model.requests(until: clock.now)
+        #expect(requests.count > 5000, "a steady stream all along the roll: \(requests.count)")
+        #expect(model.droppedRequests == 0)
+        #expect(model.maxOutOfService == 1)
+        #expect(targets.allSatisfy { model.version(of: $0) == "v2" })
+    }
+
+    @Test func theModelCatchesABrokenRollThatStopsTheAppBeforeTheDrain() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        #expect(try await roll(model, plan(prepare: "stop-app")) == .succeeded, "the roll itself does not notice")
+        #expect(model.droppedRequests > 0, "users did")
+    }
+}
+
+/// Fast drain on the traffic model: the deploy hook starts once the app has been quiet for
+/// `quiet` (after the load balancer stopped sending it requests), long before the group's
+/// deregistration delay, and still no request is dropped.
+@Suite struct FastDrainTests {
+    let targets = (1...3).map { Target(id: "i-\($0)", port: 80) }
+    let clock = ManualClock()
+    let store = MemoryRunStore()
+
+    func roll(_ model: TrafficModel, check: String = "quiet-check") async throws -> (Roll.Outcome, Run, TrafficModelExecutor) {
+        var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
+                               hookTimeout: .seconds(60), hooks: HookCommands(deploy: "deploy.sh"))
+        plan.fastDrain = FastDrain(check: check, quiet: .seconds(10))
+        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        let run = try #require(try store.claimNext(at: clock.now))
+        let executor = TrafficModelExecutor(model: model, clock: clock)
+        let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store,
+                                 clock: clock, logger: .quiet).perform()
+        return (outcome, try #require(store.run(run.id)), executor)
+    }
+
+    /// Seconds each target spent out of service, as the run reports it.
+    func outOfService(_ run: Run) -> [Double] {
+        #expect(run.outages.map(\.target) == targets, "one outage per target, in roll order")
+        return run.outages.map { Double($0.milliseconds ?? -1) / 1000 }
+    }
+
+    @Test func aFastDrainRollDropsNothingAndTakesQuietPlusHookPlusHealthInsteadOfTheDelay() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)   // delay 300 s, propagation 13 s
+        let (outcome, run, _) = try await roll(model)
+        #expect(outcome == .succeeded)
+        clock.advance(by: .seconds(30))
+        #expect(model.droppedRequests == 0)
+        #expect(model.maxOutOfService == 1)
+        #expect(targets.allSatisfy { model.version(of: $0) == "v2" })
+        // Out: the 13 s the load balancer still sends requests, the quiet 10 s, the 5 s hook,
+        // the 5 s health check, a poll or two: about 35 s, not 300.
+        for seconds in outOfService(run) { #expect(seconds < 45, "out of service \(seconds) s") }
+        let lines = store.logs.map(\.text)
+        #expect(lines.contains { $0.hasPrefix("fast drain: i-1 stayed quiet for 10s while the load balancer says draining; counted as drained") }, "\(lines)")
+    }
+
+    @Test func theDeployHookWaitsWhileRequestsKeepArriving() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        let (_, _, executor) = try await roll(model)
+        // The first deploy began only after the load balancer stopped routing to i-1 (13 s
+        // after DeregisterTargets) and 10 quiet seconds more.
+        let checks = executor.recorded.filter { $0.command == "quiet-check" && $0.environment["ROLLGATE_TARGET_ID"] == "i-1" }
+        #expect(checks.count >= 13 + 10, "checked every poll while draining: \(checks.count)")
+        #expect(checks.allSatisfy { $0.environment["ROLLGATE_CHECK"] == "fast_drain" && $0.phase == .drain })
+        let lines = store.logs.map(\.text)
+        #expect(lines.contains { $0.hasPrefix("fast drain: i-1 is not quiet yet") })
+        #expect(model.droppedRequests == 0)
+    }
+
+    @Test func aCheckThatPassesAtOnceWouldDropRequestsWhichIsWhyQuietMatters() async throws {
+        // A check that lies (always quiet) counts the target as drained after 10 s, while the
+        // load balancer still sends it requests for 13 s: the model shows users' errors.
+        let model = TrafficModel(targets: targets, clock: clock)
+        let (outcome, _, _) = try await roll(model, check: "true")
+        #expect(outcome == .succeeded)
+        #expect(model.droppedRequests > 0)
+    }
+
+    @Test func anIPTargetThatKeepsDrainingIsRegisteredAgainOnceUnused() async throws {
+        var settings = TrafficModel.Settings()
+        settings.registerWhileDraining = .isIgnored
+        settings.deregistrationDelay = .seconds(60)
+        let model = TrafficModel(targets: targets, clock: clock, settings: settings)
+        let (outcome, run, _) = try await roll(model)
+        #expect(outcome == .succeeded)
+        clock.advance(by: .seconds(30))
+        #expect(model.droppedRequests == 0)
+        #expect(targets.allSatisfy { model.version(of: $0) == "v2" })
+        let lines = store.logs.map(\.text)
+        #expect(lines.contains("the load balancer keeps i-1 draining after RegisterTargets; waiting until it is unused to register it again"), "\(lines.suffix(20))")
+        #expect(lines.contains("RegisterTargets i-1:80 again"))
+        for seconds in outOfService(run) { #expect(seconds >= 60 && seconds < 80, "waits out the delay: \(seconds) s") }
+    }
+}
