@@ -276,10 +276,11 @@ public struct ConfigLoader {
             plan = timed
         }
         findings.collect {
-            // The contract's batches and fast drain are not built yet: one at a time is what there is.
-            if let maxUnavailable = try map.string("max_unavailable"), maxUnavailable != "1" {
-                throw map.error("max_unavailable", "batches are not built yet: only 1 (one target at a time) is accepted, got \(maxUnavailable)")
+            guard let text = try map.string("max_unavailable") else { return }
+            guard let maxUnavailable = MaxUnavailable.parse(text) else {
+                throw map.error("max_unavailable", "expected a number of targets (1 is one at a time) or a percentage like 25%, got \(text)")
             }
+            plan?.maxUnavailable = maxUnavailable
         }
         findings.collect {
             guard let fast = try map.mapping("fast_drain") else { return }

@@ -1,12 +1,12 @@
 /// The roll of one target, phase by phase, and the roll's records.
 extension Roll {
-    func roll(_ target: Target, from point: ResumePoint, number: Int, of targets: [Target]) async throws {
+    func roll(_ target: Target, from point: ResumePoint, number: Int, of targets: [Target], batch: Set<Target>) async throws {
         note("target \(number)/\(targets.count): \(target)", target: target)
         let began = clock.now
         // Out of service since this drain, or since the drain an interrupted attempt began.
         var outSince = point <= .drain ? nil : run.steps.last { $0.targetID == target.id && $0.targetPort == target.port && $0.phase == .drain }?.startedAt
         if point <= .start {
-            try await preflight(target, among: targets)
+            try await preflight(target, among: targets, batch: batch)
         }
         let host = point < .restore ? try await address(of: target) : nil
         if point <= .start, let command = plan.hooks.prepare {
@@ -27,10 +27,11 @@ extension Roll {
                                      outOfService: outSince.map { clock.now.since($0) })
     }
 
-    /// Never take capacity below N-1: a target still serving is taken out only while every
-    /// other target of the plan is healthy. A target already out takes no capacity.
-    private func preflight(_ target: Target, among targets: [Target]) async throws {
-        let others = Set(targets).subtracting([target])
+    /// Never take capacity below N - max_unavailable: a target still serving is taken out only
+    /// while every target of the plan outside its batch is healthy. A target already out takes
+    /// no capacity.
+    private func preflight(_ target: Target, among targets: [Target], batch: Set<Target>) async throws {
+        let others = Set(targets).subtracting(batch)
         let start = clock.now
         while true {
             let health = try await loadBalancer.targets()
@@ -47,7 +48,7 @@ extension Roll {
                 "\(other.id) is \(health.first { $0.target == other }?.health.description ?? "not registered")"
             }.joined(separator: ", ")
             if clock.now.since(start) >= plan.healthyTimeout {
-                throw Stop(message: "preflight for \(target.id): \(states) after \(plan.healthyTimeout.humanText); not taking \(target.id) out (capacity would fall below N-1)")
+                throw Stop(message: "preflight for \(target.id): \(states) after \(plan.healthyTimeout.humanText); not taking \(target.id) out (capacity would fall below N-\(batch.count))")
             }
             note("preflight: waiting, \(states)", target: target)
             try await clock.sleep(for: plan.pollInterval)

@@ -113,15 +113,26 @@ public struct Roll: Sendable {
         do {
             let planned = try await frozenPlan()
             let targets = planned.map(\.target)
-            for (index, entry) in planned.enumerated() where entry.progress != .done {
-                let resumeFrom = try await resumePoint(for: entry)
-                if resumeFrom == .start, entry.progress == .pending, try await cancelRequested() {
+            let size = plan.maxUnavailable.resolve(total: targets.count)
+            if size > 1 {
+                note("up to \(size) target(s) out at once (max_unavailable \(plan.maxUnavailable)): at least \(targets.count - size) of \(targets.count) keep serving")
+            }
+            // Batches of `size`, in plan order; targets a crash left out come first, so a
+            // resumed run never has more than `size` out either.
+            let remaining = planned.enumerated().filter { $0.element.progress != .done }
+            var next = 0
+            while next < remaining.count {
+                let batch = Array(remaining[next..<min(next + size, remaining.count)])
+                let (index, first) = batch[0]
+                let points = try await batch.asyncMap { try await resumePoint(for: $0.element) }
+                if points[0] == .start, first.progress == .pending, try await cancelRequested() {
                     let rest = planned[index...].filter { $0.progress != .done }.map(\.target.id)
                     let message = "cancelled after \(index) of \(targets.count) target(s); \(rest.joined(separator: ", ")) not touched"
                     note(message)
                     return .cancelled(message)
                 }
-                try await roll(entry.target, from: resumeFrom, number: index + 1, of: targets)
+                try await rollBatch(zip(batch, points).map { ($0.element.target, $1, $0.offset + 1) }, of: targets)
+                next += batch.count
             }
             if try await cancelRequested() {
                 let message = "cancelled while the last target was in hand; every target is back in service at \(run.version)"
@@ -144,6 +155,40 @@ public struct Roll: Sendable {
             note("run failed: \(error)")
             return .failed("\(error)")
         }
+    }
+
+    /// Rolls a batch: its targets side by side (each with its own steps and log lines), the
+    /// batch settled as a whole: when one fails, the others finish (back in service or left
+    /// out with their reason) and then the first failure stops the run.
+    private func rollBatch(_ batch: [(target: Target, from: ResumePoint, number: Int)], of targets: [Target]) async throws {
+        if batch.count == 1 {
+            try await roll(batch[0].target, from: batch[0].from, number: batch[0].number, of: targets, batch: [batch[0].target])
+            return
+        }
+        let members = Set(batch.map(\.target))
+        note("batch: \(batch.map(\.target.id).joined(separator: ", "))")
+        let failures = await withTaskGroup(of: Error?.self) { group in
+            for entry in batch {
+                group.addTask {
+                    do {
+                        try await roll(entry.target, from: entry.from, number: entry.number, of: targets, batch: members)
+                        return nil
+                    } catch {
+                        return error
+                    }
+                }
+            }
+            var failures: [Error] = []
+            for await failure in group { if let failure { failures.append(failure) } }
+            return failures
+        }
+        // A lost lease or a shutdown comes before a target's own failure: the run is resumed.
+        if let lost = failures.first(where: { $0 is LeaseLost }) { throw lost }
+        if let stopped = failures.first(where: { $0 is CancellationError }) { throw stopped }
+        if let stop = failures.compactMap({ $0 as? Stop }).first {
+            throw failures.count > 1 ? Stop(message: failures.map { "\(($0 as? Stop)?.message ?? "\($0)")" }.joined(separator: "; ")) : stop
+        }
+        if let other = failures.first { throw other }
     }
 
     /// The plan in force: the one frozen when the run first started, else a new one: the
@@ -201,5 +246,15 @@ public struct Roll: Sendable {
 
     private func cancelRequested() async throws -> Bool {
         try await record("read the cancel flag") { try journal.isCancelRequested(run.id) }
+    }
+}
+
+extension Array {
+    /// `map` with an async transform, in order, one at a time.
+    func asyncMap<T>(_ transform: (Element) async throws -> T) async rethrows -> [T] {
+        var results: [T] = []
+        results.reserveCapacity(count)
+        for element in self { results.append(try await transform(element)) }
+        return results
     }
 }

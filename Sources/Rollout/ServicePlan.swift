@@ -8,6 +8,8 @@ public struct ServicePlan: Sendable, Equatable {
     public var hooks: HookCommands
     /// Opt-in: a draining target counts as drained once `check` has passed for `quiet`.
     public var fastDrain: FastDrain?
+    /// How many targets may be out of service at once (a batch).
+    public var maxUnavailable: MaxUnavailable = .count(1)
     /// Waits the config left unset, to be sized from the target group when it can say.
     public var sizeDrainFromGroup = false
     public var sizeHealthyFromGroup = false
@@ -37,5 +39,37 @@ public struct FastDrain: Sendable, Equatable {
     public init(check: String, quiet: Duration) {
         self.check = check
         self.quiet = quiet
+    }
+}
+
+/// `max_unavailable`: a number of targets, or a percentage of the plan's targets (rounded
+/// down); never less than 1 and never more than all of them.
+public enum MaxUnavailable: Sendable, Equatable, CustomStringConvertible {
+    case count(Int)
+    case percent(Int)
+
+    public func resolve(total: Int) -> Int {
+        let wanted = switch self {
+        case .count(let count): count
+        case .percent(let percent): total * percent / 100
+        }
+        return max(1, min(wanted, max(total, 1)))
+    }
+
+    /// `2`, `25%`; nil for anything else (0, negative, over 100%).
+    public static func parse(_ text: String) -> MaxUnavailable? {
+        if text.hasSuffix("%") {
+            guard let percent = Int(text.dropLast()), (1...100).contains(percent) else { return nil }
+            return .percent(percent)
+        }
+        guard let count = Int(text), count >= 1 else { return nil }
+        return .count(count)
+    }
+
+    public var description: String {
+        switch self {
+        case .count(let count): "\(count)"
+        case .percent(let percent): "\(percent)%"
+        }
     }
 }

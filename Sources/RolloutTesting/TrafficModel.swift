@@ -42,11 +42,12 @@ public final class TrafficModel: LoadBalancer, TargetGroupTimed, Sendable {
 
     public let settings: Settings
     public let targetList: [Target]
-    let clock: ManualClock
+    let clock: any RolloutClock
     let start: Date
     private let state = Mutex(State())
 
-    public init(targets: [Target], clock: ManualClock, settings: Settings = Settings(), version: String = "v1") {
+    /// `clock`: the test's ManualClock, or the system clock for a benchmark in real time.
+    public init(targets: [Target], clock: any RolloutClock, settings: Settings = Settings(), version: String = "v1") {
         self.targetList = targets.sorted()
         self.clock = clock
         self.settings = settings
@@ -211,19 +212,19 @@ public final class TrafficModel: LoadBalancer, TargetGroupTimed, Sendable {
     }
 }
 
-/// Runs hooks against a traffic model: `deploy` stops the target's app, takes `deployTakes`
+/// Runs hooks against a traffic model: `deploy` stops the target's app, sleeps `deployTakes`
 /// on the clock, and starts it at the run's version; a command `quiet-check` (the fast-drain
 /// check) exits 0 when the app has no request in flight and had none in the last `window`;
 /// any other command just succeeds. `brokenStopsEarly` makes the prepare hook stop the app
 /// (a broken roll, before any drain) to show the model catches it.
 public final class TrafficModelExecutor: HookExecutor {
     let model: TrafficModel
-    let clock: ManualClock
+    let clock: any RolloutClock
     let deployTakes: Duration
     let window: Duration
     private let invocations = Mutex<[HookInvocation]>([])
 
-    public init(model: TrafficModel, clock: ManualClock, deployTakes: Duration = .seconds(5), window: Duration = .seconds(1)) {
+    public init(model: TrafficModel, clock: any RolloutClock, deployTakes: Duration = .seconds(5), window: Duration = .seconds(1)) {
         self.model = model
         self.clock = clock
         self.deployTakes = deployTakes
@@ -248,7 +249,7 @@ public final class TrafficModelExecutor: HookExecutor {
         default:
             guard hook.phase == .deploy else { return .exited(0) }
             model.stopApp(target)
-            clock.advance(by: deployTakes)
+            try? await clock.sleep(for: deployTakes)
             model.startApp(target, version: hook.environment["ROLLGATE_VERSION"] ?? "?")
             output(.stdout, "deployed \(hook.environment["ROLLGATE_VERSION"] ?? "?") on \(id)")
             return .exited(0)

@@ -134,11 +134,18 @@ import Rollout
         #expect(mask.apply("prod /bin") == "prod /bin")
     }
 
-    @Test func theContractsBatchKeysAreReadButOnlyOneAtATimeExists() throws {
-        let one = try loader.parse("services: [{name: web, simulated: {targets: 2}, max_unavailable: 1, hooks: {deploy: x}}]")
-        #expect(one.services.count == 1)
-        #expect { _ = try loader.parse("services: [{name: web, simulated: {targets: 2}, max_unavailable: 25%, hooks: {deploy: x}}]") }
-            throws: { "\($0)".contains("services[0].max_unavailable") && "\($0)".contains("only 1") }
+    @Test func maxUnavailableIsANumberOrAPercentage() throws {
+        let parse = { (value: String) in try self.loader.parse("services: [{name: web, simulated: {targets: 8}, max_unavailable: \(value), hooks: {deploy: x}}]").services.first?.plan.maxUnavailable }
+        #expect(try parse("1") == .count(1))
+        #expect(try parse("2") == .count(2))
+        #expect(try parse("25%") == .percent(25))
+        #expect(try loader.parse("services: [{name: web, simulated: {}, hooks: {deploy: x}}]").services.first?.plan.maxUnavailable == .count(1), "one at a time by default")
+        for bad in ["0", "-1", "0%", "150%", "two", "1.5"] {
+            #expect { _ = try parse(bad) } throws: { "\($0)".contains("services[0].max_unavailable") && "\($0)".contains("percentage like 25%") }
+        }
+        #expect(MaxUnavailable.percent(25).resolve(total: 8) == 2)
+        #expect(MaxUnavailable.percent(25).resolve(total: 3) == 1, "rounded down, never 0")
+        #expect(MaxUnavailable.count(5).resolve(total: 3) == 3, "never more than there are")
     }
 
     @Test func fastDrainTakesACheckAndAQuietTime() throws {

@@ -119,3 +119,71 @@ import RolloutTesting
         for seconds in outOfService(run) { #expect(seconds >= 60 && seconds < 80, "waits out the delay: \(seconds) s") }
     }
 }
+
+/// Batches on the traffic model: `max_unavailable: 2` of 6 targets takes two out at a time,
+/// never three, drops nothing, and a failure settles the batch in hand before it stops.
+@Suite struct BatchRollTests {
+    let targets = (1...6).map { Target(id: "i-\($0)", port: 80) }
+    let clock = ManualClock()
+    let store = MemoryRunStore()
+
+    func roll(_ model: TrafficModel, executor: (any HookExecutor)? = nil, fastDrain: Bool = true) async throws -> (Roll.Outcome, Run) {
+        var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
+                               hookTimeout: .seconds(60), hooks: HookCommands(deploy: "deploy.sh"))
+        plan.maxUnavailable = .count(2)
+        if fastDrain { plan.fastDrain = FastDrain(check: "quiet-check", quiet: .seconds(10)) }
+        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        let run = try #require(try store.claimNext(at: clock.now))
+        let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor ?? TrafficModelExecutor(model: model, clock: clock),
+                                 journal: store, clock: clock, logger: .quiet).perform()
+        return (outcome, try #require(store.run(run.id)))
+    }
+
+    @Test func twoAtATimeWithFastDrainDropsNothingAndNeverTakesThreeOut() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        let (outcome, run) = try await roll(model)
+        #expect(outcome == .succeeded)
+        clock.advance(by: .seconds(30))
+        #expect(model.droppedRequests == 0)
+        #expect(model.maxOutOfService == 2)
+        #expect(targets.allSatisfy { model.version(of: $0) == "v2" })
+        // Each target's steps stay its own, in order.
+        for target in targets {
+            #expect(run.steps.filter { $0.targetID == target.id }.map(\.phase) == [.drain, .deploy, .restore], "\(target.id)")
+        }
+        // Batches in plan order: the second batch starts after the first is back.
+        let outages = run.outages
+        #expect(outages.map(\.target.id) == ["i-1", "i-2", "i-3", "i-4", "i-5", "i-6"])
+        #expect(outages[2].from >= max(outages[0].until!, outages[1].until!))
+    }
+
+    @Test func aFailureInABatchLetsTheOtherTargetFinishThenStops() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        let inner = TrafficModelExecutor(model: model, clock: clock)
+        let executor = FailingDeploy(inner: inner, failOn: "i-4")
+        let (outcome, run) = try await roll(model, executor: executor)
+        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        #expect(message.contains("i-4"))
+        #expect(run.outages.first { $0.target.id == "i-3" }?.until != nil, "i-3, in the same batch, was put back")
+        #expect(run.outages.first { $0.target.id == "i-4" }?.until == nil, "i-4 stays out, left out with its reason")
+        #expect(!run.steps.contains { ["i-5", "i-6"].contains($0.targetID) }, "the next batch was never started")
+        #expect(try store.leftOut(service: "web").map(\.target.id) == ["i-4"])
+        clock.advance(by: .seconds(30))
+        #expect(model.droppedRequests == 0)
+    }
+}
+
+/// Fails one target's deploy hook (exit 3), runs every other hook on the model.
+final class FailingDeploy: HookExecutor {
+    let inner: TrafficModelExecutor
+    let failOn: String
+    init(inner: TrafficModelExecutor, failOn: String) { self.inner = inner; self.failOn = failOn }
+
+    func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
+             output: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
+        if hook.phase == .deploy && hook.environment["ROLLGATE_TARGET_ID"] == failOn { return .exited(3) }
+        return await inner.run(hook, started: started, output: output)
+    }
+
+    func endLeftover(_ process: HookProcess, of run: RunID) -> Int { 0 }
+}
