@@ -54,7 +54,7 @@ static void time_or_null(char *out, size_t size, sqlite3_stmt *st, int col) {
 static char *run_json(long long id) {
     static __thread sqlite3_stmt *run_st, *step_st;
     sqlite3 *c = conn();
-    if (!run_st) sqlite3_prepare_v2(c, "SELECT id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, wait_for_lock, interruptions FROM runs WHERE id = ?", -1, &run_st, NULL);
+    if (!run_st) sqlite3_prepare_v2(c, "SELECT id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, wait_for_lock, interruptions, rollback_to FROM runs WHERE id = ?", -1, &run_st, NULL);
     if (!step_st) sqlite3_prepare_v2(c, "SELECT id, target_id, target_port, phase, status, started_at, finished_at, error FROM steps WHERE run_id = ? ORDER BY id", -1, &step_st, NULL);
     sqlite3_reset(run_st);
     sqlite3_bind_int64(run_st, 1, id);
@@ -121,7 +121,9 @@ static char *run_json(long long id) {
                  k ? "," : "", out[k].id, out[k].port, from, until, ms);
         append(&buf, &len, &cap, tmp);
     }
-    snprintf(tmp, sizeof tmp, "],\"out_of_service_ms\":%lld}", total);
+    char rollback[512];
+    text_or_null(rollback, sizeof rollback, run_st, 14);
+    snprintf(tmp, sizeof tmp, "],\"out_of_service_ms\":%lld,\"rolled_back_to\":%s}", total, rollback);
     append(&buf, &len, &cap, tmp);
     return buf;
 }

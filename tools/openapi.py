@@ -34,6 +34,9 @@ paths = {
      parameters=[runid, {"name": "after", "in": "query", "schema": {"type": "integer", "minimum": 0}}, {"name": "limit", "in": "query", "schema": {"type": "integer", "minimum": 1, "maximum": 5000}},
                  {"name": "Last-Event-ID", "in": "header", "schema": {"type": "string"}}])},
  "/api/v1/runs/{id}/cancel": {"post": op("Cancel a run", {**ok(202, ref("Run")), **errors(400, 401, 403, 404, 409, 429, 503)}, parameters=[runid], security=bearer)},
+ "/api/v1/runs/{id}/promote": {"post": op("End a running run's canary bake now (409 when the service has no canary or the run is not running)", {**ok(202, ref("Run")), **errors(400, 401, 403, 404, 409, 429, 503)}, parameters=[runid], security=bearer)},
+ "/api/v1/services/{name}/rollback": {"post": op("Queue a deploy of the last good version before the current one (409 when there is none)", {**ok(202, ref("Run")), **errors(400, 401, 403, 404, 409, 413, 422, 423, 429, 503)}, parameters=[svc], security=bearer,
+     requestBody={"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 1000}, "wait_for_lock": {"type": "boolean"}}, "additionalProperties": False}}}})},
  "/api/v1/runs/{id}/deliveries": {"get": op("Where the run's notifications went", {**ok(200, {"type": "object", "properties": {"run_id": {"type": "integer"}, "deliveries": {"type": "array", "items": ref("Delivery")}}}), **errors(400, 401, 403, 404)}, parameters=[runid])},
  "/api/v1/services": {"get": op("Services, their locks, running runs and targets", {**ok(200, {"type": "object", "required": ["services"], "properties": {"services": {"type": "array", "items": ref("Service")}}}), **errors(401, 403)})},
  "/api/v1/services/{name}/lock": {
@@ -76,7 +79,8 @@ schemas = {
                        "items": {"type": "object", "required": ["target_id", "target_port", "from", "until", "ms"], "properties": {
                            "target_id": {"type": "string"}, "target_port": {"type": "integer"}, "from": ts, "until": nts,
                            "ms": {"type": ["integer", "null"]}}}},
-    "out_of_service_ms": {"type": "integer", "description": "the sum over targets back in service"}}},
+    "out_of_service_ms": {"type": "integer", "description": "the sum over targets back in service"},
+    "rolled_back_to": {"type": ["string", "null"], "description": "the version an automatic rollback (on_failure: rollback) put back, or is putting back while the run still runs"}}},
  "LogLine": {"type": "object", "required": ["seq", "at", "stream", "text"], "properties": {"seq": {"type": "integer"}, "at": ts,
     "stream": {"type": "string", "enum": ["system", "stdout", "stderr"]}, "target_id": nstr, "phase": {"oneOf": [ref("Phase"), {"type": "null"}]}, "text": {"type": "string"}}},
  "Lock": {"type": "object", "required": ["service", "reason", "locked_by", "since", "expires_at"], "properties": {"service": {"type": "string"}, "reason": {"type": "string"},

@@ -57,6 +57,13 @@ extension API {
                 return slackAnswer("<@\(userID)> asked to cancel run \(id) (\(run.service) \(run.version)): "
                                    + (run.status == .queued ? "cancelled before it started." : "it stops once the target in hand is back in service."),
                                    inChannel: true)
+            case .promote(let id):
+                guard let run = try store.run(id) else { return slackAnswer("There is no run \(id).") }
+                try slackAllowed(userID, userName, run.service)
+                guard config.service(named: run.service)?.plan.canary != nil else { return slackAnswer("\(run.service) has no canary: there is no bake to end.") }
+                guard try store.requestPromote(id) else { return slackAnswer("Run \(id) is \(run.status.rawValue): only a running run can be promoted.") }
+                return slackAnswer("<@\(userID)> promoted run \(id) (\(run.service) \(run.version)): the bake ends and the rest of the targets follow.",
+                                   inChannel: true)
             case .lock(let service, let reason):
                 try knownService(service)
                 try slackAllowed(userID, userName, service)

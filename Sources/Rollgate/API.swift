@@ -28,6 +28,8 @@ public struct API: Sendable {
         router.get("/api/v1/runs/{id}", immediate: { self.guarded($0, self.readable(self.showRun)) })
         router.get("/api/v1/runs/{id}/logs", immediate: { self.guarded($0, self.readable(self.logs)) })
         router.post("/api/v1/runs/{id}/cancel", immediate: { self.guarded($0, self.cancel) })
+        router.post("/api/v1/runs/{id}/promote", immediate: { self.guarded($0, self.promote) })
+        router.post("/api/v1/services/{name}/rollback", immediate: { self.guarded($0, self.rollback) })
         router.get("/api/v1/events", immediate: { self.guarded($0, self.readable(self.events)) })
         router.get("/api/v1/runs/{id}/deliveries", immediate: { self.guarded($0, self.readable(self.deliveries)) })
         router.post("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.lock) })
@@ -304,6 +306,43 @@ public struct API: Sendable {
             throw Refusal(status: 404, code: "run_not_found", message: "no run \(run.id)")
         }
         return .json(202, JSONWriter.bytes { $0.run(updated) })
+    }
+
+    /// `POST /api/v1/runs/{id}/promote`: ends the run's canary bake now (the rest follow at
+    /// once); a run that is not baking yet ends its bake as soon as it begins.
+    func promote(_ request: HTTPRequest) throws -> HTTPResponse {
+        _ = try authorize(request, scope: .deploy)
+        let run = try findRun(request)
+        guard config.service(named: run.service)?.plan.canary != nil else {
+            throw Refusal(status: 409, code: "no_canary", message: "\(run.service) has no canary: there is no bake to end")
+        }
+        guard try store.requestPromote(run.id), let updated = try store.run(run.id) else {
+            throw Refusal(status: 409, code: "run_not_running", message: "run \(run.id) is \(run.status.rawValue): only a running run can be promoted")
+        }
+        logger.info("promote requested", metadata: ["run.id": "\(run.id)"])
+        return .json(202, JSONWriter.bytes { $0.run(updated) })
+    }
+
+    /// `POST /api/v1/services/{name}/rollback`: queues a deploy of the last good version
+    /// before the current one (`{"reason"?}`), as any deploy (lock, queue, supersede).
+    func rollback(_ request: HTTPRequest) throws -> HTTPResponse {
+        let caller = try caller(request)
+        let name = request.parameters["name"] ?? ""
+        try knownService(name)
+        let body = request.body.isEmpty ? JSONValue.object([]) : try strictObject(request.body, allowed: ["reason", "wait_for_lock"])
+        let reason = try field(body, "reason", required: false)
+        guard let current = try store.serviceSummary(name).lastGoodVersion else {
+            throw Refusal(status: 409, code: "nothing_to_roll_back", message: "\(name) has no succeeded deploy yet")
+        }
+        guard let previous = try store.previousGoodVersion(service: name, before: Int64.max, otherThan: current) else {
+            throw Refusal(status: 409, code: "nothing_to_roll_back", message: "\(name) has no good version before \(current)")
+        }
+        let outcome = try enqueueDeploy(service: name, version: previous,
+                                        reason: reason ?? "rollback from \(current) to \(previous)",
+                                        requestedBy: caller.name, key: nil, waitForLock: try flag(body, "wait_for_lock"))
+        var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(outcome.run) })
+        response.headers.append(("Location", "/api/v1/runs/\(outcome.run.id)"))
+        return response
     }
 
     func listServices(_ request: HTTPRequest) async throws -> HTTPResponse {

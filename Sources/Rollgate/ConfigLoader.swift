@@ -216,7 +216,8 @@ public struct ConfigLoader {
         let before = findings.errors.count
         for unknown in map.unknownKeys(allowed: [
             "name", "target_group_arn", "simulated", "poll_interval", "drain_timeout", "healthy_timeout",
-            "hooks", "hook_timeout", "hook_env", "github", "gitlab", "slack", "notify", "max_unavailable", "fast_drain"]) {
+            "hooks", "hook_timeout", "hook_env", "github", "gitlab", "slack", "notify", "max_unavailable", "fast_drain",
+            "canary", "on_failure"]) {
             findings.error(unknown)
         }
         var name = ""
@@ -281,6 +282,25 @@ public struct ConfigLoader {
                 throw map.error("max_unavailable", "expected a number of targets (1 is one at a time) or a percentage like 25%, got \(text)")
             }
             plan?.maxUnavailable = maxUnavailable
+        }
+        findings.collect {
+            guard let canary = try map.mapping("canary") else { return }
+            try canary.check(allowed: ["targets", "bake", "check"])
+            let count = try canary.string("targets").map { text -> Int in
+                guard let count = Int(text), count >= 1 else { throw canary.error("targets", "how many targets the canary is: 1 or more, got \(text)") }
+                return count
+            } ?? 1
+            guard let bake = try canary.duration("bake", minimum: .seconds(1)) else {
+                throw canary.error("bake", "missing: how long the canary runs before the rest, e.g. bake: 5m")
+            }
+            plan?.canary = Canary(targets: count, bake: bake, check: try canary.string("check"))
+        }
+        findings.collect {
+            guard let text = try map.string("on_failure") else { return }
+            guard let onFailure = OnFailure(rawValue: text) else {
+                throw map.error("on_failure", "stop (leave a failed run as it is) or rollback (put the previous good version back), got \(text)")
+            }
+            plan?.onFailure = onFailure
         }
         findings.collect {
             guard let fast = try map.mapping("fast_drain") else { return }

@@ -130,6 +130,7 @@ extension JSONWriter {
                 }
             }
             w.key("out_of_service_ms"); w.int(outages.compactMap(\.milliseconds).reduce(0, +))
+            w.key("rolled_back_to"); w.string(run.rollbackTo)
         }
     }
 

@@ -180,6 +180,7 @@ extension Roll {
             "ROLLGATE_ATTEMPT": "\(attempt)",
         ]
         if let host { environment["ROLLGATE_TARGET_HOST"] = host }
+        if rollingBack { environment["ROLLGATE_ROLLBACK"] = "1" }
         return environment
     }
 

@@ -53,6 +53,8 @@ public struct Roll: Sendable {
     public let context: RollContext
     let log: RunLog
     let durable: DurableWrite
+    /// Putting the previous good version back (hooks get `ROLLGATE_ROLLBACK=1`).
+    var rollingBack = false
 
     public init(run: Run, plan: ServicePlan, loadBalancer: any LoadBalancer, executor: any HookExecutor,
                 journal: any RunJournal, clock: any RolloutClock, logger: Logger, context: RollContext = RollContext()) {
@@ -110,19 +112,36 @@ public struct Roll: Sendable {
     }
 
     func rollAll() async -> Outcome {
+        // A rollback that was under way when rollgate stopped goes on: never forward again.
+        if let previous = run.rollbackTo, run.kind == .deploy {
+            note("resuming the rollback to \(previous) that was under way")
+            return await rollBack(to: previous, because: "a rollback to \(previous) was under way when rollgate stopped")
+        }
         do {
             let planned = try await frozenPlan()
             let targets = planned.map(\.target)
             let size = plan.maxUnavailable.resolve(total: targets.count)
+            let canary = run.kind == .deploy ? plan.canary : nil
             if size > 1 {
                 note("up to \(size) target(s) out at once (max_unavailable \(plan.maxUnavailable)): at least \(targets.count - size) of \(targets.count) keep serving")
             }
             // Batches of `size`, in plan order; targets a crash left out come first, so a
             // resumed run never has more than `size` out either.
             let remaining = planned.enumerated().filter { $0.element.progress != .done }
+            let doneBefore = planned.count - remaining.count
             var next = 0
             while next < remaining.count {
-                let batch = Array(remaining[next..<min(next + size, remaining.count)])
+                let done = doneBefore + next
+                // The canary is the plan's first `targets`: they go first, alone; once they
+                // are all back the bake comes before anything else is touched.
+                if let canary, done == min(canary.targets, targets.count), done < targets.count {
+                    if case .cancelled(let message)? = try await bake(canary, after: Array(targets.prefix(done))) {
+                        return .cancelled(message)
+                    }
+                }
+                var limit = size
+                if let canary, done < canary.targets { limit = min(size, canary.targets - done) }
+                let batch = Array(remaining[next..<min(next + limit, remaining.count)])
                 let (index, first) = batch[0]
                 let points = try await batch.asyncMap { try await resumePoint(for: $0.element) }
                 if points[0] == .start, first.progress == .pending, try await cancelRequested() {
@@ -143,8 +162,7 @@ public struct Roll: Sendable {
                                      : "\(targets.map(\.id).joined(separator: ", ")) is back in service")
             return .succeeded
         } catch let stop as Stop {
-            note("run failed: \(stop.message)")
-            return .failed(stop.message)
+            return await failed(stop.message)
         } catch is CancellationError {
             note("stopped at a safe point (rollgate is shutting down); the next start resumes this run")
             return .interrupted
@@ -152,15 +170,121 @@ public struct Roll: Sendable {
             logger.error("lost the run's lease to another process; stopping without touching anything more")
             return .leaseLost
         } catch {
-            note("run failed: \(error)")
-            return .failed("\(error)")
+            return await failed("\(error)")
         }
+    }
+
+    /// A run that failed: left as it is (`on_failure: stop`), or with the previous good
+    /// version put back on every target it touched (`on_failure: rollback`).
+    private func failed(_ message: String) async -> Outcome {
+        note("run failed: \(message)")
+        guard plan.onFailure == .rollback, run.kind == .deploy, !rollingBack else { return .failed(message) }
+        let previous: String?
+        do {
+            previous = try await record("find the previous good version") {
+                try journal.previousGoodVersion(service: run.service, before: run.id, otherThan: run.version)
+            }
+        } catch {
+            return .failed(message + "; the previous good version could not be read: \(error)")
+        }
+        guard let previous else {
+            note("on_failure is rollback, but \(run.service) has no earlier good version; the run stops as it is")
+            return .failed(message + "; no earlier good version to roll back to")
+        }
+        do {
+            try await record("record the rollback before touching anything") { try journal.recordRollback(run: run.id, to: previous, at: clock.now) }
+        } catch {
+            return .failed(message + "; the rollback could not be recorded: \(error)")
+        }
+        return await rollBack(to: previous, because: message)
+    }
+
+    /// Puts `previous` back on every target the run touched: the ones out first (they take
+    /// no capacity), then the ones it moved, in batches as the plan says, each with the same
+    /// steps as a deploy and `ROLLGATE_ROLLBACK=1` for its hooks. The run ends `failed`.
+    private func rollBack(to previous: String, because message: String) async -> Outcome {
+        do {
+            let planned = try await record("read the run's plan") { try journal.plan(of: run.id) }
+            let touched = planned.filter { $0.progress == .out } + planned.filter { $0.progress == .done }
+            guard !touched.isEmpty else { return .failed(message + "; nothing was touched, so nothing was rolled back") }
+            note("rolling back to \(previous): \(touched.map(\.target.id).joined(separator: ", "))")
+            await flushLog()   // this roll's lines first: the log stays in order
+            var back = run
+            back.version = previous
+            back.steps = []
+            back.rollbackTo = nil
+            var rollback = Roll(run: back, plan: plan, loadBalancer: loadBalancer, executor: executor, journal: journal,
+                                clock: clock, logger: logger, context: context)
+            rollback.rollingBack = true
+            let all = planned.map(\.target)
+            let size = plan.maxUnavailable.resolve(total: all.count)
+            var next = 0
+            while next < touched.count {
+                let batch = touched[next..<min(next + size, touched.count)]
+                try await rollback.rollBatch(batch.map { ($0.target, ResumePoint.start, next + 1) }, of: all)
+                next += batch.count
+            }
+            await rollback.flushLog()
+            note("rolled back: \(touched.map(\.target.id).joined(separator: ", ")) run \(previous) again")
+            return .failed(message + "; rolled back to \(previous)")
+        } catch is CancellationError {
+            note("stopped at a safe point during the rollback (rollgate is shutting down); the next start goes on rolling back")
+            return .interrupted
+        } catch is LeaseLost {
+            return .leaseLost
+        } catch {
+            let why = (error as? Stop)?.message ?? "\(error)"
+            note("the rollback to \(previous) failed: \(why)")
+            try? journal.recordRollback(run: run.id, to: nil, at: clock.now)
+            return .failed(message + "; the rollback to \(previous) failed: \(why)")
+        }
+    }
+
+    /// The canary's bake: `bake` long, `check` every poll (a failure fails the run here),
+    /// ended early by a promote request; a cancel ends the run with every target serving.
+    private func bake(_ canary: Canary, after canaries: [Target]) async throws -> Outcome? {
+        let ids = canaries.map(\.id).joined(separator: ", ")
+        note("canary \(ids) runs \(run.version); baking \(canary.bake.humanText)"
+             + (canary.check.map { ", running \($0) every \(plan.pollInterval.humanText)" } ?? "")
+             + "; POST /api/v1/runs/\(run.id)/promote ends the bake now")
+        let start = clock.now
+        var checks = 0
+        while clock.now.since(start) < canary.bake {
+            try Task.checkCancellation()
+            if try await record("read the promote flag", { try journal.isPromoteRequested(run.id) }) {
+                note("promoted after \(clock.now.since(start).humanText) of the bake: going on with the rest")
+                return nil
+            }
+            if try await cancelRequested() {
+                let message = "cancelled during the canary's bake; \(ids) run \(run.version), the rest were not touched"
+                note(message)
+                return .cancelled(message)
+            }
+            if let check = canary.check {
+                checks += 1
+                var environment = self.environment(canaries[0], phase: .verify, host: nil, attempt: checks)
+                environment["ROLLGATE_CHECK"] = "canary"
+                environment["ROLLGATE_CANARY_TARGETS"] = canaries.map(\.id).joined(separator: " ")
+                let log = self.log, clock = self.clock
+                let outcome = await executor.run(HookInvocation(phase: .verify, command: check, environment: environment,
+                                                                timeout: min(plan.hookTimeout, max(plan.pollInterval * 10, .seconds(10))))) { stream, line in
+                    log.append(stream, target: nil, phase: .verify, text: line, at: clock.now)
+                }
+                if !outcome.succeeded {
+                    if Task.isCancelled { throw CancellationError() }
+                    throw Stop(message: "canary check failed after \(clock.now.since(start).humanText) of the bake: \(check): \(outcome)")
+                }
+            }
+            try await clock.sleep(for: min(plan.pollInterval, canary.bake - clock.now.since(start)))
+        }
+        note("bake over: the canary behaved for \(canary.bake.humanText); going on with the rest")
+        return nil
     }
 
     /// Rolls a batch: its targets side by side (each with its own steps and log lines), the
     /// batch settled as a whole: when one fails, the others finish (back in service or left
     /// out with their reason) and then the first failure stops the run.
-    private func rollBatch(_ batch: [(target: Target, from: ResumePoint, number: Int)], of targets: [Target]) async throws {
+    func rollBatch(_ batch: [(target: Target, from: ResumePoint, number: Int)], of targets: [Target]) async throws {
         if batch.count == 1 {
             try await roll(batch[0].target, from: batch[0].from, number: batch[0].number, of: targets, batch: [batch[0].target])
             return

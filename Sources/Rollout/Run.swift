@@ -18,6 +18,10 @@ public struct Run: Sendable, Equatable {
     public var waitForLock = false
     /// Interruptions (crash, kill, shutdown) since the run last finished a target.
     public var interruptions = 0
+    /// Asked to end its canary bake early.
+    public var promoteRequested = false
+    /// The version an automatic rollback puts back, once it began.
+    public var rollbackTo: String?
 
     public init(id: RunID, service: String, version: String, reason: String? = nil,
                 requestedBy: String = "api", status: RunStatus = .queued, createdAt: Date,

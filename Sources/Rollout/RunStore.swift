@@ -25,6 +25,14 @@ public protocol RunJournal: Sendable {
     func leftOut(service: String) throws -> [LeftOutTarget]
     /// Extends the run's lease; throws `LeaseLost` if another owner holds it.
     func renewLease(run: RunID, owner: LeaseOwner, until: Date) throws
+    /// Whether someone asked to end the run's canary bake now.
+    func isPromoteRequested(_ run: RunID) throws -> Bool
+    /// The newest version a deploy of `service` older than `run` succeeded with, other than
+    /// `run`'s own version: what a rollback puts back.
+    func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String?
+    /// Written before an automatic rollback touches anything (a resumed run goes on rolling
+    /// back, never forward again); nil when the rollback could not finish.
+    func recordRollback(run: RunID, to version: String?, at: Date) throws
 }
 
 /// The durable queue the dispatcher takes runs from.

@@ -10,6 +10,10 @@ public struct ServicePlan: Sendable, Equatable {
     public var fastDrain: FastDrain?
     /// How many targets may be out of service at once (a batch).
     public var maxUnavailable: MaxUnavailable = .count(1)
+    /// Opt-in: the first batch is a canary, baked before the rest.
+    public var canary: Canary?
+    /// What a failed run does: stop as it is, or put the previous good version back.
+    public var onFailure: OnFailure = .stop
     /// Waits the config left unset, to be sized from the target group when it can say.
     public var sizeDrainFromGroup = false
     public var sizeHealthyFromGroup = false
@@ -72,4 +76,27 @@ public enum MaxUnavailable: Sendable, Equatable, CustomStringConvertible {
         case .percent(let percent): "\(percent)%"
         }
     }
+}
+
+/// A canary: the first `targets` targets are rolled, then the run waits `bake` (running
+/// `check` every poll, when given: a command that exits 0 while the new version behaves, for
+/// example by reading the service's error rate) before the rest; a failed check fails the run
+/// there. A promote request (`POST /api/v1/runs/{id}/promote`) ends the bake early.
+public struct Canary: Sendable, Equatable {
+    public var targets: Int
+    public var bake: Duration
+    public var check: String?
+
+    public init(targets: Int, bake: Duration, check: String? = nil) {
+        self.targets = targets
+        self.bake = bake
+        self.check = check
+    }
+}
+
+/// `on_failure`: `stop` leaves a failed run as it is (the failed target left out, the rest on
+/// whatever version they run); `rollback` puts the previous good version back on every target
+/// the run touched, failed one included.
+public enum OnFailure: String, Sendable, Equatable {
+    case stop, rollback
 }

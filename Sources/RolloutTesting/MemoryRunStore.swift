@@ -189,6 +189,29 @@ public final class MemoryRunStore: RunQueue, SimulatedTargetStore {
         }
     }
 
+    public func isPromoteRequested(_ run: RunID) throws -> Bool {
+        state.withLock { s in s.runs.first { $0.id == run }?.promoteRequested ?? false }
+    }
+
+    /// Asks the run to end its canary bake.
+    public func requestPromote(_ run: RunID) {
+        state.withLock { s in
+            if let index = s.runs.firstIndex(where: { $0.id == run }) { s.runs[index].promoteRequested = true }
+        }
+    }
+
+    public func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
+        state.withLock { s in
+            s.runs.last { $0.service == service && $0.status == .succeeded && $0.kind == .deploy && $0.id < run && $0.version != version }?.version
+        }
+    }
+
+    public func recordRollback(run: RunID, to version: String?, at now: Date) throws {
+        state.withLock { s in
+            if let index = s.runs.firstIndex(where: { $0.id == run }) { s.runs[index].rollbackTo = version }
+        }
+    }
+
     public func isCancelRequested(_ run: RunID) throws -> Bool {
         state.withLock { s in s.runs.first { $0.id == run }?.cancelRequested ?? false }
     }

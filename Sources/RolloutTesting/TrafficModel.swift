@@ -215,7 +215,7 @@ public final class TrafficModel: LoadBalancer, TargetGroupTimed, Sendable {
 /// Runs hooks against a traffic model: `deploy` stops the target's app, sleeps `deployTakes`
 /// on the clock, and starts it at the run's version; a command `quiet-check` (the fast-drain
 /// check) exits 0 when the app has no request in flight and had none in the last `window`;
-/// any other command just succeeds. `brokenStopsEarly` makes the prepare hook stop the app
+/// `stop-app` stops the app; `fail` exits 1; any other command just succeeds. `brokenStopsEarly` makes the prepare hook stop the app
 /// (a broken roll, before any drain) to show the model catches it.
 public final class TrafficModelExecutor: HookExecutor {
     let model: TrafficModel
@@ -246,6 +246,9 @@ public final class TrafficModelExecutor: HookExecutor {
         case "stop-app":
             model.stopApp(target)
             return .exited(0)
+        case "fail":
+            output(.stderr, "error rate too high")
+            return .exited(1)
         default:
             guard hook.phase == .deploy else { return .exited(0) }
             model.stopApp(target)

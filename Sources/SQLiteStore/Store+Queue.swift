@@ -165,6 +165,35 @@ extension Store: RunQueue {
         try writeLog { db in try Store.insertLog(db, run: run, stream: stream, target: target, phase: phase, text: text, at: now) }
     }
 
+    public func isPromoteRequested(_ run: RunID) throws -> Bool {
+        try read { db in
+            try db.prepare("SELECT promote_requested FROM runs WHERE id = ?").rows([.integer(run)]) { $0.int(0) != 0 }.first ?? false
+        }
+    }
+
+    /// Asks a running run to end its canary bake; false if the run is not running.
+    public func requestPromote(_ run: RunID) throws -> Bool {
+        try write { db in
+            try db.prepare("UPDATE runs SET promote_requested = 1 WHERE id = ? AND status = 'running'").run([.integer(run)])
+            return db.changes == 1
+        }
+    }
+
+    public func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
+        try read { db in
+            try db.prepare("""
+                SELECT version FROM runs WHERE service = ? AND status = 'succeeded' AND kind = 'deploy' AND id < ? AND version != ?
+                ORDER BY id DESC LIMIT 1
+                """).rows([.text(service), .integer(run), .text(version)]) { $0.text(0) }.first
+        }
+    }
+
+    public func recordRollback(run: RunID, to version: String?, at now: Date) throws {
+        try write { db in
+            try db.prepare("UPDATE runs SET rollback_to = ? WHERE id = ?").run([version.map(SQLValue.text) ?? .null, .integer(run)])
+        }
+    }
+
     public func isCancelRequested(_ run: RunID) throws -> Bool {
         try read { db in
             try db.prepare("SELECT cancel_requested FROM runs WHERE id = ?").rows([.integer(run)]) { $0.int(0) != 0 }.first ?? false

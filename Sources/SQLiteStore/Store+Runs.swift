@@ -25,8 +25,8 @@ public struct RunFilter: Sendable {
 }
 
 extension Store {
-    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions"
-    static let runColumnCount: Int32 = 16
+    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions, promote_requested, rollback_to"
+    static let runColumnCount: Int32 = 18
     static let stepColumns = "id, run_id, target_id, target_port, phase, status, started_at, finished_at, error, hook_process_group"
 
     /// Queues a run; a queued run of the same service is superseded by it, in one transaction.
@@ -194,6 +194,8 @@ extension Store {
         }
         run.waitForLock = row.int(14) != 0
         run.interruptions = Int(row.int(15))
+        run.promoteRequested = row.int(16) != 0
+        run.rollbackTo = row.optionalText(17)
         return run
     }
 

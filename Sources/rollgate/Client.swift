@@ -186,6 +186,31 @@ struct Cancel: AsyncParsableCommand {
     }
 }
 
+struct Promote: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "End a running run's canary bake now: the rest of its targets follow at once.")
+    @Argument(help: "The run's id.") var id: Int64
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        _ = try await options.call("POST", "/api/v1/runs/\(id)/promote")
+        print("run \(id): promoted; the bake ends at its next poll and the rest of the targets follow")
+    }
+}
+
+struct Rollback: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Deploy the last good version before the current one (a run like any deploy).")
+    @Argument(help: "The service.") var service: String
+    @Option(help: "Why (recorded with the run).") var reason: String?
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        var fields: [(String, JSONValue)] = []
+        if let reason { fields.append(("reason", .string(reason))) }
+        let run = try await options.call("POST", "/api/v1/services/\(service)/rollback", body: JSONValue.object(fields))
+        print("run \(run["id"]?.int ?? 0): \(service) \(run["version"]?.string ?? "?") queued (\(run["reason"]?.string ?? "rollback"))")
+    }
+}
+
 /// The targets each service knows, with the ones left out of the load balancer called out.
 func leftOutLines(_ services: [JSONValue]) -> [String] {
     var lines: [String] = []

@@ -16,7 +16,7 @@ struct RollgateCommand: AsyncParsableCommand {
         abstract: "Roll a deploy through a load balancer, one instance at a time.",
         version: RollgateVersion.text,
         subcommands: [Serve.self, Migrate.self, CheckConfig.self, Backup.self, Deploy.self, Runs.self, RunDetail.self, Logs.self,
-                      Cancel.self, Status.self, Lock.self, Unlock.self, Restore.self, Forget.self])
+                      Cancel.self, Promote.self, Rollback.self, Status.self, Lock.self, Unlock.self, Restore.self, Forget.self])
 }
 
 let environment: [String: String] = {

@@ -148,6 +148,20 @@ import Rollout
         #expect(MaxUnavailable.count(5).resolve(total: 3) == 3, "never more than there are")
     }
 
+    @Test func canaryAndOnFailure() throws {
+        let plan = try loader.parse("services: [{name: web, simulated: {}, canary: {targets: 2, bake: 5m, check: ./errors.sh}, on_failure: rollback, hooks: {deploy: x}}]")
+            .services.first?.plan
+        #expect(plan?.canary == Canary(targets: 2, bake: .seconds(300), check: "./errors.sh"))
+        #expect(plan?.onFailure == .rollback)
+        let defaults = try loader.parse("services: [{name: web, simulated: {}, canary: {bake: 1m}, hooks: {deploy: x}}]").services.first?.plan
+        #expect(defaults?.canary == Canary(targets: 1, bake: .seconds(60), check: nil))
+        #expect(defaults?.onFailure == .stop)
+        for (yaml, says) in [("canary: {targets: 1}", "services[0].canary.bake"), ("canary: {targets: 0, bake: 1m}", "services[0].canary.targets"),
+                             ("on_failure: undo", "services[0].on_failure"), ("canary: {bake: 1m, chek: x}", "chek")] {
+            #expect { _ = try loader.parse("services: [{name: web, simulated: {}, \(yaml), hooks: {deploy: x}}]") } throws: { "\($0)".contains(says) }
+        }
+    }
+
     @Test func fastDrainTakesACheckAndAQuietTime() throws {
         let fast = try loader.parse("services: [{name: web, simulated: {targets: 2}, fast_drain: {check: ./idle.sh --port 80, quiet: 10s}, hooks: {deploy: x}}]")
         #expect(fast.services.first?.plan.fastDrain == FastDrain(check: "./idle.sh --port 80", quiet: .seconds(10)))

@@ -181,4 +181,28 @@ import Rollgate
         #expect(missing == 1 && unknown.contains("no service named nope"))
         server.kill(SIGTERM)
     }
+
+    /// A canary bakes until promoted from the CLI; a bad release is rolled back from the CLI.
+    @Test func promoteAndRollbackFromTheCommandLine() async throws {
+        let config = config("canary", serviceExtra: "canary: {targets: 1, bake: 10m}")
+        let server = try RollgateProcess(["serve", "--config", config], environment: ["TEST_ROLLGATE_TOKEN": token])
+        defer { server.kill(SIGTERM) }
+        let port = try await server.port()
+        let client = HTTPClient(port: port)
+        _ = try await cli(["deploy", "web", "v1"], port: port)
+        #expect(try await eventually(within: .seconds(20)) {
+            (json(try await client.request("GET", "/api/v1/runs/1/logs"))["lines"]?.array ?? []).contains { $0["text"]?.string?.contains("baking 10m") == true }
+        })
+        let (promoted, promoteOutput) = try await cli(["promote", "1"], port: port)
+        #expect(promoted == 0 && promoteOutput.contains("run 1: promoted"), "\(promoteOutput)")
+        #expect(try await finished(client, run: 1)["status"] == .string("succeeded"))
+        // v2 bakes too: promote it, then roll it back.
+        _ = try await cli(["deploy", "web", "v2"], port: port)
+        #expect(try await eventually(within: .seconds(20)) { try await cli(["promote", "2"], port: port).0 == 0 })
+        #expect(try await finished(client, run: 2)["status"] == .string("succeeded"))
+        let (status, output) = try await cli(["rollback", "web", "--reason", "v2 is slow"], port: port)
+        #expect(status == 0 && output.contains("run 3: web v1 queued (v2 is slow)"), "\(output)")
+        let (refused, refusal) = try await cli(["promote", "99"], port: port)
+        #expect(refused != 0 && refusal.contains("no run 99"), "\(refusal)")
+    }
 }

@@ -155,6 +155,8 @@ import SQLiteStore
 
         let status = json(await slack("status web"))["text"]?.string ?? ""
         #expect(status.contains("*web*: no good version yet; queued 1"), "\(status)")
+        #expect(json(await slack("promote 1"))["text"] == .string("web has no canary: there is no bake to end."))
+        #expect(json(await slack("promote 99"))["text"] == .string("There is no run 99."))
         #expect(json(await slack("cancel 1"))["text"]?.string?.contains("asked to cancel run 1 (web v42): cancelled before it started") == true)
         #expect(json(await slack("lock web release freeze"))["text"] == .string("<@U1> locked web: release freeze. Deploys are refused until `/deploy unlock web`."))
         #expect(json(await slack("web v44"))["text"]?.string?.hasPrefix("web is locked by slack:U1 (alice): release freeze") == true)
@@ -162,6 +164,7 @@ import SQLiteStore
         #expect(json(await slack("web --help"))["text"]?.string?.hasPrefix("version must be") == true)
         #expect(json(await slack("nonsense"))["text"]?.string?.hasPrefix("usage:") == true)
         #expect(json(await slack("help"))["text"]?.string?.contains("/deploy lock SERVICE REASON") == true)
+        #expect(json(await slack("help"))["text"]?.string?.contains("/deploy promote RUN") == true)
         #expect(runs.count == 2)
     }
 

@@ -69,6 +69,8 @@ import Testing
         #expect(try SlackCommand(text: "status") == .status(service: nil))
         #expect(try SlackCommand(text: "status web") == .status(service: "web"))
         #expect(try SlackCommand(text: "cancel 17") == .cancel(17))
+        #expect(try SlackCommand(text: "promote 17") == .promote(17))
+        #expect(throws: SlackCommand.UsageError.self) { try SlackCommand(text: "promote") }
         #expect(try SlackCommand(text: "lock web quarter close") == .lock(service: "web", reason: "quarter close"))
         #expect(try SlackCommand(text: "unlock web") == .unlock(service: "web"))
         #expect(throws: SlackCommand.UsageError.self) { try SlackCommand(text: "web") }

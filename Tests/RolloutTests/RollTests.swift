@@ -355,6 +355,11 @@ final class FlakyJournal: RunJournal {
     }
     func leftOut(service: String) throws -> [LeftOutTarget] { try base.leftOut(service: service) }
     func renewLease(run: RunID, owner: LeaseOwner, until: Date) throws { try base.renewLease(run: run, owner: owner, until: until) }
+    func isPromoteRequested(_ run: RunID) throws -> Bool { try base.isPromoteRequested(run) }
+    func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
+        try base.previousGoodVersion(service: service, before: run, otherThan: version)
+    }
+    func recordRollback(run: RunID, to version: String?, at: Date) throws { try maybeFail(); try base.recordRollback(run: run, to: version, at: at) }
 }
 
 final class Box<T: Sendable>: @unchecked Sendable {

@@ -173,7 +173,7 @@ import RolloutTesting
     }
 }
 
-/// Fails one target's deploy hook (exit 3), runs every other hook on the model.
+/// Fails one target's deploy hook of v2 (exit 3), runs every other hook on the model.
 final class FailingDeploy: HookExecutor {
     let inner: TrafficModelExecutor
     let failOn: String
@@ -181,9 +181,116 @@ final class FailingDeploy: HookExecutor {
 
     func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
              output: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
-        if hook.phase == .deploy && hook.environment["ROLLGATE_TARGET_ID"] == failOn { return .exited(3) }
+        if hook.phase == .deploy && hook.environment["ROLLGATE_TARGET_ID"] == failOn && hook.environment["ROLLGATE_VERSION"] == "v2" {
+            return .exited(3)
+        }
         return await inner.run(hook, started: started, output: output)
     }
 
     func endLeftover(_ process: HookProcess, of run: RunID) -> Int { 0 }
+}
+
+/// Canary with bake, and rollback (automatic and after a canary), on the traffic model.
+@Suite struct CanaryAndRollbackTests {
+    let targets = (1...4).map { Target(id: "i-\($0)", port: 80) }
+    let clock = ManualClock()
+    let store = MemoryRunStore()
+
+    /// v1 succeeded before (the previous good version), then v2 is rolled.
+    func roll(_ model: TrafficModel, canary: Canary? = nil, onFailure: OnFailure = .stop, failOn: String? = nil,
+              promote: Bool = false) async throws -> (Roll.Outcome, Run, [HookInvocation]) {
+        let earlier = store.enqueue(service: "web", version: "v1", at: clock.now)
+        _ = try store.claimNext(at: clock.now)
+        try store.finish(earlier.id, .succeed, error: nil, at: clock.now)
+        var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
+                               hookTimeout: .seconds(60), hooks: HookCommands(deploy: "deploy.sh"))
+        plan.fastDrain = FastDrain(check: "quiet-check", quiet: .seconds(10))
+        plan.canary = canary
+        plan.onFailure = onFailure
+        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        let run = try #require(try store.claimNext(at: clock.now))
+        if promote { store.requestPromote(run.id) }
+        let inner = TrafficModelExecutor(model: model, clock: clock)
+        let executor: any HookExecutor = failOn.map { FailingDeploy(inner: inner, failOn: $0) } ?? inner
+        let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store,
+                                 clock: clock, logger: .quiet).perform()
+        return (outcome, try #require(store.run(run.id)), inner.recorded)
+    }
+
+    @Test func aCanaryBakesThenTheRestFollow() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        let (outcome, run, hooks) = try await roll(model, canary: Canary(targets: 1, bake: .seconds(120), check: "canary-ok"))
+        #expect(outcome == .succeeded)
+        let outages = run.outages
+        #expect(outages[1].from.since(outages[0].until!) >= .seconds(120), "the rest waited the whole bake")
+        let checks = hooks.filter { $0.command == "canary-ok" }
+        #expect(checks.count >= 100, "checked every poll while baking: \(checks.count)")
+        #expect(checks.allSatisfy { $0.environment["ROLLGATE_CHECK"] == "canary" && $0.environment["ROLLGATE_CANARY_TARGETS"] == "i-1" })
+        clock.advance(by: .seconds(30))
+        #expect(model.droppedRequests == 0)
+        #expect(targets.allSatisfy { model.version(of: $0) == "v2" })
+    }
+
+    @Test func aPromoteEndsTheBakeAtOnce() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        let (outcome, run, _) = try await roll(model, canary: Canary(targets: 1, bake: .seconds(3600)), promote: true)
+        #expect(outcome == .succeeded)
+        #expect(run.outages[1].from.since(run.outages[0].until!) < .seconds(5))
+        #expect(store.logs.contains { $0.text.hasPrefix("promoted after") })
+    }
+
+    @Test func aFailedCanaryCheckStopsTheRunAndTheRestIsNeverTouched() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        let (outcome, run, _) = try await roll(model, canary: Canary(targets: 1, bake: .seconds(300), check: "fail"))
+        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        #expect(message.hasPrefix("canary check failed after 0s of the bake: fail: exit 1"), "\(message)")
+        #expect(Set(run.steps.map(\.targetID)) == ["i-1"])
+        #expect(model.version(of: targets[0]) == "v2", "on_failure: stop leaves the canary as it is")
+        #expect(store.logs.contains { $0.text == "error rate too high" && $0.phase == .verify }, "the check's output is in the log")
+        clock.advance(by: .seconds(30))
+        #expect(model.droppedRequests == 0)
+    }
+
+    @Test func aFailedCanaryIsRolledBackWithOnFailureRollback() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        let (outcome, run, hooks) = try await roll(model, canary: Canary(targets: 1, bake: .seconds(300), check: "fail"), onFailure: .rollback)
+        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        #expect(message.hasSuffix("; rolled back to v1"), "\(message)")
+        #expect(run.rollbackTo == "v1")
+        #expect(targets.allSatisfy { model.version(of: $0) == "v1" })
+        let rollbackDeploy = try #require(hooks.last { $0.phase == .deploy })
+        #expect(rollbackDeploy.environment["ROLLGATE_VERSION"] == "v1" && rollbackDeploy.environment["ROLLGATE_ROLLBACK"] == "1")
+        clock.advance(by: .seconds(30))
+        #expect(model.droppedRequests == 0)
+        #expect(model.maxOutOfService == 1)
+    }
+
+    @Test func aFailureOnTheThirdOfFourRollsTheFirstThreeBack() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        let (outcome, run, _) = try await roll(model, onFailure: .rollback, failOn: "i-3")
+        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        #expect(message.contains("deploy hook failed on i-3: exit 3") && message.hasSuffix("; rolled back to v1"), "\(message)")
+        #expect(targets.allSatisfy { model.version(of: $0) == "v1" }, "\(targets.map { model.version(of: $0) ?? "-" })")
+        #expect(!run.steps.contains { $0.targetID == "i-4" }, "i-4 was never touched")
+        // i-3 (left out) first, then i-1 and i-2.
+        let rollbackDrains = run.steps.filter { $0.phase == .drain }.dropFirst(3).map(\.targetID)
+        #expect(rollbackDrains == ["i-3", "i-1", "i-2"], "\(rollbackDrains)")
+        #expect(try store.leftOut(service: "web").isEmpty, "i-3 is back in service")
+        clock.advance(by: .seconds(30))
+        #expect(model.droppedRequests == 0)
+        #expect(model.maxOutOfService == 1)
+    }
+
+    @Test func withoutAnEarlierGoodVersionARollbackSaysSo() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
+                               hookTimeout: .seconds(60), hooks: HookCommands(deploy: "deploy.sh"))
+        plan.onFailure = .rollback
+        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        let run = try #require(try store.claimNext(at: clock.now))
+        let executor = FailingDeploy(inner: TrafficModelExecutor(model: model, clock: clock), failOn: "i-1")
+        let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store, clock: clock, logger: .quiet).perform()
+        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        #expect(message.hasSuffix("; no earlier good version to roll back to"))
+    }
 }

@@ -6,6 +6,7 @@ enum SlackCommand: Equatable {
     case status(service: String?)
     case deploy(service: String, version: String, reason: String?)
     case cancel(RunID)
+    case promote(RunID)
     case lock(service: String, reason: String)
     case unlock(service: String)
 
@@ -13,6 +14,7 @@ enum SlackCommand: Equatable {
         `/deploy SERVICE VERSION [reason]` deploy a version
         `/deploy status [SERVICE]` what is running, locked or left out
         `/deploy cancel RUN` stop a run once the target in hand is back
+        `/deploy promote RUN` end a canary's bake now
         `/deploy lock SERVICE REASON` refuse deploys until unlocked
         `/deploy unlock SERVICE`
         `/deploy help` this text
@@ -34,6 +36,9 @@ enum SlackCommand: Equatable {
         case "cancel":
             guard words.count == 2, let id = RunID(words[1]), id > 0 else { throw UsageError(message: "usage: `/deploy cancel RUN` with the run's number") }
             self = .cancel(id)
+        case "promote":
+            guard words.count == 2, let id = RunID(words[1]), id > 0 else { throw UsageError(message: "usage: `/deploy promote RUN` with the run's number") }
+            self = .promote(id)
         case "lock":
             guard words.count >= 3, let reason = rest(2) else { throw UsageError(message: "usage: `/deploy lock SERVICE REASON` (a reason is required)") }
             self = .lock(service: words[1], reason: reason)
