@@ -9,16 +9,7 @@ import Rollout
     let directory = TempDirectory()
 
     func startApp(_ services: [ServiceConfig]) async throws -> App {
-        let config = Config(database: directory.path + "/canary.db", services: services, isDemo: true)
-        let app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
-                          environment: ["PATH": "/usr/bin:/bin"], logger: .quiet, listen: ListenAddress(host: "127.0.0.1", port: 0))
-        try await app.start()
-        return app
-    }
-
-    func deploy(_ client: HTTPClient, _ service: String, _ version: String) async throws -> Int64 {
-        let response = try await client.request("POST", "/api/v1/deploys", body: Array(#"{"service":"\#(service)","version":"\#(version)"}"#.utf8))
-        return try #require(json(response)["id"]?.int, "\(json(response).text)")
+        try await startedApp(services, database: directory.path + "/canary.db")
     }
 
     @Test func aPromoteEndsTheBakeOfARunningCanary() async throws {

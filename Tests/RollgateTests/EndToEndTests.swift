@@ -10,12 +10,7 @@ import Rollout
     let directory = TempDirectory()
 
     func startApp(_ services: [ServiceConfig]) async throws -> App {
-        let config = Config(database: directory.path + "/e2e.db", services: services, isDemo: true)
-        let app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
-                          environment: ["PATH": "/usr/bin:/bin"], logger: .quiet,
-                          listen: ListenAddress(host: "127.0.0.1", port: 0))
-        try await app.start()
-        return app
+        try await startedApp(services, database: directory.path + "/e2e.db")
     }
 
     @Test func theDemoRollSucceedsOverHTTPAndItsHistorySurvivesARestart() async throws {

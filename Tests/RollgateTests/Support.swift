@@ -117,3 +117,19 @@ struct TestFailure: Error, CustomStringConvertible {
     let description: String
     init(_ description: String) { self.description = description }
 }
+
+/// A demo-mode server in this process on a free loopback port, started (dispatcher and all).
+func startedApp(_ services: [ServiceConfig], database: String) async throws -> App {
+    let config = Config(database: database, services: services, isDemo: true)
+    let app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
+                      environment: ["PATH": "/usr/bin:/bin"], logger: .quiet, listen: ListenAddress(host: "127.0.0.1", port: 0))
+    try await app.start()
+    return app
+}
+
+/// Queues a deploy over HTTP; returns the run's id.
+func deploy(_ client: HTTPClient, _ service: String, _ version: String) async throws -> Int64 {
+    let response = try await client.request("POST", "/api/v1/deploys", body: Array(#"{"service":"\#(service)","version":"\#(version)"}"#.utf8))
+    guard let id = json(response)["id"]?.int else { throw TestFailure("not queued: \(json(response).text)") }
+    return id
+}
