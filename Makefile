@@ -64,6 +64,7 @@ bench: deps-bench deps-test release
 	bash bench/http.sh
 	bash bench/waiter-lag.sh
 	bash bench/streams.sh
+	bash bench/roll-time.sh
 
 clean:
 	rm -rf .build rollgate-demo.db rollgate-demo.db-wal rollgate-demo.db-shm bench/out

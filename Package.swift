@@ -57,6 +57,10 @@ let package = Package(
             .product(name: "Logging", package: "swift-log"),
         ]),
 
+        // bench/roll-time.sh: the roll on the traffic model in real time (not shipped).
+        .executableTarget(name: "roll-bench", dependencies: ["Rollout", "RolloutTesting",
+                                                            .product(name: "Logging", package: "swift-log")]),
+
         // The tests' raw HTTP client (malformed requests included).
         .target(name: "HTTPTesting", dependencies: ["MicroHTTP"]),
         // Fakes shared by the tests: fake load balancer, recording executor, manual clock.
