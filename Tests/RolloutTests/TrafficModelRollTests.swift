@@ -157,6 +157,31 @@ import RolloutTesting
         #expect(outages[2].from >= max(outages[0].until!, outages[1].until!))
     }
 
+    @Test func aRunResumedWithABatchOutGoesOnWithoutTakingMoreOut() async throws {
+        let model = TrafficModel(targets: targets, clock: clock)
+        var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
+                               hookTimeout: .seconds(60), hooks: HookCommands(deploy: "deploy.sh"))
+        plan.maxUnavailable = .count(2)
+        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        let claimed = try #require(try store.claimNext(at: clock.now))
+        // The first process froze the plan, took i-1 and i-2 out, and died while they drained.
+        _ = try store.freezePlan(run: claimed.id, targets: targets)
+        for target in targets.prefix(2) {
+            try store.markOut(run: claimed.id, service: "web", target: target, phase: .drain, reason: "run 1", owner: .test, at: clock.now)
+            _ = try store.beginStep(run: claimed.id, target: target, phase: .drain, at: clock.now)
+            try await model.deregister(target)
+        }
+        clock.advance(by: .seconds(20))
+        let resumed = try #require(try store.run(claimed.id))
+        let outcome = await Roll(run: resumed, plan: plan, loadBalancer: model, executor: TrafficModelExecutor(model: model, clock: clock),
+                                 journal: store, clock: clock, logger: .quiet).perform()
+        #expect(outcome == .succeeded)
+        clock.advance(by: .seconds(30))
+        #expect(model.maxOutOfService == 2, "the two left out were the first batch: never a third")
+        #expect(model.droppedRequests == 0)
+        #expect(targets.allSatisfy { model.version(of: $0) == "v2" })
+    }
+
     @Test func aFailureInABatchLetsTheOtherTargetFinishThenStops() async throws {
         let model = TrafficModel(targets: targets, clock: clock)
         let inner = TrafficModelExecutor(model: model, clock: clock)
