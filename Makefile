@@ -65,6 +65,7 @@ bench: deps-bench deps-test release
 	bash bench/waiter-lag.sh
 	bash bench/streams.sh
 	bash bench/roll-time.sh
+	bash bench/abuse.sh
 
 clean:
 	rm -rf .build rollgate-demo.db rollgate-demo.db-wal rollgate-demo.db-shm bench/out

@@ -27,6 +27,7 @@ cat > "$OUT/streams.yaml" <<YAML
 listen: 127.0.0.1:$PORT
 database: $OUT/streams.db
 api_tokens: [{name: bench, token: bench-token-0123456789abcdef}]
+http: {connections_per_address: 4096}   # every client of this benchmark is 127.0.0.1
 services:
   - name: demo
     simulated: {targets: 3, drain_seconds: 3600, healthy_seconds: 1}

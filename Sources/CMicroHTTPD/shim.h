@@ -17,7 +17,7 @@ static inline struct MHD_Daemon *rollgate_mhd_start(const char *ipv4, uint16_t p
         MHD_AccessHandlerCallback handler, void *handler_cls,
         MHD_RequestCompletedCallback completed, void *completed_cls,
         unsigned int thread_pool_size, size_t connection_memory_limit,
-        unsigned int connection_timeout_seconds,
+        unsigned int connection_timeout_seconds, unsigned int connection_limit, unsigned int per_address_limit,
         const char *tls_key_pem, const char *tls_cert_pem) {
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof(addr));
@@ -33,6 +33,8 @@ static inline struct MHD_Daemon *rollgate_mhd_start(const char *ipv4, uint16_t p
             MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
             MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
+            MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+            MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address_limit,
             MHD_OPTION_HTTPS_MEM_KEY, tls_key_pem,
             MHD_OPTION_HTTPS_MEM_CERT, tls_cert_pem,
             MHD_OPTION_END);
@@ -43,6 +45,8 @@ static inline struct MHD_Daemon *rollgate_mhd_start(const char *ipv4, uint16_t p
         MHD_OPTION_THREAD_POOL_SIZE, thread_pool_size,
         MHD_OPTION_CONNECTION_MEMORY_LIMIT, connection_memory_limit,
         MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
+        MHD_OPTION_CONNECTION_LIMIT, connection_limit,
+        MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address_limit,
         MHD_OPTION_END);
 }
 

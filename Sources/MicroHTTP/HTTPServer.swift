@@ -13,13 +13,23 @@ public struct HTTPServerConfiguration: Sendable {
     public var maxBodyBytes: Int
     /// Per-connection memory for headers and buffers; larger request headers get 431.
     public var connectionMemoryLimit: Int
+    /// A connection that sends nothing for this long is closed (a client that opens a
+    /// connection and never finishes its request holds a slot only this long). Suspended
+    /// connections (live streams) are not timed out; they send a heartbeat every 15 s.
     public var connectionTimeoutSeconds: UInt32
+    /// Connections open at once, in all; past it new ones are closed at once.
+    public var connectionLimit: UInt32
+    /// Connections open at once from one address: one client cannot take the others' slots.
+    public var connectionsPerAddress: UInt32
     /// PEM text of the private key and certificate chain: HTTPS when given.
     public var tls: (key: String, certificate: String)?
 
     public init(host: String = "127.0.0.1", port: UInt16 = 0, threads: UInt32 = 2,
                 maxBodyBytes: Int = 1 << 20, connectionMemoryLimit: Int = 32 << 10,
-                connectionTimeoutSeconds: UInt32 = 60, tls: (key: String, certificate: String)? = nil) {
+                connectionTimeoutSeconds: UInt32 = 10, connectionLimit: UInt32 = 4096, connectionsPerAddress: UInt32 = 128,
+                tls: (key: String, certificate: String)? = nil) {
+        self.connectionLimit = connectionLimit
+        self.connectionsPerAddress = connectionsPerAddress
         self.tls = tls
         self.host = host
         self.port = port
@@ -70,6 +80,7 @@ public final class HTTPServer: @unchecked Sendable {
                                     completedHandler, me, configuration.threads,
                                     configuration.connectionMemoryLimit,
                                     configuration.connectionTimeoutSeconds,
+                                    configuration.connectionLimit, configuration.connectionsPerAddress,
                                     configuration.tls?.key, configuration.tls?.certificate)
         guard let daemon else {
             throw HTTPServerError(description: "cannot listen on \(host):\(configuration.port) (address in use, not an IPv4 address"

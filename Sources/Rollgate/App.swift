@@ -103,7 +103,11 @@ public final class App: Sendable {
                       telemetry: telemetry, logger: logger)
         let address = listen ?? config.listen
         router = api.router
-        server = HTTPServer(configuration: HTTPServerConfiguration(host: address.host, port: address.port, tls: config.tls), router: router)
+        let limits = config.connections
+        server = HTTPServer(configuration: HTTPServerConfiguration(
+            host: address.host, port: address.port,
+            connectionTimeoutSeconds: UInt32(max(1, limits.idleTimeout.components.seconds)),
+            connectionLimit: limits.total, connectionsPerAddress: limits.perAddress, tls: config.tls), router: router)
     }
 
     /// Claims the database (refusing if another live rollgate serves it), listens (a port in

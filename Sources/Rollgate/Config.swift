@@ -194,6 +194,8 @@ public struct Config: Sendable {
     public var readsAreOpen: Bool { isDemo || publicRead || listen.isLoopback }
     /// Writes each token may make: `burst` at once, then `perSecond`.
     public var writeRate = (perSecond: 10.0, burst: 60)
+    /// `http:`: connections in all, per client address, and how long one may send nothing.
+    public var connections = ConnectionLimits()
     public var notificationRetry = RetrySettings()
     /// PEM text of the key and certificate (`tls: {key_file, cert_file}`): serve HTTPS directly.
     public var tls: (key: String, certificate: String)?
@@ -224,4 +226,16 @@ public struct Config: Sendable {
         let settings = SimulationSettings(targets: 3, drainTime: .seconds(3), healthyTime: .seconds(2), port: 8080)
         return Config(database: database, services: [ServiceConfig(plan: plan, source: .simulated(settings))], isDemo: true)
     }
+}
+
+/// What keeps the server answering when clients misbehave (`http:` in the config): a client
+/// that opens connections and sends nothing holds each only `idleTimeout`, one address holds
+/// at most `perAddress` (behind a reverse proxy every client has the proxy's address: raise
+/// it there), and `total` bounds them all.
+public struct ConnectionLimits: Sendable, Equatable {
+    public var total: UInt32 = 4096
+    public var perAddress: UInt32 = 256
+    public var idleTimeout: Duration = .seconds(10)
+
+    public init() {}
 }

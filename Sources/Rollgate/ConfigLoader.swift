@@ -68,7 +68,7 @@ public struct ConfigLoader {
         let top = try Mapping(root, path: "")
         for unknown in top.unknownKeys(allowed: ["listen", "database", "public_dir", "shutdown_timeout", "retention", "api_tokens",
                                                  "github", "gitlab", "webhooks", "slack", "aws", "services", "public_url",
-                                                 "rate_limit", "notifications", "tls", "public_read"]) {
+                                                 "rate_limit", "notifications", "tls", "public_read", "http"]) {
             findings.error(unknown)
         }
         var config = Config(services: [])
@@ -174,6 +174,22 @@ public struct ConfigLoader {
                     guard attempts >= 1 else { throw notifications.error("attempts", "at least 1") }
                     config.notificationRetry.attempts = attempts
                 }
+            }
+        }
+        findings.collect {
+            guard let http = try top.mapping("http") else { return }
+            try http.check(allowed: ["max_connections", "connections_per_address", "idle_timeout"])
+            if let total = try http.int("max_connections") {
+                guard (16...1_000_000).contains(total) else { throw http.error("max_connections", "between 16 and 1000000") }
+                config.connections.total = UInt32(total)
+            }
+            if let perAddress = try http.int("connections_per_address") {
+                guard (1...1_000_000).contains(perAddress) else { throw http.error("connections_per_address", "at least 1") }
+                config.connections.perAddress = UInt32(perAddress)
+            }
+            if let timeout = try http.duration("idle_timeout", minimum: .seconds(1)) {
+                guard timeout <= .seconds(3600) else { throw http.error("idle_timeout", "at most 1h") }
+                config.connections.idleTimeout = timeout
             }
         }
         findings.collect {

@@ -86,6 +86,7 @@ struct Serve: AsyncParsableCommand {
             logger.warning("no api_tokens configured: every write endpoint will answer 401")
         }
         signal(SIGPIPE, SIG_IGN)
+        raiseOpenFileLimit(toHold: Int(settings.connections.total), logger: logger)
         settings.accessLog = accessLog
         let app = try App(config: settings, migrationsDirectory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"),
                           publicDirectory: locate("public", "ROLLGATE_PUBLIC_DIR"), environment: environment, logger: logger)
@@ -223,4 +224,21 @@ func printError(_ text: String) {
     var line = Array(text.utf8)
     line.append(10)
     _ = line.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+}
+
+/// Every connection is a file descriptor: the soft limit (often 1,024) goes up to the hard
+/// one so `http.max_connections` can be reached; if even that is short, the log says so.
+func raiseOpenFileLimit(toHold connections: Int, logger: Logger) {
+    var limit = rlimit()
+    let resource = __rlimit_resource_t(RLIMIT_NOFILE.rawValue)
+    guard getrlimit(resource, &limit) == 0 else { return }
+    if limit.rlim_cur < limit.rlim_max {
+        var raised = limit
+        raised.rlim_cur = limit.rlim_max
+        if setrlimit(resource, &raised) == 0 { limit = raised }
+    }
+    let room = Int(clamping: limit.rlim_cur) - 64   // the database, hooks' pipes, the log
+    if room < connections {
+        logger.warning("open files are limited to \(limit.rlim_cur): at most about \(max(room, 0)) connections, not http.max_connections \(connections); raise LimitNOFILE (systemd) or ulimit -n")
+    }
 }

@@ -148,6 +148,18 @@ import Rollout
         #expect(MaxUnavailable.count(5).resolve(total: 3) == 3, "never more than there are")
     }
 
+    @Test func connectionLimits() throws {
+        let defaults = try loader.parse("services: [{name: web, simulated: {}, hooks: {deploy: x}}]").connections
+        #expect(defaults == ConnectionLimits())
+        #expect(defaults.perAddress == 256 && defaults.total == 4096 && defaults.idleTimeout == .seconds(10))
+        let set = try loader.parse("http: {max_connections: 100, connections_per_address: 5, idle_timeout: 3s}\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]").connections
+        #expect(set.total == 100 && set.perAddress == 5 && set.idleTimeout == .seconds(3))
+        for (yaml, says) in [("{max_connections: 3}", "http.max_connections"), ("{connections_per_address: 0}", "http.connections_per_address"),
+                             ("{idle_timeout: 10ms}", "http.idle_timeout"), ("{idle_timeout: 2h}", "at most 1h"), ("{max_conections: 9}", "max_conections")] {
+            #expect { _ = try loader.parse("http: \(yaml)\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") } throws: { "\($0)".contains(says) }
+        }
+    }
+
     @Test func canaryAndOnFailure() throws {
         let plan = try loader.parse("services: [{name: web, simulated: {}, canary: {targets: 2, bake: 5m, check: ./errors.sh}, on_failure: rollback, hooks: {deploy: x}}]")
             .services.first?.plan

@@ -1,0 +1,68 @@
+import Dispatch
+import Testing
+@testable import MicroHTTP
+import HTTPTesting
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// A client that opens connections and sends nothing cannot take the server from the
+/// others: one address holds at most its share, and a silent connection is closed soon.
+@Suite struct ConnectionLimitTests {
+    /// A TCP connection to the server from `source` (any 127.x.y.z is this host's loopback).
+    func connect(from source: String, to port: UInt16) -> Int32 {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        var timeout = timeval(tv_sec: 5, tv_usec: 0)
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        var local = sockaddr_in()
+        local.sin_family = sa_family_t(AF_INET)
+        inet_pton(AF_INET, source, &local.sin_addr)
+        _ = withUnsafePointer(to: &local) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var remote = sockaddr_in()
+        remote.sin_family = sa_family_t(AF_INET)
+        remote.sin_port = port.bigEndian
+        inet_pton(AF_INET, "127.0.0.1", &remote.sin_addr)
+        _ = withUnsafePointer(to: &remote) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { Glibc.connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        return fd
+    }
+
+    /// Whether the server closed the connection (EOF) within the socket's 5 s read timeout.
+    func closedByServer(_ fd: Int32) -> Bool {
+        var byte: UInt8 = 0
+        return recv(fd, &byte, 1, 0) == 0
+    }
+
+    @Test func oneAddressGetsItsShareAndTheRestStillGetAnswers() async throws {
+        var router = Router()
+        router.get("/healthz", immediate: { _ in .json(200, Array(#"{"status":"ok"}"#.utf8)) })
+        let server = HTTPServer(configuration: HTTPServerConfiguration(port: 0, connectionTimeoutSeconds: 30, connectionsPerAddress: 4), router: router)
+        try server.start()
+        let hogs = (0..<4).map { _ in connect(from: "127.0.0.2", to: server.port) }
+        let refused = connect(from: "127.0.0.2", to: server.port)
+        let answer = try await HTTPClient(port: server.port, timeoutSeconds: 5).request("GET", "/healthz")
+        #expect(answer.status == 200, "another address is answered while 127.0.0.2 holds its 4")
+        #expect(await offPool { closedByServer(refused) }, "the fifth from 127.0.0.2 is closed at once")
+        for fd in hogs + [refused] { close(fd) }
+        await server.stop(grace: .seconds(2))
+    }
+
+    @Test func aConnectionThatSendsNothingIsClosedAfterTheIdleTimeout() async throws {
+        var router = Router()
+        router.get("/healthz", immediate: { _ in .json(200, Array(#"{"status":"ok"}"#.utf8)) })
+        let server = HTTPServer(configuration: HTTPServerConfiguration(port: 0, connectionTimeoutSeconds: 1), router: router)
+        try server.start()
+        let silent = connect(from: "127.0.0.3", to: server.port)
+        let start = ContinuousClock.now
+        #expect(await offPool { closedByServer(silent) }, "closed by the server")
+        #expect(ContinuousClock.now - start < .seconds(4), "after about the 1 s idle timeout")
+        close(silent)
+        await server.stop(grace: .seconds(2))
+    }
+}
+
+/// Runs blocking socket work off Swift's cooperative pool.
+func offPool<T: Sendable>(_ body: @escaping @Sendable () -> T) async -> T {
+    await withCheckedContinuation { continuation in
+        DispatchQueue.global().async { continuation.resume(returning: body()) }
+    }
+}
