@@ -212,24 +212,28 @@ struct LineReader {
     static let maxLine = 16 << 10
 
     mutating func readAvailable(_ output: (LogLine.Stream, String) -> Void) {
-        var chunk = [UInt8](repeating: 0, count: 8192)
+        var chunk = [UInt8](repeating: 0, count: 65536)
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
         if n <= 0 {
             if n == 0 || (errno != EINTR && errno != EAGAIN) { closed = true; close(fd) }
             return
         }
         buffer.append(contentsOf: chunk[0..<n])
-        while true {
-            if let newline = buffer.prefix(LineReader.maxLine + 1).firstIndex(of: 10) {
-                emit(buffer[..<newline], output)
-                buffer.removeSubrange(...newline)
-            } else if buffer.count >= LineReader.maxLine {
-                emit(buffer[..<LineReader.maxLine], output)
-                buffer.removeFirst(LineReader.maxLine)
-            } else {
-                break
+        // Lines are cut where they end; what was passed on is dropped once, after the scan
+        // (dropping each line as it goes moved the rest of the buffer every line).
+        var start = 0
+        var index = 0
+        while index < buffer.count {
+            if buffer[index] == 10 {
+                emit(buffer[start..<index], output)
+                start = index + 1
+            } else if index - start + 1 >= LineReader.maxLine {
+                emit(buffer[start...index], output)
+                start = index + 1
             }
+            index += 1
         }
+        if start > 0 { buffer.removeFirst(start) }
     }
 
     mutating func finish(_ output: (LogLine.Stream, String) -> Void) {

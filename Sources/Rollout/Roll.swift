@@ -80,8 +80,10 @@ public struct Roll: Sendable {
         let outcome: Outcome
         do {
             let sized = try await sizedPlan()
-            outcome = await Roll(run: run, plan: sized, loadBalancer: loadBalancer, executor: executor, journal: journal,
-                                 clock: clock, logger: logger, context: context).rollAll()
+            let roll = Roll(run: run, plan: sized, loadBalancer: loadBalancer, executor: executor, journal: journal,
+                            clock: clock, logger: logger, context: context)
+            outcome = await roll.rollAll()
+            await roll.flushLog()
         } catch is CancellationError {
             outcome = .interrupted
         } catch {

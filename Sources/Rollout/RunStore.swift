@@ -1,10 +1,29 @@
 /// What the roll writes as it goes. Each state change is committed before the action it
 /// announces (write ahead) and its outcome after.
+/// One log line on its way to the journal.
+public struct LogEntry: Sendable, Equatable {
+    public var stream: LogLine.Stream
+    public var target: String?
+    public var phase: Phase?
+    public var text: String
+    public var at: Date
+
+    public init(stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at: Date) {
+        self.stream = stream
+        self.target = target
+        self.phase = phase
+        self.text = text
+        self.at = at
+    }
+}
+
 public protocol RunJournal: Sendable {
     func beginStep(run: RunID, target: Target, phase: Phase, at: Date) throws -> StepID
     func endStep(_ step: StepID, _ event: StepEvent, error: String?, at: Date) throws
     func recordHookProcess(_ process: HookProcess, step: StepID) throws
     func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at: Date) throws
+    /// Many lines in order, all or none (one transaction where the journal has them).
+    func log(run: RunID, _ lines: [LogEntry]) throws
     func isCancelRequested(_ run: RunID) throws -> Bool
 
     /// The run's frozen plan, in order; empty until frozen.
@@ -54,4 +73,11 @@ public protocol RunQueue: RunJournal {
     func interruptions(of run: RunID) throws -> [String]
     /// Runs with a status, oldest first, with their steps.
     func runs(withStatus status: RunStatus) throws -> [Run]
+}
+
+extension RunJournal {
+    /// One at a time, for journals without transactions.
+    public func log(run: RunID, _ lines: [LogEntry]) throws {
+        for line in lines { try log(run: run, stream: line.stream, target: line.target, phase: line.phase, text: line.text, at: line.at) }
+    }
 }

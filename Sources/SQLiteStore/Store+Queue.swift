@@ -165,6 +165,18 @@ extension Store: RunQueue {
         try writeLog { db in try Store.insertLog(db, run: run, stream: stream, target: target, phase: phase, text: text, at: now) }
     }
 
+    /// A batch of lines in one transaction: a chatty hook costs one commit per batch.
+    public func log(run: RunID, _ lines: [LogEntry]) throws {
+        guard !lines.isEmpty else { return }
+        try writeLog { db in
+            let insert = try db.prepare(Store.insertLogSQL)   // once for the batch
+            for line in lines {
+                try insert.run([.integer(run), .integer(line.at.milliseconds), .text(line.stream.rawValue),
+                                line.target.map(SQLValue.text) ?? .null, line.phase.map { .text($0.rawValue) } ?? .null, .text(line.text)])
+            }
+        }
+    }
+
     public func isPromoteRequested(_ run: RunID) throws -> Bool {
         try read { db in
             try db.prepare("SELECT promote_requested FROM runs WHERE id = ?").rows([.integer(run)]) { $0.int(0) != 0 }.first ?? false

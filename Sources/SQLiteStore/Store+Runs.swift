@@ -213,9 +213,11 @@ extension Store {
         return run
     }
 
+    static let insertLogSQL = "INSERT INTO log_lines (run_id, at, stream, target_id, phase, text) VALUES (?, ?, ?, ?, ?, ?)"
+
     static func insertLog(_ db: Connection, run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?,
                           text: String, at now: Date) throws {
-        try db.prepare("INSERT INTO log_lines (run_id, at, stream, target_id, phase, text) VALUES (?, ?, ?, ?, ?, ?)")
+        try db.prepare(Store.insertLogSQL)
             .run([.integer(run), .integer(now.milliseconds), .text(stream.rawValue),
                   target.map(SQLValue.text) ?? .null, phase.map { .text($0.rawValue) } ?? .null, .text(text)])
     }

@@ -153,4 +153,23 @@ final class Lines: Sendable {
         #expect(outcome == .exited(0))
         #expect(lines.all.map(\.count) == ["stdout: ".count + 16384, "stdout: ".count + 16384, "stdout: ".count + 40000 - 32768])
     }
+
+    @Test func linesAreCutWhereTheyEndAndOverlongOnesIn16KiBPieces() throws {
+        var fds: [Int32] = [0, 0]
+        #expect(pipe(&fds) == 0)
+        let text = "a\nbb\r\n" + String(repeating: "x", count: 40_000) + "\nlast"
+        let bytes = Array(text.utf8)
+        var written = 0
+        while written < bytes.count {
+            let n = bytes[written...].withUnsafeBytes { write(fds[1], $0.baseAddress!, min($0.count, 4096)) }
+            written += n
+        }
+        close(fds[1])
+        var reader = LineReader(fd: fds[0], stream: .stdout)
+        var lines: [String] = []
+        while !reader.closed { reader.readAvailable { lines.append($1) } }
+        reader.finish { lines.append($1) }
+        #expect(lines.map(\.count) == [1, 2, 16_384, 16_384, 7_232, 4])
+        #expect(lines[0] == "a" && lines[1] == "bb" && lines.last == "last")
+    }
 }
