@@ -66,6 +66,8 @@ bench: deps-bench deps-test release
 	bash bench/streams.sh
 	bash bench/roll-time.sh
 	bash bench/abuse.sh
+	bash bench/logs.sh
+	bash bench/roll-overhead.sh
 
 clean:
 	rm -rf .build rollgate-demo.db rollgate-demo.db-wal rollgate-demo.db-shm bench/out
