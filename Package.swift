@@ -26,7 +26,8 @@ let package = Package(
         // glibc's posix_spawn extensions, for the hook runner.
         .target(name: "CSpawn"),
 
-        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // libcurl, loaded on first use (dlopen): a server that sends nothing never maps it.
+        .target(name: "CCurl"),
         // Every request rollgate sends: one port, one implementation (libcurl).
         .target(name: "Outbound", dependencies: ["CCurl"]),
         // HTTP over libmicrohttpd; knows nothing of deploys.

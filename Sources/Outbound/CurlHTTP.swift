@@ -23,11 +23,7 @@ public struct CurlHTTP: OutboundHTTP {
         return result
     }
 
-    /// libcurl's global set-up, once, before any thread uses it.
-    private static let ready: Bool = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) == CURLE_OK }()
-
     public func send(_ request: OutboundRequest) async throws -> OutboundResponse {
-        _ = CurlHTTP.ready
         let caFile = self.caFile
         return try await withCheckedThrowingContinuation { continuation in
             // A queue of its own: a blocking transfer must not hold one of Swift's few task threads.
@@ -41,12 +37,14 @@ public struct CurlHTTP: OutboundHTTP {
         guard request.url.hasPrefix("http://") || request.url.hasPrefix("https://") else {
             throw OutboundError(url: request.url, reason: "not an http:// or https:// URL")
         }
-        guard let handle = curl_easy_init() else { throw OutboundError(url: request.url, reason: "libcurl could not start a transfer") }
-        defer { curl_easy_cleanup(handle) }
+        // libcurl is loaded (and set up, once) by the first transfer.
+        guard rollgate_curl_load() == 0 else { throw OutboundError(url: request.url, reason: String(cString: rollgate_curl_load_error())) }
+        guard let handle = rollgate_curl_easy_init() else { throw OutboundError(url: request.url, reason: "libcurl could not start a transfer") }
+        defer { rollgate_curl_easy_cleanup(handle) }
         var headers: UnsafeMutablePointer<curl_slist>?
-        for (name, value) in request.headers { headers = curl_slist_append(headers, "\(name): \(value)") }
-        if !request.body.isEmpty || request.method == "POST" { headers = curl_slist_append(headers, "Expect:") }
-        defer { curl_slist_free_all(headers) }
+        for (name, value) in request.headers { headers = rollgate_curl_slist_append(headers, "\(name): \(value)") }
+        if !request.body.isEmpty || request.method == "POST" { headers = rollgate_curl_slist_append(headers, "Expect:") }
+        defer { rollgate_curl_slist_free_all(headers) }
         let received = Received()
         let context = Unmanaged.passUnretained(received).toOpaque()
         let milliseconds = Int(request.timeout.components.seconds * 1000 + request.timeout.components.attoseconds / 1_000_000_000_000_000)
@@ -76,9 +74,9 @@ public struct CurlHTTP: OutboundHTTP {
             received.header(UnsafeRawBufferPointer(start: data, count: size * count))
             return size * count
         }, context)
-        let code = curl_easy_perform(handle)
+        let code = rollgate_curl_easy_perform(handle)
         guard code == CURLE_OK else {
-            throw OutboundError(url: request.url, reason: String(cString: curl_easy_strerror(code)))
+            throw OutboundError(url: request.url, reason: String(cString: rollgate_curl_easy_strerror(code)))
         }
         return OutboundResponse(status: rollgate_curl_status(handle), headers: received.headers, body: received.body)
     }

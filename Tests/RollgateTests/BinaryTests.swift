@@ -261,6 +261,21 @@ final class RollgateProcess: @unchecked Sendable {
         server.kill(SIGTERM)
     }
 
+    /// libcurl (and its TLS, Kerberos and LDAP libraries) is loaded by the first request
+    /// rollgate sends: a server that sends none never maps it (issue 10: idle memory).
+    @Test func libcurlIsLoadedOnlyWhenSomethingIsSent() async throws {
+        let server = try RollgateProcess(["serve", "--config", config], environment: ["TEST_ROLLGATE_TOKEN": token])
+        let client = HTTPClient(port: try await server.port())
+        _ = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
+                                     body: Array(#"{"service":"web","version":"v1"}"#.utf8))
+        #expect(try await finished(client, run: 1)["status"] == .string("succeeded"))
+        // /proc files say they are empty: read them as a stream.
+        let maps = try await runToEnd("/bin/cat", ["/proc/\(server.process.processIdentifier)/maps"]).output
+        #expect(!maps.contains("libcurl"), "a roll on the simulated load balancer sends nothing")
+        #expect(maps.contains("libmicrohttpd") && maps.contains("libsqlite3"))
+        server.kill(SIGTERM)
+    }
+
     @Test func theStateReadsAsTextForTerminals() async throws {
         let server = try RollgateProcess(["serve", "--config", config], environment: ["TEST_ROLLGATE_TOKEN": token])
         let client = HTTPClient(port: try await server.port())
