@@ -83,10 +83,13 @@ extension Store {
         }
     }
 
+    /// The hottest read (`GET /api/v1/runs/{id}`): its SQL is built once, not per request.
+    static let runByIDSQL = "SELECT \(Store.runColumns) FROM runs WHERE id = ?"
+    static let stepsOfRunSQL = "SELECT \(stepColumns) FROM steps WHERE run_id = ? ORDER BY id"
+
     public func run(_ id: RunID) throws -> Run? {
         try read { db in
-            guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?")
-                .rows([.integer(id)], Store.decodeRun).first else { return nil }
+            guard let run = try db.prepare(Store.runByIDSQL).rows([.integer(id)], Store.decodeRun).first else { return nil }
             return try Store.withSteps(run, db)
         }
     }
@@ -208,8 +211,7 @@ extension Store {
 
     static func withSteps(_ run: Run, _ db: Connection) throws -> Run {
         var run = run
-        run.steps = try db.prepare("SELECT \(stepColumns) FROM steps WHERE run_id = ? ORDER BY id")
-            .rows([.integer(run.id)], decodeStep)
+        run.steps = try db.prepare(stepsOfRunSQL).rows([.integer(run.id)], decodeStep)
         return run
     }
 
