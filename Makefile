@@ -38,7 +38,8 @@ build: deps-build
 	$(SWIFT) build
 
 # One self-contained binary (the Swift runtime linked in): nothing but libmicrohttpd and
-# libsqlite3 needed on the host, and ~7 MB less resident memory than the shared runtime.
+# libsqlite3 needed on the host (and libcurl4, loaded only when rollgate first sends a request:
+# AWS, notifications, the CLI), and ~7 MB less resident memory than the shared runtime.
 release: deps-build
 	$(SWIFT) build -c release --static-swift-stdlib
 
