@@ -89,12 +89,13 @@ public final class HTTPServer: @unchecked Sendable {
         port = rollgate_mhd_bound_port(daemon)
     }
 
-    /// Stops accepting, lets requests in flight finish (saying so if that takes longer than
-    /// `grace`), answers 503 to new requests that would have to wait, then stops MHD.
+    /// Lets requests in flight finish (saying so if that takes longer than `grace`), answers
+    /// 503 to new requests that would have to wait, then stops MHD (which closes the listener).
+    /// MHD_quiesce_daemon is not used: with an epoll thread pool it races its own workers over
+    /// the listen socket and aborts the process ("Failed to remove listen FD from epoll set",
+    /// an open libmicrohttpd defect; seen here when the socket was closed right after it).
     public func stop(grace: Duration = .seconds(10)) async {
         guard let daemon else { return }
-        let listenSocket = MHD_quiesce_daemon(daemon)
-        if listenSocket >= 0 { close(listenSocket) }
         dispatch.withLock { $0.stopping = true }
         // Every suspended connection must be resumed and answered before MHD_stop_daemon
         // (MHD aborts otherwise), so this waits for every handler to return.
