@@ -89,6 +89,9 @@ extension Store {
 
     public func run(_ id: RunID) throws -> Run? {
         try read { db in
+            // One read transaction for the run and its steps: one snapshot, one lock cycle.
+            try db.prepare("BEGIN").run()
+            defer { try? db.prepare("COMMIT").run() }
             guard let run = try db.prepare(Store.runByIDSQL).rows([.integer(id)], Store.decodeRun).first else { return nil }
             return try Store.withSteps(run, db)
         }
