@@ -5,6 +5,9 @@ public struct HTTPResponse: Sendable {
     public var body: [UInt8]
     /// When set, the body is what the stream's producer writes, until it finishes.
     public var stream: HTTPStream?
+    /// When set, this answer never changes: the server builds libmicrohttpd's response for it
+    /// once and queues the same one every time (no allocation, no copy per request).
+    public var constant: ConstantResponse?
 
     public init(status: Int = 200, headers: [(String, String)] = [], body: [UInt8] = []) {
         self.status = status
@@ -24,6 +27,13 @@ public struct HTTPResponse: Sendable {
     public static func error(_ status: Int, code: String, message: String) -> HTTPResponse {
         let text = "{\"error\":{\"code\":\(JSONText.quote(code)),\"message\":\(JSONText.quote(message))}}"
         return HTTPResponse(status: status, contentType: "application/json", text: text)
+    }
+
+    /// The same answer, built once by the server and reused for every request.
+    public func reused() -> HTTPResponse {
+        var response = self
+        response.constant = ConstantResponse()
+        return response
     }
 
     public func header(_ name: String) -> String? {

@@ -186,6 +186,19 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     private func queue(_ connection: OpaquePointer, _ response: HTTPResponse) -> MHD_Result {
+        if let constant = response.constant, response.stream == nil {
+            guard let made = constant.made({ build(response, for: connection) }) else { return rollgate_mhd_no() }
+            return rollgate_mhd_queue(connection, UInt32(response.status), made)
+        }
+        guard let mhdResponse = build(response, for: connection) else { return rollgate_mhd_no() }
+        let result = rollgate_mhd_queue(connection, UInt32(response.status), mhdResponse)
+        MHD_destroy_response(mhdResponse)
+        return result
+    }
+
+    /// libmicrohttpd's response for an answer: its body copied (or its stream attached) and
+    /// its headers added.
+    private func build(_ response: HTTPResponse, for connection: OpaquePointer) -> OpaquePointer? {
         let body = response.body
         let mhdResponse: OpaquePointer?
         if let stream = response.stream {
@@ -201,14 +214,12 @@ public final class HTTPServer: @unchecked Sendable {
                                                 .RESPMEM_MUST_COPY)
             }
         }
-        guard let mhdResponse else { return rollgate_mhd_no() }
+        guard let mhdResponse else { return nil }
         for (name, value) in response.headers {
             // MHD refuses header values with CR/LF; such a header is dropped rather than sent.
             _ = MHD_add_response_header(mhdResponse, name, value)
         }
-        let result = rollgate_mhd_queue(connection, UInt32(response.status), mhdResponse)
-        MHD_destroy_response(mhdResponse)
-        return result
+        return mhdResponse
     }
 
     func requestCompleted() {
@@ -275,4 +286,23 @@ struct Weak<T: AnyObject>: @unchecked Sendable {
     // @unchecked: only read and replaced under the server's `streams` lock.
     weak var value: T?
     init(_ value: T) { self.value = value }
+}
+
+/// libmicrohttpd's response for an answer that never changes, made on first use and kept for
+/// the life of the process (MHD counts its references: queuing it again is safe).
+public final class ConstantResponse: Sendable {
+    /// @unchecked: the pointer is only handed to MHD, which locks its own responses.
+    private struct Made: @unchecked Sendable { let pointer: OpaquePointer }
+    private let response = Mutex<Made?>(nil)
+
+    public init() {}
+
+    func made(_ build: () -> OpaquePointer?) -> OpaquePointer? {
+        response.withLock { held in
+            if let held { return held.pointer }
+            guard let built = build() else { return nil }
+            held = Made(pointer: built)
+            return built
+        }
+    }
 }

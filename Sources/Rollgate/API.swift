@@ -70,7 +70,7 @@ public struct API: Sendable {
         var retryAfter: Int? = nil
     }
 
-    static let healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable"))]).bytes)
+    static let healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable"))]).bytes).reused()
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) async throws -> HTTPResponse) async -> HTTPResponse {
         let started = ContinuousClock.now
