@@ -1,6 +1,7 @@
 import Foundation
 import Synchronization
 import Testing
+import HTTPTesting
 @testable import Rollgate
 import Rollout
 
@@ -171,5 +172,47 @@ final class Lines: Sendable {
         reader.finish { lines.append($1) }
         #expect(lines.map(\.count) == [1, 2, 16_384, 16_384, 7_232, 4])
         #expect(lines[0] == "a" && lines[1] == "bb" && lines.last == "last")
+    }
+}
+
+/// examples/idle-check-spring-boot.sh against a stand-in for Spring Boot's Actuator (Python's
+/// http.server serving the two metrics as files): busy while requests are in flight or were
+/// finished since the check before, idle otherwise.
+@Suite struct IdleCheckExampleTests {
+    let directory = TempDirectory()
+
+    func metric(_ name: String, _ statistic: String, _ value: Double) throws {
+        let folder = directory.path + "/actuator/metrics"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        _ = directory.write("actuator/metrics/\(name)",
+                            #"{"name":"\#(name)","measurements":[{"statistic":"\#(statistic)","value":\#(value)}],"availableTags":[]}"#)
+    }
+
+    @Test func theCheckPassesOnlyWhenNothingIsInFlightOrFinishedSinceTheLastCheck() async throws {
+        try metric("http.server.requests", "COUNT", 120)
+        try metric("http.server.requests.active", "ACTIVE_TASKS", 0)
+        let port = try await freePort()
+        let server = Process()
+        server.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        server.arguments = ["python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", directory.path, "\(port)"]
+        server.standardOutput = FileHandle.nullDevice
+        server.standardError = FileHandle.nullDevice
+        try server.run()
+        defer { kill(server.processIdentifier, SIGKILL); server.waitUntilExit() }
+        let client = HTTPClient(port: port, timeoutSeconds: 2)
+        #expect(try await eventually(within: .seconds(20)) { (try? await client.request("GET", "/actuator/metrics/http.server.requests"))?.status == 200 })
+        let check = { () async throws -> (Int32, String) in
+            try await runToEnd("/usr/bin/env", ["ROLLGATE_TARGET_HOST=127.0.0.1", "MANAGEMENT_PORT=\(port)", "TMPDIR=\(self.directory.path)",
+                                                "ROLLGATE_TARGET_ID=i-1", "sh", repositoryRoot + "/examples/idle-check-spring-boot.sh"])
+        }
+        #expect(try await check().0 == 1, "the first check has nothing to compare with")
+        let (idle, said) = try await check()
+        #expect(idle == 0 && said.contains("idle"), "\(said)")
+        try metric("http.server.requests", "COUNT", 121)
+        #expect(try await check().1.contains("requests finished since the last check (120.0 -> 121.0)"))
+        try metric("http.server.requests.active", "ACTIVE_TASKS", 2)
+        #expect(try await check().1.contains("2.0 request(s) in flight"))
+        try metric("http.server.requests.active", "ACTIVE_TASKS", 0)
+        #expect(try await check().0 == 0)
     }
 }
