@@ -184,6 +184,17 @@ extension Roll {
         return environment
     }
 
+    /// A check (fast drain's, the canary's): a hook command run every poll, bounded by ten
+    /// polls (at least 10 s, at most `hook_timeout`), its output in the run's log.
+    func check(_ command: String, phase: Phase, environment: [String: String], loggedAs target: String?) async -> HookOutcome {
+        let log = self.log, clock = self.clock
+        let invocation = HookInvocation(phase: phase, command: command, environment: environment,
+                                        timeout: min(plan.hookTimeout, max(plan.pollInterval * 10, .seconds(10))))
+        return await executor.run(invocation) { stream, line in
+            log.append(stream, target: target, phase: phase, text: line, at: clock.now)
+        }
+    }
+
     /// Fast drain: drained when the load balancer says so, or once `check` has passed every
     /// poll without a break for `quiet` while it says `draining` (the app on the target has
     /// had no request in flight for that long). Each poll's answer and each change of the
@@ -201,14 +212,9 @@ extension Roll {
                 if Waiter.Rule.drained.isMet(by: observation) { return }
                 if case .health(let health) = observation, health.state == .draining {
                     checks += 1
-                    let invocation = HookInvocation(phase: .drain, command: fast.check,
-                                                    environment: environment(target, phase: .drain, host: host, attempt: checks)
-                                                        .merging(["ROLLGATE_CHECK": "fast_drain"]) { _, new in new },
-                                                    timeout: min(plan.hookTimeout, max(plan.pollInterval * 10, .seconds(10))))
-                    let log = self.log, clock = self.clock
-                    let outcome = await executor.run(invocation) { stream, line in
-                        log.append(stream, target: target.id, phase: .drain, text: line, at: clock.now)
-                    }
+                    var environment = self.environment(target, phase: .drain, host: host, attempt: checks)
+                    environment["ROLLGATE_CHECK"] = "fast_drain"
+                    let outcome = await check(fast.check, phase: .drain, environment: environment, loggedAs: target.id)
                     if outcome.succeeded {
                         if quietSince == nil {
                             quietSince = clock.now

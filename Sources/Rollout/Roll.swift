@@ -267,11 +267,7 @@ public struct Roll: Sendable {
                 var environment = self.environment(canaries[0], phase: .verify, host: nil, attempt: checks)
                 environment["ROLLGATE_CHECK"] = "canary"
                 environment["ROLLGATE_CANARY_TARGETS"] = canaries.map(\.id).joined(separator: " ")
-                let log = self.log, clock = self.clock
-                let outcome = await executor.run(HookInvocation(phase: .verify, command: check, environment: environment,
-                                                                timeout: min(plan.hookTimeout, max(plan.pollInterval * 10, .seconds(10))))) { stream, line in
-                    log.append(stream, target: nil, phase: .verify, text: line, at: clock.now)
-                }
+                let outcome = await self.check(check, phase: .verify, environment: environment, loggedAs: nil)
                 if !outcome.succeeded {
                     if Task.isCancelled { throw CancellationError() }
                     throw Stop(message: "canary check failed after \(clock.now.since(start).humanText) of the bake: \(check): \(outcome)")
