@@ -227,7 +227,10 @@ public final class HTTPServer: @unchecked Sendable {
     }
 
     private func values(_ connection: OpaquePointer, _ kind: MHD_ValueKind) -> [String: String] {
-        let box = ValueBox()
+        // Without an iterator MHD only counts: most requests have no query string.
+        let count = MHD_get_connection_values(connection, kind, nil, nil)
+        guard count > 0 else { return [:] }
+        let box = ValueBox(capacity: Int(count))
         withExtendedLifetime(box) {
             _ = MHD_get_connection_values(connection, kind, valueIterator,
                                           Unmanaged.passUnretained(box).toOpaque())
@@ -252,13 +255,15 @@ struct SuspendedConnection: @unchecked Sendable {
 }
 
 final class ValueBox {
-    var values: [String: String] = [:]
+    var values: [String: String]
+    init(capacity: Int) { values = Dictionary(minimumCapacity: capacity) }
 }
 
 private let valueIterator: MHD_KeyValueIterator = { cls, _, key, value in
     guard let cls, let key else { return rollgate_mhd_yes() }
     let box = Unmanaged<ValueBox>.fromOpaque(cls).takeUnretainedValue()
-    let name = String(cString: key).lowercased()
+    var name = String(cString: key)
+    if name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) { name = name.lowercased() }
     let text = value.map { String(cString: $0) } ?? ""
     if box.values[name] == nil { box.values[name] = text }
     return rollgate_mhd_yes()

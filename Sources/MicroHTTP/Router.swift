@@ -31,6 +31,12 @@ public struct Router: Sendable {
     }
 
     private var routes: [Route] = []
+    /// Indexes into `routes` by a path's segment count (routes ending in `{name...}` are in
+    /// every count from their fixed part up): a request only tries routes that could match.
+    private var bySegmentCount: [[Int]] = []
+    /// Routes that can match a path longer than any count indexed (`{name...}` ones).
+    private var longRoutes: [Int] = []
+    private static let indexedSegments = 12
     /// Every route as `METHOD /pattern`, in the order they were added (to check documentation against).
     public private(set) var patterns: [String] = []
     /// Answers requests no route takes; default a JSON 404.
@@ -56,6 +62,14 @@ public struct Router: Sendable {
             return .literal(part)
         }
         routes.append(Route(method: method.uppercased(), pattern: pattern, segments: segments, handler: handler))
+        let index = routes.count - 1
+        if bySegmentCount.isEmpty { bySegmentCount = Array(repeating: [], count: Router.indexedSegments + 1) }
+        let isRest = if case .rest = segments.last { true } else { false }
+        let fewest = isRest ? segments.count - 1 : segments.count
+        if isRest || fewest > Router.indexedSegments { longRoutes.append(index) }
+        for count in bySegmentCount.indices where count == fewest || (isRest && count > fewest) {
+            bySegmentCount[count].append(index)
+        }
         patterns.append("\(method.uppercased()) \(pattern)")
     }
 
@@ -70,7 +84,9 @@ public struct Router: Sendable {
         let method = request.method == "HEAD" ? "GET" : request.method
         let parts = Router.split(request.path)
         var allowed: [String] = []
-        for route in routes {
+        let candidates = parts.count < bySegmentCount.count ? bySegmentCount[parts.count] : longRoutes
+        for index in candidates {
+            let route = routes[index]
             guard let params = Router.match(route.segments, parts) else { continue }
             if route.method != method { allowed.append(route.method); continue }
             var routed = request

@@ -4,7 +4,9 @@ import Rollout
 import SQLiteStore
 
 /// The HTTP API under /api/v1, the health check and the status page.
-public struct API: Sendable {
+/// A class, not a struct: every route's closure holds one reference to it, rather than a copy
+/// of all its fields made (and released) on each request.
+public final class API: Sendable {
     let store: Store
     let config: Config
     let services: ServiceDirectory
@@ -19,6 +21,22 @@ public struct API: Sendable {
     let tails = StreamTails()
     let telemetry: Telemetry
     let logger: Logger
+
+    init(store: Store, config: Config, services: ServiceDirectory, clock: any RolloutClock,
+         wakeDispatcher: @escaping @Sendable () -> Void, statusPage: StatusPage, health: StoreHealth,
+         shutdown: ShutdownState, rateLimiter: WriteRateLimiter, telemetry: Telemetry, logger: Logger) {
+        self.store = store
+        self.config = config
+        self.services = services
+        self.clock = clock
+        self.wakeDispatcher = wakeDispatcher
+        self.statusPage = statusPage
+        self.health = health
+        self.shutdown = shutdown
+        self.rateLimiter = rateLimiter
+        self.telemetry = telemetry
+        self.logger = logger
+    }
 
     public var router: Router {
         var router = Router()

@@ -86,8 +86,13 @@ public enum Timestamp {
         let (y1, y2) = two(t.year / 100), (y3, y4) = two(t.year), (m1, m2) = two(t.month), (d1, d2) = two(t.day)
         let (h1, h2) = two(t.hour), (i1, i2) = two(t.minute), (s1, s2) = two(t.second)
         let (f1, f2) = two(t.millisecond / 10)
-        out.append(contentsOf: [y1, y2, y3, y4, 45, m1, m2, 45, d1, d2, 84, h1, h2, 58, i1, i2, 58, s1, s2, 46,
-                                f1, f2, UInt8(48 + t.millisecond % 10), 90])
+        // Through a fixed-size buffer on the stack: an array literal here cost an allocation
+        // per timestamp (six or more in a run's JSON).
+        let text: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
+                   UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
+            (y1, y2, y3, y4, 45, m1, m2, 45, d1, d2, 84, h1, h2, 58, i1, i2, 58, s1, s2, 46,
+             f1, f2, UInt8(48 + t.millisecond % 10), 90)
+        withUnsafeBytes(of: text) { out.append(contentsOf: $0) }
     }
 }
 

@@ -6,26 +6,60 @@ import SQLiteStore
 /// answers with. (Building a `JSONValue` tree first cost a third of a run read.)
 struct JSONWriter {
     private(set) var bytes: [UInt8] = []
-    private var needsComma: [Bool] = [false]
+    /// Whether the open container at each depth has a value (and so needs a comma before the
+    /// next): a bit per depth, the innermost lowest, as a JSON nesting past 64 goes to `deeper`.
+    private var hasValue: UInt64 = 0
+    private var deeper: [UInt64] = []
+    private var depth = 0
     private var afterKey = false
 
     init(capacity: Int = 1024) { bytes.reserveCapacity(capacity) }
 
     private mutating func separate() {
         if afterKey { afterKey = false; return }
-        if needsComma[needsComma.count - 1] { bytes.append(UInt8(ascii: ",")) }
-        needsComma[needsComma.count - 1] = true
+        if hasValue & 1 != 0 { bytes.append(UInt8(ascii: ",")) }
+        hasValue |= 1
     }
 
-    mutating func key(_ name: String) {
+    private mutating func enter() {
+        if depth % 64 == 63 { deeper.append(hasValue); hasValue = 0 } else { hasValue <<= 1 }
+        depth += 1
+    }
+
+    private mutating func leave() {
+        depth -= 1
+        if depth % 64 == 63 { hasValue = deeper.removeLast() } else { hasValue >>= 1 }
+    }
+
+    /// A key written in the code: its bytes straight from the binary (escaped all the same if
+    /// a literal holds a quote, backslash or control character).
+    mutating func key(_ name: StaticString) {
+        separate()
+        name.withUTF8Buffer { utf8 in
+            if utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+                JSONText.appendQuoted(String(decoding: utf8, as: UTF8.self), to: &bytes)
+            } else {
+                bytes.append(UInt8(ascii: "\""))
+                bytes.append(contentsOf: utf8)
+                bytes.append(UInt8(ascii: "\""))
+            }
+        }
+        bytes.append(UInt8(ascii: ":"))
+        afterKey = true
+    }
+
+    /// A key from data: escaped.
+    mutating func key(text name: String) {
         separate()
         JSONText.appendQuoted(name, to: &bytes)
         bytes.append(UInt8(ascii: ":"))
         afterKey = true
     }
 
-    mutating func null() { separate(); bytes.append(contentsOf: [110, 117, 108, 108]) }
-    mutating func bool(_ value: Bool) { separate(); bytes.append(contentsOf: (value ? "true" : "false").utf8) }
+    mutating func null() { separate(); raw("null") }
+    mutating func bool(_ value: Bool) { separate(); raw(value ? "true" : "false") }
+
+    private mutating func raw(_ text: StaticString) { text.withUTF8Buffer { bytes.append(contentsOf: $0) } }
 
     mutating func string(_ value: String?) {
         guard let value else { return null() }
@@ -78,9 +112,9 @@ struct JSONWriter {
     private mutating func container(_ open: UInt8, _ close: UInt8, _ body: (inout JSONWriter) -> Void) {
         separate()
         bytes.append(open)
-        needsComma.append(false)
+        enter()
         body(&self)
-        needsComma.removeLast()
+        leave()
         bytes.append(close)
     }
 
@@ -91,7 +125,7 @@ struct JSONWriter {
         case .number(let n): double(n)
         case .string(let s): string(s)
         case .array(let items): array { w in for item in items { w.value(item) } }
-        case .object(let pairs): object { w in for (k, v) in pairs { w.key(k); w.value(v) } }
+        case .object(let pairs): object { w in for (k, v) in pairs { w.key(text: k); w.value(v) } }
         }
     }
 }

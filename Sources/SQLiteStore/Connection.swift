@@ -200,7 +200,10 @@ public struct Row {
     public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement.handle, column) == SQLITE_NULL }
     public func optionalInt(_ column: Int32) -> Int64? { isNull(column) ? nil : int(column) }
     public func text(_ column: Int32) -> String {
-        sqlite3_column_text(statement.handle, column).map { String(cString: $0) } ?? ""
+        // Text first, then its length (SQLite's documented order); no strlen over it again.
+        guard let text = sqlite3_column_text(statement.handle, column) else { return "" }
+        let count = Int(sqlite3_column_bytes(statement.handle, column))
+        return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
     }
     public func optionalText(_ column: Int32) -> String? { isNull(column) ? nil : text(column) }
 }

@@ -27,6 +27,27 @@ import Testing
         #expect(await router.handle(HTTPRequest(method: "POST", path: "/x.css")).status == 405)
     }
 
+    /// Routes are looked up by the path's segment count: a `{name...}` route still takes every
+    /// longer path (past the counts indexed too), order among candidates is kept, and a route
+    /// longer than the index is still found.
+    @Test func segmentCountIndexKeepsEveryMatch() async {
+        var router = Router()
+        let long = (1...14).map { "s\($0)" }.joined(separator: "/")
+        router.get("/files/{path...}") { .init(contentType: "text/plain", text: "files:\($0.parameters["path"]!)") }
+        router.get("/files/exact") { _ in .init(contentType: "text/plain", text: "never: the rest route came first") }
+        router.get("/" + long) { _ in .init(contentType: "text/plain", text: "long") }
+        router.get("/{name}") { .init(contentType: "text/plain", text: "one:\($0.parameters["name"]!)") }
+        func body(_ path: String) async -> String { String(decoding: await router.handle(HTTPRequest(method: "GET", path: path)).body, as: UTF8.self) }
+        #expect(await body("/files") == "files:")
+        #expect(await body("/files/exact") == "files:exact")
+        let deep = "/files/" + (1...30).map(String.init).joined(separator: "/")
+        #expect(await body(deep) == "files:" + (1...30).map(String.init).joined(separator: "/"))
+        #expect(await body("/" + long) == "long")
+        #expect(await body("/x") == "one:x")
+        #expect(await router.handle(HTTPRequest(method: "GET", path: "/a/b")).status == 404)
+        #expect(await router.handle(HTTPRequest(method: "POST", path: "/x")).status == 405)
+    }
+
     @Test func errorBodiesAreValidJSONEvenWithHostileText() {
         let response = HTTPResponse.error(400, code: "bad", message: "quote \" backslash \\ newline \n tab \t nul \u{0}")
         #expect(String(decoding: response.body, as: UTF8.self) ==

@@ -26,6 +26,22 @@ import Rollout
         #expect(JSONValue.parse(bytes) != nil, "valid JSON")
     }
 
+    /// The writer keeps "needs a comma" as a bit per depth, 64 to a word: nesting across
+    /// several words must still separate every level, on the way in and out.
+    @Test func deepNestingSeparatesEveryLevel() {
+        func nest(_ w: inout JSONWriter, _ depth: Int) {
+            w.int(Int64(depth))
+            if depth < 150 { w.array { w in nest(&w, depth + 1) } }
+            w.int(-Int64(depth))
+        }
+        let bytes = JSONWriter.bytes { w in w.array { w in nest(&w, 1) } }
+        var expected = "["
+        for depth in 1...150 { expected += "\(depth)" + (depth < 150 ? ",[" : "") }
+        for depth in (1...150).reversed() { expected += ",-\(depth)" + (depth > 1 ? "]" : "") }
+        expected += "]"
+        #expect(String(decoding: bytes, as: UTF8.self) == expected)
+    }
+
     @Test func aRunHasEveryFieldTheContractNamesEvenWhenNull() throws {
         let run = Run(id: 3, service: "web", version: "v1", createdAt: Date(timeIntervalSince1970: 0))
         let value = try #require(JSONValue.parse(JSONWriter.bytes { $0.run(run) }))
