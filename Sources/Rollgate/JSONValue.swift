@@ -80,19 +80,50 @@ public enum Timestamp {
         return String(decoding: out, as: UTF8.self)
     }
 
+    /// Bytes in `2026-11-24T20:06:02.123Z`.
+    static let length = 24
+
     static func append(_ date: Date, to out: inout [UInt8]) {
-        let t = UTCTime(date)
-        func two(_ v: Int64) -> (UInt8, UInt8) { (UInt8(48 + v / 10 % 10), UInt8(48 + v % 10)) }
-        let (y1, y2) = two(t.year / 100), (y3, y4) = two(t.year), (m1, m2) = two(t.month), (d1, d2) = two(t.day)
-        let (h1, h2) = two(t.hour), (i1, i2) = two(t.minute), (s1, s2) = two(t.second)
-        let (f1, f2) = two(t.millisecond / 10)
-        // Through a fixed-size buffer on the stack: an array literal here cost an allocation
-        // per timestamp (six or more in a run's JSON).
-        let text: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                   UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (y1, y2, y3, y4, 45, m1, m2, 45, d1, d2, 84, h1, h2, 58, i1, i2, 58, s1, s2, 46,
-             f1, f2, UInt8(48 + t.millisecond % 10), 90)
-        withUnsafeBytes(of: text) { out.append(contentsOf: $0) }
+        var text: (UInt64, UInt64, UInt64) = (0, 0, 0)
+        var day = Day()
+        withUnsafeMutableBytes(of: &text) { buffer in
+            let bytes = buffer.bindMemory(to: UInt8.self)
+            write(date, to: bytes.baseAddress!, day: &day)
+            out.append(contentsOf: bytes)
+        }
+    }
+
+    /// The date part last written (`2026-11-24`): a run's timestamps mostly share a day, and
+    /// the calendar arithmetic is most of the cost of one.
+    struct Day {
+        var number = Int64.min
+        var text: (UInt64, UInt16) = (0, 0)
+    }
+
+    /// Writes the `length` bytes at `out`: no allocation (a run's JSON holds dozens).
+    static func write(_ date: Date, to out: UnsafeMutablePointer<UInt8>, day: inout Day) {
+        let (days, rest) = UTCTime.split(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded()))
+        @inline(__always) func two(_ v: Int64, _ at: Int) {
+            out[at] = UInt8(48 + v / 10 % 10)
+            out[at + 1] = UInt8(48 + v % 10)
+        }
+        if days == day.number {
+            withUnsafeBytes(of: day.text) { out.update(from: $0.bindMemory(to: UInt8.self).baseAddress!, count: 10) }
+        } else {
+            let (year, month, dayOfMonth) = UTCTime.civil(days: days)
+            two(year / 100, 0); two(year, 2); out[4] = 45
+            two(month, 5); out[7] = 45
+            two(dayOfMonth, 8)
+            day.number = days
+            withUnsafeMutableBytes(of: &day.text) { $0.bindMemory(to: UInt8.self).baseAddress!.update(from: out, count: 10) }
+        }
+        out[10] = 84
+        two(rest / 3_600_000, 11); out[13] = 58
+        two(rest / 60_000 % 60, 14); out[16] = 58
+        two(rest / 1000 % 60, 17); out[19] = 46
+        let ms = rest % 1000
+        two(ms / 10, 20); out[22] = UInt8(48 + ms % 10)
+        out[23] = 90
     }
 }
 

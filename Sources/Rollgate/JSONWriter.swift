@@ -3,21 +3,96 @@ import Rollout
 import SQLiteStore
 
 /// Writes JSON straight into bytes, keys in the order written, commas handled: what the API
-/// answers with. (Building a `JSONValue` tree first cost a third of a run read.)
-struct JSONWriter {
-    private(set) var bytes: [UInt8] = []
+/// answers with. (Building a `JSONValue` tree first cost a third of a run read; appending to
+/// an Array byte by byte cost a sixth of it again, hence a buffer of its own.)
+/// Not copyable: it owns its buffer, which `bytes` copies out once at the end.
+struct JSONWriter: ~Copyable {
+    private var base: UnsafeMutablePointer<UInt8>
+    private var count = 0
+    private var capacity: Int
     /// Whether the open container at each depth has a value (and so needs a comma before the
     /// next): a bit per depth, the innermost lowest, as a JSON nesting past 64 goes to `deeper`.
     private var hasValue: UInt64 = 0
     private var deeper: [UInt64] = []
     private var depth = 0
     private var afterKey = false
+    private var day = Timestamp.Day()
 
-    init(capacity: Int = 1024) { bytes.reserveCapacity(capacity) }
+    init(capacity: Int = 4096) {
+        self.capacity = max(64, capacity)
+        base = .allocate(capacity: self.capacity)
+    }
+
+    deinit { base.deallocate() }
+
+    var bytes: [UInt8] { Array(UnsafeBufferPointer(start: base, count: count)) }
+
+    // MARK: The buffer
+
+    /// Room for `more` bytes after `count`.
+    @inline(__always) private mutating func reserve(_ more: Int) {
+        if count + more > capacity { grow(more) }
+    }
+
+    private mutating func grow(_ more: Int) {
+        let larger = max(capacity * 2, count + more)
+        let moved = UnsafeMutablePointer<UInt8>.allocate(capacity: larger)
+        moved.update(from: base, count: count)
+        base.deallocate()
+        base = moved
+        capacity = larger
+    }
+
+    @inline(__always) private mutating func put(_ byte: UInt8) {
+        reserve(1)
+        base[count] = byte
+        count += 1
+    }
+
+    @inline(__always) private mutating func put(_ buffer: UnsafeBufferPointer<UInt8>) {
+        guard let source = buffer.baseAddress, buffer.count > 0 else { return }
+        reserve(buffer.count)
+        (base + count).update(from: source, count: buffer.count)
+        count += buffer.count
+    }
+
+    private mutating func raw(_ text: StaticString) { text.withUTF8Buffer { put($0) } }
+
+    /// `"text"` with `"`, `\\` and control characters escaped; other UTF-8 as it is.
+    private mutating func quoted(_ utf8: UnsafeBufferPointer<UInt8>) {
+        put(UInt8(ascii: "\""))
+        if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            put(utf8)
+        } else {
+            let hex: StaticString = "0123456789abcdef"
+            for byte in utf8 {
+                switch byte {
+                case UInt8(ascii: "\""): put(92); put(34)
+                case UInt8(ascii: "\\"): put(92); put(92)
+                case 10: put(92); put(UInt8(ascii: "n"))
+                case 13: put(92); put(UInt8(ascii: "r"))
+                case 9: put(92); put(UInt8(ascii: "t"))
+                case 0..<0x20:
+                    raw("\\u00")
+                    put(hex.utf8Start[Int(byte >> 4)])
+                    put(hex.utf8Start[Int(byte & 15)])
+                default: put(byte)
+                }
+            }
+        }
+        put(UInt8(ascii: "\""))
+    }
+
+    private mutating func quoted(_ text: String) {
+        var text = text
+        text.withUTF8 { quoted($0) }
+    }
+
+    // MARK: Structure
 
     private mutating func separate() {
         if afterKey { afterKey = false; return }
-        if hasValue & 1 != 0 { bytes.append(UInt8(ascii: ",")) }
+        if hasValue & 1 != 0 { put(UInt8(ascii: ",")) }
         hasValue |= 1
     }
 
@@ -31,74 +106,77 @@ struct JSONWriter {
         if depth % 64 == 63 { hasValue = deeper.removeLast() } else { hasValue >>= 1 }
     }
 
-    /// A key written in the code: its bytes straight from the binary (escaped all the same if
-    /// a literal holds a quote, backslash or control character).
+    /// A key written in the code: its bytes straight from the binary, not scanned (a literal
+    /// with a quote, backslash or control character is a mistake the debug build stops at;
+    /// keys from data go through `key(text:)`).
     mutating func key(_ name: StaticString) {
         separate()
         name.withUTF8Buffer { utf8 in
-            if utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-                JSONText.appendQuoted(String(decoding: utf8, as: UTF8.self), to: &bytes)
-            } else {
-                bytes.append(UInt8(ascii: "\""))
-                bytes.append(contentsOf: utf8)
-                bytes.append(UInt8(ascii: "\""))
-            }
+            assert(!utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") },
+                   "a JSON key literal that needs escaping: use key(text:)")
+            reserve(utf8.count + 3)
+            base[count] = UInt8(ascii: "\"")
+            (base + count + 1).update(from: utf8.baseAddress!, count: utf8.count)
+            base[count + utf8.count + 1] = UInt8(ascii: "\"")
+            base[count + utf8.count + 2] = UInt8(ascii: ":")
+            count += utf8.count + 3
         }
-        bytes.append(UInt8(ascii: ":"))
         afterKey = true
     }
 
-    /// A key from data: escaped.
+    /// A key from data.
     mutating func key(text name: String) {
         separate()
-        JSONText.appendQuoted(name, to: &bytes)
-        bytes.append(UInt8(ascii: ":"))
+        quoted(name)
+        put(UInt8(ascii: ":"))
         afterKey = true
     }
+
+    // MARK: Values
 
     mutating func null() { separate(); raw("null") }
     mutating func bool(_ value: Bool) { separate(); raw(value ? "true" : "false") }
 
-    private mutating func raw(_ text: StaticString) { text.withUTF8Buffer { bytes.append(contentsOf: $0) } }
-
     mutating func string(_ value: String?) {
         guard let value else { return null() }
         separate()
-        JSONText.appendQuoted(value, to: &bytes)
+        quoted(value)
     }
 
     mutating func int(_ value: Int64?) {
         guard let value else { return null() }
         separate()
-        if value < 0 { bytes.append(UInt8(ascii: "-")) }
+        reserve(20)
+        if value < 0 { base[count] = UInt8(ascii: "-"); count += 1 }
         var magnitude = value.magnitude
-        var digits: (UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8,
-                     UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8, UInt8) =
-            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
-        var count = 0
-        withUnsafeMutableBytes(of: &digits) { buffer in
-            repeat {
-                buffer[19 - count] = UInt8(48 + magnitude % 10)
-                magnitude /= 10
-                count += 1
-            } while magnitude > 0
-            bytes.append(contentsOf: buffer[(20 - count)...])
-        }
+        var digits = 1
+        var rest = magnitude / 10
+        while rest > 0 { digits += 1; rest /= 10 }
+        var at = count + digits - 1
+        repeat {
+            base[at] = UInt8(48 + magnitude % 10)
+            magnitude /= 10
+            at -= 1
+        } while magnitude > 0
+        count += digits
     }
 
     mutating func double(_ value: Double) {
         if value == value.rounded() && abs(value) < 1e15 { return int(Int64(value)) }
         separate()
-        bytes.append(contentsOf: String(value).utf8)
+        var text = String(value)
+        text.withUTF8 { put($0) }
     }
 
     /// RFC 3339 UTC with milliseconds, or null.
     mutating func time(_ date: Date?) {
         guard let date else { return null() }
         separate()
-        bytes.append(UInt8(ascii: "\""))
-        Timestamp.append(date, to: &bytes)
-        bytes.append(UInt8(ascii: "\""))
+        reserve(Timestamp.length + 2)
+        base[count] = UInt8(ascii: "\"")
+        Timestamp.write(date, to: base + count + 1, day: &day)
+        base[count + Timestamp.length + 1] = UInt8(ascii: "\"")
+        count += Timestamp.length + 2
     }
 
     mutating func object(_ body: (inout JSONWriter) -> Void) {
@@ -111,11 +189,11 @@ struct JSONWriter {
 
     private mutating func container(_ open: UInt8, _ close: UInt8, _ body: (inout JSONWriter) -> Void) {
         separate()
-        bytes.append(open)
+        put(open)
         enter()
         body(&self)
         leave()
-        bytes.append(close)
+        put(close)
     }
 
     mutating func value(_ value: JSONValue) {

@@ -37,26 +37,39 @@ extension Duration {
 public struct UTCTime: Sendable, Equatable {
     public var year, month, day, hour, minute, second, millisecond: Int64
 
-    /// Civil from days (Howard Hinnant's algorithm), milliseconds rounded as the store keeps them.
+    /// Milliseconds rounded as the store keeps them.
     public init(_ date: Date) {
-        let ms = Int64((date.timeIntervalSince1970 * 1000).rounded())
-        millisecond = (ms % 1000 + 1000) % 1000
-        let seconds = (ms - millisecond) / 1000
-        var days = seconds / 86_400
-        var rest = seconds - days * 86_400
-        if rest < 0 { rest += 86_400; days -= 1 }
+        self.init(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded()))
+    }
+
+    public init(milliseconds ms: Int64) {
+        let (days, rest) = UTCTime.split(milliseconds: ms)
+        (year, month, day) = UTCTime.civil(days: days)
+        millisecond = rest % 1000
+        hour = rest / 3_600_000
+        minute = rest / 60_000 % 60
+        second = rest / 1000 % 60
+    }
+
+    /// Whole days since 1970-01-01 and the milliseconds into the last one (never negative).
+    public static func split(milliseconds ms: Int64) -> (days: Int64, rest: Int64) {
+        var days = ms / 86_400_000
+        var rest = ms - days * 86_400_000
+        if rest < 0 { rest += 86_400_000; days -= 1 }
+        return (days, rest)
+    }
+
+    /// The calendar date of a day since 1970-01-01: civil from days (Howard Hinnant's algorithm).
+    public static func civil(days: Int64) -> (year: Int64, month: Int64, day: Int64) {
         let z = days + 719_468
         let era = (z >= 0 ? z : z - 146_096) / 146_097
         let doe = z - era * 146_097
         let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365
         let doy = doe - (365 * yoe + yoe / 4 - yoe / 100)
         let mp = (5 * doy + 2) / 153
-        day = doy - (153 * mp + 2) / 5 + 1
-        month = mp < 10 ? mp + 3 : mp - 9
-        year = yoe + era * 400 + (month <= 2 ? 1 : 0)
-        hour = rest / 3600
-        minute = rest % 3600 / 60
-        second = rest % 60
+        let day = doy - (153 * mp + 2) / 5 + 1
+        let month = mp < 10 ? mp + 3 : mp - 9
+        return (yoe + era * 400 + (month <= 2 ? 1 : 0), month, day)
     }
 }
 

@@ -1,4 +1,5 @@
 import CSQLite
+import Synchronization
 
 /// A failed SQLite call: result code, SQLite's message and the SQL that failed.
 public struct SQLiteError: Error, CustomStringConvertible {
@@ -20,11 +21,26 @@ public enum SQLValue: Sendable, Equatable {
     case text(String)
 }
 
+/// SQL every connection prepares once and finds again by number rather than by hashing its
+/// text (the hot reads' SQL is hundreds of bytes). Declare each as a `static let`: every
+/// `Query` made takes a slot for the life of the process.
+public struct Query: Sendable {
+    public let sql: String
+    let slot: Int
+    private static let slots = Atomic<Int>(0)
+
+    public init(_ sql: String) {
+        self.sql = sql
+        slot = Query.slots.wrappingAdd(1, ordering: .relaxed).oldValue
+    }
+}
+
 /// One SQLite connection. The handle has one owner and is closed in `deinit`; callers
 /// serialize access (the store holds each connection behind a lock).
 public final class Connection {
     let handle: OpaquePointer
     private var statements: [String: Statement] = [:]
+    private var queries: [Statement?] = []
     /// `PRAGMA synchronous` as last set: FULL makes a commit survive power loss.
     private var synchronousFull = false
 
@@ -47,6 +63,7 @@ public final class Connection {
 
     deinit {
         statements.removeAll()
+        queries.removeAll()
         sqlite3_close_v2(handle)
     }
 
@@ -68,6 +85,18 @@ public final class Connection {
         }
         let statement = try Statement(connection: self, sql: sql)
         statements[sql] = statement
+        return statement
+    }
+
+    /// A `Query`'s statement, prepared on first use, reset for reuse.
+    public func prepare(_ query: Query) throws -> Statement {
+        if query.slot < queries.count, let cached = queries[query.slot] {
+            cached.reset()
+            return cached
+        }
+        let statement = try Statement(connection: self, sql: query.sql)
+        if query.slot >= queries.count { queries.append(contentsOf: repeatElement(nil, count: query.slot + 1 - queries.count)) }
+        queries[query.slot] = statement
         return statement
     }
 
@@ -206,4 +235,16 @@ public struct Row {
         return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
     }
     public func optionalText(_ column: Int32) -> String? { isNull(column) ? nil : text(column) }
+
+    /// The column's text as one of an enum's raw values, compared byte for byte (no String
+    /// made for it); nil for NULL or text that is none of them.
+    public func value<E: CaseIterable & RawRepresentable>(_ column: Int32, as _: E.Type = E.self) -> E? where E.RawValue == String {
+        guard let text = sqlite3_column_text(statement.handle, column) else { return nil }
+        let count = Int(sqlite3_column_bytes(statement.handle, column))
+        for candidate in E.allCases {
+            var raw = candidate.rawValue
+            if raw.withUTF8({ $0.count == count && $0.elementsEqual(UnsafeBufferPointer(start: text, count: count)) }) { return candidate }
+        }
+        return nil
+    }
 }

@@ -84,15 +84,17 @@ extension Store {
     }
 
     /// The hottest read (`GET /api/v1/runs/{id}`): its SQL is built once, not per request.
-    static let runByIDSQL = "SELECT \(Store.runColumns) FROM runs WHERE id = ?"
-    static let stepsOfRunSQL = "SELECT \(stepColumns) FROM steps WHERE run_id = ? ORDER BY id"
+    static let runByID = Query("SELECT \(Store.runColumns) FROM runs WHERE id = ?")
+    static let stepsOfRun = Query("SELECT \(stepColumns) FROM steps WHERE run_id = ? ORDER BY id")
+    static let begin = Query("BEGIN")
+    static let commit = Query("COMMIT")
 
     public func run(_ id: RunID) throws -> Run? {
         try read { db in
             // One read transaction for the run and its steps: one snapshot, one lock cycle.
-            try db.prepare("BEGIN").run()
-            defer { try? db.prepare("COMMIT").run() }
-            guard let run = try db.prepare(Store.runByIDSQL).rows([.integer(id)], Store.decodeRun).first else { return nil }
+            try db.prepare(Store.begin).run()
+            defer { try? db.prepare(Store.commit).run() }
+            guard let run = try db.prepare(Store.runByID).rows([.integer(id)], Store.decodeRun).first else { return nil }
             return try Store.withSteps(run, db)
         }
     }
@@ -191,7 +193,7 @@ extension Store {
 
     static func decodeRun(_ row: Row) -> Run {
         var run = Run(id: row.int(0), service: row.text(1), version: row.text(2), reason: row.optionalText(3),
-            requestedBy: row.text(4), status: RunStatus(rawValue: row.text(5)) ?? .failed,
+            requestedBy: row.text(4), status: row.value(5) ?? RunStatus.failed,
             createdAt: Date(milliseconds: row.int(6)), startedAt: row.optionalInt(7).map(Date.init(milliseconds:)),
             finishedAt: row.optionalInt(8).map(Date.init(milliseconds:)), error: row.optionalText(9),
             cancelRequested: row.int(10) != 0)
@@ -207,14 +209,14 @@ extension Store {
 
     static func decodeStep(_ row: Row) -> Step {
         Step(id: row.int(0), runID: row.int(1), targetID: row.text(2), targetPort: Int(row.int(3)),
-             phase: Phase(rawValue: row.text(4)) ?? .deploy, status: StepStatus(rawValue: row.text(5)) ?? .failed,
+             phase: row.value(4) ?? Phase.deploy, status: row.value(5) ?? StepStatus.failed,
              startedAt: Date(milliseconds: row.int(6)), finishedAt: row.optionalInt(7).map(Date.init(milliseconds:)),
              error: row.optionalText(8), hookProcess: row.optionalInt(9).map { HookProcess(group: Int32($0)) })
     }
 
     static func withSteps(_ run: Run, _ db: Connection) throws -> Run {
         var run = run
-        run.steps = try db.prepare(stepsOfRunSQL).rows([.integer(run.id)], decodeStep)
+        run.steps = try db.prepare(stepsOfRun).rows([.integer(run.id)], decodeStep)
         return run
     }
 

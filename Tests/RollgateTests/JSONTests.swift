@@ -11,12 +11,23 @@ import Rollout
         #expect(Timestamp.format(Date(timeIntervalSince1970: -1)) == "1969-12-31T23:59:59.000Z")
     }
 
+    /// One writer keeps the last date part it wrote: times that change day, go back to an
+    /// earlier one, or lie before 1970 are each written whole and right.
+    @Test func timesAcrossDaysInOneWriter() {
+        let seconds: [Double] = [1_800_000_000.123, 1_800_000_001.999, 1_800_086_400, 1_800_000_000.5, -1, -86_400.001, 0, 951_782_400.5]
+        let bytes = JSONWriter.bytes { w in w.array { w in for s in seconds { w.time(Date(timeIntervalSince1970: s)) } } }
+        #expect(String(decoding: bytes, as: UTF8.self) == "[" + [
+            "2027-01-15T08:00:00.123Z", "2027-01-15T08:00:01.999Z", "2027-01-16T08:00:00.000Z", "2027-01-15T08:00:00.500Z",
+            "1969-12-31T23:59:59.000Z", "1969-12-30T23:59:59.999Z", "1970-01-01T00:00:00.000Z", "2000-02-29T00:00:00.500Z",
+        ].map { "\"\($0)\"" }.joined(separator: ",") + "]")
+    }
+
     @Test func theWriterNestsAndSeparatesAndEscapes() {
         let bytes = JSONWriter.bytes { w in
             w.object { w in
                 w.key("a"); w.int(-12)
                 w.key("b"); w.array { w in w.int(0); w.string(nil); w.bool(true); w.object { _ in } ; w.array { _ in } }
-                w.key("c\"d"); w.string("line\nbreak \u{1} é")
+                w.key(text: "c\"d"); w.string("line\nbreak \u{1} é")
                 w.key("e"); w.double(1.5)
                 w.key("f"); w.int(Int64.min)
             }
@@ -40,6 +51,22 @@ import Rollout
         for depth in (1...150).reversed() { expected += ",-\(depth)" + (depth > 1 ? "]" : "") }
         expected += "]"
         #expect(String(decoding: bytes, as: UTF8.self) == expected)
+    }
+
+    /// The writer's buffer starts at 4 KiB and grows: text past it (escapes included) and
+    /// numbers at the edges come out whole.
+    @Test func longTextGrowsTheBufferAndRoundTrips() throws {
+        let text = String(repeating: "line \"quoted\" \\ tab\t é\u{1}\n", count: 900)
+        let bytes = JSONWriter.bytes { w in
+            w.object { w in
+                w.key("text"); w.string(text)
+                w.key("numbers"); w.array { w in for n: Int64 in [0, 9, 10, Int64.max, Int64.min, -1] { w.int(n) } }
+            }
+        }
+        #expect(bytes.count > 30_000)
+        let value = try #require(JSONValue.parse(bytes))
+        #expect(value["text"] == .string(text))
+        #expect(String(decoding: bytes, as: UTF8.self).hasSuffix(#"\u0001\n","numbers":[0,9,10,9223372036854775807,-9223372036854775808,-1]}"#))
     }
 
     @Test func aRunHasEveryFieldTheContractNamesEvenWhenNull() throws {

@@ -263,3 +263,38 @@ import Glibc
         #expect(try reopened.simulatedTargets(service: "web") == [SimulatedTarget(target: Target(id: "web-1", port: 80), registered: false, changedAt: t0)])
     }
 }
+
+@Suite struct ConnectionTests {
+    static let pick = Query("SELECT ?")
+
+    /// A `Query` is prepared once per connection and found by its slot: each connection gets
+    /// its own statement, reused (reset, bindings cleared) call after call.
+    @Test func queriesArePreparedOncePerConnectionAndReused() throws {
+        let db = TempDatabase()
+        let first = try Connection(path: db.path)
+        let second = try Connection(path: db.path)
+        let a = try first.prepare(ConnectionTests.pick)
+        #expect(try a.rows([.integer(1)]) { $0.int(0) } == [1])
+        let again = try first.prepare(ConnectionTests.pick)
+        #expect(again === a)
+        #expect(try again.rows([.text("x")]) { $0.text(0) } == ["x"])
+        let other = try second.prepare(ConnectionTests.pick)
+        #expect(other !== a)
+        #expect(try other.rows([.null]) { $0.isNull(0) } == [true])
+        let later = Query("SELECT 2")
+        #expect(later.slot > ConnectionTests.pick.slot)
+        #expect(try first.prepare(later).rows { $0.int(0) } == [2])
+    }
+
+    /// Enum columns are read byte for byte against the raw values: an exact match or nil
+    /// (NULL, a prefix, a different case, text past a valid value).
+    @Test func enumColumnsMatchRawValuesExactly() throws {
+        let db = TempDatabase()
+        let connection = try Connection(path: db.path)
+        let texts: [SQLValue] = [.text("drain"), .text("restore"), .null, .text("drai"), .text("Drain"), .text("drained"), .text("")]
+        let read: [Phase?] = try texts.map { value in
+            try connection.prepare("SELECT ?").rows([value]) { $0.value(0, as: Phase.self) }.first!
+        }
+        #expect(read == [.drain, .restore, nil, nil, nil, nil, nil])
+    }
+}
