@@ -2,6 +2,7 @@
  * (a SQLite point read of the run and its steps, the same JSON out, byte for byte) and /healthz, as the
  * baseline for bench/http.sh. Not part of rollgate.
  *   cc -O2 -o cserver cserver.c -lmicrohttpd -lsqlite3
+ *   cc -O2 -DLEAVE_READ_OPEN -o cserver-held cserver.c -lmicrohttpd -lsqlite3   (the old read, see run_json)
  *   ./cserver PORT DATABASE */
 #include <microhttpd.h>
 #include <sqlite3.h>
@@ -51,8 +52,35 @@ static void time_or_null(char *out, size_t size, sqlite3_stmt *st, int col) {
     format_time(out, size, sqlite3_column_int64(st, col));
 }
 
+static __thread sqlite3_stmt *run_st, *step_st, *begin_st, *commit_st;
+
+static char *run_json_read(long long id);
+
+/* The run and its steps in one read transaction, ended before answering, as rollgate reads
+ * them: one snapshot, and no read left open between requests. (Until 2026-11-25 this server
+ * left the run statement un-reset after its row, so each thread kept its read transaction open
+ * from one request to the next: SQLite then skipped the lock and unlock system calls a read
+ * transaction costs, and the snapshot stayed pinned, holding back WAL checkpoints.) */
 static char *run_json(long long id) {
-    static __thread sqlite3_stmt *run_st, *step_st;
+#ifdef LEAVE_READ_OPEN
+    /* The old way, kept to compare with (bench/http.sh builds both): no BEGIN/COMMIT, the
+     * run statement left holding its read until this thread's next request. */
+    return run_json_read(id);
+#endif
+    sqlite3 *c = conn();
+    if (!begin_st) sqlite3_prepare_v2(c, "BEGIN", -1, &begin_st, NULL);
+    if (!commit_st) sqlite3_prepare_v2(c, "COMMIT", -1, &commit_st, NULL);
+    sqlite3_step(begin_st);
+    sqlite3_reset(begin_st);
+    char *body = run_json_read(id);
+    sqlite3_reset(run_st);
+    sqlite3_reset(step_st);
+    sqlite3_step(commit_st);
+    sqlite3_reset(commit_st);
+    return body;
+}
+
+static char *run_json_read(long long id) {
     sqlite3 *c = conn();
     if (!run_st) sqlite3_prepare_v2(c, "SELECT id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, wait_for_lock, interruptions, rollback_to FROM runs WHERE id = ?", -1, &run_st, NULL);
     if (!step_st) sqlite3_prepare_v2(c, "SELECT id, target_id, target_port, phase, status, started_at, finished_at, error FROM steps WHERE run_id = ? ORDER BY id", -1, &step_st, NULL);
@@ -60,7 +88,7 @@ static char *run_json(long long id) {
     sqlite3_bind_int64(run_st, 1, id);
     if (sqlite3_step(run_st) != SQLITE_ROW) return NULL;
     /* The same fields, order and formats as rollgate's run JSON. */
-    char *buf = NULL; size_t len = 0, cap = 0; char tmp[2048], reason[512], err[512], created[40], started[40], finished[40];
+    char *buf = NULL; size_t len = 0, cap = 0; char tmp[16384], reason[512], err[512], created[40], started[40], finished[40];
     text_or_null(reason, sizeof reason, run_st, 3);
     text_or_null(err, sizeof err, run_st, 9);
     time_or_null(created, sizeof created, run_st, 6);

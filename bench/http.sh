@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # rollgate's HTTP path against a minimal C libmicrohttpd server doing the same SQLite
-# point read, side by side in one run: req/s, p99 latency, RSS, and the ratio.
+# point read, side by side in one run: req/s, p99 latency, server CPU per request, RSS, and
+# the ratio. A second C server (c-held) reads the old way, leaving its read transaction open
+# between requests (see bench/cserver.c): shown for comparison, not the target's baseline.
 #   make bench            (builds release, installs wrk, runs this)
 #   bash bench/http.sh    (expects .build/release/rollgate; DURATION=10 CONNECTIONS=32 THREADS=2)
 set -euo pipefail
@@ -8,13 +10,14 @@ cd "$(dirname "$0")/.."
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-32}
 THREADS=${THREADS:-2}
-ROUNDS=${ROUNDS:-2}
+ROUNDS=${ROUNDS:-3}
 BIN=.build/release/rollgate
 OUT=bench/out
 mkdir -p "$OUT"
 [ -x "$BIN" ] || { echo "build first: make release (or make bench)"; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk (or make bench)"; exit 1; }
 cc -O2 -o "$OUT/cserver" bench/cserver.c -lmicrohttpd -lsqlite3
+cc -O2 -DLEAVE_READ_OPEN -o "$OUT/cserver-held" bench/cserver.c -lmicrohttpd -lsqlite3
 
 . bench/lib.sh
 
@@ -35,7 +38,7 @@ for target in ("demo-1", "demo-2", "demo-3"):
 db.commit()
 PY
 
-RPORT=$(free_port); CPORT=$(free_port)
+RPORT=$(free_port); CPORT=$(free_port); HPORT=$(free_port)
 cat > "$OUT/bench.yaml" <<YAML
 listen: 127.0.0.1:$RPORT
 database: $DB
@@ -48,8 +51,10 @@ YAML
 RPID=$!
 "$OUT/cserver" "$CPORT" "$DB" >"$OUT/cserver.log" 2>&1 &
 CPID=$!
-trap 'kill $RPID $CPID 2>/dev/null || true' EXIT
-for port in $RPORT $CPORT; do
+"$OUT/cserver-held" "$HPORT" "$DB" >"$OUT/cserver-held.log" 2>&1 &
+HPID=$!
+trap 'kill $RPID $CPID $HPID 2>/dev/null || true' EXIT
+for port in $RPORT $CPORT $HPORT; do
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$port/healthz" >/dev/null && break; sleep 0.1; done
 done
 curl -sf "http://127.0.0.1:$RPORT/api/v1/runs/1" >"$OUT/rollgate-run.json"
@@ -58,25 +63,34 @@ curl -sf "http://127.0.0.1:$CPORT/api/v1/runs/1" >"$OUT/cserver-run.json"
 cmp -s "$OUT/rollgate-run.json" "$OUT/cserver-run.json" || { echo "the two servers answer differently:"; diff "$OUT/rollgate-run.json" "$OUT/cserver-run.json"; exit 1; }
 R_IDLE=$(rss_kb $RPID); C_IDLE=$(rss_kb $CPID)
 
-measure() { # name port path -> "reqs p99ms"
-  wrk_measure "http://127.0.0.1:$2$3" "$OUT/wrk-$1-$(echo "$3" | tr '/' '_').txt"
+measure() { # name port path pid -> "req/s p99ms cpu_us_per_request"
+  local before after rps p99
+  before=$(cpu_ticks "$4")
+  read -r rps p99 < <(wrk_measure "http://127.0.0.1:$2$3" "$OUT/wrk-$1-$(echo "$3" | tr '/' '_').txt")
+  after=$(cpu_ticks "$4")
+  echo "$rps $p99 $(cpu_us_per_request "$before" "$after" "$(awk -v r="$rps" -v d="$DURATION" 'BEGIN {print r * d}')")"
 }
 
 machine
-echo "command: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency, $ROUNDS alternating rounds, best of each"
-printf '%-22s %-10s %12s %10s\n' endpoint server req/s p99_ms
+echo "command: wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s --latency, $ROUNDS alternating rounds, best req/s of each"
+echo "(cpu_us: the server's own CPU per request, user + system, in the round with the best req/s)"
+printf '%-22s %-10s %12s %10s %8s\n' endpoint server req/s p99_ms cpu_us
+declare -A best p99 cpu
 for path in /api/v1/runs/1 /healthz; do
-  best_r=0; best_c=0; p99_r=0; p99_c=0
+  for name in rollgate c-mhd c-held; do best[$name]=0; done
   for _ in $(seq "$ROUNDS"); do
-    read -r rr rp < <(measure rollgate "$RPORT" "$path")
-    read -r cr cp < <(measure cserver "$CPORT" "$path")
-    if awk "BEGIN{exit !($rr > $best_r)}"; then best_r=$rr; p99_r=$rp; fi
-    if awk "BEGIN{exit !($cr > $best_c)}"; then best_c=$cr; p99_c=$cp; fi
+    for name in rollgate c-mhd c-held; do
+      case $name in rollgate) port=$RPORT pid=$RPID ;; c-mhd) port=$CPORT pid=$CPID ;; c-held) port=$HPORT pid=$HPID ;; esac
+      read -r r p c < <(measure "$name" "$port" "$path" "$pid")
+      if awk "BEGIN{exit !($r > ${best[$name]})}"; then best[$name]=$r; p99[$name]=$p; cpu[$name]=$c; fi
+    done
   done
-  printf '%-22s %-10s %12s %10s\n' "$path" rollgate "$best_r" "$p99_r"
-  printf '%-22s %-10s %12s %10s\n' "$path" c-mhd "$best_c" "$p99_c"
+  for name in rollgate c-mhd c-held; do
+    printf '%-22s %-10s %12s %10s %8s\n' "$path" "$name" "${best[$name]}" "${p99[$name]}" "${cpu[$name]}"
+  done
   target=0.8; [ "$path" = /healthz ] && target=0.9
-  awk -v a="$best_r" -v b="$best_c" -v p="$path" -v t="$target" 'BEGIN {printf "%-22s ratio rollgate/c: %.2fx (target >= %sx)\n", p, a/b, t}'
+  awk -v a="${best[rollgate]}" -v b="${best[c-mhd]}" -v h="${best[c-held]}" -v p="$path" -v t="$target" \
+    'BEGIN {printf "%-22s ratio rollgate/c-mhd: %.2fx (target >= %sx); rollgate/c-held: %.2fx\n", p, a/b, t, a/h}'
 done
 R_LOAD=$(rss_kb $RPID); C_LOAD=$(rss_kb $CPID)
 echo "RSS idle:        rollgate $((R_IDLE / 1024)) MB, c-mhd $((C_IDLE / 1024)) MB (target rollgate <= 25 MB)"

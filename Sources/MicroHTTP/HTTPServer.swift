@@ -208,11 +208,15 @@ public final class HTTPServer: @unchecked Sendable {
             let cls = Unmanaged.passRetained(stream).toOpaque()
             mhdResponse = rollgate_mhd_stream_response(streamReader, cls, streamReleased)
             if mhdResponse == nil { Unmanaged<HTTPStream>.fromOpaque(cls).release() }
+        } else if body.isEmpty {
+            mhdResponse = MHD_create_response_from_buffer(0, nil, .RESPMEM_PERSISTENT)
         } else {
-            mhdResponse = body.withUnsafeBytes { bytes in
-                MHD_create_response_from_buffer(bytes.count, UnsafeMutableRawPointer(mutating: bytes.baseAddress),
-                                                .RESPMEM_MUST_COPY)
-            }
+            // MHD sends from the body's own storage, kept alive by a retained box until MHD
+            // frees the response (no copy of the body per answer).
+            let box = Unmanaged.passRetained(BodyBox(body))
+            let start = box.takeUnretainedValue().bytes.withUnsafeBytes { UnsafeMutableRawPointer(mutating: $0.baseAddress!) }
+            mhdResponse = MHD_create_response_from_buffer_with_free_callback_cls(body.count, start, bodyReleased, box.toOpaque())
+            if mhdResponse == nil { box.release() }
         }
         guard let mhdResponse else { return nil }
         for (name, value) in response.headers {
@@ -237,6 +241,18 @@ public final class HTTPServer: @unchecked Sendable {
         }
         return box.values
     }
+}
+
+/// A response body held for MHD, which sends straight from the array's storage: the box is
+/// retained while MHD holds the response and never changes the array, so the storage stays put.
+final class BodyBox {
+    let bytes: [UInt8]
+    init(_ bytes: [UInt8]) { self.bytes = bytes }
+}
+
+private let bodyReleased: MHD_ContentReaderFreeCallback = { cls in
+    guard let cls else { return }
+    Unmanaged<BodyBox>.fromOpaque(cls).release()
 }
 
 /// Per-request state held in MHD's `con_cls` from the first call until completion.

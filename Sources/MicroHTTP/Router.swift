@@ -117,7 +117,16 @@ public struct Router: Sendable {
     /// Splits on the `/` byte, not on characters: a combining mark or an emoji modifier after
     /// a slash (`/runs/%F0%9F%8F%BB`) would otherwise fuse with it into one character.
     static func split(_ path: String) -> [String] {
-        path.utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true).map { String(decoding: $0, as: UTF8.self) }
+        var parts: [String] = []
+        var path = path
+        path.withUTF8 { utf8 in
+            var start = 0
+            for end in 0...utf8.count where end == utf8.count || utf8[end] == UInt8(ascii: "/") {
+                if end > start { parts.append(String(decoding: UnsafeBufferPointer(rebasing: utf8[start..<end]), as: UTF8.self)) }
+                start = end + 1
+            }
+        }
+        return parts
     }
 
     static func match(_ segments: [Segment], _ parts: [String]) -> [String: String]? {

@@ -61,25 +61,20 @@ public final class Telemetry: Sendable {
     /// The handlers of the HTTP metrics, made once per route, method and status: the
     /// request path (tens of thousands a second) does not look them up in the registry.
     private struct HTTPKey: Hashable { let route: String, method: String, status: Int }
-    private let httpCounters = Mutex<[HTTPKey: CoreMetrics.Counter]>([:])
-    private let httpTimers = Mutex<[String: CoreMetrics.Timer]>([:])
+    /// Each (route, method, status)'s counter with its route's timer: one lookup per answer.
+    private let httpSeries = Mutex<[HTTPKey: (CoreMetrics.Counter, CoreMetrics.Timer)]>([:])
 
     func httpAnswered(route: String, method: String, status: Int, duration: Duration) {
         let key = HTTPKey(route: route, method: method, status: status)
         let factory = metrics.factory
-        let counter = httpCounters.withLock { counters in
-            if let counter = counters[key] { return counter }
-            let made = CoreMetrics.Counter(label: Name.httpRequests, dimensions: [("route", route), ("method", method), ("status", "\(status)")], factory: factory)
-            counters[key] = made
+        let (counter, timer) = httpSeries.withLock { series in
+            if let known = series[key] { return known }
+            let made = (CoreMetrics.Counter(label: Name.httpRequests, dimensions: [("route", route), ("method", method), ("status", "\(status)")], factory: factory),
+                        CoreMetrics.Timer(label: Name.httpSeconds, dimensions: [("route", route)], factory: factory))
+            series[key] = made
             return made
         }
         counter.increment()
-        let timer = httpTimers.withLock { timers in
-            if let timer = timers[route] { return timer }
-            let made = CoreMetrics.Timer(label: Name.httpSeconds, dimensions: [("route", route)], factory: factory)
-            timers[route] = made
-            return made
-        }
         let (seconds, attoseconds) = duration.components
         timer.recordNanoseconds(max(0, seconds * 1_000_000_000 + attoseconds / 1_000_000_000))
     }
