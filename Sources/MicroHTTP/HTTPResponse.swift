@@ -55,24 +55,37 @@ public enum JSONText {
         bytes.append(UInt8(ascii: "\""))
         var s = s
         s.withUTF8 { utf8 in
-            if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
+            if needsEscaping(utf8) {
+                escape(utf8) { bytes.append($0) }
+            } else {
                 bytes.append(contentsOf: utf8)
-                return
-            }
-            for byte in utf8 {
-                switch byte {
-                case UInt8(ascii: "\""): bytes.append(contentsOf: [92, 34])
-                case UInt8(ascii: "\\"): bytes.append(contentsOf: [92, 92])
-                case 10: bytes.append(contentsOf: [92, UInt8(ascii: "n")])
-                case 13: bytes.append(contentsOf: [92, UInt8(ascii: "r")])
-                case 9: bytes.append(contentsOf: [92, UInt8(ascii: "t")])
-                case 0..<0x20:
-                    let hex = Array("0123456789abcdef".utf8)
-                    bytes.append(contentsOf: [92, UInt8(ascii: "u"), 48, 48, hex[Int(byte >> 4)], hex[Int(byte & 15)]])
-                default: bytes.append(byte)
-                }
             }
         }
         bytes.append(UInt8(ascii: "\""))
+    }
+
+    /// Whether any byte must be escaped inside a JSON string: `"`, `\\` or a control character.
+    @inlinable
+    public static func needsEscaping(_ utf8: UnsafeBufferPointer<UInt8>) -> Bool {
+        utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }
+    }
+
+    /// The bytes of `utf8` as they go inside a JSON string (without the quotes), one at a time.
+    public static func escape(_ utf8: UnsafeBufferPointer<UInt8>, _ emit: (UInt8) -> Void) {
+        let hex: StaticString = "0123456789abcdef"
+        for byte in utf8 {
+            switch byte {
+            case UInt8(ascii: "\""): emit(92); emit(34)
+            case UInt8(ascii: "\\"): emit(92); emit(92)
+            case 10: emit(92); emit(UInt8(ascii: "n"))
+            case 13: emit(92); emit(UInt8(ascii: "r"))
+            case 9: emit(92); emit(UInt8(ascii: "t"))
+            case 0..<0x20:
+                for escaped in [92, UInt8(ascii: "u"), 48, 48, hex.utf8Start[Int(byte >> 4)], hex.utf8Start[Int(byte & 15)]] {
+                    emit(escaped)
+                }
+            default: emit(byte)
+            }
+        }
     }
 }

@@ -61,24 +61,10 @@ struct JSONWriter: ~Copyable {
     /// `"text"` with `"`, `\\` and control characters escaped; other UTF-8 as it is.
     private mutating func quoted(_ utf8: UnsafeBufferPointer<UInt8>) {
         put(UInt8(ascii: "\""))
-        if !utf8.contains(where: { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") }) {
-            put(utf8)
+        if JSONText.needsEscaping(utf8) {
+            JSONText.escape(utf8) { put($0) }
         } else {
-            let hex: StaticString = "0123456789abcdef"
-            for byte in utf8 {
-                switch byte {
-                case UInt8(ascii: "\""): put(92); put(34)
-                case UInt8(ascii: "\\"): put(92); put(92)
-                case 10: put(92); put(UInt8(ascii: "n"))
-                case 13: put(92); put(UInt8(ascii: "r"))
-                case 9: put(92); put(UInt8(ascii: "t"))
-                case 0..<0x20:
-                    raw("\\u00")
-                    put(hex.utf8Start[Int(byte >> 4)])
-                    put(hex.utf8Start[Int(byte & 15)])
-                default: put(byte)
-                }
-            }
+            put(utf8)
         }
         put(UInt8(ascii: "\""))
     }
@@ -112,8 +98,7 @@ struct JSONWriter: ~Copyable {
     mutating func key(_ name: StaticString) {
         separate()
         name.withUTF8Buffer { utf8 in
-            assert(!utf8.contains { $0 < 0x20 || $0 == UInt8(ascii: "\"") || $0 == UInt8(ascii: "\\") },
-                   "a JSON key literal that needs escaping: use key(text:)")
+            assert(!JSONText.needsEscaping(utf8), "a JSON key literal that needs escaping: use key(text:)")
             reserve(utf8.count + 3)
             base[count] = UInt8(ascii: "\"")
             (base + count + 1).update(from: utf8.baseAddress!, count: utf8.count)

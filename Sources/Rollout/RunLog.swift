@@ -39,6 +39,11 @@ public struct SecretMask: Sendable {
 /// 100,000. A crash (kill -9) loses at most the lines of the last 5 ms. A line that cannot be
 /// written now (the database is locked, full or read-only) is kept, in order, and written
 /// before any later line once writes succeed again: a line is never dropped for a failed write.
+///
+/// Adding a line only takes the short `pending` lock: a hook's pipe reader never waits for a
+/// transaction (with four hooks printing at once, it used to wait for each other's). One
+/// writer at a time (`writing`) takes everything waiting and writes it; it keeps going while a
+/// full batch waits, so readers that find the writer busy just go on reading.
 public final class RunLog: Sendable {
     public static let batchLines = 500
     public static let batchDelay: Duration = .milliseconds(5)
@@ -47,9 +52,11 @@ public final class RunLog: Sendable {
     let journal: any RunJournal
     let mask: SecretMask
     let health: StoreHealth
-    /// Lines not written yet, oldest first. Writing happens under this lock so lines from a
-    /// hook's thread and the roll's own never overtake one another.
+    /// Lines not written yet, oldest first.
     private let pending = Mutex<[LogEntry]>([])
+    /// Held while a batch is taken and written, so batches reach the journal in the order
+    /// their lines came.
+    private let writing = Mutex<Void>(())
     /// Whether a timed flush is on its way.
     private let scheduled = Atomic<Bool>(false)
 
@@ -66,36 +73,52 @@ public final class RunLog: Sendable {
             pending.append(line)
             return pending.count >= RunLog.batchLines
         }
-        if full {
-            flush(at: at)
-        } else if scheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged {
-            Task.detached { [self] in
-                try? await Task.sleep(for: RunLog.batchDelay)
-                scheduled.store(false, ordering: .releasing)
-                flush(at: at)
-            }
-        }
+        // A full batch is written now unless a writer is at it already (it takes full
+        // batches until none is left); whatever is still waiting has a timer within 5 ms.
+        if full { _ = writing.withLockIfAvailable { _ in writeWaiting(at: at, fullBatchesOnly: true) } }
+        scheduleFlush(at: at)
     }
 
-    /// Writes what is waiting; true when nothing is left.
+    /// Writes what is waiting; true when nothing is left (false when a write failed).
     @discardableResult
     public func flush(at now: Date) -> Bool {
-        pending.withLock { pending in
-            write(&pending, at: now)
-            return pending.isEmpty
-        }
+        writing.withLock { _ in writeWaiting(at: now, fullBatchesOnly: false) }
     }
 
     public var waiting: Int { pending.withLock { $0.count } }
 
-    private func write(_ pending: inout [LogEntry], at now: Date) {
-        guard !pending.isEmpty else { return }
-        do {
-            try journal.log(run: run, pending)
-            pending.removeAll(keepingCapacity: true)
-            health.succeeded()
-        } catch {
-            health.failed(error, at: now)
+    /// A flush in `batchDelay`, unless one is on its way already.
+    private func scheduleFlush(at: Date) {
+        guard scheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
+        Task.detached { [self] in
+            try? await Task.sleep(for: RunLog.batchDelay)
+            scheduled.store(false, ordering: .releasing)
+            // Lines that come during this flush schedule the next one (the flag is down); lines
+            // a failed write kept go with the next line's flush or the step's end.
+            flush(at: at)
+        }
+    }
+
+    /// Takes the waiting lines and writes them, again while lines keep coming (a full batch
+    /// at least, or any when `fullBatchesOnly` is false). Called holding `writing`. True when
+    /// nothing is left waiting.
+    private func writeWaiting(at now: Date, fullBatchesOnly: Bool) -> Bool {
+        while true {
+            let batch = pending.withLock { pending -> [LogEntry] in
+                guard pending.count >= (fullBatchesOnly ? RunLog.batchLines : 1) else { return [] }
+                defer { pending.removeAll(keepingCapacity: true) }
+                return pending
+            }
+            guard !batch.isEmpty else { return pending.withLock { $0.isEmpty } }
+            do {
+                try journal.log(run: run, batch)
+                health.succeeded()
+            } catch {
+                // Kept, ahead of anything that came meanwhile, for the next write.
+                pending.withLock { $0.insert(contentsOf: batch, at: 0) }
+                health.failed(error, at: now)
+                return false
+            }
         }
     }
 }

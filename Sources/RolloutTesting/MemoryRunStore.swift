@@ -182,6 +182,20 @@ public final class MemoryRunStore: RunQueue, SimulatedTargetStore {
         }
     }
 
+    /// Called with each batch of log lines before it is stored, outside the store's lock: a
+    /// test can hold a write back, or make it fail.
+    public let beforeLogBatch = Mutex<(@Sendable ([LogEntry]) throws -> Void)?>(nil)
+
+    public func log(run: RunID, _ lines: [LogEntry]) throws {
+        if let gate = beforeLogBatch.withLock({ $0 }) { try gate(lines) }
+        state.withLock { s in
+            for line in lines {
+                s.logs.append(LogLine(seq: Int64(s.logs.count + 1), runID: run, at: line.at, stream: line.stream,
+                                      targetID: line.target, phase: line.phase, text: line.text))
+            }
+        }
+    }
+
     public func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at now: Date) throws {
         state.withLock { s in
             s.logs.append(LogLine(seq: Int64(s.logs.count + 1), runID: run, at: now, stream: stream,

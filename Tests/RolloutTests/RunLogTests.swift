@@ -1,0 +1,96 @@
+import Dispatch
+import Testing
+import Rollout
+import RolloutTesting
+import Synchronization
+
+/// The run's log batches lines into transactions. What must hold with several hooks printing
+/// at once: a hook's reader never waits for another's transaction, every line is stored once,
+/// each hook's lines in the order printed, and a failed write keeps its lines ahead of later ones.
+@Suite struct RunLogTests {
+    struct Refused: Error {}
+
+    /// A gate a test opens: the batch writer waits in it, the test sees it waiting.
+    final class Gate: Sendable {
+        let entered = DispatchSemaphore(value: 0)
+        let open = DispatchSemaphore(value: 0)
+    }
+
+    final class Flag: Sendable {
+        let value: Mutex<Bool>
+        init(_ value: Bool) { self.value = Mutex(value) }
+        /// The value, and `false` from now on.
+        func take() -> Bool { value.withLock { let was = $0; $0 = false; return was } }
+        var isSet: Bool { value.withLock { $0 } }
+    }
+
+    static let at = Date(timeIntervalSince1970: 1_800_000_000)
+
+    @Test func aReaderDoesNotWaitForAnotherReadersWrite() async throws {
+        let store = MemoryRunStore()
+        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: StoreHealth())
+        let gate = Gate()
+        let first = Flag(true)
+        store.beforeLogBatch.withLock { hook in
+            hook = { _ in
+                guard first.take() else { return }
+                gate.entered.signal()
+                _ = gate.open.wait(timeout: .now() + 30)
+            }
+        }
+        // Hook a: its 500th line fills a batch, and its reader writes it (and is held there).
+        let a = Task.detached {
+            for n in 1...RunLog.batchLines { log.append(.stdout, target: "a", phase: .deploy, text: "a \(n)", at: Self.at) }
+        }
+        #expect(gate.entered.wait(timeout: .now() + 30) == .success, "the first batch reached the journal")
+        // Hook b prints 1,200 lines meanwhile: none of them waits for a's transaction.
+        for n in 1...1200 { log.append(.stdout, target: "b", phase: .deploy, text: "b \(n)", at: Self.at) }
+        #expect(store.logs.isEmpty, "a's batch is still held: b did not wait for it")
+        #expect(log.waiting == 1200)
+        gate.open.signal()
+        await a.value
+        #expect(log.flush(at: Self.at))
+        let texts = store.logs.map(\.text)
+        #expect(texts.count == RunLog.batchLines + 1200)
+        #expect(Array(texts.prefix(RunLog.batchLines)) == (1...RunLog.batchLines).map { "a \($0)" })
+        #expect(texts.filter { $0.hasPrefix("b ") } == (1...1200).map { "b \($0)" })
+        #expect(store.logs.map(\.seq) == (1...Int64(texts.count)).map { $0 })
+    }
+
+    @Test func manyReadersAtOnceStoreEveryLineOnceInOrder() async throws {
+        let store = MemoryRunStore()
+        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: StoreHealth())
+        let readers = 4, lines = 3000
+        await withTaskGroup(of: Void.self) { group in
+            for reader in 0..<readers {
+                group.addTask {
+                    for n in 1...lines { log.append(.stdout, target: "t\(reader)", phase: .deploy, text: "\(n)", at: Self.at) }
+                }
+            }
+        }
+        #expect(log.flush(at: Self.at))
+        let stored = store.logs
+        #expect(stored.count == readers * lines)
+        for reader in 0..<readers {
+            #expect(stored.filter { $0.targetID == "t\(reader)" }.map(\.text) == (1...lines).map(String.init))
+        }
+    }
+
+    @Test func aFailedWriteKeepsItsLinesAheadOfLaterOnes() throws {
+        let store = MemoryRunStore()
+        let health = StoreHealth()
+        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: health)
+        let refuse = Flag(true)
+        store.beforeLogBatch.withLock { $0 = { _ in if refuse.isSet { throw Refused() } } }
+        for n in 1...RunLog.batchLines { log.append(.stdout, target: "a", phase: .deploy, text: "\(n)", at: Self.at) }
+        #expect(store.logs.isEmpty)
+        #expect(health.failure != nil)
+        for n in (RunLog.batchLines + 1)...(RunLog.batchLines + 10) { log.append(.stdout, target: "a", phase: .deploy, text: "\(n)", at: Self.at) }
+        #expect(!log.flush(at: Self.at), "still refused: flush says lines are left")
+        #expect(log.waiting == RunLog.batchLines + 10)
+        _ = refuse.take()
+        #expect(log.flush(at: Self.at))
+        #expect(store.logs.map(\.text) == (1...(RunLog.batchLines + 10)).map(String.init))
+        #expect(health.failure == nil)
+    }
+}
