@@ -31,13 +31,13 @@ import Glibc
     @Test func appliesEveryMigrationInOrderOnceAndRecordsThem() throws {
         let db = TempDatabase()
         let migrator = try Migrator(directory: migrationsDirectory)
-        #expect(migrator.migrations.map(\.version) == [1, 2, 3, 4, 5, 6, 7])
+        #expect(migrator.migrations.map(\.version) == [1, 2, 3, 4, 5, 6, 7, 8])
         let connection = try Connection(path: db.path)
-        #expect(try migrator.migrate(connection) == [1, 2, 3, 4, 5, 6, 7])
+        #expect(try migrator.migrate(connection) == [1, 2, 3, 4, 5, 6, 7, 8])
         #expect(try migrator.migrate(connection) == [])
-        #expect(try migrator.currentVersion(of: connection) == 7)
+        #expect(try migrator.currentVersion(of: connection) == 8)
         let recorded = try connection.prepare("SELECT version, name FROM schema_migrations ORDER BY version").rows { "\($0.int(0)) \($0.text(1))" }
-        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries", "6 live_events", "7 canary_rollback"])
+        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries", "6 live_events", "7 canary_rollback", "8 log_lines_plain_checks"])
     }
 
     @Test func eachMigrationAppliesOnTopOfThePreviousVersionKeepingData() throws {
@@ -79,6 +79,37 @@ import Glibc
         }
     }
 
+    /// 0008 rebuilds log_lines with its CHECKs written without IN lists: every line stays,
+    /// no sequence number is handed out twice, and the same values are still refused.
+    @Test func theLogRebuildKeepsLinesAndTheirNumbersAndTheSameRules() throws {
+        let db = TempDatabase()
+        let all = try Migrator(directory: migrationsDirectory)
+        let connection = try Connection(path: db.path)
+        try connection.execute("PRAGMA foreign_keys = ON")
+        try Migrator(migrations: all.migrations.filter { $0.version <= 7 }).migrate(connection)
+        try connection.execute("INSERT INTO runs (service, version, requested_by, status, created_at) VALUES ('web', 'v1', 'test', 'queued', 0)")
+        for (n, (stream, phase)) in [("system", nil), ("stdout", "deploy"), ("stderr", "restore"), ("stdout", "drain")].enumerated() {
+            try connection.prepare("INSERT INTO log_lines (run_id, at, stream, target_id, phase, text) VALUES (1, ?, ?, 'i-1', ?, ?)")
+                .run([.integer(Int64(n)), .text(stream), phase.map(SQLValue.text) ?? .null, .text("line \(n)")])
+        }
+        try connection.execute("DELETE FROM log_lines WHERE seq = 4")   // the last one gone: 4 must not come back
+        try all.migrate(connection)
+        #expect(try connection.prepare("SELECT seq, stream, phase, text FROM log_lines ORDER BY seq").rows {
+            "\($0.int(0)) \($0.text(1)) \($0.optionalText(2) ?? "-") \($0.text(3))"
+        } == ["1 system - line 0", "2 stdout deploy line 1", "3 stderr restore line 2"])
+        try connection.execute("INSERT INTO log_lines (run_id, at, stream, phase, text) VALUES (1, 9, 'stdout', 'verify', 'after')")
+        #expect(connection.lastInsertRowID == 5)
+        #expect(try connection.prepare("SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'log_lines'").rows { $0.text(0) } == ["log_lines_run"])
+        for bad in ["(1, 0, 'stdin', NULL, 'x')", "(1, 0, 'stdout', 'rollback', 'x')", "(1, 0, 'Stdout', NULL, 'x')", "(2, 0, 'stdout', NULL, 'x')"] {
+            #expect(throws: SQLiteError.self, "\(bad) is refused") {
+                try connection.execute("INSERT INTO log_lines (run_id, at, stream, phase, text) VALUES \(bad)")
+            }
+        }
+        // The point of it: no temporary b-tree per insert any more.
+        let plan = try connection.prepare("EXPLAIN INSERT INTO log_lines (run_id, at, stream, phase, text) VALUES (1, 0, 'stdout', NULL, 'x')").rows { $0.text(1) }
+        #expect(!plan.contains("OpenEphemeral"))
+    }
+
     @Test func aDatabaseNewerThanTheBinaryIsRefused() throws {
         let db = TempDatabase()
         let connection = try Connection(path: db.path)
@@ -87,7 +118,7 @@ import Glibc
         #expect {
             try Migrator(directory: migrationsDirectory).migrate(connection)
         } throws: { error in
-            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 7")
+            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 8")
         }
         #expect(throws: MigrationError.self) { _ = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory)) }
     }
