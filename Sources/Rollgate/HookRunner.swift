@@ -30,7 +30,7 @@ public struct HookRunner: HookExecutor {
     }
 
     public func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
-                    output: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
+                    output: @escaping @Sendable (LogLine.Stream, [String]) -> Void) async -> HookOutcome {
         let process = ProcessGroup()
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
@@ -46,7 +46,7 @@ public struct HookRunner: HookExecutor {
     }
 
     func runBlocking(_ hook: HookInvocation, process: ProcessGroup, started: (HookProcess) -> Void,
-                     output: @escaping @Sendable (LogLine.Stream, String) -> Void) -> HookOutcome {
+                     output: @escaping @Sendable (LogLine.Stream, [String]) -> Void) -> HookOutcome {
         let pid: pid_t, outRead: Int32, errRead: Int32
         switch spawn(hook) {
         case .failure(let failure): return .couldNotStart(failure.description)
@@ -211,7 +211,8 @@ struct LineReader {
     var closed = false
     static let maxLine = 16 << 10
 
-    mutating func readAvailable(_ output: (LogLine.Stream, String) -> Void) {
+    /// Reads what the pipe holds and passes on its complete lines, all at once.
+    mutating func readAvailable(_ output: (LogLine.Stream, [String]) -> Void) {
         var chunk = [UInt8](repeating: 0, count: 65536)
         let n = chunk.withUnsafeMutableBytes { read(fd, $0.baseAddress!, $0.count) }
         if n <= 0 {
@@ -221,30 +222,32 @@ struct LineReader {
         buffer.append(contentsOf: chunk[0..<n])
         // Lines are cut where they end; what was passed on is dropped once, after the scan
         // (dropping each line as it goes moved the rest of the buffer every line).
+        var lines: [String] = []
         var start = 0
         var index = 0
         while index < buffer.count {
             if buffer[index] == 10 {
-                emit(buffer[start..<index], output)
+                lines.append(LineReader.line(buffer[start..<index]))
                 start = index + 1
             } else if index - start + 1 >= LineReader.maxLine {
-                emit(buffer[start...index], output)
+                lines.append(LineReader.line(buffer[start...index]))
                 start = index + 1
             }
             index += 1
         }
         if start > 0 { buffer.removeFirst(start) }
+        if !lines.isEmpty { output(stream, lines) }
     }
 
-    mutating func finish(_ output: (LogLine.Stream, String) -> Void) {
-        if !buffer.isEmpty { emit(buffer[...], output); buffer = [] }
+    mutating func finish(_ output: (LogLine.Stream, [String]) -> Void) {
+        if !buffer.isEmpty { output(stream, [LineReader.line(buffer[...])]); buffer = [] }
         if !closed { closed = true; close(fd) }
     }
 
-    private func emit(_ bytes: ArraySlice<UInt8>, _ output: (LogLine.Stream, String) -> Void) {
+    private static func line(_ bytes: ArraySlice<UInt8>) -> String {
         var line = String(decoding: bytes, as: UTF8.self)
         if line.hasSuffix("\r") { line.removeLast() }
-        output(stream, line)
+        return line
     }
 }
 

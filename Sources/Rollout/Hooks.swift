@@ -43,9 +43,11 @@ public struct HookProcess: Sendable, Equatable {
 /// Runs hook commands. The real one forks `/bin/sh -c`; tests record invocations.
 public protocol HookExecutor: Sendable {
     /// `started` is called once the hook's process group exists, before the wait;
-    /// `output` gets each line of stdout and stderr as it arrives.
+    /// `output` gets the lines of stdout and stderr as they arrive, in order, each call the
+    /// complete lines of one read (a chatty hook's lines go to the log a read at a time, not
+    /// a lock and a call per line).
     func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
-             output: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome
+             output: @escaping @Sendable (LogLine.Stream, [String]) -> Void) async -> HookOutcome
 
     /// Kills whatever is left of a hook of `run` that an earlier rollgate started;
     /// returns how many processes it ended (0: nothing was left).
@@ -54,7 +56,7 @@ public protocol HookExecutor: Sendable {
 
 extension HookExecutor {
     public func run(_ hook: HookInvocation,
-                    output: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
+                    output: @escaping @Sendable (LogLine.Stream, [String]) -> Void) async -> HookOutcome {
         await run(hook, started: { _ in }, output: output)
     }
 }

@@ -145,8 +145,8 @@ extension Roll {
             } catch {
                 logger.error("cannot record the hook's process group", metadata: ["error": "\(error)"])
             }
-        }) { stream, line in
-            log.append(stream, target: target.id, phase: phase, text: line, at: clock.now)
+        }) { stream, lines in
+            log.append(stream, target: target.id, phase: phase, lines: lines, at: clock.now)
         }
         context.metrics.hookEnded(service: run.service, phase: phase, outcome: outcome, duration: clock.now.since(hookStarted))
         if outcome.succeeded {
@@ -190,8 +190,8 @@ extension Roll {
         let log = self.log, clock = self.clock
         let invocation = HookInvocation(phase: phase, command: command, environment: environment,
                                         timeout: min(plan.hookTimeout, max(plan.pollInterval * 10, .seconds(10))))
-        return await executor.run(invocation) { stream, line in
-            log.append(stream, target: target, phase: phase, text: line, at: clock.now)
+        return await executor.run(invocation) { stream, lines in
+            log.append(stream, target: target, phase: phase, lines: lines, at: clock.now)
         }
     }
 

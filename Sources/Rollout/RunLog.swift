@@ -68,9 +68,15 @@ public final class RunLog: Sendable {
     }
 
     public func append(_ stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at: Date) {
-        let line = LogEntry(stream: stream, target: target, phase: phase, text: mask.apply(text), at: at)
+        append(stream, target: target, phase: phase, lines: [text], at: at)
+    }
+
+    /// Lines that came together (one read of a hook's pipe): masked, then added under one lock.
+    public func append(_ stream: LogLine.Stream, target: String?, phase: Phase?, lines texts: [String], at: Date) {
+        guard !texts.isEmpty else { return }
+        let lines = texts.map { LogEntry(stream: stream, target: target, phase: phase, text: mask.apply($0), at: at) }
         let full = pending.withLock { pending in
-            pending.append(line)
+            pending.append(contentsOf: lines)
             return pending.count >= RunLog.batchLines
         }
         // A full batch is written now unless a writer is at it already (it takes full

@@ -30,11 +30,12 @@ public final class RecordingExecutor: HookExecutor {
     }
 
     public func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
-                    output emit: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
+                    output emit: @escaping @Sendable (LogLine.Stream, [String]) -> Void) async -> HookOutcome {
         let count = invocations.withLock { $0.append(hook); return $0.count }
         started(HookProcess(group: Int32(1000 + count)))
         await onRun(hook)
-        for line in output(hook) { emit(.stdout, line) }
+        let lines = output(hook)
+        if !lines.isEmpty { emit(.stdout, lines) }
         // As the real runner: a hook still running at shutdown is ended with TERM.
         if Task.isCancelled { return .signalled(15) }
         return outcome(hook)

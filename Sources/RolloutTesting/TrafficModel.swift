@@ -234,7 +234,7 @@ public final class TrafficModelExecutor: HookExecutor {
     public var recorded: [HookInvocation] { invocations.withLock { $0 } }
 
     public func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
-                    output: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
+                    output: @escaping @Sendable (LogLine.Stream, [String]) -> Void) async -> HookOutcome {
         invocations.withLock { $0.append(hook) }
         started(HookProcess(group: 4242))
         guard let id = hook.environment["ROLLGATE_TARGET_ID"], let target = model.targetList.first(where: { $0.id == id }) else {
@@ -247,14 +247,14 @@ public final class TrafficModelExecutor: HookExecutor {
             model.stopApp(target)
             return .exited(0)
         case "fail":
-            output(.stderr, "error rate too high")
+            output(.stderr, ["error rate too high"])
             return .exited(1)
         default:
             guard hook.phase == .deploy else { return .exited(0) }
             model.stopApp(target)
             try? await clock.sleep(for: deployTakes)
             model.startApp(target, version: hook.environment["ROLLGATE_VERSION"] ?? "?")
-            output(.stdout, "deployed \(hook.environment["ROLLGATE_VERSION"] ?? "?") on \(id)")
+            output(.stdout, ["deployed \(hook.environment["ROLLGATE_VERSION"] ?? "?") on \(id)"])
             return .exited(0)
         }
     }

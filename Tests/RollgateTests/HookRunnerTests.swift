@@ -8,7 +8,7 @@ import Rollout
 /// Collects a hook's lines as they arrive.
 final class Lines: Sendable {
     private let lines = Mutex<[String]>([])
-    func add(_ stream: LogLine.Stream, _ text: String) { lines.withLock { $0.append("\(stream.rawValue): \(text)") } }
+    func add(_ stream: LogLine.Stream, _ texts: [String]) { lines.withLock { $0.append(contentsOf: texts.map { "\(stream.rawValue): \($0)" }) } }
     var all: [String] { lines.withLock { $0 } }
 }
 
@@ -36,12 +36,26 @@ final class Lines: Sendable {
         #expect(Set(lines.all) == ["stdout: one", "stderr: two", "stdout: no newline at end"])
     }
 
+    /// A chatty hook's lines come a read at a time (one call, one lock in the run's log, for
+    /// many lines), every one of them, in order.
+    @Test func aChattyHooksLinesComeAReadAtATimeInOrder() async {
+        let calls = Mutex<[[String]]>([])
+        let outcome = await runner.run(hook("seq 1 20000")) { stream, texts in
+            #expect(stream == .stdout)
+            calls.withLock { $0.append(texts) }
+        }
+        #expect(outcome == .exited(0))
+        let received = calls.withLock { $0 }
+        #expect(received.flatMap { $0 } == (1...20000).map(String.init))
+        #expect(received.count < 200, "\(received.count) calls for 20,000 lines")
+    }
+
     @Test func linesAreDeliveredAsTheyArriveNotAtTheEnd() async {
         let lines = Lines()
         let seenEarly = Mutex(false)
-        let outcome = await runner.run(hook("echo first; sleep 1; echo second")) { stream, text in
-            lines.add(stream, text)
-            if text == "first" {
+        let outcome = await runner.run(hook("echo first; sleep 1; echo second")) { stream, texts in
+            lines.add(stream, texts)
+            if texts == ["first"] {
                 // The hook is still running (sleeping) when its first line arrives.
                 seenEarly.withLock { $0 = true }
             }
@@ -168,8 +182,8 @@ final class Lines: Sendable {
         close(fds[1])
         var reader = LineReader(fd: fds[0], stream: .stdout)
         var lines: [String] = []
-        while !reader.closed { reader.readAvailable { lines.append($1) } }
-        reader.finish { lines.append($1) }
+        while !reader.closed { reader.readAvailable { lines.append(contentsOf: $1) } }
+        reader.finish { lines.append(contentsOf: $1) }
         #expect(lines.map(\.count) == [1, 2, 16_384, 16_384, 7_232, 4])
         #expect(lines[0] == "a" && lines[1] == "bb" && lines.last == "last")
     }

@@ -209,7 +209,7 @@ final class FailingDeploy: HookExecutor {
     init(inner: TrafficModelExecutor, failOn: String) { self.inner = inner; self.failOn = failOn }
 
     func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
-             output: @escaping @Sendable (LogLine.Stream, String) -> Void) async -> HookOutcome {
+             output: @escaping @Sendable (LogLine.Stream, [String]) -> Void) async -> HookOutcome {
         if hook.phase == .deploy && hook.environment["ROLLGATE_TARGET_ID"] == failOn && hook.environment["ROLLGATE_VERSION"] == "v2" {
             return .exited(3)
         }
