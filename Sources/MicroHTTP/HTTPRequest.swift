@@ -3,7 +3,10 @@ public struct HTTPRequest: Sendable {
     public var method: String
     public var path: String
     public var query: [String: String]
-    public var headers: [String: String]
+    /// The header fields in the order received, names lower-cased; a name sent twice keeps its
+    /// first value for `header(_:)`. A list, not a dictionary: a request has a handful, and
+    /// building a hash table for each request cost more than the lookups save.
+    public var headers: [(name: String, value: String)]
     public var body: [UInt8]
     /// Path parameters filled in by the router (`/runs/{id}` gives `["id": ...]`).
     public var parameters: [String: String] = [:]
@@ -15,12 +18,12 @@ public struct HTTPRequest: Sendable {
         self.method = method
         self.path = path
         self.query = query
-        self.headers = Dictionary(headers.map { ($0.key.lowercased(), $0.value) }, uniquingKeysWith: { a, _ in a })
+        self.headers = headers.map { (name: $0.key.lowercased(), value: $0.value) }.sorted { $0.name < $1.name }
         self.body = body
     }
 
     /// For the server, whose header names are lower-cased as they are read.
-    init(method: String, path: String, query: [String: String], lowercasedHeaders: [String: String], body: [UInt8]) {
+    init(method: String, path: String, query: [String: String], lowercasedHeaders: [(name: String, value: String)], body: [UInt8]) {
         self.method = method
         self.path = path
         self.query = query
@@ -28,7 +31,10 @@ public struct HTTPRequest: Sendable {
         self.body = body
     }
 
-    public func header(_ name: String) -> String? { headers[name.lowercased()] }
+    public func header(_ name: String) -> String? {
+        let name = name.lowercased()
+        return headers.first { $0.name == name }?.value
+    }
 
     /// True when the client prefers HTML (a browser), judged from `Accept`.
     public var acceptsHTML: Bool { header("accept")?.contains("text/html") ?? false }

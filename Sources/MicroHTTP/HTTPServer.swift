@@ -155,8 +155,8 @@ public final class HTTPServer: @unchecked Sendable {
         if context.dispatched { return rollgate_mhd_yes() }
 
         let request = HTTPRequest(method: method, path: url,
-                                  query: values(connection, .GET_ARGUMENT_KIND),
-                                  lowercasedHeaders: values(connection, .HEADER_KIND),
+                                  query: queryValues(connection),
+                                  lowercasedHeaders: headerFields(connection),
                                   body: context.body)
         let (handler, routed): (HTTPHandler, HTTPRequest)
         switch router(request) {
@@ -230,17 +230,36 @@ public final class HTTPServer: @unchecked Sendable {
         dispatch.withLock { $0.open -= 1 }
     }
 
-    private func values(_ connection: OpaquePointer, _ kind: MHD_ValueKind) -> [String: String] {
+    /// The query's arguments (a name given twice keeps its first value).
+    private func queryValues(_ connection: OpaquePointer) -> [String: String] {
         // Without an iterator MHD only counts: most requests have no query string.
-        let count = MHD_get_connection_values(connection, kind, nil, nil)
-        guard count > 0 else { return [:] }
-        let box = ValueBox(capacity: Int(count))
-        withExtendedLifetime(box) {
-            _ = MHD_get_connection_values(connection, kind, valueIterator,
-                                          Unmanaged.passUnretained(box).toOpaque())
-        }
-        return box.values
+        guard MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, nil, nil) > 0 else { return [:] }
+        var fields: [(name: String, value: String)] = []
+        withUnsafeMutablePointer(to: &fields) { _ = MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, fieldCollector, $0) }
+        var values: [String: String] = [:]
+        for field in fields where values[field.name] == nil { values[field.name] = field.value }
+        return values
     }
+
+    /// The header fields, names lower-cased, in the order received.
+    private func headerFields(_ connection: OpaquePointer) -> [(name: String, value: String)] {
+        var fields: [(name: String, value: String)] = []
+        fields.reserveCapacity(8)
+        withUnsafeMutablePointer(to: &fields) { _ = MHD_get_connection_values(connection, .HEADER_KIND, fieldCollector, $0) }
+        return fields
+    }
+}
+
+/// Appends each key and value MHD gives to the `[(name, value)]` its closure argument points to,
+/// the name lower-cased (header names are case-insensitive; the API's query names are all
+/// lower case, so `?Limit=5` works as `?limit=5`, as it always has).
+private let fieldCollector: MHD_KeyValueIterator = { cls, _, key, value in
+    guard let cls, let key else { return rollgate_mhd_yes() }
+    let fields = cls.assumingMemoryBound(to: [(name: String, value: String)].self)
+    var name = String(cString: key)
+    if name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) { name = name.lowercased() }
+    fields.pointee.append((name: name, value: value.map { String(cString: $0) } ?? ""))
+    return rollgate_mhd_yes()
 }
 
 /// A response body held for MHD, which sends straight from the array's storage: the box is
@@ -268,21 +287,6 @@ final class RequestContext: @unchecked Sendable {
 /// @unchecked: the pointer is only used to resume the connection it was suspended from.
 struct SuspendedConnection: @unchecked Sendable {
     let pointer: OpaquePointer
-}
-
-final class ValueBox {
-    var values: [String: String]
-    init(capacity: Int) { values = Dictionary(minimumCapacity: capacity) }
-}
-
-private let valueIterator: MHD_KeyValueIterator = { cls, _, key, value in
-    guard let cls, let key else { return rollgate_mhd_yes() }
-    let box = Unmanaged<ValueBox>.fromOpaque(cls).takeUnretainedValue()
-    var name = String(cString: key)
-    if name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) { name = name.lowercased() }
-    let text = value.map { String(cString: $0) } ?? ""
-    if box.values[name] == nil { box.values[name] = text }
-    return rollgate_mhd_yes()
 }
 
 private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, _, upload, uploadSize, state in

@@ -60,6 +60,10 @@ var testRouter: Router {
     router.get("/header") { request in
         HTTPResponse(contentType: "text/plain", text: request.header("X-Thing") ?? "none")
     }
+    router.get("/fields", immediate: { request in
+        HTTPResponse(contentType: "text/plain", text: request.headers.filter { $0.name.hasPrefix("x-") }.map { "\($0.name)=\($0.value)" }.joined(separator: ";")
+                     + " first=\(request.header("X-THING") ?? "none") q=\(request.query["q"] ?? "none")")
+    })
     return router
 }
 
@@ -70,6 +74,18 @@ var testRouter: Router {
         #expect(response.status == 200)
         #expect(text(response) == "hello world q=a b")
         #expect(try await live.client.request("GET", "/header", headers: [("x-thing", "yes")]).body == Array("yes".utf8))
+        await live.stop()
+    }
+
+    /// Header fields arrive in order with their names lower-cased; a name sent twice keeps both
+    /// fields and `header(_:)` answers the first, whatever the case asked for. Query names are
+    /// matched without regard to case, as they always were.
+    @Test func headerFieldsInOrderLowerCasedFirstWins() async throws {
+        let live = try LiveServer(router: testRouter)
+        let response = try await live.client.request("GET", "/fields?Q=yes",
+                                                     headers: [("X-Thing", "a"), ("x-other", "b"), ("X-THING", "c")])
+        #expect(text(response) == "x-thing=a;x-other=b;x-thing=c first=a q=yes")
+        #expect(text(try await live.client.request("GET", "/fields")) == " first=none q=none")
         await live.stop()
     }
 
