@@ -93,5 +93,6 @@ for path in /api/v1/runs/1 /healthz; do
     'BEGIN {printf "%-22s ratio rollgate/c-mhd: %.2fx (target >= %sx); rollgate/c-held: %.2fx\n", p, a/b, t, a/h}'
 done
 R_LOAD=$(rss_kb $RPID); C_LOAD=$(rss_kb $CPID)
-echo "RSS idle:        rollgate $((R_IDLE / 1024)) MB, c-mhd $((C_IDLE / 1024)) MB (target rollgate <= 25 MB)"
-echo "RSS after load:  rollgate $((R_LOAD / 1024)) MB, c-mhd $((C_LOAD / 1024)) MB"
+mb() { awk -v k="$1" 'BEGIN {printf "%.1f", k / 1024}'; }
+echo "RSS idle:        rollgate $(mb "$R_IDLE") MB, c-mhd $(mb "$C_IDLE") MB (target rollgate <= 25 MB)"
+echo "RSS after load:  rollgate $(mb "$R_LOAD") MB, c-mhd $(mb "$C_LOAD") MB (target rollgate <= 40 MB)"
