@@ -42,11 +42,17 @@ public struct SecretMask: Sendable {
 ///
 /// Adding a line only takes the short `pending` lock: a hook's pipe reader never waits for a
 /// transaction (with four hooks printing at once, it used to wait for each other's). One
-/// writer at a time (`writing`) takes everything waiting and writes it; it keeps going while a
-/// full batch waits, so readers that find the writer busy just go on reading.
+/// writer at a time (`writing`) takes everything waiting and writes it, at most
+/// `transactionLines` a transaction; it keeps going while a full batch waits, so readers that
+/// find the writer busy just go on reading, until `backlogLines` wait: then a reader waits for
+/// the writer (its pipe fills and the hook waits in turn), so a hook printing faster than the
+/// database can store never grows rollgate's memory without bound. Under such a flood a
+/// kill -9 loses at most the lines waiting (`backlogLines`) and the transaction in progress.
 public final class RunLog: Sendable {
     public static let batchLines = 500
     public static let batchDelay: Duration = .milliseconds(5)
+    public static let transactionLines = 5_000
+    public static let backlogLines = 20_000
 
     let run: RunID
     let journal: any RunJournal
@@ -59,12 +65,20 @@ public final class RunLog: Sendable {
     private let writing = Mutex<Void>(())
     /// Whether a timed flush is on its way.
     private let scheduled = Atomic<Bool>(false)
+    private let backlogWaits = Atomic<Int>(0)
+    /// How many times a reader found the backlog full and waited for the writer.
+    public var readerWaits: Int { backlogWaits.load(ordering: .relaxed) }
+    /// How long a line waits for company before it is written on its own; nil: only full
+    /// batches and explicit flushes write (tests that hold the journal, without timer tasks).
+    let flushDelay: Duration?
 
-    public init(run: RunID, journal: any RunJournal, mask: SecretMask, health: StoreHealth) {
+    public init(run: RunID, journal: any RunJournal, mask: SecretMask, health: StoreHealth,
+                flushDelay: Duration? = RunLog.batchDelay) {
         self.run = run
         self.journal = journal
         self.mask = mask
         self.health = health
+        self.flushDelay = flushDelay
     }
 
     public func append(_ stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at: Date) {
@@ -75,13 +89,19 @@ public final class RunLog: Sendable {
     public func append(_ stream: LogLine.Stream, target: String?, phase: Phase?, lines texts: [String], at: Date) {
         guard !texts.isEmpty else { return }
         let lines = texts.map { LogEntry(stream: stream, target: target, phase: phase, text: mask.apply($0), at: at) }
-        let full = pending.withLock { pending in
+        let waiting = pending.withLock { pending in
             pending.append(contentsOf: lines)
-            return pending.count >= RunLog.batchLines
+            return pending.count
         }
         // A full batch is written now unless a writer is at it already (it takes full
-        // batches until none is left); whatever is still waiting has a timer within 5 ms.
-        if full { _ = writing.withLockIfAvailable { _ in writeWaiting(at: at, fullBatchesOnly: true) } }
+        // batches until none is left); past the backlog this reader waits for the writer.
+        // Whatever is still waiting has a timer within 5 ms.
+        if waiting >= RunLog.backlogLines {
+            backlogWaits.add(1, ordering: .relaxed)
+            _ = writing.withLock { _ in writeWaiting(at: at, fullBatchesOnly: true) }
+        } else if waiting >= RunLog.batchLines {
+            _ = writing.withLockIfAvailable { _ in writeWaiting(at: at, fullBatchesOnly: true) }
+        }
         scheduleFlush(at: at)
     }
 
@@ -95,9 +115,10 @@ public final class RunLog: Sendable {
 
     /// A flush in `batchDelay`, unless one is on its way already.
     private func scheduleFlush(at: Date) {
+        guard let flushDelay else { return }
         guard scheduled.compareExchange(expected: false, desired: true, ordering: .acquiringAndReleasing).exchanged else { return }
         Task.detached { [self] in
-            try? await Task.sleep(for: RunLog.batchDelay)
+            try? await Task.sleep(for: flushDelay)
             scheduled.store(false, ordering: .releasing)
             // Lines that come during this flush schedule the next one (the flag is down); lines
             // a failed write kept go with the next line's flush or the step's end.
@@ -116,12 +137,17 @@ public final class RunLog: Sendable {
                 return pending
             }
             guard !batch.isEmpty else { return pending.withLock { $0.isEmpty } }
+            var written = 0
             do {
-                try journal.log(run: run, batch)
+                while written < batch.count {
+                    let end = min(written + RunLog.transactionLines, batch.count)
+                    try journal.log(run: run, Array(batch[written..<end]))
+                    written = end
+                }
                 health.succeeded()
             } catch {
                 // Kept, ahead of anything that came meanwhile, for the next write.
-                pending.withLock { $0.insert(contentsOf: batch, at: 0) }
+                pending.withLock { $0.insert(contentsOf: batch[written...], at: 0) }
                 health.failed(error, at: now)
                 return false
             }

@@ -10,10 +10,27 @@ import Synchronization
 @Suite struct RunLogTests {
     struct Refused: Error {}
 
-    /// A gate a test opens: the batch writer waits in it, the test sees it waiting.
+    /// A gate a test opens: the batch writer (on a hook's thread) waits in it; the test sees
+    /// it waiting by polling, never blocking one of Swift's few cooperative threads.
     final class Gate: Sendable {
-        let entered = DispatchSemaphore(value: 0)
+        let entered = Flag(false)
         let open = DispatchSemaphore(value: 0)
+        func enter() { entered.set(); _ = open.wait(timeout: .now() + 30) }
+    }
+
+    /// Runs `body` on a thread of its own, as a hook's pipe reader runs.
+    static func onHookThread(_ body: @escaping @Sendable () -> Void) -> Task<Void, Never> {
+        Task { await withCheckedContinuation { done in DispatchQueue(label: "test.hook").async { body(); done.resume() } } }
+    }
+
+    /// Polls until `condition` holds (or 30 s pass, so a broken run fails instead of hanging).
+    static func eventually(_ condition: () -> Bool) async -> Bool {
+        let deadline = ContinuousClock.now.advanced(by: .seconds(30))
+        while !condition() {
+            if ContinuousClock.now > deadline { return false }
+            await Task.yield()
+        }
+        return true
     }
 
     final class Flag: Sendable {
@@ -21,6 +38,7 @@ import Synchronization
         init(_ value: Bool) { self.value = Mutex(value) }
         /// The value, and `false` from now on.
         func take() -> Bool { value.withLock { let was = $0; $0 = false; return was } }
+        func set() { value.withLock { $0 = true } }
         var isSet: Bool { value.withLock { $0 } }
     }
 
@@ -28,21 +46,20 @@ import Synchronization
 
     @Test func aReaderDoesNotWaitForAnotherReadersWrite() async throws {
         let store = MemoryRunStore()
-        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: StoreHealth())
+        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: StoreHealth(), flushDelay: nil)
         let gate = Gate()
         let first = Flag(true)
         store.beforeLogBatch.withLock { hook in
             hook = { _ in
                 guard first.take() else { return }
-                gate.entered.signal()
-                _ = gate.open.wait(timeout: .now() + 30)
+                gate.enter()
             }
         }
         // Hook a: its 500th line fills a batch, and its reader writes it (and is held there).
-        let a = Task.detached {
+        let a = Self.onHookThread {
             for n in 1...RunLog.batchLines { log.append(.stdout, target: "a", phase: .deploy, text: "a \(n)", at: Self.at) }
         }
-        #expect(gate.entered.wait(timeout: .now() + 30) == .success, "the first batch reached the journal")
+        #expect(await Self.eventually { gate.entered.isSet }, "the first batch reached the journal")
         // Hook b prints 1,200 lines meanwhile: none of them waits for a's transaction.
         for n in 1...1200 { log.append(.stdout, target: "b", phase: .deploy, text: "b \(n)", at: Self.at) }
         #expect(store.logs.isEmpty, "a's batch is still held: b did not wait for it")
@@ -57,9 +74,53 @@ import Synchronization
         #expect(store.logs.map(\.seq) == (1...Int64(texts.count)).map { $0 })
     }
 
+    /// A hook printing faster than the journal stores must not grow the backlog without bound:
+    /// past `backlogLines` its reader waits for the writer. Transactions stay at most
+    /// `transactionLines` long, and every line still arrives once, in order.
+    @Test func aFloodWaitsForTheWriterPastTheBacklogAndTransactionsStayShort() async throws {
+        let store = MemoryRunStore()
+        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: StoreHealth(), flushDelay: nil)
+        let gate = Gate()
+        let first = Flag(true)
+        let sizes = Mutex<[Int]>([])
+        store.beforeLogBatch.withLock { hook in
+            hook = { batch in
+                sizes.withLock { $0.append(batch.count) }
+                guard first.take() else { return }
+                gate.enter()
+            }
+        }
+        // Hook a fills a batch; its reader writes it and is held in the journal.
+        let a = Self.onHookThread {
+            log.append(.stdout, target: "a", phase: .deploy, lines: (1...RunLog.batchLines).map { "a \($0)" }, at: Self.at)
+        }
+        #expect(await Self.eventually { gate.entered.isSet })
+        // Hook b floods meanwhile: it fills the backlog, then waits for the writer.
+        let appended = Atomic<Int>(0)
+        let total = 100_000, chunk = 1_000
+        let flood = Self.onHookThread {
+            for start in stride(from: 1, through: total, by: chunk) {
+                log.append(.stdout, target: "b", phase: .deploy, lines: (start..<(start + chunk)).map(String.init), at: Self.at)
+                appended.add(chunk, ordering: .relaxed)
+            }
+        }
+        #expect(await Self.eventually { log.readerWaits > 0 }, "the flood's reader waited for the writer")
+        let atTheLimit = appended.load(ordering: .relaxed)
+        #expect(atTheLimit <= RunLog.backlogLines + chunk, "\(atTheLimit) lines taken while nothing could be written")
+        #expect(log.waiting >= RunLog.backlogLines && log.waiting <= RunLog.backlogLines + chunk)
+        #expect(log.readerWaits == 1)
+        gate.open.signal()
+        await a.value
+        await flood.value
+        #expect(log.flush(at: Self.at))
+        #expect(store.logs.filter { $0.text.hasPrefix("a ") }.map(\.text) == (1...RunLog.batchLines).map { "a \($0)" })
+        #expect(store.logs.filter { !$0.text.hasPrefix("a ") }.map(\.text) == (1...total).map(String.init))
+        #expect(sizes.withLock { $0 }.allSatisfy { $0 <= RunLog.transactionLines })
+    }
+
     @Test func manyReadersAtOnceStoreEveryLineOnceInOrder() async throws {
         let store = MemoryRunStore()
-        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: StoreHealth())
+        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: StoreHealth(), flushDelay: nil)
         let readers = 4, lines = 3000
         await withTaskGroup(of: Void.self) { group in
             for reader in 0..<readers {
@@ -79,7 +140,7 @@ import Synchronization
     @Test func aFailedWriteKeepsItsLinesAheadOfLaterOnes() throws {
         let store = MemoryRunStore()
         let health = StoreHealth()
-        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: health)
+        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: health, flushDelay: nil)
         let refuse = Flag(true)
         store.beforeLogBatch.withLock { $0 = { _ in if refuse.isSet { throw Refused() } } }
         for n in 1...RunLog.batchLines { log.append(.stdout, target: "a", phase: .deploy, text: "\(n)", at: Self.at) }
