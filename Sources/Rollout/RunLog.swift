@@ -35,8 +35,9 @@ public struct SecretMask: Sendable {
 
 /// A run's log lines on their way to the journal, written in batches: a line waits at most
 /// `batchDelay` (5 ms) or until `batchLines` (500) are waiting, then everything waiting goes in
-/// one transaction, so a hook printing 100,000 lines a second costs a few hundred commits, not
-/// 100,000. A crash (kill -9) loses at most the lines of the last 5 ms. A line that cannot be
+/// transactions of up to `transactionLines`, so a hook printing 100,000 lines a second costs a
+/// few hundred commits, not 100,000. While output is quiet, a crash (kill -9) loses at most the
+/// lines of the last 5 ms (under a flood, see below). A line that cannot be
 /// written now (the database is locked, full or read-only) is kept, in order, and written
 /// before any later line once writes succeed again: a line is never dropped for a failed write.
 ///
