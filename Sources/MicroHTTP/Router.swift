@@ -33,8 +33,9 @@ public struct Router: Sendable {
     private var routes: [Route] = []
     /// Indexes into `routes` by a path's segment count (routes ending in `{name...}` are in
     /// every count from their fixed part up): a request only tries routes that could match.
-    private var bySegmentCount: [[Int]] = []
-    /// Routes that can match a path longer than any count indexed (`{name...}` ones).
+    private var bySegmentCount: [[Int]] = Array(repeating: [], count: Router.indexedSegments + 1)
+    /// Routes that can match a path longer than any count indexed (`{name...}` ones, and any
+    /// with more fixed segments than that).
     private var longRoutes: [Int] = []
     private static let indexedSegments = 12
     /// Every route as `METHOD /pattern`, in the order they were added (to check documentation against).
@@ -63,7 +64,6 @@ public struct Router: Sendable {
         }
         routes.append(Route(method: method.uppercased(), pattern: pattern, segments: segments, handler: handler))
         let index = routes.count - 1
-        if bySegmentCount.isEmpty { bySegmentCount = Array(repeating: [], count: Router.indexedSegments + 1) }
         let isRest = if case .rest = segments.last { true } else { false }
         let fewest = isRest ? segments.count - 1 : segments.count
         if isRest || fewest > Router.indexedSegments { longRoutes.append(index) }
@@ -84,7 +84,7 @@ public struct Router: Sendable {
         let method = request.method == "HEAD" ? "GET" : request.method
         let parts = Router.split(request.path)
         var allowed: [String] = []
-        let candidates = parts.count < bySegmentCount.count ? bySegmentCount[parts.count] : longRoutes
+        let candidates = parts.count <= Router.indexedSegments ? bySegmentCount[parts.count] : longRoutes
         for index in candidates {
             let route = routes[index]
             guard let params = Router.match(route.segments, parts) else { continue }

@@ -102,7 +102,7 @@ public enum Timestamp {
 
     /// Writes the `length` bytes at `out`: no allocation (a run's JSON holds dozens).
     static func write(_ date: Date, to out: UnsafeMutablePointer<UInt8>, day: inout Day) {
-        let (days, rest) = UTCTime.split(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded()))
+        let (days, rest) = UTCTime.split(milliseconds: date.milliseconds)
         @inline(__always) func two(_ v: Int64, _ at: Int) {
             out[at] = UInt8(48 + v / 10 % 10)
             out[at + 1] = UInt8(48 + v % 10)

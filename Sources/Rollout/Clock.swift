@@ -39,7 +39,7 @@ public struct UTCTime: Sendable, Equatable {
 
     /// Milliseconds rounded as the store keeps them.
     public init(_ date: Date) {
-        self.init(milliseconds: Int64((date.timeIntervalSince1970 * 1000).rounded()))
+        self.init(milliseconds: date.milliseconds)
     }
 
     public init(milliseconds ms: Int64) {
@@ -74,6 +74,10 @@ public struct UTCTime: Sendable, Equatable {
 }
 
 extension Date {
+    /// Whole milliseconds since 1970, rounded: what the store keeps and timestamps print.
+    public var milliseconds: Int64 { Int64((timeIntervalSince1970 * 1000).rounded()) }
+    public init(milliseconds: Int64) { self.init(timeIntervalSince1970: Double(milliseconds) / 1000) }
+
     public func adding(_ duration: Duration) -> Date { addingTimeInterval(duration.seconds) }
     public func since(_ earlier: Date) -> Duration { .seconds(timeIntervalSince(earlier)) }
 }

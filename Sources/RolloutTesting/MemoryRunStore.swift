@@ -188,12 +188,7 @@ public final class MemoryRunStore: RunQueue, SimulatedTargetStore {
 
     public func log(run: RunID, _ lines: [LogEntry]) throws {
         if let gate = beforeLogBatch.withLock({ $0 }) { try gate(lines) }
-        state.withLock { s in
-            for line in lines {
-                s.logs.append(LogLine(seq: Int64(s.logs.count + 1), runID: run, at: line.at, stream: line.stream,
-                                      targetID: line.target, phase: line.phase, text: line.text))
-            }
-        }
+        for line in lines { try log(run: run, stream: line.stream, target: line.target, phase: line.phase, text: line.text, at: line.at) }
     }
 
     public func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at now: Date) throws {

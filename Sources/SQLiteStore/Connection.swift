@@ -229,21 +229,25 @@ public struct Row {
     public func isNull(_ column: Int32) -> Bool { sqlite3_column_type(statement.handle, column) == SQLITE_NULL }
     public func optionalInt(_ column: Int32) -> Int64? { isNull(column) ? nil : int(column) }
     public func text(_ column: Int32) -> String {
-        // Text first, then its length (SQLite's documented order); no strlen over it again.
-        guard let text = sqlite3_column_text(statement.handle, column) else { return "" }
-        let count = Int(sqlite3_column_bytes(statement.handle, column))
-        return String(decoding: UnsafeBufferPointer(start: text, count: count), as: UTF8.self)
+        guard let bytes = utf8(column) else { return "" }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The column's text as SQLite holds it, valid until the next step: the pointer first,
+    /// then its length (SQLite's documented order), so no `strlen` over it again.
+    private func utf8(_ column: Int32) -> UnsafeBufferPointer<UInt8>? {
+        guard let text = sqlite3_column_text(statement.handle, column) else { return nil }
+        return UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(statement.handle, column)))
     }
     public func optionalText(_ column: Int32) -> String? { isNull(column) ? nil : text(column) }
 
     /// The column's text as one of an enum's raw values, compared byte for byte (no String
     /// made for it); nil for NULL or text that is none of them.
     public func value<E: CaseIterable & RawRepresentable>(_ column: Int32, as _: E.Type = E.self) -> E? where E.RawValue == String {
-        guard let text = sqlite3_column_text(statement.handle, column) else { return nil }
-        let count = Int(sqlite3_column_bytes(statement.handle, column))
+        guard let bytes = utf8(column) else { return nil }
         for candidate in E.allCases {
             var raw = candidate.rawValue
-            if raw.withUTF8({ $0.count == count && $0.elementsEqual(UnsafeBufferPointer(start: text, count: count)) }) { return candidate }
+            if raw.withUTF8({ $0.elementsEqual(bytes) }) { return candidate }
         }
         return nil
     }
