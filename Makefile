@@ -3,7 +3,7 @@
 
 SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-BUILD_DEPS := libmicrohttpd-dev libsqlite3-dev pkg-config libcurl4-openssl-dev
+BUILD_DEPS := libmicrohttpd-dev libsqlite3-dev libyaml-dev pkg-config libcurl4-openssl-dev
 TEST_DEPS  := chromium
 BENCH_DEPS := wrk gcc
 PIP_DEPS   := moto[server] boto3 awscli openapi-spec-validator prometheus-client schemathesis

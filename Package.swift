@@ -10,8 +10,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
-        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.12.3"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
@@ -21,6 +20,8 @@ let package = Package(
                        providers: [.apt(["libmicrohttpd-dev"])]),
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3",
                        providers: [.apt(["libsqlite3-dev"])]),
+        .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1",
+                       providers: [.apt(["libyaml-dev"])]),
         // libmicrohttpd's own error answers (HTML compiled into the library) sent as JSON.
         .target(name: "CMicroHTTPDErrors", dependencies: ["CMicroHTTPD"]),
         // glibc's posix_spawn extensions, for the hook runner.
@@ -30,6 +31,8 @@ let package = Package(
         .target(name: "CCurl"),
         // Every request rollgate sends: one port, one implementation (libcurl).
         .target(name: "Outbound", dependencies: ["CCurl"]),
+        // YAML documents as trees of text with line numbers, over libyaml; knows nothing of config.
+        .target(name: "YAML", dependencies: ["CYAML"]),
         // HTTP over libmicrohttpd; knows nothing of deploys.
         .target(name: "MicroHTTP", dependencies: ["CMicroHTTPD", "CMicroHTTPDErrors"]),
         // The domain: runs, steps, the roll, waiters, the queue. No C, no sockets, no processes.
@@ -46,9 +49,8 @@ let package = Package(
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "Rollout"]),
         // Composition: config, API routes, hook runner, app wiring.
         .target(name: "Rollgate", dependencies: [
-            "MicroHTTP", "SQLiteStore", "Rollout", "CSpawn", "ELB", "Outbound",
+            "MicroHTTP", "SQLiteStore", "Rollout", "CSpawn", "ELB", "Outbound", "YAML",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "Yams", package: "Yams"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
@@ -69,6 +71,7 @@ let package = Package(
 
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting",
                                                         .product(name: "MetricsTestKit", package: "swift-metrics")]),
+        .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting"]),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "HTTPTesting", "CMicroHTTPDErrors"]),
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP", "HTTPTesting",

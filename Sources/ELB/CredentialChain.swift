@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Rollout
 
 public struct CredentialsError: Error, CustomStringConvertible, Equatable {
@@ -80,19 +84,24 @@ enum IniFile {
         var current: String?
         var values: [String: String]?
         for rawLine in String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline) {
-            let line = rawLine.trimmingCharacters(in: .whitespaces)
+            let line = trim(rawLine)
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
             if line.hasPrefix("[") && line.hasSuffix("]") {
                 if values != nil { return values }
-                current = line.dropFirst().dropLast().trimmingCharacters(in: .whitespaces)
+                current = trim(line.dropFirst().dropLast())
                 if current == wanted { values = [:] }
                 continue
             }
             guard current == wanted, let equals = line.firstIndex(of: "=") else { continue }
-            let key = line[..<equals].trimmingCharacters(in: .whitespaces).lowercased()
-            let value = line[line.index(after: equals)...].trimmingCharacters(in: .whitespaces)
+            let key = trim(line[..<equals]).lowercased()
+            let value = trim(line[line.index(after: equals)...])
             values?[key] = value
         }
         return values
+    }
+
+    /// Without the spaces and tabs around it.
+    private static func trim(_ text: Substring) -> String {
+        String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
     }
 }

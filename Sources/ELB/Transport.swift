@@ -1,4 +1,8 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
 import Foundation
+#endif
 import Outbound
 
 /// Where requests go: `https://elasticloadbalancing.REGION.amazonaws.com/`, or an override

@@ -101,7 +101,7 @@ extension ConfigLoader {
         if let slack = try map.mapping("slack") {
             try slack.check(allowed: ["allow"])
             triggers.slackAllow = try slack.sequence("allow").map { node in
-                guard let text = node.scalar?.string, !text.isEmpty else { throw slack.error("allow", "a list of Slack user ids or names") }
+                guard let text = node.scalar, !text.isEmpty else { throw slack.error("allow", "a list of Slack user ids or names") }
                 return text
             }
         }

@@ -1,5 +1,5 @@
 import Rollout
-import Yams
+import YAML
 
 /// A config error, naming the key and the line: `services[0].poll_interval (line 12): ...`.
 public struct ConfigError: Error, CustomStringConvertible {
@@ -54,16 +54,14 @@ public struct ConfigLoader {
     }
 
     public func parse(_ text: String) throws -> Config {
-        let root: Node
+        let root: YAMLNode
         do {
-            guard let node = try Yams.compose(yaml: text) else {
+            guard let node = try YAMLDocument.parse(text) else {
                 throw ConfigError(path: "", line: nil, message: "the config file is empty")
             }
             root = node
-        } catch let error as ConfigError {
-            throw error
-        } catch {
-            throw ConfigError(path: "", line: nil, message: "not valid YAML: \(error)")
+        } catch let error as YAMLError {
+            throw ConfigError(path: "", line: error.line, message: "not valid YAML: \(error)")
         }
         let top = try Mapping(root, path: "")
         for unknown in top.unknownKeys(allowed: ["listen", "database", "public_dir", "shutdown_timeout", "retention", "api_tokens",
@@ -207,7 +205,7 @@ public struct ConfigLoader {
         }
     }
 
-    private func token(_ node: Node, path: String) throws -> APIToken {
+    private func token(_ node: YAMLNode, path: String) throws -> APIToken {
         let map = try Mapping(node, path: path, allowed: ["name", "token", "token_env", "bot", "scopes"])
         let name = try map.required("name")
         guard let (secret, variable) = try secret(map, "token") else {
@@ -216,7 +214,7 @@ public struct ConfigLoader {
         var scopes = Set(TokenScope.allCases)
         if map.value("scopes") != nil {
             scopes = Set(try map.sequence("scopes").map { node in
-                guard let text = node.scalar?.string, let scope = TokenScope(rawValue: text) else {
+                guard let text = node.scalar, let scope = TokenScope(rawValue: text) else {
                     throw map.error("scopes", "a list of read, deploy, admin")
                 }
                 return scope
@@ -227,7 +225,7 @@ public struct ConfigLoader {
 
     /// One service. Its parts are read one by one so that every mistake in it is reported;
     /// the service is kept only when it has none.
-    private func service(_ node: Node, path: String) throws -> ServiceConfig {
+    private func service(_ node: YAMLNode, path: String) throws -> ServiceConfig {
         let map = try Mapping(node, path: path)
         let before = findings.errors.count
         for unknown in map.unknownKeys(allowed: [
@@ -333,7 +331,7 @@ public struct ConfigLoader {
         var hookEnv: [String] = []
         findings.collect {
             hookEnv = try map.sequence("hook_env").map { node in
-                guard let name = node.scalar?.string, !name.isEmpty else { throw map.error("hook_env", "a list of environment variable names") }
+                guard let name = node.scalar, !name.isEmpty else { throw map.error("hook_env", "a list of environment variable names") }
                 return name
             }
         }
@@ -360,28 +358,38 @@ public struct ConfigLoader {
             settings.port = port
         }
         settings.unhealthyTargets = Set(try map.sequence("unhealthy_targets").map { node in
-            guard let text = node.scalar?.string else { throw map.error("unhealthy_targets", "a list of target ids") }
+            guard let text = node.scalar else { throw map.error("unhealthy_targets", "a list of target ids") }
             return text
         })
         return settings
     }
 
-    private func line(_ node: Node) -> Int? { node.mark.map { $0.line } }
+    private func line(_ node: YAMLNode) -> Int? { node.line }
 }
 
 /// A YAML mapping with the path used in errors.
 struct Mapping {
-    let node: Node
+    let node: YAMLNode
     let path: String
-    let pairs: [(String, Node)]
+    let pairs: [(String, YAMLNode)]
 
-    init(_ node: Node, path: String, allowed: Set<String>? = nil) throws {
+    init(_ node: YAMLNode, path: String, allowed: Set<String>? = nil) throws {
         guard let mapping = node.mapping else {
-            throw ConfigError(path: path.isEmpty ? "(top level)" : path, line: node.mark?.line, message: "expected a mapping of key: value")
+            throw ConfigError(path: path.isEmpty ? "(top level)" : path, line: node.line, message: "expected a mapping of key: value")
         }
         self.node = node
         self.path = path
-        self.pairs = mapping.map { ($0.key.string ?? "", $0.value) }
+        self.pairs = mapping.map { ($0.key.scalar ?? "", $0.value) }
+        // A key written twice would silently take one of the two values: a typo must not change a roll.
+        var seen: [String: Int] = [:]
+        for (key, _) in mapping {
+            let name = key.scalar ?? ""
+            if let first = seen[name] {
+                throw ConfigError(path: path.isEmpty ? name : "\(path).\(name)", line: key.line,
+                                  message: "written twice (first on line \(first)); keep one")
+            }
+            seen[name] = key.line
+        }
         if let allowed { try check(allowed: allowed) }
     }
 
@@ -394,26 +402,25 @@ struct Mapping {
         pairs.filter { !allowed.contains($0.0) }.map { key, value in
             let near = allowed.map { ($0, editDistance(key, $0)) }.filter { $0.1 <= 2 }.min { $0.1 < $1.1 }?.0
             let hint = near.map { "did you mean \($0)? " } ?? ""
-            return ConfigError(path: child(key), line: value.mark?.line,
+            return ConfigError(path: child(key), line: value.line,
                                message: "unknown key (\(hint)known here: \(allowed.sorted().joined(separator: ", ")))")
         }
     }
 
     func child(_ key: String) -> String { path.isEmpty ? key : "\(path).\(key)" }
 
-    func value(_ key: String) -> Node? {
-        guard let node = pairs.first(where: { $0.0 == key })?.1 else { return nil }
-        if case .scalar(let scalar) = node, scalar.tag.description.hasSuffix("null") || scalar.string == "~" { return nil }
+    func value(_ key: String) -> YAMLNode? {
+        guard let node = pairs.first(where: { $0.0 == key })?.1, !node.isNull else { return nil }
         return node
     }
 
     func error(_ key: String, _ message: String) -> ConfigError {
-        ConfigError(path: child(key), line: value(key)?.mark?.line ?? node.mark?.line, message: message)
+        ConfigError(path: child(key), line: value(key)?.line ?? node.line, message: message)
     }
 
     func string(_ key: String) throws -> String? {
         guard let node = value(key) else { return nil }
-        guard let text = node.scalar?.string else { throw error(key, "expected a string") }
+        guard let text = node.scalar else { throw error(key, "expected a string") }
         return text
     }
 
@@ -457,7 +464,7 @@ struct Mapping {
         return try Mapping(node, path: child(key))
     }
 
-    func sequence(_ key: String) throws -> [Node] {
+    func sequence(_ key: String) throws -> [YAMLNode] {
         guard let node = value(key) else { return [] }
         guard let sequence = node.sequence else { throw error(key, "expected a list") }
         return Array(sequence)

@@ -34,7 +34,7 @@ struct StatusPage: Sendable {
         if wantsText(request) { return self.text(runText(run, lines: lines)) }
         let body = runHTML(run, lines: lines)
         if request.query["part"] == "run" {
-            return html(String(body[..<(body.range(of: "</section>")?.upperBound ?? body.endIndex)]))
+            return html(String(body[..<(body.firstRange(of: "</section>")?.upperBound ?? body.endIndex)]))
         }
         return page("<p><a href=\"/\">← all services</a></p>\n" + body, title: "rollgate: run \(id)")
     }
@@ -62,8 +62,8 @@ struct StatusPage: Sendable {
             // No public/ directory: the state alone still answers.
             return html("<!doctype html><title>\(escape(title))</title>\n" + content)
         }
-        return html(String(decoding: bytes, as: UTF8.self).replacingOccurrences(of: StatusPage.placeholder, with: content)
-            .replacingOccurrences(of: "<title>rollgate</title>", with: "<title>\(escape(title))</title>"))
+        return html(String(decoding: bytes, as: UTF8.self).replacing(StatusPage.placeholder, with: content)
+            .replacing("<title>rollgate</title>", with: "<title>\(escape(title))</title>"))
     }
 
     /// `GET /openapi.json`: the API described (public/openapi.json), open like /healthz.
@@ -279,8 +279,10 @@ struct StatusPage: Sendable {
     func table(_ rows: [[String]]) -> String {
         let widths = (0..<(rows.first?.count ?? 0)).map { column in rows.map { $0[column].count }.max() ?? 0 }
         return rows.map { row in
-            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
-                .joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+            var line = row.enumerated().map { $0.element + String(repeating: " ", count: widths[$0.offset] - $0.element.count) }
+                .joined(separator: "  ")
+            while line.last?.isWhitespace == true { line.removeLast() }
+            return line
         }.joined(separator: "\n") + "\n"
     }
 }

@@ -58,7 +58,10 @@ import Rollout
         ("services:\n  - name: web\n    simulated: {targets: 0}\n    hooks: {deploy: x}\n", "services[0].simulated.targets (line 3): between 1 and 100"),
         ("services:\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n", "services[1].name (line 5): service web is defined twice"),
         ("services:\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n    poll_interval: 10ms\n", "services[0].poll_interval (line 5): must be at least 100ms"),
-        ("services: [\n", "not valid YAML"),
+        ("services: [\n", "not valid YAML: line 2, column 1: did not find expected node content (while parsing a flow node)"),
+        ("services:\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n    hooks: {deploy: y}\n", "services[0].hooks (line 5): written twice (first on line 4); keep one"),
+        ("listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\nservices: []\n", "listen (line 2): written twice (first on line 1); keep one"),
+        ("a: 1\n---\nb: 2\n", "not valid YAML: line 2, column 1: a second document (---) in the file; the config is one document"),
         ("", "the config file is empty"),
         ("- just\n- a list\n", "(top level) (line 1): expected a mapping of key: value"),
     ])

@@ -1,0 +1,119 @@
+import CYAML
+
+/// Reads one YAML document into a `YAMLNode` tree with libyaml's event parser. Anchors and
+/// aliases are resolved (an alias is a copy of its anchor's node); more than one document in
+/// the text is an error, as is an alias to an anchor not yet seen.
+public enum YAMLDocument {
+    /// The document's root, or nil when the text holds no document (empty, or comments only).
+    public static func parse(_ text: String) throws(YAMLError) -> YAMLNode? {
+        var bytes = Array(text.utf8)
+        if bytes.isEmpty { bytes.append(0) }  // libyaml wants a pointer; a lone NUL reads as empty
+        let length = text.utf8.count
+        var parser = yaml_parser_t()
+        guard yaml_parser_initialize(&parser) == 1 else {
+            throw YAMLError(line: 0, column: 0, message: "out of memory starting the YAML parser")
+        }
+        defer { yaml_parser_delete(&parser) }
+        return try bytes.withUnsafeBufferPointer { (buffer) throws(YAMLError) -> YAMLNode? in
+            yaml_parser_set_input_string(&parser, buffer.baseAddress, length)
+            yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
+            var composer = Composer()
+            while !composer.finished {
+                var event = yaml_event_t()
+                guard yaml_parser_parse(&parser, &event) == 1 else { throw Self.error(of: parser) }
+                defer { yaml_event_delete(&event) }
+                try composer.take(event)
+            }
+            return composer.root
+        }
+    }
+
+    private static func error(of parser: yaml_parser_t) -> YAMLError {
+        let problem = parser.problem.map { String(cString: $0) } ?? "unreadable YAML"
+        var message = problem
+        if let context = parser.context {
+            let line = parser.context_mark.line + 1
+            message += line == parser.problem_mark.line + 1 ? " (\(String(cString: context)))" : " (\(String(cString: context)) on line \(line))"
+        }
+        return YAMLError(line: parser.problem_mark.line + 1, column: parser.problem_mark.column + 1, message: message)
+    }
+}
+
+/// Builds nodes from parser events: a stack of open mappings and lists.
+private struct Composer {
+    private enum Open {
+        case sequence(line: Int, tag: String?, anchor: String?, items: [YAMLNode])
+        case mapping(line: Int, tag: String?, anchor: String?, pairs: [(key: YAMLNode, value: YAMLNode)], key: YAMLNode?)
+    }
+
+    private var stack: [Open] = []
+    private var anchors: [String: YAMLNode] = [:]
+    private var documents = 0
+    private(set) var root: YAMLNode?
+    private(set) var finished = false
+
+    mutating func take(_ event: yaml_event_t) throws(YAMLError) {
+        let line = Int(event.start_mark.line) + 1
+        switch event.type {
+        case YAML_DOCUMENT_START_EVENT:
+            documents += 1
+            guard documents == 1 else {
+                throw YAMLError(line: line, column: Int(event.start_mark.column) + 1,
+                                message: "a second document (---) in the file; the config is one document")
+            }
+        case YAML_SCALAR_EVENT:
+            let scalar = event.data.scalar
+            let text = String(decoding: UnsafeBufferPointer(start: scalar.value, count: Int(scalar.length)), as: UTF8.self)
+            let node = YAMLNode(.scalar(text, plain: scalar.style == YAML_PLAIN_SCALAR_STYLE), line: line,
+                                tag: Self.string(scalar.tag))
+            finish(node, anchor: Self.string(scalar.anchor))
+        case YAML_ALIAS_EVENT:
+            let name = Self.string(event.data.alias.anchor) ?? ""
+            guard let node = anchors[name] else {
+                throw YAMLError(line: line, column: Int(event.start_mark.column) + 1, message: "alias *\(name) names no anchor (&\(name)) above it")
+            }
+            finish(node, anchor: nil)
+        case YAML_SEQUENCE_START_EVENT:
+            let start = event.data.sequence_start
+            stack.append(.sequence(line: line, tag: Self.string(start.tag), anchor: Self.string(start.anchor), items: []))
+        case YAML_MAPPING_START_EVENT:
+            let start = event.data.mapping_start
+            stack.append(.mapping(line: line, tag: Self.string(start.tag), anchor: Self.string(start.anchor), pairs: [], key: nil))
+        case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
+            switch stack.removeLast() {
+            case .sequence(let line, let tag, let anchor, let items):
+                finish(YAMLNode(.sequence(items), line: line, tag: tag), anchor: anchor)
+            case .mapping(let line, let tag, let anchor, let pairs, _):
+                finish(YAMLNode(.mapping(pairs), line: line, tag: tag), anchor: anchor)
+            }
+        case YAML_STREAM_END_EVENT:
+            finished = true
+        default:  // stream start, document end: nothing to build
+            break
+        }
+    }
+
+    private mutating func finish(_ node: YAMLNode, anchor: String?) {
+        if let anchor { anchors[anchor] = node }
+        guard let top = stack.popLast() else {
+            root = node
+            return
+        }
+        switch top {
+        case .sequence(let line, let tag, let anchor, var items):
+            items.append(node)
+            stack.append(.sequence(line: line, tag: tag, anchor: anchor, items: items))
+        case .mapping(let line, let tag, let anchor, var pairs, let key):
+            if let key {
+                pairs.append((key: key, value: node))
+                stack.append(.mapping(line: line, tag: tag, anchor: anchor, pairs: pairs, key: nil))
+            } else {
+                stack.append(.mapping(line: line, tag: tag, anchor: anchor, pairs: pairs, key: node))
+            }
+        }
+    }
+
+    private static func string(_ pointer: UnsafeMutablePointer<yaml_char_t>?) -> String? {
+        pointer.map { String(cString: UnsafeRawPointer($0).assumingMemoryBound(to: CChar.self)) }
+    }
+}

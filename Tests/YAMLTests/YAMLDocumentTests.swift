@@ -1,0 +1,109 @@
+import Testing
+import YAML
+
+/// The YAML reader the config goes through: shapes, lines, null, quoting, anchors, errors.
+@Suite struct YAMLDocumentTests {
+    @Test func blockAndFlowShapesKeepOrderAndLines() throws {
+        let text = """
+        # a comment
+        listen: 127.0.0.1:8080
+        services:
+          - name: web
+            hooks: {deploy: ./deploy.sh, verify: "curl -f x"}
+            hook_env: [A, B]
+          - name: api
+        """
+        let root = try #require(try YAMLDocument.parse(text))
+        let top = try #require(root.mapping)
+        #expect(top.map { $0.key.scalar } == ["listen", "services"])
+        #expect(top[0].key.line == 2)
+        #expect(top[0].value.scalar == "127.0.0.1:8080")
+        let services = try #require(top[1].value.sequence)
+        #expect(services.count == 2)
+        #expect(services[0].line == 4)
+        #expect(services[1].line == 7)
+        let web = try #require(services[0].mapping)
+        #expect(web.map { $0.key.scalar } == ["name", "hooks", "hook_env"])
+        let hooks = try #require(web[1].value.mapping)
+        #expect(hooks.map { $0.value.scalar } == ["./deploy.sh", "curl -f x"])
+        #expect(hooks[1].value.line == 5)
+        #expect(web[2].value.sequence?.map(\.scalar) == ["A", "B"])
+    }
+
+    @Test func scalarsStayTextAsWritten() throws {
+        let root = try #require(try YAMLDocument.parse("version: 1.10\nport: 0080\nflag: yes\nquoted: '1.10'\nblock: |\n  two\n  lines\n"))
+        let values = try #require(root.mapping).map { $0.value.scalar }
+        #expect(values == ["1.10", "0080", "yes", "1.10", "two\nlines\n"])
+    }
+
+    @Test func nullIsUnquotedEmptyTildeOrNullOrTaggedNull() throws {
+        let root = try #require(try YAMLDocument.parse("""
+        a:
+        b: ~
+        c: null
+        d: NULL
+        e: "null"
+        f: ''
+        g: !!null x
+        h: !!str null
+        """))
+        let nulls = try #require(root.mapping).map { $0.value.isNull }
+        #expect(nulls == [true, true, true, true, false, false, true, false])
+        #expect(try #require(root.mapping)[7].value.tag == "tag:yaml.org,2002:str")
+    }
+
+    @Test func anAliasIsACopyOfItsAnchor() throws {
+        let root = try #require(try YAMLDocument.parse("base: &hooks {deploy: ./d.sh}\nother: *hooks\n"))
+        let pairs = try #require(root.mapping)
+        #expect(pairs[1].value.mapping?.first?.value.scalar == "./d.sh")
+    }
+
+    @Test func anAliasWithoutItsAnchorIsAnError() {
+        #expect(throws: YAMLError(line: 1, column: 4, message: "alias *nowhere names no anchor (&nowhere) above it")) {
+            try YAMLDocument.parse("a: *nowhere\n")
+        }
+    }
+
+    @Test func emptyTextOrOnlyCommentsHoldsNoDocument() throws {
+        #expect(try YAMLDocument.parse("") == nil)
+        #expect(try YAMLDocument.parse("# nothing here\n\n") == nil)
+    }
+
+    @Test func malformedYAMLSaysWhereAndWhat() {
+        do {
+            _ = try YAMLDocument.parse("services: [\n  a,\n")
+            Issue.record("an unclosed list parsed")
+        } catch {
+            #expect(error == YAMLError(line: 3, column: 1, message: "did not find expected node content (while parsing a flow node)"))
+        }
+        do {
+            _ = try YAMLDocument.parse("hooks: {deploy: x\nname: web\n")
+            Issue.record("an unclosed mapping parsed")
+        } catch {
+            #expect(error.line == 2)
+            #expect(error.message.contains("while parsing a flow mapping on line 1"))
+        }
+        do {
+            _ = try YAMLDocument.parse("a: b\n c: d\n")
+            Issue.record("a mis-indented key parsed")
+        } catch {
+            #expect(error.line == 2)
+        }
+    }
+
+    @Test func aSecondDocumentIsRefused() {
+        #expect(throws: YAMLError.self) { try YAMLDocument.parse("a: 1\n---\nb: 2\n") }
+        #expect((try? YAMLDocument.parse("---\na: 1\n...\n")) != nil)
+    }
+
+    @Test func unicodeAndEscapesComeThrough() throws {
+        let root = try #require(try YAMLDocument.parse("name: \"caf\\u00e9 \\t\"\nplain: naïve ✓\n"))
+        #expect(try #require(root.mapping).map { $0.value.scalar } == ["café \t", "naïve ✓"])
+    }
+
+    @Test func invalidUTF8IsAnErrorNotACrash() {
+        let bytes: [UInt8] = Array("a: ".utf8) + [0xff, 0xfe] + Array("\n".utf8)
+        let text = String(decoding: bytes, as: UTF8.self)  // Swift repairs to U+FFFD; still valid for libyaml
+        #expect((try? YAMLDocument.parse(text))?.mapping?.first?.value.scalar == "\u{FFFD}\u{FFFD}")
+    }
+}
