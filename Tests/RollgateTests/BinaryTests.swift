@@ -83,6 +83,18 @@ final class RollgateProcess: @unchecked Sendable {
             """)
     }
 
+    /// Full Foundation brings ICU (tens of MB of binary, ~5 MB of idle RSS): the server is built on
+    /// FoundationEssentials only. An `import Foundation` creeping back, here or in a package, shows
+    /// up as a library the debug binary needs.
+    @Test func theServerNeedsFoundationEssentialsOnlyNotFoundationOrICU() async throws {
+        let (status, output) = try await runToEnd("/usr/bin/readelf", ["-d", rollgateBinary])
+        #expect(status == 0)
+        let needed = output.split(separator: "\n").filter { $0.contains("(NEEDED)") }.map { String($0) }
+        #expect(needed.contains { $0.contains("[libFoundationEssentials.so]") }, "readelf's list: \(needed)")
+        let heavy = needed.filter { ["libFoundation.so", "ICU", "libFoundationInternationalization"].contains(where: $0.contains) }
+        #expect(heavy.isEmpty, "the binary needs \(heavy)")
+    }
+
     @Test func checkConfigNamesTheBadKeyAndLine() async throws {
         let bad = directory.write("bad.yaml", "services:\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n    drain_timeout: soon\n")
         let (status, output) = try await RollgateProcess.run(["check-config", bad])
