@@ -125,12 +125,11 @@ public final class HTTPServer: @unchecked Sendable {
     func access(_ connection: OpaquePointer, url: String, method: String,
                 upload: UnsafePointer<CChar>?, uploadSize: UnsafeMutablePointer<Int>,
                 state: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> MHD_Result {
-        guard let raw = state.pointee else {
-            state.pointee = Unmanaged.passRetained(RequestContext()).toOpaque()
-            return rollgate_mhd_yes()
-        }
-        let context = Unmanaged<RequestContext>.fromOpaque(raw).takeUnretainedValue()
+        // The first call (headers only) was answered by `accessHandler`; a context is made
+        // only when the request needs one: a body arrives, or its handler runs in a task.
+        let context = RequestContext.existing(state)
         if uploadSize.pointee > 0 {
+            let context = context ?? RequestContext.adopt(state)
             let count = uploadSize.pointee
             if !context.tooLarge, let upload {
                 if context.body.count + count > configuration.maxBodyBytes {
@@ -145,19 +144,19 @@ public final class HTTPServer: @unchecked Sendable {
             uploadSize.pointee = 0
             return rollgate_mhd_yes()
         }
-        if let response = context.response {
+        if let response = context?.response {
             return queue(connection, response)
         }
-        if context.tooLarge {
+        if context?.tooLarge == true {
             return queue(connection, .error(413, code: "payload_too_large",
                                             message: "request body is larger than \(configuration.maxBodyBytes) bytes"))
         }
-        if context.dispatched { return rollgate_mhd_yes() }
+        if context?.dispatched == true { return rollgate_mhd_yes() }
 
         let request = HTTPRequest(method: method, path: url,
                                   query: queryValues(connection),
                                   lowercasedHeaders: headerFields(connection),
-                                  body: context.body)
+                                  body: context?.body ?? [])
         let (handler, routed): (HTTPHandler, HTTPRequest)
         switch router(request) {
         case .answer(let response):
@@ -175,11 +174,12 @@ public final class HTTPServer: @unchecked Sendable {
             response.headers.append(("Connection", "close"))
             return queue(connection, response)
         }
-        context.dispatched = true
+        let held = context ?? RequestContext.adopt(state)
+        held.dispatched = true
         MHD_suspend_connection(connection)
         let suspended = SuspendedConnection(pointer: connection)
         Task {
-            context.response = await handler(routed)
+            held.response = await handler(routed)
             MHD_resume_connection(suspended.pointer)
         }
         return rollgate_mhd_yes()
@@ -274,7 +274,9 @@ private let bodyReleased: MHD_ContentReaderFreeCallback = { cls in
     Unmanaged<BodyBox>.fromOpaque(cls).release()
 }
 
-/// Per-request state held in MHD's `con_cls` from the first call until completion.
+/// Per-request state held in MHD's `con_cls` until completion, made only for a request that
+/// sends a body or is handed to a task; a request answered on MHD's thread without a body
+/// holds `RequestContext.started` there instead (no allocation).
 /// @unchecked: MHD touches it only on the connection's thread; the handler task writes
 /// `response` while the connection is suspended, and resuming publishes it.
 final class RequestContext: @unchecked Sendable {
@@ -282,6 +284,22 @@ final class RequestContext: @unchecked Sendable {
     var tooLarge = false
     var dispatched = false
     var response: HTTPResponse?
+
+    /// `con_cls` after the first call, before any context: an address no object can have.
+    static var started: UnsafeMutableRawPointer { UnsafeMutableRawPointer(bitPattern: 1)! }
+
+    /// The context `con_cls` holds, if one was made.
+    static func existing(_ state: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> RequestContext? {
+        guard let raw = state.pointee, raw != started else { return nil }
+        return Unmanaged<RequestContext>.fromOpaque(raw).takeUnretainedValue()
+    }
+
+    /// A new context, held by `con_cls` (released by `completedHandler`).
+    static func adopt(_ state: UnsafeMutablePointer<UnsafeMutableRawPointer?>) -> RequestContext {
+        let context = RequestContext()
+        state.pointee = Unmanaged.passRetained(context).toOpaque()
+        return context
+    }
 }
 
 /// @unchecked: the pointer is only used to resume the connection it was suspended from.
@@ -291,6 +309,12 @@ struct SuspendedConnection: @unchecked Sendable {
 
 private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, method, _, upload, uploadSize, state in
     guard let cls, let connection, let uploadSize, let state else { return rollgate_mhd_no() }
+    // The first call for a request brings its headers only: MHD calls again for the body, or
+    // with nothing when there is none, and the request is answered then.
+    guard state.pointee != nil else {
+        state.pointee = RequestContext.started
+        return rollgate_mhd_yes()
+    }
     let server = Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue()
     return server.access(connection, url: url.map { String(cString: $0) } ?? "/",
                          method: method.map { String(cString: $0) } ?? "GET",
@@ -299,8 +323,9 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
 
 private let completedHandler: MHD_RequestCompletedCallback = { cls, _, state, _ in
     guard let cls, let state, let raw = state.pointee else { return }
-    let context = Unmanaged<RequestContext>.fromOpaque(raw).takeRetainedValue()
     state.pointee = nil
+    guard raw != RequestContext.started else { return }
+    let context = Unmanaged<RequestContext>.fromOpaque(raw).takeRetainedValue()
     if context.dispatched {
         Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().requestCompleted()
     }

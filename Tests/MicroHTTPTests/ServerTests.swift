@@ -60,6 +60,9 @@ var testRouter: Router {
     router.get("/header") { request in
         HTTPResponse(contentType: "text/plain", text: request.header("X-Thing") ?? "none")
     }
+    router.post("/echo-now", immediate: { request in
+        HTTPResponse(status: 201, headers: [("Content-Type", "text/plain")], body: Array("now:".utf8) + request.body)
+    })
     router.get("/fields", immediate: { request in
         HTTPResponse(contentType: "text/plain", text: request.headers.filter { $0.name.hasPrefix("x-") }.map { "\($0.name)=\($0.value)" }.joined(separator: ";")
                      + " first=\(request.header("X-THING") ?? "none") q=\(request.query["q"] ?? "none")")
@@ -174,6 +177,25 @@ var testRouter: Router {
         #expect(answer.contains("hello one") && answer.contains("hello two"))
         let firstHead = answer.components(separatedBy: "\r\n\r\n")[0].lowercased()
         #expect(!firstHead.contains("connection: close"))
+        await live.stop()
+    }
+
+    /// A request answered on MHD's thread holds no context; one with a body or a task does.
+    /// Mixed on one connection, each answer is its own request's, in order.
+    @Test func oneConnectionMixesAnswersOnMHDsThreadWithBodiesAndTasks() async throws {
+        let live = try LiveServer(router: testRouter)
+        let requests = [
+            "GET /fields?q=1 HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\r\n",
+            "POST /echo-now HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nfirst",
+            "GET /hello/task HTTP/1.1\r\nHost: x\r\n\r\n",
+            "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 6\r\n\r\nsecond",
+            "POST /echo-now HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+            "GET /fields HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ]
+        let answer = String(decoding: try await live.client.raw(Array(requests.joined().utf8)), as: UTF8.self)
+        let bodies = answer.components(separatedBy: "HTTP/1.1 ").dropFirst().map { $0.components(separatedBy: "\r\n\r\n").last ?? "" }
+        #expect(bodies == ["x-a=1 first=none q=1", "now:first", "hello task q=", "second", "now:", " first=none q=none"])
+        #expect(try await live.client.request("GET", "/hello/after").status == 200)
         await live.stop()
     }
 
