@@ -50,7 +50,7 @@ func scenario(_ name: String, fastDrain: Bool, maxUnavailable: Int) async throws
     let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store,
                              clock: clock, logger: logger).perform()
     let total = Date().timeIntervalSince(started) / scale
-    guard outcome == .succeeded, let done = try store.run(run.id) else { fatalError("\(name): \(outcome)") }
+    guard outcome == .succeeded, let done = store.run(run.id) else { fatalError("\(name): \(outcome)") }
     try await Task.sleep(for: scaled(2))   // the requests in flight at the end finish
     let requests = model.requests(until: clock.now)
     return Result(name: name, outOfService: done.outages.map { Double($0.milliseconds ?? 0) / 1000 / scale }, total: total,

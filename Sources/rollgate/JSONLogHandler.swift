@@ -17,11 +17,11 @@ struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    func log(level: Logger.Level, message: Logger.Message, metadata: Logger.Metadata?, source: String,
-             file: String, function: String, line: UInt) {
-        var fields: [(String, JSONValue)] = [("at", .string(Timestamp.format(Date()))), ("level", .string(level.rawValue)),
-                                             ("label", .string(label)), ("message", .string(message.description))]
-        for (key, value) in self.metadata.merging(metadata ?? [:], uniquingKeysWith: { _, new in new }).sorted(by: { $0.key < $1.key }) {
+    func log(event: LogEvent) {
+        var fields: [(String, JSONValue)] = [("at", .string(Timestamp.format(Date()))), ("level", .string(event.level.rawValue)),
+                                             ("label", .string(label)), ("message", .string(event.message.description))]
+        if let error = event.error { fields.append(("error", .string("\(error)"))) }
+        for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new }).sorted(by: { $0.key < $1.key }) {
             fields.append((key, .string("\(value)")))
         }
         var bytes = JSONValue.object(fields).bytes

@@ -167,7 +167,7 @@ struct TmpfsMount {
 
     /// Writes zeros until the file system is full.
     func fill(_ file: String) {
-        FileManager.default.createFile(atPath: file, contents: nil)
+        #expect(FileManager.default.createFile(atPath: file, contents: nil))
         guard let handle = FileHandle(forWritingAtPath: file) else { return }
         let chunk = Data(count: 64 << 10)
         while (try? handle.write(contentsOf: chunk)) != nil {}
