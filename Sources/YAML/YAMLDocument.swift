@@ -15,8 +15,9 @@ public enum YAMLDocument {
         }
         defer { yaml_parser_delete(&parser) }
         return try bytes.withUnsafeBufferPointer { (buffer) throws(YAMLError) -> YAMLNode? in
+            // No encoding set: libyaml then reads (and drops) a byte-order mark, as editors on
+            // Windows write one; without one the text is UTF-8, as a Swift String's bytes are.
             yaml_parser_set_input_string(&parser, buffer.baseAddress, length)
-            yaml_parser_set_encoding(&parser, YAML_UTF8_ENCODING)
             var composer = Composer()
             while !composer.finished {
                 var event = yaml_event_t()

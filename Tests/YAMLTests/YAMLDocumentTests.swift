@@ -101,7 +101,15 @@ import YAML
         #expect(try #require(root.mapping).map { $0.value.scalar } == ["café \t", "naïve ✓"])
     }
 
-    @Test func invalidUTF8IsAnErrorNotACrash() {
+    @Test func aByteOrderMarkAndWindowsLineEndingsAreRead() throws {
+        let root = try #require(try YAMLDocument.parse("\u{FEFF}a: 1\r\nb:\r\n  - x\r\n"))
+        let pairs = try #require(root.mapping)
+        #expect(pairs.map { $0.key.scalar } == ["a", "b"])
+        #expect(pairs[1].value.sequence?.first?.scalar == "x")
+        #expect(pairs[1].value.sequence?.first?.line == 3)
+    }
+
+    @Test func invalidUTF8ArrivesRepairedAndIsRead() {
         let bytes: [UInt8] = Array("a: ".utf8) + [0xff, 0xfe] + Array("\n".utf8)
         let text = String(decoding: bytes, as: UTF8.self)  // Swift repairs to U+FFFD; still valid for libyaml
         #expect((try? YAMLDocument.parse(text))?.mapping?.first?.value.scalar == "\u{FFFD}\u{FFFD}")
