@@ -40,11 +40,21 @@ public enum YAMLDocument {
     }
 }
 
-/// Builds nodes from parser events: a stack of open mappings and lists.
+/// Builds nodes from parser events: a stack of open mappings and lists, each added to in place.
 private struct Composer {
-    private enum Open {
-        case sequence(line: Int, tag: String?, anchor: String?, items: [YAMLNode])
-        case mapping(line: Int, tag: String?, anchor: String?, pairs: [(key: YAMLNode, value: YAMLNode)], key: YAMLNode?)
+    private struct Open {
+        let isMapping: Bool
+        let line: Int
+        let tag: String?
+        let anchor: String?
+        /// A list's items; a mapping's keys and values in turn.
+        var children: [YAMLNode] = []
+
+        var node: YAMLNode {
+            guard isMapping else { return YAMLNode(.sequence(children), line: line, tag: tag) }
+            let pairs = stride(from: 0, to: children.count - 1, by: 2).map { (key: children[$0], value: children[$0 + 1]) }
+            return YAMLNode(.mapping(pairs), line: line, tag: tag)
+        }
     }
 
     private var stack: [Open] = []
@@ -67,26 +77,22 @@ private struct Composer {
             let text = String(decoding: UnsafeBufferPointer(start: scalar.value, count: Int(scalar.length)), as: UTF8.self)
             let node = YAMLNode(.scalar(text, plain: scalar.style == YAML_PLAIN_SCALAR_STYLE), line: line,
                                 tag: Self.string(scalar.tag))
-            finish(node, anchor: Self.string(scalar.anchor))
+            add(node, anchor: Self.string(scalar.anchor))
         case YAML_ALIAS_EVENT:
             let name = Self.string(event.data.alias.anchor) ?? ""
             guard let node = anchors[name] else {
                 throw YAMLError(line: line, column: Int(event.start_mark.column) + 1, message: "alias *\(name) names no anchor (&\(name)) above it")
             }
-            finish(node, anchor: nil)
+            add(node, anchor: nil)
         case YAML_SEQUENCE_START_EVENT:
             let start = event.data.sequence_start
-            stack.append(.sequence(line: line, tag: Self.string(start.tag), anchor: Self.string(start.anchor), items: []))
+            stack.append(Open(isMapping: false, line: line, tag: Self.string(start.tag), anchor: Self.string(start.anchor)))
         case YAML_MAPPING_START_EVENT:
             let start = event.data.mapping_start
-            stack.append(.mapping(line: line, tag: Self.string(start.tag), anchor: Self.string(start.anchor), pairs: [], key: nil))
+            stack.append(Open(isMapping: true, line: line, tag: Self.string(start.tag), anchor: Self.string(start.anchor)))
         case YAML_SEQUENCE_END_EVENT, YAML_MAPPING_END_EVENT:
-            switch stack.removeLast() {
-            case .sequence(let line, let tag, let anchor, let items):
-                finish(YAMLNode(.sequence(items), line: line, tag: tag), anchor: anchor)
-            case .mapping(let line, let tag, let anchor, let pairs, _):
-                finish(YAMLNode(.mapping(pairs), line: line, tag: tag), anchor: anchor)
-            }
+            let closed = stack.removeLast()
+            add(closed.node, anchor: closed.anchor)
         case YAML_STREAM_END_EVENT:
             finished = true
         default:  // stream start, document end: nothing to build
@@ -94,23 +100,12 @@ private struct Composer {
         }
     }
 
-    private mutating func finish(_ node: YAMLNode, anchor: String?) {
+    private mutating func add(_ node: YAMLNode, anchor: String?) {
         if let anchor { anchors[anchor] = node }
-        guard let top = stack.popLast() else {
+        if stack.isEmpty {
             root = node
-            return
-        }
-        switch top {
-        case .sequence(let line, let tag, let anchor, var items):
-            items.append(node)
-            stack.append(.sequence(line: line, tag: tag, anchor: anchor, items: items))
-        case .mapping(let line, let tag, let anchor, var pairs, let key):
-            if let key {
-                pairs.append((key: key, value: node))
-                stack.append(.mapping(line: line, tag: tag, anchor: anchor, pairs: pairs, key: nil))
-            } else {
-                stack.append(.mapping(line: line, tag: tag, anchor: anchor, pairs: pairs, key: node))
-            }
+        } else {
+            stack[stack.count - 1].children.append(node)
         }
     }
 

@@ -52,6 +52,19 @@ import YAML
         #expect(try #require(root.mapping)[7].value.tag == "tag:yaml.org,2002:str")
     }
 
+    @Test func longListsAndDeepNestingKeepEveryItemInOrder() throws {
+        let items = (0..<5_000).map { "  - {name: s\($0), tags: [a, b]}" }.joined(separator: "\n")
+        let root = try #require(try YAMLDocument.parse("services:\n" + items + "\n"))
+        let list = try #require(root.mapping?.first?.value.sequence)
+        #expect(list.count == 5_000)
+        #expect(list.map { $0.mapping?.first?.value.scalar } == (0..<5_000).map { "s\($0)" })
+        #expect(list[4_999].line == 5_001)
+        let deep = String(repeating: "[", count: 200) + "x" + String(repeating: "]", count: 200)
+        var node = try #require(try YAMLDocument.parse(deep))
+        for _ in 0..<200 { node = try #require(node.sequence?.first) }
+        #expect(node.scalar == "x")
+    }
+
     @Test func anAliasIsACopyOfItsAnchor() throws {
         let root = try #require(try YAMLDocument.parse("base: &hooks {deploy: ./d.sh}\nother: *hooks\n"))
         let pairs = try #require(root.mapping)
