@@ -9,6 +9,9 @@ public enum YAMLDocument {
         var bytes = Array(text.utf8)
         if bytes.isEmpty { bytes.append(0) }  // libyaml wants a pointer; a lone NUL reads as empty
         let length = text.utf8.count
+        // libyaml ends a text without a final newline with one of its own, so an empty value or
+        // an error at the very end would point at a line the file does not have.
+        let lastLine = text.utf8.reduce(1) { $1 == 10 ? $0 + 1 : $0 }
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
             throw YAMLError(line: 0, column: 0, message: "out of memory starting the YAML parser")
@@ -18,10 +21,10 @@ public enum YAMLDocument {
             // No encoding set: libyaml then reads (and drops) a byte-order mark, as editors on
             // Windows write one; without one the text is UTF-8, as a Swift String's bytes are.
             yaml_parser_set_input_string(&parser, buffer.baseAddress, length)
-            var composer = Composer()
+            var composer = Composer(lastLine: lastLine)
             while !composer.finished {
                 var event = yaml_event_t()
-                guard yaml_parser_parse(&parser, &event) == 1 else { throw Self.error(of: parser) }
+                guard yaml_parser_parse(&parser, &event) == 1 else { throw Self.error(of: parser, lastLine: lastLine) }
                 defer { yaml_event_delete(&event) }
                 try composer.take(event)
             }
@@ -29,14 +32,14 @@ public enum YAMLDocument {
         }
     }
 
-    private static func error(of parser: yaml_parser_t) -> YAMLError {
+    private static func error(of parser: yaml_parser_t, lastLine: Int) -> YAMLError {
         let problem = parser.problem.map { String(cString: $0) } ?? "unreadable YAML"
         var message = problem
         if let context = parser.context {
             let line = parser.context_mark.line + 1
             message += line == parser.problem_mark.line + 1 ? " (\(String(cString: context)))" : " (\(String(cString: context)) on line \(line))"
         }
-        return YAMLError(line: parser.problem_mark.line + 1, column: parser.problem_mark.column + 1, message: message)
+        return YAMLError(line: min(parser.problem_mark.line + 1, lastLine), column: parser.problem_mark.column + 1, message: message)
     }
 }
 
@@ -57,14 +60,18 @@ private struct Composer {
         }
     }
 
+    /// The text's last line: no node is placed after it.
+    let lastLine: Int
     private var stack: [Open] = []
     private var anchors: [String: YAMLNode] = [:]
     private var documents = 0
     private(set) var root: YAMLNode?
     private(set) var finished = false
 
+    init(lastLine: Int) { self.lastLine = lastLine }
+
     mutating func take(_ event: yaml_event_t) throws(YAMLError) {
-        let line = Int(event.start_mark.line) + 1
+        let line = min(Int(event.start_mark.line) + 1, lastLine)
         switch event.type {
         case YAML_DOCUMENT_START_EVENT:
             documents += 1

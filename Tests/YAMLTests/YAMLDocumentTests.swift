@@ -65,6 +65,59 @@ import YAML
         #expect(node.scalar == "x")
     }
 
+    /// Mangled configs (bytes dropped, doubled, swapped for YAML's punctuation) either read
+    /// or fail with a line inside the text: never a crash, never a line that isn't there.
+    @Test func mangledTextReadsOrFailsWithALineInsideIt() {
+        let valid = Array("""
+        listen: 127.0.0.1:8080
+        api_tokens:
+          - {name: ci, token_env: CI_TOKEN, scopes: [deploy]}
+        services:
+          - name: web
+            hooks: &h {deploy: "./deploy.sh", verify: './check.sh'}
+            simulated: {targets: 3}
+          - name: api
+            hooks: *h
+            hook_env: [A, B]
+            notes: |
+              two
+              lines
+        """.utf8)
+        let punctuation = Array("-:{}[],&*!|>'\"#%@`? \t\n".utf8)
+        var random = SplitMix(seed: 42)
+        var (read, failed) = (0, 0)
+        for _ in 0..<3_000 {
+            var bytes = valid
+            for _ in 0..<(1 + random.next() % 4) {
+                let at = Int(random.next() % UInt64(bytes.count))
+                switch random.next() % 3 {
+                case 0: bytes.remove(at: at)
+                case 1: bytes.insert(bytes[at], at: at)
+                default: bytes[at] = punctuation[Int(random.next() % UInt64(punctuation.count))]
+                }
+            }
+            let lines = bytes.filter { $0 == 10 }.count + 1
+            do {
+                if let root = try YAMLDocument.parse(String(decoding: bytes, as: UTF8.self)) {
+                    #expect(Self.lines(of: root).allSatisfy { (1...lines).contains($0) }, "\(Self.lines(of: root).max() ?? 0) of \(lines): \(String(decoding: bytes, as: UTF8.self).debugDescription)")
+                }
+                read += 1
+            } catch {
+                #expect((1...lines).contains(error.line), "\(error)")
+                failed += 1
+            }
+        }
+        #expect(read > 0 && failed > 0, "read \(read), failed \(failed)")
+    }
+
+    static func lines(of node: YAMLNode) -> [Int] {
+        switch node.content {
+        case .scalar: return [node.line]
+        case .sequence(let items): return [node.line] + items.flatMap(lines)
+        case .mapping(let pairs): return [node.line] + pairs.flatMap { lines(of: $0.key) + lines(of: $0.value) }
+        }
+    }
+
     @Test func anAliasIsACopyOfItsAnchor() throws {
         let root = try #require(try YAMLDocument.parse("base: &hooks {deploy: ./d.sh}\nother: *hooks\n"))
         let pairs = try #require(root.mapping)
@@ -126,5 +179,18 @@ import YAML
         let bytes: [UInt8] = Array("a: ".utf8) + [0xff, 0xfe] + Array("\n".utf8)
         let text = String(decoding: bytes, as: UTF8.self)  // Swift repairs to U+FFFD; still valid for libyaml
         #expect((try? YAMLDocument.parse(text))?.mapping?.first?.value.scalar == "\u{FFFD}\u{FFFD}")
+    }
+}
+
+/// A small deterministic generator, so a failure repeats.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
     }
 }
