@@ -71,7 +71,7 @@ let package = Package(
 
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting",
                                                         .product(name: "MetricsTestKit", package: "swift-metrics")]),
-        .testTarget(name: "YAMLTests", dependencies: ["YAML"]),
+        .testTarget(name: "YAMLTests", dependencies: ["YAML", "RolloutTesting"]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting"]),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "HTTPTesting", "CMicroHTTPDErrors"]),
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP", "HTTPTesting",

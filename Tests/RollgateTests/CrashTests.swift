@@ -3,6 +3,7 @@ import Testing
 import MicroHTTP
 import HTTPTesting
 import Rollgate
+import RolloutTesting
 
 /// The real binary killed and stopped at every moment of a roll: the same run resumes and
 /// succeeds, every target ends in service, never two out at once, nothing twice.
@@ -220,19 +221,6 @@ import Rollgate
         #expect(history.overlaps.isEmpty, "seed \(seed): \(history.overlaps)")
         try await expectWholeFleet(client)
         server.kill(SIGTERM)
-    }
-}
-
-/// SplitMix64: the same seed gives the same kills.
-struct SeededRandom: RandomNumberGenerator {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
 

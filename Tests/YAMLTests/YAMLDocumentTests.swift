@@ -1,5 +1,6 @@
 import Testing
 import YAML
+import RolloutTesting
 
 /// The YAML reader the config goes through: shapes, lines, null, quoting, anchors, errors.
 @Suite struct YAMLDocumentTests {
@@ -84,7 +85,7 @@ import YAML
               lines
         """.utf8)
         let punctuation = Array("-:{}[],&*!|>'\"#%@`? \t\n".utf8)
-        var random = SplitMix(seed: 42)
+        var random = SeededRandom(seed: 42)
         var (read, failed) = (0, 0)
         for _ in 0..<3_000 {
             var bytes = valid
@@ -182,15 +183,3 @@ import YAML
     }
 }
 
-/// A small deterministic generator, so a failure repeats.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
