@@ -7,11 +7,11 @@ public enum YAMLDocument {
     /// The document's root, or nil when the text holds no document (empty, or comments only).
     public static func parse(_ text: String) throws(YAMLError) -> YAMLNode? {
         var bytes = Array(text.utf8)
-        if bytes.isEmpty { bytes.append(0) }  // libyaml wants a pointer; a lone NUL reads as empty
-        let length = text.utf8.count
+        let length = bytes.count
+        if bytes.isEmpty { bytes.append(0) }  // libyaml wants a pointer; it reads `length` bytes
         // libyaml ends a text without a final newline with one of its own, so an empty value or
         // an error at the very end would point at a line the file does not have.
-        let lastLine = text.utf8.reduce(1) { $1 == 10 ? $0 + 1 : $0 }
+        let lastLine = bytes.reduce(1) { $1 == 10 ? $0 + 1 : $0 }
         var parser = yaml_parser_t()
         guard yaml_parser_initialize(&parser) == 1 else {
             throw YAMLError(line: 0, column: 0, message: "out of memory starting the YAML parser")
