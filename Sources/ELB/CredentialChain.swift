@@ -84,24 +84,19 @@ enum IniFile {
         var current: String?
         var values: [String: String]?
         for rawLine in String(decoding: data, as: UTF8.self).split(whereSeparator: \.isNewline) {
-            let line = trim(rawLine)
+            let line = rawLine.trimmed(where: \.isWhitespace)
             if line.isEmpty || line.hasPrefix("#") || line.hasPrefix(";") { continue }
             if line.hasPrefix("[") && line.hasSuffix("]") {
                 if values != nil { return values }
-                current = trim(line.dropFirst().dropLast())
+                current = line.dropFirst().dropLast().trimmed(where: \.isWhitespace)
                 if current == wanted { values = [:] }
                 continue
             }
             guard current == wanted, let equals = line.firstIndex(of: "=") else { continue }
-            let key = trim(line[..<equals]).lowercased()
-            let value = trim(line[line.index(after: equals)...])
+            let key = line[..<equals].trimmed(where: \.isWhitespace).lowercased()
+            let value = line[line.index(after: equals)...].trimmed(where: \.isWhitespace)
             values?[key] = value
         }
         return values
-    }
-
-    /// Without the spaces and tabs around it.
-    private static func trim(_ text: Substring) -> String {
-        String(text.drop(while: \.isWhitespace).reversed().drop(while: \.isWhitespace).reversed())
     }
 }

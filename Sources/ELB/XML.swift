@@ -34,11 +34,15 @@ public struct XMLError: Error, CustomStringConvertible, Equatable {
     public let description: String
 }
 
-extension String {
-    var trimmedXMLSpace: String {
-        let isSpace: (Character) -> Bool = { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" }
-        return String(drop(while: isSpace).reversed().drop(while: isSpace).reversed())
+extension StringProtocol {
+    /// The text without the characters `isSpace` picks at its start and end.
+    func trimmed(where isSpace: (Character) -> Bool) -> String {
+        String(drop(while: isSpace).reversed().drop(while: isSpace).reversed())
     }
+}
+
+extension String {
+    var trimmedXMLSpace: String { trimmed { $0 == " " || $0 == "\n" || $0 == "\t" || $0 == "\r" } }
 }
 
 /// A small non-validating XML parser for well-formed documents.
