@@ -117,11 +117,11 @@ public enum Timestamp {
             day.number = days
             withUnsafeMutableBytes(of: &day.text) { $0.bindMemory(to: UInt8.self).baseAddress!.update(from: out, count: 10) }
         }
+        let (hour, minute, second, ms) = UTCTime.clock(milliseconds: rest)
         out[10] = 84
-        two(rest / 3_600_000, 11); out[13] = 58
-        two(rest / 60_000 % 60, 14); out[16] = 58
-        two(rest / 1000 % 60, 17); out[19] = 46
-        let ms = rest % 1000
+        two(hour, 11); out[13] = 58
+        two(minute, 14); out[16] = 58
+        two(second, 17); out[19] = 46
         two(ms / 10, 20); out[22] = UInt8(48 + ms % 10)
         out[23] = 90
     }

@@ -45,10 +45,13 @@ public struct UTCTime: Sendable, Equatable {
     public init(milliseconds ms: Int64) {
         let (days, rest) = UTCTime.split(milliseconds: ms)
         (year, month, day) = UTCTime.civil(days: days)
-        millisecond = rest % 1000
-        hour = rest / 3_600_000
-        minute = rest / 60_000 % 60
-        second = rest / 1000 % 60
+        (hour, minute, second, millisecond) = UTCTime.clock(milliseconds: rest)
+    }
+
+    /// The time of day of the milliseconds into a day.
+    @inlinable
+    public static func clock(milliseconds rest: Int64) -> (hour: Int64, minute: Int64, second: Int64, millisecond: Int64) {
+        (rest / 3_600_000, rest / 60_000 % 60, rest / 1000 % 60, rest % 1000)
     }
 
     /// Whole days since 1970-01-01 and the milliseconds into the last one (never negative).
