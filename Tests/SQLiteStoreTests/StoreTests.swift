@@ -55,14 +55,21 @@ import Glibc
         }
     }
 
+    /// A connection to `db` with foreign keys on, migrated up to `version` only; `all` takes it
+    /// the rest of the way (a rebuilding migration is tested on the rows an older one left).
+    func migrated(_ db: TempDatabase, upTo version: Int) throws -> (connection: Connection, all: Migrator) {
+        let all = try Migrator(directory: migrationsDirectory)
+        let connection = try Connection(path: db.path)
+        try connection.execute("PRAGMA foreign_keys = ON")
+        try Migrator(migrations: all.migrations.filter { $0.version <= version }).migrate(connection)
+        return (connection, all)
+    }
+
     /// 0006 rebuilds run_events under deliveries that refer to it: nothing delivered or
     /// pending is lost, and no event number is ever handed out twice.
     @Test func theEventLogRebuildKeepsDeliveriesAndNeverReusesASequenceNumber() throws {
         let db = TempDatabase()
-        let all = try Migrator(directory: migrationsDirectory)
-        let connection = try Connection(path: db.path)
-        try connection.execute("PRAGMA foreign_keys = ON")
-        try Migrator(migrations: all.migrations.filter { $0.version <= 5 }).migrate(connection)
+        let (connection, all) = try migrated(db, upTo: 5)
         for seq in 1...3 {
             try connection.prepare("INSERT INTO run_events (run_id, service, event, at) VALUES (1, 'web', 'queued', ?)").run([.integer(Int64(seq))])
             try connection.prepare("INSERT INTO deliveries (destination, seq, run_id, status, next_attempt_at) VALUES ('slack:web', ?, 1, 'pending', 0)")
@@ -83,10 +90,7 @@ import Glibc
     /// no sequence number is handed out twice, and the same values are still refused.
     @Test func theLogRebuildKeepsLinesAndTheirNumbersAndTheSameRules() throws {
         let db = TempDatabase()
-        let all = try Migrator(directory: migrationsDirectory)
-        let connection = try Connection(path: db.path)
-        try connection.execute("PRAGMA foreign_keys = ON")
-        try Migrator(migrations: all.migrations.filter { $0.version <= 7 }).migrate(connection)
+        let (connection, all) = try migrated(db, upTo: 7)
         try connection.execute("INSERT INTO runs (service, version, requested_by, status, created_at) VALUES ('web', 'v1', 'test', 'queued', 0)")
         for (n, (stream, phase)) in [("system", nil), ("stdout", "deploy"), ("stderr", "restore"), ("stdout", "drain")].enumerated() {
             try connection.prepare("INSERT INTO log_lines (run_id, at, stream, target_id, phase, text) VALUES (1, ?, ?, 'i-1', ?, ?)")
