@@ -18,6 +18,7 @@ static inline struct MHD_Daemon *rollgate_mhd_start(const char *ipv4, uint16_t p
         MHD_RequestCompletedCallback completed, void *completed_cls,
         unsigned int thread_pool_size, size_t connection_memory_limit,
         unsigned int connection_timeout_seconds, unsigned int connection_limit, unsigned int per_address_limit,
+        MHD_NotifyConnectionCallback notify_connection, void *notify_connection_cls,
         const char *tls_key_pem, const char *tls_cert_pem) {
     struct sockaddr_in addr;
     memset(&addr, 0, sizeof(addr));
@@ -35,6 +36,7 @@ static inline struct MHD_Daemon *rollgate_mhd_start(const char *ipv4, uint16_t p
             MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
             MHD_OPTION_CONNECTION_LIMIT, connection_limit,
             MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address_limit,
+            MHD_OPTION_NOTIFY_CONNECTION, notify_connection, notify_connection_cls,
             MHD_OPTION_HTTPS_MEM_KEY, tls_key_pem,
             MHD_OPTION_HTTPS_MEM_CERT, tls_cert_pem,
             MHD_OPTION_END);
@@ -47,7 +49,21 @@ static inline struct MHD_Daemon *rollgate_mhd_start(const char *ipv4, uint16_t p
         MHD_OPTION_CONNECTION_TIMEOUT, connection_timeout_seconds,
         MHD_OPTION_CONNECTION_LIMIT, connection_limit,
         MHD_OPTION_PER_IP_CONNECTION_LIMIT, per_address_limit,
+        MHD_OPTION_NOTIFY_CONNECTION, notify_connection, notify_connection_cls,
         MHD_OPTION_END);
+}
+
+/* The connection's socket (for the request deadline, which shuts it down), or -1. */
+static inline int rollgate_mhd_connection_fd(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CONNECTION_FD);
+    return info ? info->connect_fd : -1;
+}
+
+/* The client's IPv4 address in host byte order (0 when it is not IPv4). */
+static inline uint32_t rollgate_mhd_client_ipv4(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (info == NULL || info->client_addr == NULL || info->client_addr->sa_family != AF_INET) return 0;
+    return ntohl(((const struct sockaddr_in *)info->client_addr)->sin_addr.s_addr);
 }
 
 static inline uint16_t rollgate_mhd_bound_port(struct MHD_Daemon *daemon) {

@@ -12,6 +12,14 @@ public struct HTTPRequest: Sendable {
     public var parameters: [String: String] = [:]
     /// The pattern of the route that took it (`/api/v1/runs/{id}`), for metrics; nil if none did.
     public var route: String?
+    /// The client's IPv4 address in host byte order (0: unknown, as in tests in process).
+    public var clientIPv4: UInt32 = 0
+    /// The client's address as text (`127.0.0.1`), nil when unknown. Behind a reverse proxy
+    /// this is the proxy's.
+    public var clientAddress: String? {
+        guard clientIPv4 != 0 else { return nil }
+        return "\(clientIPv4 >> 24).\(clientIPv4 >> 16 & 255).\(clientIPv4 >> 8 & 255).\(clientIPv4 & 255)"
+    }
 
     public init(method: String, path: String, query: [String: String] = [:],
                 headers: [String: String] = [:], body: [UInt8] = []) {

@@ -21,13 +21,17 @@ public struct HTTPServerConfiguration: Sendable {
     public var connectionLimit: UInt32
     /// Connections open at once from one address: one client cannot take the others' slots.
     public var connectionsPerAddress: UInt32
+    /// A request's line, headers and body must all arrive within this, however they trickle
+    /// in; past it the connection is closed.
+    public var requestTimeoutSeconds: UInt32
     /// PEM text of the private key and certificate chain: HTTPS when given.
     public var tls: (key: String, certificate: String)?
 
     public init(host: String = "127.0.0.1", port: UInt16 = 0, threads: UInt32 = 2,
                 maxBodyBytes: Int = 1 << 20, connectionMemoryLimit: Int = 32 << 10,
                 connectionTimeoutSeconds: UInt32 = 10, connectionLimit: UInt32 = 4096, connectionsPerAddress: UInt32 = 128,
-                tls: (key: String, certificate: String)? = nil) {
+                requestTimeoutSeconds: UInt32 = 30, tls: (key: String, certificate: String)? = nil) {
+        self.requestTimeoutSeconds = requestTimeoutSeconds
         self.connectionLimit = connectionLimit
         self.connectionsPerAddress = connectionsPerAddress
         self.tls = tls
@@ -60,17 +64,22 @@ public final class HTTPServer: @unchecked Sendable {
     /// Streams still open (for /metrics and tests).
     public var openStreams: Int { streams.withLock { $0.filter { $0.value.map { !$0.isClosed } ?? false }.count } }
     public private(set) var port: UInt16 = 0
+    let deadlines: RequestDeadlines
+    /// Requests closed because they did not arrive within the request deadline.
+    public var requestsCutAtDeadline: Int { deadlines.cut.load(ordering: .relaxed) }
 
     /// Every request goes to `handler`, in a task.
     public init(configuration: HTTPServerConfiguration = .init(), handler: @escaping HTTPHandler) {
         self.configuration = configuration
         self.router = { .await(handler, $0) }
+        deadlines = RequestDeadlines(limitSeconds: configuration.requestTimeoutSeconds)
     }
 
     /// Immediate routes answer on MHD's thread; the others in a task.
     public init(configuration: HTTPServerConfiguration = .init(), router: Router) {
         self.configuration = configuration
         self.router = { router.route($0) }
+        deadlines = RequestDeadlines(limitSeconds: configuration.requestTimeoutSeconds)
     }
 
     public func start() throws {
@@ -81,12 +90,14 @@ public final class HTTPServer: @unchecked Sendable {
                                     configuration.connectionMemoryLimit,
                                     configuration.connectionTimeoutSeconds,
                                     configuration.connectionLimit, configuration.connectionsPerAddress,
+                                    connectionNotified, me,
                                     configuration.tls?.key, configuration.tls?.certificate)
         guard let daemon else {
             throw HTTPServerError(description: "cannot listen on \(host):\(configuration.port) (address in use, not an IPv4 address"
                                   + (configuration.tls == nil ? "?)" : ", or a TLS key and certificate that do not go together?)"))
         }
         port = rollgate_mhd_bound_port(daemon)
+        deadlines.start()
     }
 
     /// Lets requests in flight finish (saying so if that takes longer than `grace`), answers
@@ -117,6 +128,7 @@ public final class HTTPServer: @unchecked Sendable {
             try? await Task.sleep(for: .milliseconds(10))
         }
         MHD_stop_daemon(daemon)
+        deadlines.stop()
         self.daemon = nil
     }
 
@@ -144,6 +156,7 @@ public final class HTTPServer: @unchecked Sendable {
             uploadSize.pointee = 0
             return rollgate_mhd_yes()
         }
+        deadlines.received(connection)
         if let response = context?.response {
             return queue(connection, response)
         }
@@ -153,10 +166,11 @@ public final class HTTPServer: @unchecked Sendable {
         }
         if context?.dispatched == true { return rollgate_mhd_yes() }
 
-        let request = HTTPRequest(method: method, path: url,
+        var request = HTTPRequest(method: method, path: url,
                                   query: queryValues(connection),
                                   lowercasedHeaders: headerFields(connection),
                                   body: context?.body ?? [])
+        request.clientIPv4 = rollgate_mhd_client_ipv4(connection)
         let (handler, routed): (HTTPHandler, HTTPRequest)
         switch router(request) {
         case .answer(let response):
@@ -230,12 +244,20 @@ public final class HTTPServer: @unchecked Sendable {
         dispatch.withLock { $0.open -= 1 }
     }
 
+    fileprivate func connection(_ connection: OpaquePointer, _ code: MHD_ConnectionNotificationCode) {
+        switch code {
+        case .CONNECTION_NOTIFY_STARTED: deadlines.opened(connection, socket: rollgate_mhd_connection_fd(connection))
+        case .CONNECTION_NOTIFY_CLOSED: deadlines.closed(connection)
+        default: break
+        }
+    }
+
     /// The query's arguments (a name given twice keeps its first value).
     private func queryValues(_ connection: OpaquePointer) -> [String: String] {
         // Without an iterator MHD only counts: most requests have no query string.
         guard MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, nil, nil) > 0 else { return [:] }
         var fields: [(name: String, value: String)] = []
-        withUnsafeMutablePointer(to: &fields) { _ = MHD_get_connection_values(connection, .GET_ARGUMENT_KIND, fieldCollector, $0) }
+        withUnsafeMutablePointer(to: &fields) { _ = MHD_get_connection_values_n(connection, .GET_ARGUMENT_KIND, fieldCollector, $0) }
         var values: [String: String] = [:]
         for field in fields where values[field.name] == nil { values[field.name] = field.value }
         return values
@@ -245,20 +267,23 @@ public final class HTTPServer: @unchecked Sendable {
     private func headerFields(_ connection: OpaquePointer) -> [(name: String, value: String)] {
         var fields: [(name: String, value: String)] = []
         fields.reserveCapacity(8)
-        withUnsafeMutablePointer(to: &fields) { _ = MHD_get_connection_values(connection, .HEADER_KIND, fieldCollector, $0) }
+        withUnsafeMutablePointer(to: &fields) { _ = MHD_get_connection_values_n(connection, .HEADER_KIND, fieldCollector, $0) }
         return fields
     }
 }
 
 /// Appends each key and value MHD gives to the `[(name, value)]` its closure argument points to,
 /// the name lower-cased (header names are case-insensitive; the API's query names are all
-/// lower case, so `?Limit=5` works as `?limit=5`, as it always has).
-private let fieldCollector: MHD_KeyValueIterator = { cls, _, key, value in
+/// lower case, so `?Limit=5` works as `?limit=5`, as it always has). Values are taken with
+/// their length, so a NUL inside one is kept (and refused as a control character) rather
+/// than cutting the value short.
+private let fieldCollector: MHD_KeyValueIteratorN = { cls, _, key, keySize, value, valueSize in
     guard let cls, let key else { return rollgate_mhd_yes() }
     let fields = cls.assumingMemoryBound(to: [(name: String, value: String)].self)
-    var name = String(cString: key)
+    var name = String(decoding: UnsafeRawBufferPointer(start: key, count: keySize), as: UTF8.self)
     if name.utf8.contains(where: { $0 >= UInt8(ascii: "A") && $0 <= UInt8(ascii: "Z") }) { name = name.lowercased() }
-    fields.pointee.append((name: name, value: value.map { String(cString: $0) } ?? ""))
+    let text = value.map { String(decoding: UnsafeRawBufferPointer(start: $0, count: valueSize), as: UTF8.self) } ?? ""
+    fields.pointee.append((name: name, value: text))
     return rollgate_mhd_yes()
 }
 
@@ -321,7 +346,13 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
                          upload: upload, uploadSize: uploadSize, state: state)
 }
 
-private let completedHandler: MHD_RequestCompletedCallback = { cls, _, state, _ in
+private let connectionNotified: MHD_NotifyConnectionCallback = { cls, connection, _, code in
+    guard let cls, let connection else { return }
+    Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().connection(connection, code)
+}
+
+private let completedHandler: MHD_RequestCompletedCallback = { cls, connection, state, _ in
+    if let cls, let connection { Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().deadlines.answered(connection) }
     guard let cls, let state, let raw = state.pointee else { return }
     state.pointee = nil
     guard raw != RequestContext.started else { return }

@@ -57,7 +57,7 @@ extension API {
         try knownService(service)
         guard Version.isValid(version) else {
             throw Refusal(status: 422, code: "invalid_version",
-                          message: "version must be 1-128 characters of A-Z a-z 0-9 . _ / + -, not starting with - and without ..")
+                          message: "version \(JSONText.quote(String(version.prefix(140)))) is refused: \(Version.rule)")
         }
         if let reason {
             guard reason.utf8.count <= 1000 else { throw Refusal(status: 422, code: "invalid_reason", message: "reason is longer than 1000 bytes") }

@@ -107,7 +107,8 @@ public final class App: Sendable {
         server = HTTPServer(configuration: HTTPServerConfiguration(
             host: address.host, port: address.port,
             connectionTimeoutSeconds: UInt32(max(1, limits.idleTimeout.components.seconds)),
-            connectionLimit: limits.total, connectionsPerAddress: limits.perAddress, tls: config.tls), router: router)
+            connectionLimit: limits.total, connectionsPerAddress: limits.perAddress,
+            requestTimeoutSeconds: UInt32(clamping: max(1, limits.requestTimeout.components.seconds)), tls: config.tls), router: router)
     }
 
     /// Claims the database (refusing if another live rollgate serves it), listens (a port in

@@ -99,7 +99,8 @@ public struct ServiceTriggers: Sendable, Equatable {
     }
     public var github: Git?
     public var gitlab: Git?
-    /// Slack user ids or names allowed to deploy, cancel or lock it; empty: anyone in the workspace.
+    /// Slack user ids (`U...`/`W...`, never names: a display name is the user's to change)
+    /// allowed to deploy, cancel or promote it; empty: anyone in the workspace.
     public var slackAllow: [String] = []
 
     public init(github: Git? = nil, gitlab: Git? = nil, slackAllow: [String] = []) {
@@ -186,12 +187,24 @@ public struct Config: Sendable {
     public var webhooks = WebhookSecrets()
     /// How people reach this server (links in Slack answers and notifications).
     public var publicURL: String?
-    /// Reads without a token even when not listening on loopback.
+    /// Reads without a token (`public_read: true`): for a server behind SSO, or a dashboard
+    /// everyone may see. Otherwise reads need a token with the read scope (or a session made
+    /// with one at /login); only the demo (no config, loopback) is open.
     public var publicRead = false
     /// Log every HTTP request (`--access-log`).
     public var accessLog = false
-    /// Reads need no token on loopback (and in the demo) or with `public_read: true`.
-    public var readsAreOpen: Bool { isDemo || publicRead || listen.isLoopback }
+    /// Reads need no token in the demo or with `public_read: true`. Listening on loopback is
+    /// no reason: a reverse proxy in front (`proxy_pass http://127.0.0.1:8080`) publishes it.
+    public var readsAreOpen: Bool { isDemo || publicRead }
+    /// GitHub: a push whose signed `repository.pushed_at` (or a deployment whose `created_at`)
+    /// is older than this is acknowledged and ignored (`github: {max_age: 1h}`).
+    public var githubMaxAge: Duration = .seconds(3600)
+    /// Slack user ids (`U...`, `W...`) who may lock and unlock services from Slack
+    /// (`slack: {admins: [...]}`); nobody when empty.
+    public var slackAdmins: [String] = []
+    /// Test only (`ROLLGATE_TEST_LOOPBACK_RESPONSE_URL=1`): Slack's response_url may also be
+    /// `http://127.0.0.1:PORT/...`, for a sink in tests. Never set in production.
+    public var loopbackResponseURLs = false
     /// Writes each token may make: `burst` at once, then `perSecond`.
     public var writeRate = (perSecond: 10.0, burst: 60)
     /// `http:`: connections in all, per client address, and how long one may send nothing.
@@ -236,6 +249,8 @@ public struct ConnectionLimits: Sendable, Equatable {
     public var total: UInt32 = 4096
     public var perAddress: UInt32 = 256
     public var idleTimeout: Duration = .seconds(10)
+    /// A request's line, headers and body must arrive within this, however they trickle in.
+    public var requestTimeout: Duration = .seconds(30)
 
     public init() {}
 }

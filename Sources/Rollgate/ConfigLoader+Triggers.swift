@@ -64,7 +64,15 @@ extension ConfigLoader {
     func webhooks(_ top: Mapping, into config: inout Config) throws {
         func read(_ key: String, _ secretKey: String, _ store: (inout WebhookSecrets, String) -> Void) throws {
             guard let map = try top.mapping(key) else { return }
-            try map.check(allowed: Set([secretKey, secretKey + "_env"] + (key == "github" ? ["api_url"] : [])))
+            let extra: [String] = key == "github" ? ["api_url", "max_age"] : key == "slack" ? ["admins"] : []
+            try map.check(allowed: Set([secretKey, secretKey + "_env"] + extra))
+            if key == "github", let age = try map.duration("max_age", minimum: .seconds(60)) {
+                guard age <= .seconds(30 * 86_400) else { throw map.error("max_age", "at most 30d") }
+                config.githubMaxAge = age
+            }
+            if key == "slack" {
+                config.slackAdmins = try slackUserIDs(map, "admins")
+            }
             if key == "github", let api = try map.string("api_url") {
                 guard api.hasPrefix("https://") || api.hasPrefix("http://") else { throw map.error("api_url", "expected https://HOST/api/v3") }
                 config.githubAPI = api.hasSuffix("/") ? String(api.dropLast()) : api
@@ -85,7 +93,7 @@ extension ConfigLoader {
     }
 
     /// A service's `github: {repository, branch, environment?}`, `gitlab: {project, branch}`,
-    /// `slack: {allow: [U123, alice]}`.
+    /// `slack: {allow: [U0123ABCD]}`.
     func triggers(_ map: Mapping) throws -> ServiceTriggers {
         var triggers = ServiceTriggers()
         if let github = try map.mapping("github") {
@@ -100,12 +108,20 @@ extension ConfigLoader {
         }
         if let slack = try map.mapping("slack") {
             try slack.check(allowed: ["allow"])
-            triggers.slackAllow = try slack.sequence("allow").map { node in
-                guard let text = node.scalar, !text.isEmpty else { throw slack.error("allow", "a list of Slack user ids or names") }
-                return text
-            }
+            triggers.slackAllow = try slackUserIDs(slack, "allow")
         }
         return triggers
+    }
+
+    /// A list of Slack user ids (`U0123ABCD`, `W0123ABCD` on Enterprise Grid). Names are
+    /// refused: a display name is the user's to change, so it proves nothing.
+    func slackUserIDs(_ map: Mapping, _ key: String) throws -> [String] {
+        try map.sequence(key).map { node in
+            guard let text = node.scalar, SlackUserID.isValid(text) else {
+                throw map.error(key, "a list of Slack user ids such as U0123ABCD (names are not accepted: anyone can take a display name), got \(node.scalar ?? "a non-text value")")
+            }
+            return text
+        }
     }
 
     private func repository(_ map: Mapping, _ key: String) throws -> String {

@@ -70,6 +70,7 @@ public struct ConfigLoader {
             findings.error(unknown)
         }
         var config = Config(services: [])
+        config.loopbackResponseURLs = environment["ROLLGATE_TEST_LOOPBACK_RESPONSE_URL"] == "1"
         findings.collect {
             if let listen = try top.string("listen") {
                 guard let address = ListenAddress(listen) else {
@@ -82,7 +83,16 @@ public struct ConfigLoader {
         findings.collect { config.publicDir = try top.string("public_dir") }
         findings.collect {
             for (index, node) in try top.sequence("api_tokens").enumerated() {
-                findings.collect { config.apiTokens.append(try token(node, path: "api_tokens[\(index)]")) }
+                findings.collect {
+                    let token = try token(node, path: "api_tokens[\(index)]")
+                    // Runs, sessions and rate limits know a token by its name: two with one name
+                    // would be one caller with two secrets.
+                    if config.apiTokens.contains(where: { $0.name == token.name }) {
+                        throw ConfigError(path: "api_tokens[\(index)].name", line: node.line,
+                                          message: "token name \(token.name) is used twice; give each token a name of its own")
+                    }
+                    config.apiTokens.append(token)
+                }
             }
         }
         findings.collect { config.shutdownTimeout = try top.duration("shutdown_timeout", minimum: .seconds(1)) ?? config.shutdownTimeout }
@@ -176,7 +186,11 @@ public struct ConfigLoader {
         }
         findings.collect {
             guard let http = try top.mapping("http") else { return }
-            try http.check(allowed: ["max_connections", "connections_per_address", "idle_timeout"])
+            try http.check(allowed: ["max_connections", "connections_per_address", "idle_timeout", "request_timeout"])
+            if let timeout = try http.duration("request_timeout", minimum: .seconds(1)) {
+                guard timeout <= .seconds(3600) else { throw http.error("request_timeout", "at most 1h") }
+                config.connections.requestTimeout = timeout
+            }
             if let total = try http.int("max_connections") {
                 guard (16...1_000_000).contains(total) else { throw http.error("max_connections", "between 16 and 1000000") }
                 config.connections.total = UInt32(total)

@@ -36,6 +36,7 @@ public enum DurationText {
             let (product, overflow) = value.multipliedReportingOverflow(by: factor)
             guard !overflow, product <= 366 * 86_400_000 else { return nil }
             total += product
+            guard total <= 366 * 86_400_000 else { return nil }
         }
         return .milliseconds(total)
     }

@@ -29,7 +29,12 @@ public enum JSONValue: Sendable, Equatable {
 
     public var string: String? { if case .string(let s) = self { return s }; return nil }
     public var number: Double? { if case .number(let n) = self { return n }; return nil }
-    public var int: Int64? { number.map { Int64($0) } }
+    /// A whole number that fits in 64 bits; nil for fractions, huge numbers, inf and nan
+    /// (never a trap: a signed payload may hold anything).
+    public var int: Int64? {
+        guard let number, number.isFinite, number == number.rounded(), abs(number) < 9.0e18 else { return nil }
+        return Int64(number)
+    }
     public var array: [JSONValue]? { if case .array(let a) = self { return a }; return nil }
     public var isNull: Bool { self == .null }
 

@@ -147,6 +147,8 @@ struct JSONWriter: ~Copyable {
     }
 
     mutating func double(_ value: Double) {
+        // JSON has no inf or nan: such a value is written as null, never as invalid JSON.
+        guard value.isFinite else { return null() }
         if value == value.rounded() && abs(value) < 1e15 { return int(Int64(value)) }
         separate()
         var text = String(value)

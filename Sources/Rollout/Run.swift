@@ -103,24 +103,26 @@ public struct LogLine: Codable, Sendable, Equatable {
     }
 }
 
-/// A version names a build; it reaches hooks as an environment variable, so it is kept
-/// to characters no shell or file system treats specially, never starts with `-` and never
-/// holds `..`.
+/// A version names a build, never a path: it reaches hooks as an environment variable and
+/// is often pasted into one (`/srv/releases/$ROLLGATE_VERSION`), so it is 1-128 of
+/// `A-Z a-z 0-9 . _ / + -`, starts with a letter or digit (never an option, never `/`), and
+/// its `/`-separated segments are never empty, `.` or `..` (no `a//b`, `./x`, `x/`, `a/../b`).
+/// The one rule for the API, every webhook, Slack and the CLI.
 public enum Version {
+    public static let rule = "a version is 1-128 of A-Z a-z 0-9 . _ / + -, starts with a letter or digit, and has no empty, . or .. part between slashes (no leading or trailing /)"
+
     public static func isValid(_ version: String) -> Bool {
-        let utf8 = version.utf8
-        guard (1...128).contains(utf8.count) else { return false }
-        // Never an option to a hook's command line, never a way up a path.
-        guard !version.hasPrefix("-"), !version.contains("..") else { return false }
-        return utf8.allSatisfy { byte in
-            switch byte {
-            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"),
-                 UInt8(ascii: "0")...UInt8(ascii: "9"), UInt8(ascii: "."), UInt8(ascii: "_"),
-                 UInt8(ascii: "/"), UInt8(ascii: "+"), UInt8(ascii: "-"):
-                return true
-            default:
-                return false
-            }
+        let utf8 = Array(version.utf8)
+        guard (1...128).contains(utf8.count), let first = utf8.first, isAlphanumeric(first) else { return false }
+        guard utf8.allSatisfy({ isAlphanumeric($0) || $0 == UInt8(ascii: ".") || $0 == UInt8(ascii: "_")
+                                || $0 == UInt8(ascii: "/") || $0 == UInt8(ascii: "+") || $0 == UInt8(ascii: "-") }) else { return false }
+        for segment in utf8.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: false) {
+            if segment.isEmpty || segment.elementsEqual([46]) || segment.elementsEqual([46, 46]) { return false }
         }
+        return true
+    }
+
+    private static func isAlphanumeric(_ byte: UInt8) -> Bool {
+        (48...57).contains(byte) || (65...90).contains(byte) || (97...122).contains(byte)
     }
 }

@@ -1,6 +1,7 @@
 import ArgumentParser
 import Outbound
 import Rollgate
+import Rollout
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -74,6 +75,10 @@ struct Deploy: AsyncParsableCommand {
     @Option(help: "Why (shown in the history).") var reason: String?
     @Flag(help: "Print the live log and exit non-zero if the run fails.") var follow = false
     @OptionGroup var options: ClientOptions
+
+    func validate() throws {
+        guard Version.isValid(version) else { throw ValidationError("\(version): \(Version.rule); use a tag or commit such as v42 or 1a2b3c4") }
+    }
 
     func run() async throws {
         var fields: [(String, JSONValue)] = [("service", .string(service)), ("version", .string(version))]

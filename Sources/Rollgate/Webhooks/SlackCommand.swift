@@ -84,3 +84,12 @@ enum FormBody {
         return String(validating: out, as: UTF8.self)
     }
 }
+
+/// A Slack user id: `U` or `W` and 2-20 upper-case letters or digits (`U0123ABCD`).
+enum SlackUserID {
+    static func isValid(_ text: String) -> Bool {
+        let bytes = Array(text.utf8)
+        guard (3...21).contains(bytes.count), bytes[0] == UInt8(ascii: "U") || bytes[0] == UInt8(ascii: "W") else { return false }
+        return bytes.dropFirst().allSatisfy { (48...57).contains($0) || (65...90).contains($0) }
+    }
+}

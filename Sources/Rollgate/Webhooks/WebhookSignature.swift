@@ -41,13 +41,20 @@ public enum WebhookSignature {
     public static func slack(body: [UInt8], timestamp: String?, signature: String?, secret: String, now: Date) -> SignatureFailure? {
         guard let timestamp else { return .missing("X-Slack-Request-Timestamp") }
         guard let signature else { return .missing("X-Slack-Signature") }
-        guard let seconds = Int64(timestamp) else { return .malformed("X-Slack-Request-Timestamp") }
-        if let stale = outsideWindow(seconds, now: now) { return stale }
+        guard let seconds = unixSeconds(timestamp) else { return .malformed("X-Slack-Request-Timestamp (expected 1-12 digits)") }
         guard signature.hasPrefix("v0="), let presented = hexBytes(signature.dropFirst(3)) else {
             return .malformed("X-Slack-Signature (expected v0=HEX)")
         }
-        let base = Array("v0:\(timestamp):".utf8) + body
-        return constantTimeEqual(presented, hmac(key: Array(secret.utf8), base)) ? nil : .mismatch
+        // The signature first: nothing the request claims (its time included) is read before.
+        guard constantTimeEqual(presented, hmac(key: Array(secret.utf8), slackSignedBytes(body: body, timestamp: timestamp))) else {
+            return .mismatch
+        }
+        return outsideWindow(seconds, now: now)
+    }
+
+    /// What Slack signs: `v0:TIMESTAMP:BODY`. Its hash is the replay key of every command.
+    public static func slackSignedBytes(body: [UInt8], timestamp: String) -> [UInt8] {
+        Array("v0:\(timestamp):".utf8) + body
     }
 
     /// Standard Webhooks: `webhook-signature: v1,BASE64(HMAC-SHA256(key, id + "." + timestamp +
@@ -57,8 +64,8 @@ public enum WebhookSignature {
         guard let id, !id.isEmpty else { return .missing("webhook-id") }
         guard let timestamp else { return .missing("webhook-timestamp") }
         guard let signatures else { return .missing("webhook-signature") }
-        guard let seconds = Int64(timestamp) else { return .malformed("webhook-timestamp") }
-        if let stale = outsideWindow(seconds, now: now) { return stale }
+        guard id.utf8.count <= 256 else { return .malformed("webhook-id (at most 256 bytes)") }
+        guard let seconds = unixSeconds(timestamp) else { return .malformed("webhook-timestamp (expected 1-12 digits)") }
         guard let key = standardKey(secret) else { return .malformed("the configured whsec_ secret") }
         let expected = hmac(key: key, Array("\(id).\(timestamp).".utf8) + body)
         var matched = false
@@ -67,7 +74,8 @@ public enum WebhookSignature {
             guard parts.count == 2, parts[0] == "v1", let presented = base64Decode(String(parts[1])) else { continue }
             if constantTimeEqual(presented, expected) { matched = true }
         }
-        return matched ? nil : .mismatch
+        guard matched else { return .mismatch }
+        return outsideWindow(seconds, now: now)
     }
 
     /// The header value for a body signed the Standard Webhooks way (outbound notifications).
@@ -82,8 +90,18 @@ public enum WebhookSignature {
         return key
     }
 
+    /// A signed timestamp: 1-12 ASCII digits (no sign, no space), so no arithmetic on it can
+    /// overflow; anything else is malformed.
+    public static func unixSeconds(_ text: String) -> Int64? {
+        let digits = text.utf8
+        guard (1...12).contains(digits.count), digits.allSatisfy({ (48...57).contains($0) }) else { return nil }
+        return Int64(text)
+    }
+
     static func outsideWindow(_ seconds: Int64, now: Date) -> SignatureFailure? {
-        let distance = Int64(now.timeIntervalSince1970.rounded()) - seconds
+        let current = now.timeIntervalSince1970
+        guard current.isFinite, abs(current) < 1e12 else { return .stale(seconds: 0) }
+        let distance = Int64(current.rounded()) - seconds
         return abs(distance) > window ? .stale(seconds: distance) : nil
     }
 
