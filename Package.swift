@@ -24,7 +24,7 @@ let package = Package(
                        providers: [.apt(["libyaml-dev"])]),
         // libmicrohttpd's own error answers (HTML compiled into the library) sent as JSON.
         .target(name: "CMicroHTTPDErrors", dependencies: ["CMicroHTTPD"]),
-        // glibc's posix_spawn extensions, for the hook runner.
+        // glibc's posix_spawn extensions (the hook runner) and prctl (secrets out of /proc).
         .target(name: "CSpawn"),
 
         // libcurl, loaded on first use (dlopen): a server that sends nothing never maps it.
@@ -55,7 +55,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "rollgate", dependencies: [
-            "Rollgate", "MicroHTTP", "Outbound",
+            "Rollgate", "MicroHTTP", "Outbound", "CSpawn",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),

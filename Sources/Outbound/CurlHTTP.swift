@@ -37,6 +37,11 @@ public struct CurlHTTP: OutboundHTTP {
         guard request.url.hasPrefix("http://") || request.url.hasPrefix("https://") else {
             throw OutboundError(url: request.url, reason: "not an http:// or https:// URL")
         }
+        // A header with CR, LF or NUL would add headers of its own (or end them): refused
+        // before anything is sent.
+        for (name, value) in request.headers where (name + value).utf8.contains(where: { $0 == 13 || $0 == 10 || $0 == 0 }) {
+            throw OutboundError(url: request.url, reason: "header \(name.prefix(64)) holds a line break or NUL; nothing was sent")
+        }
         // libcurl is loaded (and set up, once) by the first transfer.
         guard rollgate_curl_load() == 0 else { throw OutboundError(url: request.url, reason: String(cString: rollgate_curl_load_error())) }
         guard let handle = rollgate_curl_easy_init() else { throw OutboundError(url: request.url, reason: "libcurl could not start a transfer") }
@@ -45,7 +50,7 @@ public struct CurlHTTP: OutboundHTTP {
         for (name, value) in request.headers { headers = rollgate_curl_slist_append(headers, "\(name): \(value)") }
         if !request.body.isEmpty || request.method == "POST" { headers = rollgate_curl_slist_append(headers, "Expect:") }
         defer { rollgate_curl_slist_free_all(headers) }
-        let received = Received()
+        let received = Received(limit: request.maxResponseBytes)
         let context = Unmanaged.passUnretained(received).toOpaque()
         let milliseconds = Int(request.timeout.components.seconds * 1000 + request.timeout.components.attoseconds / 1_000_000_000_000_000)
         _ = rollgate_curl_string(handle, CURLOPT_URL, request.url)
@@ -67,6 +72,10 @@ public struct CurlHTTP: OutboundHTTP {
         }
         _ = rollgate_curl_receivers(handle, { data, size, count, context in
             let received = Unmanaged<Received>.fromOpaque(context!).takeUnretainedValue()
+            guard received.body.count + size * count <= received.limit else {
+                received.overflowed = true
+                return 0   // libcurl ends the transfer (CURLE_WRITE_ERROR)
+            }
             received.body.append(contentsOf: UnsafeRawBufferPointer(start: data, count: size * count))
             return size * count
         }, { data, size, count, context in
@@ -75,6 +84,9 @@ public struct CurlHTTP: OutboundHTTP {
             return size * count
         }, context)
         let code = rollgate_curl_easy_perform(handle)
+        if received.overflowed {
+            throw OutboundError(url: request.url, reason: "the answer's body is larger than \(request.maxResponseBytes) bytes; it was not read")
+        }
         guard code == CURLE_OK else {
             throw OutboundError(url: request.url, reason: String(cString: rollgate_curl_easy_strerror(code)))
         }
@@ -84,6 +96,9 @@ public struct CurlHTTP: OutboundHTTP {
 
 /// What one transfer received; touched only by libcurl's callbacks on the transfer's thread.
 private final class Received {
+    let limit: Int
+    var overflowed = false
+    init(limit: Int) { self.limit = limit }
     var body: [UInt8] = []
     var headers: [String: String] = [:]
 

@@ -8,8 +8,13 @@ public struct OutboundRequest: Sendable {
     public var headers: [(String, String)]
     public var body: [UInt8]
     public var timeout: Duration
+    /// An answer's body past this ends the transfer with an error (a receiver cannot make
+    /// rollgate hold an endless answer). AWS's lists are large; a notification's answer is not.
+    public var maxResponseBytes: Int
 
-    public init(method: String, url: String, headers: [(String, String)] = [], body: [UInt8] = [], timeout: Duration = .seconds(30)) {
+    public init(method: String, url: String, headers: [(String, String)] = [], body: [UInt8] = [], timeout: Duration = .seconds(30),
+                maxResponseBytes: Int = 16 << 20) {
+        self.maxResponseBytes = maxResponseBytes
         self.method = method
         self.url = url
         self.headers = headers

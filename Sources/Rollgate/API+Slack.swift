@@ -10,13 +10,22 @@ extension API {
         guard let secret = config.webhooks.slack else { throw Refusal(status: 404, code: "not_configured", message: API.notConfigured) }
         try refuseWhileStopping()
         let signature = request.header("x-slack-signature")
-        if let failure = WebhookSignature.slack(body: request.body, timestamp: request.header("x-slack-request-timestamp"),
+        let timestamp = request.header("x-slack-request-timestamp")
+        if let failure = WebhookSignature.slack(body: request.body, timestamp: timestamp,
                                                 signature: signature, secret: secret, now: clock.now) {
+            if case .stale = failure {} else { authenticationFailed(request) }
             throw Refusal(status: 401, code: "invalid_signature", message: "\(failure)")
         }
+        // Every command is judged by the bytes Slack signed (`v0:TIMESTAMP:BODY`), never by
+        // how the signature is written: the same bytes again within the window are a replay.
+        let key = "slack:\(API.contentKey(WebhookSignature.slackSignedBytes(body: request.body, timestamp: timestamp ?? "")))"
+        let window = Double(WebhookSignature.window)
+        guard try store.firstSight(of: key, until: clock.now.addingTimeInterval(2 * window), at: clock.now) else {
+            throw Refusal(status: 401, code: "replayed", message: "\(SignatureFailure.replayed)")
+        }
         let form = FormBody.parse(request.body)
-        let userID = form["user_id"] ?? "unknown"
-        let userName = form["user_name"] ?? userID
+        let userID = form["user_id"].map(VisibleText.flattened).map { String($0.prefix(32)) } ?? "unknown"
+        let userName = form["user_name"].map(VisibleText.flattened).map { String($0.prefix(64)) } ?? userID
         let who = "slack:\(userID) (\(userName))"
         let command: SlackCommand
         do {
@@ -31,17 +40,13 @@ extension API {
             case .status(let service):
                 return slackAnswer(try slackStatus(service))
             case .deploy(let service, let version, let reason):
-                try slackAllowed(userID, userName, service)
-                // The signature is unique to this request: seeing it again is a replay.
-                let key = "slack:\(signature ?? "")"
-                if try store.run(idempotencyKey: key) != nil {
-                    throw Refusal(status: 401, code: "replayed", message: "\(SignatureFailure.replayed)")
-                }
+                try slackAllowed(userID, service)
                 let (run, superseded) = try enqueueDeploy(service: service, version: version, reason: reason, requestedBy: who,
                                                           key: key, waitForLock: false)
                 // Progress follows through Slack's response_url while it is valid.
-                if let reply = form["response_url"],
-                   reply.hasPrefix("https://") || reply.hasPrefix("http://127.0.0.1:") || reply.hasPrefix("http://localhost:") {
+                // Only to Slack itself: a response_url elsewhere would make rollgate post wherever
+                // a request says.
+                if let reply = form["response_url"], SlackResponseURL.isAllowed(reply, loopbackForTests: config.loopbackResponseURLs) {
                     try store.setReplyTargets(of: run.id, replyURL: reply, githubDeployment: nil)
                 }
                 var text = "<@\(userID)> queued run \(run.id): deploy \(service) \(version)"
@@ -51,7 +56,7 @@ extension API {
                 return slackAnswer(text, inChannel: true)
             case .cancel(let id):
                 guard let run = try store.run(id) else { return slackAnswer("There is no run \(id).") }
-                try slackAllowed(userID, userName, run.service)
+                try slackAllowed(userID, run.service)
                 guard !run.status.isTerminal else { return slackAnswer("Run \(id) is already \(run.status.rawValue).") }
                 _ = try store.requestCancel(id, at: clock.now)
                 return slackAnswer("<@\(userID)> asked to cancel run \(id) (\(run.service) \(run.version)): "
@@ -59,19 +64,19 @@ extension API {
                                    inChannel: true)
             case .promote(let id):
                 guard let run = try store.run(id) else { return slackAnswer("There is no run \(id).") }
-                try slackAllowed(userID, userName, run.service)
+                try slackAllowed(userID, run.service)
                 guard config.service(named: run.service)?.plan.canary != nil else { return slackAnswer("\(run.service) has no canary: there is no bake to end.") }
                 guard try store.requestPromote(id) else { return slackAnswer("Run \(id) is \(run.status.rawValue): only a running run can be promoted.") }
                 return slackAnswer("<@\(userID)> promoted run \(id) (\(run.service) \(run.version)): the bake ends and the rest of the targets follow.",
                                    inChannel: true)
             case .lock(let service, let reason):
                 try knownService(service)
-                try slackAllowed(userID, userName, service)
+                try slackAdmin(userID, "lock")
                 _ = try store.lock(service: service, reason: reason, by: who, expiresAt: nil, at: clock.now)
                 return slackAnswer("<@\(userID)> locked \(service): \(reason). Deploys are refused until `/deploy unlock \(service)`.", inChannel: true)
             case .unlock(let service):
                 try knownService(service)
-                try slackAllowed(userID, userName, service)
+                try slackAdmin(userID, "unlock")
                 guard try store.unlock(service: service, at: clock.now) != nil else { return slackAnswer("\(service) is not locked.") }
                 wakeDispatcher()
                 return slackAnswer("<@\(userID)> unlocked \(service).", inChannel: true)
@@ -85,11 +90,24 @@ extension API {
         }
     }
 
-    /// A service's `slack: {allow: [...]}` names who may act on it (user ids or names).
-    func slackAllowed(_ userID: String, _ userName: String, _ service: String) throws {
+    /// A service's `slack: {allow: [...]}` names who may act on it, by user id only (a display
+    /// name is the user's to change).
+    func slackAllowed(_ userID: String, _ service: String) throws {
         guard let allow = config.service(named: service)?.triggers.slackAllow, !allow.isEmpty else { return }
-        guard allow.contains(userID) || allow.contains(userName) else {
-            throw Refusal(status: 403, code: "not_allowed", message: "You may not deploy, cancel or lock \(service); ask one of: \(allow.joined(separator: ", ")).")
+        guard allow.contains(userID) else {
+            throw Refusal(status: 403, code: "not_allowed",
+                          message: "You may not deploy, cancel or promote \(service); ask one of: \(allow.map { "<@\($0)>" }.joined(separator: ", ")).")
+        }
+    }
+
+    /// Locks and unlocks from Slack need `slack: {admins: [...]}` to name the user (by id):
+    /// with no list, nobody in the workspace may lift a freeze an admin set.
+    func slackAdmin(_ userID: String, _ action: String) throws {
+        guard config.slackAdmins.contains(userID) else {
+            throw Refusal(status: 403, code: "not_allowed",
+                          message: config.slackAdmins.isEmpty
+                            ? "Nobody may \(action) from Slack on this server: it lists no slack: {admins: [...]}. Use the API with an admin token."
+                            : "Only \(config.slackAdmins.map { "<@\($0)>" }.joined(separator: ", ")) may \(action) from Slack.")
         }
     }
 

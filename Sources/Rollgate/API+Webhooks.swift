@@ -1,3 +1,4 @@
+import Crypto
 import MicroHTTP
 import Rollout
 import SQLiteStore
@@ -13,18 +14,30 @@ extension API {
         guard let secret = config.webhooks.github else { throw Refusal(status: 404, code: "not_configured", message: API.notConfigured) }
         try refuseWhileStopping()
         if let failure = WebhookSignature.github(body: request.body, header: request.header("x-hub-signature-256"), secret: secret) {
+            authenticationFailed(request)
             throw Refusal(status: 401, code: "invalid_signature", message: "X-Hub-Signature-256: \(failure)")
         }
-        guard let event = request.header("x-github-event"), let delivery = request.header("x-github-delivery") else {
-            throw Refusal(status: 400, code: "missing_header", message: "X-GitHub-Event and X-GitHub-Delivery are required")
+        guard let event = request.header("x-github-event"), !event.isEmpty, event.utf8.count <= 64 else {
+            throw Refusal(status: 400, code: "missing_header", message: "X-GitHub-Event is required (at most 64 bytes)")
         }
         let payload = try object(request)
         if event == "ping" {
-            return .json(200, JSONValue.object([("pong", .string(payload["zen"]?.string ?? "pong"))]).bytes)
+            return .json(200, JSONValue.object([("pong", .string(String(VisibleText.flattened(payload["zen"]?.string ?? "pong").prefix(200))))]).bytes)
         }
-        // A redelivery (the same X-GitHub-Delivery) finds the run it queued: never deployed twice.
-        return try queue(GitHubEvent.intents(event: event, payload: payload, services: config.services),
-                         delivery: "github:\(delivery)", replayIsRefused: false)
+        // Replays are judged by what GitHub signed, not by X-GitHub-Delivery (which is not
+        // signed): the same body finds the run it queued, whatever delivery id it comes with.
+        // Old bodies stop counting at max_age (from the signed pushed_at / created_at).
+        let intents = GitHubEvent.intents(event: event, payload: payload, services: config.services,
+                                          now: unixNow, maxAge: Int64(config.githubMaxAge.components.seconds))
+        return try queue(intents, delivery: "github:\(API.contentKey(request.body))", replayIsRefused: false)
+    }
+
+    /// A request's identity by content: SHA-256 of its bytes, in hex.
+    static func contentKey(_ bytes: [UInt8]) -> String {
+        SHA256.hash(data: bytes).map { byte in
+            let digits = Array("0123456789abcdef")
+            return "\(digits[Int(byte >> 4)])\(digits[Int(byte & 15)])"
+        }.joined()
     }
 
     /// `POST /api/v1/hooks/gitlab`: `X-Gitlab-Token` compared in constant time.
@@ -35,12 +48,14 @@ extension API {
             throw Refusal(status: 401, code: "invalid_signature", message: "the X-Gitlab-Token header is missing")
         }
         guard constantTimeEqual(Array(presented.utf8), Array(token.utf8)) else {
+            authenticationFailed(request)
             throw Refusal(status: 401, code: "invalid_signature", message: "X-Gitlab-Token does not match")
         }
         let payload = try object(request)
-        let delivery = request.header("x-gitlab-event-uuid") ?? request.header("idempotency-key")
+        // GitLab signs nothing (its token is a shared password): the same body, with or
+        // without X-Gitlab-Event-UUID, finds the run it queued.
         return try queue(GitLabEvent.intents(payload: payload, services: config.services),
-                         delivery: delivery.map { "gitlab:\($0)" }, replayIsRefused: false)
+                         delivery: "gitlab:\(API.contentKey(request.body))", replayIsRefused: false)
     }
 
     /// `POST /api/v1/hooks/generic`: Standard Webhooks, `{"service","version","reason"?,"requested_by"?}`.
@@ -50,12 +65,16 @@ extension API {
         let id = request.header("webhook-id")
         if let failure = WebhookSignature.standard(body: request.body, id: id, timestamp: request.header("webhook-timestamp"),
                                                    signatures: request.header("webhook-signature"), secret: secret, now: clock.now) {
+            if case .stale = failure {} else { authenticationFailed(request) }
             throw Refusal(status: 401, code: "invalid_signature", message: "\(failure)")
         }
         let body = try strictObject(request.body, allowed: ["service", "version", "reason", "requested_by"])
         let service = try field(body, "service", required: true)!
         let version = try field(body, "version", required: true)!
         let who = try field(body, "requested_by", required: false) ?? "ci"
+        guard (1...100).contains(who.utf8.count) else {
+            throw Refusal(status: 422, code: "invalid_field", message: "requested_by must be 1-100 bytes")
+        }
         let intent = WebhookIntent.deploy(service: service, version: version, requestedBy: "webhook:\(who) (\(id ?? ""))",
                                           reason: try field(body, "reason", required: false))
         return try queue([intent], delivery: id.map { "webhook:\($0)" }, replayIsRefused: true)

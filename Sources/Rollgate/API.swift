@@ -21,6 +21,8 @@ public final class API: Sendable {
     let tails = StreamTails()
     let telemetry: Telemetry
     let logger: Logger
+    let hosts: AllowedHosts
+    let authFailures = AuthFailures()
 
     init(store: Store, config: Config, services: ServiceDirectory, clock: any RolloutClock,
          wakeDispatcher: @escaping @Sendable () -> Void, statusPage: StatusPage, health: StoreHealth,
@@ -36,6 +38,7 @@ public final class API: Sendable {
         self.rateLimiter = rateLimiter
         self.telemetry = telemetry
         self.logger = logger
+        self.hosts = AllowedHosts(config: config)
     }
 
     public var router: Router {
@@ -73,7 +76,11 @@ public final class API: Sendable {
         }
         router.get("/runs/{id}", immediate: { self.guarded($0, self.readable(self.statusPage.renderRun)) })
         router.get("/openapi.json", immediate: { self.guarded($0, self.statusPage.openAPI) })
-        router.get("/{path...}", immediate: { self.guarded($0, self.readable(self.statusPage.asset)) })
+        router.get("/login", immediate: { self.guarded($0, self.loginPage) })
+        router.post("/login", immediate: { self.guarded($0, self.login) })
+        router.post("/logout", immediate: { self.guarded($0, self.logout) })
+        // The page's script and style hold no data: open, so the sign-in page can use them.
+        router.get("/{path...}", immediate: { self.guarded($0, self.statusPage.asset) })
         let notFound = router.fallback
         router.fallback = { request in self.guarded(request) { notFound($0) } }
         return router
@@ -94,25 +101,47 @@ public final class API: Sendable {
         let started = ContinuousClock.now
         let response: HTTPResponse
         do {
-            try API.refuseControlCharacters(request)
+            try admit(request)
             response = try await handler(request)
         } catch {
             response = answer(error, to: request)
         }
         answered(request, response, since: started)
-        return response
+        return API.secured(response)
     }
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) throws -> HTTPResponse) -> HTTPResponse {
         let started = ContinuousClock.now
         let response: HTTPResponse
         do {
-            try API.refuseControlCharacters(request)
+            try admit(request)
             response = try handler(request)
         } catch {
             response = answer(error, to: request)
         }
         answered(request, response, since: started)
+        return API.secured(response)
+    }
+
+    /// What every request passes before its handler: a Host that names this server, no
+    /// control character in a header, a client not locked out for failed authentications.
+    private func admit(_ request: HTTPRequest) throws {
+        try refuseForeignHost(request)
+        try API.refuseControlCharacters(request)
+        try refuseLockedOutClient(request)
+    }
+
+    /// Every answer says not to sniff its type; pages (anything but JSON) also get a content
+    /// security policy (script and style from this server only, never framed) and a referrer
+    /// policy that keeps run links inside.
+    static func secured(_ response: HTTPResponse) -> HTTPResponse {
+        var response = response
+        response.headers.append(("X-Content-Type-Options", "nosniff"))
+        if response.header("content-type")?.hasPrefix("application/json") != true {
+            response.headers.append(("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"))
+            response.headers.append(("X-Frame-Options", "DENY"))
+            response.headers.append(("Referrer-Policy", "same-origin"))
+        }
         return response
     }
 
@@ -141,6 +170,10 @@ public final class API: Sendable {
     /// A refusal is the client's 4xx; anything else is logged and a 500 without details.
     private func answer(_ error: Error, to request: HTTPRequest) -> HTTPResponse {
         if let refusal = error as? Refusal {
+            // A browser asking for a page it may not read is sent to sign in.
+            if refusal.status == 401, request.method == "GET", request.acceptsHTML, !request.path.hasPrefix("/api/") {
+                return HTTPResponse(status: 303, headers: [("Location", "/login"), ("Cache-Control", "no-store")])
+            }
             var response = HTTPResponse.error(refusal.status, code: refusal.code, message: refusal.message)
             if let seconds = refusal.retryAfter ?? (refusal.status == 503 ? 5 : nil) {
                 response.headers.append(("Retry-After", "\(seconds)"))
@@ -170,72 +203,6 @@ public final class API: Sendable {
         }
         logger.error("request failed", metadata: ["http.path": "\(request.path)", "error": "\(error)"])
         return .error(500, code: "internal", message: "the server could not answer this request; see its log")
-    }
-
-    // MARK: - Auth
-
-    /// Who is asking, for writes that need `scope`. The demo needs no token; a configured
-    /// server always does. While shutting down, writes are refused with 503 and Retry-After;
-    /// past its rate, a token's writes get 429.
-    func authorize(_ request: HTTPRequest, scope: TokenScope = .admin) throws -> String {
-        try caller(request, scope: scope).name
-    }
-
-    /// Reads are open on a loopback listener or with `public_read: true`; otherwise they need
-    /// a token with the `read` scope.
-    func mayRead(_ request: HTTPRequest) throws {
-        guard !config.readsAreOpen else { return }
-        guard case .token(let token) = bearer(request) else {
-            throw Refusal(status: 401, code: "unauthorized",
-                          message: "reading needs Authorization: Bearer <token with the read scope> (this server is not on loopback and public_read is off)")
-        }
-        guard token.scopes.contains(.read) else {
-            throw Refusal(status: 403, code: "forbidden", message: "token \(token.name) has no read scope")
-        }
-    }
-
-    enum Bearer { case none, unknown, token(APIToken) }
-
-    /// The configured token an `Authorization: Bearer` header names, compared in constant time.
-    func bearer(_ request: HTTPRequest) -> Bearer {
-        guard let header = request.header("authorization"), header.hasPrefix("Bearer ") else { return .none }
-        let presented = Array(header.dropFirst("Bearer ".count).utf8)
-        return config.apiTokens.first { constantTimeEqual(presented, Array($0.secret.utf8)) }.map(Bearer.token) ?? .unknown
-    }
-
-    func readable(_ handler: @escaping (HTTPRequest) throws -> HTTPResponse) -> (HTTPRequest) throws -> HTTPResponse {
-        { request in
-            try self.mayRead(request)
-            return try handler(request)
-        }
-    }
-
-    /// The token a write comes with (nil in the demo) and the name runs record for it.
-    func caller(_ request: HTTPRequest, scope: TokenScope = .deploy) throws -> (name: String, token: APIToken?) {
-        if shutdown.isShuttingDown {
-            throw Refusal(status: 503, code: "shutting_down",
-                          message: "rollgate is shutting down; retry in a moment (the next start takes writes again)")
-        }
-        let caller: (name: String, token: APIToken?)
-        if config.isDemo {
-            caller = ("demo", nil)
-        } else {
-            let token: APIToken
-            switch bearer(request) {
-            case .none: throw Refusal(status: 401, code: "unauthorized", message: "this endpoint needs Authorization: Bearer <token>")
-            case .unknown: throw Refusal(status: 401, code: "unauthorized", message: "the bearer token is not valid")
-            case .token(let known): token = known
-            }
-            guard token.scopes.contains(scope) else {
-                throw Refusal(status: 403, code: "forbidden", message: "token \(token.name) has no \(scope.rawValue) scope (it has: \(token.scopes.map(\.rawValue).sorted().joined(separator: ", ")))")
-            }
-            caller = ("api:\(token.name)", token)
-        }
-        if let wait = rateLimiter.take(caller.name, at: clock.now) {
-            throw Refusal(status: 429, code: "rate_limited",
-                          message: "too many writes from \(caller.name); retry in \(wait) s", retryAfter: wait)
-        }
-        return caller
     }
 
     // MARK: - Handlers
@@ -421,6 +388,10 @@ public final class API: Sendable {
         if required && text.isEmpty { throw Refusal(status: 422, code: "missing_field", message: "\(name) must not be empty") }
         if hasControlCharacter(text) {
             throw Refusal(status: 422, code: "invalid_field", message: "\(name) contains a control character")
+        }
+        if text.unicodeScalars.contains(where: VisibleText.isBidiControl) {
+            throw Refusal(status: 422, code: "invalid_field",
+                          message: "\(name) contains a bidirectional control character (U+202A-202E, U+2066-2069, U+200E/F, U+061C), which reorders what people read")
         }
         return text
     }

@@ -3,8 +3,10 @@ import Rollout
 /// What of the server's environment a service's hooks get, and which values are masked out
 /// of stored logs. Hooks get the server's environment without rollgate's own secrets: API
 /// token and webhook secret variables never, AWS credentials and anything named like a
-/// secret (`*TOKEN*`, `*SECRET*`, `*PASSWORD*`, `*PRIVATE_KEY*`) only when the service
-/// lists the variable in `hook_env`.
+/// secret (`*TOKEN*`, `*SECRET*`, `*PASSWORD*`, `*PRIVATE_KEY*`, `*CREDENTIAL*`) or holding
+/// a URL with a password (`postgres://app:PW@db/...`) only when the service lists the
+/// variable in `hook_env`. Masking is best effort: a hook that encodes a value it was given
+/// (base64, reversed) gets past it.
 public struct HookEnvironment: Sendable {
     /// Variables whose values are rollgate's own credentials: never passed, even if listed.
     public let ownSecretNames: Set<String>
@@ -25,12 +27,30 @@ public struct HookEnvironment: Sendable {
         return awsCredentialNames.contains(upper) || secretLikeParts.contains { upper.contains($0) }
     }
 
+    /// The password of a URL that carries one (`scheme://user:PASSWORD@host...`), whatever the
+    /// variable is called (`DATABASE_URL`, `REDIS_URL`).
+    static func urlPassword(_ value: String) -> String? {
+        guard let scheme = value.firstRange(of: "://") else { return nil }
+        let rest = value[scheme.upperBound...]
+        let authority = rest.prefix { $0 != "/" && $0 != "?" && $0 != "#" }
+        guard let at = authority.lastIndex(of: "@") else { return nil }
+        let userInfo = authority[..<at]
+        guard let colon = userInfo.firstIndex(of: ":") else { return nil }
+        let password = userInfo[userInfo.index(after: colon)...]
+        return password.isEmpty ? nil : String(password)
+    }
+
+    /// A variable whose value is a secret: named like one, or a URL with a password in it.
+    static func holdsSecret(_ name: String, _ value: String) -> Bool {
+        looksSecret(name) || urlPassword(value) != nil
+    }
+
     /// The environment a service's hooks start from (ROLLGATE_* are added per hook).
     public func base(passing listed: [String]) -> [String: String] {
         let allowed = Set(listed)
-        return server.filter { name, _ in
+        return server.filter { name, value in
             if ownSecretNames.contains(name) { return false }
-            if HookEnvironment.looksSecret(name) { return allowed.contains(name) }
+            if HookEnvironment.holdsSecret(name, value) { return allowed.contains(name) }
             return true
         }
     }
@@ -39,8 +59,10 @@ public struct HookEnvironment: Sendable {
     /// and every secret-looking variable of the server, passed to hooks or not.
     public func mask(config: Config) -> SecretMask {
         var values = config.apiTokens.map(\.secret) + config.webhooks.all + config.services.flatMap(\.notify.secrets)
-        for (name, value) in server where ownSecretNames.contains(name) || HookEnvironment.looksSecret(name) {
+        for (name, value) in server where ownSecretNames.contains(name) || HookEnvironment.holdsSecret(name, value) {
             values.append(value)
+            // The password alone too (a hook may print the parts of a URL).
+            if let password = HookEnvironment.urlPassword(value) { values.append(password) }
         }
         return SecretMask(values)
     }

@@ -44,8 +44,10 @@ struct StatusPage: Sendable {
         return accept.contains("text/plain") && !accept.contains("text/html")
     }
 
+    /// A text page with every control character but newline and tab shown as `\u{1B}` (a
+    /// hook's ESC or CR must not drive the reader's terminal), and bidirectional controls too.
     func text(_ body: String) -> HTTPResponse {
-        var response = HTTPResponse(status: 200, contentType: "text/plain; charset=utf-8", text: body)
+        var response = HTTPResponse(status: 200, contentType: "text/plain; charset=utf-8", text: VisibleText.escape(body, keeping: ["\n", "\t"]))
         response.headers.append(("Cache-Control", "no-store"))
         return response
     }
@@ -64,6 +66,29 @@ struct StatusPage: Sendable {
         }
         return html(String(decoding: bytes, as: UTF8.self).replacing(StatusPage.placeholder, with: content)
             .replacing("<title>rollgate</title>", with: "<title>\(escape(title))</title>"))
+    }
+
+    /// `GET /login` (and a failed sign-in): a form for a token with the read scope.
+    func loginForm(message: String?, status: Int) -> HTTPResponse {
+        let note = message.map { "<p class=\"login-message\">\(escape($0))</p>\n" } ?? ""
+        var response = html("""
+            <!doctype html>
+            <html lang="en">
+            <head><meta charset="utf-8"><title>rollgate: sign in</title>
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <link rel="stylesheet" href="/style.css"></head>
+            <body>
+            <h1>rollgate</h1>
+            \(note)<form method="post" action="/login">
+            <p><label>API token with the read scope <input type="password" name="token" autocomplete="current-password" required autofocus></label></p>
+            <p><button type="submit">Sign in</button></p>
+            </form>
+            <p>The session lasts 12 hours, reads only, and ends when the token is removed from the config.</p>
+            </body>
+            </html>
+            """)
+        response.status = status
+        return response
     }
 
     /// `GET /openapi.json`: the API described (public/openapi.json), open like /healthz.
@@ -288,16 +313,18 @@ struct StatusPage: Sendable {
 }
 
 func escape(_ text: String) -> String {
-    var out = ""
-    for character in text {
-        switch character {
-        case "&": out += "&amp;"
-        case "<": out += "&lt;"
-        case ">": out += "&gt;"
-        case "\"": out += "&quot;"
-        case "'": out += "&#39;"
-        default: out.append(character)
+    // By Unicode scalar, not by character: `<` followed by a combining mark is one Character
+    // that equals no "<", and would pass unescaped.
+    var out = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "&": out.append(contentsOf: "&amp;".unicodeScalars)
+        case "<": out.append(contentsOf: "&lt;".unicodeScalars)
+        case ">": out.append(contentsOf: "&gt;".unicodeScalars)
+        case "\"": out.append(contentsOf: "&quot;".unicodeScalars)
+        case "'": out.append(contentsOf: "&#39;".unicodeScalars)
+        default: out.append(scalar)
         }
     }
-    return out
+    return String(out)
 }

@@ -11,6 +11,8 @@ struct JSONLogHandler: LogHandler {
     let label: String
     var logLevel: Logger.Level
     var metadata: Logger.Metadata = [:]
+    /// rollgate's secrets, written as `***` in every field.
+    let mask: SecretMask
 
     subscript(metadataKey key: String) -> Logger.Metadata.Value? {
         get { metadata[key] }
@@ -19,10 +21,10 @@ struct JSONLogHandler: LogHandler {
 
     func log(event: LogEvent) {
         var fields: [(String, JSONValue)] = [("at", .string(Timestamp.format(Date()))), ("level", .string(event.level.rawValue)),
-                                             ("label", .string(label)), ("message", .string(event.message.description))]
-        if let error = event.error { fields.append(("error", .string("\(error)"))) }
+                                             ("label", .string(label)), ("message", .string(mask.apply(event.message.description)))]
+        if let error = event.error { fields.append(("error", .string(mask.apply("\(error)")))) }
         for (key, value) in metadata.merging(event.metadata ?? [:], uniquingKeysWith: { _, new in new }).sorted(by: { $0.key < $1.key }) {
-            fields.append((key, .string("\(value)")))
+            fields.append((key, .string(mask.apply("\(value)"))))
         }
         var bytes = JSONValue.object(fields).bytes
         bytes.append(10)

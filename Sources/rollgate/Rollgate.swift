@@ -1,4 +1,5 @@
 import ArgumentParser
+import CSpawn
 import Dispatch
 import Logging
 import MicroHTTP
@@ -63,12 +64,8 @@ struct Serve: AsyncParsableCommand {
     }
 
     func run() async throws {
+        hardenProcess()
         let level = Logger.Level(rawValue: logLevel) ?? .info
-        if logFormat == "json" {
-            LoggingSystem.bootstrap { label in JSONLogHandler(label: label, logLevel: level) }
-        }
-        var logger = Logger(label: "rollgate")
-        logger.logLevel = level
         var settings: Config
         if let config {
             do { settings = try ConfigLoader(environment: environment).load(path: config) } catch {
@@ -77,6 +74,15 @@ struct Serve: AsyncParsableCommand {
         } else {
             settings = Config.demo()
         }
+        // rollgate's own log masks its secrets as run logs do (a hook command, an error text).
+        let mask = HookEnvironment(server: environment, config: settings).mask(config: settings)
+        let json = logFormat == "json"
+        LoggingSystem.bootstrap { label in
+            json ? JSONLogHandler(label: label, logLevel: level, mask: mask) as LogHandler
+                 : TextLogHandler(label: label, logLevel: level, mask: mask)
+        }
+        var logger = Logger(label: "rollgate")
+        logger.logLevel = level
         if let database { settings.database = database }
         if let listen, let address = ListenAddress(listen) { settings.listen = address }
         if settings.isDemo && !settings.listen.isLoopback {
@@ -113,6 +119,17 @@ struct Serve: AsyncParsableCommand {
         logger.info("stopping: no new runs; the target in hand gets \(settings.shutdownTimeout.humanText) to reach a safe point (a second signal exits at once)")
         await app.stop()
         logger.info("stopped cleanly; runs in hand resume at the next start")
+    }
+}
+
+/// Before anything is read or written: files rollgate creates (the database, its WAL,
+/// backups) are 0600 (umask 077; hooks inherit it, as under systemd's UMask=0077), and the
+/// process is not dumpable, so a hook running as the same user cannot read
+/// /proc/<rollgate>/environ or attach to it.
+func hardenProcess() {
+    umask(0o077)
+    if rollgate_process_not_dumpable() != 0 {
+        printError("rollgate: warning: cannot mark the process not dumpable (prctl: \(String(cString: strerror(errno)))); hooks running as this user could read its environment")
     }
 }
 
@@ -158,6 +175,7 @@ struct Migrate: ParsableCommand {
     @Option(help: "Directory of NNNN_name.sql migrations.") var migrations: String?
 
     func run() throws {
+        hardenProcess()
         let migrator = try Migrator(directory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"))
         let connection = try Connection(path: database)
         let applied = try migrator.migrate(connection)
@@ -180,6 +198,7 @@ struct Backup: ParsableCommand {
     }
 
     func run() throws {
+        hardenProcess()
         try Store.backup(database: database, to: file)
         print("\(database) copied to \(file)")
     }

@@ -5,7 +5,16 @@ import SQLiteStore
 /// What each destination is sent for an event: Slack text, a Standard Webhooks JSON body
 /// (`type`, `timestamp`, `data`), or a GitHub deployment status.
 enum NotificationRequest {
+    /// A receiver's answer is read up to 64 KiB: only its status matters.
+    static let maxAnswerBytes = 64 << 10
+
     static func build(for destination: Destination, event: RunEventRecord, run: Run, config: Config, now: Date) -> OutboundRequest {
+        var request = make(for: destination, event: event, run: run, config: config, now: now)
+        request.maxResponseBytes = maxAnswerBytes
+        return request
+    }
+
+    private static func make(for destination: Destination, event: RunEventRecord, run: Run, config: Config, now: Date) -> OutboundRequest {
         let json = [("Content-Type", "application/json")]
         switch destination.kind {
         case .slackWebhook(let url):

@@ -133,7 +133,9 @@ public final class Notifier: Sendable {
                         telemetry?.notificationAttempted(destination: name, result: "delivered")
                         continue
                     }
-                    failure = "HTTP \(response.status): \(String(decoding: response.body.prefix(200), as: UTF8.self))"
+                    // The status and rollgate's own words: never the receiver's body, which anyone
+                    // who can read deliveries would otherwise read (a URL may point anywhere).
+                    failure = "the receiver answered HTTP \(response.status)"
                 } catch let error as OutboundError {
                     failure = error.reason
                 }

@@ -93,3 +93,19 @@ enum SlackUserID {
         return bytes.dropFirst().allSatisfy { (48...57).contains($0) || (65...90).contains($0) }
     }
 }
+
+/// Where Slack's `response_url` may point: `https://hooks.slack.com/...` and nowhere else
+/// (scheme and host exactly, no user-info, no port, nothing a URL parser could read another
+/// way). With the test-only switch, also `http://127.0.0.1:PORT/...` for a sink in tests.
+enum SlackResponseURL {
+    static func isAllowed(_ url: String, loopbackForTests: Bool) -> Bool {
+        guard url.utf8.count <= 2048,
+              !url.utf8.contains(where: { $0 <= 0x20 || $0 == 0x7F || $0 == UInt8(ascii: "\\") || $0 >= 0x80 }) else { return false }
+        if url.hasPrefix("https://hooks.slack.com/") { return true }
+        guard loopbackForTests, url.hasPrefix("http://127.0.0.1:") else { return false }
+        let rest = url.dropFirst("http://127.0.0.1:".count)
+        guard let slash = rest.firstIndex(of: "/") else { return false }
+        let port = rest[..<slash]
+        return (1...5).contains(port.count) && port.allSatisfy(\.isNumber)
+    }
+}
