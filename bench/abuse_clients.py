@@ -18,7 +18,7 @@ async def hog(stop):
     while not stop.is_set():
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.2", 0))
-            writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")   # never finished
+            writer.write(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n")   # never finished
             await writer.drain()
             held += 1
             try:
@@ -36,7 +36,7 @@ async def busy(stop):
         try:
             reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=("127.0.0.3", 0))
             while not stop.is_set():
-                writer.write(b"GET /api/v1/runs/1 HTTP/1.1\r\nHost: x\r\n\r\n")
+                writer.write(b"GET /api/v1/runs/1 HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
                 await writer.drain()
                 head = await reader.readuntil(b"\r\n\r\n")
                 length = int([l for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0].split(b":")[1])
@@ -66,7 +66,7 @@ def probe():
             started = time.perf_counter()
             try:
                 s = socket.create_connection(("127.0.0.1", port), timeout=5, source_address=("127.0.0.4", 0))
-                s.sendall(f"GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n".encode())
+                s.sendall(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
                 answer = b""
                 while chunk := s.recv(65536):
                     answer += chunk

@@ -14,6 +14,8 @@ public struct HTTPClient: Sendable {
     public let host: String
     public let port: UInt16
     public var timeoutSeconds: Int
+    /// The loopback address to send from (`127.0.0.7`), to be another client; nil: the kernel's choice.
+    public var source: String?
 
     /// `base` like `http://127.0.0.1:8080`.
     public init(base: String, timeoutSeconds: Int = 30) throws {
@@ -55,6 +57,15 @@ public struct HTTPClient: Sendable {
         defer { close(fd) }
         var timeout = timeval(tv_sec: timeoutSeconds, tv_usec: 0)
         setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
+        if let source {
+            var local = sockaddr_in()
+            local.sin_family = sa_family_t(AF_INET)
+            guard inet_pton(AF_INET, source, &local.sin_addr) == 1 else { throw Failure(description: "not an IPv4 address: \(source)") }
+            let bound = withUnsafePointer(to: &local) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { throw Failure(description: "cannot send from \(source): \(String(cString: strerror(errno)))") }
+        }
         var address = sockaddr_in()
         address.sin_family = sa_family_t(AF_INET)
         address.sin_port = port.bigEndian
@@ -90,7 +101,7 @@ public struct HTTPClient: Sendable {
         return received
     }
 
-    static func parse(_ raw: [UInt8], method: String) throws -> HTTPResponse {
+    public static func parse(_ raw: [UInt8], method: String) throws -> HTTPResponse {
         guard let split = raw.firstRange(of: [13, 10, 13, 10]) else {
             throw Failure(description: "malformed HTTP answer (\(raw.count) bytes)")
         }

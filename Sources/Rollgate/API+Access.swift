@@ -214,8 +214,10 @@ final class AuthFailures: Sendable {
     func lockedOut(_ address: String, at now: Int64) -> Int64? {
         whole.withLock { whole in
             guard let until = whole[address] else { return nil }
-            let owed = until - now   // seconds of failures not yet refilled
-            return owed > AuthFailures.burst * AuthFailures.every ? owed - AuthFailures.burst * AuthFailures.every : nil
+            // Seconds of failures not yet refilled; another fits while it stays within the burst.
+            let owed = until - now
+            let room = (AuthFailures.burst - 1) * AuthFailures.every
+            return owed > room ? owed - room : nil
         }
     }
 }

@@ -14,12 +14,18 @@ final class RollgateProcess: @unchecked Sendable {
     private let lock = NSLock()
     private var output = Data()
 
-    init(_ arguments: [String], environment: [String: String] = [:]) throws {
+    /// `launcher`: a program that runs rollgate for the test, e.g. `runuser -u nobody --`.
+    init(_ arguments: [String], environment: [String: String] = [:], launcher: [String] = []) throws {
         guard FileManager.default.isExecutableFile(atPath: rollgateBinary) else {
             throw TestFailure( "\(rollgateBinary) is missing: run `swift build` first (make test does)")
         }
-        process.executableURL = URL(fileURLWithPath: rollgateBinary)
-        process.arguments = arguments
+        if let program = launcher.first {
+            process.executableURL = URL(fileURLWithPath: program)
+            process.arguments = Array(launcher.dropFirst()) + [rollgateBinary] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: rollgateBinary)
+            process.arguments = arguments
+        }
         process.environment = ["PATH": "/usr/bin:/bin", "ROLLGATE_MIGRATIONS": migrationsDirectory,
                                "ROLLGATE_PUBLIC_DIR": publicDirectory].merging(environment) { _, new in new }
         let pipe = Pipe()
@@ -71,6 +77,7 @@ final class RollgateProcess: @unchecked Sendable {
     var config: String {
         directory.write("rollgate.yaml", """
             listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(directory.path)/rollgate.db
             api_tokens:
               - {name: ops, token_env: TEST_ROLLGATE_TOKEN}
@@ -139,9 +146,9 @@ final class RollgateProcess: @unchecked Sendable {
         let database = directory.path + "/migrated.db"
         let first = try await RollgateProcess.run(["migrate", "--database", database])
         #expect(first.0 == 0)
-        #expect(first.1.contains("applied 1, 2, 3, 4, 5, 6, 7, 8; now at schema version 8"))
+        #expect(first.1.contains("applied 1, 2, 3, 4, 5, 6, 7, 8, 9; now at schema version 9"))
         let second = try await RollgateProcess.run(["migrate", "--database", database])
-        #expect(second.1.contains("is up to date at schema version 8"))
+        #expect(second.1.contains("is up to date at schema version 9"))
     }
 
     @Test func aPortInUseFailsBeforeAnyRunIsTouched() async throws {
@@ -163,9 +170,14 @@ final class RollgateProcess: @unchecked Sendable {
         let server = try RollgateProcess(["serve", "--config", config], environment: ["TEST_ROLLGATE_TOKEN": token])
         let port = try await server.port()
         let (status, output) = try await RollgateProcess.run(
-            ["deploy", "web", "not a version", "--follow", "--server", "http://127.0.0.1:\(port)", "--token", token])
+            ["deploy", "nope", "v1", "--follow", "--server", "http://127.0.0.1:\(port)", "--token", token])
         #expect(status == 1)
-        #expect(output.contains("HTTP 422: version must be"))
+        #expect(output.contains("HTTP 404: no service named nope"), "\(output)")
+        // A version that is a path is refused before anything is sent, by the same rule as the API's.
+        for version in ["/", "/etc/passwd", "a//b", "./x", "x/", "v1/../x"] {
+            let (refused, why) = try await RollgateProcess.run(["deploy", "web", version, "--server", "http://127.0.0.1:\(port)", "--token", token])
+            #expect(refused == 64 && why.contains("a version is 1-128 of"), "\(version): \(why)")
+        }
         let (unauthorized, hint) = try await RollgateProcess.run(["deploy", "web", "v3", "--server", "http://127.0.0.1:\(port)"])
         #expect(unauthorized == 1)
         #expect(hint.contains("HTTP 401") && hint.contains("--token"))
@@ -325,6 +337,7 @@ final class RollgateProcess: @unchecked Sendable {
         #expect(openssl.terminationStatus == 0, "openssl made a certificate")
         let config = directory.write("tls.yaml", """
             listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(directory.path)/tls.db
             tls: {key_file: \(key), cert_file: \(cert)}
             api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]

@@ -20,6 +20,7 @@ import RolloutTesting
         let deployHook = deploy ?? #"echo "deploying $ROLLGATE_VERSION to $ROLLGATE_TARGET_ID attempt $ROLLGATE_ATTEMPT"; echo $$ > \#(pidFile); sleep 1; echo deployed"#
         return directory.write("\(name).yaml", """
             listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(directory.path)/\(name).db
             shutdown_timeout: \(shutdownTimeout)
             api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]

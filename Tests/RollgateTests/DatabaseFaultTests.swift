@@ -18,6 +18,7 @@ import Rollgate
     func config(database: String) -> String {
         directory.write("fault.yaml", """
             listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(database)
             api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
             services:

@@ -14,8 +14,9 @@ import SQLiteStore
     let token = "ops-token-0123456789abcdef"
 
     init() throws {
-        let config = Config(database: directory.path + "/fleet.db", apiTokens: [APIToken(name: "ops", secret: token)],
+        var config = Config(database: directory.path + "/fleet.db", apiTokens: [APIToken(name: "ops", secret: token)],
                             services: [quickService("web")])
+        config.publicRead = true
         app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
                       environment: [:], logger: .quiet, clock: clock)
     }

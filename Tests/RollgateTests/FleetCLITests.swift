@@ -15,6 +15,7 @@ import Rollgate
                 deploy: String = #"if [ "$ROLLGATE_TARGET_ID" = web-2 ] && [ -f BROKEN ]; then echo "broken build"; exit 3; fi; echo "installed $ROLLGATE_VERSION""#) -> String {
         directory.write("\(name).yaml", """
             listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(directory.path)/\(name).db
             api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
             \(extra)

@@ -45,13 +45,14 @@ final class MotoServer: @unchecked Sendable {
 
 /// Runs `python3 ARGUMENTS` quietly and waits until it answers HTTP on `port` (moto's
 /// /moto-api/, which the timing proxy forwards); kills it and throws `failure` if it never does.
-func startPython(_ process: Process, _ arguments: [String], answeringOn port: UInt16, else failure: String) async throws {
+func startPython(_ process: Process, _ arguments: [String], answeringOn port: UInt16, host: String = "127.0.0.1",
+                 else failure: String) async throws {
     process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
     process.arguments = ["python3"] + arguments
     process.standardOutput = FileHandle.nullDevice
     process.standardError = FileHandle.nullDevice
     try process.run()
-    let client = HTTPClient(port: port, timeoutSeconds: 2)
+    let client = HTTPClient(host: host, port: port, timeoutSeconds: 2)
     guard try await eventually(within: .seconds(30), { (try? await client.request("GET", "/moto-api/")) != nil }) else {
         kill(process.processIdentifier, SIGKILL)
         throw TestFailure(failure)
@@ -111,6 +112,7 @@ final class TimingProxy: @unchecked Sendable {
                 deploy: String? = nil) -> String {
         directory.write("aws.yaml", """
             listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(directory.path)/aws.db
             api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
             aws: {region: us-east-1, endpoint_url: \(endpoint)}
@@ -240,6 +242,7 @@ final class TimingProxy: @unchecked Sendable {
         defer { proxy.stop() }
         let config = directory.write("kill.yaml", """
             listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(directory.path)/kill.db
             api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
             aws: {region: us-east-1, endpoint_url: \(proxy.endpoint)}

@@ -192,18 +192,25 @@ final class WebhookSink: @unchecked Sendable {
     // @unchecked: `process` is replaced only by start()/stop(), which the test calls in turn.
     var process = Process()
     let port: UInt16
+    let host: String
     let out: String
 
-    init(directory: TempDirectory) async throws {
+    init(directory: TempDirectory, host: String = "127.0.0.1", name: String = "sink") async throws {
         port = try await freePort()
-        out = directory.path + "/sink.jsonl"
+        self.host = host
+        out = directory.path + "/\(name).jsonl"
         try await start()
     }
 
     func start() async throws {
         process = Process()
-        try await startPython(process, [repositoryRoot + "/Tests/RollgateTests/Support/webhook_sink.py", "--port", "\(port)", "--out", out],
-                              answeringOn: port, else: "the webhook sink did not start on port \(port)")
+        try await startPython(process, [repositoryRoot + "/Tests/RollgateTests/Support/webhook_sink.py", "--port", "\(port)", "--host", host, "--out", out],
+                              answeringOn: port, host: host, else: "the webhook sink did not start on \(host):\(port)")
+    }
+
+    /// Every request received, as its JSON record.
+    var records: [JSONValue] {
+        ((try? String(contentsOfFile: out, encoding: .utf8)) ?? "").split(separator: "\n").compactMap { JSONValue.parse(Array($0.utf8)) }
     }
 
     func stop() {
@@ -232,6 +239,7 @@ final class WebhookSink: @unchecked Sendable {
         defer { sink.stop() }
         let config = directory.write("notify.yaml", """
             listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(directory.path)/notify.db
             notifications: {retry_first: 200ms, retry_max: 1s}
             api_tokens: [{name: ci, token: "notify-test-token-0123456789"}]

@@ -10,9 +10,10 @@ import Rollout
     let directory = TempDirectory()
 
     func app() throws -> App {
-        try App(config: Config(database: directory.path + "/openapi.db", apiTokens: [APIToken(name: "ci", secret: "openapi-token-0123456789")],
-                               services: [quickService("web")]),
-                migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory, environment: [:], logger: .quiet)
+        var config = Config(database: directory.path + "/openapi.db", apiTokens: [APIToken(name: "ci", secret: "openapi-token-0123456789")],
+                            services: [quickService("web")])
+        config.publicRead = true
+        return try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory, environment: [:], logger: .quiet)
     }
 
     @Test func theDocumentIsValidOpenAPI31() async throws {
@@ -62,6 +63,7 @@ import Rollout
     @Test func theAPIHoldsToItsDescriptionUnderGeneratedRequests() async throws {
         let config = directory.write("fuzz.yaml", """
             listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(directory.path)/fuzz.db
             api_tokens:
               - {name: ci, token_env: FUZZ_TOKEN}

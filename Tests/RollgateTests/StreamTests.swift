@@ -16,6 +16,7 @@ import Glibc
     func server() async throws -> (RollgateProcess, HTTPClient) {
         let config = directory.write("streams.yaml", """
             listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(directory.path)/streams.db
             api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
             services:
@@ -76,7 +77,7 @@ import Glibc
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
         #expect(connected == 0)
-        let request = "GET /api/v1/runs/1/logs HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n"
+        let request = "GET /api/v1/runs/1/logs HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\r\n"
         _ = request.withCString { send(fd, $0, strlen($0), 0) }
         var buffer = [UInt8](repeating: 0, count: 256)
         #expect(recv(fd, &buffer, buffer.count, 0) > 0, "the stream began")
@@ -106,7 +107,7 @@ extension StreamTests {
             _ = withUnsafePointer(to: &address) {
                 $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
             }
-            let request = "GET \(path) HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\(headers)\r\n"
+            let request = "GET \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nAccept: text/event-stream\r\n\(headers)\r\n"
             _ = request.withCString { send(fd, $0, strlen($0), 0) }
             var received: [UInt8] = []
             var buffer = [UInt8](repeating: 0, count: 4096)

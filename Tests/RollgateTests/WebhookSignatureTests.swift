@@ -33,7 +33,7 @@ import Testing
         #expect(WebhookSignature.slack(body: Self.slackBody, timestamp: nil, signature: signature, secret: secret, now: signedAt)
                 == .missing("X-Slack-Request-Timestamp"))
         #expect(WebhookSignature.slack(body: Self.slackBody, timestamp: "soon", signature: signature, secret: secret, now: signedAt)
-                == .malformed("X-Slack-Request-Timestamp"))
+                == .malformed("X-Slack-Request-Timestamp (expected 1-12 digits)"))
     }
 
     @Test func theStandardWebhooksTestVector() {

@@ -89,7 +89,7 @@ enum FormBody {
 enum SlackUserID {
     static func isValid(_ text: String) -> Bool {
         let bytes = Array(text.utf8)
-        guard (3...21).contains(bytes.count), bytes[0] == UInt8(ascii: "U") || bytes[0] == UInt8(ascii: "W") else { return false }
+        guard (2...21).contains(bytes.count), bytes[0] == UInt8(ascii: "U") || bytes[0] == UInt8(ascii: "W") else { return false }
         return bytes.dropFirst().allSatisfy { (48...57).contains($0) || (65...90).contains($0) }
     }
 }

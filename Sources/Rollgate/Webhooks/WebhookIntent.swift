@@ -178,8 +178,10 @@ enum GitLabEvent {
 /// The first line of a commit message, at most 200 characters, with any other control
 /// character (a CR, a tab) as a space: such a message still deploys.
 func firstLine(_ message: String) -> String {
-    let line = message.split(separator: "\n", maxSplits: 1, omittingEmptySubsequences: false).first ?? ""
-    return text(String(line), 200).trimmedTrailingSpaces
+    // By scalar: "\r\n" is one Character, which equals no "\n".
+    let scalars = message.unicodeScalars
+    let end = scalars.firstIndex { $0 == "\n" || $0 == "\r" } ?? scalars.endIndex
+    return text(String(scalars[..<end]), 200).trimmedTrailingSpaces
 }
 
 extension String {

@@ -7,6 +7,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 parser = argparse.ArgumentParser()
 parser.add_argument("--port", type=int, required=True)
+parser.add_argument("--host", default="127.0.0.1")
 parser.add_argument("--out", required=True)
 args = parser.parse_args()
 
@@ -34,4 +35,4 @@ class Handler(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-ThreadingHTTPServer(("127.0.0.1", args.port), Handler).serve_forever()
+ThreadingHTTPServer((args.host, args.port), Handler).serve_forever()
