@@ -2,14 +2,18 @@
 # Keeps answering under abuse: 2,000 half-open connections from one address and 200 busy
 # clients from another, while a third client times /healthz and GET /api/v1/runs/1. Twice:
 # with rollgate's limits (the defaults) and with them opened up (what it was before issue
-# 10), loopback only, bounded in time.
-#   bash bench/abuse.sh    (expects .build/release/rollgate; SECONDS_EACH=10 HALF_OPEN=2000 BUSY=200)
+# 10), loopback only, bounded in time. Then a dribble (issue 16): 2,000 connections from 20
+# addresses, each sending a byte every 5 s, against max_connections 1024: with the request
+# deadline (request_timeout 10s) they are cut and the probe gets in; with it at 1h they fill
+# every slot.
+#   bash bench/abuse.sh    (expects .build/release/rollgate; SECONDS_EACH=10 HALF_OPEN=2000 BUSY=200 DRIBBLE=2000)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . bench/lib.sh
 SECONDS_EACH=${SECONDS_EACH:-10}
 HALF_OPEN=${HALF_OPEN:-2000}
 BUSY=${BUSY:-200}
+DRIBBLE=${DRIBBLE:-2000}
 BIN=.build/release/rollgate
 OUT=bench/out/abuse
 rm -rf "$OUT"; mkdir -p "$OUT"
@@ -18,13 +22,19 @@ ulimit -n 16384 2>/dev/null || ulimit -n "$(ulimit -Hn)"
 
 machine
 echo "command: $HALF_OPEN half-open from 127.0.0.2, $BUSY busy from 127.0.0.3, a probe from 127.0.0.4, ${SECONDS_EACH}s each"
-for mode in limits-on limits-off; do
+for mode in limits-on limits-off dribble-deadline dribble-no-deadline; do
   PORT=$(free_port)
-  if [ "$mode" = limits-on ]; then http="{}"; else http="{connections_per_address: 1000000, idle_timeout: 60s, max_connections: 1024}"; fi
+  case $mode in
+    limits-on) http="{}" ;;
+    limits-off) http="{connections_per_address: 1000000, idle_timeout: 60s, max_connections: 1024}" ;;
+    dribble-deadline) http="{max_connections: 1024, request_timeout: 10s}" ;;
+    dribble-no-deadline) http="{max_connections: 1024, request_timeout: 1h}" ;;
+  esac
   cat > "$OUT/$mode.yaml" <<YAML
 listen: 127.0.0.1:$PORT
 database: $OUT/$mode.db
 api_tokens: [{name: bench, token: bench-token-0123456789abcdef}]
+public_read: true   # the probe reads a run without a token
 http: $http
 services:
   - name: demo
@@ -40,11 +50,19 @@ YAML
   for _ in $(seq 100); do curl -sf "http://127.0.0.1:$PORT/api/v1/runs/1" | grep -q '"status":"succeeded"' && break; sleep 0.1; done
   echo "== $mode: http: $http"
   python3 bench/abuse_clients.py probe "$PORT" 3 | sed 's/^/quiet:  /'
-  python3 bench/abuse_clients.py hog "$PORT" "$HALF_OPEN" > "$OUT/$mode-hog.txt" &
-  HOG=$!
-  python3 bench/abuse_clients.py busy "$PORT" "$BUSY" &
-  BUSYPID=$!
-  sleep 3   # let the abuse build up
+  case $mode in
+    limits-*)
+      python3 bench/abuse_clients.py hog "$PORT" "$HALF_OPEN" > "$OUT/$mode-hog.txt" &
+      HOG=$!
+      python3 bench/abuse_clients.py busy "$PORT" "$BUSY" &
+      BUSYPID=$!
+      sleep 3 ;;   # let the abuse build up
+    dribble-*)
+      python3 bench/abuse_clients.py dribble "$PORT" "$DRIBBLE" > "$OUT/$mode-hog.txt" &
+      HOG=$!
+      BUSYPID=""
+      sleep 15 ;;  # past the 10 s deadline: slots held or cut by now
+  esac
   python3 bench/abuse_clients.py probe "$PORT" "$SECONDS_EACH" | sed 's/^/abused: /'
   echo "RSS under abuse: $(( $(rss_kb $RPID) / 1024 )) MB"
   kill -TERM $HOG $BUSYPID; wait $HOG $BUSYPID 2>/dev/null || true
@@ -52,3 +70,4 @@ YAML
   kill $RPID; wait $RPID 2>/dev/null || true
 done
 echo "target (issue 10): with the limits, /healthz and GET /api/v1/runs/1 p99 <= 100 ms from the third client"
+echo "target (issue 16): under the dribble with the deadline, /healthz keeps answering (failed 0)"

@@ -6,11 +6,16 @@ process (so the probe's timing is not the attackers' event loop):
     python3 bench/abuse_clients.py busy PORT N    N keep-alive clients from 127.0.0.3 reading a run
     python3 bench/abuse_clients.py probe PORT S   for S seconds from 127.0.0.4: /healthz and
         GET /api/v1/runs/1 in turn, each on a new connection; prints p50, p99, max, failures
-hog and busy run until SIGTERM; hog prints how many connections it held at the end."""
+    python3 bench/abuse_clients.py dribble PORT N  N connections from 20 addresses (127.0.1.1-20),
+        each sending its request's headers one byte every 5 s, opened again when the server
+        closes one (issue 16: one byte every 5 s held a connection forever)
+hog, dribble and busy run until SIGTERM; hog and dribble print how many connections they held
+at the end (dribble also how many the server cut)."""
 import asyncio, signal, socket, statistics, sys, time
 
 role, port, amount = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
 held = 0
+cut = 0
 
 
 async def hog(stop):
@@ -23,6 +28,33 @@ async def hog(stop):
             held += 1
             try:
                 await reader.read(1)   # returns when the server closes it
+            finally:
+                held -= 1
+                writer.close()
+        except Exception:
+            pass
+        await asyncio.sleep(0.5)
+
+
+async def dribble(stop, index=[0]):
+    global held, cut
+    index[0] += 1
+    source = f"127.0.1.{1 + index[0] % 20}"
+    while not stop.is_set():
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port, local_addr=(source, 0))
+            held += 1
+            try:
+                request = b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: " + b"a" * 10000
+                for byte in request:
+                    writer.write(bytes([byte]))
+                    await writer.drain()
+                    try:
+                        if await asyncio.wait_for(reader.read(1), timeout=5) == b"":
+                            cut += 1
+                            break
+                    except asyncio.TimeoutError:
+                        pass
             finally:
                 held -= 1
                 writer.close()
@@ -56,6 +88,8 @@ async def attack(kind):
     await asyncio.gather(*tasks, return_exceptions=True)
     if kind is hog:
         print(f"half-open connections held from 127.0.0.2 at the end: {holding}", flush=True)
+    if kind is dribble:
+        print(f"dribbling connections held at the end: {holding}; cut by the server: {cut}", flush=True)
 
 
 def probe():
@@ -88,4 +122,4 @@ def probe():
 if role == "probe":
     probe()
 else:
-    asyncio.run(attack(hog if role == "hog" else busy))
+    asyncio.run(attack({"hog": hog, "dribble": dribble}.get(role, busy)))
