@@ -76,11 +76,8 @@ struct Serve: AsyncParsableCommand {
         }
         // rollgate's own log masks its secrets as run logs do (a hook command, an error text).
         let mask = HookEnvironment(server: environment, config: settings).mask(config: settings)
-        let json = logFormat == "json"
-        LoggingSystem.bootstrap { label in
-            json ? JSONLogHandler(label: label, logLevel: level, mask: mask) as LogHandler
-                 : TextLogHandler(label: label, logLevel: level, mask: mask)
-        }
+        let format: LogLineHandler.Format = logFormat == "json" ? .json : .text
+        LoggingSystem.bootstrap { label in LogLineHandler(label: label, format: format, logLevel: level, mask: mask) }
         var logger = Logger(label: "rollgate")
         logger.logLevel = level
         if let database { settings.database = database }
