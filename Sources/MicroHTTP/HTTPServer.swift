@@ -17,7 +17,9 @@ public struct HTTPServerConfiguration: Sendable {
     /// connection and never finishes its request holds a slot only this long). Suspended
     /// connections (live streams) are not timed out; they send a heartbeat every 15 s.
     public var connectionTimeoutSeconds: UInt32
-    /// Connections open at once, in all; past it new ones are closed at once.
+    /// Connections open at once, in all; past it each new one closes the connection that has
+    /// been receiving its request longest (a reserve above it lets the new one in), and past
+    /// the reserve too new ones are closed at once.
     public var connectionLimit: UInt32
     /// Connections open at once from one address: one client cannot take the others' slots.
     public var connectionsPerAddress: UInt32
@@ -72,14 +74,14 @@ public final class HTTPServer: @unchecked Sendable {
     public init(configuration: HTTPServerConfiguration = .init(), handler: @escaping HTTPHandler) {
         self.configuration = configuration
         self.router = { .await(handler, $0) }
-        deadlines = RequestDeadlines(limitSeconds: configuration.requestTimeoutSeconds)
+        deadlines = RequestDeadlines(limitSeconds: configuration.requestTimeoutSeconds, capacity: Int(configuration.connectionLimit))
     }
 
     /// Immediate routes answer on MHD's thread; the others in a task.
     public init(configuration: HTTPServerConfiguration = .init(), router: Router) {
         self.configuration = configuration
         self.router = { router.route($0) }
-        deadlines = RequestDeadlines(limitSeconds: configuration.requestTimeoutSeconds)
+        deadlines = RequestDeadlines(limitSeconds: configuration.requestTimeoutSeconds, capacity: Int(configuration.connectionLimit))
     }
 
     public func start() throws {
@@ -89,7 +91,8 @@ public final class HTTPServer: @unchecked Sendable {
                                     completedHandler, me, configuration.threads,
                                     configuration.connectionMemoryLimit,
                                     configuration.connectionTimeoutSeconds,
-                                    configuration.connectionLimit, configuration.connectionsPerAddress,
+                                    configuration.connectionLimit + RequestDeadlines.reserve(for: configuration.connectionLimit),
+                                    configuration.connectionsPerAddress,
                                     connectionNotified, me,
                                     configuration.tls?.key, configuration.tls?.certificate)
         guard let daemon else {

@@ -10,25 +10,44 @@ import Glibc
 /// the whole request is in (a handler or a live stream then takes as long as it takes).
 /// A watcher thread shuts the socket of a request past its deadline down; MHD sees the
 /// connection end and closes it on its own thread.
+///
+/// A deadline alone does not keep slots free when an attacker opens more connections than
+/// there are and opens each again when it is cut. So past `capacity` open connections (MHD
+/// itself allows a reserve above it), each new connection closes the one that has been
+/// receiving longest: a request that arrives at once is never that one, a dribble always is.
 final class RequestDeadlines: Sendable {
     struct Entry {
         let socket: Int32
         var since: UInt64
         var receiving: Bool
+        /// Shut down by rollgate, waiting for MHD to close it.
+        var shut = false
+    }
+
+    struct Connections {
+        var entries: [UInt: Entry] = [:]
+        /// Entries not shut down yet.
+        var live = 0
     }
 
     let limitNanoseconds: UInt64
+    let capacity: Int
     /// Open connections by MHD's pointer. An entry leaves in MHD's "closed" notification,
     /// which comes before MHD closes the socket, and shutdowns happen under the same lock: a
     /// socket number is never shut down after MHD has let it go.
-    private let open = Mutex<[UInt: Entry]>([:])
+    private let open = Mutex(Connections())
     private let stopped = Atomic<Bool>(false)
-    /// Requests cut at their deadline (for tests and the log).
+    /// Requests cut at their deadline or to make room (for tests and the log).
     let cut = Atomic<Int>(0)
 
-    init(limitSeconds: UInt32) {
+    init(limitSeconds: UInt32, capacity: Int) {
         limitNanoseconds = UInt64(max(1, limitSeconds)) * 1_000_000_000
+        self.capacity = capacity
     }
+
+    /// The connections MHD may hold: a reserve above `capacity`, so a new one gets in and
+    /// the longest-receiving one goes.
+    static func reserve(for capacity: UInt32) -> UInt32 { max(16, capacity / 8) }
 
     static func now() -> UInt64 {
         var time = timespec()
@@ -38,46 +57,65 @@ final class RequestDeadlines: Sendable {
 
     func opened(_ connection: OpaquePointer, socket: Int32) {
         guard socket >= 0 else { return }
+        let key = UInt(bitPattern: connection)
         let entry = Entry(socket: socket, since: RequestDeadlines.now(), receiving: true)
-        open.withLock { $0[UInt(bitPattern: connection)] = entry }
+        open.withLock { open in
+            open.entries[key] = entry
+            open.live += 1
+            guard open.live > capacity else { return }
+            // Full: the connection receiving longest (never this new one) makes room.
+            var oldest: (key: UInt, since: UInt64)?
+            for (other, held) in open.entries where other != key && held.receiving && !held.shut {
+                if oldest == nil || held.since < oldest!.since { oldest = (other, held.since) }
+            }
+            if let oldest { shut(oldest.key, in: &open) }
+        }
     }
 
     func closed(_ connection: OpaquePointer) {
-        _ = open.withLock { $0.removeValue(forKey: UInt(bitPattern: connection)) }
+        open.withLock { open in
+            guard let entry = open.entries.removeValue(forKey: UInt(bitPattern: connection)) else { return }
+            if !entry.shut { open.live -= 1 }
+        }
     }
 
     /// The whole request is in: its handler's time is not the client's.
     func received(_ connection: OpaquePointer) {
-        open.withLock { entries in
+        open.withLock { open in
             let key = UInt(bitPattern: connection)
-            if entries[key]?.receiving == true { entries[key]?.receiving = false }
+            if open.entries[key]?.receiving == true { open.entries[key]?.receiving = false }
         }
     }
 
     /// An answer was sent: the next request on this connection starts its own clock.
     func answered(_ connection: OpaquePointer) {
         let now = RequestDeadlines.now()
-        open.withLock { entries in
+        open.withLock { open in
             let key = UInt(bitPattern: connection)
-            guard entries[key] != nil else { return }
-            entries[key]!.receiving = true
-            entries[key]!.since = now
+            guard open.entries[key] != nil else { return }
+            open.entries[key]!.receiving = true
+            open.entries[key]!.since = now
         }
     }
 
     /// Shuts down every connection whose request is past its deadline; returns how many.
     @discardableResult
     func sweep(at now: UInt64 = RequestDeadlines.now()) -> Int {
-        open.withLock { entries in
-            var count = 0
-            for (key, entry) in entries where entry.receiving && now &- entry.since > limitNanoseconds {
-                shutdown(entry.socket, Int32(SHUT_RDWR))
-                entries[key]!.receiving = false   // once is enough; MHD closes it next
-                count += 1
-            }
-            if count > 0 { cut.add(count, ordering: .relaxed) }
-            return count
+        open.withLock { open in
+            let late = open.entries.filter { $0.value.receiving && !$0.value.shut && now &- $0.value.since > limitNanoseconds }
+            for key in late.keys { shut(key, in: &open) }
+            return late.count
         }
+    }
+
+    /// Called under the lock: MHD has not closed the socket while its entry is here.
+    private func shut(_ key: UInt, in open: inout Connections) {
+        guard let entry = open.entries[key], !entry.shut else { return }
+        shutdown(entry.socket, Int32(SHUT_RDWR))   // MHD sees the end and closes it
+        open.entries[key]!.shut = true
+        open.entries[key]!.receiving = false
+        open.live -= 1
+        cut.add(1, ordering: .relaxed)
     }
 
     /// Sweeps every quarter second on a thread of its own until `stop()`.

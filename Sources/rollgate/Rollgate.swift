@@ -89,7 +89,8 @@ struct Serve: AsyncParsableCommand {
             logger.warning("no api_tokens configured: every write endpoint will answer 401")
         }
         signal(SIGPIPE, SIG_IGN)
-        raiseOpenFileLimit(toHold: Int(settings.connections.total), logger: logger)
+        // MHD may hold a reserve of max_connections / 8 above it (see RequestDeadlines).
+        raiseOpenFileLimit(toHold: Int(settings.connections.total) * 9 / 8 + 16, logger: logger)
         settings.accessLog = accessLog
         let app = try App(config: settings, migrationsDirectory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"),
                           publicDirectory: locate("public", "ROLLGATE_PUBLIC_DIR"), environment: environment, logger: logger)

@@ -76,6 +76,32 @@ import Glibc
         close(silent)
         await server.stop(grace: .seconds(2))
     }
+
+    /// Past `connectionLimit`, a new connection closes the one receiving longest: a flood of
+    /// half-sent requests (more than the limit, each under the per-address share) cannot keep
+    /// a whole request out, and the oldest of the flood are the ones closed.
+    @Test func aFullServerClosesTheLongestReceivingConnectionToLetANewOneIn() async throws {
+        var router = Router()
+        router.get("/healthz", immediate: { _ in .json(200, Array(#"{"status":"ok"}"#.utf8)) })
+        let server = HTTPServer(configuration: HTTPServerConfiguration(port: 0, connectionTimeoutSeconds: 30, connectionLimit: 16,
+                                                                       connectionsPerAddress: 8), router: router)
+        try server.start()
+        var flood: [Int32] = []
+        for index in 0..<40 {
+            let fd = connect(from: "127.0.2.\(1 + index / 8)", to: server.port)
+            _ = "GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: a".withCString { send(fd, $0, strlen($0), Int32(MSG_NOSIGNAL)) }
+            flood.append(fd)
+            usleep(5_000)   // in order: the first are the oldest
+        }
+        let answer = try await HTTPClient(port: server.port, timeoutSeconds: 5).request("GET", "/healthz")
+        #expect(answer.status == 200, "a whole request is answered while the flood holds every slot")
+        let oldest = Array(flood.prefix(8))
+        let firstClosed = await offPool { closedWithin(oldest, milliseconds: 2000) }
+        #expect(firstClosed == 8, "the oldest of the flood were closed to make room, not \(firstClosed) of 8")
+        #expect(server.requestsCutAtDeadline >= 24, "\(server.requestsCutAtDeadline) cut")
+        for fd in flood { close(fd) }
+        await server.stop(grace: .seconds(2))
+    }
 }
 
 /// Runs blocking socket work off Swift's cooperative pool.
