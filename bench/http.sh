@@ -41,6 +41,7 @@ PY
 RPORT=$(free_port); CPORT=$(free_port); HPORT=$(free_port)
 cat > "$OUT/bench.yaml" <<YAML
 listen: 127.0.0.1:$RPORT
+public_read: true   # the benchmark reads without a token, as it did before reads were closed
 database: $DB
 services:
   - name: demo

@@ -16,6 +16,7 @@ PORT=$(free_port)
 TOKEN=bench-token-0123456789abcdef
 cat > "$OUT/overhead.yaml" <<YAML
 listen: 127.0.0.1:$PORT
+public_read: true   # the benchmark reads without a token, as it did before reads were closed
 database: $OUT/overhead.db
 api_tokens: [{name: bench, token: $TOKEN}]
 services:

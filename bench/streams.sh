@@ -25,6 +25,7 @@ PORT=$(free_port)
 # and the waiter writes a log line each poll (every 200 ms) for the streams to carry.
 cat > "$OUT/streams.yaml" <<YAML
 listen: 127.0.0.1:$PORT
+public_read: true   # the benchmark reads without a token, as it did before reads were closed
 database: $OUT/streams.db
 api_tokens: [{name: bench, token: bench-token-0123456789abcdef}]
 http: {connections_per_address: 4096}   # every client of this benchmark is 127.0.0.1

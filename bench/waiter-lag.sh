@@ -39,6 +39,7 @@ arn_of() { python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["targ
 PROXY=$(setup rollgate "$INSTANCES"); PORT=$(free_port)
 cat > "$OUT/rollgate.yaml" <<YAML
 listen: 127.0.0.1:$PORT
+public_read: true   # the benchmark reads without a token, as it did before reads were closed
 database: $OUT/rollgate.db
 api_tokens: [{name: bench, token: "bench-token-0123456789"}]
 aws: {region: us-east-1, endpoint_url: http://127.0.0.1:$PROXY}

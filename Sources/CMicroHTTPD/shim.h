@@ -59,6 +59,12 @@ static inline int rollgate_mhd_connection_fd(struct MHD_Connection *connection) 
     return info ? info->connect_fd : -1;
 }
 
+/* What the connection-notify callback stored in the connection's socket context, or NULL. */
+static inline void *rollgate_mhd_socket_context(struct MHD_Connection *connection) {
+    const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return info ? info->socket_context : NULL;
+}
+
 /* The client's IPv4 address in host byte order (0 when it is not IPv4). */
 static inline uint32_t rollgate_mhd_client_ipv4(struct MHD_Connection *connection) {
     const union MHD_ConnectionInfo *info = MHD_get_connection_info(connection, MHD_CONNECTION_INFO_CLIENT_ADDRESS);

@@ -159,7 +159,7 @@ public final class HTTPServer: @unchecked Sendable {
             uploadSize.pointee = 0
             return rollgate_mhd_yes()
         }
-        deadlines.received(connection)
+        RequestDeadlines.clock(of: connection)?.received()
         if let response = context?.response {
             return queue(connection, response)
         }
@@ -247,10 +247,16 @@ public final class HTTPServer: @unchecked Sendable {
         dispatch.withLock { $0.open -= 1 }
     }
 
-    fileprivate func connection(_ connection: OpaquePointer, _ code: MHD_ConnectionNotificationCode) {
+    fileprivate func connection(_ connection: OpaquePointer, _ code: MHD_ConnectionNotificationCode,
+                                _ context: UnsafeMutablePointer<UnsafeMutableRawPointer?>?) {
         switch code {
-        case .CONNECTION_NOTIFY_STARTED: deadlines.opened(connection, socket: rollgate_mhd_connection_fd(connection))
-        case .CONNECTION_NOTIFY_CLOSED: deadlines.closed(connection)
+        case .CONNECTION_NOTIFY_STARTED:
+            let clock = deadlines.opened(connection, socket: rollgate_mhd_connection_fd(connection))
+            // The deadlines hold the clock until MHD says the connection closed.
+            context?.pointee = Unmanaged.passUnretained(clock).toOpaque()
+        case .CONNECTION_NOTIFY_CLOSED:
+            context?.pointee = nil
+            deadlines.closed(connection)
         default: break
         }
     }
@@ -349,13 +355,21 @@ private let accessHandler: MHD_AccessHandlerCallback = { cls, connection, url, m
                          upload: upload, uploadSize: uploadSize, state: state)
 }
 
-private let connectionNotified: MHD_NotifyConnectionCallback = { cls, connection, _, code in
+private let connectionNotified: MHD_NotifyConnectionCallback = { cls, connection, context, code in
     guard let cls, let connection else { return }
-    Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().connection(connection, code)
+    Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().connection(connection, code, context)
+}
+
+extension RequestDeadlines {
+    /// The clock kept in a connection's socket context (nil before MHD said it started).
+    /// Called on the connection's own MHD thread, where its "closed" notification also runs.
+    static func clock(of connection: OpaquePointer) -> Clock? {
+        rollgate_mhd_socket_context(connection).map { Unmanaged<Clock>.fromOpaque($0).takeUnretainedValue() }
+    }
 }
 
 private let completedHandler: MHD_RequestCompletedCallback = { cls, connection, state, _ in
-    if let cls, let connection { Unmanaged<HTTPServer>.fromOpaque(cls).takeUnretainedValue().deadlines.answered(connection) }
+    if let connection { RequestDeadlines.clock(of: connection)?.answered() }
     guard let cls, let state, let raw = state.pointee else { return }
     state.pointee = nil
     guard raw != RequestContext.started else { return }

@@ -15,26 +15,47 @@ import Glibc
 /// there are and opens each again when it is cut. So past `capacity` open connections (MHD
 /// itself allows a reserve above it), each new connection closes the one that has been
 /// receiving longest: a request that arrives at once is never that one, a dribble always is.
+///
+/// Each connection's clock lives in MHD's socket context: a request only stores two atomics
+/// in it (no lock, no lookup); the lock is taken per connection, to open and close.
 final class RequestDeadlines: Sendable {
-    struct Entry {
+    /// One connection's clock. `since` and `receiving` are written on the connection's MHD
+    /// thread and read by the watcher; `shut` only under the deadlines' lock.
+    final class Clock: Sendable {
         let socket: Int32
-        var since: UInt64
-        var receiving: Bool
-        /// Shut down by rollgate, waiting for MHD to close it.
-        var shut = false
+        let since: Atomic<UInt64>
+        let receiving = Atomic<Bool>(true)
+        /// Shut down by rollgate, waiting for MHD to close it (guarded by the deadlines' lock).
+        let shut = Atomic<Bool>(false)
+
+        init(socket: Int32, since: UInt64) {
+            self.socket = socket
+            self.since = Atomic(since)
+        }
+
+        /// The whole request is in: its handler's time is not the client's.
+        func received() { receiving.store(false, ordering: .relaxed) }
+
+        /// An answer was sent: the next request on this connection starts its own clock.
+        func answered() {
+            since.store(RequestDeadlines.now(), ordering: .relaxed)
+            receiving.store(true, ordering: .relaxed)
+        }
+
+        var isReceiving: Bool { receiving.load(ordering: .relaxed) && !shut.load(ordering: .relaxed) }
     }
 
     struct Connections {
-        var entries: [UInt: Entry] = [:]
-        /// Entries not shut down yet.
+        var clocks: [UInt: Clock] = [:]
+        /// Clocks not shut down yet.
         var live = 0
     }
 
     let limitNanoseconds: UInt64
     let capacity: Int
-    /// Open connections by MHD's pointer. An entry leaves in MHD's "closed" notification,
-    /// which comes before MHD closes the socket, and shutdowns happen under the same lock: a
-    /// socket number is never shut down after MHD has let it go.
+    /// Open connections by MHD's pointer. A clock leaves in MHD's "closed" notification, which
+    /// comes before MHD closes the socket, and shutdowns happen under the same lock: a socket
+    /// number is never shut down after MHD has let it go.
     private let open = Mutex(Connections())
     private let stopped = Atomic<Bool>(false)
     /// Requests cut at their deadline or to make room (for tests and the log).
@@ -55,46 +76,29 @@ final class RequestDeadlines: Sendable {
         return UInt64(time.tv_sec) * 1_000_000_000 + UInt64(time.tv_nsec)
     }
 
-    func opened(_ connection: OpaquePointer, socket: Int32) {
-        guard socket >= 0 else { return }
+    /// A new connection's clock (to keep in MHD's socket context; the deadlines hold it until
+    /// `closed`). Past `capacity`, the connection receiving longest is shut to make room.
+    func opened(_ connection: OpaquePointer, socket: Int32) -> Clock {
         let key = UInt(bitPattern: connection)
-        let entry = Entry(socket: socket, since: RequestDeadlines.now(), receiving: true)
+        let clock = Clock(socket: socket, since: RequestDeadlines.now())
         open.withLock { open in
-            open.entries[key] = entry
+            open.clocks[key] = clock
             open.live += 1
             guard open.live > capacity else { return }
-            // Full: the connection receiving longest (never this new one) makes room.
             var oldest: (key: UInt, since: UInt64)?
-            for (other, held) in open.entries where other != key && held.receiving && !held.shut {
-                if oldest == nil || held.since < oldest!.since { oldest = (other, held.since) }
+            for (other, held) in open.clocks where other != key && held.isReceiving {
+                let since = held.since.load(ordering: .relaxed)
+                if oldest == nil || since < oldest!.since { oldest = (other, since) }
             }
             if let oldest { shut(oldest.key, in: &open) }
         }
+        return clock
     }
 
     func closed(_ connection: OpaquePointer) {
         open.withLock { open in
-            guard let entry = open.entries.removeValue(forKey: UInt(bitPattern: connection)) else { return }
-            if !entry.shut { open.live -= 1 }
-        }
-    }
-
-    /// The whole request is in: its handler's time is not the client's.
-    func received(_ connection: OpaquePointer) {
-        open.withLock { open in
-            let key = UInt(bitPattern: connection)
-            if open.entries[key]?.receiving == true { open.entries[key]?.receiving = false }
-        }
-    }
-
-    /// An answer was sent: the next request on this connection starts its own clock.
-    func answered(_ connection: OpaquePointer) {
-        let now = RequestDeadlines.now()
-        open.withLock { open in
-            let key = UInt(bitPattern: connection)
-            guard open.entries[key] != nil else { return }
-            open.entries[key]!.receiving = true
-            open.entries[key]!.since = now
+            guard let clock = open.clocks.removeValue(forKey: UInt(bitPattern: connection)) else { return }
+            if !clock.shut.load(ordering: .relaxed) { open.live -= 1 }
         }
     }
 
@@ -102,18 +106,17 @@ final class RequestDeadlines: Sendable {
     @discardableResult
     func sweep(at now: UInt64 = RequestDeadlines.now()) -> Int {
         open.withLock { open in
-            let late = open.entries.filter { $0.value.receiving && !$0.value.shut && now &- $0.value.since > limitNanoseconds }
+            let late = open.clocks.filter { $0.value.isReceiving && now &- $0.value.since.load(ordering: .relaxed) > limitNanoseconds }
             for key in late.keys { shut(key, in: &open) }
             return late.count
         }
     }
 
-    /// Called under the lock: MHD has not closed the socket while its entry is here.
+    /// Called under the lock: MHD has not closed the socket while its clock is here.
     private func shut(_ key: UInt, in open: inout Connections) {
-        guard let entry = open.entries[key], !entry.shut else { return }
-        shutdown(entry.socket, Int32(SHUT_RDWR))   // MHD sees the end and closes it
-        open.entries[key]!.shut = true
-        open.entries[key]!.receiving = false
+        guard let clock = open.clocks[key], !clock.shut.load(ordering: .relaxed), clock.socket >= 0 else { return }
+        shutdown(clock.socket, Int32(SHUT_RDWR))   // MHD sees the end and closes it
+        clock.shut.store(true, ordering: .relaxed)
         open.live -= 1
         cut.add(1, ordering: .relaxed)
     }
