@@ -134,6 +134,10 @@ public struct ConfigLoader {
             findings.error(ConfigError(path: "api_tokens", line: nil,
                                        message: "no api_tokens and no webhook secret: nothing could ever start a deploy; add {name: ci, token_env: VARIABLE}"))
         }
+        // Reached from other machines by a name: that name must be public_url's, or Host is refused.
+        if config.publicURL == nil && !config.listen.isLoopback {
+            findings.warn("public_url is not set: requests must name this server by IP address, localhost or \(config.listen.host) (Host); any other name gets 421. Set public_url to the name clients and webhooks use")
+        }
         if !findings.errors.isEmpty { throw ConfigErrors(errors: findings.errors) }
         return config
     }

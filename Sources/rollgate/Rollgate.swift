@@ -67,8 +67,9 @@ struct Serve: AsyncParsableCommand {
         hardenProcess()
         let level = Logger.Level(rawValue: logLevel) ?? .info
         var settings: Config
+        let loader = ConfigLoader(environment: environment)
         if let config {
-            do { settings = try ConfigLoader(environment: environment).load(path: config) } catch {
+            do { settings = try loader.load(path: config) } catch {
                 throw ValidationError("\(config): \(error)")
             }
         } else {
@@ -80,6 +81,7 @@ struct Serve: AsyncParsableCommand {
         LoggingSystem.bootstrap { label in LogLineHandler(label: label, format: format, logLevel: level, mask: mask) }
         var logger = Logger(label: "rollgate")
         logger.logLevel = level
+        for warning in loader.warnings { logger.warning("\(warning)") }
         if let database { settings.database = database }
         if let listen, let address = ListenAddress(listen) { settings.listen = address }
         if settings.isDemo && !settings.listen.isLoopback {
