@@ -284,8 +284,9 @@ public final class HTTPServer: @unchecked Sendable {
 /// Appends each key and value MHD gives to the `[(name, value)]` its closure argument points to,
 /// the name lower-cased (header names are case-insensitive; the API's query names are all
 /// lower case, so `?Limit=5` works as `?limit=5`, as it always has). Values are taken with
-/// their length, so a NUL inside one is kept (and refused as a control character) rather
-/// than cutting the value short.
+/// the length MHD gives: a query argument keeps a NUL (`%00`, then refused as a control
+/// character); a header value cannot, as libmicrohttpd 0.9.75 keeps header lines as C strings
+/// and ends the value at a NUL before rollgate sees it.
 private let fieldCollector: MHD_KeyValueIteratorN = { cls, _, key, keySize, value, valueSize in
     guard let cls, let key else { return rollgate_mhd_yes() }
     let fields = cls.assumingMemoryBound(to: [(name: String, value: String)].self)
