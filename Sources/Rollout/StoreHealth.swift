@@ -31,9 +31,26 @@ public final class StoreHealth: Sendable {
     public var failedWrites: Int { state.withLock { $0.failedWrites } }
 }
 
+/// A store error that says whether the same write can pass later (the database busy, locked,
+/// full, read-only, an I/O error) or never will (a constraint the schema holds, a misuse):
+/// the second is a bug, and retrying it would only hide it.
+public protocol StoreFault: Error {
+    var mayPassLater: Bool { get }
+}
+
+/// A write the store refused for good: a bug, not a database outage. It stops the roll (the
+/// run fails with it, its target recorded as left out when it was out) instead of retrying.
+public struct StoreRefusedWrite: Error, CustomStringConvertible {
+    public let action: String
+    public let underlying: Error
+    public var description: String { "the database refused \(action) for good (a bug, not an outage): \(underlying)" }
+}
+
 /// Retries a database write with a growing, capped backoff until it succeeds, reporting each
-/// failure to `health` and the first of each write to `logger`: the database is never the
-/// reason a roll fails or a target is left out. Only cancellation (shutdown) ends the wait.
+/// failure to `health` and the first of each write to `logger`: a database outage is never the
+/// reason a roll fails or a target is left out. Only what can pass later is retried: a write
+/// the store refuses for good (`StoreFault.mayPassLater == false`, a CHECK or UNIQUE that says
+/// no) throws `StoreRefusedWrite` at once. Only cancellation (shutdown) ends the wait.
 public struct DurableWrite: Sendable {
     public let clock: any RolloutClock
     public let health: StoreHealth
@@ -58,6 +75,9 @@ public struct DurableWrite: Sendable {
                 return result
             } catch let lost as LeaseLost {
                 throw lost
+            } catch let fault as StoreFault where !fault.mayPassLater {
+                logger?.error("the database refused a write for good; not retrying", metadata: ["action": "\(what)", "error": "\(fault)"])
+                throw StoreRefusedWrite(action: what, underlying: fault)
             } catch {
                 health.failed(error, at: clock.now)
                 if !reported {

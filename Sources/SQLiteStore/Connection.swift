@@ -15,6 +15,7 @@ public struct SQLiteError: Error, CustomStringConvertible {
     public var isConstraintViolation: Bool { code & 0xff == SQLITE_CONSTRAINT }
 }
 
+
 public enum SQLValue: Sendable, Equatable {
     case null
     case integer(Int64)

@@ -31,13 +31,13 @@ import Glibc
     @Test func appliesEveryMigrationInOrderOnceAndRecordsThem() throws {
         let db = TempDatabase()
         let migrator = try Migrator(directory: migrationsDirectory)
-        #expect(migrator.migrations.map(\.version) == [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        #expect(migrator.migrations.map(\.version) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
         let connection = try Connection(path: db.path)
-        #expect(try migrator.migrate(connection) == [1, 2, 3, 4, 5, 6, 7, 8, 9])
+        #expect(try migrator.migrate(connection) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10])
         #expect(try migrator.migrate(connection) == [])
-        #expect(try migrator.currentVersion(of: connection) == 9)
+        #expect(try migrator.currentVersion(of: connection) == 10)
         let recorded = try connection.prepare("SELECT version, name FROM schema_migrations ORDER BY version").rows { "\($0.int(0)) \($0.text(1))" }
-        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries", "6 live_events", "7 canary_rollback", "8 log_lines_plain_checks", "9 seen_requests"])
+        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries", "6 live_events", "7 canary_rollback", "8 log_lines_plain_checks", "9 seen_requests", "10 running_step_per_target"])
     }
 
     @Test func eachMigrationAppliesOnTopOfThePreviousVersionKeepingData() throws {
@@ -122,7 +122,7 @@ import Glibc
         #expect {
             try Migrator(directory: migrationsDirectory).migrate(connection)
         } throws: { error in
-            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 9")
+            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 10")
         }
         #expect(throws: MigrationError.self) { _ = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory)) }
     }
@@ -185,11 +185,13 @@ import Glibc
         #expect(violates(c, "INSERT INTO runs (service, version, requested_by, status, created_at) VALUES ('web', '', 't', 'queued', 0)"))
     }
 
-    @Test func oneStepInHandPerRun() throws {
+    /// One step in hand per target of a run (a batch has one per target at once; migration 10).
+    @Test func oneStepInHandPerTargetOfARun() throws {
         let c = try connection()
         try c.execute("INSERT INTO runs (service, version, requested_by, status, created_at, started_at) VALUES ('web', 'v1', 't', 'running', 0, 0)")
         try c.execute("INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at) VALUES (1, 'a', 80, 'drain', 'running', 0)")
-        #expect(violates(c, "INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at) VALUES (1, 'b', 80, 'drain', 'running', 0)"))
+        try c.execute("INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at) VALUES (1, 'b', 80, 'drain', 'running', 0)")
+        #expect(violates(c, "INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at) VALUES (1, 'a', 80, 'deploy', 'running', 0)"))
     }
 }
 
