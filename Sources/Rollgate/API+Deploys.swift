@@ -47,13 +47,16 @@ extension API {
                                         key: key, waitForLock: waitForLock)
         var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(outcome.run) })
         response.headers.append(("Location", "/api/v1/runs/\(outcome.run.id)"))
+        if outcome.replayed { response.headers.append(("Idempotent-Replayed", "true")) }
         return response
     }
 
     /// Checks and queues a deploy (API, webhooks, Slack): the service exists, the version is
     /// one a hook may receive, the reason is short, the lock (unless waiting for it).
+    /// `replayed`: the same key asked for the same deploy at the same moment (the store's one
+    /// transaction found the run the other request created): that run, not a second one.
     func enqueueDeploy(service: String, version: String, reason: String?, requestedBy: String, key: String?,
-                       waitForLock: Bool) throws -> (run: Run, superseded: [RunID]) {
+                       waitForLock: Bool) throws -> (run: Run, superseded: [RunID], replayed: Bool) {
         try knownService(service)
         guard Version.isValid(version) else {
             throw Refusal(status: 422, code: "invalid_version",
@@ -78,8 +81,10 @@ extension API {
             logger.info("deploy queued", metadata: ["run.id": "\(run.id)", "service": "\(service)", "version": "\(version)",
                                                     "requested_by": "\(requestedBy)", "superseded": "\(superseded)"])
             wakeDispatcher()
-            return (run, superseded)
-        case .replayed(let run), .keyConflict(let run):
+            return (run, superseded, false)
+        case .replayed(let run):
+            return (run, [], true)
+        case .keyConflict(let run):
             throw Refusal(status: 422, code: "idempotency_key_reused", message: "this key was used for run \(run.id)")
         }
     }

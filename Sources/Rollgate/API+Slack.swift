@@ -41,7 +41,7 @@ extension API {
                 return slackAnswer(try slackStatus(service))
             case .deploy(let service, let version, let reason):
                 try slackAllowed(userID, service)
-                let (run, superseded) = try enqueueDeploy(service: service, version: version, reason: reason, requestedBy: who,
+                let (run, superseded, _) = try enqueueDeploy(service: service, version: version, reason: reason, requestedBy: who,
                                                           key: key, waitForLock: false)
                 // Progress follows through Slack's response_url while it is valid.
                 // Only to Slack itself: a response_url elsewhere would make rollgate post wherever

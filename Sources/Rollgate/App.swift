@@ -51,6 +51,8 @@ public final class App: Sendable {
     public let server: HTTPServer
     /// The API's routes, callable without a socket.
     public let router: Router
+    /// The API behind the router (tests reach its parts).
+    let api: API
     public let owner: LeaseOwner
     public let health: StoreHealth
     public let shutdown = ShutdownState()
@@ -102,6 +104,7 @@ public final class App: Sendable {
                       rateLimiter: WriteRateLimiter(perSecond: config.writeRate.perSecond, burst: config.writeRate.burst),
                       telemetry: telemetry, logger: logger)
         let address = listen ?? config.listen
+        self.api = api
         router = api.router
         let limits = config.connections
         server = HTTPServer(configuration: HTTPServerConfiguration(

@@ -39,7 +39,10 @@ extension Store {
             if let key = idempotencyKey,
                let existing = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE idempotency_key = ?")
                 .rows([.text(key)], Store.decodeRun).first {
-                let same = existing.service == service && existing.version == version
+                // Checked and inserted in one transaction: of identical requests sent at once,
+                // the first creates the run and the others find it.
+                let same = existing.service == service && existing.version == version && existing.reason == reason
+                    && existing.requestedBy == requestedBy && existing.waitForLock == waitForLock
                 return same ? .replayed(try Store.withSteps(existing, db)) : .keyConflict(existing)
             }
             // A newer deploy supersedes a queued deploy; a queued restore is never dropped.
