@@ -79,7 +79,7 @@ public struct TargetOutage: Sendable, Equatable {
 
 /// One line of a run's log. `seq` grows across all runs; `?after=SEQ` pages by it.
 public struct LogLine: Codable, Sendable, Equatable {
-    public enum Stream: String, Codable, Sendable {
+    public enum Stream: String, Codable, Sendable, CaseIterable {
         /// rollgate's own account of what it does.
         case system
         case stdout, stderr
