@@ -5,7 +5,9 @@ extension Roll {
         let began = clock.now
         // Out of service since this drain, or since the drain an interrupted attempt began.
         var outSince = point <= .drain ? nil : run.steps.last { $0.targetID == target.id && $0.targetPort == target.port && $0.phase == .drain }?.startedAt
-        if point <= .start {
+        // Before any drain, a first one or a resumed one (a target whose prepare succeeded
+        // before a restart is still serving): a target already out takes no capacity.
+        if point <= .drain {
             try await preflight(target, among: targets, batch: batch)
         }
         let host = point < .restore ? try await address(of: target) : nil

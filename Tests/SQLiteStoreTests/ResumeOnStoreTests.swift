@@ -1,0 +1,35 @@
+import Testing
+import Logging
+import Rollout
+import RolloutTesting
+@testable import SQLiteStore
+
+/// Resuming keeps the roll's promises, on the real store.
+@Suite struct ResumeOnStoreTests {
+    let db = TempDatabase()
+    let clock = ManualClock()
+    let targets = ["i-a", "i-b", "i-c"].map { Target(id: $0, port: 80) }
+
+    /// A SIGTERM during prepare (or after it) leaves the target serving with its prepare step
+    /// done: the resumed run goes on from the drain, and still checks that the others are
+    /// healthy before taking it out.
+    @Test func aResumedDrainOfATargetStillServingRunsThePreflight() async throws {
+        let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory))
+        _ = try store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "test", idempotencyKey: nil, at: clock.now)
+        let claimed = try #require(try store.claimNext(at: clock.now))
+        _ = try store.freezePlan(run: claimed.id, targets: targets)
+        let prepare = try store.beginStep(run: claimed.id, target: targets[0], phase: .prepare, at: clock.now)
+        try store.endStep(prepare, .succeed, error: nil, at: clock.now)
+        let lb = FakeLoadBalancer(targets: targets, listedHealth: { $0.id == "i-c" ? TargetHealth(.unhealthy, reason: "Target.Timeout") : TargetHealth(.healthy) })
+        var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(30), healthyTimeout: .seconds(10),
+                               hookTimeout: .seconds(60), hooks: HookCommands(prepare: "prepare.sh", deploy: "deploy.sh"))
+        plan.maxUnavailable = .count(1)
+        let resumed = try #require(try store.run(claimed.id))
+        let outcome = await Roll(run: resumed, plan: plan, loadBalancer: lb, executor: RecordingExecutor(), journal: store,
+                                 clock: clock, logger: BatchOnStoreTests.quiet).perform()
+        guard case .failed(let message) = outcome else { Issue.record("expected the preflight to stop the run, got \(outcome)"); return }
+        #expect(message.contains("preflight for i-a") && message.contains("i-c is unhealthy"), "\(message)")
+        #expect(!lb.calls.contains(.deregister("i-a")), "i-a was never taken out: \(lb.calls)")
+        #expect(lb.maxOutOfService == 0)
+    }
+}
