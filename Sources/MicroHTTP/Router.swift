@@ -78,6 +78,7 @@ public struct Router: Sendable {
     public mutating func get(_ pattern: String, immediate handler: @escaping HTTPImmediateHandler) { add("GET", pattern, immediate: handler) }
     public mutating func post(_ pattern: String, immediate handler: @escaping HTTPImmediateHandler) { add("POST", pattern, immediate: handler) }
     public mutating func delete(_ pattern: String, immediate handler: @escaping HTTPImmediateHandler) { add("DELETE", pattern, immediate: handler) }
+    public mutating func delete(_ pattern: String, _ handler: @escaping HTTPHandler) { add("DELETE", pattern, handler) }
 
     /// Finds the route: immediate handlers (and 404/405) answer here and now.
     public func route(_ request: HTTPRequest) -> HTTPRouting {

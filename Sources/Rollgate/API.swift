@@ -23,6 +23,8 @@ public final class API: Sendable {
     let logger: Logger
     let hosts: AllowedHosts
     let authFailures = AuthFailures()
+    /// Where writes (which may wait on the database's write lock) run.
+    let blocking = BlockingWork(width: 8)
 
     init(store: Store, config: Config, services: ServiceDirectory, clock: any RolloutClock,
          wakeDispatcher: @escaping @Sendable () -> Void, statusPage: StatusPage, health: StoreHealth,
@@ -43,24 +45,26 @@ public final class API: Sendable {
 
     public var router: Router {
         var router = Router()
-        // Store reads and writes never wait on anything slow: answered on MHD's thread.
-        router.post("/api/v1/deploys", immediate: { self.guarded($0, self.deploy) })
+        // Reads never wait (WAL readers): answered on MHD's thread. Writes may wait on the
+        // database's write lock (another process, a busy roll): they run on the store's own
+        // threads, so MHD's threads keep answering /healthz and reads meanwhile.
+        router.post("/api/v1/deploys") { await self.writing($0, self.deploy) }
         router.get("/api/v1/runs", immediate: { self.guarded($0, self.readable(self.listRuns)) })
         router.get("/api/v1/runs/{id}", immediate: { self.guarded($0, self.readable(self.showRun)) })
         router.get("/api/v1/runs/{id}/logs", immediate: { self.guarded($0, self.readable(self.logs)) })
-        router.post("/api/v1/runs/{id}/cancel", immediate: { self.guarded($0, self.cancel) })
-        router.post("/api/v1/runs/{id}/promote", immediate: { self.guarded($0, self.promote) })
-        router.post("/api/v1/services/{name}/rollback", immediate: { self.guarded($0, self.rollback) })
+        router.post("/api/v1/runs/{id}/cancel") { await self.writing($0, self.cancel) }
+        router.post("/api/v1/runs/{id}/promote") { await self.writing($0, self.promote) }
+        router.post("/api/v1/services/{name}/rollback") { await self.writing($0, self.rollback) }
         router.get("/api/v1/events", immediate: { self.guarded($0, self.readable(self.events)) })
         router.get("/api/v1/runs/{id}/deliveries", immediate: { self.guarded($0, self.readable(self.deliveries)) })
-        router.post("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.lock) })
-        router.delete("/api/v1/services/{name}/lock", immediate: { self.guarded($0, self.unlock) })
-        router.post("/api/v1/services/{name}/targets/{target}/restore", immediate: { self.guarded($0, self.restore) })
-        router.post("/api/v1/services/{name}/targets/{target}/forget", immediate: { self.guarded($0, self.forget) })
-        router.post("/api/v1/hooks/github", immediate: { self.guarded($0, self.github) })
-        router.post("/api/v1/hooks/gitlab", immediate: { self.guarded($0, self.gitlab) })
-        router.post("/api/v1/hooks/generic", immediate: { self.guarded($0, self.generic) })
-        router.post("/api/v1/hooks/slack", immediate: { self.guarded($0, self.slack) })
+        router.post("/api/v1/services/{name}/lock") { await self.writing($0, self.lock) }
+        router.delete("/api/v1/services/{name}/lock") { await self.writing($0, self.unlock) }
+        router.post("/api/v1/services/{name}/targets/{target}/restore") { await self.writing($0, self.restore) }
+        router.post("/api/v1/services/{name}/targets/{target}/forget") { await self.writing($0, self.forget) }
+        router.post("/api/v1/hooks/github") { await self.writing($0, self.github) }
+        router.post("/api/v1/hooks/gitlab") { await self.writing($0, self.gitlab) }
+        router.post("/api/v1/hooks/generic") { await self.writing($0, self.generic) }
+        router.post("/api/v1/hooks/slack") { await self.writing($0, self.slack) }
         router.get("/healthz", immediate: { _ in self.healthz() })
         router.get("/metrics", immediate: { self.guarded($0, self.readable(self.metrics)) })
         router.get("/api/v1/healthz", immediate: { _ in self.healthz() })
@@ -121,6 +125,12 @@ public final class API: Sendable {
         }
         answered(request, response, since: started)
         return API.secured(response)
+    }
+
+    /// A write: admitted on the task, then run on the store's own threads (never MHD's, never
+    /// Swift's cooperative pool), since it may wait for the database's write lock.
+    private func writing(_ request: HTTPRequest, _ handler: @escaping @Sendable (HTTPRequest) throws -> HTTPResponse) async -> HTTPResponse {
+        await guarded(request) { request in try await self.blocking.run { try handler(request) } }
     }
 
     /// What every request passes before its handler: a Host that names this server, no
