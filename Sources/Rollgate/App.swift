@@ -84,8 +84,10 @@ public final class App: Sendable {
                                             metrics: metrics)
         self.services = services
         let hooks = HookEnvironment(server: environment, config: config)
+        // The rolls' writes run on threads of their own: a busy wait on the write lock never
+        // holds one of Swift's cooperative threads (the page and /api/v1/services run there).
         let context = RollContext(owner: owner, lease: lease, health: health, mask: hooks.mask(config: config),
-                                  observer: services.cache, metrics: metrics)
+                                  observer: services.cache, metrics: metrics, blocking: BlockingWork(width: 8))
         let store = self.store
         let shutdownAllowance = config.shutdownTimeout
         dispatcher = Dispatcher(

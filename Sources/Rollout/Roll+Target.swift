@@ -326,8 +326,11 @@ extension Roll {
     /// A state write, retried until it succeeds: the roll pauses rather than fails, and takes
     /// no load-balancer action whose intent is not committed. Lines waiting to be written go
     /// first, so the log stays in order.
-    func record<T>(_ what: String, _ body: () throws -> T) async throws -> T {
-        try await durable.perform(what) {
+    /// Runs on the store's own threads when the context has them (a SQLite busy wait never
+    /// holds one of Swift's cooperative threads).
+    func record<T: Sendable>(_ what: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        let log = self.log, clock = self.clock
+        return try await durable.performBlocking(what) {
             log.flush(at: clock.now)
             return try body()
         }

@@ -13,10 +13,13 @@ public struct RollContext: Sendable {
     public var observer: (any TargetObserver)?
     /// Counts target durations, time out of service, waiter polls and hooks.
     public var metrics: RollMetrics
+    /// Where the roll's writes run (the store's own threads); nil: where they are called.
+    public var blocking: BlockingWork?
 
     public init(owner: LeaseOwner = LeaseOwner(host: "test", pid: 1, start: 1), lease: LeaseTerms = LeaseTerms(),
                 health: StoreHealth = StoreHealth(), mask: SecretMask = SecretMask(), observer: (any TargetObserver)? = nil,
-                metrics: RollMetrics = RollMetrics()) {
+                metrics: RollMetrics = RollMetrics(), blocking: BlockingWork? = nil) {
+        self.blocking = blocking
         self.owner = owner
         self.lease = lease
         self.health = health
@@ -70,7 +73,7 @@ public struct Roll: Sendable {
         logger[metadataKey: "service"] = "\(run.service)"
         self.logger = logger
         log = RunLog(run: run.id, journal: journal, mask: context.mask, health: context.health)
-        durable = DurableWrite(clock: clock, health: context.health, logger: self.logger)
+        durable = DurableWrite(clock: clock, health: context.health, logger: self.logger, work: context.blocking)
     }
 
     /// A failure that stops the run, with the message the operator reads in `error`.
@@ -347,7 +350,8 @@ public struct Roll: Sendable {
             }
             note(line)
         }
-        return try await record("freeze the run's plan") { try journal.freezePlan(run: run.id, targets: targets) }
+        let chosen = targets
+        return try await record("freeze the run's plan") { try journal.freezePlan(run: run.id, targets: chosen) }
     }
 
     /// Where the target picks up: from the start for one this run has not touched, else

@@ -57,20 +57,35 @@ public struct DurableWrite: Sendable {
     public let logger: Logger?
     public var first: Duration = .milliseconds(100)
     public var cap: Duration = .seconds(5)
+    /// Where a write that may wait on the database's lock runs (`performBlocking`): never
+    /// Swift's cooperative pool. Nil runs it where it is called (the memory fake in tests).
+    public var work: BlockingWork?
 
-    public init(clock: any RolloutClock, health: StoreHealth, logger: Logger? = nil) {
+    public init(clock: any RolloutClock, health: StoreHealth, logger: Logger? = nil, work: BlockingWork? = nil) {
         self.clock = clock
         self.health = health
         self.logger = logger
+        self.work = work
+    }
+
+    /// `perform`, with each attempt run on `work`'s threads.
+    public func performBlocking<T: Sendable>(_ what: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
+        guard let work else { return try await perform(what, body) }
+        return try await perform(what, attempt: { try await work.run(body) })
     }
 
     public func perform<T>(_ what: String, isolation: isolated (any Actor)? = #isolation,
                            _ body: () throws -> T) async throws -> T {
+        try await perform(what, attempt: { try body() })
+    }
+
+    private func perform<T>(_ what: String, isolation: isolated (any Actor)? = #isolation,
+                            attempt body: () async throws -> T) async throws -> T {
         var delay = first
         var reported = false
         while true {
             do {
-                let result = try body()
+                let result = try await body()
                 health.succeeded()
                 return result
             } catch let lost as LeaseLost {
