@@ -73,11 +73,14 @@ extension API {
     func forget(_ request: HTTPRequest) throws -> HTTPResponse {
         let who = try authorize(request)
         let (service, left) = try leftOutTarget(request)
-        if let running = try store.serviceSummary(service).running {
+        let result: LeftOutTarget?
+        do {
+            result = try store.forget(service: service, targetID: left.target.id, at: clock.now)
+        } catch let rolling as Store.ServiceRolling {
             throw Refusal(status: 409, code: "service_rolling",
-                          message: "run \(running.id) of \(service) is rolling; forget \(left.target.id) once it has ended")
+                          message: "run \(rolling.run) of \(service) is rolling; forget \(left.target.id) once it has ended")
         }
-        guard let forgotten = try store.forget(service: service, targetID: left.target.id, at: clock.now) else {
+        guard let forgotten = result else {
             throw Refusal(status: 404, code: "not_left_out", message: "\(left.target.id) is not left out in \(service)")
         }
         logger.info("left-out target forgotten", metadata: ["service": "\(service)", "target.id": "\(left.target.id)", "by": "\(who)"])

@@ -72,8 +72,21 @@ extension Store {
 
     /// Drops a left-out target for good (the instance is gone). Refused while a run of the
     /// service is rolling. Returns what was dropped, nil if it was not left out.
+    /// Why a left-out target cannot be forgotten now.
+    public struct ServiceRolling: Error, CustomStringConvertible {
+        public let run: RunID
+        public var description: String { "run \(run) is rolling the service" }
+    }
+
+    /// Drops a left-out target, in one transaction with the check that no run of its service
+    /// is running (a run that started between an API's check and the delete would otherwise
+    /// lose the record of a target it may hold). Throws `ServiceRolling` while one runs.
     public func forget(service: String, targetID: String, at now: Date) throws -> LeftOutTarget? {
         try write { db in
+            if let running = try db.prepare("SELECT id FROM runs WHERE service = ? AND status = ?")
+                .rows([.text(service), .text(RunStatus.running.rawValue)], { $0.int(0) }).first {
+                throw ServiceRolling(run: running)
+            }
             guard let target = try Store.leftOut(db, service: service).first(where: { $0.target.id == targetID }) else { return nil }
             try db.prepare("DELETE FROM left_out_targets WHERE service = ? AND target_id = ? AND target_port = ?")
                 .run([.text(service), .text(target.target.id), .integer(Int64(target.target.port))])

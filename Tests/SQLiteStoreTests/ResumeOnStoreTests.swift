@@ -33,3 +33,27 @@ import RolloutTesting
         #expect(lb.maxOutOfService == 0)
     }
 }
+
+/// Checks that must hold in the same transaction as the change they guard.
+@Suite struct OneTransactionTests {
+    let db = TempDatabase()
+    let clock = ManualClock()
+
+    @Test func aLeftOutTargetIsNotForgottenWhileARunOfItsServiceRuns() throws {
+        let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory))
+        let target = Target(id: "i-a", port: 80)
+        _ = try store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "test", idempotencyKey: nil, at: clock.now)
+        let first = try #require(try store.claimNext(at: clock.now))
+        try store.markOut(run: first.id, service: "web", target: target, phase: .drain, reason: "run 1", owner: .test, at: clock.now)
+        try store.finish(first.id, .fail, error: "deploy hook failed", at: clock.now)
+        // The next run of the service starts (it includes the left-out target first)...
+        _ = try store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "test", idempotencyKey: nil, at: clock.now)
+        let second = try #require(try store.claimNext(at: clock.now))
+        // ...so forgetting the target now is refused in the store's own transaction.
+        #expect(throws: Store.ServiceRolling.self) { _ = try store.forget(service: "web", targetID: "i-a", at: clock.now) }
+        #expect(try store.leftOut(service: "web").map(\.target.id) == ["i-a"])
+        try store.finish(second.id, .fail, error: "stopped", at: clock.now)
+        #expect(try store.forget(service: "web", targetID: "i-a", at: clock.now)?.target == target)
+        #expect(try store.leftOut(service: "web").isEmpty)
+    }
+}
