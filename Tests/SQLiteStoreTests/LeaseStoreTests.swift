@@ -1,4 +1,6 @@
 import Testing
+import Dispatch
+import Foundation
 import Rollout
 import RolloutTesting
 @testable import SQLiteStore
@@ -54,6 +56,43 @@ import RolloutTesting
         #expect(try store.takeOver(owner: carol, until: t0.adding(.seconds(15)), at: t0, excluding: [], isGone: { $0 == alice }).isEmpty)
         // A process never takes over the runs it has in hand.
         #expect(try store.takeOver(owner: bob, until: t0.adding(.seconds(15)), at: t0.adding(.seconds(60)), excluding: [run.id], isGone: { _ in true }).isEmpty)
+    }
+
+    /// Two takers really at once: two stores on one file (each its own connections, as two
+    /// processes have), each on its own thread, released together by a barrier; thirty times,
+    /// one wins and one finds nothing.
+    @Test func twoTakersAtTheSameMomentNeverBothWin() throws {
+        let first = try store(), second = try store()
+        let carol = LeaseOwner(host: "h3", pid: 30, start: 300)
+        for round in 0..<30 {
+            let run = try queued(first, "v\(round)", service: "svc\(round)")
+            _ = try first.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)
+            let start = DispatchSemaphore(value: 0)
+            let group = DispatchGroup()
+            let results = TakeResults()
+            let t0 = self.t0, alice = self.alice
+            for (store, owner) in [(first, bob), (second, carol)] {
+                group.enter()
+                DispatchQueue(label: "taker").async {
+                    start.wait()
+                    let taken = (try? store.takeOver(owner: owner, until: t0.adding(.seconds(15)), at: t0, excluding: [],
+                                                     isGone: { $0 == alice })) ?? []
+                    results.add(taken.filter { $0.id == run.id }.count)
+                    group.leave()
+                }
+            }
+            start.signal(); start.signal()
+            group.wait()
+            #expect(results.total == 1, "round \(round): \(results.total) takers won run \(run.id)")
+        }
+    }
+
+    final class TakeResults: @unchecked Sendable {
+        // @unchecked: `counts` is only touched under `lock`.
+        private let lock = NSLock()
+        private var counts: [Int] = []
+        func add(_ count: Int) { lock.lock(); counts.append(count); lock.unlock() }
+        var total: Int { lock.lock(); defer { lock.unlock() }; return counts.reduce(0, +) }
     }
 
     @Test func aReleasedLeaseIsTakenOverByTheNextStartAtOnce() throws {
