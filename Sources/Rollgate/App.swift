@@ -89,12 +89,14 @@ public final class App: Sendable {
         let context = RollContext(owner: owner, lease: lease, health: health, mask: hooks.mask(config: config),
                                   observer: services.cache, metrics: metrics, blocking: BlockingWork(width: 8))
         let store = self.store
+        // Every write a roll makes into its run is fenced by this process's lease on it.
+        let fenced = store.fenced(by: owner)
         let shutdownAllowance = config.shutdownTimeout
         dispatcher = Dispatcher(
             queue: store, clock: clock, logger: logger, owner: owner, lease: lease, liveness: identity,
             recovery: Recovery(queue: store, clock: clock, executor: HookRunner(baseEnvironment: [:])),
             health: health) { run in
-                services.roll(for: run, hooks: hooks, shutdownAllowance: shutdownAllowance, journal: store,
+                services.roll(for: run, hooks: hooks, shutdownAllowance: shutdownAllowance, journal: fenced,
                               clock: clock, logger: logger, context: context)
             }
         let dispatcher = self.dispatcher

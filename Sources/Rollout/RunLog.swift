@@ -67,6 +67,10 @@ public final class RunLog: Sendable {
     /// Whether a timed flush is on its way.
     private let scheduled = Atomic<Bool>(false)
     private let backlogWaits = Atomic<Int>(0)
+    /// The journal refused a write with `LeaseLost`: another process holds the run now, and
+    /// nothing more of this process's is written into it (lines are dropped, never retried).
+    private let leaseLost = Atomic<Bool>(false)
+    public var lostTheRun: Bool { leaseLost.load(ordering: .relaxed) }
     /// How many times a reader found the backlog full and waited for the writer.
     public var readerWaits: Int { backlogWaits.load(ordering: .relaxed) }
     /// How long a line waits for company before it is written on its own; nil: only full
@@ -88,7 +92,7 @@ public final class RunLog: Sendable {
 
     /// Lines that came together (one read of a hook's pipe): masked, then added under one lock.
     public func append(_ stream: LogLine.Stream, target: String?, phase: Phase?, lines texts: [String], at: Date) {
-        guard !texts.isEmpty else { return }
+        guard !texts.isEmpty, !lostTheRun else { return }
         let lines = texts.map { LogEntry(stream: stream, target: target, phase: phase, text: mask.apply($0), at: at) }
         let waiting = pending.withLock { pending in
             pending.append(contentsOf: lines)
@@ -146,6 +150,11 @@ public final class RunLog: Sendable {
                     written = end
                 }
                 health.succeeded()
+            } catch is LeaseLost {
+                // Not ours any more: what waits is dropped, and so is everything after it.
+                leaseLost.store(true, ordering: .relaxed)
+                pending.withLock { $0.removeAll() }
+                return true
             } catch {
                 // Kept, ahead of anything that came meanwhile, for the next write.
                 pending.withLock { $0.insert(contentsOf: batch[written...], at: 0) }

@@ -16,17 +16,19 @@ extension Store {
     }
 
     public func freezePlan(run: RunID, targets: [Target]) throws -> [PlannedTarget] {
-        try write { db in
-            let existing = try Store.plan(db, run: run)
-            if !existing.isEmpty { return existing }
-            for (position, target) in targets.enumerated() {
-                try db.prepare("""
-                    INSERT INTO run_targets (run_id, position, target_id, target_port, progress) VALUES (?, ?, ?, ?, ?)
-                    """).run([.integer(run), .integer(Int64(position)), .text(target.id), .integer(Int64(target.port)),
-                              .text(TargetProgress.pending.rawValue)])
-            }
-            return targets.map { PlannedTarget(target: $0, progress: .pending) }
+        try write { db in try Store.freezePlan(db, run: run, targets: targets) }
+    }
+
+    static func freezePlan(_ db: Connection, run: RunID, targets: [Target]) throws -> [PlannedTarget] {
+        let existing = try Store.plan(db, run: run)
+        if !existing.isEmpty { return existing }
+        for (position, target) in targets.enumerated() {
+            try db.prepare("""
+                INSERT INTO run_targets (run_id, position, target_id, target_port, progress) VALUES (?, ?, ?, ?, ?)
+                """).run([.integer(run), .integer(Int64(position)), .text(target.id), .integer(Int64(target.port)),
+                          .text(TargetProgress.pending.rawValue)])
         }
+        return targets.map { PlannedTarget(target: $0, progress: .pending) }
     }
 
     public func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String,
@@ -51,11 +53,13 @@ extension Store {
     }
 
     public func noteLeftOut(service: String, target: Target, run: RunID, phase: Phase, reason: String, at now: Date) throws {
-        try write { db in
-            try Store.upsertLeftOut(db, service: service, target: target, run: run, phase: phase, reason: reason,
-                                    at: now, keepSince: true)
-            try Store.recordEvent(db, run: run, service: service, .targetLeftOut, target: target.id, detail: reason, at: now)
-        }
+        try write { db in try Store.noteLeftOut(db, service: service, target: target, run: run, phase: phase, reason: reason, at: now) }
+    }
+
+    static func noteLeftOut(_ db: Connection, service: String, target: Target, run: RunID, phase: Phase, reason: String, at now: Date) throws {
+        try Store.upsertLeftOut(db, service: service, target: target, run: run, phase: phase, reason: reason,
+                                at: now, keepSince: true)
+        try Store.recordEvent(db, run: run, service: service, .targetLeftOut, target: target.id, detail: reason, at: now)
     }
 
     public func leftOut(service: String) throws -> [LeftOutTarget] {

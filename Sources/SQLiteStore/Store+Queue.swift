@@ -121,29 +121,38 @@ extension Store: RunQueue {
     }
 
     public func beginStep(run: RunID, target: Target, phase: Phase, at now: Date) throws -> StepID {
-        try write { db in
-            try db.prepare("""
-                INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at)
-                VALUES (?, ?, ?, ?, 'running', ?)
-                """).run([.integer(run), .text(target.id), .integer(Int64(target.port)), .text(phase.rawValue),
-                          .integer(now.milliseconds)])
-            let step = db.lastInsertRowID
-            try Store.recordStepEvent(db, step: step, .stepStarted, error: nil, at: now)
-            return step
-        }
+        try write { db in try Store.beginStep(db, run: run, target: target, phase: phase, at: now) }
+    }
+
+    static func beginStep(_ db: Connection, run: RunID, target: Target, phase: Phase, at now: Date) throws -> StepID {
+        try db.prepare("""
+            INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at)
+            VALUES (?, ?, ?, ?, ?, ?)
+            """).run([.integer(run), .text(target.id), .integer(Int64(target.port)), .text(phase.rawValue),
+                      .text(StepStatus.running.rawValue), .integer(now.milliseconds)])
+        let step = db.lastInsertRowID
+        try Store.recordStepEvent(db, step: step, .stepStarted, error: nil, at: now)
+        return step
     }
 
     public func endStep(_ step: StepID, _ event: StepEvent, error: String?, at now: Date) throws {
-        try write { db in
-            guard let current = try db.prepare("SELECT status FROM steps WHERE id = ?")
-                .rows([.integer(step)], { StepStatus(rawValue: $0.text(0)) }).first, let current else { return }
-            let status = try current.applying(event)
-            try db.prepare("UPDATE steps SET status = ?, finished_at = ?, error = ? WHERE id = ?")
-                .run([.text(status.rawValue), .integer(now.milliseconds), error.map(SQLValue.text) ?? .null, .integer(step)])
-            if status != current {
-                try Store.recordStepEvent(db, step: step, status == .succeeded ? .stepSucceeded : .stepFailed, error: error, at: now)
-            }
+        try write { db in try Store.endStep(db, step, event, error: error, at: now) }
+    }
+
+    static func endStep(_ db: Connection, _ step: StepID, _ event: StepEvent, error: String?, at now: Date) throws {
+        guard let current = try db.prepare("SELECT status FROM steps WHERE id = ?")
+            .rows([.integer(step)], { StepStatus(rawValue: $0.text(0)) }).first, let current else { return }
+        let status = try current.applying(event)
+        try db.prepare("UPDATE steps SET status = ?, finished_at = ?, error = ? WHERE id = ?")
+            .run([.text(status.rawValue), .integer(now.milliseconds), error.map(SQLValue.text) ?? .null, .integer(step)])
+        if status != current {
+            try Store.recordStepEvent(db, step: step, status == .succeeded ? .stepSucceeded : .stepFailed, error: error, at: now)
         }
+    }
+
+    /// The run a step belongs to (for fencing writes that name only the step).
+    static func run(ofStep step: StepID, _ db: Connection) throws -> RunID? {
+        try db.prepare("SELECT run_id FROM steps WHERE id = ?").rows([.integer(step)]) { $0.int(0) }.first
     }
 
     /// A step's change on the events stream, in the same transaction as the change.
@@ -155,10 +164,11 @@ extension Store: RunQueue {
     }
 
     public func recordHookProcess(_ process: HookProcess, step: StepID) throws {
-        try write { db in
-            try db.prepare("UPDATE steps SET hook_process_group = ? WHERE id = ?")
-                .run([.integer(Int64(process.group)), .integer(step)])
-        }
+        try write { db in try Store.recordHookProcess(db, process, step: step) }
+    }
+
+    static func recordHookProcess(_ db: Connection, _ process: HookProcess, step: StepID) throws {
+        try db.prepare("UPDATE steps SET hook_process_group = ? WHERE id = ?").run([.integer(Int64(process.group)), .integer(step)])
     }
 
     public func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at now: Date) throws {
@@ -168,12 +178,14 @@ extension Store: RunQueue {
     /// A batch of lines in one transaction: a chatty hook costs one commit per batch.
     public func log(run: RunID, _ lines: [LogEntry]) throws {
         guard !lines.isEmpty else { return }
-        try writeLog { db in
-            let insert = try db.prepare(Store.insertLogSQL)   // once for the batch
-            for line in lines {
-                try insert.run([.integer(run), .integer(line.at.milliseconds), .text(line.stream.rawValue),
-                                line.target.map(SQLValue.text) ?? .null, line.phase.map { .text($0.rawValue) } ?? .null, .text(line.text)])
-            }
+        try writeLog { db in try Store.log(db, run: run, lines) }
+    }
+
+    static func log(_ db: Connection, run: RunID, _ lines: [LogEntry]) throws {
+        let insert = try db.prepare(Store.insertLogSQL)   // once for the batch
+        for line in lines {
+            try insert.run([.integer(run), .integer(line.at.milliseconds), .text(line.stream.rawValue),
+                            line.target.map(SQLValue.text) ?? .null, line.phase.map { .text($0.rawValue) } ?? .null, .text(line.text)])
         }
     }
 
@@ -201,9 +213,11 @@ extension Store: RunQueue {
     }
 
     public func recordRollback(run: RunID, to version: String?, at now: Date) throws {
-        try write { db in
-            try db.prepare("UPDATE runs SET rollback_to = ? WHERE id = ?").run([version.map(SQLValue.text) ?? .null, .integer(run)])
-        }
+        try write { db in try Store.recordRollback(db, run: run, to: version) }
+    }
+
+    static func recordRollback(_ db: Connection, run: RunID, to version: String?) throws {
+        try db.prepare("UPDATE runs SET rollback_to = ? WHERE id = ?").run([version.map(SQLValue.text) ?? .null, .integer(run)])
     }
 
     public func isCancelRequested(_ run: RunID) throws -> Bool {

@@ -1,0 +1,96 @@
+import Rollout
+
+/// The store as one lease holder's roll sees it: every write of a run (its steps, log lines,
+/// hook processes, left-out notes, rollback mark, plan, progress) first checks, in the same
+/// transaction, that `owner` still holds the run, and throws `LeaseLost` otherwise. A process
+/// that lost a run (stopped past its lease, then continued) can then write nothing into it:
+/// not a step, not a line, not "interrupted". Reads pass through.
+public struct FencedJournal: RunJournal {
+    public let store: Store
+    public let owner: LeaseOwner
+
+    public init(store: Store, owner: LeaseOwner) {
+        self.store = store
+        self.owner = owner
+    }
+
+    private func fenced<T>(_ run: RunID, _ body: (Connection) throws -> T) throws -> T {
+        try store.write { db in
+            try Store.fence(db, run: run, owner: owner)
+            return try body(db)
+        }
+    }
+
+    private func fencedStep<T>(_ step: StepID, _ body: (Connection) throws -> T) throws -> T {
+        try store.write { db in
+            guard let run = try Store.run(ofStep: step, db) else { throw LeaseLost(run: 0) }
+            try Store.fence(db, run: run, owner: owner)
+            return try body(db)
+        }
+    }
+
+    public func beginStep(run: RunID, target: Target, phase: Phase, at now: Date) throws -> StepID {
+        try fenced(run) { try Store.beginStep($0, run: run, target: target, phase: phase, at: now) }
+    }
+
+    public func endStep(_ step: StepID, _ event: StepEvent, error: String?, at now: Date) throws {
+        try fencedStep(step) { try Store.endStep($0, step, event, error: error, at: now) }
+    }
+
+    public func recordHookProcess(_ process: HookProcess, step: StepID) throws {
+        try fencedStep(step) { try Store.recordHookProcess($0, process, step: step) }
+    }
+
+    public func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at now: Date) throws {
+        try log(run: run, [LogEntry(stream: stream, target: target, phase: phase, text: text, at: now)])
+    }
+
+    public func log(run: RunID, _ lines: [LogEntry]) throws {
+        guard !lines.isEmpty else { return }
+        try store.writeLog { db in
+            try Store.fence(db, run: run, owner: owner)
+            try Store.log(db, run: run, lines)
+        }
+    }
+
+    public func isCancelRequested(_ run: RunID) throws -> Bool { try store.isCancelRequested(run) }
+    public func plan(of run: RunID) throws -> [PlannedTarget] { try store.plan(of: run) }
+
+    public func freezePlan(run: RunID, targets: [Target]) throws -> [PlannedTarget] {
+        try fenced(run) { try Store.freezePlan($0, run: run, targets: targets) }
+    }
+
+    public func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String,
+                        owner: LeaseOwner, at now: Date) throws {
+        try store.markOut(run: run, service: service, target: target, phase: phase, reason: reason, owner: owner, at: now)
+    }
+
+    public func markDone(run: RunID, service: String, target: Target, owner: LeaseOwner, at now: Date) throws {
+        try store.markDone(run: run, service: service, target: target, owner: owner, at: now)
+    }
+
+    public func noteLeftOut(service: String, target: Target, run: RunID, phase: Phase, reason: String, at now: Date) throws {
+        try fenced(run) { try Store.noteLeftOut($0, service: service, target: target, run: run, phase: phase, reason: reason, at: now) }
+    }
+
+    public func leftOut(service: String) throws -> [LeftOutTarget] { try store.leftOut(service: service) }
+
+    public func renewLease(run: RunID, owner: LeaseOwner, until: Date) throws {
+        try store.renewLease(run: run, owner: owner, until: until)
+    }
+
+    public func isPromoteRequested(_ run: RunID) throws -> Bool { try store.isPromoteRequested(run) }
+
+    public func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
+        try store.previousGoodVersion(service: service, before: run, otherThan: version)
+    }
+
+    public func recordRollback(run: RunID, to version: String?, at now: Date) throws {
+        try fenced(run) { try Store.recordRollback($0, run: run, to: version) }
+    }
+}
+
+extension Store {
+    /// This store as `owner`'s rolls must use it: every run-scoped write fenced by the lease.
+    public func fenced(by owner: LeaseOwner) -> FencedJournal { FencedJournal(store: self, owner: owner) }
+}
