@@ -1,25 +1,50 @@
-/// Who holds a run (or the database): host, process id and the process's start time, so a
-/// recycled pid is never mistaken for the holder. Written as `host/pid/start`.
+/// Who holds a run (or the database): host, process id and the process's start time (a
+/// recycled pid is never mistaken for the holder), plus a random id of this process's own
+/// (two containers can share a host name, a pid and a start time, never this id), the
+/// machine's boot id and the pid namespace the pid is counted in (a pid means something only
+/// to a reader in the same namespace of the same boot). Written as
+/// `host/pid/start#instance#boot#pidns`; the older `host/pid/start` still reads.
 public struct LeaseOwner: Sendable, Hashable, CustomStringConvertible {
     public var host: String
     public var pid: Int32
     /// The process's start time in the host's own units (Linux: clock ticks since boot).
     public var start: UInt64
+    /// Random, made once per process: what tells two processes apart when all else is alike.
+    public var instance: String
+    /// `/proc/sys/kernel/random/boot_id`; empty when unknown.
+    public var boot: String
+    /// `/proc/self/ns/pid` (`pid:[4026531836]`); empty when unknown.
+    public var pidNamespace: String
 
-    public init(host: String, pid: Int32, start: UInt64) {
+    public init(host: String, pid: Int32, start: UInt64, instance: String = "", boot: String = "", pidNamespace: String = "") {
         self.host = host
         self.pid = pid
         self.start = start
+        self.instance = instance
+        self.boot = boot
+        self.pidNamespace = pidNamespace
     }
 
     public init?(_ text: String) {
-        let parts = text.split(separator: "/", omittingEmptySubsequences: false)
+        let fields = text.split(separator: "#", omittingEmptySubsequences: false).map(String.init)
+        let parts = fields[0].split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count >= 3, let pid = Int32(parts[parts.count - 2]), let start = UInt64(parts[parts.count - 1]) else { return nil }
-        self.init(host: parts.dropLast(2).joined(separator: "/"), pid: pid, start: start)
+        self.init(host: parts.dropLast(2).joined(separator: "/"), pid: pid, start: start,
+                  instance: fields.count > 1 ? fields[1] : "", boot: fields.count > 2 ? fields[2] : "",
+                  pidNamespace: fields.count > 3 ? fields[3] : "")
     }
 
-    public var text: String { "\(host)/\(pid)/\(start)" }
+    public var text: String {
+        let base = "\(host)/\(pid)/\(start)"
+        return instance.isEmpty && boot.isEmpty && pidNamespace.isEmpty ? base : "\(base)#\(instance)#\(boot)#\(pidNamespace)"
+    }
     public var description: String { "process \(pid) on \(host)" }
+
+    /// Whether `other`'s pid can be looked up here: the same host, the same boot and the same
+    /// pid namespace, each known. Otherwise only its lease's expiry frees what it holds.
+    public func sharesProcessTable(with other: LeaseOwner) -> Bool {
+        host == other.host && !boot.isEmpty && boot == other.boot && !pidNamespace.isEmpty && pidNamespace == other.pidNamespace
+    }
 }
 
 /// How long a lease lasts without renewal, and how often it is renewed.
