@@ -60,12 +60,20 @@ func startPython(_ process: Process, _ arguments: [String], answeringOn port: UI
 }
 
 /// A port nothing listens on now: bound by a throwaway server, then released.
+/// A port free now for a helper (moto, a proxy, a sink) to listen on. Drawn at random from
+/// 20000-29999, below the kernel's ephemeral range: every server that binds port 0 (rollgate
+/// in the tests beside this one) gets its port from that range, so none can take this one
+/// between the check and the helper's start (a port 0 draw once handed moto's port to a
+/// rollgate server started meanwhile).
 func freePort() async throws -> UInt16 {
-    let server = HTTPServer(configuration: HTTPServerConfiguration(port: 0), handler: { _ in HTTPResponse() })
-    try server.start()
-    let port = server.port
-    await server.stop()
-    return port
+    for _ in 0..<200 {
+        let port = UInt16.random(in: 20000...29999)
+        let server = HTTPServer(configuration: HTTPServerConfiguration(port: port), handler: { _ in HTTPResponse() })
+        guard (try? server.start()) != nil else { continue }
+        await server.stop()
+        return port
+    }
+    throw TestFailure("no free port in 20000-29999")
 }
 
 /// tests/Support/elb_timing_proxy.py in front of a moto: real ELB timing over the wire.
