@@ -48,8 +48,13 @@ extension API {
         guard let header = request.header("authorization") else { return .none }
         let scheme = header.prefix(7)
         guard scheme.count == 7, scheme.lowercased() == "bearer " else { return .unknown }
-        let presented = Array(header.dropFirst(7).drop { $0 == " " }.utf8)
-        return config.apiTokens.first { constantTimeEqual(presented, Array($0.secret.utf8)) }.map(Bearer.token) ?? .unknown
+        return configuredToken(String(header.dropFirst(7).drop { $0 == " " })).map(Bearer.token) ?? .unknown
+    }
+
+    /// The configured token whose secret is `presented`, compared in constant time.
+    func configuredToken(_ presented: String) -> APIToken? {
+        let bytes = Array(presented.utf8)
+        return config.apiTokens.first { constantTimeEqual(bytes, Array($0.secret.utf8)) }
     }
 
     func readable(_ handler: @escaping (HTTPRequest) throws -> HTTPResponse) -> (HTTPRequest) throws -> HTTPResponse {
@@ -134,7 +139,7 @@ extension API {
     func login(_ request: HTTPRequest) throws -> HTTPResponse {
         let form = FormBody.parse(request.body)
         guard let presented = form["token"], !presented.isEmpty, presented.utf8.count <= 512,
-              let token = config.apiTokens.first(where: { constantTimeEqual(Array(presented.utf8), Array($0.secret.utf8)) }) else {
+              let token = configuredToken(presented) else {
             authenticationFailed(request)
             return statusPage.loginForm(message: "That token is not valid.", status: 401)
         }

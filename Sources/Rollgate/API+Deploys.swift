@@ -64,13 +64,7 @@ extension API {
         }
         if let reason {
             guard reason.utf8.count <= 1000 else { throw Refusal(status: 422, code: "invalid_reason", message: "reason is longer than 1000 bytes") }
-            guard !hasControlCharacter(reason) else {
-                throw Refusal(status: 422, code: "invalid_reason", message: "reason contains a control character")
-            }
-            guard !reason.unicodeScalars.contains(where: VisibleText.isBidiControl) else {
-                throw Refusal(status: 422, code: "invalid_reason",
-                              message: "reason contains a bidirectional control character (U+202A-202E, U+2066-2069, U+200E/F, U+061C), which reorders what people read")
-            }
+            try refuseUnreadable(reason, named: "reason", code: "invalid_reason")
         }
         if !waitForLock, let lock = try store.lock(service: service, at: clock.now) {
             throw Locked(lock: lock)

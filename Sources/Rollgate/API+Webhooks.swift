@@ -34,10 +34,7 @@ extension API {
 
     /// A request's identity by content: SHA-256 of its bytes, in hex.
     static func contentKey(_ bytes: [UInt8]) -> String {
-        SHA256.hash(data: bytes).map { byte in
-            let digits = Array("0123456789abcdef")
-            return "\(digits[Int(byte >> 4)])\(digits[Int(byte & 15)])"
-        }.joined()
+        WebhookSignature.hexString(SHA256.hash(data: bytes))
     }
 
     /// `POST /api/v1/hooks/gitlab`: `X-Gitlab-Token` compared in constant time.

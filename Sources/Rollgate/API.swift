@@ -396,14 +396,20 @@ public final class API: Sendable {
             throw Refusal(status: 422, code: "invalid_field", message: "\(name) must be a string")
         }
         if required && text.isEmpty { throw Refusal(status: 422, code: "missing_field", message: "\(name) must not be empty") }
+        try refuseUnreadable(text, named: name, code: "invalid_field")
+        return text
+    }
+
+    /// Text people will read (a field, a reason) holds no control character (NUL included)
+    /// and no bidirectional control: refused (422 with `code`), never cleaned.
+    func refuseUnreadable(_ text: String, named name: String, code: String) throws {
         if hasControlCharacter(text) {
-            throw Refusal(status: 422, code: "invalid_field", message: "\(name) contains a control character")
+            throw Refusal(status: 422, code: code, message: "\(name) contains a control character")
         }
         if text.unicodeScalars.contains(where: VisibleText.isBidiControl) {
-            throw Refusal(status: 422, code: "invalid_field",
+            throw Refusal(status: 422, code: code,
                           message: "\(name) contains a bidirectional control character (U+202A-202E, U+2066-2069, U+200E/F, U+061C), which reorders what people read")
         }
-        return text
     }
 }
 

@@ -18,11 +18,11 @@ struct SessionCookie: Equatable {
     /// The cookie's value: `v1.HEXNAME.EXPIRES.SCOPES.HEXMAC`.
     func value(signedWith secret: String) -> String {
         let body = unsigned
-        return body + "." + SessionCookie.hex(SessionCookie.mac(secret, body))
+        return body + "." + WebhookSignature.hexString(SessionCookie.mac(secret, body))
     }
 
     private var unsigned: String {
-        "v1.\(SessionCookie.hex(Array(tokenName.utf8))).\(expires).\(scopes.map(\.rawValue).sorted().joined(separator: "+"))"
+        "v1.\(WebhookSignature.hexString(Array(tokenName.utf8))).\(expires).\(scopes.map(\.rawValue).sorted().joined(separator: "+"))"
     }
 
     /// The session a cookie value proves at `now`, with the scopes both it and its token still
@@ -68,13 +68,5 @@ struct SessionCookie: Equatable {
 
     private static func mac(_ secret: String, _ body: String) -> [UInt8] {
         WebhookSignature.hmac(key: Array(secret.utf8), Array("rollgate-session:".utf8) + Array(body.utf8))
-    }
-
-    private static func hex(_ bytes: [UInt8]) -> String {
-        let digits = Array("0123456789abcdef".utf8)
-        var out: [UInt8] = []
-        out.reserveCapacity(bytes.count * 2)
-        for byte in bytes { out.append(digits[Int(byte >> 4)]); out.append(digits[Int(byte & 15)]) }
-        return String(decoding: out, as: UTF8.self)
     }
 }
