@@ -61,7 +61,7 @@ let package = Package(
         ]),
 
         // bench/roll-time.sh: the roll on the traffic model in real time (not shipped).
-        .executableTarget(name: "roll-bench", dependencies: ["Rollout", "RolloutTesting",
+        .executableTarget(name: "roll-bench", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore",
                                                             .product(name: "Logging", package: "swift-log")]),
 
         // The tests' raw HTTP client (malformed requests included).
@@ -69,7 +69,7 @@ let package = Package(
         // Fakes shared by the tests: fake load balancer, recording executor, manual clock.
         .target(name: "RolloutTesting", dependencies: ["Rollout"]),
 
-        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting",
+        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore",
                                                         .product(name: "MetricsTestKit", package: "swift-metrics")]),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "RolloutTesting"]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting",

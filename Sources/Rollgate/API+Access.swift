@@ -66,9 +66,8 @@ extension API {
 
     /// The token a write comes with (nil in the demo) and the name runs record for it.
     func caller(_ request: HTTPRequest, scope: TokenScope = .deploy) throws -> (name: String, token: APIToken?) {
-        if shutdown.isShuttingDown {
-            throw Refusal(status: 503, code: "shutting_down",
-                          message: "rollgate is shutting down; retry in a moment (the next start takes writes again)")
+        if let refusal = shutdown.writeRefusal {
+            throw Refusal(status: 503, code: refusal.code, message: refusal.message)
         }
         let caller: (name: String, token: APIToken?)
         if config.isDemo {

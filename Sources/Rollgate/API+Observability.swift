@@ -35,10 +35,16 @@ extension API {
     /// Liveness, and whether the database takes writes: `degraded` (still 200: restarting
     /// would not help) with the last write error while it does not.
     func healthz() -> HTTPResponse {
-        if shutdown.isShuttingDown {
-            return .json(503, JSONValue.object([("status", .string("shutting_down"))]).bytes)
+        if let refusal = shutdown.writeRefusal, refusal.code != "database_not_held" {
+            return .json(503, JSONValue.object([("status", .string(refusal.code))]).bytes)
         }
-        guard let failure = health.failure else { return API.healthy }
+        guard let failure = health.failure else {
+            if let refusal = shutdown.writeRefusal {
+                return .json(200, JSONValue.object([("status", .string("degraded")), ("database", .string("not held")),
+                                                    ("error", .string(refusal.message))]).bytes)
+            }
+            return API.healthy
+        }
         return .json(200, JSONWriter.bytes { w in
             w.object { w in
                 w.key("status"); w.string("degraded")

@@ -116,8 +116,8 @@ extension API {
     }
 
     func refuseWhileStopping() throws {
-        if shutdown.isShuttingDown {
-            throw Refusal(status: 503, code: "shutting_down", message: "rollgate is shutting down; retry in a moment")
+        if let refusal = shutdown.writeRefusal {
+            throw Refusal(status: 503, code: refusal.code, message: refusal.message)
         }
     }
 }

@@ -25,12 +25,30 @@ public enum InstallLayout {
     }
 }
 
-/// Whether the server is shutting down: writes are then answered 503 with Retry-After.
+/// Whether the server takes writes: not while it shuts down, and not while it cannot show
+/// that it holds its database (its lease on it not renewed in time, or taken over by another
+/// rollgate). Writes are then answered 503.
 public final class ShutdownState: Sendable {
     private let flag = Atomic<Bool>(false)
+    private let hold = Mutex<LeaseGuard?>(nil)
     public init() {}
     public func begin() { flag.store(true, ordering: .relaxed) }
     public var isShuttingDown: Bool { flag.load(ordering: .relaxed) }
+    /// Writes follow this hold on the database from now on.
+    public func follow(_ guard: LeaseGuard) { hold.withLock { $0 = `guard` } }
+
+    /// Why a write is refused now (HTTP 503), or nil.
+    public var writeRefusal: (code: String, message: String)? {
+        if isShuttingDown {
+            return ("shutting_down", "rollgate is shutting down; retry in a moment (the next start takes writes again)")
+        }
+        if let hold = hold.withLock({ $0 }), !hold.mayAct {
+            return hold.isLost
+                ? ("database_taken_over", "another rollgate took this database over; this one takes no writes and is exiting")
+                : ("database_not_held", "rollgate cannot renew its hold on the database; retry in a moment")
+        }
+        return nil
+    }
 }
 
 public struct DatabaseHeld: Error, CustomStringConvertible {
@@ -63,16 +81,23 @@ public final class App: Sendable {
     let identity: ProcessIdentity
     let lease: LeaseTerms
     let outbound: any OutboundHTTP
+    /// This process's own view of its hold on the database: the notifier, the pruner and HTTP
+    /// writes act only while it allows.
+    let hold: LeaseGuard
     private let background = Mutex<[Task<Void, Never>]>([])
+    private let lostHandlers = LostHandlers()
 
     public init(config: Config, migrationsDirectory: String, publicDirectory: String,
                 environment: [String: String], logger: Logger, clock: any RolloutClock = SystemClock(),
-                listen: ListenAddress? = nil, lease: LeaseTerms = LeaseTerms(), outbound: any OutboundHTTP = CurlHTTP()) throws {
+                listen: ListenAddress? = nil, lease: LeaseTerms? = nil, outbound: any OutboundHTTP = CurlHTTP()) throws {
         self.config = config
         self.outbound = outbound
         self.logger = logger
         self.clock = clock
+        let lease = lease ?? LeaseTerms(lease: config.lease)
         self.lease = lease
+        hold = LeaseGuard(terms: lease, clock: clock, askedAt: clock.uptime)
+        shutdown.follow(hold)
         identity = ProcessIdentity()
         owner = identity.current
         let health = StoreHealth()
@@ -86,18 +111,18 @@ public final class App: Sendable {
         let hooks = HookEnvironment(server: environment, config: config)
         // The rolls' writes run on threads of their own: a busy wait on the write lock never
         // holds one of Swift's cooperative threads (the page and /api/v1/services run there).
-        let context = RollContext(owner: owner, lease: lease, health: health, mask: hooks.mask(config: config),
+        let context = RollContext(lease: lease, health: health, mask: hooks.mask(config: config),
                                   observer: services.cache, metrics: metrics, blocking: BlockingWork(width: 8))
         let store = self.store
-        // Every write a roll makes into its run is fenced by this process's lease on it.
-        let fenced = store.fenced(by: owner)
         let shutdownAllowance = config.shutdownTimeout
         dispatcher = Dispatcher(
             queue: store, clock: clock, logger: logger, owner: owner, lease: lease, liveness: identity,
             recovery: Recovery(queue: store, clock: clock, executor: HookRunner(baseEnvironment: [:])),
             health: health) { run in
-                services.roll(for: run, hooks: hooks, shutdownAllowance: shutdownAllowance, journal: fenced,
-                              clock: clock, logger: logger, context: context)
+                guard let held = run.lease else { return .failure(.init("run \(run.id) was handed over without its lease")) }
+                // Every write the roll makes into its run is fenced by this holding of it.
+                return services.roll(for: run, hooks: hooks, shutdownAllowance: shutdownAllowance, journal: store.fenced(by: held),
+                                     clock: clock, logger: logger, context: context)
             }
         let dispatcher = self.dispatcher
         let api = API(store: store, config: config, services: services, clock: clock,
@@ -124,6 +149,7 @@ public final class App: Sendable {
     public func start() async throws {
         let identity = self.identity
         let holder: ServerHolder?
+        let asked = clock.uptime
         do {
             holder = try store.claimServer(owner: owner, until: clock.now.adding(lease.duration), at: clock.now,
                                            isGone: { identity.isGone($0) })
@@ -131,6 +157,7 @@ public final class App: Sendable {
             throw Store.explainUnwritable(error, path: config.database)
         }
         if let holder { throw DatabaseHeld(database: config.database, holder: holder) }
+        hold.renewed(askedAt: asked)
         do {
             try server.start()
         } catch {
@@ -138,26 +165,45 @@ public final class App: Sendable {
             throw error
         }
         let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger,
-                                telemetry: telemetry)
+                                telemetry: telemetry, holding: hold)
         background.withLock { $0 = [keepLease(), prune(), Task { await notifier.run() }] }
         await dispatcher.start()
     }
 
-    /// Renews this process's hold on the database; losing it (another process took over
-    /// after our lease ran out) stops every roll here at once.
+    /// Called once if another rollgate takes this database over (this one must then exit).
+    public func onDatabaseLost(_ body: @escaping @Sendable () -> Void) {
+        lostHandlers.add(body)
+    }
+
+    final class LostHandlers: Sendable {
+        private let handlers = Mutex<[@Sendable () -> Void]>([])
+        func add(_ body: @escaping @Sendable () -> Void) { handlers.withLock { $0.append(body) } }
+        func callAll() { for handler in handlers.withLock({ $0 }) { handler() } }
+    }
+
+    /// Renews this process's hold on the database. Past its acting window without a renewal,
+    /// writes are refused and nothing is sent; losing it (another process took over after
+    /// the lease ran out: this one was stopped, or cut off from the database) stops every roll
+    /// here at once, hooks included, and tells `onDatabaseLost` to exit.
     private func keepLease() -> Task<Void, Never> {
-        let store = self.store, owner = self.owner, clock = self.clock, lease = self.lease
-        let health = self.health, logger = self.logger, dispatcher = self.dispatcher
+        let store = self.store, owner = self.owner, clock = self.clock, lease = self.lease, hold = self.hold
+        let health = self.health, logger = self.logger, dispatcher = self.dispatcher, shutdown = self.shutdown
+        let lostHandlers = self.lostHandlers
         return Task {
             while !Task.isCancelled {
                 try? await clock.sleep(for: lease.renewEvery)
                 if Task.isCancelled { return }
+                let asked = clock.uptime
                 do {
                     if try store.renewServer(owner: owner, until: clock.now.adding(lease.duration)) {
+                        hold.renewed(askedAt: asked)
                         health.succeeded()
                     } else {
-                        logger.critical("another rollgate took this database over; stopping every roll here")
-                        await dispatcher.stop()
+                        logger.critical("another rollgate took this database over; stopping every roll and hook here, taking no writes, and exiting")
+                        hold.lose()
+                        shutdown.begin()
+                        await dispatcher.loseAll()
+                        lostHandlers.callAll()
                         return
                     }
                 } catch {
@@ -170,11 +216,13 @@ public final class App: Sendable {
 
     /// Removes what `retention:` no longer keeps, at start and every 10 minutes.
     private func prune() -> Task<Void, Never> {
-        let store = self.store, retention = config.retention, clock = self.clock, logger = self.logger
+        let store = self.store, retention = config.retention, clock = self.clock, logger = self.logger, hold = self.hold
         return Task {
             guard retention.keepRuns != nil || retention.keepLogs != nil else { return }
             while !Task.isCancelled {
                 do {
+                    // Only the process that holds the database prunes it.
+                    guard hold.mayAct else { try? await clock.sleep(for: .seconds(1)); continue }
                     let pruned = try store.prune(retention, at: clock.now)
                     if pruned.runs > 0 || pruned.logLines > 0 {
                         logger.info("pruned", metadata: ["runs": "\(pruned.runs)", "log_lines": "\(pruned.logLines)"])

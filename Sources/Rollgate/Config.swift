@@ -180,6 +180,10 @@ public struct Config: Sendable {
     public var aws = AWSSettings()
     /// SIGTERM: how long the target in hand may take to reach a safe point.
     public var shutdownTimeout: Duration = .seconds(60)
+    /// How long a run's (and the database's) lease lasts without renewal; renewed every fifth
+    /// of it, and a holder that cannot renew stops acting two thirds of it after its last
+    /// renewal. Another process takes over only once it ends.
+    public var lease: Duration = .seconds(15)
     public var retention = Retention()
     /// Environment variables that hold rollgate's own secrets (API tokens, webhook secrets):
     /// never passed to hooks, their values masked in logs.

@@ -64,7 +64,7 @@ public struct ConfigLoader {
             throw ConfigError(path: "", line: error.line, message: "not valid YAML: \(error)")
         }
         let top = try Mapping(root, path: "")
-        for unknown in top.unknownKeys(allowed: ["listen", "database", "public_dir", "shutdown_timeout", "retention", "api_tokens",
+        for unknown in top.unknownKeys(allowed: ["listen", "database", "public_dir", "shutdown_timeout", "lease", "retention", "api_tokens",
                                                  "github", "gitlab", "webhooks", "slack", "aws", "services", "public_url",
                                                  "rate_limit", "notifications", "tls", "public_read", "http"]) {
             findings.error(unknown)
@@ -96,6 +96,12 @@ public struct ConfigLoader {
             }
         }
         findings.collect { config.shutdownTimeout = try top.duration("shutdown_timeout", minimum: .seconds(1)) ?? config.shutdownTimeout }
+        findings.collect {
+            if let lease = try top.duration("lease", minimum: .seconds(3)) {
+                guard lease <= .seconds(300) else { throw top.error("lease", "must be at most 5m (a dead process holds its runs that long)") }
+                config.lease = lease
+            }
+        }
         findings.collect { try settings(top, into: &config) }
         config.secretVariables = config.apiTokens.compactMap(\.variable)
         findings.collect { try webhooks(top, into: &config) }

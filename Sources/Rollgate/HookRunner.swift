@@ -15,8 +15,9 @@ import Glibc
 /// values reach the hook as environment variables, never pasted into the command.
 /// stdout and stderr are passed on line by line as they arrive. A hook is stopped the same
 /// way wherever it is stopped: TERM to its whole process group, KILL `killGrace` later. That
-/// happens past its timeout, and at shutdown (task cancellation) once `shutdownAllowance`
-/// has passed without the hook ending by itself.
+/// happens past its timeout, at shutdown (task cancellation) once `shutdownAllowance`
+/// has passed without the hook ending by itself, and at once when the run's holder may no
+/// longer act on it (`LeaseGuard`: the lease lost, or its local deadline passed).
 public struct HookRunner: HookExecutor {
     public let baseEnvironment: [String: String]
     public var killGrace: Duration = .seconds(3)
@@ -32,12 +33,14 @@ public struct HookRunner: HookExecutor {
     public func run(_ hook: HookInvocation, started: @escaping @Sendable (HookProcess) -> Void,
                     output: @escaping @Sendable (LogLine.Stream, [String]) -> Void) async -> HookOutcome {
         let process = ProcessGroup()
+        let holding = LeaseGuard.current
         return await withTaskCancellationHandler {
             await withCheckedContinuation { continuation in
                 // A queue of its own gets a thread of its own; the global queues on Linux are
                 // as wide as the CPUs and also run Swift's tasks, which a hook must not block.
                 DispatchQueue(label: "rollgate.hook").async {
-                    continuation.resume(returning: self.runBlocking(hook, process: process, started: started, output: output))
+                    continuation.resume(returning: self.runBlocking(hook, process: process, holding: holding,
+                                                                    started: started, output: output))
                 }
             }
         } onCancel: {
@@ -45,7 +48,7 @@ public struct HookRunner: HookExecutor {
         }
     }
 
-    func runBlocking(_ hook: HookInvocation, process: ProcessGroup, started: (HookProcess) -> Void,
+    func runBlocking(_ hook: HookInvocation, process: ProcessGroup, holding: LeaseGuard? = nil, started: (HookProcess) -> Void,
                      output: @escaping @Sendable (LogLine.Stream, [String]) -> Void) -> HookOutcome {
         let pid: pid_t, outRead: Int32, errRead: Int32
         switch spawn(hook) {
@@ -86,6 +89,10 @@ public struct HookRunner: HookExecutor {
                     killedAt = now
                     kill(-pid, SIGTERM)
                 } else if let stopAt = process.stopRequestedAt, now >= stopAt.advanced(by: shutdownAllowance) {
+                    killedAt = now
+                    kill(-pid, SIGTERM)
+                } else if let holding, !holding.mayAct {
+                    // Another process may hold the run now: this hook must not go on.
                     killedAt = now
                     kill(-pid, SIGTERM)
                 }

@@ -2,6 +2,10 @@
 /// Tests inject a manual clock, so no test sleeps for real.
 public protocol RolloutClock: Sendable {
     var now: Date { get }
+    /// Time since an arbitrary start that never steps back (the wall clock can): what lease
+    /// deadlines and renewal intervals are measured on. It goes on while the process is
+    /// stopped (SIGSTOP), so a process that wakes up knows at once that its deadline passed.
+    var uptime: Duration { get }
     /// Sleeps, or throws `CancellationError` when the task is cancelled.
     func sleep(for duration: Duration) async throws
 }
@@ -9,6 +13,8 @@ public protocol RolloutClock: Sendable {
 public struct SystemClock: RolloutClock {
     public init() {}
     public var now: Date { Date() }
+    public var uptime: Duration { ContinuousClock.now - SystemClock.origin }
+    private static let origin = ContinuousClock.now
     public func sleep(for duration: Duration) async throws { try await Task.sleep(for: duration) }
 }
 

@@ -21,15 +21,17 @@ public actor Dispatcher {
     let recovery: Recovery
     let durable: DurableWrite
     private var active: [RunID: Task<Void, Never>] = [:]
+    /// The holding of each run in hand and this process's view of it.
+    private var holdings: [RunID: (lease: RunLease, guard: LeaseGuard)] = [:]
     private var wakeContinuation: AsyncStream<Void>.Continuation?
     private var loop: Task<Void, Never>?
     private var ticker: Task<Void, Never>?
     /// Set by stop(): no run is claimed after it.
     private var stopping = false
     private var finishedWaiters: [CheckedContinuation<Void, Never>] = []
-    private var lastRenewal: Date?
-    /// Runs whose lease another process took: they end here without another write.
-    private var lost: Set<RunID> = []
+    /// When leases were last renewed, on the monotonic clock (a wall clock set back never
+    /// stops renewals).
+    private var lastRenewal: Duration?
 
     public init(queue: any RunQueue, clock: any RolloutClock, logger: Logger, owner: LeaseOwner,
                 lease: LeaseTerms = LeaseTerms(), liveness: any LivenessProbe, recovery: Recovery,
@@ -95,24 +97,51 @@ public actor Dispatcher {
     /// The runs this dispatcher has in hand.
     public var inHand: Set<RunID> { Set(active.keys) }
 
-    /// Extends the lease of every run in hand; a run whose lease another process took is
-    /// stopped at once (fencing), without writing anything more.
+    /// Extends the lease of every run in hand. A run whose lease another process took is
+    /// stopped at once (fencing), without writing anything more; so is one this process could
+    /// not renew within its acting window (the database unreachable, the process stopped):
+    /// its guard already refuses every hook and load-balancer change.
     public func renewLeases() {
-        let now = clock.now
-        if let last = lastRenewal, now.since(last) < lease.renewEvery { return }
-        lastRenewal = now
-        for (id, task) in active {
+        let uptime = clock.uptime
+        if let last = lastRenewal, uptime - last < lease.renewEvery {
+            stopRunsPastTheirDeadline()
+            return
+        }
+        lastRenewal = uptime
+        for (id, holding) in holdings {
+            let asked = clock.uptime
             do {
-                try queue.renewLease(run: id, owner: owner, until: now.adding(lease.duration))
+                try queue.renewLease(run: id, lease: holding.lease, until: clock.now.adding(lease.duration))
+                holding.guard.renewed(askedAt: asked)
             } catch is LeaseLost {
                 logger.error("another process took over the run; stopping it here", metadata: ["run.id": "\(id)"])
-                lost.insert(id)
-                task.cancel()
+                holding.guard.lose()
+                active[id]?.cancel()
             } catch {
-                // The database is failing: the roll itself pauses before its next action.
-                logger.warning("cannot renew the run's lease", metadata: ["run.id": "\(id)", "error": "\(error)"])
+                logger.warning("cannot renew the run's lease", metadata: ["run.id": "\(id)", "error": "\(error)",
+                                                                          "stops_acting_in": "\(holding.guard.refusal == nil ? "a moment" : "now")"])
             }
         }
+        stopRunsPastTheirDeadline()
+    }
+
+    private func stopRunsPastTheirDeadline() {
+        for (id, holding) in holdings where !holding.guard.mayAct && !holding.guard.isLost {
+            logger.error("cannot renew the run's lease in time; stopping it here (another process may take it over once the lease ends)",
+                         metadata: ["run.id": "\(id)", "why": "\(holding.guard.refusal ?? "")"])
+            holding.guard.lose()
+            active[id]?.cancel()
+        }
+    }
+
+    /// Every run in hand is lost (this process lost the database): nothing more is done for
+    /// any of them, and their hooks are stopped at once.
+    public func loseAll() {
+        for (id, holding) in holdings {
+            holding.guard.lose()
+            active[id]?.cancel()
+        }
+        stopping = true
     }
 
     private func dispatch() {
@@ -120,16 +149,18 @@ public actor Dispatcher {
         let now = clock.now
         do {
             let liveness = self.liveness
+            let asked = clock.uptime
             for run in try queue.takeOver(owner: owner, until: now.adding(lease.duration), at: now,
                                            excluding: Set(active.keys), isGone: { liveness.isGone($0) }) {
                 logger.warning("taking over an interrupted run", metadata: ["run.id": "\(run.id)", "service": "\(run.service)"])
-                launch(run, resumed: true)
+                launch(run, resumed: true, asked: asked)
             }
         } catch {
             logger.error("cannot look for interrupted runs", metadata: ["error": "\(error)"])
         }
         while !stopping {
             let run: Run?
+            let asked = clock.uptime
             do {
                 run = try queue.claimNext(owner: owner, until: clock.now.adding(lease.duration), at: clock.now)
             } catch {
@@ -137,13 +168,19 @@ public actor Dispatcher {
                 return
             }
             guard let run else { return }
-            launch(run, resumed: false)
+            launch(run, resumed: false, asked: asked)
         }
     }
 
-    private func launch(_ run: Run, resumed: Bool) {
+    private func launch(_ run: Run, resumed: Bool, asked: Duration) {
         let recovery = self.recovery, makeRoll = self.makeRoll, queue = self.queue, clock = self.clock
-        active[run.id] = Task {
+        guard let held = run.lease else {
+            logger.critical("the store returned a claimed run without its lease; not rolling it", metadata: ["run.id": "\(run.id)"])
+            return
+        }
+        let holding = LeaseGuard(terms: lease, clock: clock, askedAt: asked)
+        holdings[run.id] = (held, holding)
+        active[run.id] = Task { await LeaseGuard.$current.withValue(holding) {
             var run = run
             if resumed {
                 switch await self.durably("take over run \(run.id)", { try recovery.takeOver(run) }) {
@@ -165,7 +202,7 @@ public actor Dispatcher {
                 case .leaseLost: self.ended(run.id)
                 }
             }
-        }
+        } }
     }
 
     /// A write retried until it succeeds; nil if shutdown came first.
@@ -176,16 +213,17 @@ public actor Dispatcher {
     /// Ends a run, retrying until the database takes it: the service stays busy meanwhile
     /// and is free again the moment the write succeeds, without a restart.
     private func finish(_ id: RunID, _ event: RunEvent, _ error: String?) async {
-        let queue = self.queue, owner = self.owner, clock = self.clock
-        _ = await durably("end run \(id)") { try queue.finish(id, event, error: error, owner: owner, at: clock.now) }
+        guard let holding = holdings[id], holding.guard.mayAct else { ended(id); return }
+        let queue = self.queue, clock = self.clock, lease = holding.lease
+        _ = await durably("end run \(id)") { try queue.finish(id, event, error: error, lease: lease, at: clock.now) }
         ended(id)
     }
 
     /// Gives a run stopped at a safe point up, for the next start to resume at once.
     private func release(_ id: RunID) async {
-        if lost.remove(id) != nil { ended(id); return }
-        let queue = self.queue, owner = self.owner
-        do { try queue.releaseLease(run: id, owner: owner) } catch {
+        guard let holding = holdings[id], !holding.guard.isLost else { ended(id); return }
+        let queue = self.queue, lease = holding.lease
+        do { try queue.releaseLease(run: id, lease: lease) } catch {
             logger.warning("cannot release the run's lease; the next start takes it over once it expires",
                            metadata: ["run.id": "\(id)", "error": "\(error)"])
         }
@@ -194,6 +232,7 @@ public actor Dispatcher {
 
     private func ended(_ id: RunID) {
         active[id] = nil
+        holdings[id] = nil
         let waiters = finishedWaiters
         finishedWaiters = []
         for waiter in waiters { waiter.resume() }

@@ -12,11 +12,20 @@ public enum TargetProgress: String, Codable, Sendable, CaseIterable {
 public struct PlannedTarget: Sendable, Equatable {
     public var target: Target
     public var progress: TargetProgress
+    /// Once the run is rolling back: whether this target still owes it (`pending`) or runs
+    /// the previous version again (`done`); nil before a rollback and for untouched targets.
+    public var rollback: RollbackProgress?
 
-    public init(target: Target, progress: TargetProgress) {
+    public init(target: Target, progress: TargetProgress, rollback: RollbackProgress? = nil) {
         self.target = target
         self.progress = progress
+        self.rollback = rollback
     }
+}
+
+/// A touched target's part in its run's rollback.
+public enum RollbackProgress: String, Sendable, CaseIterable {
+    case pending, done
 }
 
 /// A target rollgate took out of a load balancer and has not seen back in service.

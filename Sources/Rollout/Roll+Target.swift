@@ -63,7 +63,7 @@ extension Roll {
         try Task.checkCancellation()   // a safe point: nothing is started once shutdown began
         try await record("record \(target.id) as out before DeregisterTargets") {
             try journal.markOut(run: run.id, service: run.service, target: target, phase: .drain,
-                                reason: "run \(run.id) took it out to deploy \(run.version)", owner: context.owner, at: clock.now)
+                                reason: "run \(run.id) took it out to deploy \(run.version)", lease: lease, at: clock.now)
         }
         let step = try await record("begin the drain step") { try journal.beginStep(run: run.id, target: target, phase: .drain, at: clock.now) }
         do {
@@ -71,6 +71,7 @@ extension Roll {
             observe(target, now)
             if now.isRegistered {
                 note("DeregisterTargets \(target)", target: target, phase: .drain)
+                try mayAct()
                 try await loadBalancer.deregister(target)
             } else {
                 note("\(target.id) is already out of the load balancer (\(now)); waiting until drained", target: target, phase: .drain)
@@ -96,7 +97,7 @@ extension Roll {
         let step = try await record("begin the restore step") { try journal.beginStep(run: run.id, target: target, phase: .restore, at: clock.now) }
         do {
             try await record("renew the run's lease before RegisterTargets") {
-                try journal.renewLease(run: run.id, owner: context.owner, until: clock.now.adding(context.lease.duration))
+                try journal.renewLease(run: run.id, lease: lease, until: clock.now.adding(context.lease.duration))
             }
             note("RegisterTargets \(target)", target: target, phase: .restore)
             try await registerAgainIfStillDraining(target)
@@ -104,12 +105,13 @@ extension Roll {
             if case .timedOut(let last) = outcome {
                 // An ALB sends traffic to unhealthy targets when all are unhealthy: take it out again.
                 note("\(target.id) not healthy in time; DeregisterTargets so it cannot serve", target: target, phase: .restore)
+                try mayAct()
                 try? await loadBalancer.deregister(target)
                 throw Stop(message: "\(target.id) not healthy after \(plan.healthyTimeout.humanText): last state \(last?.description ?? "unknown"); deregistered again")
             }
             try await record("end the restore step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
             try await record("record \(target.id) as back in service") {
-                try journal.markDone(run: run.id, service: run.service, target: target, owner: context.owner, at: clock.now)
+                try journal.markDone(run: run.id, service: run.service, target: target, lease: lease, at: clock.now)
             }
         } catch {
             throw await failed(step, target: target, phase: .restore, error)
@@ -140,6 +142,7 @@ extension Roll {
                                         environment: environment(target, phase: phase, host: host, attempt: attempt),
                                         timeout: plan.hookTimeout)
         note("\(phase.rawValue) hook\(attempt > 1 ? " (attempt \(attempt))" : ""): \(command)", target: target, phase: phase)
+        try mayAct()
         let hookStarted = clock.now
         let outcome = await executor.run(invocation, started: { process in
             do {
@@ -151,6 +154,8 @@ extension Roll {
             log.append(stream, target: target.id, phase: phase, lines: lines, at: clock.now)
         }
         context.metrics.hookEnded(service: run.service, phase: phase, outcome: outcome, duration: clock.now.since(hookStarted))
+        // A hook stopped because this holder may no longer act: nothing more is recorded here.
+        try mayAct()
         if outcome.succeeded {
             try await record("end the \(phase.rawValue) step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
             try Task.checkCancellation()
@@ -188,7 +193,8 @@ extension Roll {
 
     /// A check (fast drain's, the canary's): a hook command run every poll, bounded by ten
     /// polls (at least 10 s, at most `hook_timeout`), its output in the run's log.
-    func check(_ command: String, phase: Phase, environment: [String: String], loggedAs target: String?) async -> HookOutcome {
+    func check(_ command: String, phase: Phase, environment: [String: String], loggedAs target: String?) async throws -> HookOutcome {
+        try mayAct()
         let log = self.log, clock = self.clock
         let invocation = HookInvocation(phase: phase, command: command, environment: environment,
                                         timeout: min(plan.hookTimeout, max(plan.pollInterval * 10, .seconds(10))))
@@ -216,7 +222,7 @@ extension Roll {
                     checks += 1
                     var environment = self.environment(target, phase: .drain, host: host, attempt: checks)
                     environment["ROLLGATE_CHECK"] = "fast_drain"
-                    let outcome = await check(fast.check, phase: .drain, environment: environment, loggedAs: target.id)
+                    let outcome = try await check(fast.check, phase: .drain, environment: environment, loggedAs: target.id)
                     if outcome.succeeded {
                         if quietSince == nil {
                             quietSince = clock.now
@@ -252,6 +258,7 @@ extension Roll {
     /// the log.
     private func registerAgainIfStillDraining(_ target: Target) async throws {
         // Without fast drain the target was `unused` before its deploy: it cannot be draining.
+        try mayAct()
         guard plan.fastDrain != nil else {
             try await loadBalancer.register(target)
             return
@@ -274,6 +281,7 @@ extension Roll {
             throw Stop(message: "\(target.id) still not unused after \(plan.drainTimeout.humanText) (last state \(last?.description ?? "unknown")); it could not be registered again")
         }
         note("RegisterTargets \(target) again", target: target, phase: .restore)
+        try mayAct()
         try await loadBalancer.register(target)
     }
 
@@ -329,11 +337,21 @@ extension Roll {
     /// Runs on the store's own threads when the context has them (a SQLite busy wait never
     /// holds one of Swift's cooperative threads).
     func record<T: Sendable>(_ what: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-        let log = self.log, clock = self.clock
+        let log = self.log, clock = self.clock, run = self.run.id
+        // A holder past its local deadline stops retrying: the lease may be someone else's.
+        let holding = LeaseGuard.current
         return try await durable.performBlocking(what) {
+            if let holding, !holding.mayAct { holding.lose(); throw LeaseLost(run: run) }
             log.flush(at: clock.now)
             return try body()
         }
+    }
+
+    /// Right before a hook starts and each load-balancer change: throws `LeaseLost` once this
+    /// holder may no longer act on the run (its lease lost, or its local deadline passed
+    /// because it could not renew), whether or not the database can say so now.
+    func mayAct() throws {
+        try LeaseGuard.current?.check(run: run.id)
     }
 
     func flushLog() async {

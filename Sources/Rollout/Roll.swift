@@ -3,8 +3,6 @@ import Logging
 /// What a roll needs besides the run, the plan and the ports: who it works as, and how
 /// it keeps its records when the database falters.
 public struct RollContext: Sendable {
-    /// The lease owner the roll acts as; every load-balancer action is fenced by it.
-    public var owner: LeaseOwner
     public var lease: LeaseTerms
     public var health: StoreHealth
     /// Secret values masked out of every stored line.
@@ -16,11 +14,10 @@ public struct RollContext: Sendable {
     /// Where the roll's writes run (the store's own threads); nil: where they are called.
     public var blocking: BlockingWork?
 
-    public init(owner: LeaseOwner = LeaseOwner(host: "test", pid: 1, start: 1), lease: LeaseTerms = LeaseTerms(),
+    public init(lease: LeaseTerms = LeaseTerms(),
                 health: StoreHealth = StoreHealth(), mask: SecretMask = SecretMask(), observer: (any TargetObserver)? = nil,
                 metrics: RollMetrics = RollMetrics(), blocking: BlockingWork? = nil) {
         self.blocking = blocking
-        self.owner = owner
         self.lease = lease
         self.health = health
         self.mask = mask
@@ -58,6 +55,11 @@ public struct Roll: Sendable {
     let durable: DurableWrite
     /// Putting the previous good version back (hooks get `ROLLGATE_ROLLBACK=1`).
     var rollingBack = false
+
+    /// The holding the roll acts under (`Run.lease`, set when the run was claimed or taken
+    /// over): every write of the run and every load-balancer change is fenced by it. A run
+    /// never claimed holds nothing, and its fenced writes are refused.
+    var lease: RunLease { run.lease ?? RunLease(owner: LeaseOwner(host: "", pid: 0, start: 0), epoch: -1) }
 
     public init(run: Run, plan: ServicePlan, loadBalancer: any LoadBalancer, executor: any HookExecutor,
                 journal: any RunJournal, clock: any RolloutClock, logger: Logger, context: RollContext = RollContext()) {
@@ -120,7 +122,7 @@ public struct Roll: Sendable {
         // A rollback that was under way when rollgate stopped goes on: never forward again.
         if let previous = run.rollbackTo, run.kind == .deploy {
             note("resuming the rollback to \(previous) that was under way")
-            return await rollBack(to: previous, because: "a rollback to \(previous) was under way when rollgate stopped")
+            return await rollBack(to: previous, because: run.rollbackCause ?? "a rollback to \(previous) was under way when rollgate stopped")
         }
         do {
             let planned = try await frozenPlan()
@@ -197,7 +199,9 @@ public struct Roll: Sendable {
             return .failed(message + "; no earlier good version to roll back to")
         }
         do {
-            try await record("record the rollback before touching anything") { try journal.recordRollback(run: run.id, to: previous, at: clock.now) }
+            try await record("record the rollback before touching anything") {
+                try journal.recordRollback(run: run.id, to: previous, cause: message, at: clock.now)
+            }
         } catch {
             return .failed(message + "; the rollback could not be recorded: \(error)")
         }
@@ -210,13 +214,23 @@ public struct Roll: Sendable {
     private func rollBack(to previous: String, because message: String) async -> Outcome {
         do {
             let planned = try await record("read the run's plan") { try journal.plan(of: run.id) }
-            let touched = planned.filter { $0.progress == .out } + planned.filter { $0.progress == .done }
+            // Each touched target owes the rollback until it is back on `previous`: a resumed
+            // rollback goes on with the ones still owed (out ones first: they take no capacity).
+            let owed = planned.contains { $0.rollback != nil } ? planned.filter { $0.rollback == .pending } : planned
+            let touched = owed.filter { $0.progress == .out } + owed.filter { $0.progress == .done }
+            let finished = planned.filter { $0.rollback == .done }.map(\.target.id)
+            if touched.isEmpty && !finished.isEmpty {
+                note("rolled back: \(finished.joined(separator: ", ")) run \(previous) again")
+                return .failed(message + "; rolled back to \(previous)")
+            }
             guard !touched.isEmpty else { return .failed(message + "; nothing was touched, so nothing was rolled back") }
-            note("rolling back to \(previous): \(touched.map(\.target.id).joined(separator: ", "))")
+            note("rolling back to \(previous): \(touched.map(\.target.id).joined(separator: ", "))"
+                 + (finished.isEmpty ? "" : " (\(finished.joined(separator: ", ")) already back on \(previous))"))
             await flushLog()   // this roll's lines first: the log stays in order
             var back = run
             back.version = previous
-            back.steps = []
+            // The rollback's own steps (after an interruption): its hooks count their attempts.
+            back.steps = run.rollbackAfterStep.map { after in run.steps.filter { $0.id > after } } ?? []
             back.rollbackTo = nil
             var rollback = Roll(run: back, plan: plan, loadBalancer: loadBalancer, executor: executor, journal: journal,
                                 clock: clock, logger: logger, context: context)
@@ -230,7 +244,7 @@ public struct Roll: Sendable {
                 next += batch.count
             }
             await rollback.flushLog()
-            note("rolled back: \(touched.map(\.target.id).joined(separator: ", ")) run \(previous) again")
+            note("rolled back: \((finished + touched.map(\.target.id)).joined(separator: ", ")) run \(previous) again")
             return .failed(message + "; rolled back to \(previous)")
         } catch is CancellationError {
             note("stopped at a safe point during the rollback (rollgate is shutting down); the next start goes on rolling back")
@@ -240,7 +254,7 @@ public struct Roll: Sendable {
         } catch {
             let why = (error as? Stop)?.message ?? "\(error)"
             note("the rollback to \(previous) failed: \(why)")
-            try? journal.recordRollback(run: run.id, to: nil, at: clock.now)
+            try? journal.recordRollback(run: run.id, to: nil, cause: nil, at: clock.now)
             return .failed(message + "; the rollback to \(previous) failed: \(why)")
         }
     }
@@ -252,12 +266,16 @@ public struct Roll: Sendable {
         note("canary \(ids) runs \(run.version); baking \(canary.bake.humanText)"
              + (canary.check.map { ", running \($0) every \(plan.pollInterval.humanText)" } ?? "")
              + "; POST /api/v1/runs/\(run.id)/promote ends the bake now")
-        let start = clock.now
+        // A resumed run bakes only what is left of the bake.
+        let before = try await record("read the bake's progress") { try journal.bakeElapsed(of: run.id) } ?? .zero
+        if before > .zero { note("the bake had run \(before.humanText) before the interruption; baking the remaining \(max(.zero, canary.bake - before).humanText)") }
+        let begun = clock.now
         var checks = 0
-        while clock.now.since(start) < canary.bake {
+        func baked() -> Duration { before + clock.now.since(begun) }
+        while baked() < canary.bake {
             try Task.checkCancellation()
             if try await record("read the promote flag", { try journal.isPromoteRequested(run.id) }) {
-                note("promoted after \(clock.now.since(start).humanText) of the bake: going on with the rest")
+                note("promoted after \(baked().humanText) of the bake: going on with the rest")
                 return nil
             }
             if try await cancelRequested() {
@@ -270,13 +288,15 @@ public struct Roll: Sendable {
                 var environment = self.environment(canaries[0], phase: .verify, host: nil, attempt: checks)
                 environment["ROLLGATE_CHECK"] = "canary"
                 environment["ROLLGATE_CANARY_TARGETS"] = canaries.map(\.id).joined(separator: " ")
-                let outcome = await self.check(check, phase: .verify, environment: environment, loggedAs: nil)
+                let outcome = try await self.check(check, phase: .verify, environment: environment, loggedAs: nil)
                 if !outcome.succeeded {
                     if Task.isCancelled { throw CancellationError() }
-                    throw Stop(message: "canary check failed after \(clock.now.since(start).humanText) of the bake: \(check): \(outcome)")
+                    throw Stop(message: "canary check failed after \(baked().humanText) of the bake: \(check): \(outcome)")
                 }
             }
-            try await clock.sleep(for: min(plan.pollInterval, canary.bake - clock.now.since(start)))
+            try await clock.sleep(for: min(plan.pollInterval, canary.bake - baked()))
+            let progress = baked()
+            try await record("record the bake's progress") { try journal.recordBake(run: run.id, elapsed: progress) }
         }
         note("bake over: the canary behaved for \(canary.bake.humanText); going on with the rest")
         return nil

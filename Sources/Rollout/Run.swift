@@ -22,6 +22,12 @@ public struct Run: Sendable, Equatable {
     public var promoteRequested = false
     /// The version an automatic rollback puts back, once it began.
     public var rollbackTo: String?
+    /// The failure that started the rollback (kept for the run's `error` when it resumes).
+    public var rollbackCause: String?
+    /// The newest step before the rollback began: the steps after it are the rollback's own.
+    public var rollbackAfterStep: StepID?
+    /// The holding this run was claimed or taken over under; set by `claimNext`/`takeOver`.
+    public var lease: RunLease?
 
     public init(id: RunID, service: String, version: String, reason: String? = nil,
                 requestedBy: String = "api", status: RunStatus = .queued, createdAt: Date,

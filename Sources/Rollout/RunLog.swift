@@ -76,9 +76,13 @@ public final class RunLog: Sendable {
     /// How long a line waits for company before it is written on its own; nil: only full
     /// batches and explicit flushes write (tests that hold the journal, without timer tasks).
     let flushDelay: Duration?
+    /// The holding the lines are written under: a refused write loses it, so the running
+    /// hook is stopped at once.
+    let holding: LeaseGuard?
 
     public init(run: RunID, journal: any RunJournal, mask: SecretMask, health: StoreHealth,
-                flushDelay: Duration? = RunLog.batchDelay) {
+                flushDelay: Duration? = RunLog.batchDelay, holding: LeaseGuard? = LeaseGuard.current) {
+        self.holding = holding
         self.run = run
         self.journal = journal
         self.mask = mask
@@ -153,6 +157,7 @@ public final class RunLog: Sendable {
             } catch is LeaseLost {
                 // Not ours any more: what waits is dropped, and so is everything after it.
                 leaseLost.store(true, ordering: .relaxed)
+                holding?.lose()
                 pending.withLock { $0.removeAll() }
                 return true
             } catch {

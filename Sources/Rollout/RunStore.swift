@@ -32,42 +32,47 @@ public protocol RunJournal: Sendable {
     func freezePlan(run: RunID, targets: [Target]) throws -> [PlannedTarget]
     /// Written before DeregisterTargets (or before taking on a target found out of the load
     /// balancer): the target's progress is `out` and its service records it as left out.
-    /// Fenced: throws `LeaseLost` unless `owner` holds the run.
+    /// Fenced: throws `LeaseLost` unless the run is still held under `lease`.
     func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String,
-                 owner: LeaseOwner, at: Date) throws
+                 lease: RunLease, at: Date) throws
     /// The target is healthy again: progress `done`, no longer left out, interruptions reset.
     /// Fenced like `markOut`.
-    func markDone(run: RunID, service: String, target: Target, owner: LeaseOwner, at: Date) throws
+    func markDone(run: RunID, service: String, target: Target, lease: RunLease, at: Date) throws
     /// Why a left-out target is still out (a failed hook or health gate), and where.
     func noteLeftOut(service: String, target: Target, run: RunID, phase: Phase, reason: String, at: Date) throws
     /// Targets of a service that rollgate took out and has not put back, oldest first.
     func leftOut(service: String) throws -> [LeftOutTarget]
-    /// Extends the run's lease; throws `LeaseLost` if another owner holds it.
-    func renewLease(run: RunID, owner: LeaseOwner, until: Date) throws
+    /// Extends the run's lease; throws `LeaseLost` unless it is still held under `lease`.
+    func renewLease(run: RunID, lease: RunLease, until: Date) throws
     /// Whether someone asked to end the run's canary bake now.
     func isPromoteRequested(_ run: RunID) throws -> Bool
     /// The newest version a deploy of `service` older than `run` succeeded with, other than
     /// `run`'s own version: what a rollback puts back.
     func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String?
     /// Written before an automatic rollback touches anything (a resumed run goes on rolling
-    /// back, never forward again); nil when the rollback could not finish.
-    func recordRollback(run: RunID, to version: String?, at: Date) throws
+    /// back, never forward again), with the failure that started it; every target the run
+    /// touched is then owed the rollback (`PlannedTarget.rollback`). `to` nil: the rollback
+    /// could not finish.
+    func recordRollback(run: RunID, to version: String?, cause: String?, at: Date) throws
+    /// How far the canary's bake got, kept so a resumed run bakes only what is left.
+    func recordBake(run: RunID, elapsed: Duration) throws
+    func bakeElapsed(of run: RunID) throws -> Duration?
 }
 
 /// The durable queue the dispatcher takes runs from.
 public protocol RunQueue: RunJournal {
     /// Atomically moves the oldest queued run of a service with nothing running and no lock
-    /// in force to `running`, leased to `owner` until `until`.
+    /// in force to `running`, leased to `owner` until `until` under a new epoch (`Run.lease`).
     func claimNext(owner: LeaseOwner, until: Date, at: Date) throws -> Run?
     /// Running runs whose lease expired or whose owner `isGone`, other than `excluding`: each
     /// is taken over by a conditional update (so two takers never both win), its
-    /// interruptions counted, and returned with its steps.
+    /// interruptions counted and its epoch incremented, and returned with its steps and lease.
     func takeOver(owner: LeaseOwner, until: Date, at: Date, excluding: Set<RunID>,
                   isGone: (LeaseOwner) -> Bool) throws -> [Run]
-    /// Ends a run. With an owner, only if that owner still holds it (`LeaseLost` otherwise).
-    func finish(_ run: RunID, _ event: RunEvent, error: String?, owner: LeaseOwner?, at: Date) throws
+    /// Ends a run. With a lease, only if the run is still held under it (`LeaseLost` otherwise).
+    func finish(_ run: RunID, _ event: RunEvent, error: String?, lease: RunLease?, at: Date) throws
     /// Gives the run up for the next start to resume at once (a clean shutdown).
-    func releaseLease(run: RunID, owner: LeaseOwner) throws
+    func releaseLease(run: RunID, lease: RunLease) throws
     func recordInterruption(run: RunID, note: String, at: Date) throws
     /// The interruptions recorded for a run, oldest first.
     func interruptions(of run: RunID) throws -> [String]

@@ -1,22 +1,23 @@
 import Rollout
 
-/// The store as one lease holder's roll sees it: every write of a run (its steps, log lines,
-/// hook processes, left-out notes, rollback mark, plan, progress) first checks, in the same
-/// transaction, that `owner` still holds the run, and throws `LeaseLost` otherwise. A process
-/// that lost a run (stopped past its lease, then continued) can then write nothing into it:
-/// not a step, not a line, not "interrupted". Reads pass through.
+/// The store as one holding of a run sees it: every write of the run (its steps, log lines,
+/// hook processes, left-out notes, rollback mark, bake progress, plan, progress) first checks,
+/// in the same transaction, that the run is still held under `lease` (its owner and epoch),
+/// and throws `LeaseLost` otherwise. A process that lost a run (stopped past its lease, then
+/// continued), or an older holding of the same process, can then write nothing into it: not a
+/// step, not a line, not "interrupted". Reads pass through.
 public struct FencedJournal: RunJournal {
     public let store: Store
-    public let owner: LeaseOwner
+    public let lease: RunLease
 
-    public init(store: Store, owner: LeaseOwner) {
+    public init(store: Store, lease: RunLease) {
         self.store = store
-        self.owner = owner
+        self.lease = lease
     }
 
     private func fenced<T>(_ run: RunID, _ body: (Connection) throws -> T) throws -> T {
         try store.write { db in
-            try Store.fence(db, run: run, owner: owner)
+            try Store.fence(db, run: run, lease: lease)
             return try body(db)
         }
     }
@@ -24,7 +25,7 @@ public struct FencedJournal: RunJournal {
     private func fencedStep<T>(_ step: StepID, _ body: (Connection) throws -> T) throws -> T {
         try store.write { db in
             guard let run = try Store.run(ofStep: step, db) else { throw LeaseLost(run: 0) }
-            try Store.fence(db, run: run, owner: owner)
+            try Store.fence(db, run: run, lease: lease)
             return try body(db)
         }
     }
@@ -48,7 +49,7 @@ public struct FencedJournal: RunJournal {
     public func log(run: RunID, _ lines: [LogEntry]) throws {
         guard !lines.isEmpty else { return }
         try store.writeLog { db in
-            try Store.fence(db, run: run, owner: owner)
+            try Store.fence(db, run: run, lease: lease)
             try Store.log(db, run: run, lines)
         }
     }
@@ -61,12 +62,12 @@ public struct FencedJournal: RunJournal {
     }
 
     public func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String,
-                        owner: LeaseOwner, at now: Date) throws {
-        try store.markOut(run: run, service: service, target: target, phase: phase, reason: reason, owner: owner, at: now)
+                        lease: RunLease, at now: Date) throws {
+        try store.markOut(run: run, service: service, target: target, phase: phase, reason: reason, lease: lease, at: now)
     }
 
-    public func markDone(run: RunID, service: String, target: Target, owner: LeaseOwner, at now: Date) throws {
-        try store.markDone(run: run, service: service, target: target, owner: owner, at: now)
+    public func markDone(run: RunID, service: String, target: Target, lease: RunLease, at now: Date) throws {
+        try store.markDone(run: run, service: service, target: target, lease: lease, at: now)
     }
 
     public func noteLeftOut(service: String, target: Target, run: RunID, phase: Phase, reason: String, at now: Date) throws {
@@ -75,8 +76,8 @@ public struct FencedJournal: RunJournal {
 
     public func leftOut(service: String) throws -> [LeftOutTarget] { try store.leftOut(service: service) }
 
-    public func renewLease(run: RunID, owner: LeaseOwner, until: Date) throws {
-        try store.renewLease(run: run, owner: owner, until: until)
+    public func renewLease(run: RunID, lease: RunLease, until: Date) throws {
+        try store.renewLease(run: run, lease: lease, until: until)
     }
 
     public func isPromoteRequested(_ run: RunID) throws -> Bool { try store.isPromoteRequested(run) }
@@ -85,12 +86,18 @@ public struct FencedJournal: RunJournal {
         try store.previousGoodVersion(service: service, before: run, otherThan: version)
     }
 
-    public func recordRollback(run: RunID, to version: String?, at now: Date) throws {
-        try fenced(run) { try Store.recordRollback($0, run: run, to: version) }
+    public func recordRollback(run: RunID, to version: String?, cause: String?, at now: Date) throws {
+        try fenced(run) { try Store.recordRollback($0, run: run, to: version, cause: cause) }
     }
+
+    public func recordBake(run: RunID, elapsed: Duration) throws {
+        try fenced(run) { try Store.recordBake($0, run: run, elapsed: elapsed) }
+    }
+
+    public func bakeElapsed(of run: RunID) throws -> Duration? { try store.bakeElapsed(of: run) }
 }
 
 extension Store {
-    /// This store as `owner`'s rolls must use it: every run-scoped write fenced by the lease.
-    public func fenced(by owner: LeaseOwner) -> FencedJournal { FencedJournal(store: self, owner: owner) }
+    /// This store as the roll of one holding must use it: every write of the run fenced by it.
+    public func fenced(by lease: RunLease) -> FencedJournal { FencedJournal(store: self, lease: lease) }
 }

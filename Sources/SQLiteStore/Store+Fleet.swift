@@ -8,10 +8,11 @@ extension Store {
     }
 
     static func plan(_ db: Connection, run: RunID) throws -> [PlannedTarget] {
-        try db.prepare("SELECT target_id, target_port, progress FROM run_targets WHERE run_id = ? ORDER BY position")
+        try db.prepare("SELECT target_id, target_port, progress, rollback FROM run_targets WHERE run_id = ? ORDER BY position")
             .rows([.integer(run)]) { row in
                 PlannedTarget(target: Target(id: row.text(0), port: Int(row.int(1))),
-                              progress: TargetProgress(rawValue: row.text(2)) ?? .pending)
+                              progress: TargetProgress(rawValue: row.text(2)) ?? .pending,
+                              rollback: row.optionalText(3).flatMap(RollbackProgress.init(rawValue:)))
             }
     }
 
@@ -32,19 +33,23 @@ extension Store {
     }
 
     public func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String,
-                        owner: LeaseOwner, at now: Date) throws {
+                        lease: RunLease, at now: Date) throws {
         try write { db in
-            try Store.fence(db, run: run, owner: owner)
+            try Store.fence(db, run: run, lease: lease)
             try Store.setProgress(db, run: run, target: target, .out)
             try Store.upsertLeftOut(db, service: service, target: target, run: run, phase: phase, reason: reason,
                                     at: now, keepSince: false)
         }
     }
 
-    public func markDone(run: RunID, service: String, target: Target, owner: LeaseOwner, at now: Date) throws {
+    public func markDone(run: RunID, service: String, target: Target, lease: RunLease, at now: Date) throws {
         try write { db in
-            try Store.fence(db, run: run, owner: owner)
+            try Store.fence(db, run: run, lease: lease)
             try Store.setProgress(db, run: run, target: target, .done)
+            // Once the run is rolling back, back in service means back on the previous version.
+            try db.prepare("UPDATE run_targets SET rollback = ? WHERE run_id = ? AND target_id = ? AND target_port = ? AND rollback = ?")
+                .run([.text(RollbackProgress.done.rawValue), .integer(run), .text(target.id), .integer(Int64(target.port)),
+                      .text(RollbackProgress.pending.rawValue)])
             try db.prepare("DELETE FROM left_out_targets WHERE service = ? AND target_id = ? AND target_port = ?")
                 .run([.text(service), .text(target.id), .integer(Int64(target.port))])
             try db.prepare("UPDATE runs SET interruptions = 0 WHERE id = ?").run([.integer(run)])

@@ -13,13 +13,16 @@ extension Store: RunQueue {
                 ORDER BY id LIMIT 1
                 """).rows([.integer(now.milliseconds)], Store.decodeRun).first else { return nil }
             let status = try run.status.applying(.start)
-            try db.prepare("UPDATE runs SET status = ?, started_at = ?, lease_owner = ?, lease_expires_at = ? WHERE id = ? AND status = ?")
-                .run([.text(status.rawValue), .integer(now.milliseconds), .text(owner.text), .integer(until.milliseconds),
-                      .integer(run.id), .text(run.status.rawValue)])
+            try db.prepare("""
+                UPDATE runs SET status = ?, started_at = ?, lease_owner = ?, lease_expires_at = ?, lease_epoch = lease_epoch + 1
+                WHERE id = ? AND status = ?
+                """).run([.text(status.rawValue), .integer(now.milliseconds), .text(owner.text), .integer(until.milliseconds),
+                          .integer(run.id), .text(run.status.rawValue)])
             try Store.recordEvent(db, run: run.id, service: run.service, .started, at: now)
             var claimed = run
             claimed.status = status
             claimed.startedAt = Date(milliseconds: now.milliseconds)
+            claimed.lease = RunLease(owner: owner, epoch: (run.lease?.epoch ?? 0) + 1)
             return claimed
         }
     }
@@ -28,57 +31,64 @@ extension Store: RunQueue {
                          isGone: (LeaseOwner) -> Bool) throws -> [Run] {
         try write { db in
             let candidates = try db.prepare("""
-                SELECT \(Store.runColumns), lease_owner, lease_expires_at FROM runs WHERE status = ? ORDER BY id
+                SELECT \(Store.runColumns), lease_owner, lease_expires_at, lease_epoch FROM runs WHERE status = ? ORDER BY id
                 """).rows([.text(RunStatus.running.rawValue)]) { row in
-                    (Store.decodeRun(row), row.optionalText(Store.runColumnCount), row.optionalInt(Store.runColumnCount + 1))
+                    (Store.decodeRun(row), row.optionalText(Store.runColumnCount), row.optionalInt(Store.runColumnCount + 1),
+                     row.int(Store.runColumnCount + 2))
                 }
             var taken: [Run] = []
-            for (run, holder, expires) in candidates where !excluding.contains(run.id) {
+            for (run, holder, expires, epoch) in candidates where !excluding.contains(run.id) {
                 let expired = (expires ?? 0) <= now.milliseconds
                 let gone = holder.flatMap(LeaseOwner.init).map(isGone) ?? true
                 guard expired || gone else { continue }
-                // A conditional update: of two processes taking over at once, one wins.
+                // A conditional update on the epoch read: of two processes taking over at
+                // once, one wins, and the holding it ends can write nothing more.
                 try db.prepare("""
-                    UPDATE runs SET lease_owner = ?, lease_expires_at = ?, interruptions = interruptions + 1
-                    WHERE id = ? AND status = ? AND lease_owner IS ? AND lease_expires_at IS ?
+                    UPDATE runs SET lease_owner = ?, lease_expires_at = ?, interruptions = interruptions + 1, lease_epoch = lease_epoch + 1
+                    WHERE id = ? AND status = ? AND lease_epoch = ? AND lease_expires_at IS ?
                     """).run([.text(owner.text), .integer(until.milliseconds), .integer(run.id), .text(RunStatus.running.rawValue),
-                              holder.map(SQLValue.text) ?? .null, expires.map(SQLValue.integer) ?? .null])
+                              .integer(epoch), expires.map(SQLValue.integer) ?? .null])
                 guard db.changes == 1 else { continue }
                 var mine = try Store.withSteps(run, db)
                 mine.interruptions += 1
+                mine.lease = RunLease(owner: owner, epoch: epoch + 1)
                 taken.append(mine)
             }
             return taken
         }
     }
 
-    public func renewLease(run: RunID, owner: LeaseOwner, until: Date) throws {
-        try write { db in try Store.fence(db, run: run, owner: owner, until: until) }
+    public func renewLease(run: RunID, lease: RunLease, until: Date) throws {
+        try write { db in try Store.fence(db, run: run, lease: lease, until: until) }
     }
 
-    public func releaseLease(run: RunID, owner: LeaseOwner) throws {
+    public func releaseLease(run: RunID, lease: RunLease) throws {
         try write { db in
-            try db.prepare("UPDATE runs SET lease_expires_at = 0 WHERE id = ? AND lease_owner = ?").run([.integer(run), .text(owner.text)])
+            try db.prepare("UPDATE runs SET lease_expires_at = 0 WHERE id = ? AND lease_owner = ? AND lease_epoch = ?")
+                .run([.integer(run), .text(lease.owner.text), .integer(lease.epoch)])
         }
     }
 
-    /// Throws `LeaseLost` unless `owner` holds the running run; extends the lease when given `until`.
-    static func fence(_ db: Connection, run: RunID, owner: LeaseOwner, until: Date? = nil) throws {
+    /// Throws `LeaseLost` unless the running run is still held under `lease` (its owner and
+    /// its epoch); extends the lease when given `until`. Called inside the write it guards.
+    static func fence(_ db: Connection, run: RunID, lease: RunLease, until: Date? = nil) throws {
         if let until {
-            try db.prepare("UPDATE runs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND status = ?")
-                .run([.integer(until.milliseconds), .integer(run), .text(owner.text), .text(RunStatus.running.rawValue)])
-        } else {
-            try db.prepare("UPDATE runs SET lease_expires_at = lease_expires_at WHERE id = ? AND lease_owner = ? AND status = ?")
-                .run([.integer(run), .text(owner.text), .text(RunStatus.running.rawValue)])
+            try db.prepare("UPDATE runs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND lease_epoch = ? AND status = ?")
+                .run([.integer(until.milliseconds), .integer(run), .text(lease.owner.text), .integer(lease.epoch),
+                      .text(RunStatus.running.rawValue)])
+            if db.changes != 1 { throw LeaseLost(run: run) }
+            return
         }
-        if db.changes != 1 { throw LeaseLost(run: run) }
+        let held = try db.prepare("SELECT 1 FROM runs WHERE id = ? AND lease_owner = ? AND lease_epoch = ? AND status = ?")
+            .rows([.integer(run), .text(lease.owner.text), .integer(lease.epoch), .text(RunStatus.running.rawValue)]) { _ in true }
+        if held.isEmpty { throw LeaseLost(run: run) }
     }
 
-    public func finish(_ id: RunID, _ event: RunEvent, error: String?, owner: LeaseOwner?, at now: Date) throws {
+    public func finish(_ id: RunID, _ event: RunEvent, error: String?, lease: RunLease?, at now: Date) throws {
         let ended = try write { db -> (service: String, status: RunStatus, startedAt: Date?)? in
             guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?")
                 .rows([.integer(id)], Store.decodeRun).first else { return nil }
-            if let owner { try Store.fence(db, run: id, owner: owner) }
+            if let lease { try Store.fence(db, run: id, lease: lease) }
             let status = try run.status.applying(event)
             try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?")
                 .run([.text(status.rawValue), .integer(now.milliseconds), error.map(SQLValue.text) ?? .null, .integer(id)])
@@ -97,7 +107,7 @@ extension Store: RunQueue {
     }
 
     public func finish(_ id: RunID, _ event: RunEvent, error: String?, at now: Date) throws {
-        try finish(id, event, error: error, owner: nil, at: now)
+        try finish(id, event, error: error, lease: nil, at: now)
     }
 
     public func recordInterruption(run: RunID, note: String, at now: Date) throws {
@@ -212,12 +222,40 @@ extension Store: RunQueue {
         }
     }
 
-    public func recordRollback(run: RunID, to version: String?, at now: Date) throws {
-        try write { db in try Store.recordRollback(db, run: run, to: version) }
+    public func recordRollback(run: RunID, to version: String?, cause: String?, at now: Date) throws {
+        try write { db in try Store.recordRollback(db, run: run, to: version, cause: cause) }
     }
 
-    static func recordRollback(_ db: Connection, run: RunID, to version: String?) throws {
-        try db.prepare("UPDATE runs SET rollback_to = ? WHERE id = ?").run([version.map(SQLValue.text) ?? .null, .integer(run)])
+    /// The rollback's version, its cause and the step it began after; every target the run
+    /// touched then owes it. Ending a rollback that could not finish (`to` nil) keeps the rest.
+    static func recordRollback(_ db: Connection, run: RunID, to version: String?, cause: String?) throws {
+        guard let version else {
+            try db.prepare("UPDATE runs SET rollback_to = NULL WHERE id = ?").run([.integer(run)])
+            return
+        }
+        try db.prepare("""
+            UPDATE runs SET rollback_to = ?, rollback_cause = ?,
+                   rollback_after_step = (SELECT coalesce(max(id), 0) FROM steps WHERE run_id = runs.id)
+            WHERE id = ?
+            """).run([.text(version), cause.map(SQLValue.text) ?? .null, .integer(run)])
+        try db.prepare("UPDATE run_targets SET rollback = ? WHERE run_id = ? AND progress <> ? AND rollback IS NULL")
+            .run([.text(RollbackProgress.pending.rawValue), .integer(run), .text(TargetProgress.pending.rawValue)])
+    }
+
+    public func recordBake(run: RunID, elapsed: Duration) throws {
+        try write { db in try Store.recordBake(db, run: run, elapsed: elapsed) }
+    }
+
+    static func recordBake(_ db: Connection, run: RunID, elapsed: Duration) throws {
+        try db.prepare("UPDATE runs SET bake_elapsed_ms = ? WHERE id = ?")
+            .run([.integer(max(0, Int64((elapsed.seconds * 1000).rounded()))), .integer(run)])
+    }
+
+    public func bakeElapsed(of run: RunID) throws -> Duration? {
+        try read { db in
+            try db.prepare("SELECT bake_elapsed_ms FROM runs WHERE id = ?").rows([.integer(run)]) { $0.optionalInt(0) }
+                .first?.flatMap { Duration.milliseconds($0) }
+        }
     }
 
     public func isCancelRequested(_ run: RunID) throws -> Bool {

@@ -25,8 +25,8 @@ public struct RunFilter: Sendable {
 }
 
 extension Store {
-    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions, promote_requested, rollback_to"
-    static let runColumnCount: Int32 = 18
+    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions, promote_requested, rollback_to, rollback_cause, rollback_after_step, lease_owner, lease_epoch"
+    static let runColumnCount: Int32 = 22
     static let stepColumns = "id, run_id, target_id, target_port, phase, status, started_at, finished_at, error, hook_process_group"
 
     /// Queues a run; a queued run of the same service is superseded by it, in one transaction.
@@ -207,6 +207,9 @@ extension Store {
         run.interruptions = Int(row.int(15))
         run.promoteRequested = row.int(16) != 0
         run.rollbackTo = row.optionalText(17)
+        run.rollbackCause = row.optionalText(18)
+        run.rollbackAfterStep = row.optionalInt(19)
+        if let owner = row.optionalText(20).flatMap(LeaseOwner.init) { run.lease = RunLease(owner: owner, epoch: row.int(21)) }
         return run
     }
 

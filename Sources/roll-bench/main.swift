@@ -7,6 +7,7 @@ import Foundation
 import Logging
 import Rollout
 import RolloutTesting
+import SQLiteStore
 
 let environment = ProcessInfo.processInfo.environment
 let scale = Double(environment["SCALE"] ?? "") ?? 0.1
@@ -40,8 +41,13 @@ func scenario(_ name: String, fastDrain: Bool, maxUnavailable: Int) async throws
                            hookTimeout: scaled(600), hooks: HookCommands(deploy: "deploy"))
     if fastDrain { plan.fastDrain = FastDrain(check: "quiet-check", quiet: scaled(quiet)) }
     plan.maxUnavailable = .count(maxUnavailable)
-    let store = MemoryRunStore()
-    _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+    // The real store, in a file of its own: the roll's writes cost what they cost in production.
+    let directory = NSTemporaryDirectory() + "roll-bench-\(getpid())-\(name.hashValue.magnitude)"
+    try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    defer { try? FileManager.default.removeItem(atPath: directory) }
+    let store = try Store(path: directory + "/rollgate.db",
+                          migrator: Migrator(directory: ProcessInfo.processInfo.environment["ROLLGATE_MIGRATIONS"] ?? "migrations"))
+    _ = try store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "bench", idempotencyKey: nil, at: clock.now)
     guard let run = try store.claimNext(at: clock.now) else { fatalError("no run") }
     let executor = TrafficModelExecutor(model: model, clock: clock, deployTakes: scaled(5), window: scaled(1))
     var logger = Logger(label: "roll-bench")
@@ -50,7 +56,7 @@ func scenario(_ name: String, fastDrain: Bool, maxUnavailable: Int) async throws
     let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store,
                              clock: clock, logger: logger).perform()
     let total = Date().timeIntervalSince(started) / scale
-    guard outcome == .succeeded, let done = store.run(run.id) else { fatalError("\(name): \(outcome)") }
+    guard outcome == .succeeded, let done = try store.run(run.id) else { fatalError("\(name): \(outcome)") }
     try await Task.sleep(for: scaled(2))   // the requests in flight at the end finish
     let requests = model.requests(until: clock.now)
     return Result(name: name, outOfService: done.outages.map { Double($0.milliseconds ?? 0) / 1000 / scale }, total: total,

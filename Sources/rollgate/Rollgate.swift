@@ -115,11 +115,30 @@ struct Serve: AsyncParsableCommand {
             print("rollgate listening on \(settings.tls == nil ? "http" : "https")://\(settings.listen.host):\(app.server.port)/ with \(settings.services.count) service(s); database \(settings.database)")
         }
         fflush(nil)   // stdout may be a pipe or file: say it now, not at exit
-        await waitForTerminationSignal()
-        logger.info("stopping: no new runs; the target in hand gets \(settings.shutdownTimeout.humanText) to reach a safe point (a second signal exits at once)")
-        await app.stop()
-        logger.info("stopped cleanly; runs in hand resume at the next start")
+        switch await waitForStop(app) {
+        case .signal:
+            logger.info("stopping: no new runs; the target in hand gets \(settings.shutdownTimeout.humanText) to reach a safe point (a second signal exits at once)")
+            await app.stop()
+            logger.info("stopped cleanly; runs in hand resume at the next start")
+        case .databaseLost:
+            await app.stop()
+            throw ExitCode(1)
+        }
     }
+}
+
+enum StopReason { case signal, databaseLost }
+
+/// Suspends until SIGINT or SIGTERM, or until another rollgate takes the database over.
+func waitForStop(_ app: App) async -> StopReason {
+    let (reasons, continuation) = AsyncStream<StopReason>.makeStream()
+    app.onDatabaseLost { continuation.yield(.databaseLost) }
+    Task {
+        await waitForTerminationSignal()
+        continuation.yield(.signal)
+    }
+    for await reason in reasons { return reason }
+    return .signal
 }
 
 /// Before anything is read or written: files rollgate creates (the database, its WAL,

@@ -85,9 +85,9 @@ import SQLiteStore
     func leaveOut(_ id: String) throws -> RunID {
         guard case .created(let run, _) = try app.store.enqueue(service: "web", version: "bad", reason: nil, requestedBy: "t",
                                                                 idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
-        _ = try app.store.claimNext(owner: .test, until: clock.now.adding(.seconds(60)), at: clock.now)
+        let lease = try app.store.claimNext(owner: .test, until: clock.now.adding(.seconds(60)), at: clock.now)?.lease
         try app.store.markOut(run: run.id, service: "web", target: Target(id: id, port: 8080), phase: .deploy,
-                              reason: "deploy hook failed", owner: .test, at: clock.now)
+                              reason: "deploy hook failed", lease: lease!, at: clock.now)
         try app.store.finish(run.id, .fail, error: "deploy hook failed", at: clock.now)
         return run.id
     }

@@ -58,18 +58,18 @@ final class ScriptedOutbound: OutboundHTTP {
     func roll(_ version: String, leaveOut: Bool = false) throws -> RunID {
         guard case .created(let run, _) = try store.enqueue(service: "web", version: version, reason: "ship it", requestedBy: "api:ci",
                                                             idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
-        _ = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(60)), at: clock.now)
+        let lease = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(60)), at: clock.now)?.lease
         for id in ["web-1", "web-2"] {
             let target = Target(id: id, port: 8080)
-            try store.markOut(run: run.id, service: "web", target: target, phase: .drain, reason: "rolling", owner: .test, at: clock.now)
+            try store.markOut(run: run.id, service: "web", target: target, phase: .drain, reason: "rolling", lease: lease!, at: clock.now)
             if leaveOut && id == "web-2" {
                 try store.noteLeftOut(service: "web", target: target, run: run.id, phase: .deploy, reason: "deploy hook failed", at: clock.now)
-                try store.finish(run.id, .fail, error: "deploy hook failed on web-2", owner: .test, at: clock.now)
+                try store.finish(run.id, .fail, error: "deploy hook failed on web-2", lease: lease!, at: clock.now)
                 return run.id
             }
-            try store.markDone(run: run.id, service: "web", target: target, owner: .test, at: clock.now)
+            try store.markDone(run: run.id, service: "web", target: target, lease: lease!, at: clock.now)
         }
-        try store.finish(run.id, .succeed, error: nil, owner: .test, at: clock.now)
+        try store.finish(run.id, .succeed, error: nil, lease: lease!, at: clock.now)
         return run.id
     }
 
@@ -146,13 +146,13 @@ final class ScriptedOutbound: OutboundHTTP {
                                                             idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
         let reply = "https://hooks.slack.test/commands/T/1/reply"
         try store.setReplyTargets(of: run.id, replyURL: reply, githubDeployment: nil)
-        _ = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(600)), at: clock.now)
+        let lease = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(600)), at: clock.now)?.lease
         for index in 1...5 {
             let target = Target(id: "web-\(index)", port: 8080)
             _ = try store.freezePlan(run: run.id, targets: [target])
-            try store.markDone(run: run.id, service: "web", target: target, owner: .test, at: clock.now)
+            try store.markDone(run: run.id, service: "web", target: target, lease: lease!, at: clock.now)
         }
-        try store.finish(run.id, .succeed, error: nil, owner: .test, at: clock.now)
+        try store.finish(run.id, .succeed, error: nil, lease: lease!, at: clock.now)
         for _ in 0..<12 { await notifier.pass() }
         let replies = http.bodies(to: reply).compactMap { $0["text"]?.string }
         #expect(replies.count == 5)
@@ -168,8 +168,8 @@ final class ScriptedOutbound: OutboundHTTP {
         guard case .created(let run, _) = try store.enqueue(service: "web", version: "f95f852", reason: nil, requestedBy: "github:Codertocat",
                                                             idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
         try store.setReplyTargets(of: run.id, replyURL: nil, githubDeployment: "Codertocat/Hello-World/145988746")
-        _ = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(60)), at: clock.now)
-        try store.finish(run.id, .fail, error: "deploy hook failed on web-1", owner: .test, at: clock.now)
+        let lease = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(60)), at: clock.now)?.lease
+        try store.finish(run.id, .fail, error: "deploy hook failed on web-1", lease: lease!, at: clock.now)
         for _ in 0..<4 { await notifier.pass() }
         let statuses = http.requests.filter { $0.url == "https://github.test/api/repos/Codertocat/Hello-World/deployments/145988746/statuses" }
         #expect(statuses.compactMap { JSONValue.parse($0.body)?["state"]?.string } == ["queued", "in_progress", "failure"])

@@ -1,10 +1,11 @@
 import Testing
 import Rollout
 import RolloutTesting
+import SQLiteStore
 
 @Suite struct DispatcherTests {
     let clock = ManualClock()
-    let store = MemoryRunStore()
+    let store = try! Store.forTests()
 
     func dispatcher(_ lbs: [String: FakeLoadBalancer], executor: RecordingExecutor = RecordingExecutor(),
                     owner: LeaseOwner = .test, liveness: StubLiveness = StubLiveness()) -> Dispatcher {
@@ -14,7 +15,7 @@ import RolloutTesting
             guard let lb = lbs[run.service] else { return .failure(.init("service \(run.service) is not configured")) }
             let plan = ServicePlan(name: run.service, pollInterval: .seconds(1), hooks: HookCommands(deploy: "deploy.sh"))
             return .success(Roll(run: run, plan: plan, loadBalancer: lb, executor: executor, journal: store, clock: clock,
-                                 logger: .quiet, context: RollContext(owner: owner)))
+                                 logger: .quiet))
         }
     }
 
@@ -24,14 +25,21 @@ import RolloutTesting
     @Test func runsEveryQueuedRunOnePerServiceInOrder() async throws {
         let web = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
         let api = FakeLoadBalancer(targets: [Target(id: "a1", port: 80)])
-        let executor = RecordingExecutor()
-        store.enqueue(service: "web", version: "v1", at: clock.now)
-        store.enqueue(service: "api", version: "v1", at: clock.now)
-        store.enqueue(service: "web", version: "v2", at: clock.now)
+        // web v2 is asked for while web v1 rolls (asked for before it started, it would
+        // supersede v1 in the queue).
+        let store = self.store, clock = self.clock
+        let asked = Box<Bool>()
+        let executor = RecordingExecutor(onRun: { hook in
+            guard hook.environment["ROLLGATE_SERVICE"] == "web", asked.value == nil else { return }
+            asked.value = true
+            _ = try? store.enqueue(service: "web", version: "v2", at: clock.now)
+        })
+        try store.enqueue(service: "web", version: "v1", at: clock.now)
+        try store.enqueue(service: "api", version: "v1", at: clock.now)
         let dispatcher = dispatcher(["web": web, "api": api], executor: executor)
         await dispatcher.start(tick: nil)
         await dispatcher.idle()
-        for id in 1...3 { #expect(store.run(RunID(id))?.status == .succeeded, "run \(id)") }
+        for id in 1...3 { #expect(try store.run(RunID(id))?.status == .succeeded, "run \(id)") }
         // web's second run started only after its first finished: versions never interleave.
         let webVersions = executor.recorded.filter { $0.environment["ROLLGATE_SERVICE"] == "web" }.map { $0.environment["ROLLGATE_VERSION"]! }
         #expect(webVersions == ["v1", "v1", "v2", "v2"])
@@ -42,50 +50,51 @@ import RolloutTesting
     @Test func stopLeavesTheRunInHandToBeResumedAndTheNextStartFinishesIt() async throws {
         let (started, signal) = AsyncStream<Void>.makeStream()
         let firstHookRuns = Box<Bool>()
+        let store = self.store, clock = self.clock
         let executor = RecordingExecutor(onRun: { _ in
             guard firstHookRuns.value == nil else { return }
             firstHookRuns.value = true
+            _ = try? store.enqueue(service: "web", version: "v2", at: clock.now)   // queued behind v1, which rolls
             signal.yield()
             try? await Task.sleep(for: .seconds(3600))   // a hook still running; cancelled by stop()
         })
         let web = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
-        store.enqueue(service: "web", version: "v1", at: clock.now)
-        store.enqueue(service: "web", version: "v2", at: clock.now)
+        try store.enqueue(service: "web", version: "v1", at: clock.now)
         let first = dispatcher(["web": web], executor: executor)
         await first.start(tick: nil)
         var iterator = started.makeAsyncIterator()
         _ = await iterator.next()
         await first.stop()
-        let stopped = try #require(store.run(1))
+        let stopped = try #require(try store.run(1))
         #expect(stopped.status == .running, "a stopped roll is resumed, not failed")
         #expect(stopped.steps.allSatisfy { $0.status != .running }, "no step is left in hand")
         #expect(stopped.steps.last?.error?.hasPrefix("interrupted") == true)
         #expect(try store.leftOut(service: "web").map(\.target.id) == ["w1"], "w1 is out and recorded so")
-        #expect(try #require(store.lease(of: 1)).until < clock.now, "the lease is released for the next start")
-        #expect(store.run(2)?.status == .queued, "queued runs wait for the next start")
+        #expect(try #require(try store.lease(of: 1)).until < clock.now, "the lease is released for the next start")
+        #expect(try store.run(2)?.status == .queued, "queued runs wait for the next start")
 
         // The next start (another process) takes run 1 over at once and finishes it first.
         let second = dispatcher(["web": web], executor: executor, owner: Self.next)
         await second.start(tick: nil)
         await second.idle()
-        let resumed = try #require(store.run(1))
+        let resumed = try #require(try store.run(1))
         #expect(resumed.status == .succeeded)
-        #expect(store.run(2)?.status == .succeeded)
+        #expect(try store.run(2)?.status == .succeeded)
         #expect(try store.leftOut(service: "web").isEmpty)
         #expect(web.maxOutOfService == 1)
         #expect(web.isRegistered("w1") && web.isRegistered("w2"))
         let w1Deploys = executor.recorded.filter { $0.environment["ROLLGATE_VERSION"] == "v1" && $0.environment["ROLLGATE_TARGET_ID"] == "w1" }
         #expect(w1Deploys.map { $0.environment["ROLLGATE_ATTEMPT"] } == ["1", "2"], "the interrupted hook runs again from the start")
-        #expect(store.logs.contains { $0.runID == 1 && $0.text.contains("resumed after an interruption during deploy of w1") })
+        #expect(try store.logs.contains { $0.runID == 1 && $0.text.contains("resumed after an interruption during deploy of w1") })
         await second.stop()
     }
 
     @Test func aRunForAnUnknownServiceFailsWithTheReason() async throws {
-        store.enqueue(service: "gone", version: "v1", at: clock.now)
+        try store.enqueue(service: "gone", version: "v1", at: clock.now)
         let dispatcher = dispatcher([:])
         await dispatcher.start(tick: nil)
         await dispatcher.idle()
-        let run = try #require(store.run(1))
+        let run = try #require(try store.run(1))
         #expect(run.status == .failed)
         #expect(run.error == "service gone is not configured")
         await dispatcher.stop()
@@ -95,13 +104,13 @@ import RolloutTesting
     func crashedRun(owner: LeaseOwner, leaseUntil: Date, lastStep: Step) throws {
         var run = Run(id: 1, service: "web", version: "v3", status: .running, createdAt: clock.now, startedAt: clock.now)
         run.steps = [lastStep]
-        store.insert(run)
-        store.setLease(of: 1, owner: owner, until: leaseUntil)
+        try store.insert(run)
+        let lease = try store.setLease(of: 1, owner: owner, until: leaseUntil)
         let w1 = Target(id: "w1", port: 80), w2 = Target(id: "w2", port: 80)
         _ = try store.freezePlan(run: 1, targets: [w1, w2])
-        try store.markOut(run: 1, service: "web", target: w1, phase: .drain, reason: "test", owner: owner, at: clock.now)
-        try store.markDone(run: 1, service: "web", target: w1, owner: owner, at: clock.now)
-        try store.markOut(run: 1, service: "web", target: w2, phase: .drain, reason: "test", owner: owner, at: clock.now)
+        try store.markOut(run: 1, service: "web", target: w1, phase: .drain, reason: "test", lease: lease, at: clock.now)
+        try store.markDone(run: 1, service: "web", target: w1, lease: lease, at: clock.now)
+        try store.markOut(run: 1, service: "web", target: w2, phase: .drain, reason: "test", lease: lease, at: clock.now)
     }
 
     @Test func aRunWhoseOwnerDiedIsTakenOverAndResumedFromWhatTheLoadBalancerSays() async throws {
@@ -113,7 +122,7 @@ import RolloutTesting
         let dispatcher = dispatcher(["web": lb], executor: executor, liveness: StubLiveness(gone: [Self.dead]))
         await dispatcher.start(tick: nil)
         await dispatcher.idle()
-        let after = try #require(store.run(1))
+        let after = try #require(try store.run(1))
         #expect(after.status == .succeeded, "\(after.error ?? "")")
         #expect(after.steps.first?.status == .failed && after.steps.first?.error == "interrupted")
         #expect(lb.calls.filter { $0 == .deregister("w2") }.count == 1, "w2 was already out (the dead process deregistered it): not deregistered again")
@@ -121,7 +130,7 @@ import RolloutTesting
         #expect(executor.recorded.map { $0.environment["ROLLGATE_TARGET_ID"]! } == ["w2"])
         #expect(lb.isRegistered("w2"))
         #expect(try store.leftOut(service: "web").isEmpty)
-        let texts = store.logs.map(\.text)
+        let texts = try store.logs.map(\.text)
         #expect(texts.contains("interrupted: rollgate stopped during drain of w2 (interruption 1 in a row)"))
         #expect(texts.contains { $0.hasPrefix("resumed after an interruption during drain of w2: the load balancer says draining") })
         await dispatcher.stop()
@@ -132,11 +141,11 @@ import RolloutTesting
         try await lb.deregister(Target(id: "w2", port: 80))   // out, and listed nowhere but in the run's steps
         var run = Run(id: 1, service: "web", version: "v3", status: .running, createdAt: clock.now, startedAt: clock.now)
         run.steps = [Step(id: 7, runID: 1, targetID: "w2", targetPort: 80, phase: .deploy, status: .running, startedAt: clock.now)]
-        store.insert(run)   // no lease, no plan: written before leases and plans existed
+        try store.insert(run)   // no lease, no plan: written before leases and plans existed
         let dispatcher = dispatcher(["web": lb])
         await dispatcher.start(tick: nil)
         await dispatcher.idle()
-        #expect(store.run(1)?.status == .succeeded)
+        #expect(try store.run(1)?.status == .succeeded)
         #expect(try store.plan(of: 1).map(\.target.id) == ["w2", "w1"])
         #expect(lb.isRegistered("w2") && lb.maxOutOfService == 1)
         await dispatcher.stop()
@@ -149,12 +158,13 @@ import RolloutTesting
         let dispatcher = dispatcher(["web": lb])
         await dispatcher.start(tick: nil)
         await dispatcher.idle()
-        #expect(store.run(1)?.interruptions == 0 && store.lease(of: 1)?.owner == Self.next, "a live holder keeps its run")
+        #expect(try store.run(1)?.interruptions == 0, "a live holder keeps its run")
+        #expect(try store.lease(of: 1)?.owner == Self.next)
         #expect(lb.calls.isEmpty)
         clock.advance(by: .seconds(16))
         await dispatcher.wake()
         await dispatcher.idle()
-        #expect(store.run(1)?.status == .succeeded, "taken over once the lease expired")
+        #expect(try store.run(1)?.status == .succeeded, "taken over once the lease expired")
         await dispatcher.stop()
     }
 
@@ -164,14 +174,14 @@ import RolloutTesting
                        lastStep: Step(id: 7, runID: 1, targetID: "w2", targetPort: 80, phase: .deploy, status: .running,
                                       startedAt: clock.now, hookProcess: HookProcess(group: 4242)))
         for number in 1...3 {
-            store.bumpInterruptions(of: 1)
+            try store.bumpInterruptions(of: 1)
             try store.recordInterruption(run: 1, note: "crash \(number)", at: clock.now)
         }
         let executor = RecordingExecutor()
         let dispatcher = dispatcher(["web": lb], executor: executor)
         await dispatcher.start(tick: nil)
         await dispatcher.idle()
-        let run = try #require(store.run(1))
+        let run = try #require(try store.run(1))
         #expect(run.status == .failed)
         let error = try #require(run.error)
         #expect(error.hasPrefix("interrupted 4 times in a row without finishing a target; not resuming again"))
@@ -184,14 +194,14 @@ import RolloutTesting
 
     @Test func aRollThatLostItsLeaseTakesNoFurtherAction() async throws {
         let lb = FakeLoadBalancer(targets: [Target(id: "w1", port: 80), Target(id: "w2", port: 80)])
-        store.enqueue(service: "web", version: "v1", at: clock.now)
+        try store.enqueue(service: "web", version: "v1", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         // Another process took the run over (our lease had run out while we were stalled).
-        store.setLease(of: run.id, owner: Self.next, until: clock.now.adding(.seconds(15)))
+        try store.setLease(of: run.id, owner: Self.next, until: clock.now.adding(.seconds(15)))
         let roll = Roll(run: run, plan: ServicePlan(name: "web", hooks: HookCommands(deploy: "deploy.sh")), loadBalancer: lb,
                         executor: RecordingExecutor(), journal: store, clock: clock, logger: .quiet)
         #expect(await roll.perform() == .leaseLost)
         #expect(!lb.calls.contains { if case .deregister = $0 { return true } else { return false } }, "fenced before DeregisterTargets")
-        #expect(store.run(run.id)?.status == .running, "the new owner's run is not touched")
+        #expect(try store.run(run.id)?.status == .running, "the new owner's run is not touched")
     }
 }

@@ -3,17 +3,18 @@ import MetricsTestKit
 import Testing
 import Rollout
 import RolloutTesting
+import SQLiteStore
 
 /// What the roll counts as it happens, on the injected clock: the same figures an operator's
 /// dashboard shows, measured from the roll's own steps.
 @Suite struct RollMetricsTests {
     let targets = [Target(id: "i-a", port: 80), Target(id: "i-b", port: 80)]
     let clock = ManualClock()
-    let store = MemoryRunStore()
+    let store = try! Store.forTests()
     let recorded = TestMetrics()
 
     func roll(_ executor: RecordingExecutor) async throws -> Roll.Outcome {
-        _ = store.enqueue(service: "web", version: "v7", at: clock.now)
+        _ = try store.enqueue(service: "web", version: "v7", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         let plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(30), healthyTimeout: .seconds(20),
                                hookTimeout: .seconds(60), hooks: HookCommands(deploy: "deploy.sh", verify: "verify.sh"))

@@ -2,12 +2,13 @@ import Logging
 import Testing
 import Rollout
 import RolloutTesting
+import SQLiteStore
 import Synchronization
 
 @Suite struct RollTests {
     let targets = [Target(id: "i-c", port: 80), Target(id: "i-a", port: 80), Target(id: "i-b", port: 80)]
     let clock = ManualClock()
-    let store = MemoryRunStore()
+    let store = try! Store.forTests()
 
     func plan(prepare: String? = nil, verify: String? = "verify.sh") -> ServicePlan {
         ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(30), healthyTimeout: .seconds(20),
@@ -15,12 +16,12 @@ import Synchronization
     }
 
     func roll(_ lb: FakeLoadBalancer, _ executor: RecordingExecutor, plan: ServicePlan? = nil) async throws -> (Roll.Outcome, Run) {
-        let queued = store.enqueue(service: "web", version: "v42", at: clock.now)
+        let queued = try store.enqueue(service: "web", version: "v42", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         #expect(run.id == queued.id)
         let roll = Roll(run: run, plan: plan ?? self.plan(), loadBalancer: lb, executor: executor, journal: store,
                         clock: clock, logger: .quiet)
-        return (await roll.perform(), try #require(store.run(run.id)))
+        return (await roll.perform(), try #require(try store.run(run.id)))
     }
 
     /// The calls that change or wait on one target, in order, without the polls.
@@ -72,7 +73,7 @@ import Synchronization
         ])
         // prepare runs while the target still serves.
         #expect(lb.calls.firstIndex(of: .deregister("i-a"))! > 0)
-        #expect(store.logs.contains { $0.stream == .stdout && $0.text == "deploy on i-b" && $0.targetID == "i-b" && $0.phase == .deploy })
+        #expect(try store.logs.contains { $0.stream == .stdout && $0.text == "deploy on i-b" && $0.targetID == "i-b" && $0.phase == .deploy })
         // Each hook step records its process group as soon as it exists.
         #expect(run.steps.filter { [.prepare, .deploy, .verify].contains($0.phase) }.allSatisfy { $0.hookProcess != nil })
         #expect(run.steps.filter { [.drain, .restore].contains($0.phase) }.allSatisfy { $0.hookProcess == nil })
@@ -172,10 +173,10 @@ struct AddressedLoadBalancer: LoadBalancer, TargetAddressing {
 
 @Suite struct TargetHostTests {
     let clock = ManualClock()
-    let store = MemoryRunStore()
+    let store = try! Store.forTests()
 
     func perform(_ lb: AddressedLoadBalancer, _ executor: RecordingExecutor) async throws -> Roll.Outcome {
-        store.enqueue(service: "web", version: "v1", at: clock.now)
+        try store.enqueue(service: "web", version: "v1", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         let plan = ServicePlan(name: "web", pollInterval: .seconds(1), hooks: HookCommands(prepare: "p.sh", deploy: "d.sh"))
         return await Roll(run: run, plan: plan, loadBalancer: lb, executor: executor, journal: store, clock: clock, logger: .quiet).perform()
@@ -210,10 +211,10 @@ struct TimedLoadBalancer: LoadBalancer, TargetGroupTimed {
 
 @Suite struct WaitSizingTests {
     let clock = ManualClock()
-    let store = MemoryRunStore()
+    let store = try! Store.forTests()
 
     func perform(_ lb: TimedLoadBalancer, sizeDrain: Bool, sizeHealthy: Bool) async throws -> (Roll.Outcome, Duration) {
-        store.enqueue(service: "web", version: "v1", at: clock.now)
+        try store.enqueue(service: "web", version: "v1", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(600), healthyTimeout: .seconds(300),
                                hooks: HookCommands(deploy: "deploy.sh"))
@@ -235,7 +236,7 @@ struct TimedLoadBalancer: LoadBalancer, TargetGroupTimed {
         // 900 s + 30 s, not the CLI's fixed 10 minutes (which would give up on a 15-minute delay).
         #expect(message.contains("not drained after 15m30s"))
         #expect(took == .seconds(930))
-        #expect(store.logs.contains { $0.text == "drain_timeout 15m30s: the group's deregistration delay 15m + 30s" })
+        #expect(try store.logs.contains { $0.text == "drain_timeout 15m30s: the group's deregistration delay 15m + 30s" })
     }
 
     @Test func anUnsetHealthyTimeoutFollowsTheHealthCheck() async throws {
@@ -282,7 +283,7 @@ extension RollTests {
         #expect(outcome == .succeeded)
         #expect(actions(lb) == ["deregister i-b", "register i-b", "deregister i-a", "register i-a", "deregister i-c", "register i-c"])
         #expect(lb.maxOutOfService == 1, "i-b was already out: rolling it first took nothing more out")
-        #expect(store.logs.contains { $0.text == "all 3 target(s) run v42 and are healthy" })
+        #expect(try store.logs.contains { $0.text == "all 3 target(s) run v42 and are healthy" })
         #expect(try store.plan(of: run.id).map(\.target.id) == ["i-b", "i-a", "i-c"])
         #expect(try store.plan(of: run.id).allSatisfy { $0.progress == .done })
         #expect(try store.leftOut(service: "web").isEmpty)
@@ -301,7 +302,7 @@ extension RollTests {
     @Test func aDatabaseThatFailsPausesTheRollInsteadOfFailingIt() async throws {
         let flaky = FlakyJournal(store, failures: 5)
         let lb = FakeLoadBalancer(targets: targets)
-        _ = store.enqueue(service: "web", version: "v42", at: clock.now)
+        _ = try store.enqueue(service: "web", version: "v42", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         let health = StoreHealth()
         let roll = Roll(run: run, plan: plan(), loadBalancer: lb, executor: RecordingExecutor(), journal: flaky,
@@ -316,12 +317,12 @@ extension RollTests {
 
 /// A journal whose first `failures` state writes fail (a locked or full database).
 final class FlakyJournal: RunJournal {
-    let base: MemoryRunStore
+    let base: Store
     private let counts: Mutex<(remaining: Int, failed: Int)>
     var failed: Int { counts.withLock { $0.failed } }
     struct DiskFull: Error {}
 
-    init(_ base: MemoryRunStore, failures: Int) { self.base = base; counts = Mutex((failures, 0)) }
+    init(_ base: Store, failures: Int) { self.base = base; counts = Mutex((failures, 0)) }
 
     private func maybeFail() throws {
         try counts.withLock { counts in
@@ -344,22 +345,26 @@ final class FlakyJournal: RunJournal {
     func freezePlan(run: RunID, targets: [Target]) throws -> [PlannedTarget] {
         try maybeFail(); return try base.freezePlan(run: run, targets: targets)
     }
-    func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String, owner: LeaseOwner, at: Date) throws {
-        try maybeFail(); try base.markOut(run: run, service: service, target: target, phase: phase, reason: reason, owner: owner, at: at)
+    func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String, lease: RunLease, at: Date) throws {
+        try maybeFail(); try base.markOut(run: run, service: service, target: target, phase: phase, reason: reason, lease: lease, at: at)
     }
-    func markDone(run: RunID, service: String, target: Target, owner: LeaseOwner, at: Date) throws {
-        try base.markDone(run: run, service: service, target: target, owner: owner, at: at)
+    func markDone(run: RunID, service: String, target: Target, lease: RunLease, at: Date) throws {
+        try base.markDone(run: run, service: service, target: target, lease: lease, at: at)
     }
     func noteLeftOut(service: String, target: Target, run: RunID, phase: Phase, reason: String, at: Date) throws {
         try base.noteLeftOut(service: service, target: target, run: run, phase: phase, reason: reason, at: at)
     }
     func leftOut(service: String) throws -> [LeftOutTarget] { try base.leftOut(service: service) }
-    func renewLease(run: RunID, owner: LeaseOwner, until: Date) throws { try base.renewLease(run: run, owner: owner, until: until) }
+    func renewLease(run: RunID, lease: RunLease, until: Date) throws { try base.renewLease(run: run, lease: lease, until: until) }
     func isPromoteRequested(_ run: RunID) throws -> Bool { try base.isPromoteRequested(run) }
     func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
         try base.previousGoodVersion(service: service, before: run, otherThan: version)
     }
-    func recordRollback(run: RunID, to version: String?, at: Date) throws { try maybeFail(); try base.recordRollback(run: run, to: version, at: at) }
+    func recordRollback(run: RunID, to version: String?, cause: String?, at: Date) throws {
+        try maybeFail(); try base.recordRollback(run: run, to: version, cause: cause, at: at)
+    }
+    func recordBake(run: RunID, elapsed: Duration) throws { try base.recordBake(run: run, elapsed: elapsed) }
+    func bakeElapsed(of run: RunID) throws -> Duration? { try base.bakeElapsed(of: run) }
 }
 
 final class Box<T: Sendable>: @unchecked Sendable {

@@ -2,6 +2,7 @@ import Dispatch
 import Testing
 import Rollout
 import RolloutTesting
+import SQLiteStore
 import Synchronization
 
 /// The run's log batches lines into transactions. What must hold with several hooks printing
@@ -45,11 +46,13 @@ import Synchronization
     static let at = Date(timeIntervalSince1970: 1_800_000_000)
 
     @Test func aReaderDoesNotWaitForAnotherReadersWrite() async throws {
-        let store = MemoryRunStore()
-        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: StoreHealth(), flushDelay: nil)
+        let store = try Store.forTests()
+        let journal = GatedJournal(store)
+        try store.enqueue(service: "web", version: "v1", at: Self.at)
+        let log = RunLog(run: 1, journal: journal, mask: SecretMask(), health: StoreHealth(), flushDelay: nil)
         let gate = Gate()
         let first = Flag(true)
-        store.beforeLogBatch.withLock { hook in
+        journal.beforeLogBatch.withLock { hook in
             hook = { _ in
                 guard first.take() else { return }
                 gate.enter()
@@ -62,28 +65,30 @@ import Synchronization
         #expect(await Self.eventually { gate.entered.isSet }, "the first batch reached the journal")
         // Hook b prints 1,200 lines meanwhile: none of them waits for a's transaction.
         for n in 1...1200 { log.append(.stdout, target: "b", phase: .deploy, text: "b \(n)", at: Self.at) }
-        #expect(store.logs.isEmpty, "a's batch is still held: b did not wait for it")
+        #expect(try store.logs.isEmpty, "a's batch is still held: b did not wait for it")
         #expect(log.waiting == 1200)
         gate.open.signal()
         await a.value
         #expect(log.flush(at: Self.at))
-        let texts = store.logs.map(\.text)
+        let texts = try store.logs.map(\.text)
         #expect(texts.count == RunLog.batchLines + 1200)
         #expect(Array(texts.prefix(RunLog.batchLines)) == (1...RunLog.batchLines).map { "a \($0)" })
         #expect(texts.filter { $0.hasPrefix("b ") } == (1...1200).map { "b \($0)" })
-        #expect(store.logs.map(\.seq) == (1...Int64(texts.count)).map { $0 })
+        #expect(try store.logs.map(\.seq) == (1...Int64(texts.count)).map { $0 })
     }
 
     /// A hook printing faster than the journal stores must not grow the backlog without bound:
     /// past `backlogLines` its reader waits for the writer. Transactions stay at most
     /// `transactionLines` long, and every line still arrives once, in order.
     @Test func aFloodWaitsForTheWriterPastTheBacklogAndTransactionsStayShort() async throws {
-        let store = MemoryRunStore()
-        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: StoreHealth(), flushDelay: nil)
+        let store = try Store.forTests()
+        let journal = GatedJournal(store)
+        try store.enqueue(service: "web", version: "v1", at: Self.at)
+        let log = RunLog(run: 1, journal: journal, mask: SecretMask(), health: StoreHealth(), flushDelay: nil)
         let gate = Gate()
         let first = Flag(true)
         let sizes = Mutex<[Int]>([])
-        store.beforeLogBatch.withLock { hook in
+        journal.beforeLogBatch.withLock { hook in
             hook = { batch in
                 sizes.withLock { $0.append(batch.count) }
                 guard first.take() else { return }
@@ -113,14 +118,16 @@ import Synchronization
         await a.value
         await flood.value
         #expect(log.flush(at: Self.at))
-        #expect(store.logs.filter { $0.text.hasPrefix("a ") }.map(\.text) == (1...RunLog.batchLines).map { "a \($0)" })
-        #expect(store.logs.filter { !$0.text.hasPrefix("a ") }.map(\.text) == (1...total).map(String.init))
+        #expect(try store.logs.filter { $0.text.hasPrefix("a ") }.map(\.text) == (1...RunLog.batchLines).map { "a \($0)" })
+        #expect(try store.logs.filter { !$0.text.hasPrefix("a ") }.map(\.text) == (1...total).map(String.init))
         #expect(sizes.withLock { $0 }.allSatisfy { $0 <= RunLog.transactionLines })
     }
 
     @Test func manyReadersAtOnceStoreEveryLineOnceInOrder() async throws {
-        let store = MemoryRunStore()
-        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: StoreHealth(), flushDelay: nil)
+        let store = try Store.forTests()
+        let journal = GatedJournal(store)
+        try store.enqueue(service: "web", version: "v1", at: Self.at)
+        let log = RunLog(run: 1, journal: journal, mask: SecretMask(), health: StoreHealth(), flushDelay: nil)
         let readers = 4, lines = 3000
         await withTaskGroup(of: Void.self) { group in
             for reader in 0..<readers {
@@ -130,7 +137,7 @@ import Synchronization
             }
         }
         #expect(log.flush(at: Self.at))
-        let stored = store.logs
+        let stored = try store.logs
         #expect(stored.count == readers * lines)
         for reader in 0..<readers {
             #expect(stored.filter { $0.targetID == "t\(reader)" }.map(\.text) == (1...lines).map(String.init))
@@ -138,20 +145,22 @@ import Synchronization
     }
 
     @Test func aFailedWriteKeepsItsLinesAheadOfLaterOnes() throws {
-        let store = MemoryRunStore()
+        let store = try Store.forTests()
+        let journal = GatedJournal(store)
+        try store.enqueue(service: "web", version: "v1", at: Self.at)
         let health = StoreHealth()
-        let log = RunLog(run: 1, journal: store, mask: SecretMask(), health: health, flushDelay: nil)
+        let log = RunLog(run: 1, journal: journal, mask: SecretMask(), health: health, flushDelay: nil)
         let refuse = Flag(true)
-        store.beforeLogBatch.withLock { $0 = { _ in if refuse.isSet { throw Refused() } } }
+        journal.beforeLogBatch.withLock { $0 = { _ in if refuse.isSet { throw Refused() } } }
         for n in 1...RunLog.batchLines { log.append(.stdout, target: "a", phase: .deploy, text: "\(n)", at: Self.at) }
-        #expect(store.logs.isEmpty)
+        #expect(try store.logs.isEmpty)
         #expect(health.failure != nil)
         for n in (RunLog.batchLines + 1)...(RunLog.batchLines + 10) { log.append(.stdout, target: "a", phase: .deploy, text: "\(n)", at: Self.at) }
         #expect(!log.flush(at: Self.at), "still refused: flush says lines are left")
         #expect(log.waiting == RunLog.batchLines + 10)
         _ = refuse.take()
         #expect(log.flush(at: Self.at))
-        #expect(store.logs.map(\.text) == (1...(RunLog.batchLines + 10)).map(String.init))
+        #expect(try store.logs.map(\.text) == (1...(RunLog.batchLines + 10)).map(String.init))
         #expect(health.failure == nil)
     }
 }

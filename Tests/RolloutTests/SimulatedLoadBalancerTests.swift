@@ -1,11 +1,12 @@
 import Testing
 import Rollout
 import RolloutTesting
+import SQLiteStore
 import Synchronization
 
 @Suite struct SimulatedLoadBalancerTests {
     let clock = ManualClock()
-    let store = MemoryRunStore()
+    let store = try! Store.forTests()
     let settings = SimulationSettings(targets: 3, drainTime: .seconds(5), healthyTime: .seconds(3), port: 8080)
 
     @Test func startsWithEveryTargetRegisteredAndHealthy() async throws {
@@ -80,7 +81,7 @@ import Synchronization
 
     @Test func aFullRollAgainstTheSimulationTakesTheModelledTime() async throws {
         let lb = try SimulatedLoadBalancer(service: "web", settings: settings, store: store, clock: clock)
-        store.enqueue(service: "web", version: "v2", at: clock.now)
+        try store.enqueue(service: "web", version: "v2", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         let plan = ServicePlan(name: "web", pollInterval: .milliseconds(500), drainTimeout: .seconds(60), healthyTimeout: .seconds(60),
                                hooks: HookCommands(deploy: "deploy.sh"))
@@ -96,10 +97,10 @@ import Synchronization
 
 /// Saves fail `failures` times once armed (a locked or full database).
 final class FlakyTargetStore: SimulatedTargetStore {
-    let base: MemoryRunStore
+    let base: Store
     private let state: Mutex<(armed: Bool, remaining: Int)>
 
-    init(_ base: MemoryRunStore, failures: Int) { self.base = base; state = Mutex((false, failures)) }
+    init(_ base: Store, failures: Int) { self.base = base; state = Mutex((false, failures)) }
 
     func arm() { state.withLock { $0.armed = true } }
 

@@ -1,13 +1,14 @@
 import Testing
 import Rollout
 import RolloutTesting
+import SQLiteStore
 
 /// Rolls on the traffic model (users sending a steady stream of requests through a modelled
 /// ALB): zero requests may reach a down app, and never more than the allowed targets out.
 @Suite struct TrafficModelRollTests {
     let targets = (1...3).map { Target(id: "i-\($0)", port: 80) }
     let clock = ManualClock()
-    let store = MemoryRunStore()
+    let store = try! Store.forTests()
 
     func plan(prepare: String? = nil) -> ServicePlan {
         ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
@@ -15,7 +16,7 @@ import RolloutTesting
     }
 
     func roll(_ model: TrafficModel, _ plan: ServicePlan) async throws -> Roll.Outcome {
-        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        _ = try store.enqueue(service: "web", version: "v2", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         let executor = TrafficModelExecutor(model: model, clock: clock)
         return await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store,
@@ -46,18 +47,18 @@ import RolloutTesting
 @Suite struct FastDrainTests {
     let targets = (1...3).map { Target(id: "i-\($0)", port: 80) }
     let clock = ManualClock()
-    let store = MemoryRunStore()
+    let store = try! Store.forTests()
 
     func roll(_ model: TrafficModel, check: String = "quiet-check") async throws -> (Roll.Outcome, Run, TrafficModelExecutor) {
         var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
                                hookTimeout: .seconds(60), hooks: HookCommands(deploy: "deploy.sh"))
         plan.fastDrain = FastDrain(check: check, quiet: .seconds(10))
-        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        _ = try store.enqueue(service: "web", version: "v2", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         let executor = TrafficModelExecutor(model: model, clock: clock)
         let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store,
                                  clock: clock, logger: .quiet).perform()
-        return (outcome, try #require(store.run(run.id)), executor)
+        return (outcome, try #require(try store.run(run.id)), executor)
     }
 
     /// Seconds each target spent out of service, as the run reports it.
@@ -77,7 +78,7 @@ import RolloutTesting
         // Out: the 13 s the load balancer still sends requests, the quiet 10 s, the 5 s hook,
         // the 5 s health check, a poll or two: about 35 s, not 300.
         for seconds in outOfService(run) { #expect(seconds < 45, "out of service \(seconds) s") }
-        let lines = store.logs.map(\.text)
+        let lines = try store.logs.map(\.text)
         #expect(lines.contains { $0.hasPrefix("fast drain: i-1 stayed quiet for 10s while the load balancer says draining; counted as drained") }, "\(lines)")
     }
 
@@ -89,7 +90,7 @@ import RolloutTesting
         let checks = executor.recorded.filter { $0.command == "quiet-check" && $0.environment["ROLLGATE_TARGET_ID"] == "i-1" }
         #expect(checks.count >= 13 + 10, "checked every poll while draining: \(checks.count)")
         #expect(checks.allSatisfy { $0.environment["ROLLGATE_CHECK"] == "fast_drain" && $0.phase == .drain })
-        let lines = store.logs.map(\.text)
+        let lines = try store.logs.map(\.text)
         #expect(lines.contains { $0.hasPrefix("fast drain: i-1 is not quiet yet") })
         #expect(model.droppedRequests == 0)
     }
@@ -113,7 +114,7 @@ import RolloutTesting
         clock.advance(by: .seconds(30))
         #expect(model.droppedRequests == 0)
         #expect(targets.allSatisfy { model.version(of: $0) == "v2" })
-        let lines = store.logs.map(\.text)
+        let lines = try store.logs.map(\.text)
         #expect(lines.contains("the load balancer keeps i-1 draining after RegisterTargets; waiting until it is unused to register it again"), "\(lines.suffix(20))")
         #expect(lines.contains("RegisterTargets i-1:80 again"))
         for seconds in outOfService(run) { #expect(seconds >= 60 && seconds < 80, "waits out the delay: \(seconds) s") }
@@ -125,18 +126,18 @@ import RolloutTesting
 @Suite struct BatchRollTests {
     let targets = (1...6).map { Target(id: "i-\($0)", port: 80) }
     let clock = ManualClock()
-    let store = MemoryRunStore()
+    let store = try! Store.forTests()
 
     func roll(_ model: TrafficModel, executor: (any HookExecutor)? = nil, fastDrain: Bool = true) async throws -> (Roll.Outcome, Run) {
         var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
                                hookTimeout: .seconds(60), hooks: HookCommands(deploy: "deploy.sh"))
         plan.maxUnavailable = .count(2)
         if fastDrain { plan.fastDrain = FastDrain(check: "quiet-check", quiet: .seconds(10)) }
-        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        _ = try store.enqueue(service: "web", version: "v2", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor ?? TrafficModelExecutor(model: model, clock: clock),
                                  journal: store, clock: clock, logger: .quiet).perform()
-        return (outcome, try #require(store.run(run.id)))
+        return (outcome, try #require(try store.run(run.id)))
     }
 
     @Test func twoAtATimeWithFastDrainDropsNothingAndNeverTakesThreeOut() async throws {
@@ -166,17 +167,22 @@ import RolloutTesting
         var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
                                hookTimeout: .seconds(60), hooks: HookCommands(deploy: "deploy.sh"))
         plan.maxUnavailable = .count(2)
-        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        _ = try store.enqueue(service: "web", version: "v2", at: clock.now)
         let claimed = try #require(try store.claimNext(at: clock.now))
         // The first process froze the plan, took i-1 and i-2 out, and died while they drained.
         _ = try store.freezePlan(run: claimed.id, targets: targets)
         for target in targets.prefix(2) {
-            try store.markOut(run: claimed.id, service: "web", target: target, phase: .drain, reason: "run 1", owner: .test, at: clock.now)
+            try store.markOut(run: claimed.id, service: "web", target: target, phase: .drain, reason: "run 1", lease: try #require(claimed.lease), at: clock.now)
             _ = try store.beginStep(run: claimed.id, target: target, phase: .drain, at: clock.now)
             try await model.deregister(target)
         }
         clock.advance(by: .seconds(20))
-        let resumed = try #require(try store.run(claimed.id))
+        // The next start takes the run over as the dispatcher does: its steps in hand end as interrupted.
+        let taken = try #require(try store.takeOver(owner: .test, until: clock.now.adding(.seconds(15)), at: clock.now.adding(.seconds(60)),
+                                                    excluding: [], isGone: { _ in true }).first)
+        guard case .resume(let resumed) = try Recovery(queue: store, clock: clock, executor: RecordingExecutor()).takeOver(taken) else {
+            Issue.record("not resumed"); return
+        }
         let outcome = await Roll(run: resumed, plan: plan, loadBalancer: model, executor: TrafficModelExecutor(model: model, clock: clock),
                                  journal: store, clock: clock, logger: .quiet).perform()
         #expect(outcome == .succeeded)
@@ -223,12 +229,12 @@ final class FailingDeploy: HookExecutor {
 @Suite struct CanaryAndRollbackTests {
     let targets = (1...4).map { Target(id: "i-\($0)", port: 80) }
     let clock = ManualClock()
-    let store = MemoryRunStore()
+    let store = try! Store.forTests()
 
     /// v1 succeeded before (the previous good version), then v2 is rolled.
     func roll(_ model: TrafficModel, canary: Canary? = nil, onFailure: OnFailure = .stop, failOn: String? = nil,
               promote: Bool = false) async throws -> (Roll.Outcome, Run, [HookInvocation]) {
-        let earlier = store.enqueue(service: "web", version: "v1", at: clock.now)
+        let earlier = try store.enqueue(service: "web", version: "v1", at: clock.now)
         _ = try store.claimNext(at: clock.now)
         try store.finish(earlier.id, .succeed, error: nil, at: clock.now)
         var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
@@ -236,14 +242,14 @@ final class FailingDeploy: HookExecutor {
         plan.fastDrain = FastDrain(check: "quiet-check", quiet: .seconds(10))
         plan.canary = canary
         plan.onFailure = onFailure
-        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        _ = try store.enqueue(service: "web", version: "v2", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
-        if promote { store.requestPromote(run.id) }
+        if promote { try store.requestPromote(run.id) }
         let inner = TrafficModelExecutor(model: model, clock: clock)
         let executor: any HookExecutor = failOn.map { FailingDeploy(inner: inner, failOn: $0) } ?? inner
         let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store,
                                  clock: clock, logger: .quiet).perform()
-        return (outcome, try #require(store.run(run.id)), inner.recorded)
+        return (outcome, try #require(try store.run(run.id)), inner.recorded)
     }
 
     @Test func aCanaryBakesThenTheRestFollow() async throws {
@@ -265,7 +271,7 @@ final class FailingDeploy: HookExecutor {
         let (outcome, run, _) = try await roll(model, canary: Canary(targets: 1, bake: .seconds(3600)), promote: true)
         #expect(outcome == .succeeded)
         #expect(run.outages[1].from.since(run.outages[0].until!) < .seconds(5))
-        #expect(store.logs.contains { $0.text.hasPrefix("promoted after") })
+        #expect(try store.logs.contains { $0.text.hasPrefix("promoted after") })
     }
 
     @Test func aFailedCanaryCheckStopsTheRunAndTheRestIsNeverTouched() async throws {
@@ -275,7 +281,7 @@ final class FailingDeploy: HookExecutor {
         #expect(message.hasPrefix("canary check failed after 0s of the bake: fail: exit 1"), "\(message)")
         #expect(Set(run.steps.map(\.targetID)) == ["i-1"])
         #expect(model.version(of: targets[0]) == "v2", "on_failure: stop leaves the canary as it is")
-        #expect(store.logs.contains { $0.text == "error rate too high" && $0.phase == .verify }, "the check's output is in the log")
+        #expect(try store.logs.contains { $0.text == "error rate too high" && $0.phase == .verify }, "the check's output is in the log")
         clock.advance(by: .seconds(30))
         #expect(model.droppedRequests == 0)
     }
@@ -315,7 +321,7 @@ final class FailingDeploy: HookExecutor {
         var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
                                hookTimeout: .seconds(60), hooks: HookCommands(deploy: "deploy.sh"))
         plan.onFailure = .rollback
-        _ = store.enqueue(service: "web", version: "v2", at: clock.now)
+        _ = try store.enqueue(service: "web", version: "v2", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         let executor = FailingDeploy(inner: TrafficModelExecutor(model: model, clock: clock), failOn: "i-1")
         let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store, clock: clock, logger: .quiet).perform()

@@ -26,22 +26,27 @@ import RolloutTesting
     @Test func aClaimIsLeasedRenewedByItsOwnerOnlyAndTakenOverOnceExpired() throws {
         let store = try store()
         let run = try queued(store)
-        #expect(try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)?.id == run.id)
-        try store.renewLease(run: run.id, owner: alice, until: t0.adding(.seconds(30)))
-        #expect(throws: LeaseLost.self) { try store.renewLease(run: run.id, owner: bob, until: t0.adding(.seconds(30))) }
+        let alices = try #require(try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)?.lease)
+        try store.renewLease(run: run.id, lease: alices, until: t0.adding(.seconds(30)))
+        #expect(throws: LeaseLost.self) { try store.renewLease(run: run.id, lease: RunLease(owner: bob, epoch: alices.epoch), until: t0.adding(.seconds(30))) }
+        #expect(throws: LeaseLost.self, "an older epoch of the same owner") {
+            try store.renewLease(run: run.id, lease: RunLease(owner: alice, epoch: alices.epoch - 1), until: t0.adding(.seconds(30)))
+        }
         // Not expired, owner alive: bob takes nothing.
         #expect(try store.takeOver(owner: bob, until: t0.adding(.seconds(45)), at: t0.adding(.seconds(29)), excluding: [], isGone: { _ in false }).isEmpty)
         // Expired: bob takes it, counting the interruption; alice is fenced from then on.
         let taken = try store.takeOver(owner: bob, until: t0.adding(.seconds(45)), at: t0.adding(.seconds(31)), excluding: [], isGone: { _ in false })
         #expect(taken.map(\.id) == [run.id])
         #expect(taken.first?.interruptions == 1)
-        #expect(throws: LeaseLost.self) { try store.renewLease(run: run.id, owner: alice, until: t0.adding(.seconds(60))) }
+        let bobs = try #require(taken.first?.lease)
+        #expect(bobs.epoch == alices.epoch + 1)
+        #expect(throws: LeaseLost.self) { try store.renewLease(run: run.id, lease: alices, until: t0.adding(.seconds(60))) }
         #expect(throws: LeaseLost.self) {
-            try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "x", owner: alice, at: t0)
+            try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "x", lease: alices, at: t0)
         }
-        #expect(throws: LeaseLost.self) { try store.finish(run.id, .succeed, error: nil, owner: alice, at: t0) }
-        try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "x", owner: bob, at: t0)
-        try store.finish(run.id, .succeed, error: nil, owner: bob, at: t0)
+        #expect(throws: LeaseLost.self) { try store.finish(run.id, .succeed, error: nil, lease: alices, at: t0) }
+        try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "x", lease: bobs, at: t0)
+        try store.finish(run.id, .succeed, error: nil, lease: bobs, at: t0)
         #expect(try store.run(run.id)?.status == .succeeded)
     }
 
@@ -98,26 +103,26 @@ import RolloutTesting
     @Test func aReleasedLeaseIsTakenOverByTheNextStartAtOnce() throws {
         let store = try store()
         let run = try queued(store)
-        _ = try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)
-        try store.releaseLease(run: run.id, owner: alice)
+        let alices = try #require(try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)?.lease)
+        try store.releaseLease(run: run.id, lease: alices)
         #expect(try store.takeOver(owner: bob, until: t0.adding(.seconds(15)), at: t0, excluding: [], isGone: { _ in false }).map(\.id) == [run.id])
     }
 
     @Test func thePlanIsFrozenOnceAndTheFleetRecordFollowsTheTargets() throws {
         let store = try store()
         let run = try queued(store)
-        _ = try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)
+        let alices = try #require(try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)?.lease)
         let web2 = Target(id: "web-2", port: 80)
         #expect(try store.freezePlan(run: run.id, targets: [web1, web2]).map(\.progress) == [.pending, .pending])
         #expect(try store.freezePlan(run: run.id, targets: [web2]).map(\.target) == [web1, web2], "never re-decided")
-        try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "taken out", owner: alice, at: t0)
+        try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "taken out", lease: alices, at: t0)
         #expect(try store.plan(of: run.id).map(\.progress) == [.out, .pending])
         #expect(try store.leftOut(service: "web").map(\.target) == [web1])
         try store.noteLeftOut(service: "web", target: web1, run: run.id, phase: .deploy, reason: "hook failed", at: t0.adding(.seconds(9)))
         let left = try #require(try store.leftOut(service: "web").first)
         #expect(left.reason == "hook failed" && left.phase == .deploy && left.since == t0, "since: when it was taken out")
         #expect(try store.leftOutCounts() == ["web": 1])
-        try store.markDone(run: run.id, service: "web", target: web1, owner: alice, at: t0)
+        try store.markDone(run: run.id, service: "web", target: web1, lease: alices, at: t0)
         #expect(try store.plan(of: run.id).map(\.progress) == [.done, .pending])
         #expect(try store.leftOut(service: "web").isEmpty)
     }

@@ -44,7 +44,7 @@ import RolloutTesting
         let target = Target(id: "i-a", port: 80)
         _ = try store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "test", idempotencyKey: nil, at: clock.now)
         let first = try #require(try store.claimNext(at: clock.now))
-        try store.markOut(run: first.id, service: "web", target: target, phase: .drain, reason: "run 1", owner: .test, at: clock.now)
+        try store.markOut(run: first.id, service: "web", target: target, phase: .drain, reason: "run 1", lease: try #require(first.lease), at: clock.now)
         try store.finish(first.id, .fail, error: "deploy hook failed", at: clock.now)
         // The next run of the service starts (it includes the left-out target first)...
         _ = try store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "test", idempotencyKey: nil, at: clock.now)

@@ -45,6 +45,7 @@ import RolloutTesting
             ("log_lines", "phase", phases),
             ("left_out_targets", "phase", phases),
             ("run_targets", "progress", Set(TargetProgress.allCases.map(\.rawValue))),
+            ("run_targets", "rollback", Set(RollbackProgress.allCases.map(\.rawValue))),
             ("run_events", "event", Set(RunEventKind.allCases.map(\.rawValue))),
             ("deliveries", "status", Set(DeliveryStatus.allCases.map(\.rawValue))),
         ]

@@ -16,6 +16,9 @@ public final class Notifier: Sendable {
     let clock: any RolloutClock
     let logger: Logger
     let telemetry: Telemetry?
+    /// This process's hold on the database: nothing is sent unless it may act (one sender at
+    /// a time, so no notification goes twice when another process took the database over).
+    let holding: LeaseGuard?
     /// The fan-out's own cursor through the event log.
     static let fanOutCursor = "fan-out"
     /// Slack: a `response_url` takes 5 messages in its first 30 minutes.
@@ -23,8 +26,9 @@ public final class Notifier: Sendable {
     static let replyLifetime: Duration = .seconds(1800)
 
     public init(store: Store, config: Config, http: any OutboundHTTP, clock: any RolloutClock, logger: Logger,
-                telemetry: Telemetry? = nil) {
+                telemetry: Telemetry? = nil, holding: LeaseGuard? = nil) {
         self.telemetry = telemetry
+        self.holding = holding
         self.store = store
         self.config = config
         self.http = http
@@ -42,6 +46,7 @@ public final class Notifier: Sendable {
 
     /// One round: queue new events for their destinations, then one delivery per due destination.
     public func pass() async {
+        if let holding, !holding.mayAct { return }
         do {
             try fanOut()
         } catch {
@@ -118,6 +123,7 @@ public final class Notifier: Sendable {
     /// rest wait behind it) or nothing more is due.
     func deliverDue(to name: String) async {
         for _ in 0..<100 {
+            if let holding, !holding.mayAct { return }
             do {
                 guard let (event, attempts) = try store.nextDelivery(to: name, at: clock.now) else { return }
                 guard let run = try store.run(event.runID), let destination = try destination(named: name, for: event) else {
