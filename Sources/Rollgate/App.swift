@@ -97,7 +97,6 @@ public final class App: Sendable {
         let lease = lease ?? LeaseTerms(lease: config.lease)
         self.lease = lease
         hold = LeaseGuard(terms: lease, clock: clock, askedAt: clock.uptime)
-        shutdown.follow(hold)
         identity = ProcessIdentity()
         owner = identity.current
         let health = StoreHealth()
@@ -111,14 +110,15 @@ public final class App: Sendable {
         let hooks = HookEnvironment(server: environment, config: config)
         // The rolls' writes run on threads of their own: a busy wait on the write lock never
         // holds one of Swift's cooperative threads (the page and /api/v1/services run there).
+        let blocking = BlockingWork(width: 8)
         let context = RollContext(lease: lease, health: health, mask: hooks.mask(config: config),
-                                  observer: services.cache, metrics: metrics, blocking: BlockingWork(width: 8))
+                                  observer: services.cache, metrics: metrics, blocking: blocking)
         let store = self.store
         let shutdownAllowance = config.shutdownTimeout
         dispatcher = Dispatcher(
             queue: store, clock: clock, logger: logger, owner: owner, lease: lease, liveness: identity,
             recovery: Recovery(queue: store, clock: clock, executor: HookRunner(baseEnvironment: [:])),
-            health: health) { run in
+            health: health, work: blocking) { run in
                 guard let held = run.lease else { return .failure(.init("run \(run.id) was handed over without its lease")) }
                 // Every write the roll makes into its run is fenced by this holding of it.
                 return services.roll(for: run, hooks: hooks, shutdownAllowance: shutdownAllowance, journal: store.fenced(by: held),
@@ -158,6 +158,7 @@ public final class App: Sendable {
         }
         if let holder { throw DatabaseHeld(database: config.database, holder: holder) }
         hold.renewed(askedAt: asked)
+        shutdown.follow(hold)   // from now on, writes only while the hold is this process's
         do {
             try server.start()
         } catch {

@@ -32,10 +32,16 @@ public actor Dispatcher {
     /// When leases were last renewed, on the monotonic clock (a wall clock set back never
     /// stops renewals).
     private var lastRenewal: Duration?
+    /// Where its database calls wait (a busy wait on SQLite's lock never holds one of Swift's
+    /// cooperative threads); nil: where they are called (tests on a store no one else locks).
+    let work: BlockingWork?
+    private var dispatching = false
+    private var dispatchAgain = false
 
     public init(queue: any RunQueue, clock: any RolloutClock, logger: Logger, owner: LeaseOwner,
                 lease: LeaseTerms = LeaseTerms(), liveness: any LivenessProbe, recovery: Recovery,
-                health: StoreHealth = StoreHealth(), makeRoll: @escaping RollFactory) {
+                health: StoreHealth = StoreHealth(), work: BlockingWork? = nil, makeRoll: @escaping RollFactory) {
+        self.work = work
         self.queue = queue
         self.clock = clock
         self.logger = logger
@@ -43,7 +49,7 @@ public actor Dispatcher {
         self.lease = lease
         self.liveness = liveness
         self.recovery = recovery
-        self.durable = DurableWrite(clock: clock, health: health, logger: logger)
+        self.durable = DurableWrite(clock: clock, health: health, logger: logger, work: work)
         self.makeRoll = makeRoll
     }
 
@@ -87,11 +93,17 @@ public actor Dispatcher {
 
     /// Suspends until no run is active and none is claimable. For tests and shutdown.
     public func idle() async {
-        dispatch()
+        await dispatch()
         while !active.isEmpty {
             await withCheckedContinuation { finishedWaiters.append($0) }
-            dispatch()
+            await dispatch()
         }
+    }
+
+    /// A database call, on `work`'s threads when there are some.
+    private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        guard let work else { return try body() }
+        return try await work.run(body)
     }
 
     /// The runs this dispatcher has in hand.
@@ -101,17 +113,19 @@ public actor Dispatcher {
     /// stopped at once (fencing), without writing anything more; so is one this process could
     /// not renew within its acting window (the database unreachable, the process stopped):
     /// its guard already refuses every hook and load-balancer change.
-    public func renewLeases() {
+    public func renewLeases() async {
         let uptime = clock.uptime
         if let last = lastRenewal, uptime - last < lease.renewEvery {
             stopRunsPastTheirDeadline()
             return
         }
         lastRenewal = uptime
+        let queue = self.queue
         for (id, holding) in holdings {
             let asked = clock.uptime
+            let until = clock.now.adding(lease.duration)
             do {
-                try queue.renewLease(run: id, lease: holding.lease, until: clock.now.adding(lease.duration))
+                try await blocking { try queue.renewLease(run: id, lease: holding.lease, until: until) }
                 holding.guard.renewed(askedAt: asked)
             } catch is LeaseLost {
                 logger.error("another process took over the run; stopping it here", metadata: ["run.id": "\(id)"])
@@ -144,14 +158,30 @@ public actor Dispatcher {
         stopping = true
     }
 
-    private func dispatch() {
+    /// Takes runs over and claims queued ones; one pass at a time (a call while one runs
+    /// asks for another pass after it).
+    private func dispatch() async {
+        if dispatching { dispatchAgain = true; return }
+        dispatching = true
+        defer { dispatching = false }
+        repeat {
+            dispatchAgain = false
+            await dispatchOnce()
+        } while dispatchAgain && !stopping
+    }
+
+    private func dispatchOnce() async {
         guard !stopping else { return }
         let now = clock.now
+        let queue = self.queue, owner = self.owner, liveness = self.liveness, lease = self.lease, clock = self.clock
         do {
-            let liveness = self.liveness
             let asked = clock.uptime
-            for run in try queue.takeOver(owner: owner, until: now.adding(lease.duration), at: now,
-                                           excluding: Set(active.keys), isGone: { liveness.isGone($0) }) {
+            let excluding = Set(active.keys)
+            let taken = try await blocking {
+                try queue.takeOver(owner: owner, until: now.adding(lease.duration), at: now, excluding: excluding,
+                                   isGone: { liveness.isGone($0) })
+            }
+            for run in taken where !stopping {
                 logger.warning("taking over an interrupted run", metadata: ["run.id": "\(run.id)", "service": "\(run.service)"])
                 launch(run, resumed: true, asked: asked)
             }
@@ -162,7 +192,7 @@ public actor Dispatcher {
             let run: Run?
             let asked = clock.uptime
             do {
-                run = try queue.claimNext(owner: owner, until: clock.now.adding(lease.duration), at: clock.now)
+                run = try await blocking { try queue.claimNext(owner: owner, until: clock.now.adding(lease.duration), at: clock.now) }
             } catch {
                 logger.error("cannot claim a queued run", metadata: ["error": "\(error)"])
                 return
@@ -183,7 +213,8 @@ public actor Dispatcher {
         active[run.id] = Task { await LeaseGuard.$current.withValue(holding) {
             var run = run
             if resumed {
-                switch await self.durably("take over run \(run.id)", { try recovery.takeOver(run) }) {
+                let taken = run
+                switch await self.durably("take over run \(run.id)", { try recovery.takeOver(taken) }) {
                 case .resume(let again)?: run = again
                 case .fail(let message)?: await self.finish(run.id, .fail, message); return
                 case nil: await self.release(run.id); return
@@ -191,7 +222,8 @@ public actor Dispatcher {
             }
             switch makeRoll(run) {
             case .failure(let refusal):
-                try? queue.log(run: run.id, stream: .system, target: nil, phase: nil, text: refusal.message, at: clock.now)
+                let id = run.id
+                _ = try? await self.blocking { try queue.log(run: id, stream: .system, target: nil, phase: nil, text: refusal.message, at: clock.now) }
                 await self.finish(run.id, .fail, refusal.message)
             case .success(let roll):
                 switch await roll.perform() {
@@ -199,15 +231,15 @@ public actor Dispatcher {
                 case .failed(let message): await self.finish(run.id, .fail, message)
                 case .cancelled(let message): await self.finish(run.id, .cancel, message)
                 case .interrupted: await self.release(run.id)
-                case .leaseLost: self.ended(run.id)
+                case .leaseLost: await self.ended(run.id)
                 }
             }
         } }
     }
 
     /// A write retried until it succeeds; nil if shutdown came first.
-    private func durably<T>(_ what: String, _ body: () throws -> T) async -> T? {
-        try? await durable.perform(what, body)
+    private func durably<T: Sendable>(_ what: String, _ body: @escaping @Sendable () throws -> T) async -> T? {
+        try? await durable.performBlocking(what, body)
     }
 
     /// Ends a run, retrying until the database takes it: the service stays busy meanwhile
@@ -223,7 +255,7 @@ public actor Dispatcher {
     private func release(_ id: RunID) async {
         guard let holding = holdings[id], !holding.guard.isLost else { ended(id); return }
         let queue = self.queue, lease = holding.lease
-        do { try queue.releaseLease(run: id, lease: lease) } catch {
+        do { try await blocking { try queue.releaseLease(run: id, lease: lease) } } catch {
             logger.warning("cannot release the run's lease; the next start takes it over once it expires",
                            metadata: ["run.id": "\(id)", "error": "\(error)"])
         }
@@ -236,6 +268,6 @@ public actor Dispatcher {
         let waiters = finishedWaiters
         finishedWaiters = []
         for waiter in waiters { waiter.resume() }
-        dispatch()
+        wakeContinuation?.yield()   // the loop looks for the next run
     }
 }

@@ -70,8 +70,8 @@ extension Roll {
             let now = try await loadBalancer.health(of: target)
             observe(target, now)
             if now.isRegistered {
-                note("DeregisterTargets \(target)", target: target, phase: .drain)
                 try mayAct()
+                note("DeregisterTargets \(target)", target: target, phase: .drain)
                 try await loadBalancer.deregister(target)
             } else {
                 note("\(target.id) is already out of the load balancer (\(now)); waiting until drained", target: target, phase: .drain)
@@ -99,13 +99,14 @@ extension Roll {
             try await record("renew the run's lease before RegisterTargets") {
                 try journal.renewLease(run: run.id, lease: lease, until: clock.now.adding(context.lease.duration))
             }
+            try mayAct()
             note("RegisterTargets \(target)", target: target, phase: .restore)
             try await registerAgainIfStillDraining(target)
             let outcome = try await wait(target, until: .inService, timeout: plan.healthyTimeout, phase: .restore)
             if case .timedOut(let last) = outcome {
                 // An ALB sends traffic to unhealthy targets when all are unhealthy: take it out again.
-                note("\(target.id) not healthy in time; DeregisterTargets so it cannot serve", target: target, phase: .restore)
                 try mayAct()
+                note("\(target.id) not healthy in time; DeregisterTargets so it cannot serve", target: target, phase: .restore)
                 try? await loadBalancer.deregister(target)
                 throw Stop(message: "\(target.id) not healthy after \(plan.healthyTimeout.humanText): last state \(last?.description ?? "unknown"); deregistered again")
             }
@@ -141,8 +142,8 @@ extension Roll {
         let invocation = HookInvocation(phase: phase, command: command,
                                         environment: environment(target, phase: phase, host: host, attempt: attempt),
                                         timeout: plan.hookTimeout)
-        note("\(phase.rawValue) hook\(attempt > 1 ? " (attempt \(attempt))" : ""): \(command)", target: target, phase: phase)
         try mayAct()
+        note("\(phase.rawValue) hook\(attempt > 1 ? " (attempt \(attempt))" : ""): \(command)", target: target, phase: phase)
         let hookStarted = clock.now
         let outcome = await executor.run(invocation, started: { process in
             do {
@@ -280,8 +281,8 @@ extension Roll {
         if case .timedOut(let last) = outcome {
             throw Stop(message: "\(target.id) still not unused after \(plan.drainTimeout.humanText) (last state \(last?.description ?? "unknown")); it could not be registered again")
         }
-        note("RegisterTargets \(target) again", target: target, phase: .restore)
         try mayAct()
+        note("RegisterTargets \(target) again", target: target, phase: .restore)
         try await loadBalancer.register(target)
     }
 

@@ -170,6 +170,9 @@ public struct Roll: Sendable {
             return .succeeded
         } catch let stop as Stop {
             return await failed(stop.message)
+        } catch is CancellationError where LeaseGuard.current?.mayAct == false {
+            logger.error("this process may no longer act on the run (\(LeaseGuard.current?.refusal ?? "")); stopping without touching anything more")
+            return .leaseLost
         } catch is CancellationError {
             note("stopped at a safe point (rollgate is shutting down); the next start resumes this run")
             return .interrupted
@@ -246,6 +249,8 @@ public struct Roll: Sendable {
             await rollback.flushLog()
             note("rolled back: \((finished + touched.map(\.target.id)).joined(separator: ", ")) run \(previous) again")
             return .failed(message + "; rolled back to \(previous)")
+        } catch is CancellationError where LeaseGuard.current?.mayAct == false {
+            return .leaseLost
         } catch is CancellationError {
             note("stopped at a safe point during the rollback (rollgate is shutting down); the next start goes on rolling back")
             return .interrupted

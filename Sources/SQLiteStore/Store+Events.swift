@@ -98,7 +98,7 @@ extension Store {
         try write { db in
             for event in events {
                 try db.prepare("""
-                    INSERT OR IGNORE INTO deliveries (destination, seq, run_id, status, next_attempt_at) VALUES (?, ?, ?, 'pending', ?)
+                    INSERT OR IGNORE INTO deliveries (destination, seq, run_id, status, next_attempt_at) VALUES (?, ?, ?, \(DeliveryStatus.pending.sql), ?)
                     """).run([.text(destination), .integer(event.seq), .integer(event.runID), .integer(now.milliseconds)])
             }
             try db.prepare("""
@@ -111,7 +111,7 @@ extension Store {
     /// The destinations with something pending.
     public func destinationsWithPending() throws -> [String] {
         try read { db in
-            try db.prepare("SELECT DISTINCT destination FROM deliveries WHERE status = 'pending' ORDER BY destination").rows([]) { $0.text(0) }
+            try db.prepare("SELECT DISTINCT destination FROM deliveries WHERE status = \(DeliveryStatus.pending.sql) ORDER BY destination").rows([]) { $0.text(0) }
         }
     }
 
@@ -120,7 +120,7 @@ extension Store {
     public func nextDelivery(to destination: String, at now: Date) throws -> (event: RunEventRecord, attempts: Int)? {
         try read { db in
             guard let (seq, attempts, due) = try db.prepare("""
-                SELECT seq, attempts, next_attempt_at FROM deliveries WHERE destination = ? AND status = 'pending' ORDER BY seq LIMIT 1
+                SELECT seq, attempts, next_attempt_at FROM deliveries WHERE destination = ? AND status = \(DeliveryStatus.pending.sql) ORDER BY seq LIMIT 1
                 """).rows([.text(destination)], { ($0.int(0), Int($0.int(1)), $0.int(2)) }).first,
                   due <= now.milliseconds else { return nil }
             guard let event = try db.prepare("SELECT seq, run_id, service, event, target_id, detail, at, phase FROM run_events WHERE seq = ?")
@@ -132,7 +132,7 @@ extension Store {
     public func delivered(to destination: String, seq: Int64, at now: Date) throws {
         try write { db in
             try db.prepare("""
-                UPDATE deliveries SET status = 'delivered', attempts = attempts + 1, delivered_at = ?, last_error = NULL
+                UPDATE deliveries SET status = \(DeliveryStatus.delivered.sql), attempts = attempts + 1, delivered_at = ?, last_error = NULL
                 WHERE destination = ? AND seq = ?
                 """).run([.integer(now.milliseconds), .text(destination), .integer(seq)])
         }
@@ -163,7 +163,7 @@ extension Store {
         }
     }
 
-    static let pendingDeliveryCountsSQL = "SELECT destination, COUNT(*) FROM deliveries WHERE status = 'pending' GROUP BY destination"
+    static let pendingDeliveryCountsSQL = "SELECT destination, COUNT(*) FROM deliveries WHERE status = \(DeliveryStatus.pending.sql) GROUP BY destination"
 
     /// Deliveries waiting to be sent, by destination (from the pending index), for /metrics.
     public func pendingDeliveryCounts() throws -> [String: Int] {

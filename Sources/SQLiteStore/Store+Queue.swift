@@ -6,8 +6,8 @@ extension Store: RunQueue {
         try write { db in
             guard let run = try db.prepare("""
                 SELECT \(Store.runColumns) FROM runs
-                WHERE status = 'queued'
-                  AND service NOT IN (SELECT service FROM runs WHERE status = 'running')
+                WHERE status = \(RunStatus.queued.sql)
+                  AND service NOT IN (SELECT service FROM runs WHERE status = \(RunStatus.running.sql))
                   AND (kind = 'restore'
                        OR service NOT IN (SELECT service FROM service_locks WHERE expires_at IS NULL OR expires_at > ?))
                 ORDER BY id LIMIT 1
@@ -208,7 +208,7 @@ extension Store: RunQueue {
     /// Asks a running run to end its canary bake; false if the run is not running.
     public func requestPromote(_ run: RunID) throws -> Bool {
         try write { db in
-            try db.prepare("UPDATE runs SET promote_requested = 1 WHERE id = ? AND status = 'running'").run([.integer(run)])
+            try db.prepare("UPDATE runs SET promote_requested = 1 WHERE id = ? AND status = \(RunStatus.running.sql)").run([.integer(run)])
             return db.changes == 1
         }
     }
@@ -216,7 +216,7 @@ extension Store: RunQueue {
     public func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
         try read { db in
             try db.prepare("""
-                SELECT version FROM runs WHERE service = ? AND status = 'succeeded' AND kind = 'deploy' AND id < ? AND version != ?
+                SELECT version FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = 'deploy' AND id < ? AND version != ?
                 ORDER BY id DESC LIMIT 1
                 """).rows([.text(service), .integer(run), .text(version)]) { $0.text(0) }.first
         }

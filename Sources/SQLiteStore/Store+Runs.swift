@@ -46,7 +46,7 @@ extension Store {
                 return same ? .replayed(try Store.withSteps(existing, db)) : .keyConflict(existing)
             }
             // A newer deploy supersedes a queued deploy; a queued restore is never dropped.
-            let superseded = kind != .deploy ? [] : try db.prepare("SELECT id FROM runs WHERE service = ? AND status = 'queued' AND kind = 'deploy'")
+            let superseded = kind != .deploy ? [] : try db.prepare("SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.queued.sql) AND kind = 'deploy'")
                 .rows([.text(service)]) { $0.int(0) }
             for id in superseded {
                 let status = try RunStatus.queued.applying(.supersede)
@@ -56,7 +56,7 @@ extension Store {
             try db.prepare("""
                 INSERT INTO runs (service, version, reason, requested_by, status, created_at, idempotency_key,
                                   kind, restore_target_id, restore_target_port, wait_for_lock)
-                VALUES (?, ?, ?, ?, 'queued', ?, ?, ?, ?, ?, ?)
+                VALUES (?, ?, ?, ?, \(RunStatus.queued.sql), ?, ?, ?, ?, ?, ?)
                 """).run([.text(service), .text(version), reason.map(SQLValue.text) ?? .null,
                           .text(requestedBy), .integer(now.milliseconds), idempotencyKey.map(SQLValue.text) ?? .null,
                           .text(kind.name), restoreTarget.map { .text($0.id) } ?? .null,
@@ -169,11 +169,11 @@ extension Store {
     public func serviceSummary(_ service: String) throws -> ServiceSummary {
         try read { db in
             let lastGood = try db.prepare("""
-                SELECT version, id FROM runs WHERE service = ? AND status = 'succeeded' AND kind = 'deploy' ORDER BY id DESC LIMIT 1
+                SELECT version, id FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = 'deploy' ORDER BY id DESC LIMIT 1
                 """).rows([.text(service)]) { ($0.text(0), $0.int(1)) }.first
-            let running = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE service = ? AND status = 'running'")
+            let running = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE service = ? AND status = \(RunStatus.running.sql)")
                 .rows([.text(service)], Store.decodeRun).first
-            let queued = try db.prepare("SELECT id FROM runs WHERE service = ? AND status = 'queued' ORDER BY id")
+            let queued = try db.prepare("SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.queued.sql) ORDER BY id")
                 .rows([.text(service)]) { $0.int(0) }
             return ServiceSummary(name: service, lastGoodVersion: lastGood?.0, lastGoodRunID: lastGood?.1,
                                   running: try running.map { try Store.withSteps($0, db) }, queued: queued,
@@ -183,7 +183,7 @@ extension Store {
     }
 
     /// How many runs each service has in each status.
-    static let activeRunCountsSQL = "SELECT service, status, COUNT(*) FROM runs INDEXED BY runs_status WHERE status IN ('queued', 'running') GROUP BY service, status"
+    static let activeRunCountsSQL = "SELECT service, status, COUNT(*) FROM runs INDEXED BY runs_status WHERE status IN (\(RunStatus.queued.sql), \(RunStatus.running.sql)) GROUP BY service, status"
 
     /// Queued and running runs by service, from the status index: a scrape's cost does not
     /// grow with the history.

@@ -90,3 +90,9 @@ public final class Store: Sendable {
         return try readers[start % readers.count].with(body)
     }
 }
+
+extension RawRepresentable where RawValue == String {
+    /// The value as an SQL string literal, for a state a statement names: written from the
+    /// enum, never typed again, and kept a literal so SQLite can match partial indexes by it.
+    var sql: String { "'\(rawValue)'" }
+}

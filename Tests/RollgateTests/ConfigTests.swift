@@ -125,6 +125,14 @@ import Rollout
         #expect(throws: ConfigErrors.self) { _ = try loader.parse("shutdown_timeout: never\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
     }
 
+    @Test func theLeaseIsBoundedAndHasADefault() throws {
+        let service = "services: [{name: web, simulated: {}, hooks: {deploy: x}}]"
+        #expect(try loader.parse("lease: 30s\n" + service).lease == .seconds(30))
+        #expect(try loader.parse(service).lease == .seconds(15), "the default")
+        #expect { _ = try loader.parse("lease: 1s\n" + service) } throws: { "\($0)".contains("lease") && "\($0)".contains("at least 3s") }
+        #expect { _ = try loader.parse("lease: 1h\n" + service) } throws: { "\($0)".contains("lease") && "\($0)".contains("at most 5m") }
+    }
+
     @Test func theHookEnvironmentDropsSecretsAndMasksTheirValues() {
         var config = Config(apiTokens: [APIToken(name: "ci", secret: "file-token-0123456789")], services: [])
         config.secretVariables = ["ROLLGATE_TOKEN_CI"]

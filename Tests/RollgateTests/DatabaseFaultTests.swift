@@ -20,6 +20,9 @@ import Rollgate
             listen: 127.0.0.1:0
             public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(database)
+            # Faults of up to 30 s stay inside the acting window (two thirds of the lease): the
+            # roll pauses. A longer one stops the roll at its deadline (LocalDeadlineTests).
+            lease: 60s
             api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
             services:
               - name: web

@@ -4,6 +4,7 @@ import Testing
 import HTTPTesting
 @testable import Rollgate
 import Rollout
+import RolloutTesting
 
 /// Collects a hook's lines as they arrive.
 final class Lines: Sendable {
@@ -65,6 +66,20 @@ final class Lines: Sendable {
         #expect(lines.all == ["stdout: first", "stdout: second"])
     }
 
+    /// Another process may hold the run now (the lease lost, or not renewed in time): the
+    /// hook is stopped at once, without the shutdown allowance.
+    @Test func aHookIsStoppedAtOnceWhenItsHolderMayNoLongerAct() async throws {
+        let clock = ManualClock()
+        let holding = LeaseGuard(terms: LeaseTerms(lease: .seconds(15)), clock: clock, askedAt: clock.uptime)
+        let runner = HookRunner(baseEnvironment: ProcessInfo.processInfo.environment, shutdownAllowance: .seconds(3600))
+        let lines = Lines()
+        let hook = HookInvocation(phase: .deploy, command: "echo started; sleep 600", environment: [:], timeout: .seconds(600))
+        let running = Task { await LeaseGuard.$current.withValue(holding) { await runner.run(hook) { lines.add($0, $1) } } }
+        #expect(try await eventually(within: .seconds(30)) { lines.all.contains("stdout: started") })
+        holding.lose()
+        #expect(await running.value == .signalled(SIGTERM), "TERM at once, not after the hook's timeout or a shutdown allowance")
+    }
+
     @Test func aTimeoutKillsTheWholeProcessGroup() async throws {
         let directory = TempDirectory()
         let pidFile = directory.path + "/child.pid"
@@ -115,7 +130,7 @@ final class Lines: Sendable {
         try? await Task.sleep(for: .milliseconds(300))
         task.cancel()
         #expect(await task.value == .signalled(9), "TERM ignored: KILL after the grace")
-        #expect(ContinuousClock.now - started < .seconds(10))
+        #expect(ContinuousClock.now - started < .seconds(30), "not the hook's 60 s timeout")
     }
 
     @Test func leftoversOfARunAreKilledAndOthersLeftAlone() async throws {
