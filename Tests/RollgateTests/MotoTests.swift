@@ -117,7 +117,7 @@ final class TimingProxy: @unchecked Sendable {
     let token = "moto-test-token-0123456789"
 
     func config(arn: String, endpoint: String, healthyTimeout: String = "30s",
-                deploy: String? = nil) -> String {
+                deploy: String? = nil, maxUnavailable: Int = 1) -> String {
         directory.write("aws.yaml", """
             listen: 127.0.0.1:0
             public_read: true   # these tests are about other things; AccessTests covers reads
@@ -127,6 +127,7 @@ final class TimingProxy: @unchecked Sendable {
             services:
               - name: web
                 target_group_arn: \(arn)
+                max_unavailable: \(maxUnavailable)
                 poll_interval: 200ms
                 drain_timeout: 30s
                 healthy_timeout: \(healthyTimeout)
@@ -165,6 +166,35 @@ final class TimingProxy: @unchecked Sendable {
         #expect(targets.compactMap { $0["id"]?.string } == instances)
         #expect(targets.allSatisfy { $0["state"] == .string("healthy") }, "\(targets)")
         #expect(!server.text.contains("testing\""), "no secret in the log")
+    }
+
+    /// Batches against the ELBv2 wire with real timing, on the real store: exactly
+    /// `max_unavailable` targets are out at once at some moment, never more.
+    @Test(arguments: [(2, 4), (4, 5)])
+    func aBatchTakesExactlyMaxUnavailableOutAtOnce(_ batch: Int, _ count: Int) async throws {
+        let moto = try await MotoServer()
+        defer { moto.stop() }
+        let (arn, instances) = try await moto.createTargetGroup(instances: count)
+        let proxy = try await TimingProxy(moto: moto, drain: 1.5, healthy: 1.0, throttle: 0.1, directory: directory)
+        defer { proxy.stop() }
+        let environment = ["TEST_ROLLGATE_TOKEN": token, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
+        let server = try RollgateProcess(["serve", "--config", config(arn: arn, endpoint: proxy.endpoint, deploy: "sleep 0.5", maxUnavailable: batch)],
+                                         environment: environment)
+        defer { server.kill(SIGTERM) }
+        let port = try await server.port()
+        let (status, output) = try await RollgateProcess.run(
+            ["deploy", "web", "v3", "--follow", "--server", "http://127.0.0.1:\(port)", "--token", token])
+        #expect(status == 0, "\(output)")
+        // Out from DeregisterTargets until the load balancer calls it healthy again.
+        var out = 0, most = 0
+        for event in proxy.recorded().sorted(by: { $0.2 < $1.2 }) {
+            if event.0 == "deregistered" { out += 1; most = max(most, out) }
+            if event.0 == "healthy" { out -= 1 }
+        }
+        #expect(most == batch, "\(batch) out at once at the most, and at some moment: \(proxy.recorded().map { "\($0.0) \($0.1)" })")
+        #expect(out == 0)
+        let targets = json(try await HTTPClient(port: port).request("GET", "/api/v1/services"))["services"]?.array?.first?["targets"]?.array ?? []
+        #expect(targets.count == instances.count && targets.allSatisfy { $0["state"] == .string("healthy") }, "\(targets)")
     }
 
     @Test func badCredentialsFailTheRunAtOnceWithAWSsAnswer() async throws {
