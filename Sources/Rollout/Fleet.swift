@@ -55,12 +55,19 @@ public enum RunKind: Sendable, Equatable {
     case deploy
     case restore(Target)
 
-    public var name: String {
+    /// What the store keeps of the kind (the target of a restore has columns of its own).
+    public enum Name: String, Sendable, CaseIterable {
+        case deploy, restore
+    }
+
+    public var kindName: Name {
         switch self {
-        case .deploy: return "deploy"
-        case .restore: return "restore"
+        case .deploy: return .deploy
+        case .restore: return .restore
         }
     }
+
+    public var name: String { kindName.rawValue }
 }
 
 /// A lock on a service: deploys are refused (or wait) until it is removed or expires.

@@ -8,7 +8,7 @@ extension Store: RunQueue {
                 SELECT \(Store.runColumns) FROM runs
                 WHERE status = \(RunStatus.queued.sql)
                   AND service NOT IN (SELECT service FROM runs WHERE status = \(RunStatus.running.sql))
-                  AND (kind = 'restore'
+                  AND (kind = \(RunKind.Name.restore.sql)
                        OR service NOT IN (SELECT service FROM service_locks WHERE expires_at IS NULL OR expires_at > ?))
                 ORDER BY id LIMIT 1
                 """).rows([.integer(now.milliseconds)], Store.decodeRun).first else { return nil }
@@ -216,7 +216,7 @@ extension Store: RunQueue {
     public func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
         try read { db in
             try db.prepare("""
-                SELECT version FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = 'deploy' AND id < ? AND version != ?
+                SELECT version FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql) AND id < ? AND version != ?
                 ORDER BY id DESC LIMIT 1
                 """).rows([.text(service), .integer(run), .text(version)]) { $0.text(0) }.first
         }

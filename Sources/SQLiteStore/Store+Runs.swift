@@ -46,7 +46,7 @@ extension Store {
                 return same ? .replayed(try Store.withSteps(existing, db)) : .keyConflict(existing)
             }
             // A newer deploy supersedes a queued deploy; a queued restore is never dropped.
-            let superseded = kind != .deploy ? [] : try db.prepare("SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.queued.sql) AND kind = 'deploy'")
+            let superseded = kind != .deploy ? [] : try db.prepare("SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.queued.sql) AND kind = \(RunKind.Name.deploy.sql)")
                 .rows([.text(service)]) { $0.int(0) }
             for id in superseded {
                 let status = try RunStatus.queued.applying(.supersede)
@@ -169,7 +169,7 @@ extension Store {
     public func serviceSummary(_ service: String) throws -> ServiceSummary {
         try read { db in
             let lastGood = try db.prepare("""
-                SELECT version, id FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = 'deploy' ORDER BY id DESC LIMIT 1
+                SELECT version, id FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql) ORDER BY id DESC LIMIT 1
                 """).rows([.text(service)]) { ($0.text(0), $0.int(1)) }.first
             let running = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE service = ? AND status = \(RunStatus.running.sql)")
                 .rows([.text(service)], Store.decodeRun).first
@@ -200,7 +200,7 @@ extension Store {
             createdAt: Date(milliseconds: row.int(6)), startedAt: row.optionalInt(7).map(Date.init(milliseconds:)),
             finishedAt: row.optionalInt(8).map(Date.init(milliseconds:)), error: row.optionalText(9),
             cancelRequested: row.int(10) != 0)
-        if row.text(11) == "restore", let id = row.optionalText(12), let port = row.optionalInt(13) {
+        if row.text(11) == RunKind.Name.restore.rawValue, let id = row.optionalText(12), let port = row.optionalInt(13) {
             run.kind = .restore(Target(id: id, port: Int(port)))
         }
         run.waitForLock = row.int(14) != 0

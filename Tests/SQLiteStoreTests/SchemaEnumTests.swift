@@ -38,7 +38,7 @@ import RolloutTesting
         let phases = Set(Phase.allCases.map(\.rawValue))
         let expected: [(String, String, Set<String>)] = [
             ("runs", "status", Set(RunStatus.allCases.map(\.rawValue))),
-            ("runs", "kind", ["deploy", "restore"]),
+            ("runs", "kind", Set(RunKind.Name.allCases.map(\.rawValue))),
             ("steps", "phase", phases),
             ("steps", "status", Set(StepStatus.allCases.map(\.rawValue))),
             ("log_lines", "stream", Set(LogLine.Stream.allCases.map(\.rawValue))),
