@@ -84,6 +84,9 @@ public final class App: Sendable {
     /// This process's own view of its hold on the database: the notifier, the pruner and HTTP
     /// writes act only while it allows.
     let hold: LeaseGuard
+    /// Threads of the store's own: every database call of the rolls, the dispatcher, the
+    /// hold's renewal, the pruner and the notifier waits there, never on Swift's pool.
+    let blocking = BlockingWork(width: 8)
     private let background = Mutex<[Task<Void, Never>]>([])
     private let lostHandlers = LostHandlers()
 
@@ -103,14 +106,15 @@ public final class App: Sendable {
         self.health = health
         let metrics = telemetry.metrics
         telemetry.prepare(services: config.services.map(\.name))
-        store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now, metrics: metrics)
+        store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now, metrics: metrics,
+                          leaseClock: clock)
         let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment, health: health,
                                             metrics: metrics)
         self.services = services
         let hooks = HookEnvironment(server: environment, config: config)
         // The rolls' writes run on threads of their own: a busy wait on the write lock never
         // holds one of Swift's cooperative threads (the page and /api/v1/services run there).
-        let blocking = BlockingWork(width: 8)
+        let blocking = self.blocking
         let context = RollContext(lease: lease, health: health, mask: hooks.mask(config: config),
                                   observer: services.cache, metrics: metrics, blocking: blocking)
         let store = self.store
@@ -151,8 +155,7 @@ public final class App: Sendable {
         let holder: ServerHolder?
         let asked = clock.uptime
         do {
-            holder = try store.claimServer(owner: owner, until: clock.now.adding(lease.duration), at: clock.now,
-                                           isGone: { identity.isGone($0) })
+            holder = try store.claimServer(owner: owner, for: lease.duration, isGone: { identity.isGone($0) })
         } catch {
             throw Store.explainUnwritable(error, path: config.database)
         }
@@ -166,7 +169,7 @@ public final class App: Sendable {
             throw error
         }
         let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger,
-                                telemetry: telemetry, holding: hold)
+                                telemetry: telemetry, holding: hold, blocking: blocking)
         background.withLock { $0 = [keepLease(), prune(), Task { await notifier.run() }] }
         await dispatcher.start()
     }
@@ -189,14 +192,15 @@ public final class App: Sendable {
     private func keepLease() -> Task<Void, Never> {
         let store = self.store, owner = self.owner, clock = self.clock, lease = self.lease, hold = self.hold
         let health = self.health, logger = self.logger, dispatcher = self.dispatcher, shutdown = self.shutdown
-        let lostHandlers = self.lostHandlers
+        let lostHandlers = self.lostHandlers, blocking = self.blocking
         return Task {
             while !Task.isCancelled {
                 try? await clock.sleep(for: lease.renewEvery)
                 if Task.isCancelled { return }
                 let asked = clock.uptime
                 do {
-                    if try store.renewServer(owner: owner, until: clock.now.adding(lease.duration)) {
+                    let duration = lease.duration
+                    if try await blocking.run({ try store.renewServer(owner: owner, for: duration) }) {
                         hold.renewed(askedAt: asked)
                         health.succeeded()
                     } else {
@@ -218,13 +222,15 @@ public final class App: Sendable {
     /// Removes what `retention:` no longer keeps, at start and every 10 minutes.
     private func prune() -> Task<Void, Never> {
         let store = self.store, retention = config.retention, clock = self.clock, logger = self.logger, hold = self.hold
+        let blocking = self.blocking
         return Task {
             guard retention.keepRuns != nil || retention.keepLogs != nil else { return }
             while !Task.isCancelled {
                 do {
                     // Only the process that holds the database prunes it.
                     guard hold.mayAct else { try? await clock.sleep(for: .seconds(1)); continue }
-                    let pruned = try store.prune(retention, at: clock.now)
+                    let now = clock.now
+                    let pruned = try await blocking.run { try store.prune(retention, at: now) }
                     if pruned.runs > 0 || pruned.logLines > 0 {
                         logger.info("pruned", metadata: ["runs": "\(pruned.runs)", "log_lines": "\(pruned.logLines)"])
                     }

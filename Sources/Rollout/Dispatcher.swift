@@ -123,17 +123,17 @@ public actor Dispatcher {
         let queue = self.queue
         for (id, holding) in holdings {
             let asked = clock.uptime
-            let until = clock.now.adding(lease.duration)
+            let duration = lease.duration
             do {
-                try await blocking { try queue.renewLease(run: id, lease: holding.lease, until: until) }
+                try await blocking { try queue.renewLease(run: id, lease: holding.lease, for: duration) }
                 holding.guard.renewed(askedAt: asked)
             } catch is LeaseLost {
                 logger.error("another process took over the run; stopping it here", metadata: ["run.id": "\(id)"])
                 holding.guard.lose()
                 active[id]?.cancel()
             } catch {
-                logger.warning("cannot renew the run's lease", metadata: ["run.id": "\(id)", "error": "\(error)",
-                                                                          "stops_acting_in": "\(holding.guard.refusal == nil ? "a moment" : "now")"])
+                logger.warning("cannot renew the run's lease; the roll goes on only within its acting window",
+                               metadata: ["run.id": "\(id)", "error": "\(error)", "window": "\(lease.actingWindow.humanText)"])
             }
         }
         stopRunsPastTheirDeadline()
@@ -172,14 +172,12 @@ public actor Dispatcher {
 
     private func dispatchOnce() async {
         guard !stopping else { return }
-        let now = clock.now
         let queue = self.queue, owner = self.owner, liveness = self.liveness, lease = self.lease, clock = self.clock
         do {
             let asked = clock.uptime
             let excluding = Set(active.keys)
             let taken = try await blocking {
-                try queue.takeOver(owner: owner, until: now.adding(lease.duration), at: now, excluding: excluding,
-                                   isGone: { liveness.isGone($0) })
+                try queue.takeOver(owner: owner, lease: lease.duration, excluding: excluding, isGone: { liveness.isGone($0) })
             }
             for run in taken where !stopping {
                 logger.warning("taking over an interrupted run", metadata: ["run.id": "\(run.id)", "service": "\(run.service)"])
@@ -192,7 +190,7 @@ public actor Dispatcher {
             let run: Run?
             let asked = clock.uptime
             do {
-                run = try await blocking { try queue.claimNext(owner: owner, until: clock.now.adding(lease.duration), at: clock.now) }
+                run = try await blocking { try queue.claimNext(owner: owner, lease: lease.duration, at: clock.now) }
             } catch {
                 logger.error("cannot claim a queued run", metadata: ["error": "\(error)"])
                 return

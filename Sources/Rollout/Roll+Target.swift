@@ -97,7 +97,7 @@ extension Roll {
         let step = try await record("begin the restore step") { try journal.beginStep(run: run.id, target: target, phase: .restore, at: clock.now) }
         do {
             try await record("renew the run's lease before RegisterTargets") {
-                try journal.renewLease(run: run.id, lease: lease, until: clock.now.adding(context.lease.duration))
+                try journal.renewLease(run: run.id, lease: lease, for: context.lease.duration)
             }
             try mayAct()
             note("RegisterTargets \(target)", target: target, phase: .restore)

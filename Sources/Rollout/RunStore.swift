@@ -42,8 +42,9 @@ public protocol RunJournal: Sendable {
     func noteLeftOut(service: String, target: Target, run: RunID, phase: Phase, reason: String, at: Date) throws
     /// Targets of a service that rollgate took out and has not put back, oldest first.
     func leftOut(service: String) throws -> [LeftOutTarget]
-    /// Extends the run's lease; throws `LeaseLost` unless it is still held under `lease`.
-    func renewLease(run: RunID, lease: RunLease, until: Date) throws
+    /// Extends the run's lease to `duration` from now on the store's clock; throws
+    /// `LeaseLost` unless it is still held under `lease`.
+    func renewLease(run: RunID, lease: RunLease, for duration: Duration) throws
     /// Whether someone asked to end the run's canary bake now.
     func isPromoteRequested(_ run: RunID) throws -> Bool
     /// The newest version a deploy of `service` older than `run` succeeded with, other than
@@ -59,15 +60,20 @@ public protocol RunJournal: Sendable {
     func bakeElapsed(of run: RunID) throws -> Duration?
 }
 
-/// The durable queue the dispatcher takes runs from.
+/// The durable queue the dispatcher takes runs from. Lease times are the store's: callers
+/// say how long, the store computes and compares expiries on its own clock (SQLite: this
+/// host's; an engine with a server clock uses that), so no two processes compare times taken
+/// from two clocks.
 public protocol RunQueue: RunJournal {
     /// Atomically moves the oldest queued run of a service with nothing running and no lock
-    /// in force to `running`, leased to `owner` until `until` under a new epoch (`Run.lease`).
-    func claimNext(owner: LeaseOwner, until: Date, at: Date) throws -> Run?
-    /// Running runs whose lease expired or whose owner `isGone`, other than `excluding`: each
-    /// is taken over by a conditional update (so two takers never both win), its
-    /// interruptions counted and its epoch incremented, and returned with its steps and lease.
-    func takeOver(owner: LeaseOwner, until: Date, at: Date, excluding: Set<RunID>,
+    /// in force to `running` (started `at`), leased to `owner` for `lease` under a new epoch
+    /// (`Run.lease`).
+    func claimNext(owner: LeaseOwner, lease: Duration, at: Date) throws -> Run?
+    /// Running runs whose lease expired (on the store's clock) or whose owner `isGone`, other
+    /// than `excluding`: each is taken over for `lease` by a conditional update (so two takers
+    /// never both win), its interruptions counted and its epoch incremented, and returned with
+    /// its steps and lease.
+    func takeOver(owner: LeaseOwner, lease: Duration, excluding: Set<RunID>,
                   isGone: (LeaseOwner) -> Bool) throws -> [Run]
     /// Ends a run. With a lease, only if the run is still held under it (`LeaseLost` otherwise).
     func finish(_ run: RunID, _ event: RunEvent, error: String?, lease: RunLease?, at: Date) throws

@@ -21,6 +21,15 @@ public final class ManualClock: RolloutClock {
         state.withLock { $0.now = $0.now.adding(duration); $0.uptime += duration }
     }
 
+    /// Time passes until `date` (nothing when it is not later than now).
+    public func advance(to date: Date) {
+        state.withLock { state in
+            guard date > state.now else { return }
+            state.uptime += date.since(state.now)
+            state.now = date
+        }
+    }
+
     /// The wall clock is set (NTP, an operator): `now` jumps, uptime does not move.
     public func setWallClock(by step: Duration) {
         state.withLock { $0.now = $0.now.adding(step) }

@@ -15,6 +15,6 @@ public struct StubLiveness: LivenessProbe {
 extension RunQueue {
     /// Claims as `LeaseOwner.test`, leased for 15 s from `now`.
     public func claimNext(at now: Date) throws -> Run? {
-        try claimNext(owner: .test, until: now.adding(.seconds(15)), at: now)
+        try claimNext(owner: .test, lease: .seconds(15), at: now)
     }
 }

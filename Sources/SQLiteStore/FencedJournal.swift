@@ -76,8 +76,8 @@ public struct FencedJournal: RunJournal {
 
     public func leftOut(service: String) throws -> [LeftOutTarget] { try store.leftOut(service: service) }
 
-    public func renewLease(run: RunID, lease: RunLease, until: Date) throws {
-        try store.renewLease(run: run, lease: lease, until: until)
+    public func renewLease(run: RunID, lease: RunLease, for duration: Duration) throws {
+        try store.renewLease(run: run, lease: lease, for: duration)
     }
 
     public func isPromoteRequested(_ run: RunID) throws -> Bool { try store.isPromoteRequested(run) }

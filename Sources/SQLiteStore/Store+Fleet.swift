@@ -179,10 +179,12 @@ public struct ServerHolder: Sendable, Equatable {
 }
 
 extension Store {
-    /// Claims the database for `owner`; returns the live holder that refuses it, or nil when
-    /// claimed (no holder, an expired lease, or a holder that `isGone`).
-    public func claimServer(owner: LeaseOwner, until: Date, at now: Date, isGone: (LeaseOwner) -> Bool) throws -> ServerHolder? {
+    /// Claims the database for `owner` for `duration`; returns the live holder that refuses
+    /// it, or nil when claimed (no holder, a lease expired on the store's clock, or a holder
+    /// that `isGone`).
+    public func claimServer(owner: LeaseOwner, for duration: Duration, isGone: (LeaseOwner) -> Bool) throws -> ServerHolder? {
         try write { db in
+            let now = leaseClock.now, until = now.adding(duration)
             if let holder = try Store.serverHolder(db), holder.owner != owner,
                holder.expiresAt > now, !isGone(holder.owner) {
                 return holder
@@ -195,11 +197,12 @@ extension Store {
         }
     }
 
-    /// Extends the holder's lease; false if another process holds the database now.
-    public func renewServer(owner: LeaseOwner, until: Date) throws -> Bool {
+    /// Extends the holder's lease to `duration` from now; false if another process holds the
+    /// database now.
+    public func renewServer(owner: LeaseOwner, for duration: Duration) throws -> Bool {
         try write { db in
             try db.prepare("UPDATE server_holder SET expires_at = ? WHERE id = 1 AND owner = ?")
-                .run([.integer(until.milliseconds), .text(owner.text)])
+                .run([.integer(leaseClock.now.adding(duration).milliseconds), .text(owner.text)])
             return db.changes == 1
         }
     }

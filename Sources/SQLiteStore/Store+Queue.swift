@@ -2,8 +2,9 @@ import Rollout
 
 /// The roll's journal and the dispatcher's queue, in SQLite.
 extension Store: RunQueue {
-    public func claimNext(owner: LeaseOwner, until: Date, at now: Date) throws -> Run? {
+    public func claimNext(owner: LeaseOwner, lease: Duration, at now: Date) throws -> Run? {
         try write { db in
+            let until = leaseClock.now.adding(lease)
             guard let run = try db.prepare("""
                 SELECT \(Store.runColumns) FROM runs
                 WHERE status = \(RunStatus.queued.sql)
@@ -27,9 +28,10 @@ extension Store: RunQueue {
         }
     }
 
-    public func takeOver(owner: LeaseOwner, until: Date, at now: Date, excluding: Set<RunID>,
+    public func takeOver(owner: LeaseOwner, lease: Duration, excluding: Set<RunID>,
                          isGone: (LeaseOwner) -> Bool) throws -> [Run] {
         try write { db in
+            let now = leaseClock.now, until = now.adding(lease)
             let candidates = try db.prepare("""
                 SELECT \(Store.runColumns), lease_owner, lease_expires_at, lease_epoch FROM runs WHERE status = ? ORDER BY id
                 """).rows([.text(RunStatus.running.rawValue)]) { row in
@@ -58,8 +60,8 @@ extension Store: RunQueue {
         }
     }
 
-    public func renewLease(run: RunID, lease: RunLease, until: Date) throws {
-        try write { db in try Store.fence(db, run: run, lease: lease, until: until) }
+    public func renewLease(run: RunID, lease: RunLease, for duration: Duration) throws {
+        try write { db in try Store.fence(db, run: run, lease: lease, until: leaseClock.now.adding(duration)) }
     }
 
     public func releaseLease(run: RunID, lease: RunLease) throws {

@@ -27,12 +27,17 @@ public final class Store: Sendable {
     private let nextReader = Atomic<Int>(0)
     /// Counts runs as they end (every end goes through the store).
     let metrics: RollMetrics
+    /// The clock lease expiries are computed and compared on: one clock for every process
+    /// on this database (SQLite's file lives on one host).
+    let leaseClock: any RolloutClock
 
     /// Opens (creating if needed) and migrates the database. A database that cannot be
     /// written is refused here, before anything is started.
-    public init(path: String, migrator: Migrator, readers: Int = 4, now: Date = Date(), metrics: RollMetrics = RollMetrics()) throws {
+    public init(path: String, migrator: Migrator, readers: Int = 4, now: Date = Date(), metrics: RollMetrics = RollMetrics(),
+                leaseClock: any RolloutClock = SystemClock()) throws {
         self.path = path
         self.metrics = metrics
+        self.leaseClock = leaseClock
         let writeConnection: Connection
         do {
             // Writes that fail are retried with backoff by their callers: waiting for a lock

@@ -68,9 +68,9 @@ import SQLiteStore
         let queued = await deploy(#"{"service":"web","version":"v7","wait_for_lock":true}"#)
         #expect(queued.status == 202)
         #expect(json(queued)["wait_for_lock"] == .bool(true))
-        #expect(try app.store.claimNext(owner: .test, until: clock.now, at: clock.now) == nil, "not claimed while locked")
+        #expect(try app.store.claimNext(owner: .test, lease: .zero, at: clock.now) == nil, "not claimed while locked")
         clock.advance(by: .seconds(601))
-        #expect(try app.store.claimNext(owner: .test, until: clock.now, at: clock.now)?.version == "v7")
+        #expect(try app.store.claimNext(owner: .test, lease: .zero, at: clock.now)?.version == "v7")
     }
 
     @Test func badLockRequestsAreClearErrors() async {
@@ -85,7 +85,7 @@ import SQLiteStore
     func leaveOut(_ id: String) throws -> RunID {
         guard case .created(let run, _) = try app.store.enqueue(service: "web", version: "bad", reason: nil, requestedBy: "t",
                                                                 idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
-        let lease = try app.store.claimNext(owner: .test, until: clock.now.adding(.seconds(60)), at: clock.now)?.lease
+        let lease = try app.store.claimNext(owner: .test, lease: .seconds(60), at: clock.now)?.lease
         try app.store.markOut(run: run.id, service: "web", target: Target(id: id, port: 8080), phase: .deploy,
                               reason: "deploy hook failed", lease: lease!, at: clock.now)
         try app.store.finish(run.id, .fail, error: "deploy hook failed", at: clock.now)

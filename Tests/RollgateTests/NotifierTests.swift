@@ -58,7 +58,7 @@ final class ScriptedOutbound: OutboundHTTP {
     func roll(_ version: String, leaveOut: Bool = false) throws -> RunID {
         guard case .created(let run, _) = try store.enqueue(service: "web", version: version, reason: "ship it", requestedBy: "api:ci",
                                                             idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
-        let lease = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(60)), at: clock.now)?.lease
+        let lease = try store.claimNext(owner: .test, lease: .seconds(60), at: clock.now)?.lease
         for id in ["web-1", "web-2"] {
             let target = Target(id: id, port: 8080)
             try store.markOut(run: run.id, service: "web", target: target, phase: .drain, reason: "rolling", lease: lease!, at: clock.now)
@@ -146,7 +146,7 @@ final class ScriptedOutbound: OutboundHTTP {
                                                             idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
         let reply = "https://hooks.slack.test/commands/T/1/reply"
         try store.setReplyTargets(of: run.id, replyURL: reply, githubDeployment: nil)
-        let lease = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(600)), at: clock.now)?.lease
+        let lease = try store.claimNext(owner: .test, lease: .seconds(600), at: clock.now)?.lease
         for index in 1...5 {
             let target = Target(id: "web-\(index)", port: 8080)
             _ = try store.freezePlan(run: run.id, targets: [target])
@@ -168,7 +168,7 @@ final class ScriptedOutbound: OutboundHTTP {
         guard case .created(let run, _) = try store.enqueue(service: "web", version: "f95f852", reason: nil, requestedBy: "github:Codertocat",
                                                             idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
         try store.setReplyTargets(of: run.id, replyURL: nil, githubDeployment: "Codertocat/Hello-World/145988746")
-        let lease = try store.claimNext(owner: .test, until: clock.now.adding(.seconds(60)), at: clock.now)?.lease
+        let lease = try store.claimNext(owner: .test, lease: .seconds(60), at: clock.now)?.lease
         try store.finish(run.id, .fail, error: "deploy hook failed on web-1", lease: lease!, at: clock.now)
         for _ in 0..<4 { await notifier.pass() }
         let statuses = http.requests.filter { $0.url == "https://github.test/api/repos/Codertocat/Hello-World/deployments/145988746/statuses" }

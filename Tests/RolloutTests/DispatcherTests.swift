@@ -4,8 +4,13 @@ import RolloutTesting
 import SQLiteStore
 
 @Suite struct DispatcherTests {
-    let clock = ManualClock()
-    let store = try! Store.forTests()
+    let clock: ManualClock
+    let store: Store
+
+    init() throws {
+        clock = ManualClock()
+        store = try Store.forTests(leaseClock: clock)
+    }
 
     func dispatcher(_ lbs: [String: FakeLoadBalancer], executor: RecordingExecutor = RecordingExecutor(),
                     owner: LeaseOwner = .test, liveness: StubLiveness = StubLiveness()) -> Dispatcher {

@@ -34,8 +34,13 @@ import Synchronization
 
 @Suite struct LocalDeadlineTests {
     let targets = [Target(id: "i-a", port: 80), Target(id: "i-b", port: 80)]
-    let clock = ManualClock()
-    let store = try! Store.forTests()
+    let clock: ManualClock
+    let store: Store
+
+    init() throws {
+        clock = ManualClock()
+        store = try Store.forTests(leaseClock: clock)
+    }
 
     /// The database stops answering renewals mid-hook (nothing renews): once the window has
     /// passed, the roll starts no hook and makes no load-balancer change, whatever the
@@ -109,8 +114,7 @@ import Synchronization
 
     /// The next start takes the run over as the dispatcher does.
     func takeOver(_ id: RunID) throws -> Run {
-        let taken = try #require(try store.takeOver(owner: .test, until: clock.now.adding(.seconds(15)), at: clock.now.adding(.seconds(60)),
-                                                    excluding: [], isGone: { _ in true }).first { $0.id == id })
+        let taken = try #require(try store.takeOver(owner: .test, lease: .seconds(15), excluding: [], isGone: { _ in true }).first { $0.id == id })
         guard case .resume(let run) = try Recovery(queue: store, clock: clock, executor: RecordingExecutor()).takeOver(taken) else {
             throw TestError("not resumed")
         }

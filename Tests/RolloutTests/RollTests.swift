@@ -355,7 +355,7 @@ final class FlakyJournal: RunJournal {
         try base.noteLeftOut(service: service, target: target, run: run, phase: phase, reason: reason, at: at)
     }
     func leftOut(service: String) throws -> [LeftOutTarget] { try base.leftOut(service: service) }
-    func renewLease(run: RunID, lease: RunLease, until: Date) throws { try base.renewLease(run: run, lease: lease, until: until) }
+    func renewLease(run: RunID, lease: RunLease, for duration: Duration) throws { try base.renewLease(run: run, lease: lease, for: duration) }
     func isPromoteRequested(_ run: RunID) throws -> Bool { try base.isPromoteRequested(run) }
     func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
         try base.previousGoodVersion(service: service, before: run, otherThan: version)

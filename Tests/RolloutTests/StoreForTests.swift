@@ -10,10 +10,12 @@ import Synchronization
 /// so each rule the schema keeps holds in the tests too (a fake that kept fewer rules let
 /// batches pass here and fail in production). The files go when the test process exits.
 extension Store {
-    static func forTests() throws -> Store {
+    /// `leaseClock`: the clock lease expiries are computed on (the test's own, when the
+    /// test moves time past a lease).
+    static func forTests(leaseClock: any RolloutClock = SystemClock()) throws -> Store {
         let directory = TestDatabases.directory + "/\(TestDatabases.next())"
         mkdir(directory, 0o700)
-        return try Store(path: directory + "/rollgate.db", migrator: Migrator(directory: TestDatabases.migrations))
+        return try Store(path: directory + "/rollgate.db", migrator: Migrator(directory: TestDatabases.migrations), leaseClock: leaseClock)
     }
 
     /// Queues a deploy the way the API does.
@@ -139,7 +141,7 @@ final class GatedJournal: RunJournal {
         try store.noteLeftOut(service: service, target: target, run: run, phase: phase, reason: reason, at: at)
     }
     func leftOut(service: String) throws -> [LeftOutTarget] { try store.leftOut(service: service) }
-    func renewLease(run: RunID, lease: RunLease, until: Date) throws { try store.renewLease(run: run, lease: lease, until: until) }
+    func renewLease(run: RunID, lease: RunLease, for duration: Duration) throws { try store.renewLease(run: run, lease: lease, for: duration) }
     func isPromoteRequested(_ run: RunID) throws -> Bool { try store.isPromoteRequested(run) }
     func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
         try store.previousGoodVersion(service: service, before: run, otherThan: version)

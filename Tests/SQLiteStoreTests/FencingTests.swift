@@ -9,21 +9,23 @@ import RolloutTesting
 @Suite struct FencingTests {
     let db = TempDatabase()
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    let clock = ManualClock(start: Date(timeIntervalSince1970: 1_800_000_000))
     let alice = LeaseOwner(host: "h1", pid: 10, start: 100)
     let bob = LeaseOwner(host: "h2", pid: 20, start: 200)
     let web1 = Target(id: "web-1", port: 80)
 
     /// alice claimed the run, stopped past her lease, and bob took it over.
     func takenFromAlice() throws -> (Store, Run, RunLease) {
-        let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory))
+        let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory), leaseClock: clock)
         _ = try store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0)
-        let run = try #require(try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0))
+        let run = try #require(try store.claimNext(owner: alice, lease: .seconds(15), at: t0))
         let alices = try #require(run.lease)
         #expect(alices == RunLease(owner: alice, epoch: 1))
         _ = try store.fenced(by: alices).freezePlan(run: run.id, targets: [web1])
         let step = try store.fenced(by: alices).beginStep(run: run.id, target: web1, phase: .prepare, at: t0)
         try store.fenced(by: alices).endStep(step, .succeed, error: nil, at: t0)
-        let taken = try store.takeOver(owner: bob, until: t0.adding(.seconds(60)), at: t0.adding(.seconds(20)), excluding: [], isGone: { _ in false })
+        clock.advance(to: t0.adding(.seconds(20)))
+        let taken = try store.takeOver(owner: bob, lease: .seconds(40), excluding: [], isGone: { _ in false })
         #expect(taken.map(\.id) == [run.id], "alice's lease expired: bob takes the run")
         #expect(taken.first?.lease == RunLease(owner: bob, epoch: 2), "the takeover is a new epoch")
         return (store, try #require(try store.run(run.id)), alices)
@@ -40,7 +42,7 @@ import RolloutTesting
         #expect(throws: LeaseLost.self) { try stale.noteLeftOut(service: "web", target: web1, run: run.id, phase: .drain, reason: "x", at: t0) }
         #expect(throws: LeaseLost.self) { try stale.recordRollback(run: run.id, to: "v1", cause: "x", at: t0) }
         #expect(throws: LeaseLost.self) { try stale.recordBake(run: run.id, elapsed: .seconds(5)) }
-        #expect(throws: LeaseLost.self) { try stale.renewLease(run: run.id, lease: alices, until: t0.adding(.seconds(99))) }
+        #expect(throws: LeaseLost.self) { try stale.renewLease(run: run.id, lease: alices, for: .seconds(99)) }
         #expect(throws: LeaseLost.self) { try stale.markDone(run: run.id, service: "web", target: web1, lease: alices, at: t0) }
         #expect(throws: LeaseLost.self) { try store.finish(run.id, .succeed, error: nil, lease: alices, at: t0) }
         #expect(throws: LeaseLost.self) { _ = try stale.freezePlan(run: run.id, targets: [web1]) }

@@ -9,11 +9,13 @@ import RolloutTesting
 @Suite struct LeaseStoreTests {
     let db = TempDatabase()
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    /// The store's own clock: lease expiries are computed and compared on it.
+    let clock = ManualClock(start: Date(timeIntervalSince1970: 1_800_000_000))
     let alice = LeaseOwner(host: "h1", pid: 10, start: 100)
     let bob = LeaseOwner(host: "h2", pid: 20, start: 200)
     let web1 = Target(id: "web-1", port: 80)
 
-    func store() throws -> Store { try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory)) }
+    func store() throws -> Store { try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory), leaseClock: clock) }
 
     func queued(_ store: Store, _ version: String = "v1", service: String = "web") throws -> Run {
         guard case .created(let run, _) = try store.enqueue(service: service, version: version, reason: nil, requestedBy: "t",
@@ -26,21 +28,25 @@ import RolloutTesting
     @Test func aClaimIsLeasedRenewedByItsOwnerOnlyAndTakenOverOnceExpired() throws {
         let store = try store()
         let run = try queued(store)
-        let alices = try #require(try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)?.lease)
-        try store.renewLease(run: run.id, lease: alices, until: t0.adding(.seconds(30)))
-        #expect(throws: LeaseLost.self) { try store.renewLease(run: run.id, lease: RunLease(owner: bob, epoch: alices.epoch), until: t0.adding(.seconds(30))) }
+        let alices = try #require(try store.claimNext(owner: alice, lease: .seconds(15), at: t0)?.lease)
+        try store.renewLease(run: run.id, lease: alices, for: .seconds(30))
+        #expect(throws: LeaseLost.self) { try store.renewLease(run: run.id, lease: RunLease(owner: bob, epoch: alices.epoch), for: .seconds(30)) }
         #expect(throws: LeaseLost.self, "an older epoch of the same owner") {
-            try store.renewLease(run: run.id, lease: RunLease(owner: alice, epoch: alices.epoch - 1), until: t0.adding(.seconds(30)))
+            try store.renewLease(run: run.id, lease: RunLease(owner: alice, epoch: alices.epoch - 1), for: .seconds(30))
         }
         // Not expired, owner alive: bob takes nothing.
-        #expect(try store.takeOver(owner: bob, until: t0.adding(.seconds(45)), at: t0.adding(.seconds(29)), excluding: [], isGone: { _ in false }).isEmpty)
+        clock.advance(to: t0.adding(.seconds(29)))
+        #expect(try store.takeOver(owner: bob, lease: .seconds(16), excluding: [], isGone: { _ in false }).isEmpty)
         // Expired: bob takes it, counting the interruption; alice is fenced from then on.
-        let taken = try store.takeOver(owner: bob, until: t0.adding(.seconds(45)), at: t0.adding(.seconds(31)), excluding: [], isGone: { _ in false })
+        clock.advance(to: t0.adding(.seconds(31)))
+        let taken = try store.takeOver(owner: bob, lease: .seconds(14), excluding: [], isGone: { _ in false })
+        let expiry = try store.read { try $0.prepare("SELECT lease_expires_at FROM runs WHERE id = ?").rows([.integer(run.id)]) { $0.int(0) }.first }
+        #expect(expiry == t0.adding(.seconds(45)).milliseconds, "the store computed the expiry on its own clock")
         #expect(taken.map(\.id) == [run.id])
         #expect(taken.first?.interruptions == 1)
         let bobs = try #require(taken.first?.lease)
         #expect(bobs.epoch == alices.epoch + 1)
-        #expect(throws: LeaseLost.self) { try store.renewLease(run: run.id, lease: alices, until: t0.adding(.seconds(60))) }
+        #expect(throws: LeaseLost.self) { try store.renewLease(run: run.id, lease: alices, for: .seconds(60)) }
         #expect(throws: LeaseLost.self) {
             try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "x", lease: alices, at: t0)
         }
@@ -53,14 +59,14 @@ import RolloutTesting
     @Test func aDeadOwnersRunIsTakenOverAtOnceAndTwoTakersNeverBothWin() throws {
         let store = try store()
         let run = try queued(store)
-        _ = try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)
-        let first = try store.takeOver(owner: bob, until: t0.adding(.seconds(15)), at: t0, excluding: [], isGone: { $0 == alice })
+        _ = try store.claimNext(owner: alice, lease: .seconds(15), at: t0)
+        let first = try store.takeOver(owner: bob, lease: .seconds(15), excluding: [], isGone: { $0 == alice })
         #expect(first.map(\.id) == [run.id])
         // A third process looking at the same moment finds bob's fresh, live lease.
         let carol = LeaseOwner(host: "h3", pid: 30, start: 300)
-        #expect(try store.takeOver(owner: carol, until: t0.adding(.seconds(15)), at: t0, excluding: [], isGone: { $0 == alice }).isEmpty)
+        #expect(try store.takeOver(owner: carol, lease: .seconds(15), excluding: [], isGone: { $0 == alice }).isEmpty)
         // A process never takes over the runs it has in hand.
-        #expect(try store.takeOver(owner: bob, until: t0.adding(.seconds(15)), at: t0.adding(.seconds(60)), excluding: [run.id], isGone: { _ in true }).isEmpty)
+        #expect(try store.takeOver(owner: bob, lease: .seconds(15), excluding: [run.id], isGone: { _ in true }).isEmpty)
     }
 
     /// Two takers really at once: two stores on one file (each its own connections, as two
@@ -71,7 +77,7 @@ import RolloutTesting
         let carol = LeaseOwner(host: "h3", pid: 30, start: 300)
         for round in 0..<30 {
             let run = try queued(first, "v\(round)", service: "svc\(round)")
-            _ = try first.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)
+            _ = try first.claimNext(owner: alice, lease: .seconds(15), at: t0)
             let start = DispatchSemaphore(value: 0)
             let group = DispatchGroup()
             let results = TakeResults()
@@ -80,7 +86,7 @@ import RolloutTesting
                 group.enter()
                 DispatchQueue(label: "taker").async {
                     start.wait()
-                    let taken = (try? store.takeOver(owner: owner, until: t0.adding(.seconds(15)), at: t0, excluding: [],
+                    let taken = (try? store.takeOver(owner: owner, lease: .seconds(15), excluding: [],
                                                      isGone: { $0 == alice })) ?? []
                     results.add(taken.filter { $0.id == run.id }.count)
                     group.leave()
@@ -103,15 +109,15 @@ import RolloutTesting
     @Test func aReleasedLeaseIsTakenOverByTheNextStartAtOnce() throws {
         let store = try store()
         let run = try queued(store)
-        let alices = try #require(try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)?.lease)
+        let alices = try #require(try store.claimNext(owner: alice, lease: .seconds(15), at: t0)?.lease)
         try store.releaseLease(run: run.id, lease: alices)
-        #expect(try store.takeOver(owner: bob, until: t0.adding(.seconds(15)), at: t0, excluding: [], isGone: { _ in false }).map(\.id) == [run.id])
+        #expect(try store.takeOver(owner: bob, lease: .seconds(15), excluding: [], isGone: { _ in false }).map(\.id) == [run.id])
     }
 
     @Test func thePlanIsFrozenOnceAndTheFleetRecordFollowsTheTargets() throws {
         let store = try store()
         let run = try queued(store)
-        let alices = try #require(try store.claimNext(owner: alice, until: t0.adding(.seconds(15)), at: t0)?.lease)
+        let alices = try #require(try store.claimNext(owner: alice, lease: .seconds(15), at: t0)?.lease)
         let web2 = Target(id: "web-2", port: 80)
         #expect(try store.freezePlan(run: run.id, targets: [web1, web2]).map(\.progress) == [.pending, .pending])
         #expect(try store.freezePlan(run: run.id, targets: [web2]).map(\.target) == [web1, web2], "never re-decided")
@@ -135,11 +141,11 @@ import RolloutTesting
         let deploy = try queued(store)
         guard case .created(let restore, _) = try store.enqueue(service: "web", version: "v0", reason: nil, requestedBy: "t", idempotencyKey: nil,
                                                                 kind: .restore(web1), at: t0) else { throw TestFailure() }
-        #expect(try store.claimNext(owner: alice, until: t0, at: t0)?.id == restore.id, "putting capacity back is not a deploy")
+        #expect(try store.claimNext(owner: alice, lease: .zero, at: t0)?.id == restore.id, "putting capacity back is not a deploy")
         try store.finish(restore.id, .succeed, error: nil, at: t0)
-        #expect(try store.claimNext(owner: alice, until: t0, at: t0) == nil, "the deploy waits for the lock")
+        #expect(try store.claimNext(owner: alice, lease: .zero, at: t0) == nil, "the deploy waits for the lock")
         #expect(try store.unlock(service: "web", at: t0)?.reason == "freeze")
-        #expect(try store.claimNext(owner: alice, until: t0, at: t0)?.id == deploy.id)
+        #expect(try store.claimNext(owner: alice, lease: .zero, at: t0)?.id == deploy.id)
         #expect(try store.run(restore.id)?.kind == .restore(web1))
     }
 
@@ -149,7 +155,7 @@ import RolloutTesting
         for version in 1...5 {
             let run = try queued(store, "v\(version)")
             ids.append(run.id)
-            _ = try store.claimNext(owner: alice, until: t0, at: t0)
+            _ = try store.claimNext(owner: alice, lease: .zero, at: t0)
             try store.log(run: run.id, stream: .system, target: nil, phase: nil, text: "line", at: t0)
             if version == 2 {
                 try store.noteLeftOut(service: "web", target: web1, run: run.id, phase: .restore, reason: "x", at: t0)
@@ -157,7 +163,7 @@ import RolloutTesting
             try store.finish(run.id, .succeed, error: nil, at: t0)
         }
         let running = try queued(store, "v6")
-        _ = try store.claimNext(owner: alice, until: t0, at: t0)
+        _ = try store.claimNext(owner: alice, lease: .zero, at: t0)
         let pruned = try store.prune(Retention(keepRuns: 2), at: t0)
         // The newest two (the running one counts) stay, and run 2, which a left-out target names.
         #expect(pruned == Store.Pruned(runs: 3, logLines: 3))
@@ -182,17 +188,23 @@ import RolloutTesting
 
     @Test func theServerHolderRefusesASecondLiveProcess() throws {
         let store = try store()
-        #expect(try store.claimServer(owner: alice, until: t0.adding(.seconds(15)), at: t0, isGone: { _ in false }) == nil)
-        let refused = try store.claimServer(owner: bob, until: t0.adding(.seconds(15)), at: t0.adding(.seconds(1)), isGone: { _ in false })
+        #expect(try store.claimServer(owner: alice, for: .seconds(15), isGone: { _ in false }) == nil)
+        clock.advance(to: t0.adding(.seconds(1)))
+        let refused = try store.claimServer(owner: bob, for: .seconds(15), isGone: { _ in false })
         #expect(refused?.owner == alice)
-        #expect(try store.renewServer(owner: alice, until: t0.adding(.seconds(30))))
-        #expect(try !store.renewServer(owner: bob, until: t0.adding(.seconds(30))))
-        #expect(try store.claimServer(owner: bob, until: t0.adding(.seconds(60)), at: t0.adding(.seconds(31)), isGone: { _ in false }) == nil,
+        #expect(try store.renewServer(owner: alice, for: .seconds(29)))
+        #expect(try !store.renewServer(owner: bob, for: .seconds(29)))
+        clock.advance(to: t0.adding(.seconds(29)))
+        #expect(try store.claimServer(owner: bob, for: .seconds(31), isGone: { _ in false })?.owner == alice, "renewed until t0 + 30 s")
+        clock.advance(to: t0.adding(.seconds(31)))
+        #expect(try store.claimServer(owner: bob, for: .seconds(29), isGone: { _ in false }) == nil,
                 "an expired hold is taken")
-        #expect(try store.claimServer(owner: alice, until: t0.adding(.seconds(60)), at: t0.adding(.seconds(32)), isGone: { $0 == bob }) == nil,
+        clock.advance(to: t0.adding(.seconds(32)))
+        #expect(try store.claimServer(owner: alice, for: .seconds(28), isGone: { $0 == bob }) == nil,
                 "a dead holder's hold is taken")
         try store.releaseServer(owner: alice)
-        #expect(try store.claimServer(owner: bob, until: t0.adding(.seconds(60)), at: t0.adding(.seconds(33)), isGone: { _ in false }) == nil)
+        clock.advance(to: t0.adding(.seconds(33)))
+        #expect(try store.claimServer(owner: bob, for: .seconds(27), isGone: { _ in false }) == nil)
     }
 }
 
@@ -208,6 +220,8 @@ import RolloutTesting
     @Test func scrapeQueriesUseIndexesNotTheHistory() throws {
         let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory))
         let t0 = Date(timeIntervalSince1970: 1_800_000_000)
+    /// The store's own clock: lease expiries are computed and compared on it.
+    let clock = ManualClock(start: Date(timeIntervalSince1970: 1_800_000_000))
         // Some history, and statistics for the planner to see it.
         for index in 0..<200 {
             guard case .created(let run, _) = try store.enqueue(service: "web", version: "v\(index)", reason: nil, requestedBy: "t",

@@ -19,6 +19,8 @@ public final class Notifier: Sendable {
     /// This process's hold on the database: nothing is sent unless it may act (one sender at
     /// a time, so no notification goes twice when another process took the database over).
     let holding: LeaseGuard?
+    /// Where its database calls wait (never Swift's cooperative pool); nil: where called.
+    let blocking: BlockingWork?
     /// The fan-out's own cursor through the event log.
     static let fanOutCursor = "fan-out"
     /// Slack: a `response_url` takes 5 messages in its first 30 minutes.
@@ -26,8 +28,9 @@ public final class Notifier: Sendable {
     static let replyLifetime: Duration = .seconds(1800)
 
     public init(store: Store, config: Config, http: any OutboundHTTP, clock: any RolloutClock, logger: Logger,
-                telemetry: Telemetry? = nil, holding: LeaseGuard? = nil) {
+                telemetry: Telemetry? = nil, holding: LeaseGuard? = nil, blocking: BlockingWork? = nil) {
         self.telemetry = telemetry
+        self.blocking = blocking
         self.holding = holding
         self.store = store
         self.config = config
@@ -45,15 +48,21 @@ public final class Notifier: Sendable {
     }
 
     /// One round: queue new events for their destinations, then one delivery per due destination.
+    /// A database call, on the store's threads when there are some.
+    private func db<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        guard let blocking else { return try body() }
+        return try await blocking.run(body)
+    }
+
     public func pass() async {
         if let holding, !holding.mayAct { return }
         do {
-            try fanOut()
+            try await db { try self.fanOut() }
         } catch {
             logger.error("cannot queue notifications", metadata: ["error": "\(error)"])
         }
         do {
-            let destinations = try store.destinationsWithPending()
+            let destinations = try await db { try self.store.destinationsWithPending() }
             await withTaskGroup(of: Void.self) { group in
                 for destination in destinations {
                     group.addTask { await self.deliverDue(to: destination) }
@@ -125,9 +134,14 @@ public final class Notifier: Sendable {
         for _ in 0..<100 {
             if let holding, !holding.mayAct { return }
             do {
-                guard let (event, attempts) = try store.nextDelivery(to: name, at: clock.now) else { return }
-                guard let run = try store.run(event.runID), let destination = try destination(named: name, for: event) else {
-                    try store.deliveryFailed(to: name, seq: event.seq, error: "the destination is no longer configured", retryAt: nil)
+                let now = clock.now
+                let next = try await db { () -> (event: RunEventRecord, attempts: Int, run: Run?, destination: Destination?)? in
+                    guard let (event, attempts) = try self.store.nextDelivery(to: name, at: now) else { return nil }
+                    return (event, attempts, try self.store.run(event.runID), try self.destination(named: name, for: event))
+                }
+                guard let (event, attempts, found, configured) = next else { return }
+                guard let run = found, let destination = configured else {
+                    try await db { try self.store.deliveryFailed(to: name, seq: event.seq, error: "the destination is no longer configured", retryAt: nil) }
                     continue
                 }
                 let request = NotificationRequest.build(for: destination, event: event, run: run, config: config, now: clock.now)
@@ -135,7 +149,8 @@ public final class Notifier: Sendable {
                 do {
                     let response = try await http.send(request)
                     if (200..<300).contains(response.status) {
-                        try store.delivered(to: name, seq: event.seq, at: clock.now)
+                        let at = clock.now
+                        try await db { try self.store.delivered(to: name, seq: event.seq, at: at) }
                         telemetry?.notificationAttempted(destination: name, result: "delivered")
                         continue
                     }
@@ -146,7 +161,7 @@ public final class Notifier: Sendable {
                     failure = error.reason
                 }
                 // Given up: the next event goes on now; else everything waits for the retry.
-                guard try failed(name, event, attempts, failure) else { return }
+                guard try await db({ try self.failed(name, event, attempts, failure) }) else { return }
             } catch {
                 logger.error("cannot record a notification", metadata: ["destination": "\(name)", "error": "\(error)"])
                 return
