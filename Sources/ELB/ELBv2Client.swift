@@ -28,6 +28,11 @@ public struct AWSError: Error, CustomStringConvertible, Equatable {
         return status == 429 || status >= 500
     }
 
+    /// The account's request limit said no: a reason to slow down, never to give up.
+    public var isThrottling: Bool {
+        ["Throttling", "ThrottlingException", "RequestLimitExceeded"].contains(code) || status == 429
+    }
+
     public var description: String { "\(code): \(message)" }
 
     /// Reads both error shapes: `<ErrorResponse><Error>` and moto's `<Response><Errors><Error>`.
@@ -47,11 +52,15 @@ public struct RetryPolicy: Sendable {
     public var first: Duration
     public var cap: Duration
     public var attempts: Int
+    /// With a budget, Throttling slows the budget down and never counts as an attempt (a
+    /// roll never fails on it); false for callers that must answer fast (check-config).
+    public var outlastsThrottling: Bool
 
-    public init(first: Duration = .milliseconds(100), cap: Duration = .seconds(2), attempts: Int = 8) {
+    public init(first: Duration = .milliseconds(100), cap: Duration = .seconds(2), attempts: Int = 8, outlastsThrottling: Bool = true) {
         self.first = first
         self.cap = cap
         self.attempts = attempts
+        self.outlastsThrottling = outlastsThrottling
     }
 
     /// "Full jitter": a random wait between half and all of min(cap, first * 2^attempt).
@@ -80,10 +89,15 @@ public struct AWSQueryClient: Sendable {
     let random: @Sendable () -> Double
     /// Counts every attempt by action and outcome.
     let metrics: RollMetrics
+    /// The account's API budget every call takes a token from first; nil: none (EC2, whose
+    /// limits are its own).
+    let budget: AWSCallBudget?
 
     public init(endpoint: AWSEndpoint, region: String, service: String, version: String,
                 credentials: any AWSCredentialProvider, transport: any AWSTransport, clock: any RolloutClock,
-                retry: RetryPolicy, random: @escaping @Sendable () -> Double, metrics: RollMetrics = RollMetrics()) {
+                retry: RetryPolicy, random: @escaping @Sendable () -> Double, metrics: RollMetrics = RollMetrics(),
+                budget: AWSCallBudget? = nil) {
+        self.budget = budget
         self.endpoint = endpoint
         self.region = region
         self.service = service
@@ -97,11 +111,23 @@ public struct AWSQueryClient: Sendable {
     }
 
     /// Signs and sends one action, retrying what heals; returns the answer's root element.
+    /// With a budget each attempt waits for its token first, and Throttling never ends the
+    /// call (the budget slows down instead); only other retryable errors count against
+    /// `retry.attempts`. Cancellation (shutdown) ends any wait.
     func call(_ form: QueryForm) async throws -> XMLElement {
         let action = form.pairs[0].1
+        let kind = AWSCallBudget.Kind.of(action: action)
         let body = Array(form.encoded.utf8)
         var attempt = 0
         while true {
+            if let budget {
+                let wait = await budget.reserve(kind)
+                if wait > .zero {
+                    metrics.awsBudgetWaited(kind: kind.rawValue, duration: wait)
+                    CallBudgetReport.delayed?(action, wait)
+                    try await clock.sleep(for: wait)
+                }
+            }
             let error: AWSError
             let sent = clock.now
             do {
@@ -117,6 +143,7 @@ public struct AWSQueryClient: Sendable {
                         throw AWSError(code: "MalformedResponse", message: "\(action) answered XML that does not parse", status: status)
                     }
                     metrics.loadBalancerCalled(operation: action, code: "ok", duration: clock.now.since(sent))
+                    await budget?.succeeded(kind)
                     return root
                 }
                 error = AWSError.parse(answer, status: status)
@@ -124,6 +151,11 @@ public struct AWSQueryClient: Sendable {
                 error = AWSError(code: "ConnectionError", message: transportError.description, status: 0)
             }
             metrics.loadBalancerCalled(operation: action, code: error.code, duration: clock.now.since(sent))
+            if error.isThrottling, let budget {
+                await budget.throttled(kind)
+                // The budget paces the next attempt; throttling never fails the call.
+                if retry.outlastsThrottling { continue }
+            }
             attempt += 1
             guard error.isRetryable, attempt < retry.attempts else { throw error }
             try await clock.sleep(for: retry.delay(afterAttempt: attempt - 1, random: random()))
@@ -140,10 +172,10 @@ public struct ELBv2Client: Sendable {
     public init(endpoint: AWSEndpoint, region: String, credentials: any AWSCredentialProvider,
                 transport: any AWSTransport = URLSessionTransport(), clock: any RolloutClock = SystemClock(),
                 retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
-                metrics: RollMetrics = RollMetrics()) {
+                metrics: RollMetrics = RollMetrics(), budget: AWSCallBudget? = nil) {
         query = AWSQueryClient(endpoint: endpoint, region: region, service: "elasticloadbalancing", version: ELBv2Client.version,
                                credentials: credentials, transport: transport, clock: clock, retry: retry, random: random,
-                               metrics: metrics)
+                               metrics: metrics, budget: budget)
     }
 
     public static let version = "2015-12-01"

@@ -10,6 +10,19 @@ struct AWSAccess: Sendable {
     let clock: any RolloutClock
     let metrics: RollMetrics
     var retry = RetryPolicy()
+    /// The account's API budget per region, shared by every client this access makes.
+    let budgets: AWSCallBudgets
+
+    init(settings: AWSSettings, environment: [String: String], clock: any RolloutClock, metrics: RollMetrics,
+         retry: RetryPolicy = RetryPolicy()) {
+        self.settings = settings
+        self.environment = environment
+        self.clock = clock
+        self.metrics = metrics
+        self.retry = retry
+        budgets = AWSCallBudgets(rates: AWSCallBudget.Rates(describePerSecond: settings.budget.describePerSecond,
+                                                            changesPerSecond: settings.budget.changesPerSecond), clock: clock)
+    }
 
     struct Problem: Error, CustomStringConvertible { let description: String }
 
@@ -27,7 +40,7 @@ struct AWSAccess: Sendable {
             override = parsed
         }
         let elb = ELBv2Client(endpoint: override ?? .elbv2(region: region), region: region, credentials: chain, clock: clock,
-                              retry: retry, metrics: metrics)
+                              retry: retry, metrics: metrics, budget: budgets.budget(region: region))
         let ec2 = EC2Client(endpoint: override ?? EC2Client.endpoint(region: region), region: region, credentials: chain, clock: clock,
                             retry: retry, metrics: metrics)
         return .success(ELBLoadBalancer(client: elb, targetGroupARN: arn, ec2: ec2))

@@ -161,10 +161,20 @@ public struct AWSSettings: Sendable, Equatable {
     public var region: String?
     /// An endpoint override (moto, LocalStack); else `AWS_ENDPOINT_URL`, else AWS's.
     public var endpointURL: String?
+    /// rollgate's own share of the account's ELB API limit, per region (`AWSCallBudget`).
+    public var budget = AWSCallBudgetRates()
     public init(region: String? = nil, endpointURL: String? = nil) {
         self.region = region
         self.endpointURL = endpointURL
     }
+}
+
+/// `aws: {describe_per_second, changes_per_second}`: ELB refills an account's Describe*
+/// bucket at 10 a second; the defaults leave most of it to the console, Terraform and the rest.
+public struct AWSCallBudgetRates: Sendable, Equatable {
+    public var describePerSecond: Double = 4
+    public var changesPerSecond: Double = 2
+    public init() {}
 }
 
 /// The whole configuration, from YAML or the built-in demo.

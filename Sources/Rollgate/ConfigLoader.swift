@@ -107,8 +107,17 @@ public struct ConfigLoader {
         findings.collect { try webhooks(top, into: &config) }
         findings.collect {
             if let aws = try top.mapping("aws") {
-                try aws.check(allowed: ["region", "endpoint_url"])
+                try aws.check(allowed: ["region", "endpoint_url", "describe_per_second", "changes_per_second"])
                 config.aws.region = try aws.string("region")
+                for (key, path) in [("describe_per_second", \AWSCallBudgetRates.describePerSecond),
+                                    ("changes_per_second", \AWSCallBudgetRates.changesPerSecond)] {
+                    guard let text = try aws.string(key) else { continue }
+                    // ELB refills the account's buckets at 10 a second at most: more is never ours.
+                    guard let value = Double(text), value >= 0.1, value <= 10 else {
+                        throw aws.error(key, "expected calls per second between 0.1 and 10 (ELB refills an account's bucket at 10 a second), got \(text)")
+                    }
+                    config.aws.budget[keyPath: path] = value
+                }
                 if let url = try aws.string("endpoint_url") {
                     guard url.hasPrefix("http://") || url.hasPrefix("https://") else {
                         throw aws.error("endpoint_url", "expected http://HOST:PORT or https://HOST, got \(url)")

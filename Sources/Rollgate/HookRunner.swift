@@ -175,15 +175,17 @@ extension HookRunner {
     /// `run` (a recycled group id is left alone). Reads /proc; returns how many it killed.
     public func endLeftover(_ process: HookProcess, of run: RunID) -> Int {
         let marker = Array("ROLLGATE_RUN_ID=\(run)".utf8) + [0]
-        var ended = 0
+        var members: [Int32] = []
         for entry in (try? FileManager.default.contentsOfDirectory(atPath: "/proc")) ?? [] {
             guard let pid = Int32(entry),
                   let stat = ProcStat.read(pid), HookRunner.processGroup(fromStat: stat) == process.group,
                   let environ = FileManager.default.contents(atPath: "/proc/\(entry)/environ"),
                   ([0] + [UInt8](environ)).firstRange(of: [0] + marker) != nil else { continue }
-            if kill(pid, SIGKILL) == 0 { ended += 1 }
+            members.append(pid)
         }
-        return ended
+        // The hook's shell first: killed after its child, it would go on with its script.
+        members.sort { a, b in (a == process.group ? 0 : 1, a) < (b == process.group ? 0 : 1, b) }
+        return members.filter { kill($0, SIGKILL) == 0 }.count
     }
 
     /// Field 5 of /proc/PID/stat: the process group.

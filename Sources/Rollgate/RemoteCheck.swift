@@ -23,7 +23,7 @@ public struct RemoteCheck: Sendable {
     public func run() async -> [Finding] {
         // Fail fast: a check waits seconds, not a roll's patient retries.
         let aws = AWSAccess(settings: config.aws, environment: environment, clock: SystemClock(), metrics: RollMetrics(),
-                            retry: RetryPolicy(first: .milliseconds(100), cap: .milliseconds(500), attempts: 2))
+                            retry: RetryPolicy(first: .milliseconds(100), cap: .milliseconds(500), attempts: 2, outlastsThrottling: false))
         var findings: [Finding] = []
         for service in config.services {
             guard case .awsTargetGroup(let arn) = service.source else {

@@ -42,6 +42,7 @@ public final class Telemetry: Sendable {
             case .hookSeconds: Entry(help: "How long hooks ran, by service and phase.", buckets: hook)
             case .loadBalancerCalls: Entry(help: "Load balancer API calls (each retry counts), by operation and result code (ok or the error's code).")
             case .loadBalancerCallSeconds: Entry(help: "How long load balancer API calls took, by operation.", buckets: call)
+            case .awsBudgetWaitSeconds: Entry(help: "How long AWS calls waited for a token of rollgate's own API budget, by kind (describe, change).", buckets: call)
             }
         }
         entries[Name.httpRequests] = Entry(help: "HTTP requests answered, by route, method and status.")

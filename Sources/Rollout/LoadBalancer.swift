@@ -123,3 +123,9 @@ public protocol TargetObserver: Sendable {
     /// `run`: the run whose roll saw it.
     func observed(service: String, target: Target, observation: TargetObservation, run: RunID?, at: Date)
 }
+
+/// Who hears that a load-balancer call waited for the account's API budget (the roll's log:
+/// "poll delayed by the AWS call budget"). Set by whoever waits on the load balancer.
+public enum CallBudgetReport {
+    @TaskLocal public static var delayed: (@Sendable (_ action: String, _ wait: Duration) -> Void)?
+}

@@ -87,7 +87,12 @@ public struct Roll: Sendable {
             let sized = try await sizedPlan()
             let roll = Roll(run: run, plan: sized, loadBalancer: loadBalancer, executor: executor, journal: journal,
                             clock: clock, logger: logger, context: context)
-            outcome = await roll.rollAll()
+            // The log says when a call waited for the account's API budget (a busy account).
+            outcome = await CallBudgetReport.$delayed.withValue({ action, wait in
+                if wait >= .milliseconds(500) { roll.note("\(action) delayed \(wait.humanText) by the AWS call budget (aws.describe_per_second / changes_per_second)") }
+            }) {
+                await roll.rollAll()
+            }
             await roll.flushLog()
         } catch is CancellationError {
             outcome = .interrupted

@@ -16,6 +16,7 @@ public struct RollMetrics: Sendable {
         case hookSeconds = "rollgate_hook_duration_seconds"
         case loadBalancerCalls = "rollgate_load_balancer_calls_total"
         case loadBalancerCallSeconds = "rollgate_load_balancer_call_duration_seconds"
+        case awsBudgetWaitSeconds = "rollgate_aws_budget_wait_seconds"
     }
 
     public let factory: any MetricsFactory
@@ -66,6 +67,11 @@ public struct RollMetrics: Sendable {
     public func loadBalancerCalled(operation: String, code: String, duration: Duration) {
         count(.loadBalancerCalls, ["operation": operation, "code": code])
         time(.loadBalancerCallSeconds, duration, ["operation": operation])
+    }
+
+    /// A call waited for its token of the AWS call budget (`describe` or `change`).
+    public func awsBudgetWaited(kind: String, duration: Duration) {
+        time(.awsBudgetWaitSeconds, duration, ["kind": kind])
     }
 
     private func count(_ name: Name, _ dimensions: KeyValuePairs<String, String>) {

@@ -125,6 +125,17 @@ import Rollout
         #expect(throws: ConfigErrors.self) { _ = try loader.parse("shutdown_timeout: never\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
     }
 
+    @Test func theAWSCallBudgetIsBoundedByWhatELBRefills() throws {
+        let service = "services: [{name: web, simulated: {}, hooks: {deploy: x}}]"
+        #expect(try loader.parse(service).aws.budget == AWSCallBudgetRates(), "4 and 2 a second by default")
+        let set = try loader.parse("aws: {describe_per_second: 8, changes_per_second: 0.5}\n" + service).aws.budget
+        #expect(set.describePerSecond == 8 && set.changesPerSecond == 0.5)
+        #expect { _ = try loader.parse("aws: {describe_per_second: 40}\n" + service) } throws: {
+            "\($0)".contains("aws.describe_per_second") && "\($0)".contains("between 0.1 and 10")
+        }
+        #expect(throws: ConfigErrors.self) { _ = try loader.parse("aws: {changes_per_second: 0}\n" + service) }
+    }
+
     @Test func theLeaseIsBoundedAndHasADefault() throws {
         let service = "services: [{name: web, simulated: {}, hooks: {deploy: x}}]"
         #expect(try loader.parse("lease: 30s\n" + service).lease == .seconds(30))

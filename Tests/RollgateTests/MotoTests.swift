@@ -123,7 +123,8 @@ final class TimingProxy: @unchecked Sendable {
             public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(directory.path)/aws.db
             api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
-            aws: {region: us-east-1, endpoint_url: \(endpoint)}
+            # The fixture is this test's alone: the whole of ELB's refill (AWSCallBudgetTests covers the budget).
+            aws: {region: us-east-1, endpoint_url: \(endpoint), describe_per_second: 10, changes_per_second: 10}
             services:
               - name: web
                 target_group_arn: \(arn)
@@ -283,7 +284,7 @@ final class TimingProxy: @unchecked Sendable {
             public_read: true   # these tests are about other things; AccessTests covers reads
             database: \(directory.path)/kill.db
             api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
-            aws: {region: us-east-1, endpoint_url: \(proxy.endpoint)}
+            aws: {region: us-east-1, endpoint_url: \(proxy.endpoint), describe_per_second: 10, changes_per_second: 10}
             services:
               - name: web
                 target_group_arn: \(arn)

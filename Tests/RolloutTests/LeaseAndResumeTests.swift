@@ -193,3 +193,34 @@ import Synchronization
                 "the canary target is not rolled again")
     }
 }
+
+/// A load balancer whose every health poll waited for the account's API budget.
+struct BudgetDelayedLoadBalancer: LoadBalancer {
+    let inner: FakeLoadBalancer
+    let wait: Duration
+    func targets() async throws -> [(target: Target, health: TargetHealth)] { try await inner.targets() }
+    func health(of target: Target) async throws -> TargetObservation {
+        CallBudgetReport.delayed?("DescribeTargetHealth", wait)
+        return try await inner.health(of: target)
+    }
+    func deregister(_ target: Target) async throws { try await inner.deregister(target) }
+    func register(_ target: Target) async throws { try await inner.register(target) }
+}
+
+@Suite struct CallBudgetInTheLogTests {
+    @Test func theRunsLogSaysWhenAPollWaitedForTheBudget() async throws {
+        let clock = ManualClock()
+        let store = try Store.forTests(leaseClock: clock)
+        try store.enqueue(service: "web", version: "v2", at: clock.now)
+        let run = try #require(try store.claimNext(at: clock.now))
+        let plan = ServicePlan(name: "web", pollInterval: .seconds(1), hooks: HookCommands(deploy: "deploy.sh"))
+        for (wait, logged) in [(Duration.seconds(2), true), (.milliseconds(100), false)] {
+            let lb = BudgetDelayedLoadBalancer(inner: FakeLoadBalancer(targets: [Target(id: "i-a", port: 80)]), wait: wait)
+            let before = try store.logs.count
+            _ = await Roll(run: run, plan: plan, loadBalancer: lb, executor: RecordingExecutor(), journal: store, clock: clock, logger: .quiet).perform()
+            let lines = try store.logs.dropFirst(before).map(\.text)
+            #expect(lines.contains("DescribeTargetHealth delayed \(wait.humanText) by the AWS call budget (aws.describe_per_second / changes_per_second)") == logged,
+                    "waits under half a second are not worth a line: \(wait)")
+        }
+    }
+}
