@@ -8,12 +8,15 @@ DescribeTargetHealth answers from what it saw:
   registered less than --healthy seconds ago    -> initial (Elb.RegistrationInProgress)
   registered, and listed in --never-healthy     -> unhealthy (Target.FailedHealthChecks)
 
-It can also answer Throttling (400) or InternalFailure (500) to a share of requests.
+It can also answer Throttling (400) or InternalFailure (500) to a share of requests, and
+model the account's Describe* token bucket (--describe-bucket 40 --describe-refill 10, as
+the ELB guide documents): a Describe* call finding the bucket empty is answered Throttling.
 Every call (event "call", target = the action) and every state change it models is written to --events as JSON lines, with the time the
 change really happened, so a test or benchmark can tell how late rollgate noticed.
 
     python3 elb_timing_proxy.py --moto http://127.0.0.1:5000 --port 0 --drain 2 --healthy 1 \
         [--throttle 0.1] [--errors 0.0] [--never-healthy i-1,i-2] [--events events.jsonl]
+        [--describe-bucket 40 --describe-refill 10]
 Prints "listening on PORT" once it answers.
 """
 import argparse
@@ -37,12 +40,31 @@ parser.add_argument("--errors", type=float, default=0.0)
 parser.add_argument("--never-healthy", default="")
 parser.add_argument("--events", default=None)
 parser.add_argument("--seed", type=int, default=None)
+parser.add_argument("--describe-bucket", type=float, default=0.0)
+parser.add_argument("--describe-refill", type=float, default=0.0)
 args = parser.parse_args()
 never_healthy = set(filter(None, args.never_healthy.split(",")))
 rng = random.Random(args.seed)
 lock = threading.Lock()
 changed = {}  # target id -> ("deregistered" | "registered", time)
 ports = {}    # target id -> port
+
+
+bucket = {"tokens": args.describe_bucket, "at": time.time()}
+
+
+def take_describe_token():
+    """The account's Describe* bucket: False when it is empty (the call is throttled)."""
+    if args.describe_bucket <= 0:
+        return True
+    with lock:
+        now = time.time()
+        bucket["tokens"] = min(args.describe_bucket, bucket["tokens"] + (now - bucket["at"]) * args.describe_refill)
+        bucket["at"] = now
+        if bucket["tokens"] < 1:
+            return False
+        bucket["tokens"] -= 1
+        return True
 
 
 def event(kind, target, at):
@@ -103,6 +125,10 @@ class Handler(BaseHTTPRequestHandler):
             n += 1
         event("call", action, time.time())   # every request rollgate sends, answered or not
         roll = rng.random()
+        if action and action.startswith("Describe") and not take_describe_token():
+            event("throttled", action, time.time())
+            return self.answer(400, f'<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type><Code>Throttling</Code>'
+                                    f"<Message>Rate exceeded</Message></Error><RequestId>proxy</RequestId></ErrorResponse>")
         if roll < args.throttle:
             return self.answer(400, f'<ErrorResponse xmlns="{NS}"><Error><Type>Sender</Type><Code>Throttling</Code>'
                                     f"<Message>Rate exceeded</Message></Error><RequestId>proxy</RequestId></ErrorResponse>")
