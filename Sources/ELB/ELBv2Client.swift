@@ -124,7 +124,7 @@ public struct AWSQueryClient: Sendable {
                 let wait = await budget.reserve(kind)
                 if wait > .zero {
                     metrics.awsBudgetWaited(kind: kind.rawValue, duration: wait)
-                    CallBudgetReport.delayed?(action, wait)
+                    CallBudgetReport.current?.delayed(action, wait)
                     try await clock.sleep(for: wait)
                 }
             }

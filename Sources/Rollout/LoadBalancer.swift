@@ -125,7 +125,17 @@ public protocol TargetObserver: Sendable {
 }
 
 /// Who hears that a load-balancer call waited for the account's API budget (the roll's log:
-/// "poll delayed by the AWS call budget"). Set by whoever waits on the load balancer.
-public enum CallBudgetReport {
-    @TaskLocal public static var delayed: (@Sendable (_ action: String, _ wait: Duration) -> Void)?
+/// "poll delayed by the AWS call budget"). Set by whoever waits on the load balancer. (A class:
+/// an optional closure as a task-local value crashed `swift_task_localValuePush` in a release
+/// build of Swift 6.3.1.)
+public final class CallBudgetReport: Sendable {
+    @TaskLocal public static var current: CallBudgetReport?
+
+    let heard: @Sendable (_ action: String, _ wait: Duration) -> Void
+
+    public init(_ heard: @escaping @Sendable (_ action: String, _ wait: Duration) -> Void) {
+        self.heard = heard
+    }
+
+    public func delayed(_ action: String, _ wait: Duration) { heard(action, wait) }
 }

@@ -88,9 +88,10 @@ public struct Roll: Sendable {
             let roll = Roll(run: run, plan: sized, loadBalancer: loadBalancer, executor: executor, journal: journal,
                             clock: clock, logger: logger, context: context)
             // The log says when a call waited for the account's API budget (a busy account).
-            outcome = await CallBudgetReport.$delayed.withValue({ action, wait in
+            let report = CallBudgetReport { action, wait in
                 if wait >= .milliseconds(500) { roll.note("\(action) delayed \(wait.humanText) by the AWS call budget (aws.describe_per_second / changes_per_second)") }
-            }) {
+            }
+            outcome = await CallBudgetReport.$current.withValue(report) {
                 await roll.rollAll()
             }
             await roll.flushLog()

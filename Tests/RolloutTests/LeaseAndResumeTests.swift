@@ -200,7 +200,7 @@ struct BudgetDelayedLoadBalancer: LoadBalancer {
     let wait: Duration
     func targets() async throws -> [(target: Target, health: TargetHealth)] { try await inner.targets() }
     func health(of target: Target) async throws -> TargetObservation {
-        CallBudgetReport.delayed?("DescribeTargetHealth", wait)
+        CallBudgetReport.current?.delayed("DescribeTargetHealth", wait)
         return try await inner.health(of: target)
     }
     func deregister(_ target: Target) async throws { try await inner.deregister(target) }
