@@ -47,6 +47,7 @@ never_healthy = set(filter(None, args.never_healthy.split(",")))
 rng = random.Random(args.seed)
 lock = threading.Lock()
 changed = {}  # target id -> ("deregistered" | "registered", time)
+groups = {}   # target id -> the target group it was last (de)registered in
 ports = {}    # target id -> port
 
 
@@ -142,6 +143,7 @@ class Handler(BaseHTTPRequestHandler):
                 with lock:
                     changed[target_id] = (kind, now)
                     ports[target_id] = port
+                    groups[target_id] = form.get("TargetGroupArn")
                 event(kind, target_id, now)
                 if kind == "deregistered":
                     schedule("drained", target_id, now, args.drain)
@@ -161,7 +163,9 @@ class Handler(BaseHTTPRequestHandler):
         if not targets:
             with lock:  # moto drops deregistered targets from the group's list; ELB lists them while draining
                 for t, (kind, at) in changed.items():
-                    if kind == "deregistered" and t not in seen and time.time() - at < args.drain:
+                    # Only this group's: with several groups, another's draining target is not ours.
+                    if kind == "deregistered" and t not in seen and time.time() - at < args.drain \
+                            and groups.get(t) == form.get("TargetGroupArn"):
                         asked.append((t, ports.get(t, "")))
         members = []
         for target_id, port in asked:
