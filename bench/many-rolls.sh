@@ -6,10 +6,10 @@
 # rollgate with its default AWS call budget. First one service alone, then all at once.
 # Reports: runs succeeded, Describe calls sent and throttled, the peak calls in one second,
 # the wave's duration against one service alone, rollgate's CPU and RSS.
-#   bash bench/many-rolls.sh        (SERVICES=20 TARGETS=2 DRAIN=3 HEALTHY=2 BUDGET=4)
+#   bash bench/many-rolls.sh        (SERVICES=20 TARGETS=2 DRAIN=3 HEALTHY=2 BUDGET=4 CHANGES=2)
 set -euo pipefail
 cd "$(dirname "$0")/.."
-SERVICES=${SERVICES:-20}; TARGETS=${TARGETS:-2}; DRAIN=${DRAIN:-3}; HEALTHY=${HEALTHY:-2}; BUDGET=${BUDGET:-4}
+SERVICES=${SERVICES:-20}; TARGETS=${TARGETS:-2}; DRAIN=${DRAIN:-3}; HEALTHY=${HEALTHY:-2}; BUDGET=${BUDGET:-4}; CHANGES=${CHANGES:-2}
 OUT=bench/out/many-rolls; rm -rf "$OUT"; mkdir -p "$OUT"
 BIN=.build/release/rollgate; [ -x "$BIN" ] || { echo "build first: make release"; exit 1; }
 . bench/lib.sh
@@ -27,7 +27,7 @@ wait_http "$MOTO" moto-api/
   echo "public_read: true   # the benchmark reads without a token"
   echo "database: $OUT/rollgate.db"
   echo "api_tokens: [{name: bench, token: \"$TOKEN\"}]"
-  echo "aws: {region: us-east-1, endpoint_url: http://127.0.0.1:$PROXY, describe_per_second: $BUDGET}"
+  echo "aws: {region: us-east-1, endpoint_url: http://127.0.0.1:$PROXY, describe_per_second: $BUDGET, changes_per_second: $CHANGES}"
   echo "services:"
   for n in $(seq 1 "$SERVICES"); do
     python3 Tests/RollgateTests/Support/moto_fixture.py "http://127.0.0.1:$MOTO" "$TARGETS" "svc$n" > "$OUT/svc$n.json"
@@ -72,7 +72,7 @@ PY
 }
 
 machine
-echo "command: SERVICES=$SERVICES TARGETS=$TARGETS DRAIN=$DRAIN HEALTHY=$HEALTHY BUDGET=$BUDGET bash bench/many-rolls.sh"
+echo "command: SERVICES=$SERVICES TARGETS=$TARGETS DRAIN=$DRAIN HEALTHY=$HEALTHY BUDGET=$BUDGET CHANGES=$CHANGES bash bench/many-rolls.sh"
 t0=$(date +%s.%N); deploy svc1 v2; alone=$(SERVICES=1 wait_all v2); t1=$(date +%s.%N)
 read -r c1 th1 pk1 <<< "$(summary "$t0" "$t1")"
 cpu0=$(cpu_ticks $SERVER)
