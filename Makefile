@@ -69,6 +69,7 @@ bench: deps-bench deps-test release
 	bash bench/abuse.sh
 	bash bench/logs.sh
 	bash bench/roll-overhead.sh
+	bash bench/many-rolls.sh
 
 clean:
 	rm -rf .build rollgate-demo.db rollgate-demo.db-wal rollgate-demo.db-shm bench/out
