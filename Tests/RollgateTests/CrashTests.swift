@@ -14,10 +14,11 @@ import RolloutTesting
     var headers: [(String, String)] { [("Authorization", "Bearer \(token)")] }
 
     /// Two simulated targets; every phase takes a moment, so a kill can land in each.
-    func config(_ name: String = "crash", targets: Int = 2, deploy: String? = nil, shutdownTimeout: String = "2s", drainSeconds: Double = 0.5) -> String {
+    func config(_ name: String = "crash", targets: Int = 2, deploy: String? = nil, shutdownTimeout: String = "2s", drainSeconds: Double = 0.5,
+                hookSeconds: Int = 1) -> String {
         let pidFile = directory.path + "/\(name)-hook.pid"
         // Each hook takes a second: wide enough for a poll to see it running on a loaded machine.
-        let deployHook = deploy ?? #"echo "deploying $ROLLGATE_VERSION to $ROLLGATE_TARGET_ID attempt $ROLLGATE_ATTEMPT"; echo $$ > \#(pidFile); sleep 1; echo deployed"#
+        let deployHook = deploy ?? #"echo "deploying $ROLLGATE_VERSION to $ROLLGATE_TARGET_ID attempt $ROLLGATE_ATTEMPT"; echo $$ > \#(pidFile); sleep \#(hookSeconds); echo deployed"#
         return directory.write("\(name).yaml", """
             listen: 127.0.0.1:0
             public_read: true   # these tests are about other things; AccessTests covers reads
@@ -29,9 +30,9 @@ import RolloutTesting
                 simulated: {targets: \(targets), drain_seconds: \(drainSeconds), healthy_seconds: 0.5}
                 poll_interval: 100ms
                 hooks:
-                  prepare: sleep 1; echo "prepared $ROLLGATE_TARGET_ID"
+                  prepare: sleep \(hookSeconds); echo "prepared $ROLLGATE_TARGET_ID"
                   deploy: '\(deployHook.replacingOccurrences(of: "'", with: "''"))'
-                  verify: sleep 1; echo "verified $ROLLGATE_TARGET_ID"
+                  verify: sleep \(hookSeconds); echo "verified $ROLLGATE_TARGET_ID"
             """)
     }
 
@@ -64,7 +65,8 @@ import RolloutTesting
     @Test(arguments: ["prepare", "drain", "deploy", "verify", "restore"])
     func killNineDuringAPhaseResumesTheSameRun(_ phase: String) async throws {
         // A drain long enough that the kill lands in it on a loaded machine too.
-        let config = config("kill-\(phase)", drainSeconds: phase == "drain" ? 3 : 0.5)
+        let config = config("kill-\(phase)", drainSeconds: phase == "drain" ? 3 : 0.5,
+                            hookSeconds: ["prepare", "deploy", "verify"].contains(phase) ? 3 : 1)
         var server = try RollgateProcess(["serve", "--config", config], environment: environment)
         var client = HTTPClient(port: try await server.port())
         let id = try await deploy(client, "v2")

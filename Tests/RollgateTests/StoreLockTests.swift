@@ -19,7 +19,7 @@ import HTTPTesting
         holder.arguments = ["python3", "-c", """
             import sqlite3, sys, time
             c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
-            c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(4); c.execute('COMMIT')
+            c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(10); c.execute('COMMIT')
             """, directory.path + "/doors.db"]
         let pipe = Pipe()
         holder.standardOutput = pipe
@@ -49,10 +49,11 @@ import HTTPTesting
             let read = try await client.request("GET", "/api/v1/runs", headers: [auth])
             slowest = max(slowest, ContinuousClock.now - started)
             #expect(health.status == 200 && read.status == 200)
+            // Behaviour, not a stopwatch: each answer came while the other process still held
+            // the lock (for 10 s), so none of them waited for it to be released.
+            #expect(holder.isRunning, "answered only after the lock was released (slowest so far \(slowest))")
             try await Task.sleep(for: .milliseconds(100))
         }
-        // A functional bound, far from the seconds it took: nothing waits on the lock here.
-        #expect(slowest < .seconds(1), "the slowest /healthz + read took \(slowest) while writers waited")
         let statuses = try await writers.value
         #expect(statuses.allSatisfy { $0 == 202 || $0 == 503 }, "a waiting write is queued or refused with 503, never lost: \(statuses)")
         holder.waitUntilExit()
