@@ -111,7 +111,8 @@ import RolloutTesting
         // shutdown_timeout 1s + the 3s kill grace; the bound only tells "escalated" from "waited for a
         // hook that never ends", wide enough for a loaded machine.
         #expect(took < .seconds(30), "the hook ignoring TERM was killed after the grace, took \(took)")
-        #expect(server.text.contains("stopped cleanly; runs in hand resume at the next start"))
+        // The last lines may still be on their way through the pipe when the exit is seen.
+        #expect(try await eventually(within: .seconds(10)) { server.text.contains("stopped cleanly; runs in hand resume at the next start") })
         // The write-ahead log was moved into the database: a copy of the .db file alone has it all.
         let copy = directory.path + "/term-copy.db"
         try FileManager.default.copyItem(atPath: directory.path + "/term-hook.db", toPath: copy)
@@ -160,7 +161,8 @@ import RolloutTesting
         try await waitFor(client, run: id, "drain", of: "web-1")
         server.kill(SIGTERM)
         #expect(server.process.terminationStatus == 0)
-        #expect(server.text.contains("stopped at a safe point (rollgate is shutting down)"), "the drain wait was left, not waited out: \(server.text)")
+        #expect(try await eventually(within: .seconds(10)) { server.text.contains("stopped at a safe point (rollgate is shutting down)") },
+                "the drain wait was left, not waited out: \(server.text)")
         server = try RollgateProcess(["serve", "--config", config], environment: environment)
         client = HTTPClient(port: try await server.port())
         #expect(try await finished(client, run: id)["status"] == .string("succeeded"))
