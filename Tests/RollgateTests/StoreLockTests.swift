@@ -19,7 +19,7 @@ import HTTPTesting
         holder.arguments = ["python3", "-c", """
             import sqlite3, sys, time
             c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
-            c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(10); c.execute('COMMIT')
+            c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(6); c.execute('COMMIT')
             """, directory.path + "/doors.db"]
         let pipe = Pipe()
         holder.standardOutput = pipe
@@ -50,15 +50,18 @@ import HTTPTesting
             slowest = max(slowest, ContinuousClock.now - started)
             #expect(health.status == 200 && read.status == 200)
             // Behaviour, not a stopwatch: each answer came while the other process still held
-            // the lock (for 10 s), so none of them waited for it to be released.
+            // the lock (for 6 s, inside the server's 10 s acting window on its hold), so none of them
+            // waited for it to be released.
             #expect(holder.isRunning, "answered only after the lock was released (slowest so far \(slowest))")
             try await Task.sleep(for: .milliseconds(100))
         }
         let statuses = try await writers.value
         #expect(statuses.allSatisfy { $0 == 202 || $0 == 503 }, "a waiting write is queued or refused with 503, never lost: \(statuses)")
         holder.waitUntilExit()
-        // Once the lock is free, writes go through again.
-        let after = try await client.request("POST", "/api/v1/deploys", headers: [auth], body: Array(#"{"service":"web","version":"v99"}"#.utf8))
-        #expect(after.status == 202)
+        // Once the lock is free, writes go through again (a 503 database_not_held in between
+        // would only mean the hold's next renewal has not come yet).
+        #expect(try await eventually(within: .seconds(15)) {
+            try await client.request("POST", "/api/v1/deploys", headers: [auth], body: Array(#"{"service":"web","version":"v99"}"#.utf8)).status == 202
+        })
     }
 }
