@@ -19,7 +19,7 @@ import HTTPTesting
         holder.arguments = ["python3", "-c", """
             import sqlite3, sys, time
             c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=10)
-            c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(6); c.execute('COMMIT')
+            c.execute('BEGIN IMMEDIATE'); print('held', flush=True); time.sleep(8); c.execute('COMMIT')
             """, directory.path + "/doors.db"]
         let pipe = Pipe()
         holder.standardOutput = pipe
@@ -42,19 +42,21 @@ import HTTPTesting
             }
         }
         try await Task.sleep(for: .milliseconds(300))   // the writers are waiting now
+        // Behaviour, not a stopwatch: answers come while the other process still holds the lock
+        // (8 s, inside the server's 10 s acting window on its hold), so they do not wait for its
+        // release. Asked while it is held, up to ten times (a loaded machine may fit fewer).
         var slowest = Duration.zero
-        for _ in 0..<10 {
+        var answeredWhileHeld = 0
+        for _ in 0..<10 where holder.isRunning {
             let started = ContinuousClock.now
             let health = try await client.request("GET", "/healthz")
             let read = try await client.request("GET", "/api/v1/runs", headers: [auth])
             slowest = max(slowest, ContinuousClock.now - started)
             #expect(health.status == 200 && read.status == 200)
-            // Behaviour, not a stopwatch: each answer came while the other process still held
-            // the lock (for 6 s, inside the server's 10 s acting window on its hold), so none of them
-            // waited for it to be released.
-            #expect(holder.isRunning, "answered only after the lock was released (slowest so far \(slowest))")
+            if holder.isRunning { answeredWhileHeld += 1 }
             try await Task.sleep(for: .milliseconds(100))
         }
+        #expect(answeredWhileHeld >= 3, "only \(answeredWhileHeld) answers came while the lock was held (slowest \(slowest))")
         let statuses = try await writers.value
         #expect(statuses.allSatisfy { $0 == 202 || $0 == 503 }, "a waiting write is queued or refused with 503, never lost: \(statuses)")
         holder.waitUntilExit()
