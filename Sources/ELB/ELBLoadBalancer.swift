@@ -55,9 +55,14 @@ public struct ELBLoadBalancer: LoadBalancer, TargetGroupTimed, TargetAddressing 
         do {
             return try await body()
         } catch let error as AWSError {
-            throw LoadBalancerError(code: error.code, message: error.message, isRetryable: error.isRetryable)
+            throw error.asLoadBalancerError
         }
     }
+}
+
+extension AWSError {
+    /// The port's error for the roll: the code, AWS's words, and whether it heals by itself.
+    var asLoadBalancerError: LoadBalancerError { LoadBalancerError(code: code, message: message, isRetryable: isRetryable) }
 }
 
 /// The health polls of one target group: those asked while a DescribeTargetHealth of the group
@@ -115,7 +120,7 @@ actor HealthPolls {
             for target in targets { results[target] = (await describe([target]))[target] }
             return results
         } catch let error as AWSError {
-            let failure = LoadBalancerError(code: error.code, message: error.message, isRetryable: error.isRetryable)
+            let failure = error.asLoadBalancerError
             return Dictionary(uniqueKeysWithValues: targets.map { ($0, .failure(failure)) })
         } catch {
             return Dictionary(uniqueKeysWithValues: targets.map { ($0, .failure(error)) })

@@ -42,3 +42,12 @@ public final class BlockingWork: Sendable {
         }
     }
 }
+
+extension Optional where Wrapped == BlockingWork {
+    /// `body` on the work's own threads when there is one, else where it is called (tests on
+    /// a store no one else locks).
+    public func run<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
+        guard let work = self else { return try body() }
+        return try await work.run(body)
+    }
+}

@@ -102,8 +102,7 @@ public actor Dispatcher {
 
     /// A database call, on `work`'s threads when there are some.
     private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        guard let work else { return try body() }
-        return try await work.run(body)
+        try await work.run(body)
     }
 
     /// The runs this dispatcher has in hand.

@@ -342,7 +342,7 @@ extension Roll {
         // A holder past its local deadline stops retrying: the lease may be someone else's.
         let holding = LeaseGuard.current
         return try await durable.performBlocking(what) {
-            if let holding, !holding.mayAct { holding.lose(); throw LeaseLost(run: run) }
+            try holding?.check(run: run)
             log.flush(at: clock.now)
             return try body()
         }

@@ -68,9 +68,9 @@ public struct DurableWrite: Sendable {
         self.work = work
     }
 
-    /// `perform`, with each attempt run on `work`'s threads.
+    /// `perform`, with each attempt run on `work`'s threads (where called without one).
     public func performBlocking<T: Sendable>(_ what: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-        guard let work else { return try await perform(what, body) }
+        let work = self.work
         return try await perform(what, attempt: { try await work.run(body) })
     }
 

@@ -300,7 +300,9 @@ extension RollTests {
     }
 
     @Test func aDatabaseThatFailsPausesTheRollInsteadOfFailingIt() async throws {
-        let flaky = FlakyJournal(store, failures: 5)
+        let failing = FailingWrites(5)
+        let flaky = GatedJournal(store)
+        flaky.beforeStateWrite.withLock { $0 = { _ in try failing.maybeFail() } }
         let lb = FakeLoadBalancer(targets: targets)
         _ = try store.enqueue(service: "web", version: "v42", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
@@ -308,63 +310,26 @@ extension RollTests {
         let roll = Roll(run: run, plan: plan(), loadBalancer: lb, executor: RecordingExecutor(), journal: flaky,
                         clock: clock, logger: .quiet, context: RollContext(health: health))
         #expect(await roll.perform() == .succeeded)
-        #expect(flaky.failed == 5)
+        #expect(failing.failed == 5)
         #expect(health.failedWrites >= 5)
         #expect(health.failure == nil, "writable again")
         #expect(clock.sleeps.contains(.milliseconds(100)) && clock.sleeps.contains(.milliseconds(200)), "backs off: \(clock.sleeps)")
     }
 }
 
-/// A journal whose first `failures` state writes fail (a locked or full database).
-final class FlakyJournal: RunJournal {
-    let base: Store
+/// The first `count` writes it is asked about fail (a locked or full database).
+final class FailingWrites: Sendable {
     private let counts: Mutex<(remaining: Int, failed: Int)>
     var failed: Int { counts.withLock { $0.failed } }
     struct DiskFull: Error {}
 
-    init(_ base: Store, failures: Int) { self.base = base; counts = Mutex((failures, 0)) }
+    init(_ count: Int) { counts = Mutex((count, 0)) }
 
-    private func maybeFail() throws {
+    func maybeFail() throws {
         try counts.withLock { counts in
             if counts.remaining > 0 { counts.remaining -= 1; counts.failed += 1; throw DiskFull() }
         }
     }
-
-    func beginStep(run: RunID, target: Target, phase: Phase, at: Date) throws -> StepID {
-        try maybeFail(); return try base.beginStep(run: run, target: target, phase: phase, at: at)
-    }
-    func endStep(_ step: StepID, _ event: StepEvent, error: String?, at: Date) throws {
-        try maybeFail(); try base.endStep(step, event, error: error, at: at)
-    }
-    func recordHookProcess(_ process: HookProcess, step: StepID) throws { try base.recordHookProcess(process, step: step) }
-    func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at: Date) throws {
-        try base.log(run: run, stream: stream, target: target, phase: phase, text: text, at: at)
-    }
-    func isCancelRequested(_ run: RunID) throws -> Bool { try base.isCancelRequested(run) }
-    func plan(of run: RunID) throws -> [PlannedTarget] { try base.plan(of: run) }
-    func freezePlan(run: RunID, targets: [Target]) throws -> [PlannedTarget] {
-        try maybeFail(); return try base.freezePlan(run: run, targets: targets)
-    }
-    func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String, lease: RunLease, at: Date) throws {
-        try maybeFail(); try base.markOut(run: run, service: service, target: target, phase: phase, reason: reason, lease: lease, at: at)
-    }
-    func markDone(run: RunID, service: String, target: Target, lease: RunLease, at: Date) throws {
-        try base.markDone(run: run, service: service, target: target, lease: lease, at: at)
-    }
-    func noteLeftOut(service: String, target: Target, run: RunID, phase: Phase, reason: String, at: Date) throws {
-        try base.noteLeftOut(service: service, target: target, run: run, phase: phase, reason: reason, at: at)
-    }
-    func leftOut(service: String) throws -> [LeftOutTarget] { try base.leftOut(service: service) }
-    func renewLease(run: RunID, lease: RunLease, for duration: Duration) throws { try base.renewLease(run: run, lease: lease, for: duration) }
-    func isPromoteRequested(_ run: RunID) throws -> Bool { try base.isPromoteRequested(run) }
-    func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
-        try base.previousGoodVersion(service: service, before: run, otherThan: version)
-    }
-    func recordRollback(run: RunID, to version: String?, cause: String?, at: Date) throws {
-        try maybeFail(); try base.recordRollback(run: run, to: version, cause: cause, at: at)
-    }
-    func recordBake(run: RunID, elapsed: Duration) throws { try base.recordBake(run: run, elapsed: elapsed) }
-    func bakeElapsed(of run: RunID) throws -> Duration? { try base.bakeElapsed(of: run) }
 }
 
 final class Box<T: Sendable>: @unchecked Sendable {

@@ -111,12 +111,17 @@ enum TestDatabases {
     }()
 }
 
-/// A journal in front of the real store that lets a test hold a batch of log lines back, or
-/// refuse it, before it reaches the store.
+/// A journal in front of the real store that lets a test hold back or refuse a batch of log
+/// lines, or refuse a state write (named by what it writes), before it reaches the store.
 final class GatedJournal: RunJournal {
     let store: Store
     let beforeLogBatch = Mutex<(@Sendable ([LogEntry]) throws -> Void)?>(nil)
+    let beforeStateWrite = Mutex<(@Sendable (String) throws -> Void)?>(nil)
     init(_ store: Store) { self.store = store }
+
+    private func gate(_ what: String) throws {
+        if let gate = beforeStateWrite.withLock({ $0 }) { try gate(what) }
+    }
 
     func log(run: RunID, _ lines: [LogEntry]) throws {
         if let gate = beforeLogBatch.withLock({ $0 }) { try gate(lines) }
@@ -125,14 +130,20 @@ final class GatedJournal: RunJournal {
     func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at: Date) throws {
         try log(run: run, [LogEntry(stream: stream, target: target, phase: phase, text: text, at: at)])
     }
-    func beginStep(run: RunID, target: Target, phase: Phase, at: Date) throws -> StepID { try store.beginStep(run: run, target: target, phase: phase, at: at) }
-    func endStep(_ step: StepID, _ event: StepEvent, error: String?, at: Date) throws { try store.endStep(step, event, error: error, at: at) }
+    func beginStep(run: RunID, target: Target, phase: Phase, at: Date) throws -> StepID {
+        try gate("beginStep"); return try store.beginStep(run: run, target: target, phase: phase, at: at)
+    }
+    func endStep(_ step: StepID, _ event: StepEvent, error: String?, at: Date) throws {
+        try gate("endStep"); try store.endStep(step, event, error: error, at: at)
+    }
     func recordHookProcess(_ process: HookProcess, step: StepID) throws { try store.recordHookProcess(process, step: step) }
     func isCancelRequested(_ run: RunID) throws -> Bool { try store.isCancelRequested(run) }
     func plan(of run: RunID) throws -> [PlannedTarget] { try store.plan(of: run) }
-    func freezePlan(run: RunID, targets: [Target]) throws -> [PlannedTarget] { try store.freezePlan(run: run, targets: targets) }
+    func freezePlan(run: RunID, targets: [Target]) throws -> [PlannedTarget] {
+        try gate("freezePlan"); return try store.freezePlan(run: run, targets: targets)
+    }
     func markOut(run: RunID, service: String, target: Target, phase: Phase, reason: String, lease: RunLease, at: Date) throws {
-        try store.markOut(run: run, service: service, target: target, phase: phase, reason: reason, lease: lease, at: at)
+        try gate("markOut"); try store.markOut(run: run, service: service, target: target, phase: phase, reason: reason, lease: lease, at: at)
     }
     func markDone(run: RunID, service: String, target: Target, lease: RunLease, at: Date) throws {
         try store.markDone(run: run, service: service, target: target, lease: lease, at: at)
@@ -147,7 +158,7 @@ final class GatedJournal: RunJournal {
         try store.previousGoodVersion(service: service, before: run, otherThan: version)
     }
     func recordRollback(run: RunID, to version: String?, cause: String?, at: Date) throws {
-        try store.recordRollback(run: run, to: version, cause: cause, at: at)
+        try gate("recordRollback"); try store.recordRollback(run: run, to: version, cause: cause, at: at)
     }
     func recordBake(run: RunID, elapsed: Duration) throws { try store.recordBake(run: run, elapsed: elapsed) }
     func bakeElapsed(of run: RunID) throws -> Duration? { try store.bakeElapsed(of: run) }

@@ -50,8 +50,7 @@ public final class Notifier: Sendable {
     /// One round: queue new events for their destinations, then one delivery per due destination.
     /// A database call, on the store's threads when there are some.
     private func db<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        guard let blocking else { return try body() }
-        return try await blocking.run(body)
+        try await blocking.run(body)
     }
 
     public func pass() async {
