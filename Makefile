@@ -70,6 +70,7 @@ bench: deps-bench deps-test release
 	bash bench/logs.sh
 	bash bench/roll-overhead.sh
 	bash bench/many-rolls.sh
+	bash bench/aws-calls.sh
 
 clean:
 	rm -rf .build rollgate-demo.db rollgate-demo.db-wal rollgate-demo.db-shm bench/out

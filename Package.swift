@@ -61,7 +61,7 @@ let package = Package(
         ]),
 
         // bench/roll-time.sh: the roll on the traffic model in real time (not shipped).
-        .executableTarget(name: "roll-bench", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore",
+        .executableTarget(name: "roll-bench", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore", "Outbound",
                                                             .product(name: "Logging", package: "swift-log")]),
 
         // The tests' raw HTTP client (malformed requests included).

@@ -2,12 +2,14 @@
 #include <dlfcn.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include "CCurl.h"
 
 static struct {
     CURLcode (*global_init)(long);
     CURL *(*easy_init)(void);
     void (*easy_cleanup)(CURL *);
+    void (*easy_reset)(CURL *);
     CURLcode (*easy_perform)(CURL *);
     const char *(*easy_strerror)(CURLcode);
     CURLcode (*easy_setopt)(CURL *, CURLoption, ...);
@@ -21,9 +23,11 @@ static int loaded = -1;
 static char error[512] = "libcurl was not loaded";
 
 static void load(void) {
-    void *library = dlopen("libcurl.so.4", RTLD_NOW | RTLD_LOCAL);
+    const char *name = getenv("ROLLGATE_LIBCURL");
+    if (!name || !*name) name = "libcurl.so.4";
+    void *library = dlopen(name, RTLD_NOW | RTLD_LOCAL);
     if (!library) {
-        snprintf(error, sizeof error, "cannot load libcurl.so.4 (install libcurl4): %s", dlerror());
+        snprintf(error, sizeof error, "cannot load %s (install libcurl4, or set ROLLGATE_LIBCURL to its path): %s", name, dlerror());
         return;
     }
 #define FIND(field, name) if (!(*(void **)&curl.field = dlsym(library, name))) { \
@@ -31,6 +35,7 @@ static void load(void) {
     FIND(global_init, "curl_global_init")
     FIND(easy_init, "curl_easy_init")
     FIND(easy_cleanup, "curl_easy_cleanup")
+    FIND(easy_reset, "curl_easy_reset")
     FIND(easy_perform, "curl_easy_perform")
     FIND(easy_strerror, "curl_easy_strerror")
     FIND(easy_setopt, "curl_easy_setopt")
@@ -50,6 +55,7 @@ const char *rollgate_curl_load_error(void) { return error; }
 
 CURL *rollgate_curl_easy_init(void) { return rollgate_curl_load() == 0 ? curl.easy_init() : NULL; }
 void rollgate_curl_easy_cleanup(CURL *handle) { if (handle) curl.easy_cleanup(handle); }
+void rollgate_curl_easy_reset(CURL *handle) { curl.easy_reset(handle); }
 CURLcode rollgate_curl_easy_perform(CURL *handle) { return curl.easy_perform(handle); }
 const char *rollgate_curl_easy_strerror(CURLcode code) { return rollgate_curl_load() == 0 ? curl.easy_strerror(code) : error; }
 struct curl_slist *rollgate_curl_slist_append(struct curl_slist *list, const char *value) {
@@ -69,6 +75,11 @@ CURLcode rollgate_curl_receivers(CURL *handle, rollgate_curl_callback body, roll
     curl.easy_setopt(handle, CURLOPT_WRITEDATA, context);
     curl.easy_setopt(handle, CURLOPT_HEADERFUNCTION, header);
     return curl.easy_setopt(handle, CURLOPT_HEADERDATA, context);
+}
+CURLcode rollgate_curl_progress(CURL *handle, rollgate_curl_progress_callback progress, void *context) {
+    curl.easy_setopt(handle, CURLOPT_XFERINFOFUNCTION, progress);
+    curl.easy_setopt(handle, CURLOPT_XFERINFODATA, context);
+    return curl.easy_setopt(handle, CURLOPT_NOPROGRESS, 0L);
 }
 long rollgate_curl_status(CURL *handle) {
     long code = 0;

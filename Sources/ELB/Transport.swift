@@ -61,6 +61,8 @@ public struct URLSessionTransport: AWSTransport {
             let response = try await http.send(OutboundRequest(method: "POST", url: endpoint.description, headers: headers, body: body,
                                                                timeout: timeout > .zero ? timeout : .seconds(10)))
             return (response.status, response.body)
+        } catch is CancellationError {
+            throw CancellationError()   // shutdown: not a connection error to retry
         } catch {
             throw TransportError(description: "\(error)")
         }

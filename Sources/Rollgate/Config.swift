@@ -125,6 +125,8 @@ public struct ServiceConfig: Sendable {
     public var triggers = ServiceTriggers()
     public var notify = NotifySettings()
     public var name: String { plan.name }
+    /// Rolled through the ELBv2 API (not simulated).
+    public var needsAWS: Bool { if case .awsTargetGroup = source { true } else { false } }
 
     public init(plan: ServicePlan, source: TargetGroupSource, hookEnv: [String] = [], triggers: ServiceTriggers = ServiceTriggers()) {
         self.plan = plan

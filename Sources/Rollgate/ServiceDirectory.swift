@@ -1,3 +1,4 @@
+import Outbound
 import Rollout
 import SQLiteStore
 
@@ -16,6 +17,12 @@ public struct ServiceDirectory: Sendable {
     init(config: Config, store: Store, clock: any RolloutClock, environment: [String: String],
          health: StoreHealth = StoreHealth(), metrics: RollMetrics = RollMetrics()) throws {
         var entries: [String: Entry] = [:]
+        // libcurl is found now, not by a roll's first AWS call halfway through a run.
+        if let service = config.services.first(where: \.needsAWS) {
+            do { try CurlHTTP.load() } catch {
+                throw ServiceDirectory.Unusable(description: "service \(service.name) rolls an AWS target group, which needs libcurl: \(error)")
+            }
+        }
         let aws = AWSAccess(settings: config.aws, environment: environment, clock: clock, metrics: metrics)
         for service in config.services {
             switch service.source {
@@ -40,6 +47,9 @@ public struct ServiceDirectory: Sendable {
             try? store.recordTargetState(service: service, target: target, run: run, state: state, at: at)
         }
     }
+
+    /// A service this host cannot roll at all: nothing is started.
+    struct Unusable: Error, CustomStringConvertible { let description: String }
 
     public func loadBalancer(for service: String) -> (any LoadBalancer)? { entries[service]?.loadBalancer }
 

@@ -9,6 +9,11 @@ import Rollout
 import RolloutTesting
 import SQLiteStore
 
+if CommandLine.arguments.dropFirst().first == "outbound" {
+    try await outboundBench(Array(CommandLine.arguments.dropFirst(2)))
+    exit(0)
+}
+
 let environment = ProcessInfo.processInfo.environment
 let scale = Double(environment["SCALE"] ?? "") ?? 0.1
 let propagation = Double(environment["PROPAGATION"] ?? "") ?? 1

@@ -33,7 +33,11 @@ final class RollgateProcess: @unchecked Sendable {
         process.standardError = pipe
         pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
             let data = handle.availableData
-            guard let self, !data.isEmpty else { return }
+            // At the end of the output the handler goes: left installed, Foundation calls it
+            // again and again with nothing (a spinning thread per exited process) and it
+            // would still read the descriptor once the pipe is gone.
+            if data.isEmpty { handle.readabilityHandler = nil; return }
+            guard let self else { return }
             self.lock.lock(); self.output.append(data); self.lock.unlock()
         }
         try process.run()

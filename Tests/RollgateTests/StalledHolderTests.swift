@@ -56,6 +56,14 @@ import RolloutTesting
             return step?["phase"] == .string("drain") && step?["status"] == .string("running")
         }
         #expect(draining)
+        // Nothing in flight to the sink when it stalls: a delivery sent but not yet marked is
+        // sent again by the next holder, at least once by design (the receiver deduplicates by
+        // webhook-id); what this test forbids is a send after the holder continues.
+        let outboxQuiet = try await eventually(within: .seconds(10)) {
+            let deliveries = json(try await firstClient.request("GET", "/api/v1/runs/\(id)/deliveries"))["deliveries"]?.array ?? []
+            return !deliveries.isEmpty && deliveries.allSatisfy { $0["status"] == .string("delivered") }
+        }
+        #expect(outboxQuiet)
         Foundation.kill(first.process.processIdentifier, SIGSTOP)   // kill() would wait for an exit
         let firstPID = first.process.processIdentifier
         let linesOfFirst = hookLines.filter { $0.hasSuffix(" \(firstPID)") }

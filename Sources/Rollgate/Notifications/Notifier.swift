@@ -161,6 +161,8 @@ public final class Notifier: Sendable {
                 }
                 // Given up: the next event goes on now; else everything waits for the retry.
                 guard try await db({ try self.failed(name, event, attempts, failure) }) else { return }
+            } catch is CancellationError {
+                return   // shutdown: what was in flight is sent again after the restart
             } catch {
                 logger.error("cannot record a notification", metadata: ["destination": "\(name)", "error": "\(error)"])
                 return
