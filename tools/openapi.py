@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """Writes public/openapi.json, the API's OpenAPI 3.1 document: python3 tools/openapi.py > public/openapi.json
-Tests check it with openapi-spec-validator and against the router's routes."""
+Tests check it with openapi-spec-validator and against the router's routes.
+Behind: public/openapi.json also documents 421/429 answers and /login, /logout (added there by
+hand); bring them here before regenerating, or new paths are added to the JSON as well."""
 import json
 err = {"$ref": "#/components/responses/Error"}
 def errors(*codes):
@@ -39,6 +41,8 @@ paths = {
      requestBody={"required": False, "content": {"application/json": {"schema": {"type": "object", "properties": {"reason": {"type": "string", "maxLength": 1000}, "wait_for_lock": {"type": "boolean"}}, "additionalProperties": False}}}})},
  "/api/v1/runs/{id}/deliveries": {"get": op("Where the run's notifications went", {**ok(200, {"type": "object", "properties": {"run_id": {"type": "integer"}, "deliveries": {"type": "array", "items": ref("Delivery")}}}), **errors(400, 401, 403, 404)}, parameters=[runid])},
  "/api/v1/services": {"get": op("Services, their locks, running runs and targets", {**ok(200, {"type": "object", "required": ["services"], "properties": {"services": {"type": "array", "items": ref("Service")}}}), **errors(401, 403)})},
+ "/api/v1/services/{name}/plan": {"get": op("How long the next roll will take, what bounds it and what each change would save (the target group's settings, the plan, the last runs)",
+     {**ok(200, ref("Plan")), **errors(401, 403, 404, 502, 503)}, parameters=[svc])},
  "/api/v1/services/{name}/lock": {
      "post": op("Lock a service", {**ok(200, ref("Lock")), **errors(400, 401, 403, 404, 422, 429, 503)}, parameters=[svc], security=bearer,
         requestBody=json_body({"type": "object", "required": ["reason"], "properties": {"reason": {"type": "string", "minLength": 1, "maxLength": 1000}, "expires_in": {"type": ["string", "number"]}}})),
@@ -94,6 +98,18 @@ schemas = {
     "name": {"type": "string"}, "target_group": {"type": "string"}, "last_good_version": nstr, "last_good_run_id": {"type": ["integer", "null"]},
     "lock": {"oneOf": [ref("Lock"), {"type": "null"}]}, "running": {"type": ["object", "null"]}, "queued": {"type": "array", "items": {"type": "integer"}},
     "left_out": {"type": "integer"}, "targets": {"type": ["array", "null"], "items": ref("Target")}}},
+ "Plan": {"type": "object", "required": ["service", "targets", "batch_size", "batches", "out_of_service_per_target_s", "bound_by", "parts", "roll_s", "group", "history", "advice", "summary"], "properties": {
+    "service": {"type": "string"}, "targets": {"type": "integer"}, "batch_size": {"type": "integer"}, "batches": {"type": "integer"},
+    "out_of_service_per_target_s": {"type": "number"}, "bound_by": {"type": "string", "enum": ["drain", "hooks", "health"]},
+    "parts": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string", "enum": ["drain", "hooks", "health"]}, "expected_s": {"type": "number"}, "from": {"type": "string"}}}},
+    "prepare_s": {"type": "number"}, "bake_s": {"type": "number"}, "roll_s": {"type": "number"}, "slow_start_s": {"type": ["number", "null"]},
+    "group": {"type": "object", "properties": {"deregistration_delay_s": {"type": ["number", "null"]}, "health_check_interval_s": {"type": ["number", "null"]},
+        "health_check_timeout_s": {"type": ["number", "null"]}, "healthy_threshold": {"type": ["integer", "null"]}, "slow_start_s": {"type": ["number", "null"]}}},
+    "history": {"type": "object", "description": "per phase: p50_s, p90_s, samples over the last 20 succeeded runs",
+        "additionalProperties": {"type": "object", "properties": {"p50_s": {"type": "number"}, "p90_s": {"type": "number"}, "samples": {"type": "integer"}}}},
+    "advice": {"type": "array", "items": {"type": "object", "properties": {"change": {"type": "string", "enum": ["fast_drain", "health_check_during_roll", "max_unavailable"]},
+        "text": {"type": "string"}, "saves_per_target_s": {"type": "number"}, "saves_on_roll_s": {"type": "number"}}}},
+    "summary": {"type": "array", "items": {"type": "string"}, "description": "the forecast as rollgate plan prints it"}}},
  "Delivery": {"type": "object", "properties": {"destination": {"type": "string"}, "seq": {"type": "integer"}, "event": {"type": "string"},
     "status": {"type": "string", "enum": ["pending", "delivered", "failed"]}, "attempts": {"type": "integer"}, "last_error": nstr, "delivered_at": nts}},
  "WebhookAnswer": {"type": "object", "properties": {"queued": {"type": "array", "items": ref("Run")}, "already_queued": {"type": "array", "items": {"type": "integer"}},

@@ -29,7 +29,8 @@ public struct ELBLoadBalancer: LoadBalancer, TargetGroupTimed, TargetAddressing 
             let attributes = try await client.describeTargetGroupAttributes(arn: targetGroupARN)
             return GroupTiming(deregistrationDelay: attributes["deregistration_delay.timeout_seconds"].flatMap(Int.init).map { .seconds($0) },
                                healthCheckInterval: group.healthCheckInterval, healthCheckTimeout: group.healthCheckTimeout,
-                               healthyThreshold: group.healthyThreshold)
+                               healthyThreshold: group.healthyThreshold,
+                               slowStart: attributes["slow_start.duration_seconds"].flatMap(Int.init).map { .seconds($0) })
         }
     }
 

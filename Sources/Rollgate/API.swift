@@ -72,6 +72,9 @@ public final class API: Sendable {
         router.get("/api/v1/services") { request in
             await self.guarded(request) { request in try self.mayRead(request); return try await self.listServices(request) }
         }
+        router.get("/api/v1/services/{name}/plan") { request in
+            await self.guarded(request) { request in try self.mayRead(request); return try await self.servicePlan(request) }
+        }
         router.get("/") { request in
             await self.guarded(request) { request in try self.mayRead(request); return try await self.statusPage.render(request) }
         }

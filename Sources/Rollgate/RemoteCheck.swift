@@ -10,6 +10,9 @@ public struct RemoteCheck: Sendable {
         public let service: String
         public let ok: Bool
         public let message: String
+        /// How long a roll will take and what would make it faster (`RollForecast.summary`),
+        /// from the group's settings alone (`rollgate plan` adds the service's history).
+        public var forecast: [String] = []
     }
 
     let config: Config
@@ -34,13 +37,14 @@ public struct RemoteCheck: Sendable {
             case .failure(let problem):
                 findings.append(Finding(service: service.name, ok: false, message: problem.description))
             case .success(let loadBalancer):
-                findings.append(await check(service.name, loadBalancer))
+                findings.append(await check(service, loadBalancer))
             }
         }
         return findings
     }
 
-    private func check(_ service: String, _ loadBalancer: ELBLoadBalancer) async -> Finding {
+    private func check(_ config: ServiceConfig, _ loadBalancer: ELBLoadBalancer) async -> Finding {
+        let service = config.name
         let arn = loadBalancer.targetGroupARN
         do {
             _ = try await CredentialChain(environment: environment).credentials()
@@ -56,7 +60,9 @@ public struct RemoteCheck: Sendable {
             if targets.count < 2 {
                 message += " (with fewer than 2 targets a roll takes the service out of service)"
             }
-            return Finding(service: service, ok: true, message: message)
+            var finding = Finding(service: service, ok: true, message: message)
+            finding.forecast = RollForecast(plan: config.plan, timing: timing, targets: targets.count, history: [:]).summary(service: service)
+            return finding
         } catch {
             return Finding(service: service, ok: false, message: "\(arn): \(RemoteCheck.explain(error))")
         }

@@ -53,6 +53,15 @@ public struct ServiceDirectory: Sendable {
 
     public func loadBalancer(for service: String) -> (any LoadBalancer)? { entries[service]?.loadBalancer }
 
+    /// What the service's target group says of its timing (a network call for AWS; its
+    /// settings for a simulation); nil for a service without a load balancer.
+    func timing(for service: String) async throws -> GroupTiming? {
+        guard let entry = entries[service] else { return nil }
+        if case .simulated(let settings) = entry.config.source { return settings.groupTiming }
+        guard let timed = entry.loadBalancer as? any TargetGroupTimed else { return nil }
+        return try await timed.timing()
+    }
+
     /// Every target the service knows (registered, left out, in hand), from the cache: what
     /// the roll observed and a shared, rate-limited DescribeTargetHealth. Nil when the load
     /// balancer cannot be asked.

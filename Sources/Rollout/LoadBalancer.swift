@@ -73,9 +73,12 @@ public struct GroupTiming: Sendable, Equatable {
     public var healthCheckInterval: Duration?
     public var healthCheckTimeout: Duration?
     public var healthyThreshold: Int?
+    /// `slow_start.duration_seconds`: a healthy target's traffic ramps up for this long.
+    public var slowStart: Duration?
 
     public init(deregistrationDelay: Duration? = nil, healthCheckInterval: Duration? = nil,
-                healthCheckTimeout: Duration? = nil, healthyThreshold: Int? = nil) {
+                healthCheckTimeout: Duration? = nil, healthyThreshold: Int? = nil, slowStart: Duration? = nil) {
+        self.slowStart = slowStart
         self.deregistrationDelay = deregistrationDelay
         self.healthCheckInterval = healthCheckInterval
         self.healthCheckTimeout = healthCheckTimeout

@@ -39,6 +39,14 @@ public struct SimulationSettings: Sendable, Equatable {
     }
 }
 
+extension SimulationSettings {
+    /// The simulation's timing as a target group would state it: the drain as its
+    /// deregistration delay, becoming healthy as one check.
+    public var groupTiming: GroupTiming {
+        GroupTiming(deregistrationDelay: drainTime, healthCheckInterval: healthyTime, healthCheckTimeout: .zero, healthyThreshold: 1)
+    }
+}
+
 /// A target group with ELB's states and timing: a deregistered target is `draining` for
 /// `drainTime`, then `unused` (and leaves the group's list); a registered one is `initial`
 /// for `healthyTime`, then `healthy` (or `unhealthy` if its checks fail).

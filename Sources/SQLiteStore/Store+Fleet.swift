@@ -219,3 +219,25 @@ extension Store {
         }.first ?? nil
     }
 }
+
+extension Store {
+    /// Each phase's times over the service's last `runs` succeeded deploys (steps that
+    /// succeeded): what `rollgate plan` forecasts from.
+    public func phaseTimes(service: String, runs: Int = 20) throws -> [Phase: PhaseTimes] {
+        try read { db in
+            var durations: [Phase: [Duration]] = [:]
+            let rows = try db.prepare(Store.phaseTimesQuery).rows([.text(service), .integer(Int64(max(1, runs)))]) { row in
+                (Phase(rawValue: row.text(0)), row.int(1))
+            }
+            for case let (phase?, milliseconds) in rows { durations[phase, default: []].append(.milliseconds(milliseconds)) }
+            return durations.compactMapValues { PhaseTimes($0) }
+        }
+    }
+
+    static let phaseTimesQuery = Query("""
+        SELECT phase, finished_at - started_at FROM steps
+        WHERE run_id IN (SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql)
+                         ORDER BY id DESC LIMIT ?)
+          AND status = \(StepStatus.succeeded.sql)
+        """)
+}

@@ -263,6 +263,23 @@ struct Status: AsyncParsableCommand {
     }
 }
 
+struct Plan: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "How long a roll of a service will take, what bounds it, and what would make it faster.",
+        discussion: "From the target group's settings (deregistration delay, health check), the service's plan and its last runs.")
+    @Argument(help: "The service.") var service: String
+    @Argument(help: "The version you would deploy (the forecast is the same for any).") var version: String?
+    @Flag(help: "Print the server's JSON.") var json = false
+    @OptionGroup var options: ClientOptions
+
+    func run() async throws {
+        let plan = try await options.call("GET", "/api/v1/services/\(service)/plan")
+        if json { print(plan.text); return }
+        if let version { print("rolling \(service) to \(version):") }
+        for line in plan["summary"]?.array ?? [] { print(line.string ?? "") }
+    }
+}
+
 struct Lock: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Lock a service: deploys are refused until unlocked or expired.")
     @Argument var service: String

@@ -17,7 +17,7 @@ struct RollgateCommand: AsyncParsableCommand {
         abstract: "Roll a deploy through a load balancer, one instance at a time.",
         version: RollgateVersion.text,
         subcommands: [Serve.self, Migrate.self, CheckConfig.self, Backup.self, Deploy.self, Runs.self, RunDetail.self, Logs.self,
-                      Cancel.self, Promote.self, Rollback.self, Status.self, Lock.self, Unlock.self, Restore.self, Forget.self])
+                      Cancel.self, Promote.self, Rollback.self, Status.self, Plan.self, Lock.self, Unlock.self, Restore.self, Forget.self])
 }
 
 let environment: [String: String] = {
@@ -239,7 +239,10 @@ struct CheckConfig: AsyncParsableCommand {
             print("\(file): OK, \(config.services.count) service(s): \(config.services.map(\.name).joined(separator: ", ")); \(config.apiTokens.count) API token(s)")
             guard remote else { return }
             let findings = await RemoteCheck(config: config, environment: environment).run()
-            for finding in findings where finding.ok { print("\(file): \(finding.service): \(finding.message)") }
+            for finding in findings where finding.ok {
+                print("\(file): \(finding.service): \(finding.message)")
+                for line in finding.forecast { print("  " + line) }
+            }
             for finding in findings where !finding.ok { printError("\(file): \(finding.service): \(finding.message)") }
             let failed = findings.filter { !$0.ok }.count
             if failed > 0 {

@@ -31,16 +31,21 @@ final class RollgateProcess: @unchecked Sendable {
         let pipe = Pipe()
         process.standardOutput = pipe
         process.standardError = pipe
-        pipe.fileHandleForReading.readabilityHandler = { [weak self] handle in
-            let data = handle.availableData
-            // At the end of the output the handler goes: left installed, Foundation calls it
-            // again and again with nothing (a spinning thread per exited process) and it
-            // would still read the descriptor once the pipe is gone.
-            if data.isEmpty { handle.readabilityHandler = nil; return }
-            guard let self else { return }
-            self.lock.lock(); self.output.append(data); self.lock.unlock()
+        // A thread of its own reads the output to its end with blocking reads. Not Foundation's
+        // readabilityHandler: its dispatch source stayed armed on the descriptor after the
+        // pipe closed it, and libdispatch's event loop crashed the whole test process
+        // (Signal 11 in _dispatch_event_loop_drain, seen in CI and here).
+        let handle = pipe.fileHandleForReading
+        let reader = Thread { [weak self] in
+            while true {
+                let data = handle.availableData
+                if data.isEmpty { return }
+                guard let self else { continue }
+                self.lock.lock(); self.output.append(data); self.lock.unlock()
+            }
         }
         try process.run()
+        reader.start()
     }
 
     var text: String { lock.lock(); defer { lock.unlock() }; return String(decoding: output, as: UTF8.self) }

@@ -167,6 +167,27 @@ final class TimingProxy: @unchecked Sendable {
         #expect(targets.compactMap { $0["id"]?.string } == instances)
         #expect(targets.allSatisfy { $0["state"] == .string("healthy") }, "\(targets)")
         #expect(!server.text.contains("testing\""), "no secret in the log")
+
+        // The plan reads the fixture's group as moto keeps it (ALB defaults: a 300 s delay, 5
+        // checks 30 s apart) and this run's three drains, hooks and health passes.
+        let plan = json(try await client.request("GET", "/api/v1/services/web/plan"))
+        let group = plan["group"] ?? .null
+        #expect(group["deregistration_delay_s"] == .number(300) && group["health_check_interval_s"] == .number(30)
+                && group["healthy_threshold"] == .number(5), "\(plan)")
+        #expect(plan["targets"]?.int == 3 && plan["batches"]?.int == 3)
+        #expect(plan["history"]?["drain"]?["samples"]?.int == 3 && plan["history"]?["restore"]?["samples"]?.int == 3, "\(plan)")
+        #expect(plan["parts"]?.array?.first?["from"]?.string?.hasPrefix("median of 3 drains") == true, "\(plan)")
+        let perTarget: Double = plan["out_of_service_per_target_s"]?.number ?? -1
+        let prepare: Double = plan["prepare_s"]?.number ?? 0
+        let roll: Double = plan["roll_s"]?.number ?? 0
+        #expect(abs(roll - 3 * (perTarget + prepare)) < 0.01, "\(plan)")
+        #expect(plan["advice"]?.array?.contains { $0["change"] == .string("health_check_during_roll") } == true, "\(plan)")
+        let (planStatus, planOutput) = try await RollgateProcess.run(["plan", "web", "v8", "--server", "http://127.0.0.1:\(port)", "--token", token])
+        #expect(planStatus == 0, "\(planOutput)")
+        #expect(planOutput.contains("rolling web to v8:\nweb: 3 targets, 1 at a time (3 batches)\n"), "\(planOutput)")
+        #expect(planOutput.contains("health check interval 5 s, healthy threshold 2 during the roll: −"), "\(planOutput)")
+        let (unknownStatus, unknownOutput) = try await RollgateProcess.run(["plan", "nope", "--server", "http://127.0.0.1:\(port)", "--token", token])
+        #expect(unknownStatus != 0 && unknownOutput.contains("no service named nope"), "\(unknownOutput)")
     }
 
     /// Batches against the ELBv2 wire with real timing, on the real store: exactly
@@ -343,6 +364,15 @@ final class TimingProxy: @unchecked Sendable {
         let (status, output) = try await RollgateProcess.run(["check-config", "--remote", good], environment: credentials)
         #expect(status == 0, "\(output)")
         #expect(output.contains("web: \(arn): readable; 2 target(s) registered, 2 healthy; deregistration delay"), "\(output)")
+        // The forecast from the group's own settings (moto keeps an ALB's defaults): 300 s
+        // drain + 5 x 30 s health = 7 min 30 s a target, two batches.
+        for line in ["  web: 2 targets, 1 at a time (2 batches)",
+                     "    out of service per target: about 7 min 30 s, bound by the drain (hooks not counted: unknown)",
+                     "    whole roll: about 15 min",
+                     "      fast drain (quiet 10 s): −4 min 50 s per target",
+                     "      health check interval 5 s, healthy threshold 2 during the roll: −2 min 20 s per target"] {
+            #expect(output.contains(line + "\n"), "\(line) in \(output)")
+        }
         #expect(output.contains("warning: api_tokens[0].token_env: environment variable TEST_ROLLGATE_TOKEN is not set here"), "an absent token is a warning when linting: \(output)")
 
         let missing = arn.replacingOccurrences(of: "/web-tg/", with: "/gone-tg/")

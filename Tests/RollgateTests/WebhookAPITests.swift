@@ -206,7 +206,9 @@ import SQLiteStore
                 poll_interval: 100ms
                 github: {repository: Codertocat/Hello-World, branch: master}
                 gitlab: {project: group/web, branch: main}
-                hooks: {deploy: echo "deploying $ROLLGATE_VERSION"}
+                hooks:
+                  # Run 1 rolls until the test says go: the others arrive while it runs.
+                  deploy: echo "deploying $ROLLGATE_VERSION"; [ "$ROLLGATE_RUN_ID" != 1 ] || while [ ! -f \(directory.path)/go ]; do sleep 0.1; done
             """)
         let environment = ["GH_SECRET": WebhookAPITests.githubSecret, "GL_TOKEN": WebhookAPITests.gitlabToken,
                            "WH_SECRET": WebhookAPITests.genericSecret, "SLACK_SECRET": WebhookAPITests.slackSecret]
@@ -220,6 +222,8 @@ import SQLiteStore
         let fromGitHub = try await client.request("POST", "/api/v1/hooks/github", headers: [
             ("X-GitHub-Event", "push"), ("X-GitHub-Delivery", "d-1"), ("X-Hub-Signature-256", githubSignature)], body: push)
         #expect(fromGitHub.status == 202, "\(String(decoding: fromGitHub.body, as: UTF8.self))")
+        // Claimed before the others come: a queued run would be superseded by them.
+        #expect(try await eventually { json(try await client.request("GET", "/api/v1/runs/1"))["status"] == .string("running") })
 
         let gitlabPush = Array(#"{"object_kind":"push","ref":"refs/heads/main","checkout_sha":"da1560886d4f094c3e6c9ef40349f7d38b5d27d7","user_username":"jsmith","project":{"path_with_namespace":"group/web"}}"#.utf8)
         let fromGitLab = try await client.request("POST", "/api/v1/hooks/gitlab", headers: [("X-Gitlab-Token", WebhookAPITests.gitlabToken)], body: gitlabPush)
@@ -240,6 +244,7 @@ import SQLiteStore
         #expect(json(fromSlack)["text"]?.string?.contains("queued run 4: deploy web v99 (from chat)") == true, "\(json(fromSlack).text)")
 
         // Runs 2 and 3 were superseded while 1 rolled; 1 and 4 roll.
+        FileManager.default.createFile(atPath: directory.path + "/go", contents: Data())
         for id in [Int64(1), 4] {
             #expect(try await finished(client, run: id)["status"] == .string("succeeded"))
         }

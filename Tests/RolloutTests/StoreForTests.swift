@@ -27,14 +27,15 @@ extension Store {
     }
 
     /// Puts a run as a crashed process (or an older rollgate) left it: running, with its steps
-    /// (their ids kept), and no lease until `setLease`.
+    /// (their ids kept), and no lease until `setLease`; or a finished run, for history.
     func insert(_ run: Run) throws {
         try write { db in
             try db.prepare("""
-                INSERT INTO runs (id, service, version, requested_by, status, created_at, started_at, interruptions)
-                VALUES (?, ?, ?, 'test', ?, ?, ?, ?)
+                INSERT INTO runs (id, service, version, requested_by, status, created_at, started_at, finished_at, error, interruptions)
+                VALUES (?, ?, ?, 'test', ?, ?, ?, ?, ?, ?)
                 """).run([.integer(run.id), .text(run.service), .text(run.version), .text(run.status.rawValue),
                           .integer(run.createdAt.milliseconds), run.startedAt.map { .integer($0.milliseconds) } ?? .null,
+                          run.finishedAt.map { .integer($0.milliseconds) } ?? .null, run.error.map(SQLValue.text) ?? .null,
                           .integer(Int64(run.interruptions))])
             for step in run.steps {
                 try db.prepare("""
