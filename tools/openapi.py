@@ -97,7 +97,10 @@ schemas = {
  "Service": {"type": "object", "required": ["name", "last_good_version", "lock", "running", "queued", "targets"], "properties": {
     "name": {"type": "string"}, "target_group": {"type": "string"}, "last_good_version": nstr, "last_good_run_id": {"type": ["integer", "null"]},
     "lock": {"oneOf": [ref("Lock"), {"type": "null"}]}, "running": {"type": ["object", "null"]}, "queued": {"type": "array", "items": {"type": "integer"}},
-    "left_out": {"type": "integer"}, "targets": {"type": ["array", "null"], "items": ref("Target")}}},
+    "left_out": {"type": "integer"}, "targets": {"type": ["array", "null"], "items": ref("Target")},
+    "health_check_changed": {"type": "array", "description": "target groups whose health check rollgate tightened for a run (health_check_during_roll) and has not put back yet",
+        "items": {"type": "object", "properties": {"target_group": {"type": "string"}, "run_id": {"type": "integer"}, "since": {"type": "string"},
+            "original": {"type": "object", "properties": {"interval_s": {"type": "integer"}, "timeout_s": {"type": "integer"}, "healthy_threshold": {"type": "integer"}}}}}}}},
  "Plan": {"type": "object", "required": ["service", "targets", "batch_size", "batches", "out_of_service_per_target_s", "bound_by", "parts", "roll_s", "group", "history", "advice", "summary"], "properties": {
     "service": {"type": "string"}, "targets": {"type": "integer"}, "batch_size": {"type": "integer"}, "batches": {"type": "integer"},
     "out_of_service_per_target_s": {"type": "number"}, "bound_by": {"type": "string", "enum": ["drain", "hooks", "health"]},

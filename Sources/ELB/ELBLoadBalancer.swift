@@ -1,7 +1,7 @@
 import Rollout
 
 /// A real target group behind the `LoadBalancer` port.
-public struct ELBLoadBalancer: LoadBalancer, TargetGroupTimed, TargetAddressing {
+public struct ELBLoadBalancer: LoadBalancer, TargetGroupTimed, TargetAddressing, HealthCheckTunable {
     public let client: ELBv2Client
     public let targetGroupARN: String
     public let ec2: EC2Client?
@@ -32,6 +32,22 @@ public struct ELBLoadBalancer: LoadBalancer, TargetGroupTimed, TargetAddressing 
                                healthyThreshold: group.healthyThreshold,
                                slowStart: attributes["slow_start.duration_seconds"].flatMap(Int.init).map { .seconds($0) })
         }
+    }
+
+    public var targetGroup: String { targetGroupARN }
+
+    public func healthCheck() async throws -> HealthCheckSettings {
+        try await map {
+            let group = try await client.describeTargetGroup(arn: targetGroupARN)
+            guard let interval = group.healthCheckInterval, let timeout = group.healthCheckTimeout, let threshold = group.healthyThreshold else {
+                throw AWSError(code: "MalformedResponse", message: "DescribeTargetGroups gave no health check settings for \(targetGroupARN)", status: 200)
+            }
+            return HealthCheckSettings(interval: interval, timeout: timeout, healthyThreshold: threshold)
+        }
+    }
+
+    public func setHealthCheck(_ settings: HealthCheckSettings) async throws {
+        try await map { try await client.modifyHealthCheck(arn: targetGroupARN, settings) }
     }
 
     public func targets() async throws -> [(target: Target, health: TargetHealth)] {

@@ -241,6 +241,16 @@ public struct ELBv2Client: Sendable {
                            healthyThreshold: group.value("HealthyThresholdCount").flatMap(Int.init))
     }
 
+    /// ModifyTargetGroup with the health check's interval, timeout and healthy threshold.
+    public func modifyHealthCheck(arn: String, _ check: HealthCheckSettings) async throws {
+        var form = query.form("ModifyTargetGroup")
+        form.add("TargetGroupArn", arn)
+        form.add("HealthCheckIntervalSeconds", String(Int64(check.interval.seconds.rounded())))
+        form.add("HealthCheckTimeoutSeconds", String(Int64(check.timeout.seconds.rounded())))
+        form.add("HealthyThresholdCount", String(check.healthyThreshold))
+        _ = try await call(form)
+    }
+
     public func describeTargetGroupAttributes(arn: String) async throws -> [String: String] {
         var form = query.form("DescribeTargetGroupAttributes")
         form.add("TargetGroupArn", arn)

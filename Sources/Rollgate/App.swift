@@ -116,7 +116,7 @@ public final class App: Sendable {
         // holds one of Swift's cooperative threads (the page and /api/v1/services run there).
         let blocking = self.blocking
         let context = RollContext(lease: lease, health: health, mask: hooks.mask(config: config),
-                                  observer: services.cache, metrics: metrics, blocking: blocking)
+                                  observer: services.cache, metrics: metrics, blocking: blocking, healthChecks: store)
         let store = self.store
         let shutdownAllowance = config.shutdownTimeout
         dispatcher = Dispatcher(
@@ -170,7 +170,7 @@ public final class App: Sendable {
         }
         let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger,
                                 telemetry: telemetry, holding: hold, blocking: blocking)
-        background.withLock { $0 = [keepLease(), prune(), Task { await notifier.run() }] }
+        background.withLock { $0 = [keepLease(), prune(), putBackHealthChecks(), Task { await notifier.run() }] }
         await dispatcher.start()
     }
 
@@ -215,6 +215,37 @@ public final class App: Sendable {
                     health.failed(error, at: clock.now)
                     logger.error("cannot renew the hold on the database", metadata: ["error": "\(error)"])
                 }
+            }
+        }
+    }
+
+    /// Puts back the health check of a group rollgate changed for a run that is over (a
+    /// crash between the change and the run's end), at start and every minute; a run still
+    /// running puts its own back when it ends.
+    private func putBackHealthChecks() -> Task<Void, Never> {
+        let store = self.store, clock = self.clock, logger = self.logger, hold = self.hold, blocking = self.blocking
+        let services = self.services
+        return Task {
+            while !Task.isCancelled {
+                if hold.mayAct {
+                    let results = await HealthCheckRestorer(ledger: store, work: blocking).putBackWhereRunsEnded(
+                        isRunning: { id in (try? await blocking.run { try store.run(id) })?.status == .running },
+                        group: { services.loadBalancer(for: $0) as? any HealthCheckTunable })
+                    for result in results {
+                        switch result {
+                        case .putBack(let change):
+                            logger.info("put a target group's health check back after its run ended", metadata: [
+                                "target_group": "\(change.targetGroup)", "run.id": "\(change.run)", "settings": "\(change.original)"])
+                        case .failed(let change, let failure):
+                            logger.error("cannot put a target group's health check back", metadata: ["target_group": "\(change.targetGroup)", "error": "\(failure)"])
+                        case .notConfigured(let change):
+                            logger.error("rollgate changed the health check of a target group no longer configured; put it back by hand",
+                                         metadata: ["target_group": "\(change.targetGroup)", "original": "\(change.original)"])
+                        case .leftToItsRun: break
+                        }
+                    }
+                }
+                try? await clock.sleep(for: .seconds(60))
             }
         }
     }

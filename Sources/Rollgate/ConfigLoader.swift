@@ -264,7 +264,7 @@ public struct ConfigLoader {
         for unknown in map.unknownKeys(allowed: [
             "name", "target_group_arn", "simulated", "poll_interval", "drain_timeout", "healthy_timeout",
             "hooks", "hook_timeout", "hook_env", "github", "gitlab", "slack", "notify", "max_unavailable", "fast_drain",
-            "canary", "on_failure"]) {
+            "canary", "on_failure", "health_check_during_roll"]) {
             findings.error(unknown)
         }
         var name = ""
@@ -360,6 +360,21 @@ public struct ConfigLoader {
                 findings.error(fast.error("check", "\(first) does not exist (relative paths start from the directory rollgate runs in: \(FileManager.default.currentDirectoryPath))"))
             }
             plan?.fastDrain = FastDrain(check: check, quiet: quiet)
+        }
+        findings.collect {
+            guard let tight = try map.mapping("health_check_during_roll") else { return }
+            try tight.check(allowed: ["interval", "healthy_threshold"])
+            guard case .awsTargetGroup = source else {
+                throw map.error("health_check_during_roll", "needs target_group_arn: a simulation has no health check to change")
+            }
+            guard let interval = try tight.duration("interval", minimum: .seconds(5)), interval <= .seconds(300),
+                  interval == .seconds(Int64(interval.seconds.rounded())) else {
+                throw tight.error("interval", "whole seconds from 5s to 300s (ELB's bounds), e.g. interval: 5s")
+            }
+            guard let threshold = try tight.int("healthy_threshold"), (2...10).contains(threshold) else {
+                throw tight.error("healthy_threshold", "2 to 10 (ELB's bounds), e.g. healthy_threshold: 2")
+            }
+            plan?.healthCheckDuringRoll = HealthCheckTightening(interval: interval, healthyThreshold: threshold)
         }
         var hookEnv: [String] = []
         findings.collect {

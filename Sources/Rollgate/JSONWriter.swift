@@ -287,6 +287,21 @@ extension JSONWriter {
             }
             w.key("queued"); w.array { w in for id in summary.queued { w.int(id) } }
             w.key("left_out"); w.int(Int64(summary.leftOut.count))
+            // A group whose health check rollgate tightened for a run and has not put back.
+            w.key("health_check_changed"); w.array { w in
+                for changed in summary.changedHealthChecks {
+                    w.object { w in
+                        w.key("target_group"); w.string(changed.targetGroup)
+                        w.key("run_id"); w.int(changed.run)
+                        w.key("since"); w.time(changed.since)
+                        w.key("original"); w.object { w in
+                            w.key("interval_s"); w.int(Int64(changed.original.interval.seconds.rounded()))
+                            w.key("timeout_s"); w.int(Int64(changed.original.timeout.seconds.rounded()))
+                            w.key("healthy_threshold"); w.int(Int64(changed.original.healthyThreshold))
+                        }
+                    }
+                }
+            }
             w.key("targets")
             if let targets {
                 w.array { w in for view in targets { w.target(view) } }

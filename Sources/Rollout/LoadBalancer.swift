@@ -104,6 +104,62 @@ public protocol TargetGroupTimed: Sendable {
     func timing() async throws -> GroupTiming
 }
 
+/// The three settings of a target group's health check that decide how fast a newly
+/// registered target is called healthy.
+public struct HealthCheckSettings: Sendable, Equatable, CustomStringConvertible {
+    public var interval: Duration
+    public var timeout: Duration
+    public var healthyThreshold: Int
+
+    public init(interval: Duration, timeout: Duration, healthyThreshold: Int) {
+        self.interval = interval
+        self.timeout = timeout
+        self.healthyThreshold = healthyThreshold
+    }
+
+    public var description: String {
+        "interval \(interval.humanText), timeout \(timeout.humanText), healthy threshold \(healthyThreshold)"
+    }
+}
+
+/// A load balancer whose health check rollgate may tighten for a roll and put back after
+/// (`health_check_during_roll`).
+public protocol HealthCheckTunable: Sendable {
+    /// Which group: the key its original settings are written down under.
+    var targetGroup: String { get }
+    func healthCheck() async throws -> HealthCheckSettings
+    func setHealthCheck(_ settings: HealthCheckSettings) async throws
+}
+
+/// A group's health check as it was before rollgate tightened it, and for which run.
+public struct ChangedHealthCheck: Sendable, Equatable {
+    public var service: String
+    public var targetGroup: String
+    public var run: RunID
+    public var original: HealthCheckSettings
+    public var since: Date
+
+    public init(service: String, targetGroup: String, run: RunID, original: HealthCheckSettings, since: Date) {
+        self.service = service
+        self.targetGroup = targetGroup
+        self.run = run
+        self.original = original
+        self.since = since
+    }
+}
+
+/// Where the groups' own health checks are written down while rollgate has them changed.
+public protocol HealthCheckLedger: Sendable {
+    /// Writes `settings` down as the group's own unless something is written already (a
+    /// resumed run: what is there is the original, the group now has the tightened ones);
+    /// returns what is written down.
+    func noteOriginal(service: String, targetGroup: String, run: RunID, settings: HealthCheckSettings, at: Date) throws -> HealthCheckSettings
+    /// The original is back on the group: forget it.
+    func originalPutBack(service: String, targetGroup: String) throws
+    /// Every group rollgate has changed and not put back yet.
+    func changedHealthChecks() throws -> [ChangedHealthCheck]
+}
+
 /// A load balancer that can say where a target is, for hooks (`ROLLGATE_TARGET_HOST`):
 /// an instance's private address, or an IP target's address itself.
 public protocol TargetAddressing: Sendable {

@@ -13,10 +13,13 @@ public struct RollContext: Sendable {
     public var metrics: RollMetrics
     /// Where the roll's writes run (the store's own threads); nil: where they are called.
     public var blocking: BlockingWork?
+    /// Where a group's own health check is written down while the roll has it tightened.
+    public var healthChecks: (any HealthCheckLedger)?
 
     public init(lease: LeaseTerms = LeaseTerms(),
                 health: StoreHealth = StoreHealth(), mask: SecretMask = SecretMask(), observer: (any TargetObserver)? = nil,
-                metrics: RollMetrics = RollMetrics(), blocking: BlockingWork? = nil) {
+                metrics: RollMetrics = RollMetrics(), blocking: BlockingWork? = nil, healthChecks: (any HealthCheckLedger)? = nil) {
+        self.healthChecks = healthChecks
         self.blocking = blocking
         self.lease = lease
         self.health = health
@@ -92,7 +95,23 @@ public struct Roll: Sendable {
                 if wait >= .milliseconds(500) { roll.note("\(action) delayed \(wait.humanText) by the AWS call budget (aws.describe_per_second / changes_per_second)") }
             }
             outcome = await CallBudgetReport.$current.withValue(report) {
-                await roll.rollAll()
+                do {
+                    try await roll.tightenHealthCheck()
+                } catch is CancellationError {
+                    await roll.putHealthCheckBack()
+                    return .interrupted
+                } catch let lost as LeaseLost {
+                    roll.logger.warning("\(lost)")
+                    return .leaseLost
+                } catch {
+                    let message = "health_check_during_roll: \(error); no target was touched"
+                    roll.note("run failed: \(message)")
+                    await roll.putHealthCheckBack()
+                    return .failed(message)
+                }
+                let outcome = await roll.rollAll()
+                if outcome != .leaseLost { await roll.putHealthCheckBack() }
+                return outcome
             }
             await roll.flushLog()
         } catch is CancellationError {

@@ -12,6 +12,8 @@ public struct ServicePlan: Sendable, Equatable {
     public var maxUnavailable: MaxUnavailable = .count(1)
     /// Opt-in: the first batch is a canary, baked before the rest.
     public var canary: Canary?
+    /// Opt-in: the target group's health check tightened for the roll and put back after.
+    public var healthCheckDuringRoll: HealthCheckTightening?
     /// What a failed run does: stop as it is, or put the previous good version back.
     public var onFailure: OnFailure = .stop
     /// Waits the config left unset, to be sized from the target group when it can say.
@@ -99,4 +101,25 @@ public struct Canary: Sendable, Equatable {
 /// the run touched, failed one included.
 public enum OnFailure: String, Sendable, Equatable {
     case stop, rollback
+}
+
+/// `health_check_during_roll`: while a run rolls, the group checks every `interval` and calls
+/// a target healthy after `healthyThreshold` passes (a faster way back into service); the
+/// group's own settings are written down first and put back when the run ends, however it
+/// ends (a crash: by the resumed run, or at the next start).
+public struct HealthCheckTightening: Sendable, Equatable {
+    public var interval: Duration
+    public var healthyThreshold: Int
+
+    public init(interval: Duration, healthyThreshold: Int) {
+        self.interval = interval
+        self.healthyThreshold = healthyThreshold
+    }
+
+    /// The settings for the roll: the group's timeout is kept unless it is not shorter than
+    /// the new interval (ELB refuses that), then it is one second less.
+    public func applied(to original: HealthCheckSettings) -> HealthCheckSettings {
+        let timeout = original.timeout < interval ? original.timeout : max(.seconds(2), interval - .seconds(1))
+        return HealthCheckSettings(interval: interval, timeout: timeout, healthyThreshold: healthyThreshold)
+    }
 }

@@ -241,3 +241,41 @@ extension Store {
           AND status = \(StepStatus.succeeded.sql)
         """)
 }
+
+extension Store: HealthCheckLedger {
+    public func noteOriginal(service: String, targetGroup: String, run: RunID, settings: HealthCheckSettings, at now: Date) throws -> HealthCheckSettings {
+        try write { db in
+            try db.prepare("""
+                INSERT INTO changed_health_checks (service, target_group, run_id, interval_ms, timeout_ms, healthy_threshold, changed_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (service, target_group) DO NOTHING
+                """).run([.text(service), .text(targetGroup), .integer(run), .integer(Int64((settings.interval.seconds * 1000).rounded())),
+                          .integer(Int64((settings.timeout.seconds * 1000).rounded())), .integer(Int64(settings.healthyThreshold)), .integer(now.milliseconds)])
+            // A run taking over an older one's change answers for it from now on.
+            try db.prepare("UPDATE changed_health_checks SET run_id = ? WHERE service = ? AND target_group = ?")
+                .run([.integer(run), .text(service), .text(targetGroup)])
+            return try Store.changedHealthChecks(db, service: service, targetGroup: targetGroup).first?.original ?? settings
+        }
+    }
+
+    public func originalPutBack(service: String, targetGroup: String) throws {
+        try write { db in
+            try db.prepare("DELETE FROM changed_health_checks WHERE service = ? AND target_group = ?").run([.text(service), .text(targetGroup)])
+        }
+    }
+
+    public func changedHealthChecks() throws -> [ChangedHealthCheck] {
+        try read { db in try Store.changedHealthChecks(db, service: nil, targetGroup: nil) }
+    }
+
+    static func changedHealthChecks(_ db: Connection, service: String?, targetGroup: String?) throws -> [ChangedHealthCheck] {
+        try db.prepare("""
+            SELECT service, target_group, run_id, interval_ms, timeout_ms, healthy_threshold, changed_at FROM changed_health_checks
+            WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR target_group = ?2) ORDER BY service, target_group
+            """).rows([service.map(SQLValue.text) ?? .null, targetGroup.map(SQLValue.text) ?? .null]) { row in
+                ChangedHealthCheck(service: row.text(0), targetGroup: row.text(1), run: row.int(2),
+                                   original: HealthCheckSettings(interval: .milliseconds(row.int(3)), timeout: .milliseconds(row.int(4)),
+                                                                 healthyThreshold: Int(row.int(5))),
+                                   since: Date(milliseconds: row.int(6)))
+            }
+    }
+}

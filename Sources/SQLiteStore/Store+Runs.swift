@@ -178,7 +178,8 @@ extension Store {
             return ServiceSummary(name: service, lastGoodVersion: lastGood?.0, lastGoodRunID: lastGood?.1,
                                   running: try running.map { try Store.withSteps($0, db) }, queued: queued,
                                   leftOut: try Store.leftOut(db, service: service),
-                                  lock: try Store.lock(db, service: service))
+                                  lock: try Store.lock(db, service: service),
+                                  changedHealthChecks: try Store.changedHealthChecks(db, service: service, targetGroup: nil))
         }
     }
 
@@ -246,4 +247,6 @@ public struct ServiceSummary: Sendable {
     public var leftOut: [LeftOutTarget]
     /// The service's lock, expired or not (`holds(at:)` tells).
     public var lock: ServiceLock?
+    /// Its target groups whose health check rollgate has changed and not put back yet.
+    public var changedHealthChecks: [ChangedHealthCheck] = []
 }

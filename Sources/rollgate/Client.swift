@@ -251,6 +251,12 @@ struct Status: AsyncParsableCommand {
                 if let until = lock["expires_at"]?.string { line += " (until \(until))" }
             }
             print(line)
+            for changed in service["health_check_changed"]?.array ?? [] {
+                let original = changed["original"] ?? .null
+                print("  health check changed by run \(changed["run_id"]?.int ?? 0) for the roll (since \(changed["since"]?.string ?? "")): "
+                      + "the group's own (interval \(original["interval_s"]?.int ?? 0)s, timeout \(original["timeout_s"]?.int ?? 0)s, "
+                      + "healthy threshold \(original["healthy_threshold"]?.int ?? 0)) is put back when the run ends")
+            }
             for target in service["targets"]?.array ?? [] {
                 var text = "  \(target["id"]?.string ?? ""):\(target["port"]?.int ?? 0)\t\(target["state"]?.string ?? "")"
                 if let reason = target["reason"]?.string { text += " (\(reason))" }

@@ -207,6 +207,24 @@ import Rollout
         }
     }
 
+    @Test func healthCheckDuringRollTakesELBsBoundsAndATargetGroup() throws {
+        let arn = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
+        let tight = try loader.parse("services: [{name: web, target_group_arn: \(arn), health_check_during_roll: {interval: 5s, healthy_threshold: 2}, hooks: {deploy: x}}]")
+        #expect(tight.services.first?.plan.healthCheckDuringRoll == HealthCheckTightening(interval: .seconds(5), healthyThreshold: 2))
+        for (yaml, says) in [("{interval: 4s, healthy_threshold: 2}", "health_check_during_roll.interval"),
+                             ("{interval: 301s, healthy_threshold: 2}", "whole seconds from 5s to 300s"),
+                             ("{interval: 5500ms, healthy_threshold: 2}", "whole seconds from 5s to 300s"),
+                             ("{interval: 5s, healthy_threshold: 1}", "2 to 10 (ELB's bounds)"),
+                             ("{interval: 5s, healthy_threshold: 11}", "2 to 10 (ELB's bounds)"),
+                             ("{interval: 5s}", "health_check_during_roll.healthy_threshold"),
+                             ("{interval: 5s, healthy_threshold: 2, timeout: 2s}", "timeout")] {
+            #expect { _ = try loader.parse("services: [{name: web, target_group_arn: \(arn), health_check_during_roll: \(yaml), hooks: {deploy: x}}]") }
+                throws: { "\($0)".contains(says) }
+        }
+        #expect { _ = try loader.parse("services: [{name: web, simulated: {}, health_check_during_roll: {interval: 5s, healthy_threshold: 2}, hooks: {deploy: x}}]") }
+            throws: { "\($0)".contains("needs target_group_arn") }
+    }
+
     @Test func scopesReadsTLSAndNotifications() throws {
         let directory = TempDirectory()
         let key = directory.write("key.pem", "-----BEGIN PRIVATE KEY-----\nx\n-----END PRIVATE KEY-----\n")

@@ -36,6 +36,19 @@ final class MotoServer: @unchecked Sendable {
         return (arn, created["instances"]?.array?.compactMap(\.string) ?? [])
     }
 
+    /// The group's health check as moto keeps it: "interval timeout threshold" in seconds.
+    func healthCheck(of arn: String) async throws -> String {
+        let script = """
+            import boto3, sys
+            elbv2 = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1").client("elbv2", endpoint_url=sys.argv[1])
+            g = elbv2.describe_target_groups(TargetGroupArns=[sys.argv[2]])["TargetGroups"][0]
+            print(g["HealthCheckIntervalSeconds"], g["HealthCheckTimeoutSeconds"], g["HealthyThresholdCount"])
+            """
+        let (status, output) = try await runToEnd("/usr/bin/env", ["python3", "-c", script, endpoint, arn])
+        guard status == 0 else { throw TestFailure("describe_target_groups failed: \(output)") }
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// moto's development server does not stop on SIGTERM while serving: KILL it.
     func stop() {
         kill(process.processIdentifier, SIGKILL)
@@ -188,6 +201,61 @@ final class TimingProxy: @unchecked Sendable {
         #expect(planOutput.contains("health check interval 5 s, healthy threshold 2 during the roll: −"), "\(planOutput)")
         let (unknownStatus, unknownOutput) = try await RollgateProcess.run(["plan", "nope", "--server", "http://127.0.0.1:\(port)", "--token", token])
         #expect(unknownStatus != 0 && unknownOutput.contains("no service named nope"), "\(unknownOutput)")
+    }
+
+    /// `health_check_during_roll` on the ELBv2 wire: the group's health check is tightened for
+    /// the roll, shown as changed, and after a kill -9 mid-roll the resumed run puts the
+    /// group's own back (never the tightened ones it finds).
+    @Test func aTightenedHealthCheckIsPutBackAfterAKillNine() async throws {
+        let moto = try await MotoServer()
+        defer { moto.stop() }
+        let (arn, instances) = try await moto.createTargetGroup(instances: 2)
+        #expect(try await moto.healthCheck(of: arn) == "30 5 5", "moto keeps an ALB's defaults")
+        let config = directory.write("tight.yaml", """
+            listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
+            database: \(directory.path)/tight.db
+            api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
+            aws: {region: us-east-1, endpoint_url: \(moto.endpoint), describe_per_second: 10, changes_per_second: 10}
+            services:
+              - name: web
+                target_group_arn: \(arn)
+                poll_interval: 200ms
+                drain_timeout: 30s
+                healthy_timeout: 30s
+                health_check_during_roll: {interval: 5s, healthy_threshold: 2}
+                hooks:
+                  deploy: echo "deploy $ROLLGATE_TARGET_ID"; sleep 3
+            """)
+        let environment = ["TEST_ROLLGATE_TOKEN": token, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
+        var server = try RollgateProcess(["serve", "--config", config], environment: environment)
+        var port = try await server.port()
+        var client = HTTPClient(port: port)
+        let accepted = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
+                                                body: Array(#"{"service":"web","version":"v3"}"#.utf8))
+        #expect(accepted.status == 202)
+        #expect(try await eventually(within: .seconds(60)) {
+            let step = json(try await client.request("GET", "/api/v1/runs/1"))["steps"]?.array?.last
+            return step?["phase"] == .string("deploy") && step?["target_id"] == .string(instances[0]) && step?["status"] == .string("running")
+        }, "never reached the first deploy")
+        #expect(try await moto.healthCheck(of: arn) == "5 4 2", "tightened for the roll (the timeout below the interval)")
+        let (_, status) = try await RollgateProcess.run(["status", "web", "--server", "http://127.0.0.1:\(port)"])
+        #expect(status.contains("health check changed by run 1 for the roll") && status.contains("interval 30s, timeout 5s, healthy threshold 5"), "\(status)")
+        server.kill(SIGKILL)
+        #expect(try await moto.healthCheck(of: arn) == "5 4 2", "left tightened by the crash")
+
+        server = try RollgateProcess(["serve", "--config", config], environment: environment)
+        defer { server.kill(SIGTERM) }
+        port = try await server.port()
+        client = HTTPClient(port: port)
+        let run = try await finished(client, run: 1)
+        #expect(run["status"] == .string("succeeded"), "\(run["error"]?.string ?? "")")
+        #expect(try await moto.healthCheck(of: arn) == "30 5 5", "the group's own settings are back")
+        let service = json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first
+        #expect(service?["health_check_changed"]?.array?.isEmpty == true, "\(service ?? .null)")
+        let lines = (json(try await client.request("GET", "/api/v1/runs/1/logs?limit=5000"))["lines"]?.array ?? []).compactMap { $0["text"]?.string }
+        #expect(lines.contains { $0.hasPrefix("health check already tightened for the roll") }, "\(lines)")
+        #expect(lines.contains("ModifyTargetGroup: putting the group's own health check back (interval 30s, timeout 5s, healthy threshold 5)"))
     }
 
     /// Batches against the ELBv2 wire with real timing, on the real store: exactly
