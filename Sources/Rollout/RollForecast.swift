@@ -95,7 +95,9 @@ public struct RollForecast: Sendable, Equatable {
             }
             return timing.deregistrationDelay.map { ($0, "the deregistration delay (\($0.spoken))") }
         }()
-        let modelHealth = timing.healthPass.map { pass in
+        let modelHealth = plan.healthCheckDuringRoll.map { tight in
+            (tight.interval * tight.healthyThreshold, "health_check_during_roll: \(tight.healthyThreshold) checks \(tight.interval.spoken) apart")
+        } ?? timing.healthPass.map { pass in
             let threshold = timing.healthyThreshold ?? 0
             return (pass, threshold == 1 ? "1 check after \(timing.healthCheckInterval?.spoken ?? "?")"
                                          : "\(threshold) checks \(timing.healthCheckInterval?.spoken ?? "?") apart")
@@ -131,7 +133,7 @@ public struct RollForecast: Sendable, Equatable {
             let fast = RollForecast.suggestedQuiet + plan.pollInterval
             if drain > fast { add(.fastDrain, "fast drain (quiet \(RollForecast.suggestedQuiet.spoken))", perTarget: drain - fast) }
         }
-        if let interval = timing.healthCheckInterval, let threshold = timing.healthyThreshold {
+        if plan.healthCheckDuringRoll == nil, let interval = timing.healthCheckInterval, let threshold = timing.healthyThreshold {
             let tight = RollForecast.suggestedInterval * RollForecast.suggestedThreshold
             let now = interval * threshold
             if now > tight {

@@ -96,6 +96,15 @@ import SQLiteStore
         #expect(RollForecast(plan: plan(), timing: albDefaults, targets: 0, history: [:]).total == .zero)
     }
 
+    @Test func aTightenedHealthCheckIsForecastAndNotAdvisedAgain() {
+        var tight = plan()
+        tight.healthCheckDuringRoll = HealthCheckTightening(interval: .seconds(5), healthyThreshold: 3)
+        let forecast = RollForecast(plan: tight, timing: albDefaults, targets: 2, history: [:])
+        #expect(forecast.parts[2].expected == .seconds(15))
+        #expect(forecast.parts[2].from == "health_check_during_roll: 3 checks 5 s apart")
+        #expect(!forecast.advice.contains { $0.change == .healthCheck })
+    }
+
     @Test func durationsAreSpokenAsAPersonWouldSayThem() {
         #expect(Duration.milliseconds(800).spoken == "800 ms")
         #expect(Duration.seconds(45).spoken == "45 s")
