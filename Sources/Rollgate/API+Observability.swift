@@ -32,6 +32,9 @@ extension API {
         })
     }
 
+    /// How long a write may wait before `/healthz` says the database is slow.
+    static let slowWrite: Duration = .seconds(3)
+
     /// Liveness, and whether the database takes writes: `degraded` (still 200: restarting
     /// would not help) with the last write error while it does not.
     func healthz() -> HTTPResponse {
@@ -42,6 +45,12 @@ extension API {
             if let refusal = shutdown.writeRefusal {
                 return .json(200, JSONValue.object([("status", .string("degraded")), ("database", .string("not held")),
                                                     ("error", .string(refusal.message))]).bytes)
+            }
+            // A write stuck behind the write lock (another process, a long transaction): the
+            // API's deploys and the rolls' records wait with it.
+            if let waited = store.longestWriteWait, waited > API.slowWrite {
+                return .json(200, JSONValue.object([("status", .string("degraded")), ("database", .string("slow")),
+                                                    ("error", .string("a write has waited \(waited.spoken) for the database"))]).bytes)
             }
             return API.healthy
         }

@@ -250,23 +250,35 @@ public final class App: Sendable {
         }
     }
 
-    /// Removes what `retention:` no longer keeps, at start and every 10 minutes.
+    /// Removes what `retention:` no longer keeps, at start and every 10 minutes: in batches of
+    /// one short transaction each on the store's threads, the writer free between them (a
+    /// deploy waits for one batch at most), then the write-ahead log truncated and free pages
+    /// given back.
     private func prune() -> Task<Void, Never> {
         let store = self.store, retention = config.retention, clock = self.clock, logger = self.logger, hold = self.hold
         let blocking = self.blocking
         return Task {
             guard retention.keepRuns != nil || retention.keepLogs != nil else { return }
             while !Task.isCancelled {
-                do {
+                var total = Store.Pruned(runs: 0, logLines: 0, done: false)
+                while !total.done && !Task.isCancelled {
                     // Only the process that holds the database prunes it.
                     guard hold.mayAct else { try? await clock.sleep(for: .seconds(1)); continue }
                     let now = clock.now
-                    let pruned = try await blocking.run { try store.prune(retention, at: now) }
-                    if pruned.runs > 0 || pruned.logLines > 0 {
-                        logger.info("pruned", metadata: ["runs": "\(pruned.runs)", "log_lines": "\(pruned.logLines)"])
+                    do {
+                        let pruned = try await blocking.run { try store.pruneBatch(retention, at: now) }
+                        total = total + pruned
+                        total.done = pruned.done
+                    } catch {
+                        logger.error("cannot prune old runs", metadata: ["error": "\(error)"])
+                        break
                     }
-                } catch {
-                    logger.error("cannot prune old runs", metadata: ["error": "\(error)"])
+                    // Other writers (a deploy, a roll's lines) get the writer between batches.
+                    try? await clock.sleep(for: .milliseconds(20))
+                }
+                if total.runs > 0 || total.logLines > 0 {
+                    logger.info("pruned", metadata: ["runs": "\(total.runs)", "log_lines": "\(total.logLines)"])
+                    try? await blocking.run { store.compact() }
                 }
                 try? await clock.sleep(for: .seconds(600))
             }

@@ -217,12 +217,14 @@ extension Store: RunQueue {
 
     public func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
         try read { db in
-            try db.prepare("""
-                SELECT version FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql) AND id < ? AND version != ?
-                ORDER BY id DESC LIMIT 1
-                """).rows([.text(service), .integer(run), .text(version)]) { $0.text(0) }.first
+            try db.prepare(Store.previousGoodQuery).rows([.text(service), .integer(run), .text(version)]) { $0.text(0) }.first
         }
     }
+
+    static let previousGoodQuery = Query("""
+        SELECT version FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql) AND id < ? AND version != ?
+        ORDER BY id DESC LIMIT 1
+        """)
 
     public func recordRollback(run: RunID, to version: String?, cause: String?, at now: Date) throws {
         try write { db in try Store.recordRollback(db, run: run, to: version, cause: cause) }

@@ -105,18 +105,29 @@ extension Store {
     /// Newest first, with their steps.
     public func runs(_ filter: RunFilter) throws -> [Run] {
         try read { db in
-            var conditions: [String] = []
-            var values: [SQLValue] = []
-            if let service = filter.service { conditions.append("service = ?"); values.append(.text(service)) }
-            if let status = filter.status { conditions.append("status = ?"); values.append(.text(status.rawValue)) }
-            if let before = filter.before { conditions.append("id < ?"); values.append(.integer(before)) }
-            let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
-            values.append(.integer(Int64(filter.limit)))
-            let runs = try db.prepare("SELECT \(Store.runColumns) FROM runs \(whereClause) ORDER BY id DESC LIMIT ?")
-                .rows(values, Store.decodeRun)
+            let (sql, values) = Store.runsQuery(filter)
+            let runs = try db.prepare(sql).rows(values, Store.decodeRun)
             return try runs.map { try Store.withSteps($0, db) }
         }
     }
+
+    /// A page of runs, newest first: each filter an index serves (runs_service_status,
+    /// runs_service, runs_status, the primary key), whichever are given.
+    static func runsQuery(_ filter: RunFilter) -> (String, [SQLValue]) {
+        var conditions: [String] = []
+        var values: [SQLValue] = []
+        if let service = filter.service { conditions.append("service = ?"); values.append(.text(service)) }
+        if let status = filter.status { conditions.append("status = ?"); values.append(.text(status.rawValue)) }
+        if let before = filter.before { conditions.append("id < ?"); values.append(.integer(before)) }
+        let whereClause = conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")
+        values.append(.integer(Int64(filter.limit)))
+        return ("SELECT \(Store.runColumns) FROM runs \(whereClause) ORDER BY id DESC LIMIT ?", values)
+    }
+
+    /// A service's last good version: its newest succeeded deploy.
+    static let lastGoodQuery = Query("""
+        SELECT version, id FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql) ORDER BY id DESC LIMIT 1
+        """)
 
     /// The sequence number just before the run's last `count` lines (0 when it has no more
     /// than that), from the index: where a tail of its last lines starts.
@@ -168,9 +179,7 @@ extension Store {
     /// For each service name: its last succeeded version and its running and queued runs.
     public func serviceSummary(_ service: String) throws -> ServiceSummary {
         try read { db in
-            let lastGood = try db.prepare("""
-                SELECT version, id FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql) ORDER BY id DESC LIMIT 1
-                """).rows([.text(service)]) { ($0.text(0), $0.int(1)) }.first
+            let lastGood = try db.prepare(Store.lastGoodQuery).rows([.text(service)]) { ($0.text(0), $0.int(1)) }.first
             let running = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE service = ? AND status = \(RunStatus.running.sql)")
                 .rows([.text(service)], Store.decodeRun).first
             let queued = try db.prepare("SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.queued.sql) ORDER BY id")

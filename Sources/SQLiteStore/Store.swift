@@ -27,6 +27,8 @@ public final class Store: Sendable {
     private let nextReader = Atomic<Int>(0)
     /// Counts runs as they end (every end goes through the store).
     let metrics: RollMetrics
+    /// The writes in hand and since when.
+    let pending = PendingWrites()
     /// The clock lease expiries are computed and compared on: one clock for every process
     /// on this database (SQLite's file lives on one host).
     let leaseClock: any RolloutClock
@@ -43,7 +45,13 @@ public final class Store: Sendable {
             // Writes that fail are retried with backoff by their callers: waiting for a lock
             // here only holds a thread, so the wait is short.
             writeConnection = try Connection(path: path, busyTimeout: .seconds(1))
+            // A new database gives pruned pages back (incremental_vacuum after each pass);
+            // on an existing one this changes nothing (it takes a VACUUM).
+            try writeConnection.execute("PRAGMA auto_vacuum = INCREMENTAL")
             try writeConnection.execute("PRAGMA journal_mode = WAL")
+            // The write-ahead log is cut back to 64 MiB after a checkpoint, however large a
+            // burst made it.
+            try writeConnection.execute("PRAGMA journal_size_limit = 67108864")
             try writeConnection.execute("PRAGMA synchronous = NORMAL")
             try writeConnection.execute("PRAGMA foreign_keys = ON")
         } catch {
@@ -68,19 +76,27 @@ public final class Store: Sendable {
     }
 
     func write<T>(_ body: (Connection) throws -> T) throws -> T {
-        try writer.with { connection in
-            try connection.setSynchronous(full: true)
-            return try connection.transaction { try body(connection) }
+        try pending.timed {
+            try writer.with { connection in
+                try connection.setSynchronous(full: true)
+                return try connection.transaction { try body(connection) }
+            }
         }
     }
 
     /// Log lines: `synchronous = NORMAL` (a crash of the process loses none).
     func writeLog<T>(_ body: (Connection) throws -> T) throws -> T {
-        try writer.with { connection in
-            try connection.setSynchronous(full: false)
-            return try connection.transaction { try body(connection) }
+        try pending.timed {
+            try writer.with { connection in
+                try connection.setSynchronous(full: false)
+                return try connection.transaction { try body(connection) }
+            }
         }
     }
+
+    /// How long the oldest write in hand has waited (for the write lock, then for its
+    /// commit); nil when none is. `/healthz` says `degraded` past a few seconds.
+    public var longestWriteWait: Duration? { pending.longest }
 
     /// Checkpoints the write-ahead log into the database file (clean shutdown, backups).
     public func checkpoint() throws {
@@ -100,4 +116,23 @@ extension RawRepresentable where RawValue == String {
     /// The value as an SQL string literal, for a state a statement names: written from the
     /// enum, never typed again, and kept a literal so SQLite can match partial indexes by it.
     var sql: String { "'\(rawValue)'" }
+}
+
+/// The writes in hand, each from when it asked for the writer (monotonic time).
+final class PendingWrites: Sendable {
+    private let started = Mutex<(next: UInt64, at: [UInt64: ContinuousClock.Instant])>((0, [:]))
+
+    func timed<T>(_ body: () throws -> T) rethrows -> T {
+        let ticket = started.withLock { state in
+            state.next += 1
+            state.at[state.next] = .now
+            return state.next
+        }
+        defer { started.withLock { _ = $0.at.removeValue(forKey: ticket) } }
+        return try body()
+    }
+
+    var longest: Duration? {
+        started.withLock { state in state.at.values.min().map { ContinuousClock.now - $0 } }
+    }
 }
