@@ -196,7 +196,8 @@ public struct Config: Sendable {
     /// of it, and a holder that cannot renew stops acting two thirds of it after its last
     /// renewal. Another process takes over only once it ends.
     public var lease: Duration = .seconds(15)
-    public var retention = Retention()
+    /// `Retention.default` unless the config says otherwise (`all` keeps everything).
+    public var retention = Retention.default
     /// Environment variables that hold rollgate's own secrets (API tokens, webhook secrets):
     /// never passed to hooks, their values masked in logs.
     public var secretVariables: [String] = []

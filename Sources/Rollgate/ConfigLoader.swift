@@ -162,11 +162,18 @@ public struct ConfigLoader {
         findings.collect {
             if let retention = try top.mapping("retention") {
                 try retention.check(allowed: ["keep_runs", "keep_logs"])
-                if let keep = try retention.int("keep_runs") {
-                    guard keep >= 1 else { throw retention.error("keep_runs", "at least 1 (a service's newest run is always kept)") }
+                // A key left out keeps its default; `all` keeps everything of that kind.
+                if try retention.string("keep_runs") == "all" {
+                    config.retention.keepRuns = nil
+                } else if let keep = try retention.int("keep_runs") {
+                    guard keep >= 1 else { throw retention.error("keep_runs", "at least 1 (a service's newest run is always kept), or all") }
                     config.retention.keepRuns = keep
                 }
-                config.retention.keepLogs = try retention.duration("keep_logs", minimum: .seconds(60))
+                if try retention.string("keep_logs") == "all" {
+                    config.retention.keepLogs = nil
+                } else if let keep = try retention.duration("keep_logs", minimum: .seconds(60)) {
+                    config.retention.keepLogs = keep
+                }
             }
         }
         findings.collect {

@@ -8,4 +8,8 @@ public struct Retention: Sendable, Equatable {
         self.keepRuns = keepRuns
         self.keepLogs = keepLogs
     }
+
+    /// What a config without `retention:` keeps: 2,000 runs per service, logs for 180 days
+    /// (a database of about 15 MB per service at 50 log lines a run; bench/history.sh).
+    public static let `default` = Retention(keepRuns: 2000, keepLogs: .seconds(180 * 86_400))
 }

@@ -97,11 +97,18 @@ extension Store {
     /// After a pass: the write-ahead log back to nothing, and free pages returned to the file
     /// system (a database made with incremental auto_vacuum; older ones keep their size until
     /// a VACUUM). Best effort: a reader in the way leaves it for the next pass.
-    public func compact(pages: Int = 10_000) {
-        _ = try? writer.with { db in
-            try db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            try db.execute("PRAGMA incremental_vacuum(\(max(1, pages)))")
+    public func compact(pagesAtOnce: Int = 2_000) {
+        // Free pages go back a few thousand at a time, the writer free between (only a
+        // database made with incremental auto_vacuum can).
+        let incremental = (try? writer.with { try $0.prepare("PRAGMA auto_vacuum").rows([]) { $0.int(0) }.first }) == 2
+        for _ in 0..<(incremental ? 100_000 : 0) {
+            let left = try? writer.with { db -> Int64 in
+                try db.execute("PRAGMA incremental_vacuum(\(max(1, pagesAtOnce)))")
+                return try db.prepare("PRAGMA freelist_count").rows([]) { $0.int(0) }.first ?? 0
+            }
+            guard let left, left > 0 else { break }
         }
+        _ = try? writer.with { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
     }
 
     /// Finished runs of every service beyond its newest `keep` (counting every run, finished

@@ -45,15 +45,7 @@ public final class Store: Sendable {
             // Writes that fail are retried with backoff by their callers: waiting for a lock
             // here only holds a thread, so the wait is short.
             writeConnection = try Connection(path: path, busyTimeout: .seconds(1))
-            // A new database gives pruned pages back (incremental_vacuum after each pass);
-            // on an existing one this changes nothing (it takes a VACUUM).
-            try writeConnection.execute("PRAGMA auto_vacuum = INCREMENTAL")
-            try writeConnection.execute("PRAGMA journal_mode = WAL")
-            // The write-ahead log is cut back to 64 MiB after a checkpoint, however large a
-            // burst made it.
-            try writeConnection.execute("PRAGMA journal_size_limit = 67108864")
-            try writeConnection.execute("PRAGMA synchronous = NORMAL")
-            try writeConnection.execute("PRAGMA foreign_keys = ON")
+            try Store.configureWriter(writeConnection)
         } catch {
             throw Store.explainUnwritable(error, path: path)
         }
@@ -63,6 +55,19 @@ public final class Store: Sendable {
             let connection = try Connection(path: path, readOnly: true)
             return GuardedConnection(connection)
         }
+    }
+
+    /// How every connection that writes the file sets it up (the server, `rollgate migrate`).
+    public static func configureWriter(_ connection: Connection) throws {
+        // A new database gives pruned pages back (incremental_vacuum after each pass); on an
+        // existing one this changes nothing (that takes a VACUUM).
+        try connection.execute("PRAGMA auto_vacuum = INCREMENTAL")
+        try connection.execute("PRAGMA journal_mode = WAL")
+        // The write-ahead log is cut back to 64 MiB after a checkpoint, however large a
+        // burst made it.
+        try connection.execute("PRAGMA journal_size_limit = 67108864")
+        try connection.execute("PRAGMA synchronous = NORMAL")
+        try connection.execute("PRAGMA foreign_keys = ON")
     }
 
     /// A state change: committed with `synchronous = FULL`, so it survives power loss.

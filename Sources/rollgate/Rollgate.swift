@@ -197,6 +197,7 @@ struct Migrate: ParsableCommand {
         hardenProcess()
         let migrator = try Migrator(directory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"))
         let connection = try Connection(path: database)
+        try Store.configureWriter(connection)
         let applied = try migrator.migrate(connection)
         print(applied.isEmpty
               ? "\(database) is up to date at schema version \(migrator.latestVersion)"

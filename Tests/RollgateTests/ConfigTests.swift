@@ -111,7 +111,11 @@ import Rollout
         #expect(config.services[0].hookEnv == ["AWS_PROFILE", "NPM_TOKEN"])
         let defaults = try loader.parse("services: [{name: web, simulated: {targets: 1}, hooks: {deploy: x}}]")
         #expect(defaults.shutdownTimeout == .seconds(60))
-        #expect(defaults.retention == Retention())
+        #expect(defaults.retention == Retention(keepRuns: 2000, keepLogs: .seconds(180 * 86_400)), "a sensible default")
+        let everything = try loader.parse("retention: {keep_runs: all, keep_logs: all}\nservices: [{name: web, simulated: {targets: 1}, hooks: {deploy: x}}]")
+        #expect(everything.retention == Retention())
+        let partly = try loader.parse("retention: {keep_runs: 50}\nservices: [{name: web, simulated: {targets: 1}, hooks: {deploy: x}}]")
+        #expect(partly.retention == Retention(keepRuns: 50, keepLogs: .seconds(180 * 86_400)), "a key left out keeps its default")
     }
 
     @Test func hookEnvNeverPassesRollgatesOwnSecrets() {

@@ -42,6 +42,14 @@ import RolloutTesting
         }
     }
 
+    @Test func aNewDatabaseGivesPrunedPagesBackAndBoundsItsLog() throws {
+        let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory))
+        _ = store
+        let connection = try Connection(path: db.path, readOnly: true)
+        #expect(try connection.prepare("PRAGMA auto_vacuum").rows { $0.int(0) } == [2], "incremental")
+        #expect(try connection.prepare("PRAGMA journal_mode").rows { $0.text(0) } == ["wal"])
+    }
+
     /// Runs with lines, finished; what each batch deleted stays within its budget; the end is
     /// what one big pass would leave.
     @Test func retentionPrunesInBatchesWithinTheirBudget() throws {
@@ -67,6 +75,12 @@ import RolloutTesting
         #expect(try store.runs(RunFilter(service: "web", limit: 100)).count == 5)
         #expect(try store.runs(RunFilter(service: "api", limit: 100)).count == 5)
         #expect(try store.pruneBatch(Retention(keepRuns: 5), at: t0) == Store.Pruned(runs: 0, logLines: 0, done: true))
+        // The pages they took go back to the file system.
+        let connection = try Connection(path: db.path, readOnly: true)
+        let free = { try connection.prepare("PRAGMA freelist_count").rows { $0.int(0) }.first ?? -1 }
+        #expect(try free() > 0)
+        store.compact(pagesAtOnce: 3)
+        #expect(try free() == 0)
     }
 
     /// keep_logs reads only the runs after its watermark: a pass that finds nothing new reads
