@@ -69,7 +69,7 @@ let package = Package(
         // Fakes shared by the tests: fake load balancer, recording executor, manual clock.
         .target(name: "RolloutTesting", dependencies: ["Rollout"]),
 
-        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore",
+        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore", "ELB",
                                                         .product(name: "MetricsTestKit", package: "swift-metrics")]),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "RolloutTesting"]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting",

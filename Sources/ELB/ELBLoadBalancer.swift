@@ -36,6 +36,12 @@ public struct ELBLoadBalancer: LoadBalancer, TargetGroupTimed, TargetAddressing,
 
     public var targetGroup: String { targetGroupARN }
 
+    /// The group's name, from its ARN (`...:targetgroup/NAME/ID`).
+    public var name: String {
+        let parts = targetGroupARN.split(separator: "/")
+        return parts.count >= 2 ? String(parts[parts.count - 2]) : targetGroupARN
+    }
+
     public func healthCheck() async throws -> HealthCheckSettings {
         try await map {
             let group = try await client.describeTargetGroup(arn: targetGroupARN)

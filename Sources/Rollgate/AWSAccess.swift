@@ -26,6 +26,18 @@ struct AWSAccess: Sendable {
 
     struct Problem: Error, CustomStringConvertible { let description: String }
 
+    /// One group's load balancer, or several rolled as one (`TargetGroups`).
+    func loadBalancer(for arns: [String]) -> Result<any LoadBalancer, Problem> {
+        var groups: [ELBLoadBalancer] = []
+        for arn in arns {
+            switch loadBalancer(for: arn) {
+            case .success(let group): groups.append(group)
+            case .failure(let problem): return .failure(problem)
+            }
+        }
+        return .success(groups.count == 1 ? groups[0] : TargetGroups(groups))
+    }
+
     func loadBalancer(for arn: String) -> Result<ELBLoadBalancer, Problem> {
         let chain = CredentialChain(environment: environment)
         // arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID

@@ -113,8 +113,9 @@ public struct ServiceTriggers: Sendable, Equatable {
 /// Where a service's targets live.
 public enum TargetGroupSource: Sendable, Equatable {
     case simulated(SimulationSettings)
-    /// An AWS target group; rolling these arrives with the ELBv2 client.
-    case awsTargetGroup(arn: String)
+    /// AWS target groups (`target_group_arn`, or several with `target_group_arns`: every
+    /// target is in each of them).
+    case awsTargetGroups(arns: [String])
 }
 
 public struct ServiceConfig: Sendable {
@@ -126,7 +127,7 @@ public struct ServiceConfig: Sendable {
     public var notify = NotifySettings()
     public var name: String { plan.name }
     /// Rolled through the ELBv2 API (not simulated).
-    public var needsAWS: Bool { if case .awsTargetGroup = source { true } else { false } }
+    public var needsAWS: Bool { if case .awsTargetGroups = source { true } else { false } }
 
     public init(plan: ServicePlan, source: TargetGroupSource, hookEnv: [String] = [], triggers: ServiceTriggers = ServiceTriggers()) {
         self.plan = plan

@@ -269,7 +269,7 @@ public struct ConfigLoader {
         let map = try Mapping(node, path: path)
         let before = findings.errors.count
         for unknown in map.unknownKeys(allowed: [
-            "name", "target_group_arn", "simulated", "poll_interval", "drain_timeout", "healthy_timeout",
+            "name", "target_group_arn", "target_group_arns", "simulated", "poll_interval", "drain_timeout", "healthy_timeout",
             "hooks", "hook_timeout", "hook_env", "github", "gitlab", "slack", "notify", "max_unavailable", "fast_drain",
             "canary", "on_failure", "health_check_during_roll"]) {
             findings.error(unknown)
@@ -283,18 +283,16 @@ public struct ConfigLoader {
         }
         var source: TargetGroupSource?
         findings.collect {
-            switch (try map.string("target_group_arn"), try map.mapping("simulated")) {
-            case (let arn?, nil):
-                guard TargetGroupARN.isValid(arn) else {
-                    throw map.error("target_group_arn", "expected arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID (12-digit account, hex id), got \(arn)")
-                }
-                source = .awsTargetGroup(arn: arn)
+            let arns = try targetGroupARNs(map)
+            switch (arns, try map.mapping("simulated")) {
+            case (let arns?, nil):
+                source = .awsTargetGroups(arns: arns)
             case (nil, let simulated?):
                 source = .simulated(try simulation(simulated))
             case (.some, .some):
-                throw map.error("simulated", "give target_group_arn or simulated, not both")
+                throw map.error("simulated", "give target_group_arn(s) or simulated, not both")
             case (nil, nil):
-                throw map.error("target_group_arn", "missing: give target_group_arn: ARN or simulated: {targets: 3}")
+                throw map.error("target_group_arn", "missing: give target_group_arn: ARN, target_group_arns: [ARN, ...] or simulated: {targets: 3}")
             }
         }
         var hooks: HookCommands?
@@ -371,8 +369,11 @@ public struct ConfigLoader {
         findings.collect {
             guard let tight = try map.mapping("health_check_during_roll") else { return }
             try tight.check(allowed: ["interval", "healthy_threshold"])
-            guard case .awsTargetGroup = source else {
+            guard case .awsTargetGroups(let arns) = source else {
                 throw map.error("health_check_during_roll", "needs target_group_arn: a simulation has no health check to change")
+            }
+            guard arns.count == 1 else {
+                throw map.error("health_check_during_roll", "takes one target group (target_group_arn), not several")
             }
             guard let interval = try tight.duration("interval", minimum: .seconds(5)), interval <= .seconds(300),
                   interval == .seconds(Int64(interval.seconds.rounded())) else {
@@ -394,6 +395,31 @@ public struct ConfigLoader {
         var service = ServiceConfig(plan: plan, source: source, hookEnv: hookEnv, triggers: triggers)
         service.notify = notify
         return service
+    }
+
+    /// `target_group_arn: ARN` or `target_group_arns: [ARN, ...]` (2 to 5, each once); nil
+    /// when neither is given.
+    private func targetGroupARNs(_ map: Mapping) throws -> [String]? {
+        let single = try map.string("target_group_arn")
+        let several = map.value("target_group_arns") != nil ? try map.sequence("target_group_arns").map { node -> String in
+            guard let arn = node.scalar else { throw map.error("target_group_arns", "a list of target group ARNs") }
+            return arn
+        } : nil
+        let arns: [String]
+        switch (single, several) {
+        case (nil, nil): return nil
+        case (.some, .some): throw map.error("target_group_arns", "give target_group_arn or target_group_arns, not both")
+        case (let arn?, nil): arns = [arn]
+        case (nil, let list?):
+            guard (1...5).contains(list.count) else { throw map.error("target_group_arns", "1 to 5 target groups, got \(list.count)") }
+            guard Set(list).count == list.count else { throw map.error("target_group_arns", "a target group is named twice") }
+            arns = list
+        }
+        for arn in arns where !TargetGroupARN.isValid(arn) {
+            throw map.error(single != nil ? "target_group_arn" : "target_group_arns",
+                            "expected arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID (12-digit account, hex id), got \(arn)")
+        }
+        return arns
     }
 
     /// A service with errors (already recorded) is left out of the config.

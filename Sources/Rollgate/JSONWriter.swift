@@ -266,7 +266,10 @@ extension JSONWriter {
             w.key("target_group")
             switch service.source {
             case .simulated: w.string("simulated")
-            case .awsTargetGroup(let arn): w.string(arn)
+            case .awsTargetGroups(let arns): w.string(arns[0])
+            }
+            if case .awsTargetGroups(let arns) = service.source, arns.count > 1 {
+                w.key("target_groups"); w.array { w in for arn in arns { w.string(arn) } }
             }
             w.key("last_good_version"); w.string(summary.lastGoodVersion)
             w.key("last_good_run_id"); w.int(summary.lastGoodRunID)

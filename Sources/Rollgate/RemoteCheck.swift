@@ -29,15 +29,24 @@ public struct RemoteCheck: Sendable {
                             retry: RetryPolicy(first: .milliseconds(100), cap: .milliseconds(500), attempts: 2, outlastsThrottling: false))
         var findings: [Finding] = []
         for service in config.services {
-            guard case .awsTargetGroup(let arn) = service.source else {
+            guard case .awsTargetGroups(let arns) = service.source else {
                 findings.append(Finding(service: service.name, ok: true, message: "simulated load balancer: nothing remote to check"))
                 continue
             }
-            switch aws.loadBalancer(for: arn) {
-            case .failure(let problem):
-                findings.append(Finding(service: service.name, ok: false, message: problem.description))
-            case .success(let loadBalancer):
-                findings.append(await check(service, loadBalancer))
+            var groups: [ELBLoadBalancer] = []
+            for arn in arns {
+                switch aws.loadBalancer(for: arn) {
+                case .failure(let problem):
+                    findings.append(Finding(service: service.name, ok: false, message: problem.description))
+                case .success(let loadBalancer):
+                    var finding = await check(service, loadBalancer)
+                    if arns.count > 1 { finding.forecast = [] }
+                    findings.append(finding)
+                    groups.append(loadBalancer)
+                }
+            }
+            if groups.count > 1 && groups.count == arns.count {
+                findings.append(await checkTogether(service, TargetGroups(groups)))
             }
         }
         return findings
@@ -65,6 +74,30 @@ public struct RemoteCheck: Sendable {
             return finding
         } catch {
             return Finding(service: service, ok: false, message: "\(arn): \(RemoteCheck.explain(error))")
+        }
+    }
+
+    /// Several groups of one service: every target in each of them (a target in one only
+    /// would be registered in the others by a roll), and the forecast of the slowest.
+    private func checkTogether(_ config: ServiceConfig, _ groups: TargetGroups) async -> Finding {
+        do {
+            var members: [Set<Target>] = []
+            for group in groups.groups { members.append(Set(try await group.targets().map(\.target))) }
+            let all = members.reduce(Set<Target>()) { $0.union($1) }
+            let missing = zip(groups.groups, members).flatMap { group, targets in
+                all.subtracting(targets).sorted().map { "\($0) is not in \(group.name)" }
+            }
+            guard missing.isEmpty else {
+                return Finding(service: config.name, ok: false, message: "every target must be in each of its target groups: "
+                               + missing.joined(separator: "; ") + " (a roll would register it there)")
+            }
+            var finding = Finding(service: config.name, ok: true,
+                                  message: "\(all.count) target(s) in each of \(groups.groups.map(\.name).joined(separator: ", "))")
+            finding.forecast = RollForecast(plan: config.plan, timing: try await groups.timing(), targets: all.count, history: [:])
+                .summary(service: config.name)
+            return finding
+        } catch {
+            return Finding(service: config.name, ok: false, message: RemoteCheck.explain(error))
         }
     }
 

@@ -30,8 +30,8 @@ public struct ServiceDirectory: Sendable {
                 let loadBalancer = try SimulatedLoadBalancer(service: service.name, settings: settings, store: store, clock: clock,
                                                          health: health)
                 entries[service.name] = Entry(config: service, loadBalancer: loadBalancer, unavailable: nil)
-            case .awsTargetGroup(let arn):
-                switch aws.loadBalancer(for: arn) {
+            case .awsTargetGroups(let arns):
+                switch aws.loadBalancer(for: arns) {
                 case .success(let loadBalancer):
                     entries[service.name] = Entry(config: service, loadBalancer: loadBalancer, unavailable: nil)
                 case .failure(let problem):

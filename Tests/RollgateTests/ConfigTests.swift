@@ -38,7 +38,7 @@ import Rollout
         #expect(web.plan.drainTimeout == .seconds(600))
         #expect(web.plan.healthyTimeout == .seconds(90))
         #expect(web.plan.hooks == HookCommands(prepare: "./fetch.sh", deploy: "./deploy.sh", verify: "curl -f http://$ROLLGATE_TARGET_ID/health"))
-        #expect(web.source == .awsTargetGroup(arn: "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc"))
+        #expect(web.source == .awsTargetGroups(arns: ["arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc"]))
         let demo = try #require(config.service(named: "demo"))
         #expect(demo.source == .simulated(SimulationSettings(targets: 4, drainTime: .seconds(5), healthyTime: .milliseconds(2500),
                                                              port: 80, unhealthyTargets: ["demo-4"])))
@@ -52,7 +52,7 @@ import Rollout
         ("services:\n  - name: web\n    simulated: {targets: 2}\n    hooks: {deploy: x}\n    drain_timeout: 10 minutes\n", "services[0].drain_timeout (line 5): expected a duration like 500ms, 30s, 10m or 1h, got 10 minutes"),
         ("services:\n  - name: web\n    simulated: {targets: 2}\n    hooks: {prepare: x}\n", "services[0].hooks.deploy (line 4): missing (required)"),
         ("api_tokens:\n  - {name: ci, token_env: NOT_SET_ANYWHERE}\nservices: []\n", "api_tokens[0].token_env (line 2): environment variable NOT_SET_ANYWHERE is not set or empty"),
-        ("services:\n  - name: web\n    hooks: {deploy: x}\n", "services[0].target_group_arn (line 2): missing: give target_group_arn: ARN or simulated: {targets: 3}"),
+        ("services:\n  - name: web\n    hooks: {deploy: x}\n", "services[0].target_group_arn (line 2): missing: give target_group_arn: ARN, target_group_arns: [ARN, ...] or simulated: {targets: 3}"),
         ("listen: 8080\nservices: []\n", "listen (line 1): expected HOST:PORT such as 127.0.0.1:8080, got 8080"),
         ("services:\n  - name: Web Site\n    simulated: {}\n    hooks: {deploy: x}\n", "services[0].name (line 2): a service name is 1-64 of a-z, 0-9, - and _ (got Web Site)"),
         ("services:\n  - name: web\n    simulated: {targets: 0}\n    hooks: {deploy: x}\n", "services[0].simulated.targets (line 3): between 1 and 100"),
@@ -227,6 +227,20 @@ import Rollout
         }
         #expect { _ = try loader.parse("services: [{name: web, simulated: {}, health_check_during_roll: {interval: 5s, healthy_threshold: 2}, hooks: {deploy: x}}]") }
             throws: { "\($0)".contains("needs target_group_arn") }
+    }
+
+    @Test func severalTargetGroupsAreAListOfValidARNs() throws {
+        let a = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/0123456789abcdef"
+        let b = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web-internal/fedcba9876543210"
+        let two = try loader.parse("services: [{name: web, target_group_arns: [\(a), \(b)], hooks: {deploy: x}}]")
+        #expect(two.services.first?.source == .awsTargetGroups(arns: [a, b]))
+        for (yaml, says) in [("target_group_arns: [\(a), \(a)]", "named twice"),
+                             ("target_group_arns: []", "1 to 5 target groups"),
+                             ("target_group_arns: [\(a), nope]", "expected arn:aws:elasticloadbalancing"),
+                             ("target_group_arn: \(a), target_group_arns: [\(b)]", "not both"),
+                             ("target_group_arns: [\(a), \(b)], health_check_during_roll: {interval: 5s, healthy_threshold: 2}", "takes one target group")] {
+            #expect { _ = try loader.parse("services: [{name: web, \(yaml), hooks: {deploy: x}}]") } throws: { "\($0)".contains(says) }
+        }
     }
 
     @Test func scopesReadsTLSAndNotifications() throws {

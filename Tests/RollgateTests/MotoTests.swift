@@ -20,20 +20,26 @@ final class MotoServer: @unchecked Sendable {
 
     /// Creates the load balancer, target group and instances; returns (group ARN, instance ids).
     func createTargetGroup(instances: Int = 3) async throws -> (String, [String]) {
+        let (arns, ids) = try await createTargetGroups(instances: instances, groups: 1)
+        return (arns[0], ids)
+    }
+
+    /// `groups` load balancers and target groups holding the same instances.
+    func createTargetGroups(instances: Int, groups: Int) async throws -> ([String], [String]) {
         let output = directory.path + "/fixture.json"
         let script = Process()
         script.executableURL = URL(fileURLWithPath: "/bin/sh")
-        script.arguments = ["-c", "python3 \"$0\" \"$1\" \"$2\" > \"$3\"",
-                            repositoryRoot + "/Tests/RollgateTests/Support/moto_fixture.py", endpoint, "\(instances)", output]
+        script.arguments = ["-c", "python3 \"$0\" \"$1\" \"$2\" web \"$4\" > \"$3\"",
+                            repositoryRoot + "/Tests/RollgateTests/Support/moto_fixture.py", endpoint, "\(instances)", output, "\(groups)"]
         try script.run()
         _ = try await eventually(within: .seconds(60)) { !script.isRunning }
         script.waitUntilExit()
         let data = FileManager.default.contents(atPath: output) ?? Data()
         guard script.terminationStatus == 0, let created = JSONValue.parse([UInt8](data)),
-              let arn = created["target_group_arn"]?.string else {
+              let arns = created["target_group_arns"]?.array?.compactMap(\.string), !arns.isEmpty else {
             throw TestFailure("moto_fixture.py failed: \(String(decoding: data, as: UTF8.self))")
         }
-        return (arn, created["instances"]?.array?.compactMap(\.string) ?? [])
+        return (arns, created["instances"]?.array?.compactMap(\.string) ?? [])
     }
 
     /// The group's health check as moto keeps it: "interval timeout threshold" in seconds.
@@ -201,6 +207,66 @@ final class TimingProxy: @unchecked Sendable {
         #expect(planOutput.contains("health check interval 5 s, healthy threshold 2 during the roll: −"), "\(planOutput)")
         let (unknownStatus, unknownOutput) = try await RollgateProcess.run(["plan", "nope", "--server", "http://127.0.0.1:\(port)", "--token", token])
         #expect(unknownStatus != 0 && unknownOutput.contains("no service named nope"), "\(unknownOutput)")
+    }
+
+    /// A service behind two load balancers (`target_group_arns`): while a target's hooks run
+    /// neither group lists it (moto removes a deregistered target at once), and after the
+    /// run every target is healthy in both.
+    @Test func aServiceBehindTwoLoadBalancersIsOutOfBothWhileItsHooksRun() async throws {
+        let moto = try await MotoServer()
+        defer { moto.stop() }
+        let (arns, instances) = try await moto.createTargetGroups(instances: 2, groups: 2)
+        #expect(arns.count == 2)
+        let check = directory.write("in-groups.py", """
+            import boto3, sys
+            elbv2 = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1").client("elbv2", endpoint_url="\(moto.endpoint)")
+            listed = [any(d["Target"]["Id"] == sys.argv[1] for d in elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]) for arn in sys.argv[2:]]
+            print(sys.argv[1], " ".join("listed" if l else "out" for l in listed))
+            """)
+        // The hook runs with a bare PATH: the python that has boto3, by its full path.
+        let python = try await runToEnd("/bin/sh", ["-c", "command -v python3"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
+        let config = directory.write("two.yaml", """
+            listen: 127.0.0.1:0
+            public_read: true   # these tests are about other things; AccessTests covers reads
+            database: \(directory.path)/two.db
+            api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
+            aws: {region: us-east-1, endpoint_url: \(moto.endpoint), describe_per_second: 10, changes_per_second: 10}
+            services:
+              - name: web
+                target_group_arns: [\(arns[0]), \(arns[1])]
+                poll_interval: 200ms
+                drain_timeout: 30s
+                healthy_timeout: 30s
+                hooks:
+                  deploy: \(python) \(check) $ROLLGATE_TARGET_ID \(arns[0]) \(arns[1]) >> \(directory.path)/during.txt
+            """)
+        let environment = ["TEST_ROLLGATE_TOKEN": token, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
+        let server = try RollgateProcess(["serve", "--config", config], environment: environment)
+        defer { server.kill(SIGTERM) }
+        let client = HTTPClient(port: try await server.port())
+        let accepted = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
+                                                body: Array(#"{"service":"web","version":"v4"}"#.utf8))
+        #expect(accepted.status == 202)
+        let run = try await finished(client, run: 1)
+        #expect(run["status"] == .string("succeeded"), "\(run["error"]?.string ?? "")")
+        let during = (try? String(contentsOfFile: directory.path + "/during.txt", encoding: .utf8)) ?? ""
+        #expect(during == instances.map { "\($0) out out\n" }.joined(), "while its deploy ran: \(during)")
+        let service = json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first
+        #expect(service?["target_groups"]?.array?.compactMap(\.string) == arns)
+        let targets = service?["targets"]?.array ?? []
+        #expect(targets.count == 2 && targets.allSatisfy { $0["state"] == .string("healthy") }, "\(targets)")
+        for arn in arns {
+            let (_, listed) = try await runToEnd("/usr/bin/env", ["python3", "-c", """
+                import boto3, sys
+                elbv2 = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1").client("elbv2", endpoint_url=sys.argv[1])
+                print(sorted((d["Target"]["Id"], d["TargetHealth"]["State"]) for d in elbv2.describe_target_health(TargetGroupArn=sys.argv[2])["TargetHealthDescriptions"]))
+                """, moto.endpoint, arn])
+            #expect(instances.allSatisfy { listed.contains("('\($0)', 'healthy')") }, "\(arn): \(listed)")
+        }
+        // check-config --remote checks each group and that every target is in both.
+        let (status, output) = try await RollgateProcess.run(["check-config", "--remote", config], environment: environment.merging(["AWS_EC2_METADATA_DISABLED": "true"]) { $1 })
+        #expect(status == 0, "\(output)")
+        #expect(output.contains("web: 2 target(s) in each of web-tg, web-tg-1"), "\(output)")
     }
 
     /// `health_check_during_roll` on the ELBv2 wire: the group's health check is tightened for
