@@ -71,6 +71,7 @@ bench: deps-bench deps-test release
 	bash bench/roll-overhead.sh
 	bash bench/many-rolls.sh
 	bash bench/aws-calls.sh
+	RUNS=$${RUNS:-100000} bash bench/history.sh
 
 clean:
 	rm -rf .build rollgate-demo.db rollgate-demo.db-wal rollgate-demo.db-shm bench/out
