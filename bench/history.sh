@@ -67,7 +67,7 @@ EOF
 
 serve "$OUT/big.db" "{keep_runs: $KEEP, keep_logs: all}"
 python3 bench/history_measure.py pass "http://127.0.0.1:$PORT" "$TOKEN" "$OUT/big.db" "$OUT/serve-$PORT.log"
-grep '"pruned"\|pruned' "$OUT/serve-$PORT.log" | tail -1
+grep "pruned\|compacted" "$OUT/serve-$PORT.log" | tail -2
 kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
 python3 - "$OUT/big.db" <<'EOF'
 import os, sqlite3, sys

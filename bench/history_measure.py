@@ -88,8 +88,12 @@ def during_pass(base, token, db, log):
         time.sleep(1)
         if time.time() - started > 3600:
             sys.exit("the pass did not end within an hour")
-    print("first retention pass: %.0f s" % (time.time() - started))
-    print("  page during the pass: median %.0f ms, max %.0f ms (%d tries)" % (statistics.median(page), max(page), len(page)))
+    pruned_at = time.time()
+    while "compacted" not in open(log).read() and time.time() - pruned_at < 3600:
+        page.append(timed(base + "/")[0])
+        time.sleep(1)
+    print("first retention pass: %.0f s, then giving free pages back %.0f s" % (pruned_at - started, time.time() - pruned_at))
+    print("  page during the pass and the compaction: median %.0f ms, max %.0f ms (%d tries)" % (statistics.median(page), max(page), len(page)))
     print("  POST /api/v1/deploys during the pass: median %.0f ms, max %.0f ms" % (statistics.median(deploys), max(deploys)))
     print("  /healthz during the pass: %s" % ", ".join("%s %d" % kv for kv in sorted(health.items())))
     print("  write-ahead log at most %.0f MB" % (wal / 1e6))

@@ -278,7 +278,9 @@ public final class App: Sendable {
                 }
                 if total.runs > 0 || total.logLines > 0 {
                     logger.info("pruned", metadata: ["runs": "\(total.runs)", "log_lines": "\(total.logLines)"])
-                    try? await blocking.run { store.compact() }
+                    let started = clock.uptime
+                    let pages = (try? await blocking.run { store.compact() }) ?? 0
+                    logger.info("compacted", metadata: ["pages_given_back": "\(pages)", "seconds": "\(Int((clock.uptime - started).seconds.rounded()))"])
                 }
                 try? await clock.sleep(for: .seconds(600))
             }

@@ -97,18 +97,23 @@ extension Store {
     /// After a pass: the write-ahead log back to nothing, and free pages returned to the file
     /// system (a database made with incremental auto_vacuum; older ones keep their size until
     /// a VACUUM). Best effort: a reader in the way leaves it for the next pass.
-    public func compact(pagesAtOnce: Int = 2_000) {
+    @discardableResult
+    public func compact(pagesAtOnce: Int = 2_000) -> Int64 {
         // Free pages go back a few thousand at a time, the writer free between (only a
         // database made with incremental auto_vacuum can).
         let incremental = (try? writer.with { try $0.prepare("PRAGMA auto_vacuum").rows([]) { $0.int(0) }.first }) == 2
-        for _ in 0..<(incremental ? 100_000 : 0) {
-            let left = try? writer.with { db -> Int64 in
+        let free = { (db: Connection) throws -> Int64 in try db.prepare("PRAGMA freelist_count").rows([]) { $0.int(0) }.first ?? 0 }
+        let before = (try? writer.with(free)) ?? 0
+        var left = before
+        for _ in 0..<(incremental ? 1_000_000 : 0) where left > 0 {
+            guard let now = try? writer.with({ db -> Int64 in
                 try db.execute("PRAGMA incremental_vacuum(\(max(1, pagesAtOnce)))")
-                return try db.prepare("PRAGMA freelist_count").rows([]) { $0.int(0) }.first ?? 0
-            }
-            guard let left, left > 0 else { break }
+                return try free(db)
+            }), now < left else { break }
+            left = now
         }
         _ = try? writer.with { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
+        return before - left
     }
 
     /// Finished runs of every service beyond its newest `keep` (counting every run, finished
