@@ -278,9 +278,16 @@ public final class App: Sendable {
                 }
                 if total.runs > 0 || total.logLines > 0 {
                     logger.info("pruned", metadata: ["runs": "\(total.runs)", "log_lines": "\(total.logLines)"])
+                    // Free pages back in short steps, the writer free between them.
                     let started = clock.uptime
-                    let pages = (try? await blocking.run { store.compact() }) ?? 0
-                    logger.info("compacted", metadata: ["pages_given_back": "\(pages)", "seconds": "\(Int((clock.uptime - started).seconds.rounded()))"])
+                    var steps = 0, last = Int64.max
+                    while !Task.isCancelled, hold.mayAct, let left = try? await blocking.run({ try store.compactStep() }), left > 0, left < last {
+                        steps += 1
+                        last = left
+                        try? await clock.sleep(for: .milliseconds(20))
+                    }
+                    try? await blocking.run { store.truncateLog() }
+                    logger.info("compacted", metadata: ["steps": "\(steps)", "seconds": "\(Int((clock.uptime - started).seconds.rounded()))"])
                 }
                 try? await clock.sleep(for: .seconds(600))
             }

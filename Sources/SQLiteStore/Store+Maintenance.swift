@@ -94,26 +94,30 @@ extension Store {
         }
     }
 
-    /// After a pass: the write-ahead log back to nothing, and free pages returned to the file
-    /// system (a database made with incremental auto_vacuum; older ones keep their size until
-    /// a VACUUM). Best effort: a reader in the way leaves it for the next pass.
-    @discardableResult
-    public func compact(pagesAtOnce: Int = 2_000) -> Int64 {
-        // Free pages go back a few thousand at a time, the writer free between (only a
-        // database made with incremental auto_vacuum can).
-        let incremental = (try? writer.with { try $0.prepare("PRAGMA auto_vacuum").rows([]) { $0.int(0) }.first }) == 2
-        let free = { (db: Connection) throws -> Int64 in try db.prepare("PRAGMA freelist_count").rows([]) { $0.int(0) }.first ?? 0 }
-        let before = (try? writer.with(free)) ?? 0
-        var left = before
-        for _ in 0..<(incremental ? 1_000_000 : 0) where left > 0 {
-            guard let now = try? writer.with({ db -> Int64 in
-                try db.execute("PRAGMA incremental_vacuum(\(max(1, pagesAtOnce)))")
-                return try free(db)
-            }), now < left else { break }
-            left = now
+    /// After a pass, step by step: up to `pages` free pages given back to the file system
+    /// (only a database made with incremental auto_vacuum can; older ones keep their size
+    /// until a VACUUM). Returns the free pages left, or nil when none can be given back. Each
+    /// step is one short hold of the writer: moving live pages from the file's end is slow
+    /// (about 2 MB/s here), so callers pause between steps to let other writes in.
+    public func compactStep(pages: Int = 100) throws -> Int64? {
+        try writer.with { db in
+            guard try db.prepare("PRAGMA auto_vacuum").rows([]) { $0.int(0) }.first == 2 else { return nil }
+            try db.execute("PRAGMA incremental_vacuum(\(max(1, pages)))")
+            return try db.prepare("PRAGMA freelist_count").rows([]) { $0.int(0) }.first ?? 0
         }
+    }
+
+    /// The write-ahead log back to nothing (best effort: a reader in the way leaves it).
+    public func truncateLog() {
         _ = try? writer.with { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
-        return before - left
+    }
+
+    /// Every free page back at once, then the log truncated (tests and tools; the server
+    /// steps with pauses).
+    public func compact(pagesAtOnce: Int = 2_000) {
+        var last = Int64.max
+        while let left = try? compactStep(pages: pagesAtOnce), left > 0, left < last { last = left }
+        truncateLog()
     }
 
     /// Finished runs of every service beyond its newest `keep` (counting every run, finished
