@@ -278,16 +278,27 @@ public final class App: Sendable {
                 }
                 if total.runs > 0 || total.logLines > 0 {
                     logger.info("pruned", metadata: ["runs": "\(total.runs)", "log_lines": "\(total.logLines)"])
-                    // Free pages back in short steps, the writer free between them.
                     let started = clock.uptime
                     var steps = 0, last = Int64.max
+                    if hold.mayAct, let counts = try? await blocking.run({ try store.pageCounts() }),
+                       Store.shouldRewrite(pages: counts.pages, free: counts.free) {
+                        // Most of the file is free and little is kept: one short rewrite.
+                        do {
+                            try await blocking.run { try store.rewrite() }
+                        } catch {
+                            logger.error("cannot rewrite the database to give free pages back", metadata: ["error": "\(error)"])
+                        }
+                    }
+                    // Else free pages back in short steps, the writer free between them.
                     while !Task.isCancelled, hold.mayAct, let left = try? await blocking.run({ try store.compactStep() }), left > 0, left < last {
                         steps += 1
                         last = left
                         try? await clock.sleep(for: .milliseconds(20))
                     }
                     try? await blocking.run { store.truncateLog() }
-                    logger.info("compacted", metadata: ["steps": "\(steps)", "seconds": "\(Int((clock.uptime - started).seconds.rounded()))"])
+                    let size = (try? await blocking.run({ try store.pageCounts() })).map { "\($0.pages * 4096 / 1_048_576) MB" } ?? "?"
+                    logger.info("compacted", metadata: ["steps": "\(steps)", "seconds": "\(Int((clock.uptime - started).seconds.rounded()))",
+                                                        "file": "\(size)"])
                 }
                 try? await clock.sleep(for: .seconds(600))
             }

@@ -107,6 +107,30 @@ extension Store {
         }
     }
 
+    /// Pages in the file and pages free in it.
+    public func pageCounts() throws -> (pages: Int64, free: Int64) {
+        try writer.with { db in
+            (try db.prepare("PRAGMA page_count").rows([]) { $0.int(0) }.first ?? 0,
+             try db.prepare("PRAGMA freelist_count").rows([]) { $0.int(0) }.first ?? 0)
+        }
+    }
+
+    /// When most of the file is free and what is kept is small, one VACUUM (it rewrites only
+    /// what is kept: 1.9 s for 63 MB kept of a 7.7 GB file here, against hours of stepping)
+    /// gives everything back at once, and makes an older database incremental too. It holds
+    /// the writer while it runs, so only below `keptLimit` pages (256 MB of 4 KB pages).
+    public static func shouldRewrite(pages: Int64, free: Int64, keptLimit: Int64 = 65_536) -> Bool {
+        free * 2 >= pages && pages - free <= keptLimit && free >= 1_024
+    }
+
+    /// Rewrites the file (VACUUM) with incremental auto_vacuum from then on.
+    public func rewrite() throws {
+        try writer.with { db in
+            try db.execute("PRAGMA auto_vacuum = INCREMENTAL")
+            try db.execute("VACUUM")
+        }
+    }
+
     /// The write-ahead log back to nothing (best effort: a reader in the way leaves it).
     public func truncateLog() {
         _ = try? writer.with { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }

@@ -83,6 +83,32 @@ import RolloutTesting
         #expect(try free() == 0)
     }
 
+    /// Most of the file free and little kept: one VACUUM gives it all back at once, with the
+    /// store's readers open, and keeps every row.
+    @Test func aMostlyFreeFileIsRewrittenWhileTheStoreIsOpen() throws {
+        #expect(Store.shouldRewrite(pages: 100_000, free: 90_000))
+        #expect(!Store.shouldRewrite(pages: 100_000, free: 40_000), "mostly kept: step by step")
+        #expect(!Store.shouldRewrite(pages: 1_000_000, free: 800_000), "200,000 pages kept: too long a rewrite")
+        #expect(!Store.shouldRewrite(pages: 600, free: 500), "too little to bother")
+        let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory))
+        let owner = LeaseOwner(host: "test", pid: 1, start: 1)
+        for number in 1...40 {
+            _ = try store.enqueue(service: "web", version: "v\(number)", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0)
+            let run = try #require(try store.claimNext(owner: owner, lease: .seconds(60), at: t0))
+            try store.log(run: run.id, (0..<200).map { LogEntry(stream: .stdout, target: nil, phase: nil, text: String(repeating: "x", count: 200) + " \($0)", at: t0) })
+            try store.finish(run.id, .succeed, error: nil, at: t0)
+        }
+        _ = try store.prune(Retention(keepRuns: 2), at: t0)
+        let before = try store.pageCounts()
+        #expect(before.free * 2 >= before.pages, "\(before)")
+        _ = try store.runs(RunFilter())   // a reader connection has been used and stays open
+        try store.rewrite()
+        let after = try store.pageCounts()
+        #expect(after.free == 0 && after.pages < before.pages / 2, "\(before) -> \(after)")
+        #expect(try store.runs(RunFilter()).map(\.version) == ["v40", "v39"])
+        #expect(try store.logs(run: 40, after: 0, limit: 1000).count == 200)
+    }
+
     /// keep_logs reads only the runs after its watermark: a pass that finds nothing new reads
     /// nothing old; a run still running (or ended too recently) holds the watermark back.
     @Test func logRetentionMovesAWatermarkThatStopsAtTheFirstRunNotOverLongEnough() throws {
