@@ -95,7 +95,8 @@ schemas = {
     "state": {"type": "string", "description": "the load balancer's state (healthy, draining, ...), left_out, or unknown"}, "reason": nstr,
     "load_balancer_state": nstr, "left_out": {"oneOf": [ref("LeftOut"), {"type": "null"}]}}},
  "Service": {"type": "object", "required": ["name", "last_good_version", "lock", "running", "queued", "targets"], "properties": {
-    "name": {"type": "string"}, "target_group": {"type": "string"}, "last_good_version": nstr, "last_good_run_id": {"type": ["integer", "null"]},
+    "name": {"type": "string"}, "target_group": {"type": "string"},
+    "target_groups": {"type": "array", "items": {"type": "string"}, "description": "every target group of a service behind several (target_group_arns); target_group is the first"}, "last_good_version": nstr, "last_good_run_id": {"type": ["integer", "null"]},
     "lock": {"oneOf": [ref("Lock"), {"type": "null"}]}, "running": {"type": ["object", "null"]}, "queued": {"type": "array", "items": {"type": "integer"}},
     "left_out": {"type": "integer"}, "targets": {"type": ["array", "null"], "items": ref("Target")},
     "health_check_changed": {"type": "array", "description": "target groups whose health check rollgate tightened for a run (health_check_during_roll) and has not put back yet",
