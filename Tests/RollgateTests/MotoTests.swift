@@ -42,17 +42,28 @@ final class MotoServer: @unchecked Sendable {
         return (arns, created["instances"]?.array?.compactMap(\.string) ?? [])
     }
 
+    /// A Python script with `elbv2`, a boto3 client of this moto, and `sys` at hand.
+    func boto(_ body: String) -> String {
+        """
+        import boto3, sys
+        elbv2 = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1").client("elbv2", endpoint_url="\(endpoint)")
+        \(body)
+        """
+    }
+
+    /// Runs `boto(body)` with `arguments` and returns what it printed.
+    func boto(_ body: String, _ arguments: [String]) async throws -> String {
+        let (status, output) = try await runToEnd("/usr/bin/env", ["python3", "-c", boto(body)] + arguments)
+        guard status == 0 else { throw TestFailure("boto3 against moto failed: \(output)") }
+        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
     /// The group's health check as moto keeps it: "interval timeout threshold" in seconds.
     func healthCheck(of arn: String) async throws -> String {
-        let script = """
-            import boto3, sys
-            elbv2 = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1").client("elbv2", endpoint_url=sys.argv[1])
-            g = elbv2.describe_target_groups(TargetGroupArns=[sys.argv[2]])["TargetGroups"][0]
+        try await boto("""
+            g = elbv2.describe_target_groups(TargetGroupArns=[sys.argv[1]])["TargetGroups"][0]
             print(g["HealthCheckIntervalSeconds"], g["HealthCheckTimeoutSeconds"], g["HealthyThresholdCount"])
-            """
-        let (status, output) = try await runToEnd("/usr/bin/env", ["python3", "-c", script, endpoint, arn])
-        guard status == 0 else { throw TestFailure("describe_target_groups failed: \(output)") }
-        return output.trimmingCharacters(in: .whitespacesAndNewlines)
+            """, [arn])
     }
 
     /// moto's development server does not stop on SIGTERM while serving: KILL it.
@@ -217,12 +228,10 @@ final class TimingProxy: @unchecked Sendable {
         defer { moto.stop() }
         let (arns, instances) = try await moto.createTargetGroups(instances: 2, groups: 2)
         #expect(arns.count == 2)
-        let check = directory.write("in-groups.py", """
-            import boto3, sys
-            elbv2 = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1").client("elbv2", endpoint_url="\(moto.endpoint)")
+        let check = directory.write("in-groups.py", moto.boto("""
             listed = [any(d["Target"]["Id"] == sys.argv[1] for d in elbv2.describe_target_health(TargetGroupArn=arn)["TargetHealthDescriptions"]) for arn in sys.argv[2:]]
             print(sys.argv[1], " ".join("listed" if l else "out" for l in listed))
-            """)
+            """))
         // The hook runs with a bare PATH: the python that has boto3, by its full path.
         let python = try await runToEnd("/bin/sh", ["-c", "command -v python3"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
         let config = directory.write("two.yaml", """
@@ -256,11 +265,9 @@ final class TimingProxy: @unchecked Sendable {
         let targets = service?["targets"]?.array ?? []
         #expect(targets.count == 2 && targets.allSatisfy { $0["state"] == .string("healthy") }, "\(targets)")
         for arn in arns {
-            let (_, listed) = try await runToEnd("/usr/bin/env", ["python3", "-c", """
-                import boto3, sys
-                elbv2 = boto3.session.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1").client("elbv2", endpoint_url=sys.argv[1])
-                print(sorted((d["Target"]["Id"], d["TargetHealth"]["State"]) for d in elbv2.describe_target_health(TargetGroupArn=sys.argv[2])["TargetHealthDescriptions"]))
-                """, moto.endpoint, arn])
+            let listed = try await moto.boto("""
+                print(sorted((d["Target"]["Id"], d["TargetHealth"]["State"]) for d in elbv2.describe_target_health(TargetGroupArn=sys.argv[1])["TargetHealthDescriptions"]))
+                """, [arn])
             #expect(instances.allSatisfy { listed.contains("('\($0)', 'healthy')") }, "\(arn): \(listed)")
         }
         // check-config --remote checks each group and that every target is in both.
