@@ -156,6 +156,21 @@ import RolloutTesting
         }
     }
 
+    /// The plan of a simulated service: its drain and health pass as the group's settings,
+    /// three batches of one, the hooks unknown until the service has rolled.
+    @Test func aServicesPlanIsItsForecastAndAnUnknownServiceIsA404() async throws {
+        let plan = json(await app.call("GET", "/api/v1/services/web/plan"))
+        #expect(plan["targets"] == .number(3) && plan["batches"] == .number(3) && plan["batch_size"] == .number(1))
+        #expect(plan["group"]?["deregistration_delay_s"] == .number(0.3) && plan["group"]?["health_check_interval_s"] == .number(0.2))
+        #expect(plan["out_of_service_per_target_s"] == .number(0.5) && plan["roll_s"] == .number(1.5), "\(plan.text)")
+        #expect(plan["bound_by"] == .string("drain"))
+        #expect(plan["parts"]?.array?.map { $0["name"]?.string ?? "" } == ["drain", "hooks", "health"])
+        #expect(plan["summary"]?.array?.first == .string("web: 3 targets, 1 at a time (3 batches)"))
+        #expect(plan["history"] == .object([]))
+        let unknown = await app.call("GET", "/api/v1/services/nope/plan")
+        #expect(unknown.status == 404 && json(unknown)["error"]?["code"] == .string("unknown_service"))
+    }
+
     @Test func unknownRunsAndBadIdsAreClear() async {
         #expect(await app.call("GET", "/api/v1/runs/99").status == 404)
         #expect(json(await app.call("GET", "/api/v1/runs/99"))["error"]?["code"] == .string("run_not_found"))
