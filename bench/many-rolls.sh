@@ -27,6 +27,7 @@ wait_http "$MOTO" moto-api/
   echo "public_read: true   # the benchmark reads without a token"
   echo "database: $OUT/rollgate.db"
   echo "api_tokens: [{name: bench, token: \"$TOKEN\"}]"
+  echo "rate_limit: {writes_per_second: 100, burst: 500}   # one token sends every service's deploy"
   echo "aws: {region: us-east-1, endpoint_url: http://127.0.0.1:$PROXY, describe_per_second: $BUDGET, changes_per_second: $CHANGES}"
   echo "services:"
   for n in $(seq 1 "$SERVICES"); do
@@ -41,7 +42,11 @@ wait_http "$PROXY" moto-api/
 ROLLGATE_MIGRATIONS=migrations "$BIN" serve --config "$OUT/rollgate.yaml" > "$OUT/rollgate.log" 2>&1 & SERVER=$!; echo $SERVER >> "$PIDFILE"
 wait_http "$PORT" healthz
 
-deploy() { curl -s -X POST -H "Authorization: Bearer $TOKEN" -d "{\"service\":\"$1\",\"version\":\"$2\"}" "http://127.0.0.1:$PORT/api/v1/deploys" >/dev/null; }
+deploy() {
+  local status
+  status=$(curl -s -o /dev/null -w '%{http_code}' -X POST -H "Authorization: Bearer $TOKEN" -d "{\"service\":\"$1\",\"version\":\"$2\"}" "http://127.0.0.1:$PORT/api/v1/deploys")
+  [ "$status" = 202 ] || { echo "deploy $1 $2 answered $status"; exit 1; }
+}
 wait_all() { # version -> seconds until every run of that version ended
   python3 - "$PORT" "$1" "$SERVICES" <<'PY'
 import json, sys, time, urllib.request
