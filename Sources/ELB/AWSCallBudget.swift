@@ -106,11 +106,14 @@ public final class AWSCallBudgets: Sendable {
         self.clock = clock
     }
 
-    public func budget(region: String) -> AWSCallBudget {
+    /// The budget of one API in one region: ELB's (`elasticloadbalancing`, the default) and
+    /// EC2's limits are separate accounts' buckets, so each has a budget of its own.
+    public func budget(region: String, api: String = "elasticloadbalancing") -> AWSCallBudget {
         byRegion.withLock { budgets in
-            if let budget = budgets[region] { return budget }
+            let key = api == "elasticloadbalancing" ? region : "\(api)/\(region)"
+            if let budget = budgets[key] { return budget }
             let budget = AWSCallBudget(rates: rates, clock: clock)
-            budgets[region] = budget
+            budgets[key] = budget
             return budget
         }
     }

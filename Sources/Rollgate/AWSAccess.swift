@@ -54,7 +54,7 @@ struct AWSAccess: Sendable {
         let elb = ELBv2Client(endpoint: override ?? .elbv2(region: region), region: region, credentials: chain, clock: clock,
                               retry: retry, metrics: metrics, budget: budgets.budget(region: region))
         let ec2 = EC2Client(endpoint: override ?? EC2Client.endpoint(region: region), region: region, credentials: chain, clock: clock,
-                            retry: retry, metrics: metrics)
+                            retry: retry, metrics: metrics, budget: budgets.budget(region: region, api: "ec2"))
         return .success(ELBLoadBalancer(client: elb, targetGroupARN: arn, ec2: ec2))
     }
 }
