@@ -94,8 +94,8 @@ public actor AWSCallBudget {
     }
 }
 
-/// One budget per region (an account's limit is per region), shared by every service's
-/// clients, the viewers' cache and `check-config --remote` of one process.
+/// One budget per API and region (an account's limits are per API and region), shared by
+/// every service's clients, the viewers' cache and `check-config --remote` of one process.
 public final class AWSCallBudgets: Sendable {
     public let rates: AWSCallBudget.Rates
     let clock: any RolloutClock
@@ -110,7 +110,7 @@ public final class AWSCallBudgets: Sendable {
     /// EC2's limits are separate accounts' buckets, so each has a budget of its own.
     public func budget(region: String, api: String = "elasticloadbalancing") -> AWSCallBudget {
         byRegion.withLock { budgets in
-            let key = api == "elasticloadbalancing" ? region : "\(api)/\(region)"
+            let key = "\(api)/\(region)"
             if let budget = budgets[key] { return budget }
             let budget = AWSCallBudget(rates: rates, clock: clock)
             budgets[key] = budget

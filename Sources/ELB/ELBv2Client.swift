@@ -89,8 +89,8 @@ public struct AWSQueryClient: Sendable {
     let random: @Sendable () -> Double
     /// Counts every attempt by action and outcome.
     let metrics: RollMetrics
-    /// The account's API budget every call takes a token from first; nil: none (EC2, whose
-    /// limits are its own).
+    /// The account's API budget (of this API, in this region) every call takes a token from
+    /// first; nil: none.
     let budget: AWSCallBudget?
 
     public init(endpoint: AWSEndpoint, region: String, service: String, version: String,

@@ -55,12 +55,8 @@ public struct TargetGroups: LoadBalancer, TargetGroupTimed, TargetAddressing {
 
     /// Deregistered from every group that still has it registered.
     public func deregister(_ target: Target) async throws {
-        for group in groups {
-            switch try await group.health(of: target) {
-            case .notFound: continue
-            case .health(let health) where health.state == .unused || health.state == .draining: continue
-            case .health: try await group.deregister(target)
-            }
+        for group in groups where try await group.health(of: target).isRegistered {
+            try await group.deregister(target)
         }
     }
 

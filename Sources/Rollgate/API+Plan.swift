@@ -8,18 +8,15 @@ import SQLiteStore
 extension API {
     func servicePlan(_ request: HTTPRequest) async throws -> HTTPResponse {
         let name = request.parameters["name"] ?? ""
-        try knownService(name)
-        guard let service = config.service(named: name) else { throw Refusal(status: 404, code: "unknown_service", message: name) }
-        let timing: GroupTiming
+        let service = try knownService(name)
+        let read: GroupTiming?
         do {
-            guard let known = try await services.timing(for: name) else {
-                throw Refusal(status: 503, code: "load_balancer_unavailable", message: "service \(name) has no load balancer to read")
-            }
-            timing = known
-        } catch let refusal as Refusal {
-            throw refusal
+            read = try await services.timing(for: name)
         } catch {
             throw Refusal(status: 502, code: "load_balancer_error", message: "the target group of \(name) cannot be read: \(error)")
+        }
+        guard let timing = read else {
+            throw Refusal(status: 503, code: "load_balancer_unavailable", message: "service \(name) has no load balancer to read")
         }
         let summary = try store.serviceSummary(name)
         let targets = await services.targetStates(for: name, running: summary.running, leftOut: summary.leftOut)?.count ?? 0

@@ -365,11 +365,13 @@ public final class API: Sendable {
     /// A deploy refused because its service is locked (423).
     struct Locked: Error { let lock: ServiceLock }
 
-    func knownService(_ name: String) throws {
-        guard config.service(named: name) != nil else {
+    @discardableResult
+    func knownService(_ name: String) throws -> ServiceConfig {
+        guard let service = config.service(named: name) else {
             throw Refusal(status: 404, code: "unknown_service",
                           message: "no service named \(name); configured: \(config.services.map(\.name).joined(separator: ", "))")
         }
+        return service
     }
 
     func flag(_ body: JSONValue, _ name: String) throws -> Bool {

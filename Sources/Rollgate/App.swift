@@ -266,9 +266,7 @@ public final class App: Sendable {
                     guard hold.mayAct else { try? await clock.sleep(for: .seconds(1)); continue }
                     let now = clock.now
                     do {
-                        let pruned = try await blocking.run { try store.pruneBatch(retention, at: now) }
-                        total = total + pruned
-                        total.done = pruned.done
+                        total = total + (try await blocking.run { try store.pruneBatch(retention, at: now) })
                     } catch {
                         logger.error("cannot prune old runs", metadata: ["error": "\(error)"])
                         break
@@ -278,27 +276,20 @@ public final class App: Sendable {
                 }
                 if total.runs > 0 || total.logLines > 0 {
                     logger.info("pruned", metadata: ["runs": "\(total.runs)", "log_lines": "\(total.logLines)"])
+                }
+                if total.runs > 0 || total.logLines > 0, hold.mayAct {
                     let started = clock.uptime
-                    var steps = 0, last = Int64.max
-                    if hold.mayAct, let counts = try? await blocking.run({ try store.pageCounts() }),
-                       Store.shouldRewrite(pages: counts.pages, free: counts.free) {
-                        // Most of the file is free and little is kept: one short rewrite.
-                        do {
-                            try await blocking.run { try store.rewrite() }
-                        } catch {
-                            logger.error("cannot rewrite the database to give free pages back", metadata: ["error": "\(error)"])
-                        }
-                    }
-                    // Else free pages back in short steps, the writer free between them.
-                    while !Task.isCancelled, hold.mayAct, let left = try? await blocking.run({ try store.compactStep() }), left > 0, left < last {
-                        steps += 1
-                        last = left
+                    let given = await store.giveSpaceBack(work: blocking) {
+                        // Other writers get the writer between steps.
                         try? await clock.sleep(for: .milliseconds(20))
+                        return !Task.isCancelled && hold.mayAct
                     }
-                    try? await blocking.run { store.truncateLog() }
-                    let size = (try? await blocking.run({ try store.pageCounts() })).map { "\($0.pages * 4096 / 1_048_576) MB" } ?? "?"
-                    logger.info("compacted", metadata: ["steps": "\(steps)", "seconds": "\(Int((clock.uptime - started).seconds.rounded()))",
-                                                        "file": "\(size)"])
+                    if let failure = given.rewriteFailure {
+                        logger.error("cannot rewrite the database to give free pages back", metadata: ["error": "\(failure)"])
+                    }
+                    logger.info("compacted", metadata: ["rewritten": "\(given.rewritten)", "steps": "\(given.steps)",
+                                                        "seconds": "\(Int((clock.uptime - started).seconds.rounded()))",
+                                                        "file": "\(given.fileBytes / 1_048_576) MB"])
                 }
                 try? await clock.sleep(for: .seconds(600))
             }

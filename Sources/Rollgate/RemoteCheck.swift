@@ -39,9 +39,8 @@ public struct RemoteCheck: Sendable {
                 case .failure(let problem):
                     findings.append(Finding(service: service.name, ok: false, message: problem.description))
                 case .success(let loadBalancer):
-                    var finding = await check(service, loadBalancer)
-                    if arns.count > 1 { finding.forecast = [] }
-                    findings.append(finding)
+                    // Several groups get one forecast together (below), not one each.
+                    findings.append(await check(service, loadBalancer, forecast: arns.count == 1))
                     groups.append(loadBalancer)
                 }
             }
@@ -52,7 +51,7 @@ public struct RemoteCheck: Sendable {
         return findings
     }
 
-    private func check(_ config: ServiceConfig, _ loadBalancer: ELBLoadBalancer) async -> Finding {
+    private func check(_ config: ServiceConfig, _ loadBalancer: ELBLoadBalancer, forecast: Bool) async -> Finding {
         let service = config.name
         let arn = loadBalancer.targetGroupARN
         do {
@@ -70,7 +69,9 @@ public struct RemoteCheck: Sendable {
                 message += " (with fewer than 2 targets a roll takes the service out of service)"
             }
             var finding = Finding(service: service, ok: true, message: message)
-            finding.forecast = RollForecast(plan: config.plan, timing: timing, targets: targets.count, history: [:]).summary(service: service)
+            if forecast {
+                finding.forecast = RollForecast(plan: config.plan, timing: timing, targets: targets.count, history: [:]).summary(service: service)
+            }
             return finding
         } catch {
             return Finding(service: service, ok: false, message: "\(arn): \(RemoteCheck.explain(error))")

@@ -91,11 +91,15 @@ public struct GroupTiming: Sendable, Equatable {
     /// The delay plus a margin: the AWS CLI's fixed 10 minutes times out on delays over 600 s.
     public var drainTimeout: Duration? { deregistrationDelay.map { $0 + GroupTiming.margin } }
 
-    /// A new target needs `threshold` passing checks `interval` apart, the last one up to
-    /// `timeout` long, plus the margin.
-    public var healthyTimeout: Duration? {
+    /// A newly registered target's health pass: `threshold` passing checks `interval` apart.
+    public var healthPass: Duration? {
         guard let interval = healthCheckInterval, let threshold = healthyThreshold else { return nil }
-        return interval * threshold + (healthCheckTimeout ?? .zero) + GroupTiming.margin
+        return interval * threshold
+    }
+
+    /// A new target needs its health pass, the last check up to `timeout` long, plus the margin.
+    public var healthyTimeout: Duration? {
+        healthPass.map { $0 + (healthCheckTimeout ?? .zero) + GroupTiming.margin }
     }
 }
 

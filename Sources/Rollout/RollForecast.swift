@@ -133,9 +133,8 @@ public struct RollForecast: Sendable, Equatable {
             let fast = RollForecast.suggestedQuiet + plan.pollInterval
             if drain > fast { add(.fastDrain, "fast drain (quiet \(RollForecast.suggestedQuiet.spoken))", perTarget: drain - fast) }
         }
-        if plan.healthCheckDuringRoll == nil, let interval = timing.healthCheckInterval, let threshold = timing.healthyThreshold {
+        if plan.healthCheckDuringRoll == nil, let now = timing.healthPass {
             let tight = RollForecast.suggestedInterval * RollForecast.suggestedThreshold
-            let now = interval * threshold
             if now > tight {
                 let saves = min(health, now - tight)
                 add(.healthCheck, "health check interval \(RollForecast.suggestedInterval.spoken), healthy threshold \(RollForecast.suggestedThreshold) during the roll",
@@ -164,14 +163,6 @@ public struct RollForecast: Sendable, Equatable {
         guard let canary, canary > 0 else { return (targets + size - 1) / size }
         let rest = max(0, targets - canary)
         return 1 + (rest + size - 1) / size
-    }
-}
-
-extension GroupTiming {
-    /// A newly registered target's health pass: `threshold` passing checks `interval` apart.
-    public var healthPass: Duration? {
-        guard let interval = healthCheckInterval, let threshold = healthyThreshold else { return nil }
-        return interval * threshold
     }
 }
 

@@ -122,6 +122,11 @@ public final class Connection {
         synchronousFull = full
     }
 
+    /// The number a `PRAGMA name` answers (`page_count`, `freelist_count`, `auto_vacuum`...).
+    public func pragma(_ name: String) throws -> Int64 {
+        try prepare("PRAGMA \(name)").rows([]) { $0.int(0) }.first ?? 0
+    }
+
     /// Moves the write-ahead log into the database file and empties it, so the `.db` file
     /// alone holds everything.
     public func checkpoint() throws {

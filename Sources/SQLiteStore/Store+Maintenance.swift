@@ -14,8 +14,10 @@ extension Store {
             self.done = done
         }
 
+        /// A pass so far and its next batch: their counts, and whether anything is left as the
+        /// later one says.
         public static func + (a: Pruned, b: Pruned) -> Pruned {
-            Pruned(runs: a.runs + b.runs, logLines: a.logLines + b.logLines, done: a.done && b.done)
+            Pruned(runs: a.runs + b.runs, logLines: a.logLines + b.logLines, done: b.done)
         }
     }
 
@@ -34,10 +36,7 @@ extension Store {
     /// batches and runs them on the store's threads).
     public func prune(_ retention: Retention, at now: Date, batch: PruneBatch = PruneBatch()) throws -> Pruned {
         var total = Pruned(runs: 0, logLines: 0, done: false)
-        while !total.done {
-            let pruned = try pruneBatch(retention, at: now, batch: batch)
-            total = Pruned(runs: total.runs + pruned.runs, logLines: total.logLines + pruned.logLines, done: pruned.done)
-        }
+        while !total.done { total = total + (try pruneBatch(retention, at: now, batch: batch)) }
         return total
     }
 
@@ -94,31 +93,64 @@ extension Store {
         }
     }
 
-    /// After a pass, step by step: up to `pages` free pages given back to the file system
-    /// (only a database made with incremental auto_vacuum can; older ones keep their size
-    /// until a VACUUM). Returns the free pages left, or nil when none can be given back. Each
-    /// step is one short hold of the writer: moving live pages from the file's end is slow
-    /// (about 2 MB/s here), so callers pause between steps to let other writes in.
-    public func compactStep(pages: Int = 100) throws -> Int64? {
+    /// What giving a pass's space back did.
+    public struct SpaceGivenBack: Sendable {
+        /// One VACUUM gave it all back.
+        public var rewritten = false
+        /// Why the VACUUM it tried failed (the steps went on).
+        public var rewriteFailure: String?
+        /// Steps of incremental vacuum taken.
+        public var steps = 0
+        /// The file's size after.
+        public var fileBytes: Int64 = 0
+    }
+
+    /// After a pass, the space it freed goes back to the file system. When most of the file
+    /// is free and what is kept is small, by one VACUUM (it rewrites only what is kept: 1.9 s
+    /// for 63 MB kept of a 7.7 GB file here, against hours of steps), which also makes an
+    /// older database incremental. Otherwise, in a database with incremental auto_vacuum, in
+    /// steps of `pagesAtOnce` free pages, each one short hold of the writer (moving kept pages
+    /// from the file's end runs at about 1 MB/s here), with `pause` between them to let other
+    /// writes in (false: stop). Then the write-ahead log is truncated.
+    public func giveSpaceBack(work: BlockingWork?, pagesAtOnce: Int = 100, pause: @Sendable () async -> Bool) async -> SpaceGivenBack {
+        var given = SpaceGivenBack()
+        if let counts = try? await work.run({ try self.pageCounts() }), Store.shouldRewrite(pages: counts.pages, free: counts.free) {
+            do {
+                try await work.run { try self.rewrite() }
+                given.rewritten = true
+            } catch {
+                given.rewriteFailure = "\(error)"
+            }
+        }
+        var last = Int64.max
+        while let left = try? await work.run({ try self.compactStep(pages: pagesAtOnce) }) {
+            given.steps += 1
+            guard left > 0, left < last, await pause() else { break }
+            last = left
+        }
+        try? await work.run { try self.checkpoint() }
+        given.fileBytes = (try? await work.run({ try self.writer.with { try $0.pragma("page_count") * $0.pragma("page_size") } })) ?? 0
+        return given
+    }
+
+    /// Up to `pages` free pages given back; the free pages left, or nil in a database without
+    /// incremental auto_vacuum (it keeps its size until a VACUUM).
+    func compactStep(pages: Int) throws -> Int64? {
         try writer.with { db in
-            guard try db.prepare("PRAGMA auto_vacuum").rows([]) { $0.int(0) }.first == 2 else { return nil }
+            guard try db.pragma("auto_vacuum") == 2 else { return nil }
             try db.execute("PRAGMA incremental_vacuum(\(max(1, pages)))")
-            return try db.prepare("PRAGMA freelist_count").rows([]) { $0.int(0) }.first ?? 0
+            return try db.pragma("freelist_count")
         }
     }
 
     /// Pages in the file and pages free in it.
     public func pageCounts() throws -> (pages: Int64, free: Int64) {
-        try writer.with { db in
-            (try db.prepare("PRAGMA page_count").rows([]) { $0.int(0) }.first ?? 0,
-             try db.prepare("PRAGMA freelist_count").rows([]) { $0.int(0) }.first ?? 0)
-        }
+        try writer.with { db in (try db.pragma("page_count"), try db.pragma("freelist_count")) }
     }
 
-    /// When most of the file is free and what is kept is small, one VACUUM (it rewrites only
-    /// what is kept: 1.9 s for 63 MB kept of a 7.7 GB file here, against hours of stepping)
-    /// gives everything back at once, and makes an older database incremental too. It holds
-    /// the writer while it runs, so only below `keptLimit` pages (256 MB of 4 KB pages).
+    /// Whether one VACUUM is the way to give the space back: most of the file free, and what
+    /// is kept below `keptLimit` pages (256 MB of 4 KB pages), since it holds the writer while
+    /// it runs.
     public static func shouldRewrite(pages: Int64, free: Int64, keptLimit: Int64 = 65_536) -> Bool {
         free * 2 >= pages && pages - free <= keptLimit && free >= 1_024
     }
@@ -129,19 +161,6 @@ extension Store {
             try db.execute("PRAGMA auto_vacuum = INCREMENTAL")
             try db.execute("VACUUM")
         }
-    }
-
-    /// The write-ahead log back to nothing (best effort: a reader in the way leaves it).
-    public func truncateLog() {
-        _ = try? writer.with { try $0.execute("PRAGMA wal_checkpoint(TRUNCATE)") }
-    }
-
-    /// Every free page back at once, then the log truncated (tests and tools; the server
-    /// steps with pauses).
-    public func compact(pagesAtOnce: Int = 2_000) {
-        var last = Int64.max
-        while let left = try? compactStep(pages: pagesAtOnce), left > 0, left < last { last = left }
-        truncateLog()
     }
 
     /// Finished runs of every service beyond its newest `keep` (counting every run, finished

@@ -147,7 +147,14 @@ final class TimingProxy: @unchecked Sendable {
     let token = "moto-test-token-0123456789"
 
     func config(arn: String, endpoint: String, healthyTimeout: String = "30s",
-                deploy: String? = nil, maxUnavailable: Int = 1) -> String {
+                deploy: String? = nil, maxUnavailable: Int = 1, extra: String? = nil) -> String {
+        config(arns: [arn], endpoint: endpoint, healthyTimeout: healthyTimeout, deploy: deploy, maxUnavailable: maxUnavailable, extra: extra)
+    }
+
+    /// Service `web` on the groups (`target_group_arn` for one, `target_group_arns` for
+    /// several); `extra`: one more key of the service.
+    func config(arns: [String], endpoint: String, healthyTimeout: String = "30s",
+                deploy: String? = nil, maxUnavailable: Int = 1, extra: String? = nil) -> String {
         directory.write("aws.yaml", """
             listen: 127.0.0.1:0
             public_read: true   # these tests are about other things; AccessTests covers reads
@@ -157,11 +164,12 @@ final class TimingProxy: @unchecked Sendable {
             aws: {region: us-east-1, endpoint_url: \(endpoint), describe_per_second: 10, changes_per_second: 10}
             services:
               - name: web
-                target_group_arn: \(arn)
+                \(arns.count == 1 ? "target_group_arn: \(arns[0])" : "target_group_arns: [\(arns.joined(separator: ", "))]")
                 max_unavailable: \(maxUnavailable)
                 poll_interval: 200ms
                 drain_timeout: 30s
                 healthy_timeout: \(healthyTimeout)
+                \(extra ?? "")
                 hooks:
                   deploy: \(deploy ?? "env | grep ^ROLLGATE_ | sort > \(directory.path)/$ROLLGATE_TARGET_ID.env")
             """)
@@ -234,21 +242,8 @@ final class TimingProxy: @unchecked Sendable {
             """))
         // The hook runs with a bare PATH: the python that has boto3, by its full path.
         let python = try await runToEnd("/bin/sh", ["-c", "command -v python3"]).output.trimmingCharacters(in: .whitespacesAndNewlines)
-        let config = directory.write("two.yaml", """
-            listen: 127.0.0.1:0
-            public_read: true   # these tests are about other things; AccessTests covers reads
-            database: \(directory.path)/two.db
-            api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
-            aws: {region: us-east-1, endpoint_url: \(moto.endpoint), describe_per_second: 10, changes_per_second: 10}
-            services:
-              - name: web
-                target_group_arns: [\(arns[0]), \(arns[1])]
-                poll_interval: 200ms
-                drain_timeout: 30s
-                healthy_timeout: 30s
-                hooks:
-                  deploy: \(python) \(check) $ROLLGATE_TARGET_ID \(arns[0]) \(arns[1]) >> \(directory.path)/during.txt
-            """)
+        let config = config(arns: arns, endpoint: moto.endpoint,
+                            deploy: "\(python) \(check) $ROLLGATE_TARGET_ID \(arns[0]) \(arns[1]) >> \(directory.path)/during.txt")
         let environment = ["TEST_ROLLGATE_TOKEN": token, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
         let server = try RollgateProcess(["serve", "--config", config], environment: environment)
         defer { server.kill(SIGTERM) }
@@ -284,22 +279,8 @@ final class TimingProxy: @unchecked Sendable {
         defer { moto.stop() }
         let (arn, instances) = try await moto.createTargetGroup(instances: 2)
         #expect(try await moto.healthCheck(of: arn) == "30 5 5", "moto keeps an ALB's defaults")
-        let config = directory.write("tight.yaml", """
-            listen: 127.0.0.1:0
-            public_read: true   # these tests are about other things; AccessTests covers reads
-            database: \(directory.path)/tight.db
-            api_tokens: [{name: ops, token_env: TEST_ROLLGATE_TOKEN}]
-            aws: {region: us-east-1, endpoint_url: \(moto.endpoint), describe_per_second: 10, changes_per_second: 10}
-            services:
-              - name: web
-                target_group_arn: \(arn)
-                poll_interval: 200ms
-                drain_timeout: 30s
-                healthy_timeout: 30s
-                health_check_during_roll: {interval: 5s, healthy_threshold: 2}
-                hooks:
-                  deploy: echo "deploy $ROLLGATE_TARGET_ID"; sleep 3
-            """)
+        let config = config(arn: arn, endpoint: moto.endpoint, deploy: #"echo "deploy $ROLLGATE_TARGET_ID"; sleep 3"#,
+                            extra: "health_check_during_roll: {interval: 5s, healthy_threshold: 2}")
         let environment = ["TEST_ROLLGATE_TOKEN": token, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"]
         var server = try RollgateProcess(["serve", "--config", config], environment: environment)
         var port = try await server.port()

@@ -48,20 +48,15 @@ public final class Notifier: Sendable {
     }
 
     /// One round: queue new events for their destinations, then one delivery per due destination.
-    /// A database call, on the store's threads when there are some.
-    private func db<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await blocking.run(body)
-    }
-
     public func pass() async {
         if let holding, !holding.mayAct { return }
         do {
-            try await db { try self.fanOut() }
+            try await blocking.run { try self.fanOut() }
         } catch {
             logger.error("cannot queue notifications", metadata: ["error": "\(error)"])
         }
         do {
-            let destinations = try await db { try self.store.destinationsWithPending() }
+            let destinations = try await blocking.run { try self.store.destinationsWithPending() }
             await withTaskGroup(of: Void.self) { group in
                 for destination in destinations {
                     group.addTask { await self.deliverDue(to: destination) }
@@ -134,13 +129,13 @@ public final class Notifier: Sendable {
             if let holding, !holding.mayAct { return }
             do {
                 let now = clock.now
-                let next = try await db { () -> (event: RunEventRecord, attempts: Int, run: Run?, destination: Destination?)? in
+                let next = try await blocking.run { () -> (event: RunEventRecord, attempts: Int, run: Run?, destination: Destination?)? in
                     guard let (event, attempts) = try self.store.nextDelivery(to: name, at: now) else { return nil }
                     return (event, attempts, try self.store.run(event.runID), try self.destination(named: name, for: event))
                 }
                 guard let (event, attempts, found, configured) = next else { return }
                 guard let run = found, let destination = configured else {
-                    try await db { try self.store.deliveryFailed(to: name, seq: event.seq, error: "the destination is no longer configured", retryAt: nil) }
+                    try await blocking.run { try self.store.deliveryFailed(to: name, seq: event.seq, error: "the destination is no longer configured", retryAt: nil) }
                     continue
                 }
                 let request = NotificationRequest.build(for: destination, event: event, run: run, config: config, now: clock.now)
@@ -149,7 +144,7 @@ public final class Notifier: Sendable {
                     let response = try await http.send(request)
                     if (200..<300).contains(response.status) {
                         let at = clock.now
-                        try await db { try self.store.delivered(to: name, seq: event.seq, at: at) }
+                        try await blocking.run { try self.store.delivered(to: name, seq: event.seq, at: at) }
                         telemetry?.notificationAttempted(destination: name, result: "delivered")
                         continue
                     }
@@ -160,7 +155,7 @@ public final class Notifier: Sendable {
                     failure = error.reason
                 }
                 // Given up: the next event goes on now; else everything waits for the retry.
-                guard try await db({ try self.failed(name, event, attempts, failure) }) else { return }
+                guard try await blocking.run({ try self.failed(name, event, attempts, failure) }) else { return }
             } catch is CancellationError {
                 return   // shutdown: what was in flight is sent again after the restart
             } catch {
