@@ -170,9 +170,6 @@ final class CurlHandles: Sendable {
         }
     }
 
-    /// Idle handles per origin (tests).
-    var idleCount: Int { idle.withLock { $0.values.reduce(0) { $0 + $1.count } } }
-
     /// `scheme://authority` of an http(s) URL, lower-cased; nil for anything else.
     static func origin(of url: String) -> String? {
         let lower = url.lowercased()

@@ -100,11 +100,6 @@ public actor Dispatcher {
         }
     }
 
-    /// A database call, on `work`'s threads when there are some.
-    private func blocking<T: Sendable>(_ body: @escaping @Sendable () throws -> T) async throws -> T {
-        try await work.run(body)
-    }
-
     /// The runs this dispatcher has in hand.
     public var inHand: Set<RunID> { Set(active.keys) }
 
@@ -124,7 +119,7 @@ public actor Dispatcher {
             let asked = clock.uptime
             let duration = lease.duration
             do {
-                try await blocking { try queue.renewLease(run: id, lease: holding.lease, for: duration) }
+                try await work.run { try queue.renewLease(run: id, lease: holding.lease, for: duration) }
                 holding.guard.renewed(askedAt: asked)
             } catch is LeaseLost {
                 logger.error("another process took over the run; stopping it here", metadata: ["run.id": "\(id)"])
@@ -175,7 +170,7 @@ public actor Dispatcher {
         do {
             let asked = clock.uptime
             let excluding = Set(active.keys)
-            let taken = try await blocking {
+            let taken = try await work.run {
                 try queue.takeOver(owner: owner, lease: lease.duration, excluding: excluding, isGone: { liveness.isGone($0) })
             }
             for run in taken where !stopping {
@@ -189,7 +184,7 @@ public actor Dispatcher {
             let run: Run?
             let asked = clock.uptime
             do {
-                run = try await blocking { try queue.claimNext(owner: owner, lease: lease.duration, at: clock.now) }
+                run = try await work.run { try queue.claimNext(owner: owner, lease: lease.duration, at: clock.now) }
             } catch {
                 logger.error("cannot claim a queued run", metadata: ["error": "\(error)"])
                 return
@@ -220,7 +215,7 @@ public actor Dispatcher {
             switch makeRoll(run) {
             case .failure(let refusal):
                 let id = run.id
-                _ = try? await self.blocking { try queue.log(run: id, stream: .system, target: nil, phase: nil, text: refusal.message, at: clock.now) }
+                _ = try? await self.work.run { try queue.log(run: id, stream: .system, target: nil, phase: nil, text: refusal.message, at: clock.now) }
                 await self.finish(run.id, .fail, refusal.message)
             case .success(let roll):
                 switch await roll.perform() {
@@ -252,7 +247,7 @@ public actor Dispatcher {
     private func release(_ id: RunID) async {
         guard let holding = holdings[id], !holding.guard.isLost else { ended(id); return }
         let queue = self.queue, lease = holding.lease
-        do { try await blocking { try queue.releaseLease(run: id, lease: lease) } } catch {
+        do { try await work.run { try queue.releaseLease(run: id, lease: lease) } } catch {
             logger.warning("cannot release the run's lease; the next start takes it over once it expires",
                            metadata: ["run.id": "\(id)", "error": "\(error)"])
         }
