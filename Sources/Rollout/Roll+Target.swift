@@ -7,16 +7,19 @@ extension Roll {
         var outSince = point <= .drain ? nil : run.steps.last { $0.targetID == target.id && $0.targetPort == target.port && $0.phase == .drain }?.startedAt
         // Before any drain, a first one or a resumed one (a target whose prepare succeeded
         // before a restart is still serving): a target already out takes no capacity.
+        // What the preflight saw of the target, still true at the drain unless a hook ran between.
+        var seen: TargetObservation?
         if point <= .drain {
-            try await preflight(target, among: targets, batch: batch)
+            seen = try await preflight(target, among: targets, batch: batch)
         }
         let host = point < .restore ? try await address(of: target) : nil
         if point <= .start, let command = plan.hooks.prepare {
             try await hook(.prepare, command, on: target, host: host)
+            seen = nil
         }
         if point <= .drain {
             outSince = clock.now
-            try await drain(target, host: host)
+            try await drain(target, host: host, seen: seen)
         }
         if point <= .deploy {
             try await hook(.deploy, plan.hooks.deploy, on: target, host: host)
@@ -32,20 +35,23 @@ extension Roll {
     /// Never take capacity below N - max_unavailable: a target still serving is taken out only
     /// while every target of the plan outside its batch is healthy. A target already out takes
     /// no capacity.
-    private func preflight(_ target: Target, among targets: [Target], batch: Set<Target>) async throws {
+    /// Returns what the group said of the target itself. The first look may be the listing the
+    /// run's plan was just made from (one DescribeTargetHealth fewer per run).
+    private func preflight(_ target: Target, among targets: [Target], batch: Set<Target>) async throws -> TargetObservation {
         let others = Set(targets).subtracting(batch)
         let start = clock.now
         while true {
-            let health = try await loadBalancer.targets()
+            let kept = planListing.take(freshWithin: min(plan.pollInterval, .seconds(1)), now: clock.uptime)
+            let health = if let kept { kept } else { try await loadBalancer.targets() }
             for (listed, state) in health { observe(listed, .health(state)) }
             let own = health.first { $0.target == target }?.health
             guard let own, own.state != .unused, own.state != .draining, own.state != .unhealthyDraining else {
                 note("preflight: \(target.id) is already out of the load balancer (\(own?.description ?? "not registered")); no capacity is taken", target: target)
-                return
+                return own.map { .health($0) } ?? .notFound
             }
             let healthyOthers = Set(health.filter { $0.health.state == .healthy }.map(\.target))
             let missing = others.subtracting(healthyOthers).sorted()
-            if missing.isEmpty { return }
+            if missing.isEmpty { return .health(own) }
             let states = missing.map { other in
                 "\(other.id) is \(health.first { $0.target == other }?.health.description ?? "not registered")"
             }.joined(separator: ", ")
@@ -59,7 +65,8 @@ extension Roll {
 
     /// Records the target as out (write ahead), deregisters it if it is still registered,
     /// and waits until drained (or, with fast drain, until the app has been quiet long enough).
-    private func drain(_ target: Target, host: String?) async throws {
+    /// `seen`: the target's state as the preflight just read it (no need to ask again).
+    private func drain(_ target: Target, host: String?, seen: TargetObservation?) async throws {
         try Task.checkCancellation()   // a safe point: nothing is started once shutdown began
         try await record("record \(target.id) as out before DeregisterTargets") {
             try journal.markOut(run: run.id, service: run.service, target: target, phase: .drain,
@@ -67,7 +74,8 @@ extension Roll {
         }
         let step = try await record("begin the drain step") { try journal.beginStep(run: run.id, target: target, phase: .drain, at: clock.now) }
         do {
-            let now = try await loadBalancer.health(of: target)
+            let now: TargetObservation
+            if let seen { now = seen } else { now = try await loadBalancer.health(of: target) }
             observe(target, now)
             if now.isRegistered {
                 try mayAct()
@@ -79,7 +87,9 @@ extension Roll {
             if let fast = plan.fastDrain {
                 try await fastDrain(target, fast, host: host)
             } else {
-                let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .drain)
+                // Just deregistered, it is draining: the first poll waits one interval.
+                let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .drain,
+                                             firstPoll: now.isRegistered ? plan.pollInterval : .zero)
                 if case .timedOut(let last) = outcome {
                     throw Stop(message: "\(target.id) not drained after \(plan.drainTimeout.humanText): last state \(last?.description ?? "unknown"); it stays deregistered")
                 }
@@ -102,7 +112,9 @@ extension Roll {
             try mayAct()
             note("RegisterTargets \(target)", target: target, phase: .restore)
             try await registerAgainIfStillDraining(target)
-            let outcome = try await wait(target, until: .inService, timeout: plan.healthyTimeout, phase: .restore)
+            // Just registered, it is `initial` until a health check passes: the first poll waits one interval.
+            let outcome = try await wait(target, until: .inService, timeout: plan.healthyTimeout, phase: .restore,
+                                         firstPoll: plan.pollInterval)
             if case .timedOut(let last) = outcome {
                 // An ALB sends traffic to unhealthy targets when all are unhealthy: take it out again.
                 try mayAct()
@@ -277,7 +289,8 @@ extension Roll {
         note(refusal.map { "the load balancer refused RegisterTargets for \(target.id) (\($0)); waiting until it is unused to register it again" }
              ?? "the load balancer keeps \(target.id) draining after RegisterTargets; waiting until it is unused to register it again",
              target: target, phase: .restore)
-        let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .restore)
+        let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .restore,
+                                     firstPoll: plan.pollInterval)
         if case .timedOut(let last) = outcome {
             throw Stop(message: "\(target.id) still not unused after \(plan.drainTimeout.humanText) (last state \(last?.description ?? "unknown")); it could not be registered again")
         }
@@ -309,8 +322,9 @@ extension Roll {
         return stop
     }
 
-    func wait(_ target: Target, until rule: Waiter.Rule, timeout: Duration, phase: Phase) async throws -> Waiter.Outcome {
-        let waiter = Waiter(clock: clock, pollInterval: plan.pollInterval, timeout: timeout)
+    func wait(_ target: Target, until rule: Waiter.Rule, timeout: Duration, phase: Phase,
+              firstPoll: Duration = .zero) async throws -> Waiter.Outcome {
+        let waiter = Waiter(clock: clock, pollInterval: plan.pollInterval, timeout: timeout, firstPoll: firstPoll)
         let metrics = context.metrics, service = run.service
         var previousPoll = clock.now
         // Every poll's answer goes into the run's log: when a wait stalls, the operator

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 /// What a roll needs besides the run, the plan and the ports: who it works as, and how
 /// it keeps its records when the database falters.
@@ -58,6 +59,8 @@ public struct Roll: Sendable {
     let durable: DurableWrite
     /// Putting the previous good version back (hooks get `ROLLGATE_ROLLBACK=1`).
     var rollingBack = false
+    /// The group's listing the plan was made from, for the first preflight.
+    let planListing = RecentListing()
 
     /// The holding the roll acts under (`Run.lease`, set when the run was claimed or taken
     /// over): every write of the run and every load-balancer change is fenced by it. A run
@@ -383,7 +386,9 @@ public struct Roll: Sendable {
             note("restoring \(target) to service in \(run.service): RegisterTargets and wait until healthy, no hooks")
         case .deploy:
             let leftOut = try await record("read the left-out targets") { try journal.leftOut(service: run.service) }
-            let registered = try await loadBalancer.targets().map(\.target).sorted()
+            let listing = try await loadBalancer.targets()
+            planListing.keep(listing, at: clock.uptime)
+            let registered = listing.map(\.target).sorted()
             // A run an older rollgate started has steps but no plan: its targets come first.
             var touched: [Target] = []
             for step in run.steps {
@@ -432,5 +437,25 @@ extension Array {
         results.reserveCapacity(count)
         for element in self { results.append(try await transform(element)) }
         return results
+    }
+}
+
+/// One answer of the group's listing, handed on once to the next reader that would ask the
+/// same question within moments of it (the plan's listing to the first preflight).
+final class RecentListing: Sendable {
+    typealias Listing = [(target: Target, health: TargetHealth)]
+    private let slot = Mutex<(at: Duration, listing: Listing)?>(nil)
+
+    func keep(_ listing: Listing, at uptime: Duration) {
+        slot.withLock { $0 = (uptime, listing) }
+    }
+
+    /// The kept listing if it is no older than `age`; it is handed out once.
+    func take(freshWithin age: Duration, now: Duration) -> Listing? {
+        slot.withLock { kept in
+            defer { kept = nil }
+            guard let kept, now - kept.at <= age else { return nil }
+            return kept.listing
+        }
     }
 }

@@ -26,11 +26,17 @@ public struct Waiter: Sendable {
     public let clock: any RolloutClock
     public let pollInterval: Duration
     public let timeout: Duration
+    /// How long after the start the first poll goes: right away for a wait that may already
+    /// be met (a resumed drain), one poll interval after the change for a wait that cannot
+    /// be met the moment it starts (draining right after DeregisterTargets, `initial` right
+    /// after RegisterTargets), so no call of the account's budget is spent on a known answer.
+    public let firstPoll: Duration
 
-    public init(clock: any RolloutClock, pollInterval: Duration, timeout: Duration) {
+    public init(clock: any RolloutClock, pollInterval: Duration, timeout: Duration, firstPoll: Duration = .zero) {
         self.clock = clock
         self.pollInterval = pollInterval
         self.timeout = timeout
+        self.firstPoll = firstPoll
     }
 
     /// `observe` sees every poll's answer, or the retryable error that stood in for one.
@@ -39,6 +45,7 @@ public struct Waiter: Sendable {
                      observe: (Result<TargetObservation, LoadBalancerError>) -> Void = { _ in }) async throws -> Outcome {
         let start = clock.now
         var last: TargetObservation?
+        if firstPoll > .zero { try await clock.sleep(for: min(firstPoll, timeout)) }
         while true {
             try Task.checkCancellation()
             do {

@@ -51,6 +51,34 @@ import Synchronization
         for target in ["i-a", "i-b", "i-c"] { #expect(lb.isRegistered(target)) }
     }
 
+    /// Every DescribeTargetHealth costs a token of the account's shared budget: none is spent on
+    /// an answer the roll already has. The plan's listing serves the first preflight, the
+    /// preflight's answer serves the drain, and no poll goes the moment after a change (a
+    /// target just deregistered is draining, one just registered is `initial`).
+    @Test func noCallIsSpentOnAnAnswerTheRollAlreadyHas() async throws {
+        let lb = FakeLoadBalancer(targets: Array(targets.prefix(2)))
+        let (outcome, _) = try await roll(lb, RecordingExecutor())
+        #expect(outcome == .succeeded)
+        #expect(lb.calls.map(\.description) == [
+            "targets",                                   // the plan, and i-a's preflight
+            "deregister i-a", "health i-a", "health i-a", // draining, unused
+            "register i-a", "health i-a", "health i-a",   // initial, healthy
+            "targets",                                   // i-c's preflight
+            "deregister i-c", "health i-c", "health i-c",
+            "register i-c", "health i-c", "health i-c",
+        ])
+        // Each wait's first poll went one poll interval (1 s) after its change.
+        #expect(clock.sleeps.prefix(2) == [.seconds(1), .seconds(1)])
+    }
+
+    /// A prepare hook runs between the preflight and the drain: the target's state is asked again.
+    @Test func aHookBetweenPreflightAndDrainMeansAskingAgain() async throws {
+        let lb = FakeLoadBalancer(targets: [targets[1]])
+        let (outcome, _) = try await roll(lb, RecordingExecutor(), plan: plan(prepare: "prepare.sh"))
+        #expect(outcome == .succeeded)
+        #expect(lb.calls.prefix(3).map(\.description) == ["targets", "health i-a", "deregister i-a"])
+    }
+
     @Test func hooksStartOnlyAfterTheDrainAndGetTheirEnvironment() async throws {
         let lbBox = Box<FakeLoadBalancer>()
         let executor = RecordingExecutor(onRun: { hook in
@@ -106,8 +134,8 @@ import Synchronization
         #expect(actions(lb) == ["deregister i-a", "register i-a", "deregister i-a"])
         #expect(!lb.isRegistered("i-a"))
         #expect(run.steps.last?.phase == .restore && run.steps.last?.status == .failed)
-        // Failed near the timeout: no 15 s x 40 polling.
-        #expect(clock.now.since(start) >= .seconds(20) && clock.now.since(start) < .seconds(22))
+        // Failed near the timeout (after i-a's drain of two 1 s polls): no 15 s x 40 polling.
+        #expect(clock.now.since(start) >= .seconds(22) && clock.now.since(start) < .seconds(24))
     }
 
     @Test func aDrainThatNeverEndsFailsAtTheDrainTimeout() async throws {
