@@ -106,6 +106,8 @@ schemas = {
     "service": {"type": "string"}, "targets": {"type": "integer"}, "batch_size": {"type": "integer"}, "batches": {"type": "integer"},
     "out_of_service_per_target_s": {"type": "number"}, "bound_by": {"type": "string", "enum": ["drain", "hooks", "health"]},
     "parts": {"type": "array", "items": {"type": "object", "properties": {"name": {"type": "string", "enum": ["drain", "hooks", "health"]}, "expected_s": {"type": "number"}, "from": {"type": "string"}}}},
+    "drain_idle": {"type": ["object", "null"], "description": "the median share of a drain the app was already idle (fast_drain's check, or fast_drain.measure_only), once 3 drains were measured",
+        "properties": {"median_share": {"type": "number", "minimum": 0, "maximum": 1}, "drains": {"type": "integer"}}},
     "prepare_s": {"type": "number"}, "bake_s": {"type": "number"}, "roll_s": {"type": "number"}, "slow_start_s": {"type": ["number", "null"]},
     "group": {"type": "object", "properties": {"deregistration_delay_s": {"type": ["number", "null"]}, "health_check_interval_s": {"type": ["number", "null"]},
         "health_check_timeout_s": {"type": ["number", "null"]}, "healthy_threshold": {"type": ["integer", "null"]}, "slow_start_s": {"type": ["number", "null"]}}},

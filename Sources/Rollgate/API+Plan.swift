@@ -21,7 +21,8 @@ extension API {
         let summary = try store.serviceSummary(name)
         let targets = await services.targetStates(for: name, running: summary.running, leftOut: summary.leftOut)?.count ?? 0
         let history = try store.phaseTimes(service: name)
-        let forecast = RollForecast(plan: service.plan, timing: timing, targets: targets, history: history)
+        let idle = IdleShare(try store.drainIdleShares(service: name))
+        let forecast = RollForecast(plan: service.plan, timing: timing, targets: targets, history: history, idle: idle)
         return .json(200, JSONWriter.bytes { w in w.forecast(forecast, service: name, timing: timing, history: history) })
     }
 }
@@ -49,6 +50,12 @@ extension JSONWriter {
                     }
                 }
             }
+            w.key("drain_idle"); if let idle = forecast.idle {
+                w.object { w in
+                    w.key("median_share"); w.double((idle.median * 1000).rounded() / 1000)
+                    w.key("drains"); w.int(Int64(idle.drains))
+                }
+            } else { w.null() }
             w.key("prepare_s"); w.seconds(forecast.prepare)
             w.key("bake_s"); w.seconds(forecast.bake)
             w.key("roll_s"); w.seconds(forecast.total)

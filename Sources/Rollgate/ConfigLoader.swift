@@ -356,7 +356,7 @@ public struct ConfigLoader {
         }
         findings.collect {
             guard let fast = try map.mapping("fast_drain") else { return }
-            try fast.check(allowed: ["check", "quiet"])
+            try fast.check(allowed: ["check", "quiet", "measure_only"])
             let check: String = try fast.required("check")
             guard let quiet = try fast.duration("quiet", minimum: .seconds(1)) else {
                 throw fast.error("quiet", "missing: how long the check must pass without a break, e.g. quiet: 10s")
@@ -364,7 +364,7 @@ public struct ConfigLoader {
             if lint, let first = check.split(separator: " ").first, first.contains("/"), !FileManager.default.fileExists(atPath: String(first)) {
                 findings.error(fast.error("check", "\(first) does not exist (relative paths start from the directory rollgate runs in: \(FileManager.default.currentDirectoryPath))"))
             }
-            plan?.fastDrain = FastDrain(check: check, quiet: quiet)
+            plan?.fastDrain = FastDrain(check: check, quiet: quiet, measureOnly: try fast.bool("measure_only") ?? false)
         }
         findings.collect {
             guard let tight = try map.mapping("health_check_during_roll") else { return }

@@ -85,7 +85,7 @@ extension Roll {
                 note("\(target.id) is already out of the load balancer (\(now)); waiting until drained", target: target, phase: .drain)
             }
             if let fast = plan.fastDrain {
-                try await fastDrain(target, fast, host: host)
+                try await fastDrain(target, fast, host: host, step: step)
             } else {
                 // Just deregistered, it is draining: the first poll waits one interval.
                 let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .drain,
@@ -219,18 +219,33 @@ extension Roll {
     /// Fast drain: drained when the load balancer says so, or once `check` has passed every
     /// poll without a break for `quiet` while it says `draining` (the app on the target has
     /// had no request in flight for that long). Each poll's answer and each change of the
-    /// check's verdict go into the run's log.
-    private func fastDrain(_ target: Target, _ fast: FastDrain, host: String?) async throws {
+    /// check's verdict go into the run's log. However the drain ends, how long the target had
+    /// been quiet by then is recorded on the step (the idle share `rollgate plan` reports);
+    /// with `measure_only` that is all the check does.
+    private func fastDrain(_ target: Target, _ fast: FastDrain, host: String?, step: StepID) async throws {
         let start = clock.now
         var quietSince: Date?
         var checks = 0
+        let noteQuiet = { (end: Date) async throws in
+            guard checks > 0 else { return }
+            let quiet = quietSince.map { end.since($0) } ?? .zero
+            try await record("note how long \(target.id) was quiet in its drain") { try journal.noteQuiet(step, quiet: quiet) }
+            if fast.measureOnly {
+                let share = Int((quiet.seconds / max(0.001, end.since(start).seconds) * 100).rounded())
+                note("fast drain (measure only): \(target.id) was quiet for the last \(quiet.humanText) of its \(end.since(start).humanText) drain (\(share)%)",
+                     target: target, phase: .drain)
+            }
+        }
         while true {
             try Task.checkCancellation()
             do {
                 let observation = try await loadBalancer.health(of: target)
                 observe(target, observation)
                 note("\(target.id): \(observation)", target: target, phase: .drain)
-                if Waiter.Rule.drained.isMet(by: observation) { return }
+                if Waiter.Rule.drained.isMet(by: observation) {
+                    try await noteQuiet(clock.now)
+                    return
+                }
                 if case .health(let health) = observation, health.state == .draining {
                     checks += 1
                     var environment = self.environment(target, phase: .drain, host: host, attempt: checks)
@@ -239,14 +254,17 @@ extension Roll {
                     if outcome.succeeded {
                         if quietSince == nil {
                             quietSince = clock.now
-                            note("fast drain: \(target.id) is quiet (\(fast.check) passed); counted as drained once it stays quiet for \(fast.quiet.humanText)",
+                            note(fast.measureOnly
+                                 ? "fast drain (measure only): \(target.id) is quiet (\(fast.check) passed); still waiting for the load balancer"
+                                 : "fast drain: \(target.id) is quiet (\(fast.check) passed); counted as drained once it stays quiet for \(fast.quiet.humanText)",
                                  target: target, phase: .drain)
                         }
                     } else if quietSince != nil || checks == 1 {
                         quietSince = nil
                         note("fast drain: \(target.id) is not quiet yet (\(fast.check): \(outcome)); waiting", target: target, phase: .drain)
                     }
-                    if let since = quietSince, clock.now.since(since) >= fast.quiet {
+                    if !fast.measureOnly, let since = quietSince, clock.now.since(since) >= fast.quiet {
+                        try await noteQuiet(clock.now)
                         note("fast drain: \(target.id) stayed quiet for \(clock.now.since(since).humanText) while the load balancer says draining; counted as drained",
                              target: target, phase: .drain)
                         return
@@ -270,9 +288,10 @@ extension Roll {
     /// over), waits until it is `unused` and registers it again. Which one happened goes into
     /// the log.
     private func registerAgainIfStillDraining(_ target: Target) async throws {
-        // Without fast drain the target was `unused` before its deploy: it cannot be draining.
+        // Without fast drain (or measuring only) the target was `unused` before its deploy: it
+        // cannot be draining.
         try mayAct()
-        guard plan.fastDrain != nil else {
+        guard let fast = plan.fastDrain, !fast.measureOnly else {
             try await loadBalancer.register(target)
             return
         }

@@ -22,6 +22,24 @@ public struct PhaseTimes: Sendable, Equatable {
     }
 }
 
+/// How much of a drain waited on an app that was already quiet, over the drains fast drain's
+/// check measured (`fast_drain`, or `fast_drain.measure_only`): the median share and how
+/// many drains it is taken from.
+public struct IdleShare: Sendable, Equatable {
+    public var median: Double
+    public var drains: Int
+
+    /// Nil without samples.
+    public init?(_ shares: [Double]) {
+        guard !shares.isEmpty else { return nil }
+        let sorted = shares.sorted()
+        median = sorted.count % 2 == 1 ? sorted[sorted.count / 2] : (sorted[sorted.count / 2 - 1] + sorted[sorted.count / 2]) / 2
+        drains = sorted.count
+    }
+
+    public var percent: Int { Int((median * 100).rounded()) }
+}
+
 /// How long a roll of a service will take, what bounds it, and what each change would save:
 /// arithmetic on the target group's own settings, the service's plan and its history. Used
 /// by `rollgate plan`, `GET /api/v1/services/{name}/plan` and `check-config --remote`.
@@ -67,6 +85,8 @@ public struct RollForecast: Sendable, Equatable {
     /// The group's slow start: a healthy target's traffic ramps up for this long after it is
     /// back (serving, so not counted as out of service).
     public var slowStart: Duration?
+    /// The measured idle share of the service's drains, once `enough` were measured.
+    public var idle: IdleShare?
     public var advice: [Advice]
 
     /// A target's expected time out of service.
@@ -77,8 +97,9 @@ public struct RollForecast: Sendable, Equatable {
     /// by side), then the canary's bake.
     public var total: Duration { (prepare + perTarget) * batches + bake }
 
-    public init(plan: ServicePlan, timing: GroupTiming, targets: Int, history: [Phase: PhaseTimes]) {
+    public init(plan: ServicePlan, timing: GroupTiming, targets: Int, history: [Phase: PhaseTimes], idle: IdleShare? = nil) {
         self.targets = targets
+        self.idle = idle.flatMap { $0.drains >= RollForecast.enough ? $0 : nil }
         let measured = { (phase: Phase) -> PhaseTimes? in history[phase].flatMap { $0.samples >= RollForecast.enough ? $0 : nil } }
         batchSize = plan.maxUnavailable.resolve(total: targets)
         batches = RollForecast.batches(targets: targets, size: batchSize, canary: plan.canary?.targets)
@@ -88,7 +109,7 @@ public struct RollForecast: Sendable, Equatable {
 
         // The drain as configured, the health pass as the group checks.
         let modelDrain: (Duration, String)? = {
-            if let fast = plan.fastDrain {
+            if let fast = plan.fastDrain, !fast.measureOnly {
                 let quiet = fast.quiet + plan.pollInterval
                 if let delay = timing.deregistrationDelay, delay < quiet { return (delay, "the deregistration delay (\(delay.spoken))") }
                 return (quiet, "fast drain's quiet \(fast.quiet.spoken) and a poll")
@@ -103,8 +124,9 @@ public struct RollForecast: Sendable, Equatable {
                                          : "\(threshold) checks \(timing.healthCheckInterval?.spoken ?? "?") apart")
         }
         var parts: [Part] = []
+        let idleNote = self.idle.map { ", idle \($0.percent)% of it (median of \($0.drains) measured)" } ?? ""
         if let drain = measured(.drain) {
-            parts.append(Part(name: .drain, expected: drain.p50, from: "median of \(drain.samples) drains (p90 \(drain.p90.spoken))"))
+            parts.append(Part(name: .drain, expected: drain.p50, from: "median of \(drain.samples) drains (p90 \(drain.p90.spoken))\(idleNote)"))
         } else {
             parts.append(Part(name: .drain, expected: modelDrain?.0 ?? .zero, from: modelDrain?.1 ?? "unknown: no deregistration delay and no history",
                               known: modelDrain != nil))
@@ -129,9 +151,17 @@ public struct RollForecast: Sendable, Equatable {
 
         // What each change would save, one at a time, against this forecast.
         let drain = parts[0].expected, health = parts[2].expected
-        if plan.fastDrain == nil {
-            let fast = RollForecast.suggestedQuiet + plan.pollInterval
-            if drain > fast { add(.fastDrain, "fast drain (quiet \(RollForecast.suggestedQuiet.spoken))", perTarget: drain - fast) }
+        // Fast drain ends a drain `quiet` (and a poll) after the app went quiet: it saves the
+        // idle share of the drain less that. Unmeasured, the app is assumed idle from the start.
+        if plan.fastDrain == nil || plan.fastDrain?.measureOnly == true {
+            let quiet = plan.fastDrain?.quiet ?? RollForecast.suggestedQuiet
+            let idleTime = self.idle.map { drain * $0.median } ?? drain
+            let saves = idleTime - quiet - plan.pollInterval
+            if saves > .zero {
+                let basis = self.idle.map { " (drains idle \($0.percent)% of their time, \($0.drains) measured)" }
+                    ?? " (if the app is idle during drains; measure with fast_drain.measure_only)"
+                add(.fastDrain, "fast drain (quiet \(quiet.spoken))", perTarget: saves, basis: basis)
+            }
         }
         if plan.healthCheckDuringRoll == nil, let now = timing.healthPass {
             let tight = RollForecast.suggestedInterval * RollForecast.suggestedThreshold
@@ -152,8 +182,8 @@ public struct RollForecast: Sendable, Equatable {
         }
     }
 
-    private mutating func add(_ change: Advice.Change, _ what: String, perTarget saves: Duration) {
-        advice.append(Advice(change: change, text: "\(what): −\(saves.spoken) per target", savesPerTarget: saves, savesOnRoll: saves * batches))
+    private mutating func add(_ change: Advice.Change, _ what: String, perTarget saves: Duration, basis: String = "") {
+        advice.append(Advice(change: change, text: "\(what): −\(saves.spoken) per target\(basis)", savesPerTarget: saves, savesOnRoll: saves * batches))
     }
 
     /// Batches of `size` after a canary batch of `canary` targets, if any.

@@ -21,6 +21,9 @@ public protocol RunJournal: Sendable {
     func beginStep(run: RunID, target: Target, phase: Phase, at: Date) throws -> StepID
     func endStep(_ step: StepID, _ event: StepEvent, error: String?, at: Date) throws
     func recordHookProcess(_ process: HookProcess, step: StepID) throws
+    /// How long the target of a drain step had been quiet when the drain ended (fast drain's
+    /// check passing until then): the idle share `rollgate plan` reports.
+    func noteQuiet(_ step: StepID, quiet: Duration) throws
     func log(run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?, text: String, at: Date) throws
     /// Many lines in order, all or none (one transaction where the journal has them).
     func log(run: RunID, _ lines: [LogEntry]) throws

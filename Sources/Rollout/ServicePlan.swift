@@ -41,10 +41,15 @@ public struct ServicePlan: Sendable, Equatable {
 public struct FastDrain: Sendable, Equatable {
     public var check: String
     public var quiet: Duration
+    /// `measure_only`: the check runs every poll and the drain's idle share is recorded, but
+    /// the drain still waits for the load balancer (what fast drain would save, measured
+    /// before it is trusted).
+    public var measureOnly: Bool
 
-    public init(check: String, quiet: Duration) {
+    public init(check: String, quiet: Duration, measureOnly: Bool = false) {
         self.check = check
         self.quiet = quiet
+        self.measureOnly = measureOnly
     }
 }
 

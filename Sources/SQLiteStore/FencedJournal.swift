@@ -38,6 +38,10 @@ public struct FencedJournal: RunJournal {
         try fencedStep(step) { try Store.endStep($0, step, event, error: error, at: now) }
     }
 
+    public func noteQuiet(_ step: StepID, quiet: Duration) throws {
+        try fencedStep(step) { try Store.noteQuiet($0, step, quiet: quiet) }
+    }
+
     public func recordHookProcess(_ process: HookProcess, step: StepID) throws {
         try fencedStep(step) { try Store.recordHookProcess($0, process, step: step) }
     }

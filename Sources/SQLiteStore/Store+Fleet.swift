@@ -234,6 +234,24 @@ extension Store {
         }
     }
 
+    /// The idle share of each measured drain (fast drain's check) over the service's last
+    /// `runs` succeeded deploys: how much of the drain waited on an app that was already quiet.
+    public func drainIdleShares(service: String, runs: Int = 20) throws -> [Double] {
+        try read { db in
+            try db.prepare(Store.drainIdleQuery).rows([.text(service), .integer(Int64(max(1, runs)))]) { row in
+                let drain = row.int(0), quiet = row.int(1)
+                return drain > 0 ? min(1, Double(quiet) / Double(drain)) : 1
+            }
+        }
+    }
+
+    static let drainIdleQuery = Query("""
+        SELECT finished_at - started_at, quiet_ms FROM steps
+        WHERE run_id IN (SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql)
+                         ORDER BY id DESC LIMIT ?)
+          AND phase = 'drain' AND status = \(StepStatus.succeeded.sql) AND quiet_ms IS NOT NULL
+        """)
+
     static let phaseTimesQuery = Query("""
         SELECT phase, finished_at - started_at FROM steps
         WHERE run_id IN (SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql)

@@ -162,6 +162,15 @@ extension Store: RunQueue {
         }
     }
 
+    public func noteQuiet(_ step: StepID, quiet: Duration) throws {
+        try write { db in try Store.noteQuiet(db, step, quiet: quiet) }
+    }
+
+    static func noteQuiet(_ db: Connection, _ step: StepID, quiet: Duration) throws {
+        try db.prepare("UPDATE steps SET quiet_ms = ? WHERE id = ? AND phase = 'drain'")
+            .run([.integer(Int64(max(0, (quiet.seconds * 1000).rounded()))), .integer(step)])
+    }
+
     /// The run a step belongs to (for fencing writes that name only the step).
     static func run(ofStep step: StepID, _ db: Connection) throws -> RunID? {
         try db.prepare("SELECT run_id FROM steps WHERE id = ?").rows([.integer(step)]) { $0.int(0) }.first

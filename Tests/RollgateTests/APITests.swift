@@ -167,6 +167,7 @@ import RolloutTesting
         #expect(plan["parts"]?.array?.map { $0["name"]?.string ?? "" } == ["drain", "hooks", "health"])
         #expect(plan["summary"]?.array?.first == .string("web: 3 targets, 1 at a time (3 batches)"))
         #expect(plan["history"] == .object([]))
+        #expect(plan["drain_idle"] == .null, "no drain measured yet")
         let unknown = await app.call("GET", "/api/v1/services/nope/plan")
         #expect(unknown.status == 404 && json(unknown)["error"]?["code"] == .string("unknown_service"))
     }

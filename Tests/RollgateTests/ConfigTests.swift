@@ -204,7 +204,10 @@ import Rollout
         let fast = try loader.parse("services: [{name: web, simulated: {targets: 2}, fast_drain: {check: ./idle.sh --port 80, quiet: 10s}, hooks: {deploy: x}}]")
         #expect(fast.services.first?.plan.fastDrain == FastDrain(check: "./idle.sh --port 80", quiet: .seconds(10)))
         #expect(try loader.parse("services: [{name: web, simulated: {}, hooks: {deploy: x}}]").services.first?.plan.fastDrain == nil)
+        let measuring = try loader.parse("services: [{name: web, simulated: {}, fast_drain: {check: x, quiet: 10s, measure_only: true}, hooks: {deploy: x}}]")
+        #expect(measuring.services.first?.plan.fastDrain == FastDrain(check: "x", quiet: .seconds(10), measureOnly: true))
         for (yaml, says) in [("{check: x}", "services[0].fast_drain.quiet"), ("{quiet: 10s}", "services[0].fast_drain.check"),
+                             ("{check: x, quiet: 10s, measure_only: sometimes}", "services[0].fast_drain.measure_only"),
                              ("{check: x, quiet: 500ms}", "services[0].fast_drain.quiet"), ("{check: x, quiet: 10s, quite: 1}", "quite")] {
             #expect { _ = try loader.parse("services: [{name: web, simulated: {}, fast_drain: \(yaml), hooks: {deploy: x}}]") }
                 throws: { "\($0)".contains(says) }

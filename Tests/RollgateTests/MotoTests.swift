@@ -491,7 +491,7 @@ final class TimingProxy: @unchecked Sendable {
         for line in ["  web: 2 targets, 1 at a time (2 batches)",
                      "    out of service per target: about 7 min 30 s, bound by the drain (hooks not counted: unknown)",
                      "    whole roll: about 15 min",
-                     "      fast drain (quiet 10 s): −4 min 50 s per target",
+                     "      fast drain (quiet 10 s): −4 min 50 s per target (if the app is idle during drains; measure with fast_drain.measure_only)",
                      "      health check interval 5 s, healthy threshold 2 during the roll: −2 min 20 s per target"] {
             #expect(output.contains(line + "\n"), "\(line) in \(output)")
         }

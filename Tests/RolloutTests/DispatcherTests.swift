@@ -13,9 +13,9 @@ import SQLiteStore
     }
 
     func dispatcher(_ lbs: [String: FakeLoadBalancer], executor: RecordingExecutor = RecordingExecutor(),
-                    owner: LeaseOwner = .test, liveness: StubLiveness = StubLiveness()) -> Dispatcher {
+                    owner: LeaseOwner = .test, liveness: StubLiveness = StubLiveness(), lease: LeaseTerms = LeaseTerms()) -> Dispatcher {
         let store = self.store, clock = self.clock
-        return Dispatcher(queue: store, clock: clock, logger: .quiet, owner: owner, liveness: liveness,
+        return Dispatcher(queue: store, clock: clock, logger: .quiet, owner: owner, lease: lease, liveness: liveness,
                           recovery: Recovery(queue: store, clock: clock, executor: executor)) { run in
             guard let lb = lbs[run.service] else { return .failure(.init("service \(run.service) is not configured")) }
             let plan = ServicePlan(name: run.service, pollInterval: .seconds(1), hooks: HookCommands(deploy: "deploy.sh"))
@@ -41,7 +41,10 @@ import SQLiteStore
         })
         try store.enqueue(service: "web", version: "v1", at: clock.now)
         try store.enqueue(service: "api", version: "v1", at: clock.now)
-        let dispatcher = dispatcher(["web": web, "api": api], executor: executor)
+        // No tick renews the leases here, and both rolls' polls move the one virtual clock: a
+        // lease long enough for the whole test (at the default, the holder would stop acting
+        // 10 virtual seconds in, as it must when it cannot renew).
+        let dispatcher = dispatcher(["web": web, "api": api], executor: executor, lease: LeaseTerms(lease: .seconds(120)))
         await dispatcher.start(tick: nil)
         await dispatcher.idle()
         for id in 1...3 { #expect(try store.run(RunID(id))?.status == .succeeded, "run \(id)") }

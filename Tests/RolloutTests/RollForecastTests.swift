@@ -32,7 +32,7 @@ import SQLiteStore
         #expect(forecast.advice.map(\.savesPerTarget) == [.seconds(289), .seconds(140), .zero])
         #expect(forecast.advice.map(\.savesOnRoll) == [.seconds(1156), .seconds(560), .seconds(900)])
         #expect(forecast.advice.map(\.text) == [
-            "fast drain (quiet 10 s): −4 min 49 s per target",
+            "fast drain (quiet 10 s): −4 min 49 s per target (if the app is idle during drains; measure with fast_drain.measure_only)",
             "health check interval 5 s, healthy threshold 2 during the roll: −2 min 20 s per target",
             "max_unavailable 2: −50% (15 min on the roll)",
         ])
@@ -94,6 +94,26 @@ import SQLiteStore
         #expect(forecast.parts[2].known == false, "no health check settings: unknown, not zero passed off as known")
         #expect(forecast.batchSize == 2 && forecast.batches == 3)
         #expect(RollForecast(plan: plan(), timing: albDefaults, targets: 0, history: [:]).total == .zero)
+    }
+
+    /// A measured idle share prices fast drain: 300 s drains idle 90% of the time save
+    /// 270 - 10 - 1 = 259 s a target; drains idle 3% save nothing, so nothing is advised. Fewer
+    /// than three measured drains are not enough to say.
+    @Test func theMeasuredIdleShareOfDrainsPricesFastDrain() throws {
+        let idle = try #require(IdleShare([0.9, 0.95, 0.85, 0.9, 0.7]))
+        #expect(idle.median == 0.9 && idle.drains == 5 && idle.percent == 90)
+        let forecast = RollForecast(plan: plan(), timing: albDefaults, targets: 2, history: [:], idle: idle)
+        let fast = try #require(forecast.advice.first)
+        #expect(fast.change == .fastDrain)
+        #expect(fast.savesPerTarget == .seconds(259))
+        #expect(fast.text == "fast drain (quiet 10 s): −4 min 19 s per target (drains idle 90% of their time, 5 measured)")
+        let busy = RollForecast(plan: plan(), timing: albDefaults, targets: 2, history: [:], idle: IdleShare([0.03, 0.02, 0.04]))
+        #expect(!busy.advice.contains { $0.change == .fastDrain })
+        let few = RollForecast(plan: plan(), timing: albDefaults, targets: 2, history: [:], idle: IdleShare([0.1, 0.1]))
+        #expect(few.idle == nil)
+        #expect(few.advice.first?.savesPerTarget == .seconds(289), "unmeasured: priced as if idle")
+        #expect(IdleShare([]) == nil)
+        #expect(abs((IdleShare([0.2, 0.4])?.median ?? 0) - 0.3) < 1e-9, "the mean of the middle two")
     }
 
     @Test func aTightenedHealthCheckIsForecastAndNotAdvisedAgain() {

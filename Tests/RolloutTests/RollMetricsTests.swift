@@ -26,15 +26,16 @@ import SQLiteStore
 
     @Test func targetsHooksAndWaitersAreTimedOnTheRollsClock() async throws {
         let clock = self.clock
-        // The deploy hook takes 5 s, verify 1 s; drain and health each pass on the second poll.
+        // The deploy hook takes 5 s, verify 1 s; drain and health each pass on the second poll,
+        // the first one poll interval (1 s) after the change.
         let outcome = try await roll(RecordingExecutor(onRun: { hook in
             clock.advance(by: hook.phase == .deploy ? .seconds(5) : .seconds(1))
         }))
         #expect(outcome == .succeeded)
         let outOfService = try recorded.expectTimer("rollgate_target_out_of_service_seconds", [("service", "web")])
-        #expect(seconds(outOfService) == [8, 8], "1 s drain poll + 5 s deploy + 1 s verify + 1 s health poll, per target")
+        #expect(seconds(outOfService) == [10, 10], "2 s drain + 5 s deploy + 1 s verify + 2 s health, per target")
         let perTarget = try recorded.expectTimer("rollgate_target_duration_seconds", [("service", "web")])
-        #expect(seconds(perTarget) == [8, 8])
+        #expect(seconds(perTarget) == [10, 10])
         let deploy = try recorded.expectTimer("rollgate_hook_duration_seconds", [("service", "web"), ("phase", "deploy")])
         #expect(seconds(deploy) == [5, 5])
         #expect(try recorded.expectCounter("rollgate_hooks_total", [("service", "web"), ("phase", "verify"), ("result", "exit_0")]).totalValue == 2)

@@ -138,6 +138,7 @@ final class GatedJournal: RunJournal {
         try gate("endStep"); try store.endStep(step, event, error: error, at: at)
     }
     func recordHookProcess(_ process: HookProcess, step: StepID) throws { try store.recordHookProcess(process, step: step) }
+    func noteQuiet(_ step: StepID, quiet: Duration) throws { try store.noteQuiet(step, quiet: quiet) }
     func isCancelRequested(_ run: RunID) throws -> Bool { try store.isCancelRequested(run) }
     func plan(of run: RunID) throws -> [PlannedTarget] { try store.plan(of: run) }
     func freezePlan(run: RunID, targets: [Target]) throws -> [PlannedTarget] {

@@ -49,15 +49,22 @@ import SQLiteStore
     let clock = ManualClock()
     let store = try! Store.forTests()
 
-    func roll(_ model: TrafficModel, check: String = "quiet-check") async throws -> (Roll.Outcome, Run, TrafficModelExecutor) {
+    func plan(check: String = "quiet-check", measureOnly: Bool = false) -> ServicePlan {
         var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
                                hookTimeout: .seconds(60), hooks: HookCommands(deploy: "deploy.sh"))
-        plan.fastDrain = FastDrain(check: check, quiet: .seconds(10))
+        plan.fastDrain = FastDrain(check: check, quiet: .seconds(10), measureOnly: measureOnly)
+        return plan
+    }
+
+    func roll(_ model: TrafficModel, check: String = "quiet-check", measureOnly: Bool = false) async throws -> (Roll.Outcome, Run, TrafficModelExecutor) {
+        let plan = self.plan(check: check, measureOnly: measureOnly)
         _ = try store.enqueue(service: "web", version: "v2", at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         let executor = TrafficModelExecutor(model: model, clock: clock)
         let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store,
                                  clock: clock, logger: .quiet).perform()
+        // As the dispatcher would: the plan's history reads finished runs.
+        if outcome == .succeeded { try store.finish(run.id, .succeed, error: nil, at: clock.now) }
         return (outcome, try #require(try store.run(run.id)), executor)
     }
 
@@ -80,6 +87,41 @@ import SQLiteStore
         for seconds in outOfService(run) { #expect(seconds < 45, "out of service \(seconds) s") }
         let lines = try store.logs.map(\.text)
         #expect(lines.contains { $0.hasPrefix("fast drain: i-1 stayed quiet for 10s while the load balancer says draining; counted as drained") }, "\(lines)")
+        // Each drain was quiet for its last 10 s or so of about 24 (13 s of propagation first).
+        let shares = try store.drainIdleShares(service: "web")
+        #expect(shares.count == 3)
+        for share in shares { #expect(share > 0.3 && share < 0.6, "idle share \(share)") }
+    }
+
+    /// `measure_only`: the check runs every poll, but the drain waits for the load balancer
+    /// (the whole deregistration delay); how much of it the app sat idle is recorded, and the
+    /// plan prices fast drain from that instead of assuming an idle app.
+    @Test func measureOnlyWaitsOutTheDelayAndRecordsHowMuchOfItWasIdle() async throws {
+        var settings = TrafficModel.Settings()
+        settings.deregistrationDelay = .seconds(60)
+        let model = TrafficModel(targets: targets, clock: clock, settings: settings)
+        let (outcome, run, _) = try await roll(model, measureOnly: true)
+        #expect(outcome == .succeeded)
+        #expect(model.droppedRequests == 0)
+        for seconds in outOfService(run) { #expect(seconds >= 60, "waited out the delay: \(seconds) s") }
+        let lines = try store.logs.map(\.text)
+        #expect(!lines.contains { $0.contains("counted as drained") })
+        #expect(lines.contains { $0.hasPrefix("fast drain (measure only): i-1 was quiet for the last ") }, "\(lines.suffix(20))")
+        // Requests for the first 13 s (propagation), then idle until the delay ends: ~46 of ~60 s.
+        let shares = try store.drainIdleShares(service: "web")
+        #expect(shares.count == 3)
+        for share in shares { #expect(share > 0.65 && share < 0.85, "idle share \(share)") }
+        let idle = try #require(IdleShare(shares))
+        let forecast = RollForecast(plan: plan(measureOnly: true), timing: GroupTiming(deregistrationDelay: .seconds(60)), targets: 3,
+                                    history: try store.phaseTimes(service: "web"), idle: idle)
+        // Measuring only: the drain is forecast at its measured length, and fast drain is
+        // priced at the idle share of it less the quiet period and a poll.
+        let drain = forecast.parts[0].expected
+        #expect(drain >= .seconds(60))
+        #expect(forecast.parts[0].from.contains("idle \(idle.percent)% of it (median of 3 measured)"))
+        let advice = try #require(forecast.advice.first { $0.change == .fastDrain })
+        #expect(advice.savesPerTarget == drain * idle.median - .seconds(11))
+        #expect(advice.text.hasSuffix("(drains idle \(idle.percent)% of their time, 3 measured)"))
     }
 
     @Test func theDeployHookWaitsWhileRequestsKeepArriving() async throws {
