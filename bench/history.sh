@@ -2,9 +2,9 @@
 # Years of history (issue 18): a database of RUNS runs over 20 services (3 targets x 5 phases
 # of steps, LINES log lines, 6 events and deliveries each: 1,000,000 runs make 15M steps, 50M
 # lines, about 7.5 GB; bench/history_fill.py writes it straight into SQLite, a few minutes)
-# against one of 100 runs, each served by a release rollgate with one more configured
-# service that never deployed. Every read the page, the API and monitoring make, median of
-# 15, side by side; then the first retention pass (keep_runs: KEEP) over the big one, with
+# against one of 100 runs, each served by a release rollgate twice: with its 20 services, and
+# with one more configured service that never deployed (whose "last good version" finds
+# nothing). Every read the page, the API and monitoring make, median of 15, side by side; then the first retention pass (keep_runs: KEEP) over the big one, with
 # the page, a deploy and /healthz asked every second while it runs, and the file after.
 #   bash bench/history.sh        (RUNS=1000000 LINES=50 KEEP=1000; RUNS=100000 for a quicker look)
 set -euo pipefail
@@ -19,7 +19,7 @@ TOKEN=bench-token-0123456789
 PID=""
 trap '[ -n "$PID" ] && kill -9 $PID 2>/dev/null || true' EXIT
 
-config() { # DB PORT RETENTION
+config() { # DB PORT RETENTION FRESH(with|without)
   {
     echo "listen: 127.0.0.1:$2"
     echo "public_read: true"
@@ -28,13 +28,13 @@ config() { # DB PORT RETENTION
     echo "retention: ${3:-{keep_runs: all, keep_logs: all\}}"
     echo "services:"
     for n in $(seq -w 1 20); do echo "  - {name: svc$n, simulated: {targets: 3}, hooks: {deploy: 'true'}}"; done
-    echo "  - {name: fresh, simulated: {targets: 3, drain_seconds: 0.1, healthy_seconds: 0.1}, hooks: {deploy: 'true'}}"
+    [ "${4:-with}" = without ] || echo "  - {name: fresh, simulated: {targets: 3, drain_seconds: 0.1, healthy_seconds: 0.1}, hooks: {deploy: 'true'}}"
   } > "$OUT/rollgate-$2.yaml"
   echo "$OUT/rollgate-$2.yaml"
 }
-serve() { # DB RETENTION -> sets PID, PORT
+serve() { # DB RETENTION FRESH -> sets PID, PORT
   PORT=$(free_port)
-  "$BIN" serve --config "$(config "$1" "$PORT" "$2")" > "$OUT/serve-$PORT.log" 2>&1 & PID=$!
+  "$BIN" serve --config "$(config "$1" "$PORT" "$2" "${3:-with}")" > "$OUT/serve-$PORT.log" 2>&1 & PID=$!
   for _ in $(seq 600); do curl -s "http://127.0.0.1:$PORT/healthz" >/dev/null && return 0; sleep 0.1; done
   echo "rollgate did not start: $(tail -5 "$OUT/serve-$PORT.log")"; exit 1
 }
@@ -46,16 +46,20 @@ for size in small big; do
   started=$(date +%s)
   python3 bench/history_fill.py "$OUT/$size.db" "$runs" "$LINES" 20
   echo "$size: $runs runs filled in $(( $(date +%s) - started )) s, $(du -m "$OUT/$size.db" | cut -f1) MB"
-  serve "$OUT/$size.db" ""
-  echo "  rss after start: $(rss_kb "$PID") kB"
-  python3 bench/history_measure.py reads "http://127.0.0.1:$PORT" "$OUT/$size.json" $([ $size = big ] && echo "$OUT/small.json")
-  echo "  rss after the reads: $(rss_kb "$PID") kB"
-  kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  for fresh in with without; do
+    serve "$OUT/$size.db" "" "$fresh"
+    echo "  $fresh a never-deployed service: rss after start $(rss_kb "$PID") kB"
+    python3 bench/history_measure.py reads "http://127.0.0.1:$PORT" "$OUT/$size-$fresh.json" $([ $size = big ] && echo "$OUT/small-$fresh.json")
+    echo "  rss after the reads: $(rss_kb "$PID") kB"
+    kill "$PID"; wait "$PID" 2>/dev/null || true; PID=""
+  done
 done
-python3 - "$OUT/small.json" "$OUT/big.json" "$RUNS" <<'EOF'
+for fresh in with without; do
+python3 - "$OUT/small-$fresh.json" "$OUT/big-$fresh.json" "$RUNS" "$fresh" <<'EOF'
 import json, sys
 small, big = json.load(open(sys.argv[1])), json.load(open(sys.argv[2]))
 sizes, small, big = small["sizes"], small["times"], big["times"]
+print("\n%s a never-deployed service:" % sys.argv[4])
 print("%-36s %10s %14s %7s  %s" % ("read (median of 15)", "100 runs", "%s runs" % sys.argv[3], "ratio", "runs a page"))
 worst = 0
 for name in small:
@@ -64,6 +68,7 @@ for name in small:
     print("%-36s %8.1f ms %11.1f ms %6.2fx  %s" % (name, small[name], big[name], ratio, sizes.get(name, "")))
 print("worst ratio: %.2fx (target: every figure within 2x)" % worst)
 EOF
+done
 
 serve "$OUT/big.db" "{keep_runs: $KEEP, keep_logs: all}"
 python3 bench/history_measure.py pass "http://127.0.0.1:$PORT" "$TOKEN" "$OUT/big.db" "$OUT/serve-$PORT.log"
