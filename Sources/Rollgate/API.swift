@@ -181,7 +181,7 @@ public final class API: Sendable {
     }
 
     /// A refusal is the client's 4xx; anything else is logged and a 500 without details.
-    private func answer(_ error: Error, to request: HTTPRequest) -> HTTPResponse {
+    func answer(_ error: Error, to request: HTTPRequest) -> HTTPResponse {
         if let refusal = error as? Refusal {
             // A browser asking for a page it may not read is sent to sign in.
             if refusal.status == 401, request.method == "GET", request.acceptsHTML, !request.path.hasPrefix("/api/") {
@@ -206,11 +206,16 @@ public final class API: Sendable {
                 }
             })
         }
-        if error is SQLiteError {
+        // The store's port error, whichever engine: the engine's words reach the client, the
+        // statement only the server's log.
+        if let fault = error as? any StoreFault {
+            logger.error("database request failed", metadata: ["http.path": "\(request.path)", "error": "\(error)"])
+            guard fault.mayPassLater else {
+                return .error(500, code: "database_refused", message: "the database refused this request (\(fault.summary)); nothing was changed; see the server's log")
+            }
             health.failed(error, at: clock.now)
-            logger.error("database write failed", metadata: ["http.path": "\(request.path)", "error": "\(error)"])
             var response = HTTPResponse.error(503, code: "database_unavailable",
-                                              message: "the database cannot take this write now (\(error)); nothing was changed, retry shortly")
+                                              message: "the database cannot take this request now (\(fault.summary)); nothing was changed, retry shortly")
             response.headers.append(("Retry-After", "5"))
             return response
         }

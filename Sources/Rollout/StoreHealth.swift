@@ -17,11 +17,13 @@ public final class StoreHealth: Sendable {
         state.withLock { $0.failure = nil }
     }
 
+    /// `/healthz` shows the message: a store's error says what went wrong, not its statement.
     public func failed(_ error: Error, at now: Date) {
+        let message = (error as? any StoreFault)?.summary ?? "\(error)"
         state.withLock { state in
             state.failedWrites += 1
-            if state.failure == nil { state.failure = Failure(message: "\(error)", since: now) }
-            else { state.failure?.message = "\(error)" }
+            if state.failure == nil { state.failure = Failure(message: message, since: now) }
+            else { state.failure?.message = message }
         }
     }
 
@@ -36,6 +38,9 @@ public final class StoreHealth: Sendable {
 /// the second is a bug, and retrying it would only hide it.
 public protocol StoreFault: Error {
     var mayPassLater: Bool { get }
+    /// What a client may read of it: the engine's words for what went wrong, never the
+    /// statement or its values (the server's log has those).
+    var summary: String { get }
 }
 
 /// A write the store refused for good: a bug, not a database outage. It stops the roll (the

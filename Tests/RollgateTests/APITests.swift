@@ -172,6 +172,27 @@ import RolloutTesting
         #expect(unknown.status == 404 && json(unknown)["error"]?["code"] == .string("unknown_service"))
     }
 
+    /// The store's port error, whichever engine raised it: one that may pass is a 503 with
+    /// Retry-After, one that will not a 500; the engine's words reach the client, never the
+    /// statement or its values (they name tables, and may carry a version or a token).
+    @Test func aDatabaseErrorReachesTheClientWithoutItsStatement() {
+        struct Fault: StoreFault, CustomStringConvertible {
+            let mayPassLater: Bool
+            var summary: String { "database is locked" }
+            var description: String { "database is locked (in: INSERT INTO runs (service, version) VALUES ('web', 'secret-v1'))" }
+        }
+        let request = HTTPRequest(method: "POST", path: "/api/v1/deploys", query: [:], headers: [:], body: [])
+        let busy = app.api.answer(Fault(mayPassLater: true), to: request)
+        #expect(busy.status == 503 && busy.header("retry-after") == "5")
+        #expect(json(busy)["error"]?["code"] == .string("database_unavailable"))
+        let refused = app.api.answer(Fault(mayPassLater: false), to: request)
+        #expect(refused.status == 500 && json(refused)["error"]?["code"] == .string("database_refused"))
+        for response in [busy, refused] {
+            let text = String(decoding: response.body, as: UTF8.self)
+            #expect(text.contains("database is locked") && !text.contains("INSERT") && !text.contains("secret-v1"), "\(text)")
+        }
+    }
+
     @Test func unknownRunsAndBadIdsAreClear() async {
         #expect(await app.call("GET", "/api/v1/runs/99").status == 404)
         #expect(json(await app.call("GET", "/api/v1/runs/99"))["error"]?["code"] == .string("run_not_found"))
