@@ -3,8 +3,8 @@
 
 SWIFT      ?= swift
 SUDO       := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
-BUILD_DEPS := libmicrohttpd-dev libsqlite3-dev libyaml-dev pkg-config libcurl4-openssl-dev
-TEST_DEPS  := chromium
+BUILD_DEPS := libmicrohttpd-dev libsqlite3-dev libyaml-dev pkg-config libcurl4-openssl-dev libpq-dev
+TEST_DEPS  := chromium postgresql
 BENCH_DEPS := wrk gcc
 PIP_DEPS   := moto[server] boto3 awscli openapi-spec-validator prometheus-client schemathesis
 

@@ -22,6 +22,8 @@ let package = Package(
                        providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1",
                        providers: [.apt(["libyaml-dev"])]),
+        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq",
+                       providers: [.apt(["libpq-dev"])]),
         // libmicrohttpd's own error answers (HTML compiled into the library) sent as JSON.
         .target(name: "CMicroHTTPDErrors", dependencies: ["CMicroHTTPD"]),
         // glibc's posix_spawn extensions (the hook runner) and prctl (secrets out of /proc).
@@ -47,6 +49,8 @@ let package = Package(
         ]),
         // SQLite: connection, statements, migrator, the store.
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "Rollout"]),
+        // PostgreSQL over libpq: connection, migrator, the store (several replicas share it).
+        .target(name: "PostgresStore", dependencies: ["CLibPQ", "Rollout"]),
         // Composition: config, API routes, hook runner, app wiring.
         .target(name: "Rollgate", dependencies: [
             "MicroHTTP", "SQLiteStore", "Rollout", "CSpawn", "ELB", "Outbound", "YAML",
@@ -68,10 +72,13 @@ let package = Package(
         .target(name: "HTTPTesting", dependencies: ["MicroHTTP"]),
         // Fakes shared by the tests: fake load balancer, recording executor, manual clock.
         .target(name: "RolloutTesting", dependencies: ["Rollout"]),
+        // A real PostgreSQL for the tests (initdb, a free loopback port, stopped by PID).
+        .target(name: "PostgresTesting", dependencies: ["PostgresStore"]),
 
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore", "ELB",
                                                         .product(name: "MetricsTestKit", package: "swift-metrics")]),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "RolloutTesting"]),
+        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "PostgresTesting", "Rollout"]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "HTTPTesting", "CMicroHTTPDErrors"]),
