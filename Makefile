@@ -46,9 +46,10 @@ release: deps-build
 # The release binary in $(PREFIX)/bin, migrations/ and public/ in $(PREFIX)/share/rollgate
 # (where rollgate looks for them beside its binary), the systemd unit in contrib/.
 install: release
-	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rollgate/migrations $(DESTDIR)$(PREFIX)/share/rollgate/public
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/rollgate/migrations/postgres $(DESTDIR)$(PREFIX)/share/rollgate/public
 	install -m 0755 .build/release/rollgate $(DESTDIR)$(PREFIX)/bin/rollgate
 	install -m 0644 migrations/*.sql $(DESTDIR)$(PREFIX)/share/rollgate/migrations/
+	install -m 0644 migrations/postgres/*.sql $(DESTDIR)$(PREFIX)/share/rollgate/migrations/postgres/
 	install -m 0644 public/* $(DESTDIR)$(PREFIX)/share/rollgate/public/
 	install -m 0644 README.md contrib/rollgate.service $(DESTDIR)$(PREFIX)/share/rollgate/
 

@@ -78,7 +78,7 @@ let package = Package(
         .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore", "ELB",
                                                         .product(name: "MetricsTestKit", package: "swift-metrics")]),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "RolloutTesting"]),
-        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "PostgresTesting", "Rollout"]),
+        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "PostgresTesting", "Rollout", "SQLiteStore"]),
         .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "HTTPTesting", "CMicroHTTPDErrors"]),
