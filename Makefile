@@ -37,9 +37,10 @@ deps-bench: deps-build
 build: deps-build
 	$(SWIFT) build
 
-# One self-contained binary (the Swift runtime linked in): nothing but libmicrohttpd and
-# libsqlite3 needed on the host (and libcurl4, loaded only when rollgate first sends a request:
-# AWS, notifications, the CLI), and ~7 MB less resident memory than the shared runtime.
+# One self-contained binary (the Swift runtime linked in): nothing but libmicrohttpd, libsqlite3
+# and libyaml needed on the host (and libcurl4, loaded only when rollgate first sends a request:
+# AWS, notifications, the CLI; libpq5, loaded only to open a PostgreSQL database), and ~7 MB less
+# resident memory than the shared runtime.
 release: deps-build
 	$(SWIFT) build -c release --static-swift-stdlib
 

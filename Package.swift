@@ -22,8 +22,6 @@ let package = Package(
                        providers: [.apt(["libsqlite3-dev"])]),
         .systemLibrary(name: "CYAML", pkgConfig: "yaml-0.1",
                        providers: [.apt(["libyaml-dev"])]),
-        .systemLibrary(name: "CLibPQ", pkgConfig: "libpq",
-                       providers: [.apt(["libpq-dev"])]),
         // libmicrohttpd's own error answers (HTML compiled into the library) sent as JSON.
         .target(name: "CMicroHTTPDErrors", dependencies: ["CMicroHTTPD"]),
         // glibc's posix_spawn extensions (the hook runner) and prctl (secrets out of /proc).
@@ -31,6 +29,8 @@ let package = Package(
 
         // libcurl, loaded on first use (dlopen): a server that sends nothing never maps it.
         .target(name: "CCurl"),
+        // libpq, loaded when a PostgreSQL database is opened (dlopen): SQLite servers never map it.
+        .target(name: "CLibPQ"),
         // Every request rollgate sends: one port, one implementation (libcurl).
         .target(name: "Outbound", dependencies: ["CCurl"]),
         // YAML documents as trees of text with line numbers, over libyaml; knows nothing of config.
@@ -53,13 +53,13 @@ let package = Package(
         .target(name: "PostgresStore", dependencies: ["CLibPQ", "Rollout"]),
         // Composition: config, API routes, hook runner, app wiring.
         .target(name: "Rollgate", dependencies: [
-            "MicroHTTP", "SQLiteStore", "Rollout", "CSpawn", "ELB", "Outbound", "YAML",
+            "MicroHTTP", "SQLiteStore", "PostgresStore", "Rollout", "CSpawn", "ELB", "Outbound", "YAML",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "rollgate", dependencies: [
-            "Rollgate", "MicroHTTP", "Outbound", "CSpawn",
+            "Rollgate", "MicroHTTP", "Outbound", "CSpawn", "PostgresStore", "SQLiteStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -85,7 +85,8 @@ let package = Package(
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP", "HTTPTesting",
                                                     .product(name: "MetricsTestKit", package: "swift-metrics")],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting"],
+        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting",
+                                                        "PostgresStore", "PostgresTesting"],
                     exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Support/webhook_sink.py", "Support/browser.py", "Fixtures"]),
     ],
     swiftLanguageModes: [.v6]

@@ -57,6 +57,12 @@ public struct PostgresError: Error, CustomStringConvertible, StoreFault {
     public var isConstraintViolation: Bool { sqlState?.hasPrefix("23") == true }
 }
 
+/// libpq could not be loaded (not installed, or `ROLLGATE_LIBPQ` names no libpq): a fact of
+/// the host, not of the database, so it never passes by waiting.
+public struct LibPQUnavailable: Error, CustomStringConvertible {
+    public let description: String
+}
+
 /// The rows of one answer, copied out of libpq's result (which is freed at once).
 public struct PGRows: Sendable {
     public let columns: [String]
@@ -96,34 +102,43 @@ public final class PGConnection {
     /// places (`PGPASSWORD`, `~/.pgpass`, `passfile`) unless the URI names one.
     public init(uri: String) throws {
         self.uri = uri
-        handle = PQconnectdb(uri)
-        guard let handle, PQstatus(handle) == CONNECTION_OK else {
-            let message = handle.map { PGConnection.trimmed(PQerrorMessage($0)) } ?? "out of memory"
-            PQfinish(handle)
+        guard rollgate_pq_load() == 0 else { throw LibPQUnavailable(description: String(cString: rollgate_pq_load_error())) }
+        handle = rollgate_PQconnectdb(uri)
+        guard let handle, rollgate_PQstatus(handle) == CONNECTION_OK else {
+            let message = handle.map { PGConnection.trimmed(rollgate_PQerrorMessage($0)) } ?? "out of memory"
+            if let handle { rollgate_PQfinish(handle) }
             self.handle = nil
             throw PostgresError(sqlState: nil, message: "cannot connect: \(message)")
         }
+        PGConnection.quiet(handle)
     }
 
-    deinit { PQfinish(handle) }
+    /// The server's notices (`relation ... already exists, skipping`) are not errors: libpq
+    /// would print them on stderr, into a CLI's output or the server's log.
+    private static func quiet(_ handle: OpaquePointer) {
+        rollgate_PQsetNoticeProcessor(handle, { _, _ in }, nil)
+    }
+
+    deinit { if let handle { rollgate_PQfinish(handle) } }
 
     /// Whether the connection is up as far as libpq knows (a dead server is found by the
     /// next statement).
-    public var isOpen: Bool { handle.map { PQstatus($0) == CONNECTION_OK } ?? false }
+    public var isOpen: Bool { handle.map { rollgate_PQstatus($0) == CONNECTION_OK } ?? false }
 
     /// Drops the connection and makes a new one (to the same URI, so a failover's new primary
     /// is found when the URI names every host with `target_session_attrs=read-write`).
     public func reconnect() throws {
-        PQfinish(handle)
-        handle = PQconnectdb(uri)
-        guard let handle, PQstatus(handle) == CONNECTION_OK else {
-            let message = handle.map { PGConnection.trimmed(PQerrorMessage($0)) } ?? "out of memory"
+        if let handle { rollgate_PQfinish(handle) }
+        handle = rollgate_PQconnectdb(uri)
+        guard let handle, rollgate_PQstatus(handle) == CONNECTION_OK else {
+            let message = handle.map { PGConnection.trimmed(rollgate_PQerrorMessage($0)) } ?? "out of memory"
             throw PostgresError(sqlState: nil, message: "cannot connect: \(message)")
         }
+        PGConnection.quiet(handle)
     }
 
     /// The server's process for this connection (what `pg_terminate_backend` takes).
-    public var backendPID: Int32 { handle.map { PQbackendPID($0) } ?? 0 }
+    public var backendPID: Int32 { handle.map { rollgate_PQbackendPID($0) } ?? 0 }
 
     /// Runs one statement with `$1...` bound to `parameters`.
     @discardableResult
@@ -131,13 +146,13 @@ public final class PGConnection {
         guard let handle else { throw PostgresError(sqlState: "08003", message: "the connection is closed", statement: sql) }
         let wire = parameters.map(\.wire)
         let result: OpaquePointer? = withCStrings(wire) { pointers in
-            PQexecParams(handle, sql, Int32(pointers.count), nil, pointers, nil, nil, 0)
+            rollgate_PQexecParams(handle, sql, Int32(pointers.count), nil, pointers, nil, nil, 0)
         }
-        defer { PQclear(result) }
+        defer { rollgate_PQclear(result) }
         guard let result else {
-            throw PostgresError(sqlState: nil, message: PGConnection.trimmed(PQerrorMessage(handle)), statement: sql)
+            throw PostgresError(sqlState: nil, message: PGConnection.trimmed(rollgate_PQerrorMessage(handle)), statement: sql)
         }
-        switch PQresultStatus(result) {
+        switch rollgate_PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY:
             return PGConnection.rows(of: result)
         default:
@@ -148,10 +163,10 @@ public final class PGConnection {
     /// Several statements in one string, no parameters (a migration file).
     public func executeScript(_ sql: String) throws {
         guard let handle else { throw PostgresError(sqlState: "08003", message: "the connection is closed") }
-        let result = PQexec(handle, sql)
-        defer { PQclear(result) }
-        guard let result else { throw PostgresError(sqlState: nil, message: PGConnection.trimmed(PQerrorMessage(handle))) }
-        switch PQresultStatus(result) {
+        let result = rollgate_PQexec(handle, sql)
+        defer { rollgate_PQclear(result) }
+        guard let result else { throw PostgresError(sqlState: nil, message: PGConnection.trimmed(rollgate_PQerrorMessage(handle))) }
+        switch rollgate_PQresultStatus(result) {
         case PGRES_COMMAND_OK, PGRES_TUPLES_OK, PGRES_EMPTY_QUERY: return
         default: throw PGConnection.error(of: result, handle: handle, statement: nil)
         }
@@ -181,13 +196,13 @@ public final class PGConnection {
         guard let handle else { throw PostgresError(sqlState: "08003", message: "the connection is closed") }
         var found = drainNotifications(handle)
         if !found.isEmpty { return found }
-        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        var descriptor = pollfd(fd: rollgate_PQsocket(handle), events: Int16(POLLIN), revents: 0)
         let milliseconds = Int32(max(0, min(Double(Int32.max), Double(timeout.components.seconds) * 1000
                                                 + Double(timeout.components.attoseconds) / 1e15)))
         let ready = poll(&descriptor, 1, milliseconds)
         if ready > 0 {
-            guard PQconsumeInput(handle) == 1 else {
-                throw PostgresError(sqlState: "08006", message: PGConnection.trimmed(PQerrorMessage(handle)))
+            guard rollgate_PQconsumeInput(handle) == 1 else {
+                throw PostgresError(sqlState: "08006", message: PGConnection.trimmed(rollgate_PQerrorMessage(handle)))
             }
             found = drainNotifications(handle)
         }
@@ -196,10 +211,10 @@ public final class PGConnection {
 
     private func drainNotifications(_ handle: OpaquePointer) -> [PGNotification] {
         var found: [PGNotification] = []
-        while let notice = PQnotifies(handle) {
+        while let notice = rollgate_PQnotifies(handle) {
             found.append(PGNotification(channel: String(cString: notice.pointee.relname),
                                         payload: String(cString: notice.pointee.extra), senderPID: notice.pointee.be_pid))
-            PQfreemem(notice)
+            rollgate_PQfreemem(notice)
         }
         return found
     }
@@ -212,25 +227,25 @@ public final class PGConnection {
     // MARK: - Results
 
     private static func rows(of result: OpaquePointer) -> PGRows {
-        let count = Int(PQntuples(result)), width = Int(PQnfields(result))
-        let columns = (0..<width).map { String(cString: PQfname(result, Int32($0))) }
+        let count = Int(rollgate_PQntuples(result)), width = Int(rollgate_PQnfields(result))
+        let columns = (0..<width).map { String(cString: rollgate_PQfname(result, Int32($0))) }
         var rows: [PGRow] = []
         rows.reserveCapacity(count)
         for row in 0..<count {
             rows.append(PGRow(values: (0..<width).map { column in
-                PQgetisnull(result, Int32(row), Int32(column)) == 1 ? nil : String(cString: PQgetvalue(result, Int32(row), Int32(column)))
+                rollgate_PQgetisnull(result, Int32(row), Int32(column)) == 1 ? nil : String(cString: rollgate_PQgetvalue(result, Int32(row), Int32(column)))
             }))
         }
-        let affected = Int(String(cString: PQcmdTuples(result))) ?? 0
+        let affected = Int(String(cString: rollgate_PQcmdTuples(result))) ?? 0
         return PGRows(columns: columns, rows: rows, affected: affected)
     }
 
     private static func error(of result: OpaquePointer, handle: OpaquePointer, statement: String?) -> PostgresError {
-        let state = PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
-        let primary = PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
-        let message = primary ?? trimmed(PQerrorMessage(handle))
+        let state = rollgate_PQresultErrorField(result, Int32(UInt8(ascii: "C"))).map { String(cString: $0) }
+        let primary = rollgate_PQresultErrorField(result, Int32(UInt8(ascii: "M"))).map { String(cString: $0) }
+        let message = primary ?? trimmed(rollgate_PQerrorMessage(handle))
         // A lost connection has no SQLSTATE from the server: libpq's words, as a connection failure.
-        return PostgresError(sqlState: state ?? (PQstatus(handle) == CONNECTION_OK ? nil : "08006"), message: message, statement: statement)
+        return PostgresError(sqlState: state ?? (rollgate_PQstatus(handle) == CONNECTION_OK ? nil : "08006"), message: message, statement: statement)
     }
 
     private static func trimmed(_ message: UnsafePointer<CChar>?) -> String {

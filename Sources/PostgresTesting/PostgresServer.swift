@@ -65,7 +65,7 @@ public final class PostgresServer: @unchecked Sendable {
     public func start() throws {
         guard process == nil else { return }
         let log = directory + "/server.log"
-        if !FileManager.default.fileExists(atPath: log) { FileManager.default.createFile(atPath: log, contents: nil) }
+        if !FileManager.default.fileExists(atPath: log) { _ = FileManager.default.createFile(atPath: log, contents: nil) }
         if getuid() == 0, let account = getpwnam("postgres") { chown(log, account.pointee.pw_uid, account.pointee.pw_gid) }
         guard let output = FileHandle(forWritingAtPath: log) else { throw Failure(description: "cannot write \(log)") }
         output.seekToEndOfFile()
@@ -157,7 +157,7 @@ public final class PostgresServer: @unchecked Sendable {
         process.executableURL = URL(fileURLWithPath: arguments[0])
         process.arguments = Array(arguments.dropFirst())
         let output = FileManager.default.temporaryDirectory.appendingPathComponent("pg-\(UUID().uuidString).out")
-        FileManager.default.createFile(atPath: output.path, contents: nil)
+        _ = FileManager.default.createFile(atPath: output.path, contents: nil)
         let handle = try FileHandle(forWritingTo: output)
         defer { try? FileManager.default.removeItem(at: output) }
         process.standardOutput = handle

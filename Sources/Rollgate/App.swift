@@ -51,6 +51,15 @@ public final class ShutdownState: Sendable {
     }
 }
 
+/// `database: postgres://...` given to `serve`: this version prepares a PostgreSQL database
+/// (`migrate`, `copy-database`) but still serves from a SQLite file.
+public struct PostgresNotServedYet: Error, CustomStringConvertible {
+    public var description: String {
+        "database: a PostgreSQL URI is not served by this version yet; `rollgate migrate --database URI` and `rollgate copy-database` "
+            + "prepare one, and `serve` still takes a SQLite file (database: ./rollgate.db)"
+    }
+}
+
 public struct DatabaseHeld: Error, CustomStringConvertible {
     public let database: String
     public let holder: ServerHolder
@@ -106,6 +115,8 @@ public final class App: Sendable {
         self.health = health
         let metrics = telemetry.metrics
         telemetry.prepare(services: config.services.map(\.name))
+        // A PostgreSQL URI is never taken for a file name.
+        if PostgresURI.isPostgres(config.database) { throw PostgresNotServedYet() }
         store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now, metrics: metrics,
                           leaseClock: clock)
         let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment, health: health,

@@ -217,6 +217,13 @@ public final class Statement {
         sqlite3_reset(handle)
     }
 
+    /// Each row in turn, none kept (a table of millions of rows read in constant memory).
+    public func forEachRow(_ values: [SQLValue] = [], _ body: (Row) throws -> Void) throws {
+        try bind(values)
+        defer { sqlite3_reset(handle) }
+        while try step() { try body(Row(statement: self)) }
+    }
+
     /// Every row, mapped.
     public func rows<T>(_ values: [SQLValue] = [], _ map: (Row) throws -> T) throws -> [T] {
         try bind(values)
@@ -246,6 +253,16 @@ public struct Row {
         return UnsafeBufferPointer(start: text, count: Int(sqlite3_column_bytes(statement.handle, column)))
     }
     public func optionalText(_ column: Int32) -> String? { isNull(column) ? nil : text(column) }
+
+    /// The column's value as SQLite stores it (integer, text or NULL; a real as its text).
+    public func value(_ column: Int32) -> SQLValue {
+        switch sqlite3_column_type(statement.handle, column) {
+        case SQLITE_NULL: .null
+        case SQLITE_INTEGER: .integer(int(column))
+        case SQLITE_FLOAT: .text(String(sqlite3_column_double(statement.handle, column)))
+        default: .text(text(column))
+        }
+    }
 
     /// The column's text as one of an enum's raw values, compared byte for byte (no String
     /// made for it); nil for NULL or text that is none of them.

@@ -5,6 +5,7 @@ import Logging
 import MicroHTTP
 import Rollgate
 import Rollout
+import PostgresStore
 import SQLiteStore
 #if canImport(Glibc)
 import Glibc
@@ -16,7 +17,7 @@ struct RollgateCommand: AsyncParsableCommand {
         commandName: "rollgate",
         abstract: "Roll a deploy through a load balancer, one instance at a time.",
         version: RollgateVersion.text,
-        subcommands: [Serve.self, Migrate.self, CheckConfig.self, Backup.self, Deploy.self, Runs.self, RunDetail.self, Logs.self,
+        subcommands: [Serve.self, Migrate.self, CheckConfig.self, Backup.self, CopyDatabase.self, Deploy.self, Runs.self, RunDetail.self, Logs.self,
                       Cancel.self, Promote.self, Rollback.self, Status.self, Plan.self, Lock.self, Unlock.self, Restore.self, Forget.self])
 }
 
@@ -190,18 +191,65 @@ final class OnceFlag: @unchecked Sendable {
 
 struct Migrate: ParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Apply the database migrations and exit.")
-    @Option(help: "SQLite database path.") var database: String = "./rollgate.db"
-    @Option(help: "Directory of NNNN_name.sql migrations.") var migrations: String?
+    @Option(help: "SQLite database path, or a PostgreSQL URI (postgres://user@host:5432/rollgate).") var database: String = "./rollgate.db"
+    @Option(help: "Directory of NNNN_name.sql migrations (PostgreSQL's are in its postgres/).") var migrations: String?
 
     func run() throws {
         hardenProcess()
-        let migrator = try Migrator(directory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"))
+        let directory = migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS")
+        if PostgresURI.isPostgres(database) {
+            let migrator = try PostgresMigrator(directory: directory + "/postgres")
+            let applied = try migrator.migrate(try PGConnection(uri: database))
+            let name = PostgresURI.redacted(database)
+            print(applied.isEmpty
+                  ? "\(name) is up to date at schema version \(migrator.latestVersion)"
+                  : "\(name): applied \(applied.map(String.init).joined(separator: ", ")); now at schema version \(migrator.latestVersion)")
+            return
+        }
+        let migrator = try Migrator(directory: directory)
         let connection = try Connection(path: database)
         try Store.configureWriter(connection)
         let applied = try migrator.migrate(connection)
         print(applied.isEmpty
               ? "\(database) is up to date at schema version \(migrator.latestVersion)"
               : "\(database): applied \(applied.map(String.init).joined(separator: ", ")); now at schema version \(migrator.latestVersion)")
+    }
+}
+
+struct CopyDatabase: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "copy-database",
+        abstract: "Copy a SQLite history into an empty PostgreSQL database (from one machine to several replicas).",
+        discussion: """
+            Stop rollgate first. Every run, step, log line, event, delivery, left-out target and lock is \
+            copied with its ids in one PostgreSQL transaction, each table's count checked: the copy is \
+            whole or absent. (Serving from PostgreSQL, with several replicas, is being built: this \
+            version prepares the database.)
+            """)
+    @Option(help: "The SQLite database to copy.") var from: String = "./rollgate.db"
+    @Option(help: "An empty PostgreSQL database's URI (postgres://user@host:5432/rollgate).") var to: String
+    @Option(help: "Directory of NNNN_name.sql migrations (PostgreSQL's in its postgres/).") var migrations: String?
+
+    func validate() throws {
+        guard PostgresURI.isPostgres(to) else {
+            throw ValidationError("--to must be a PostgreSQL URI (postgres://user@host:5432/rollgate), got \(to)")
+        }
+    }
+
+    func run() throws {
+        hardenProcess()
+        let directory = migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS")
+        let copy = DatabaseCopy(from: from, to: to, sqliteMigrations: try Migrator(directory: directory),
+                                postgresMigrations: try PostgresMigrator(directory: directory + "/postgres"))
+        do {
+            let copied = try copy.run { print($0) }
+            let runs = copied.first { $0.table == "runs" }?.rows ?? 0
+            print("copied \(runs) run(s) and their history from \(from) to \(PostgresURI.redacted(to)); every table's count checked")
+            print("the SQLite file is unchanged; this version still serves from it (serving from PostgreSQL is being built)")
+        } catch let refusal as DatabaseCopy.Refusal {
+            printError("copy-database: \(refusal); nothing was copied")
+            throw ExitCode(1)
+        }
     }
 }
 

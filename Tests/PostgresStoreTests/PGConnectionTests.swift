@@ -56,7 +56,7 @@ func postgres() throws -> PostgresServer { try sharedPostgres.get() }
     @Test func aTransactionCommitsWholeOrNotAtAll() throws {
         let db = try PGConnection(uri: try postgres().createDatabase())
         try db.execute("CREATE TABLE t (n BIGINT UNIQUE)")
-        try db.transaction { try $0.execute("INSERT INTO t VALUES (1), (2)") }
+        _ = try db.transaction { try $0.execute("INSERT INTO t VALUES (1), (2)") }
         #expect { try db.transaction { db in
             try db.execute("INSERT INTO t VALUES (3)")
             try db.execute("INSERT INTO t VALUES (1)")
