@@ -78,7 +78,8 @@ schemas = {
     "id": {"type": "integer"}, "service": {"type": "string"}, "version": {"type": "string"}, "reason": nstr, "requested_by": {"type": "string"},
     "status": ref("RunStatus"), "created_at": ts, "started_at": nts, "finished_at": nts, "error": nstr, "cancel_requested": {"type": "boolean"},
     "kind": {"type": "string", "enum": ["deploy", "restore"]}, "restore_target": {"type": "string"}, "wait_for_lock": {"type": "boolean"},
-    "interruptions": {"type": "integer"}, "current_target": nstr, "steps": {"type": "array", "items": ref("Step")},
+    "interruptions": {"type": "integer"}, "rolled_by": {"type": ["string", "null"], "description": "the replica (rollgate --name, default its host name) that claimed the run or took it over last"},
+    "current_target": nstr, "steps": {"type": "array", "items": ref("Step")},
     "out_of_service": {"type": "array", "description": "each target the run took out: from its first drain to its last successful restore (until and ms null while still out)",
                        "items": {"type": "object", "required": ["target_id", "target_port", "from", "until", "ms"], "properties": {
                            "target_id": {"type": "string"}, "target_port": {"type": "integer"}, "from": ts, "until": nts,

@@ -52,7 +52,7 @@ extension API {
                 return .json(200, JSONValue.object([("status", .string("degraded")), ("database", .string("slow")),
                                                     ("error", .string("a write has waited \(waited.spoken) for the database"))]).bytes)
             }
-            return API.healthy
+            return healthy
         }
         return .json(200, JSONWriter.bytes { w in
             w.object { w in
@@ -80,6 +80,8 @@ extension API {
                   labels: [("service", service.name)], to: Double(leftOut[service.name] ?? 0))
         }
         t.set("rollgate_database_writable", help: "1 while database writes succeed.", to: health.failure == nil ? 1 : 0)
+        t.set("rollgate_runs_held", help: "Runs this replica holds now (rolling, claimed or taken over by it).",
+              labels: [("replica", store.replica)], to: Double(try store.runsHeld()))
         t.catchUpFailedWrites(total: health.failedWrites)
         t.set("rollgate_open_streams", help: "Live event and log streams open now.", to: Double(streams.value))
         t.setPending(try store.pendingDeliveryCounts())

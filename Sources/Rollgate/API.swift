@@ -41,6 +41,8 @@ public final class API: Sendable {
         self.telemetry = telemetry
         self.logger = logger
         self.hosts = AllowedHosts(config: config)
+        healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable")),
+                                                          ("replica", .string(store.replica))]).bytes).reused()
     }
 
     public var router: Router {
@@ -102,7 +104,9 @@ public final class API: Sendable {
         var retryAfter: Int? = nil
     }
 
-    static let healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable"))]).bytes).reused()
+    /// `/healthz` while all is well, made once (it is asked every few seconds by every
+    /// load balancer in front): the status and which replica answered.
+    let healthy: HTTPResponse
 
     private func guarded(_ request: HTTPRequest, _ handler: (HTTPRequest) async throws -> HTTPResponse) async -> HTTPResponse {
         let started = ContinuousClock.now

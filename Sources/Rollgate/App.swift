@@ -118,7 +118,7 @@ public final class App: Sendable {
         // A PostgreSQL URI is never taken for a file name.
         if PostgresURI.isPostgres(config.database) { throw PostgresNotServedYet() }
         store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now, metrics: metrics,
-                          leaseClock: clock)
+                          leaseClock: clock, replica: config.name ?? identity.host)
         let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment, health: health,
                                             metrics: metrics)
         self.services = services

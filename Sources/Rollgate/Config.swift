@@ -184,6 +184,9 @@ public struct AWSCallBudgetRates: Sendable, Equatable {
 public struct Config: Sendable {
     public var listen: ListenAddress
     public var database: String
+    /// This rollgate's name among replicas (`name:` or `--name`): written on each run it
+    /// rolls (`rolled_by`), in `/healthz` and `/metrics`. Nil: the host name.
+    public var name: String?
     public var publicDir: String?
     public var apiTokens: [APIToken]
     public var services: [ServiceConfig]
@@ -211,6 +214,14 @@ public struct Config: Sendable {
     public var publicRead = false
     /// Log every HTTP request (`--access-log`).
     public var accessLog = false
+    /// Why a replica name cannot be used, or nil: 1-64 letters, digits, `.`, `-` and `_` (it
+    /// goes into runs, log lines and metric labels).
+    public static func problem(withName name: String) -> String? {
+        let allowed = name.unicodeScalars.allSatisfy { ($0.isASCII && ($0.properties.isAlphabetic || ("0"..."9").contains($0))) || ".-_".unicodeScalars.contains($0) }
+        return (1...64).contains(name.count) && allowed ? nil
+            : "a replica name is 1 to 64 letters, digits, '.', '-' or '_' (e.g. the host name), got \(name.debugDescription)"
+    }
+
     /// Reads need no token in the demo or with `public_read: true`. Listening on loopback is
     /// no reason: a reverse proxy in front (`proxy_pass http://127.0.0.1:8080`) publishes it.
     public var readsAreOpen: Bool { isDemo || publicRead }

@@ -64,7 +64,7 @@ public struct ConfigLoader {
             throw ConfigError(path: "", line: error.line, message: "not valid YAML: \(error)")
         }
         let top = try Mapping(root, path: "")
-        for unknown in top.unknownKeys(allowed: ["listen", "database", "public_dir", "shutdown_timeout", "lease", "retention", "api_tokens",
+        for unknown in top.unknownKeys(allowed: ["listen", "database", "name", "public_dir", "shutdown_timeout", "lease", "retention", "api_tokens",
                                                  "github", "gitlab", "webhooks", "slack", "aws", "services", "public_url",
                                                  "rate_limit", "notifications", "tls", "public_read", "http"]) {
             findings.error(unknown)
@@ -80,6 +80,11 @@ public struct ConfigLoader {
             }
         }
         findings.collect { config.database = try top.string("database") ?? config.database }
+        findings.collect {
+            guard let name = try top.string("name") else { return }
+            if let problem = Config.problem(withName: name) { throw top.error("name", problem) }
+            config.name = name
+        }
         findings.collect { config.publicDir = try top.string("public_dir") }
         findings.collect {
             for (index, node) in try top.sequence("api_tokens").enumerated() {

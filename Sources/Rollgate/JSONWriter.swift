@@ -214,6 +214,7 @@ extension JSONWriter {
             if case .restore(let target) = run.kind { w.key("restore_target"); w.string(target.id) }
             w.key("wait_for_lock"); w.bool(run.waitForLock)
             w.key("interruptions"); w.int(Int64(run.interruptions))
+            w.key("rolled_by"); w.string(run.rolledBy)
             w.key("current_target"); w.string(run.status == .running ? run.currentTarget : nil)
             w.key("steps"); w.array { w in for step in run.steps { w.step(step) } }
             let outages = run.outages

@@ -248,6 +248,7 @@ struct StatusPage: Sendable {
         html += "<dt>created</dt><dd>\(time(run.createdAt))</dd>"
         if let started = run.startedAt { html += "<dt>started</dt><dd>\(time(started))</dd>" }
         if let finished = run.finishedAt { html += "<dt>finished</dt><dd>\(time(finished))</dd>" }
+        if let rolledBy = run.rolledBy { html += "<dt>rolled by</dt><dd>\(escape(rolledBy))</dd>" }
         html += "<dt>took</dt><dd>\(StatusPage.duration(run, now: clock.now))</dd>"
         if let outages = outageText(run) { html += "<dt>out of service</dt><dd id=\"out-of-service\">\(escape(outages))</dd>" }
         if let error = run.error { html += "<dt>error</dt><dd class=\"status-failed\">\(escape(error))</dd>" }
@@ -268,6 +269,7 @@ struct StatusPage: Sendable {
 
     func runText(_ run: Run, lines: [LogLine]) -> String {
         var text = "run \(run.id): \(run.service) \(run.version) \(run.status.rawValue)\nasked by \(run.requestedBy)\(run.reason.map { ", because: \($0)" } ?? "")\n"
+        if let rolledBy = run.rolledBy { text += "rolled by \(rolledBy)\n" }
         if let error = run.error { text += "error: \(error)\n" }
         if let outages = outageText(run) { text += "out of service: \(outages)\n" }
         text += "\n" + table([["TARGET", "PHASE", "STATUS", "STARTED", "TOOK", "ERROR"]] + run.steps.map { step in

@@ -28,6 +28,9 @@ public struct Run: Sendable, Equatable {
     public var rollbackAfterStep: StepID?
     /// The holding this run was claimed or taken over under; set by `claimNext`/`takeOver`.
     public var lease: RunLease?
+    /// The replica (rollgate process, by its `--name`) that claimed the run or took it over
+    /// last; nil until it starts.
+    public var rolledBy: String?
 
     public init(id: RunID, service: String, version: String, reason: String? = nil,
                 requestedBy: String = "api", status: RunStatus = .queued, createdAt: Date,

@@ -14,16 +14,18 @@ extension Store: RunQueue {
                 ORDER BY id LIMIT 1
                 """).rows([.integer(now.milliseconds)], Store.decodeRun).first else { return nil }
             let status = try run.status.applying(.start)
+            let name = replica(of: owner)
             try db.prepare("""
-                UPDATE runs SET status = ?, started_at = ?, lease_owner = ?, lease_expires_at = ?, lease_epoch = lease_epoch + 1
+                UPDATE runs SET status = ?, started_at = ?, lease_owner = ?, lease_expires_at = ?, lease_epoch = lease_epoch + 1, rolled_by = ?
                 WHERE id = ? AND status = ?
                 """).run([.text(status.rawValue), .integer(now.milliseconds), .text(owner.text), .integer(until.milliseconds),
-                          .integer(run.id), .text(run.status.rawValue)])
+                          .text(name), .integer(run.id), .text(run.status.rawValue)])
             try Store.recordEvent(db, run: run.id, service: run.service, .started, at: now)
             var claimed = run
             claimed.status = status
             claimed.startedAt = Date(milliseconds: now.milliseconds)
             claimed.lease = RunLease(owner: owner, epoch: (run.lease?.epoch ?? 0) + 1)
+            claimed.rolledBy = name
             return claimed
         }
     }
@@ -46,19 +48,24 @@ extension Store: RunQueue {
                 // A conditional update on the epoch read: of two processes taking over at
                 // once, one wins, and the holding it ends can write nothing more.
                 try db.prepare("""
-                    UPDATE runs SET lease_owner = ?, lease_expires_at = ?, interruptions = interruptions + 1, lease_epoch = lease_epoch + 1
+                    UPDATE runs SET lease_owner = ?, lease_expires_at = ?, interruptions = interruptions + 1, lease_epoch = lease_epoch + 1,
+                                    rolled_by = ?
                     WHERE id = ? AND status = ? AND lease_epoch = ? AND lease_expires_at IS ?
-                    """).run([.text(owner.text), .integer(until.milliseconds), .integer(run.id), .text(RunStatus.running.rawValue),
-                              .integer(epoch), expires.map(SQLValue.integer) ?? .null])
+                    """).run([.text(owner.text), .integer(until.milliseconds), .text(replica(of: owner)), .integer(run.id),
+                              .text(RunStatus.running.rawValue), .integer(epoch), expires.map(SQLValue.integer) ?? .null])
                 guard db.changes == 1 else { continue }
                 var mine = try Store.withSteps(run, db)
                 mine.interruptions += 1
                 mine.lease = RunLease(owner: owner, epoch: epoch + 1)
+                mine.rolledBy = replica(of: owner)
                 taken.append(mine)
             }
             return taken
         }
     }
+
+    /// The name written as `rolled_by`: this store's replica name, else the owner's host.
+    func replica(of owner: LeaseOwner) -> String { replica.isEmpty ? owner.host : replica }
 
     public func renewLease(run: RunID, lease: RunLease, for duration: Duration) throws {
         try write { db in try Store.fence(db, run: run, lease: lease, until: leaseClock.now.adding(duration)) }

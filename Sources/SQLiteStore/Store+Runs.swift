@@ -25,8 +25,8 @@ public struct RunFilter: Sendable {
 }
 
 extension Store {
-    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions, promote_requested, rollback_to, rollback_cause, rollback_after_step, lease_owner, lease_epoch"
-    static let runColumnCount: Int32 = 22
+    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions, promote_requested, rollback_to, rollback_cause, rollback_after_step, lease_owner, lease_epoch, rolled_by"
+    static let runColumnCount: Int32 = 23
     static let stepColumns = "id, run_id, target_id, target_port, phase, status, started_at, finished_at, error, hook_process_group"
 
     /// Queues a run; a queued run of the same service is superseded by it, in one transaction.
@@ -204,6 +204,14 @@ extension Store {
         }
     }
 
+    /// How many runs this replica holds now (running, claimed or taken over by it last).
+    public func runsHeld() throws -> Int {
+        try read { db in
+            Int(try db.prepare("SELECT count(*) FROM runs WHERE status = \(RunStatus.running.sql) AND rolled_by = ?")
+                .rows([.text(replica)]) { $0.int(0) }.first ?? 0)
+        }
+    }
+
     static func decodeRun(_ row: Row) -> Run {
         var run = Run(id: row.int(0), service: row.text(1), version: row.text(2), reason: row.optionalText(3),
             requestedBy: row.text(4), status: row.value(5) ?? RunStatus.failed,
@@ -220,6 +228,7 @@ extension Store {
         run.rollbackCause = row.optionalText(18)
         run.rollbackAfterStep = row.optionalInt(19)
         if let owner = row.optionalText(20).flatMap(LeaseOwner.init) { run.lease = RunLease(owner: owner, epoch: row.int(21)) }
+        run.rolledBy = row.optionalText(22)
         return run
     }
 

@@ -32,12 +32,16 @@ public final class Store: Sendable {
     /// The clock lease expiries are computed and compared on: one clock for every process
     /// on this database (SQLite's file lives on one host).
     let leaseClock: any RolloutClock
+    /// This process's name (`--name`), written on each run it claims or takes over
+    /// (`rolled_by`); empty: the lease owner's host name.
+    public let replica: String
 
     /// Opens (creating if needed) and migrates the database. A database that cannot be
     /// written is refused here, before anything is started.
     public init(path: String, migrator: Migrator, readers: Int = 4, now: Date = Date(), metrics: RollMetrics = RollMetrics(),
-                leaseClock: any RolloutClock = SystemClock()) throws {
+                leaseClock: any RolloutClock = SystemClock(), replica: String = "") throws {
         self.path = path
+        self.replica = replica
         self.metrics = metrics
         self.leaseClock = leaseClock
         let writeConnection: Connection

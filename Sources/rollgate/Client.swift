@@ -150,7 +150,8 @@ struct RunDetail: AsyncParsableCommand {
         if json { print(run.text); return }
         print("run \(id): \(run["service"]?.string ?? "") \(run["version"]?.string ?? "") \(run["status"]?.string ?? "")")
         print("requested by \(run["requested_by"]?.string ?? "")\(run["reason"]?.string.map { ", because: \($0)" } ?? "")")
-        print("created \(run["created_at"]?.string ?? ""), started \(run["started_at"]?.string ?? "-"), finished \(run["finished_at"]?.string ?? "-")")
+        print("created \(run["created_at"]?.string ?? ""), started \(run["started_at"]?.string ?? "-"), finished \(run["finished_at"]?.string ?? "-")"
+              + (run["rolled_by"]?.string.map { ", rolled by \($0)" } ?? ""))
         if let error = run["error"]?.string { print("error: \(error)") }
         print(row(["TARGET", "PHASE", "STATUS", "STARTED", "FINISHED", "ERROR"]))
         for step in run["steps"]?.array ?? [] {

@@ -49,6 +49,8 @@ struct Serve: AsyncParsableCommand {
     @Option(help: "HOST:PORT to listen on (overrides the config).") var listen: String?
     @Option(help: "SQLite database path (overrides the config).") var database: String?
     @Option(help: "Directory of NNNN_name.sql migrations.") var migrations: String?
+    @Option(help: "This rollgate's name among replicas, shown on the runs it rolls (overrides the config; default the host name).")
+    var name: String?
     @Option(help: "text or json (one JSON object a line, for journald and log shippers).") var logFormat: String = "text"
     @Option(help: "trace, debug, info, notice, warning, error or critical.") var logLevel: String = "info"
     @Flag(help: "Log every HTTP request: method, path, status, duration, run id (never tokens or signatures).")
@@ -58,6 +60,7 @@ struct Serve: AsyncParsableCommand {
         if let listen, ListenAddress(listen) == nil {
             throw ValidationError("--listen must be HOST:PORT, e.g. 127.0.0.1:8080")
         }
+        if let name, let problem = Config.problem(withName: name) { throw ValidationError("--name: \(problem)") }
         guard ["text", "json"].contains(logFormat) else { throw ValidationError("--log-format must be text or json") }
         guard Logger.Level(rawValue: logLevel) != nil else {
             throw ValidationError("--log-level must be one of \(Logger.Level.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -84,6 +87,7 @@ struct Serve: AsyncParsableCommand {
         logger.logLevel = level
         for warning in loader.warnings { logger.warning("\(warning)") }
         if let database { settings.database = database }
+        if let name { settings.name = name }
         if let listen, let address = ListenAddress(listen) { settings.listen = address }
         if settings.isDemo && !settings.listen.isLoopback {
             throw ValidationError("the demo needs no token, so it listens on loopback only; give --config to listen on \(settings.listen.host)")

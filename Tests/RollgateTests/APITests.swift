@@ -225,6 +225,7 @@ import RolloutTesting
     @Test func healthAndTheStatusPageAnswer() async {
         let health = json(await app.call("GET", "/healthz"))
         #expect(health["status"] == .string("ok") && health["database"] == .string("writable"), "\(health.text)")
+        #expect(health["replica"] == .string(app.store.replica) && app.store.replica == ProcessIdentity().host, "the host name by default")
         let page = await app.call("GET", "/")
         #expect(page.status == 200)
         #expect(page.header("content-type") == "text/html; charset=utf-8")

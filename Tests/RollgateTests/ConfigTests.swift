@@ -73,6 +73,15 @@ import Rollout
         }
     }
 
+    @Test func aReplicaNameIsAShortPlainWord() throws {
+        #expect(try loader.parse("name: rollgate-a.eu_1\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]").name == "rollgate-a.eu_1")
+        #expect(try loader.parse("services: [{name: web, simulated: {}, hooks: {deploy: x}}]").name == nil, "the host name at start")
+        for bad in ["''", "\"two words\"", "\"a/b\"", String(repeating: "x", count: 65), "\"é\""] {
+            #expect { _ = try loader.parse("name: \(bad)\nservices: [{name: web, simulated: {}, hooks: {deploy: x}}]") }
+                throws: { "\($0)".contains("name") && "\($0)".contains("1 to 64 letters") }
+        }
+    }
+
     @Test func durations() {
         #expect(DurationText.parse("500ms") == .milliseconds(500))
         #expect(DurationText.parse("30s") == .seconds(30))

@@ -56,6 +56,28 @@ import RolloutTesting
         #expect(try store.run(run.id)?.status == .succeeded)
     }
 
+    /// `rolled_by`: the replica that claimed the run, then the one that took it over; kept
+    /// after the run ends (the lease's owner is not). Without a name, the owner's host.
+    @Test func aRunSaysWhichReplicaRolledIt() throws {
+        let a = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory), leaseClock: clock, replica: "rollgate-a")
+        let b = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory), leaseClock: clock, replica: "rollgate-b")
+        let run = try queued(a)
+        #expect(try a.run(run.id)?.rolledBy == nil, "queued: nobody yet")
+        #expect(try a.claimNext(owner: alice, lease: .seconds(15), at: t0)?.rolledBy == "rollgate-a")
+        #expect(try b.run(run.id)?.rolledBy == "rollgate-a")
+        #expect(try a.runsHeld() == 1 && b.runsHeld() == 0)
+        clock.advance(to: t0.adding(.seconds(16)))
+        let taken = try b.takeOver(owner: bob, lease: .seconds(15), excluding: [], isGone: { _ in false })
+        #expect(taken.map(\.rolledBy) == ["rollgate-b"])
+        #expect(try a.runsHeld() == 0 && b.runsHeld() == 1)
+        try b.finish(run.id, .succeed, error: nil, lease: try #require(taken.first?.lease), at: t0)
+        #expect(try a.run(run.id)?.rolledBy == "rollgate-b", "kept once the run is over")
+        #expect(try b.runsHeld() == 0)
+        let unnamed = try store()
+        _ = try queued(unnamed, "v2")
+        #expect(try unnamed.claimNext(owner: alice, lease: .seconds(15), at: t0)?.rolledBy == "h1", "the owner's host name")
+    }
+
     @Test func aDeadOwnersRunIsTakenOverAtOnceAndTwoTakersNeverBothWin() throws {
         let store = try store()
         let run = try queued(store)

@@ -31,13 +31,13 @@ import Glibc
     @Test func appliesEveryMigrationInOrderOnceAndRecordsThem() throws {
         let db = TempDatabase()
         let migrator = try Migrator(directory: migrationsDirectory)
-        #expect(migrator.migrations.map(\.version) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+        #expect(migrator.migrations.map(\.version) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15])
         let connection = try Connection(path: db.path)
-        #expect(try migrator.migrate(connection) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14])
+        #expect(try migrator.migrate(connection) == [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15])
         #expect(try migrator.migrate(connection) == [])
-        #expect(try migrator.currentVersion(of: connection) == 14)
+        #expect(try migrator.currentVersion(of: connection) == 15)
         let recorded = try connection.prepare("SELECT version, name FROM schema_migrations ORDER BY version").rows { "\($0.int(0)) \($0.text(1))" }
-        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries", "6 live_events", "7 canary_rollback", "8 log_lines_plain_checks", "9 seen_requests", "10 running_step_per_target", "11 lease_epoch_rollback_bake", "12 changed_health_checks", "13 history_indexes_pruning", "14 drain_quiet"])
+        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries", "6 live_events", "7 canary_rollback", "8 log_lines_plain_checks", "9 seen_requests", "10 running_step_per_target", "11 lease_epoch_rollback_bake", "12 changed_health_checks", "13 history_indexes_pruning", "14 drain_quiet", "15 rolled_by"])
     }
 
     @Test func eachMigrationAppliesOnTopOfThePreviousVersionKeepingData() throws {
@@ -122,7 +122,7 @@ import Glibc
         #expect {
             try Migrator(directory: migrationsDirectory).migrate(connection)
         } throws: { error in
-            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 14")
+            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 15")
         }
         #expect(throws: MigrationError.self) { _ = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory)) }
     }
