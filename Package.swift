@@ -48,24 +48,27 @@ let package = Package(
             .product(name: "Crypto", package: "swift-crypto"),
         ]),
         // SQLite: connection, statements, migrator, the store.
-        .target(name: "SQLiteStore", dependencies: ["CSQLite", "Rollout"]),
+        // The store over SQL, written once for both engines: the queue, the run's journal,
+        // leases and fencing, history, events and deliveries, locks, retention.
+        .target(name: "SQLStore", dependencies: ["Rollout"]),
+        .target(name: "SQLiteStore", dependencies: ["CSQLite", "Rollout", "SQLStore"]),
         // PostgreSQL over libpq: connection, migrator, the store (several replicas share it).
         .target(name: "PostgresStore", dependencies: ["CLibPQ", "Rollout"]),
         // Composition: config, API routes, hook runner, app wiring.
         .target(name: "Rollgate", dependencies: [
-            "MicroHTTP", "SQLiteStore", "PostgresStore", "Rollout", "CSpawn", "ELB", "Outbound", "YAML",
+            "MicroHTTP", "SQLiteStore", "SQLStore", "PostgresStore", "Rollout", "CSpawn", "ELB", "Outbound", "YAML",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "rollgate", dependencies: [
-            "Rollgate", "MicroHTTP", "Outbound", "CSpawn", "PostgresStore", "SQLiteStore",
+            "Rollgate", "MicroHTTP", "Outbound", "CSpawn", "PostgresStore", "SQLiteStore", "SQLStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
 
         // bench/roll-time.sh: the roll on the traffic model in real time (not shipped).
-        .executableTarget(name: "roll-bench", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore", "Outbound",
+        .executableTarget(name: "roll-bench", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore", "SQLStore", "Outbound",
                                                             .product(name: "Logging", package: "swift-log")]),
 
         // The tests' raw HTTP client (malformed requests included).
@@ -75,17 +78,17 @@ let package = Package(
         // A real PostgreSQL for the tests (initdb, a free loopback port, stopped by PID).
         .target(name: "PostgresTesting", dependencies: ["PostgresStore"]),
 
-        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore", "ELB",
+        .testTarget(name: "RolloutTests", dependencies: ["Rollout", "RolloutTesting", "SQLiteStore", "SQLStore", "ELB",
                                                         .product(name: "MetricsTestKit", package: "swift-metrics")]),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "RolloutTesting"]),
-        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "PostgresTesting", "Rollout", "SQLiteStore"]),
-        .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "Rollout", "RolloutTesting",
+        .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "PostgresTesting", "Rollout", "SQLiteStore", "SQLStore"]),
+        .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "SQLStore", "Rollout", "RolloutTesting",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "HTTPTesting", "CMicroHTTPDErrors"]),
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP", "HTTPTesting",
                                                     .product(name: "MetricsTestKit", package: "swift-metrics")],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting",
+        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "SQLStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting",
                                                         "PostgresStore", "PostgresTesting"],
                     exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Support/webhook_sink.py", "Support/browser.py", "Fixtures"]),
     ],

@@ -1,6 +1,7 @@
 import MicroHTTP
 import Rollout
 import SQLiteStore
+import SQLStore
 import Synchronization
 
 /// `POST /api/v1/deploys` and what every way of starting a deploy shares.

@@ -1,6 +1,7 @@
 import MicroHTTP
 import Rollout
 import SQLiteStore
+import SQLStore
 
 /// What monitoring reads: liveness with the database's state, Prometheus metrics, and what
 /// became of each notification.

@@ -1,6 +1,7 @@
 import MicroHTTP
 import Rollout
 import SQLiteStore
+import SQLStore
 
 /// `GET /api/v1/services/{name}/plan`: how long the next roll of a service will take, what
 /// bounds it and what would make it faster (`RollForecast`), from the target group's own

@@ -1,6 +1,7 @@
 import MicroHTTP
 import Rollout
 import SQLiteStore
+import SQLStore
 
 /// `POST /api/v1/hooks/slack`: the `/deploy` slash command. Slack's v0 signature and a
 /// 5-minute window are checked first; every answer after that is a 200 whose text Slack

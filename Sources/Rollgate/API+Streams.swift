@@ -1,6 +1,7 @@
 import MicroHTTP
 import Rollout
 import SQLiteStore
+import SQLStore
 import Synchronization
 
 /// How many live streams are open (for /metrics).

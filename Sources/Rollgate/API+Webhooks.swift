@@ -2,6 +2,7 @@ import Crypto
 import MicroHTTP
 import Rollout
 import SQLiteStore
+import SQLStore
 
 /// Deploys from outside: GitHub, GitLab, any CI through a Standard Webhooks signature, and
 /// Slack's slash command. An endpoint without its configured secret answers 404 (never

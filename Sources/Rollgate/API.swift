@@ -2,6 +2,7 @@ import Logging
 import MicroHTTP
 import Rollout
 import SQLiteStore
+import SQLStore
 
 /// The HTTP API under /api/v1, the health check and the status page.
 /// A class, not a struct: every route's closure holds one reference to it, rather than a copy

@@ -4,6 +4,7 @@ import MicroHTTP
 import Outbound
 import Rollout
 import SQLiteStore
+import SQLStore
 
 /// Where rollgate finds its migrations and status page when not told: beside the binary's
 /// source checkout (`.build/debug/rollgate` -> repo), or the working directory.

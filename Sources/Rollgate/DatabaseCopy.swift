@@ -1,6 +1,7 @@
 import PostgresStore
 import Rollout
 import SQLiteStore
+import SQLStore
 
 /// `rollgate copy-database`: a SQLite history into an empty PostgreSQL database, from one
 /// machine to several. Every table, every row with its ids and sequence numbers (log cursors,
@@ -119,7 +120,7 @@ public struct DatabaseCopy {
             try target.execute("INSERT INTO \(table) (\(list)) VALUES " + placeholders.joined(separator: ", "), batch)
             batch.removeAll(keepingCapacity: true)
         }
-        try source.prepare("SELECT \(list) FROM \(table)" + (ordered ? " ORDER BY rowid" : "")).forEachRow { row in
+        try source.statement("SELECT \(list) FROM \(table)" + (ordered ? " ORDER BY rowid" : "")).forEachRow { row in
             for column in 0..<columns.count {
                 switch row.value(Int32(column)) {
                 case .null: batch.append(.null)

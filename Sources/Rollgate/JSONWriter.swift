@@ -1,6 +1,7 @@
 import MicroHTTP
 import Rollout
 import SQLiteStore
+import SQLStore
 
 /// Writes JSON straight into bytes, keys in the order written, commas handled: what the API
 /// answers with. (Building a `JSONValue` tree first cost a third of a run read; appending to

@@ -1,6 +1,7 @@
 import Outbound
 import Rollout
 import SQLiteStore
+import SQLStore
 
 /// Each configured service's plan and load balancer, built once at start.
 public struct ServiceDirectory: Sendable {

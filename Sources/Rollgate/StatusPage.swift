@@ -1,6 +1,7 @@
 import MicroHTTP
 import Rollout
 import SQLiteStore
+import SQLStore
 
 /// `GET /`: `public/index.html` with the current state rendered into it, so `curl` prints
 /// readable state without JavaScript; in a browser, `status.js` keeps it up to date.

@@ -1,4 +1,5 @@
 import CSQLite
+import SQLStore
 import Synchronization
 
 /// A failed SQLite call: result code, SQLite's message and the SQL that failed.
@@ -16,29 +17,11 @@ public struct SQLiteError: Error, CustomStringConvertible {
 }
 
 
-public enum SQLValue: Sendable, Equatable {
-    case null
-    case integer(Int64)
-    case text(String)
-}
-
-/// SQL every connection prepares once and finds again by number rather than by hashing its
-/// text (the hot reads' SQL is hundreds of bytes). Declare each as a `static let`: every
-/// `Query` made takes a slot for the life of the process.
-public struct Query: Sendable {
-    public let sql: String
-    let slot: Int
-    private static let slots = Atomic<Int>(0)
-
-    public init(_ sql: String) {
-        self.sql = sql
-        slot = Query.slots.wrappingAdd(1, ordering: .relaxed).oldValue
-    }
-}
-
 /// One SQLite connection. The handle has one owner and is closed in `deinit`; callers
 /// serialize access (the store holds each connection behind a lock).
-public final class Connection {
+public final class Connection: SQLSession {
+    public var dialect: SQLDialect { .sqlite }
+
     let handle: OpaquePointer
     private var statements: [String: Statement] = [:]
     private var queries: [Statement?] = []
@@ -78,8 +61,11 @@ public final class Connection {
         }
     }
 
+    public func prepare(_ sql: String) throws -> any SQLStatement { try statement(sql) }
+    public func prepare(_ query: Query) throws -> any SQLStatement { try statement(query) }
+
     /// A prepared statement, cached by its SQL text and reset for reuse.
-    public func prepare(_ sql: String) throws -> Statement {
+    public func statement(_ sql: String) throws -> Statement {
         if let cached = statements[sql] {
             cached.reset()
             return cached
@@ -90,7 +76,7 @@ public final class Connection {
     }
 
     /// A `Query`'s statement, prepared on first use, reset for reuse.
-    public func prepare(_ query: Query) throws -> Statement {
+    public func statement(_ query: Query) throws -> Statement {
         if query.slot < queries.count, let cached = queries[query.slot] {
             cached.reset()
             return cached
@@ -161,7 +147,7 @@ public final class Connection {
     }
 }
 
-public final class Statement {
+public final class Statement: SQLStatement {
     let handle: OpaquePointer
     let sql: String
     unowned let connection: Connection
@@ -225,7 +211,7 @@ public final class Statement {
     }
 
     /// Every row, mapped.
-    public func rows<T>(_ values: [SQLValue] = [], _ map: (Row) throws -> T) throws -> [T] {
+    public func rows<T>(_ values: [SQLValue], _ map: (any SQLRow) throws -> T) throws -> [T] {
         try bind(values)
         var result: [T] = []
         while try step() { result.append(try map(Row(statement: self))) }
@@ -235,7 +221,7 @@ public final class Statement {
 }
 
 /// The current row of a statement; valid only inside `rows`' closure.
-public struct Row {
+public struct Row: SQLRow {
     let statement: Statement
 
     public func int(_ column: Int32) -> Int64 { sqlite3_column_int64(statement.handle, column) }

@@ -1,4 +1,5 @@
 import Rollout
+import SQLStore
 import Synchronization
 
 /// A connection behind its own lock.
@@ -20,38 +21,32 @@ final class GuardedConnection: @unchecked Sendable {
 }
 
 /// The SQLite database: WAL, one writer connection, a few reader connections.
-public final class Store: Sendable {
+public final class SQLiteEngine: StoreEngine {
     public let path: String
     let writer: GuardedConnection
     let readers: [GuardedConnection]
     private let nextReader = Atomic<Int>(0)
-    /// Counts runs as they end (every end goes through the store).
-    let metrics: RollMetrics
     /// The writes in hand and since when.
     let pending = PendingWrites()
     /// The clock lease expiries are computed and compared on: one clock for every process
     /// on this database (SQLite's file lives on one host).
     let leaseClock: any RolloutClock
-    /// This process's name (`--name`), written on each run it claims or takes over
-    /// (`rolled_by`); empty: the lease owner's host name.
-    public let replica: String
+
+    public var dialect: SQLDialect { .sqlite }
 
     /// Opens (creating if needed) and migrates the database. A database that cannot be
     /// written is refused here, before anything is started.
-    public init(path: String, migrator: Migrator, readers: Int = 4, now: Date = Date(), metrics: RollMetrics = RollMetrics(),
-                leaseClock: any RolloutClock = SystemClock(), replica: String = "") throws {
+    public init(path: String, migrator: Migrator, readers: Int = 4, now: Date = Date(), leaseClock: any RolloutClock = SystemClock()) throws {
         self.path = path
-        self.replica = replica
-        self.metrics = metrics
         self.leaseClock = leaseClock
         let writeConnection: Connection
         do {
             // Writes that fail are retried with backoff by their callers: waiting for a lock
             // here only holds a thread, so the wait is short.
             writeConnection = try Connection(path: path, busyTimeout: .seconds(1))
-            try Store.configureWriter(writeConnection)
+            try SQLiteEngine.configureWriter(writeConnection)
         } catch {
-            throw Store.explainUnwritable(error, path: path)
+            throw SQLiteEngine.explainUnwritable(error, path: path)
         }
         try migrator.migrate(writeConnection, now: now)
         writer = GuardedConnection(writeConnection)
@@ -74,7 +69,6 @@ public final class Store: Sendable {
         try connection.execute("PRAGMA foreign_keys = ON")
     }
 
-    /// A state change: committed with `synchronous = FULL`, so it survives power loss.
     /// A write refused because the file cannot be written (read-only, full, no permission),
     /// said so that an operator at start-up knows what to fix; other errors pass unchanged.
     public static func explainUnwritable(_ error: Error, path: String) -> Error {
@@ -84,7 +78,8 @@ public final class Store: Sendable {
             + "fix it and start again", sql: nil)
     }
 
-    func write<T>(_ body: (Connection) throws -> T) throws -> T {
+    /// A state change: committed with `synchronous = FULL`, so it survives power loss.
+    public func write<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         try pending.timed {
             try writer.with { connection in
                 try connection.setSynchronous(full: true)
@@ -94,7 +89,7 @@ public final class Store: Sendable {
     }
 
     /// Log lines: `synchronous = NORMAL` (a crash of the process loses none).
-    func writeLog<T>(_ body: (Connection) throws -> T) throws -> T {
+    public func writeLog<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         try pending.timed {
             try writer.with { connection in
                 try connection.setSynchronous(full: false)
@@ -103,16 +98,16 @@ public final class Store: Sendable {
         }
     }
 
-    /// How long the oldest write in hand has waited (for the write lock, then for its
-    /// commit); nil when none is. `/healthz` says `degraded` past a few seconds.
     public var longestWriteWait: Duration? { pending.longest }
+
+    public func leaseNow(_ db: any SQLSession) throws -> Date { leaseClock.now }
 
     /// Checkpoints the write-ahead log into the database file (clean shutdown, backups).
     public func checkpoint() throws {
         try writer.with { try $0.checkpoint() }
     }
 
-    func read<T>(_ body: (Connection) throws -> T) throws -> T {
+    public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         let start = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue
         for offset in 0..<readers.count {
             if let result = try readers[(start + offset) % readers.count].tryWith(body) { return result }
@@ -121,27 +116,31 @@ public final class Store: Sendable {
     }
 }
 
-extension RawRepresentable where RawValue == String {
-    /// The value as an SQL string literal, for a state a statement names: written from the
-    /// enum, never typed again, and kept a literal so SQLite can match partial indexes by it.
-    var sql: String { "'\(rawValue)'" }
-}
+extension Store {
+    /// A store on a SQLite file: opened (created if needed) and migrated.
+    public convenience init(path: String, migrator: Migrator, readers: Int = 4, now: Date = Date(), metrics: RollMetrics = RollMetrics(),
+                            leaseClock: any RolloutClock = SystemClock(), replica: String = "") throws {
+        self.init(engine: try SQLiteEngine(path: path, migrator: migrator, readers: readers, now: now, leaseClock: leaseClock),
+                  metrics: metrics, replica: replica)
+    }
 
-/// The writes in hand, each from when it asked for the writer (monotonic time).
-final class PendingWrites: Sendable {
-    private let started = Mutex<(next: UInt64, at: [UInt64: ContinuousClock.Instant])>((0, [:]))
+    /// The SQLite engine behind the store, if that is what it is (upkeep that only a file has).
+    public var sqlite: SQLiteEngine? { engine as? SQLiteEngine }
 
-    func timed<T>(_ body: () throws -> T) rethrows -> T {
-        let ticket = started.withLock { state in
-            state.next += 1
-            state.at[state.next] = .now
-            return state.next
+    /// SQLite's writer connection, for upkeep only a file has (pages, VACUUM).
+    var writer: GuardedConnection {
+        get throws {
+            guard let sqlite else { throw SQLiteError(code: 21, message: "the store is not on SQLite", sql: nil) }
+            return sqlite.writer
         }
-        defer { started.withLock { _ = $0.at.removeValue(forKey: ticket) } }
-        return try body()
     }
 
-    var longest: Duration? {
-        started.withLock { state in state.at.values.min().map { ContinuousClock.now - $0 } }
-    }
+    /// The file, for a store on SQLite.
+    public var path: String? { sqlite?.path }
+
+    /// Checkpoints SQLite's write-ahead log into the file; nothing on other engines.
+    public func checkpoint() throws { try sqlite?.checkpoint() }
+
+    public static func configureWriter(_ connection: Connection) throws { try SQLiteEngine.configureWriter(connection) }
+    public static func explainUnwritable(_ error: Error, path: String) -> Error { SQLiteEngine.explainUnwritable(error, path: path) }
 }

@@ -8,6 +8,7 @@ import Logging
 import Rollout
 import RolloutTesting
 import SQLiteStore
+import SQLStore
 
 if CommandLine.arguments.dropFirst().first == "outbound" {
     try await outboundBench(Array(CommandLine.arguments.dropFirst(2)))

@@ -7,6 +7,7 @@ import Rollgate
 import Rollout
 import PostgresStore
 import SQLiteStore
+import SQLStore
 #if canImport(Glibc)
 import Glibc
 #endif

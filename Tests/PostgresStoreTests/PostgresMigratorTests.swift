@@ -4,6 +4,7 @@ import PostgresStore
 import PostgresTesting
 import Rollout
 import SQLiteStore
+@testable import SQLStore
 
 let repositoryRoot: String = {
     var path = #filePath

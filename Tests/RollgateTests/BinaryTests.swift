@@ -4,6 +4,7 @@ import MicroHTTP
 import HTTPTesting
 import Rollgate
 import SQLiteStore
+@testable import SQLStore
 
 /// The built `rollgate` executable, run as a user would.
 let rollgateBinary = repositoryRoot + "/.build/debug/rollgate"

@@ -6,6 +6,7 @@ import PostgresTesting
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 
 /// `rollgate copy-database`: a SQLite history, made through the store's own writes, lands in
 /// an empty PostgreSQL database row for row (ids and sequence numbers kept, counters moved

@@ -4,6 +4,7 @@ import MicroHTTP
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 
 /// Locks, left-out targets, restore and forget through the router, on a manual clock; the
 /// dispatcher is not started, so runs stay queued unless a test rolls them.

@@ -4,6 +4,7 @@ import ELB
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 
 /// The same contract checked against every `LoadBalancer`: the simulated one and the ELBv2
 /// client against moto_server. What the roll relies on must hold for both.

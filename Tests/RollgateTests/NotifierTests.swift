@@ -8,6 +8,7 @@ import HTTPTesting
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 
 /// Answers notifications as a test says (failing for some URLs), recording each request.
 final class ScriptedOutbound: OutboundHTTP {

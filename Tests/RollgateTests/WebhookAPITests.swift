@@ -6,6 +6,7 @@ import HTTPTesting
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 
 /// The webhook endpoints through the router, with GitHub's real payloads (octokit/webhooks)
 /// signed as each provider signs; the dispatcher is not started, so runs stay queued.

@@ -2,6 +2,7 @@ import Testing
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 
 @Suite struct DispatcherTests {
     let clock: ManualClock

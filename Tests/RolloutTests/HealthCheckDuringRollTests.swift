@@ -3,6 +3,7 @@ import Testing
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 import Synchronization
 
 /// A fake group whose health check can be read and changed (ModifyTargetGroup), every change

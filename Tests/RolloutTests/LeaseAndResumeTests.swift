@@ -2,6 +2,7 @@ import Testing
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 import Synchronization
 
 /// A holder's local view of its lease, and resumes that keep every promise: an interrupted

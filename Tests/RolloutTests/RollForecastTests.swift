@@ -2,6 +2,7 @@ import Foundation
 import Testing
 import Rollout
 import SQLiteStore
+@testable import SQLStore
 
 /// `rollgate plan`'s arithmetic against cases worked out by hand.
 @Suite struct RollForecastTests {

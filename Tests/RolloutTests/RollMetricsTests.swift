@@ -4,6 +4,7 @@ import Testing
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 
 /// What the roll counts as it happens, on the injected clock: the same figures an operator's
 /// dashboard shows, measured from the roll's own steps.

@@ -3,6 +3,7 @@ import Testing
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 import Synchronization
 
 @Suite struct RollTests {

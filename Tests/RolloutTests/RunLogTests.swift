@@ -3,6 +3,7 @@ import Testing
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 import Synchronization
 
 /// The run's log batches lines into transactions. What must hold with several hooks printing

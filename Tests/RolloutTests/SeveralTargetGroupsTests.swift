@@ -3,6 +3,7 @@ import Testing
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 import Synchronization
 
 /// A fake group with a name and a timing, for `TargetGroups`.

@@ -2,6 +2,7 @@ import Testing
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 import Synchronization
 
 @Suite struct SimulatedLoadBalancerTests {

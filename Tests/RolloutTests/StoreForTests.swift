@@ -4,6 +4,7 @@ import Glibc
 import Rollout
 import RolloutTesting
 @testable import SQLiteStore
+@testable import SQLStore
 import Synchronization
 
 /// The roll's tests run on the real store: SQLite in a file of its own, with every migration,

@@ -2,6 +2,7 @@ import Testing
 import Rollout
 import RolloutTesting
 import SQLiteStore
+@testable import SQLStore
 
 /// Rolls on the traffic model (users sending a steady stream of requests through a modelled
 /// ALB): zero requests may reach a down app, and never more than the allowed targets out.

@@ -3,6 +3,7 @@ import Logging
 import Rollout
 import RolloutTesting
 @testable import SQLiteStore
+@testable import SQLStore
 
 /// Batches rolled against the real store (the memory fake once let them pass while SQLite
 /// ran them one at a time): `max_unavailable` targets are out at once at some moment, never

@@ -3,6 +3,7 @@ import Logging
 import Rollout
 import RolloutTesting
 @testable import SQLiteStore
+@testable import SQLStore
 
 /// A process that lost a run can write nothing into it: every run-scoped write of a roll goes
 /// through `FencedJournal`, which checks the lease in the write's own transaction.

@@ -3,6 +3,7 @@ import Testing
 import Rollout
 import RolloutTesting
 @testable import SQLiteStore
+@testable import SQLStore
 
 /// Years of history: every lookup by service goes through an index (asserted on SQLite's own
 /// query plans, so a query that would read the whole history fails here, not in production),

@@ -4,6 +4,7 @@ import Foundation
 import Rollout
 import RolloutTesting
 @testable import SQLiteStore
+@testable import SQLStore
 
 /// Leases, fencing, the fleet's records, locks and retention in SQLite, on explicit times.
 @Suite struct LeaseStoreTests {

@@ -3,6 +3,7 @@ import Logging
 import Rollout
 import RolloutTesting
 @testable import SQLiteStore
+@testable import SQLStore
 
 /// Resuming keeps the roll's promises, on the real store.
 @Suite struct ResumeOnStoreTests {

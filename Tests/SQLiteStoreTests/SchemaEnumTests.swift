@@ -3,6 +3,7 @@ import Testing
 import Rollout
 import RolloutTesting
 @testable import SQLiteStore
+@testable import SQLStore
 
 /// Every state column's CHECK, as the migrations leave it, names exactly the Swift enum's
 /// cases: a case added in Swift without a migration (or a value the schema allows that

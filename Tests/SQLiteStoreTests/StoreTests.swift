@@ -2,6 +2,7 @@ import Testing
 import Rollout
 import RolloutTesting
 @testable import SQLiteStore
+@testable import SQLStore
 
 /// A database file in a fresh temporary directory, removed afterwards.
 final class TempDatabase {

@@ -2,6 +2,7 @@ import Logging
 import Outbound
 import Rollout
 import SQLiteStore
+import SQLStore
 
 /// Tells people about runs, from the durable event log: a run's events go to its service's
 /// Slack incoming webhook, signed webhook and (for runs GitHub started) GitHub deployment

@@ -53,7 +53,7 @@ public struct DeliveryRecord: Sendable, Equatable {
 /// and a delivery row per event it is to receive, sent oldest first.
 extension Store {
     /// Written inside the transaction that makes the change.
-    static func recordEvent(_ db: Connection, run: RunID?, service: String, _ event: RunEventKind, target: String? = nil,
+    static func recordEvent(_ db: any SQLSession, run: RunID?, service: String, _ event: RunEventKind, target: String? = nil,
                             phase: Phase? = nil, detail: String? = nil, at now: Date) throws {
         try db.prepare("INSERT INTO run_events (run_id, service, event, target_id, phase, detail, at) VALUES (?, ?, ?, ?, ?, ?, ?)")
             .run([run.map(SQLValue.integer) ?? .null, .text(service), .text(event.rawValue), target.map(SQLValue.text) ?? .null,
@@ -189,7 +189,7 @@ extension Store {
         }
     }
 
-    static func decodeEvent(_ row: Row) -> RunEventRecord {
+    static func decodeEvent(_ row: any SQLRow) -> RunEventRecord {
         RunEventRecord(seq: row.int(0), runID: row.optionalInt(1) ?? 0, service: row.text(2),
                        event: RunEventKind(rawValue: row.text(3)) ?? .queued, targetID: row.optionalText(4),
                        phase: row.optionalText(7).flatMap(Phase.init(rawValue:)), detail: row.optionalText(5),

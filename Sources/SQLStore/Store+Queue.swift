@@ -4,7 +4,7 @@ import Rollout
 extension Store: RunQueue {
     public func claimNext(owner: LeaseOwner, lease: Duration, at now: Date) throws -> Run? {
         try write { db in
-            let until = leaseClock.now.adding(lease)
+            let until = try engine.leaseNow(db).adding(lease)
             guard let run = try db.prepare("""
                 SELECT \(Store.runColumns) FROM runs
                 WHERE status = \(RunStatus.queued.sql)
@@ -33,7 +33,7 @@ extension Store: RunQueue {
     public func takeOver(owner: LeaseOwner, lease: Duration, excluding: Set<RunID>,
                          isGone: (LeaseOwner) -> Bool) throws -> [Run] {
         try write { db in
-            let now = leaseClock.now, until = now.adding(lease)
+            let now = try engine.leaseNow(db), until = now.adding(lease)
             let candidates = try db.prepare("""
                 SELECT \(Store.runColumns), lease_owner, lease_expires_at, lease_epoch FROM runs WHERE status = ? ORDER BY id
                 """).rows([.text(RunStatus.running.rawValue)]) { row in
@@ -68,7 +68,7 @@ extension Store: RunQueue {
     func replica(of owner: LeaseOwner) -> String { replica.isEmpty ? owner.host : replica }
 
     public func renewLease(run: RunID, lease: RunLease, for duration: Duration) throws {
-        try write { db in try Store.fence(db, run: run, lease: lease, until: leaseClock.now.adding(duration)) }
+        try write { db in try Store.fence(db, run: run, lease: lease, until: try engine.leaseNow(db).adding(duration)) }
     }
 
     public func releaseLease(run: RunID, lease: RunLease) throws {
@@ -80,7 +80,7 @@ extension Store: RunQueue {
 
     /// Throws `LeaseLost` unless the running run is still held under `lease` (its owner and
     /// its epoch); extends the lease when given `until`. Called inside the write it guards.
-    static func fence(_ db: Connection, run: RunID, lease: RunLease, until: Date? = nil) throws {
+    static func fence(_ db: any SQLSession, run: RunID, lease: RunLease, until: Date? = nil) throws {
         if let until {
             try db.prepare("UPDATE runs SET lease_expires_at = ? WHERE id = ? AND lease_owner = ? AND lease_epoch = ? AND status = ?")
                 .run([.integer(until.milliseconds), .integer(run), .text(lease.owner.text), .integer(lease.epoch),
@@ -143,13 +143,12 @@ extension Store: RunQueue {
         try write { db in try Store.beginStep(db, run: run, target: target, phase: phase, at: now) }
     }
 
-    static func beginStep(_ db: Connection, run: RunID, target: Target, phase: Phase, at now: Date) throws -> StepID {
-        try db.prepare("""
+    static func beginStep(_ db: any SQLSession, run: RunID, target: Target, phase: Phase, at now: Date) throws -> StepID {
+        let step = try db.prepare("""
             INSERT INTO steps (run_id, target_id, target_port, phase, status, started_at)
-            VALUES (?, ?, ?, ?, ?, ?)
-            """).run([.integer(run), .text(target.id), .integer(Int64(target.port)), .text(phase.rawValue),
-                      .text(StepStatus.running.rawValue), .integer(now.milliseconds)])
-        let step = db.lastInsertRowID
+            VALUES (?, ?, ?, ?, ?, ?) RETURNING id
+            """).rows([.integer(run), .text(target.id), .integer(Int64(target.port)), .text(phase.rawValue),
+                       .text(StepStatus.running.rawValue), .integer(now.milliseconds)]) { $0.int(0) }[0]
         try Store.recordStepEvent(db, step: step, .stepStarted, error: nil, at: now)
         return step
     }
@@ -158,7 +157,7 @@ extension Store: RunQueue {
         try write { db in try Store.endStep(db, step, event, error: error, at: now) }
     }
 
-    static func endStep(_ db: Connection, _ step: StepID, _ event: StepEvent, error: String?, at now: Date) throws {
+    static func endStep(_ db: any SQLSession, _ step: StepID, _ event: StepEvent, error: String?, at now: Date) throws {
         guard let current = try db.prepare("SELECT status FROM steps WHERE id = ?")
             .rows([.integer(step)], { StepStatus(rawValue: $0.text(0)) }).first, let current else { return }
         let status = try current.applying(event)
@@ -173,18 +172,18 @@ extension Store: RunQueue {
         try write { db in try Store.noteQuiet(db, step, quiet: quiet) }
     }
 
-    static func noteQuiet(_ db: Connection, _ step: StepID, quiet: Duration) throws {
+    static func noteQuiet(_ db: any SQLSession, _ step: StepID, quiet: Duration) throws {
         try db.prepare("UPDATE steps SET quiet_ms = ? WHERE id = ? AND phase = 'drain'")
             .run([.integer(Int64(max(0, (quiet.seconds * 1000).rounded()))), .integer(step)])
     }
 
     /// The run a step belongs to (for fencing writes that name only the step).
-    static func run(ofStep step: StepID, _ db: Connection) throws -> RunID? {
+    static func run(ofStep step: StepID, _ db: any SQLSession) throws -> RunID? {
         try db.prepare("SELECT run_id FROM steps WHERE id = ?").rows([.integer(step)]) { $0.int(0) }.first
     }
 
     /// A step's change on the events stream, in the same transaction as the change.
-    static func recordStepEvent(_ db: Connection, step: StepID, _ kind: RunEventKind, error: String?, at now: Date) throws {
+    static func recordStepEvent(_ db: any SQLSession, step: StepID, _ kind: RunEventKind, error: String?, at now: Date) throws {
         try db.prepare("""
             INSERT INTO run_events (run_id, service, event, target_id, phase, detail, at)
             SELECT s.run_id, r.service, ?, s.target_id, s.phase, ?, ? FROM steps s JOIN runs r ON r.id = s.run_id WHERE s.id = ?
@@ -195,7 +194,7 @@ extension Store: RunQueue {
         try write { db in try Store.recordHookProcess(db, process, step: step) }
     }
 
-    static func recordHookProcess(_ db: Connection, _ process: HookProcess, step: StepID) throws {
+    static func recordHookProcess(_ db: any SQLSession, _ process: HookProcess, step: StepID) throws {
         try db.prepare("UPDATE steps SET hook_process_group = ? WHERE id = ?").run([.integer(Int64(process.group)), .integer(step)])
     }
 
@@ -209,7 +208,7 @@ extension Store: RunQueue {
         try writeLog { db in try Store.log(db, run: run, lines) }
     }
 
-    static func log(_ db: Connection, run: RunID, _ lines: [LogEntry]) throws {
+    static func log(_ db: any SQLSession, run: RunID, _ lines: [LogEntry]) throws {
         let insert = try db.prepare(Store.insertLogSQL)   // once for the batch
         for line in lines {
             try insert.run([.integer(run), .integer(line.at.milliseconds), .text(line.stream.rawValue),
@@ -248,7 +247,7 @@ extension Store: RunQueue {
 
     /// The rollback's version, its cause and the step it began after; every target the run
     /// touched then owes it. Ending a rollback that could not finish (`to` nil) keeps the rest.
-    static func recordRollback(_ db: Connection, run: RunID, to version: String?, cause: String?) throws {
+    static func recordRollback(_ db: any SQLSession, run: RunID, to version: String?, cause: String?) throws {
         guard let version else {
             try db.prepare("UPDATE runs SET rollback_to = NULL WHERE id = ?").run([.integer(run)])
             return
@@ -266,7 +265,7 @@ extension Store: RunQueue {
         try write { db in try Store.recordBake(db, run: run, elapsed: elapsed) }
     }
 
-    static func recordBake(_ db: Connection, run: RunID, elapsed: Duration) throws {
+    static func recordBake(_ db: any SQLSession, run: RunID, elapsed: Duration) throws {
         try db.prepare("UPDATE runs SET bake_elapsed_ms = ? WHERE id = ?")
             .run([.integer(max(0, Int64((elapsed.seconds * 1000).rounded()))), .integer(run)])
     }

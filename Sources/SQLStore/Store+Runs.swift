@@ -53,15 +53,15 @@ extension Store {
                 try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?")
                     .run([.text(status.rawValue), .integer(now.milliseconds), .null, .integer(id)])
             }
-            try db.prepare("""
+            let values: [SQLValue] = [.text(service), .text(version), reason.map(SQLValue.text) ?? .null,
+                                      .text(requestedBy), .integer(now.milliseconds), idempotencyKey.map(SQLValue.text) ?? .null,
+                                      .text(kind.name), restoreTarget.map { .text($0.id) } ?? .null,
+                                      restoreTarget.map { .integer(Int64($0.port)) } ?? .null, .integer(waitForLock ? 1 : 0)]
+            let id = try db.prepare("""
                 INSERT INTO runs (service, version, reason, requested_by, status, created_at, idempotency_key,
                                   kind, restore_target_id, restore_target_port, wait_for_lock)
-                VALUES (?, ?, ?, ?, \(RunStatus.queued.sql), ?, ?, ?, ?, ?, ?)
-                """).run([.text(service), .text(version), reason.map(SQLValue.text) ?? .null,
-                          .text(requestedBy), .integer(now.milliseconds), idempotencyKey.map(SQLValue.text) ?? .null,
-                          .text(kind.name), restoreTarget.map { .text($0.id) } ?? .null,
-                          restoreTarget.map { .integer(Int64($0.port)) } ?? .null, .integer(waitForLock ? 1 : 0)])
-            let id = db.lastInsertRowID
+                VALUES (?, ?, ?, ?, \(RunStatus.queued.sql), ?, ?, ?, ?, ?, ?) RETURNING id
+                """).rows(values) { $0.int(0) }[0]
             try Store.recordEvent(db, run: id, service: service, .queued, detail: reason, at: now)
             for old in superseded {
                 try Store.insertLog(db, run: old, stream: .system, target: nil, phase: nil,
@@ -212,7 +212,7 @@ extension Store {
         }
     }
 
-    static func decodeRun(_ row: Row) -> Run {
+    static func decodeRun(_ row: any SQLRow) -> Run {
         var run = Run(id: row.int(0), service: row.text(1), version: row.text(2), reason: row.optionalText(3),
             requestedBy: row.text(4), status: row.value(5) ?? RunStatus.failed,
             createdAt: Date(milliseconds: row.int(6)), startedAt: row.optionalInt(7).map(Date.init(milliseconds:)),
@@ -232,14 +232,14 @@ extension Store {
         return run
     }
 
-    static func decodeStep(_ row: Row) -> Step {
+    static func decodeStep(_ row: any SQLRow) -> Step {
         Step(id: row.int(0), runID: row.int(1), targetID: row.text(2), targetPort: Int(row.int(3)),
              phase: row.value(4) ?? Phase.deploy, status: row.value(5) ?? StepStatus.failed,
              startedAt: Date(milliseconds: row.int(6)), finishedAt: row.optionalInt(7).map(Date.init(milliseconds:)),
              error: row.optionalText(8), hookProcess: row.optionalInt(9).map { HookProcess(group: Int32($0)) })
     }
 
-    static func withSteps(_ run: Run, _ db: Connection) throws -> Run {
+    static func withSteps(_ run: Run, _ db: any SQLSession) throws -> Run {
         var run = run
         run.steps = try db.prepare(stepsOfRun).rows([.integer(run.id)], decodeStep)
         return run
@@ -247,7 +247,7 @@ extension Store {
 
     static let insertLogSQL = "INSERT INTO log_lines (run_id, at, stream, target_id, phase, text) VALUES (?, ?, ?, ?, ?, ?)"
 
-    static func insertLog(_ db: Connection, run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?,
+    static func insertLog(_ db: any SQLSession, run: RunID, stream: LogLine.Stream, target: String?, phase: Phase?,
                           text: String, at now: Date) throws {
         try db.prepare(Store.insertLogSQL)
             .run([.integer(run), .integer(now.milliseconds), .text(stream.rawValue),

@@ -7,7 +7,7 @@ extension Store {
         try read { db in try Store.plan(db, run: run) }
     }
 
-    static func plan(_ db: Connection, run: RunID) throws -> [PlannedTarget] {
+    static func plan(_ db: any SQLSession, run: RunID) throws -> [PlannedTarget] {
         try db.prepare("SELECT target_id, target_port, progress, rollback FROM run_targets WHERE run_id = ? ORDER BY position")
             .rows([.integer(run)]) { row in
                 PlannedTarget(target: Target(id: row.text(0), port: Int(row.int(1))),
@@ -20,7 +20,7 @@ extension Store {
         try write { db in try Store.freezePlan(db, run: run, targets: targets) }
     }
 
-    static func freezePlan(_ db: Connection, run: RunID, targets: [Target]) throws -> [PlannedTarget] {
+    static func freezePlan(_ db: any SQLSession, run: RunID, targets: [Target]) throws -> [PlannedTarget] {
         let existing = try Store.plan(db, run: run)
         if !existing.isEmpty { return existing }
         for (position, target) in targets.enumerated() {
@@ -61,7 +61,7 @@ extension Store {
         try write { db in try Store.noteLeftOut(db, service: service, target: target, run: run, phase: phase, reason: reason, at: now) }
     }
 
-    static func noteLeftOut(_ db: Connection, service: String, target: Target, run: RunID, phase: Phase, reason: String, at now: Date) throws {
+    static func noteLeftOut(_ db: any SQLSession, service: String, target: Target, run: RunID, phase: Phase, reason: String, at now: Date) throws {
         try Store.upsertLeftOut(db, service: service, target: target, run: run, phase: phase, reason: reason,
                                 at: now, keepSince: true)
         try Store.recordEvent(db, run: run, service: service, .targetLeftOut, target: target.id, detail: reason, at: now)
@@ -103,7 +103,7 @@ extension Store {
         }
     }
 
-    static func leftOut(_ db: Connection, service: String) throws -> [LeftOutTarget] {
+    static func leftOut(_ db: any SQLSession, service: String) throws -> [LeftOutTarget] {
         try db.prepare("""
             SELECT target_id, target_port, run_id, phase, reason, since FROM left_out_targets
             WHERE service = ? ORDER BY since, target_id
@@ -114,12 +114,12 @@ extension Store {
             }
     }
 
-    private static func setProgress(_ db: Connection, run: RunID, target: Target, _ progress: TargetProgress) throws {
+    private static func setProgress(_ db: any SQLSession, run: RunID, target: Target, _ progress: TargetProgress) throws {
         try db.prepare("UPDATE run_targets SET progress = ? WHERE run_id = ? AND target_id = ? AND target_port = ?")
             .run([.text(progress.rawValue), .integer(run), .text(target.id), .integer(Int64(target.port))])
     }
 
-    private static func upsertLeftOut(_ db: Connection, service: String, target: Target, run: RunID, phase: Phase,
+    private static func upsertLeftOut(_ db: any SQLSession, service: String, target: Target, run: RunID, phase: Phase,
                                       reason: String, at now: Date, keepSince: Bool) throws {
         try db.prepare("""
             INSERT INTO left_out_targets (service, target_id, target_port, run_id, phase, reason, since)
@@ -162,7 +162,7 @@ extension Store {
         try read { db in try Store.lock(db, service: service) }.flatMap { $0.holds(at: now) ? $0 : nil }
     }
 
-    static func lock(_ db: Connection, service: String) throws -> ServiceLock? {
+    static func lock(_ db: any SQLSession, service: String) throws -> ServiceLock? {
         try db.prepare("SELECT reason, locked_by, created_at, expires_at FROM service_locks WHERE service = ?")
             .rows([.text(service)]) { row in
                 ServiceLock(service: service, reason: row.text(0), lockedBy: row.text(1), createdAt: Date(milliseconds: row.int(2)),
@@ -184,7 +184,7 @@ extension Store {
     /// that `isGone`).
     public func claimServer(owner: LeaseOwner, for duration: Duration, isGone: (LeaseOwner) -> Bool) throws -> ServerHolder? {
         try write { db in
-            let now = leaseClock.now, until = now.adding(duration)
+            let now = try engine.leaseNow(db), until = now.adding(duration)
             if let holder = try Store.serverHolder(db), holder.owner != owner,
                holder.expiresAt > now, !isGone(holder.owner) {
                 return holder
@@ -202,7 +202,7 @@ extension Store {
     public func renewServer(owner: LeaseOwner, for duration: Duration) throws -> Bool {
         try write { db in
             try db.prepare("UPDATE server_holder SET expires_at = ? WHERE id = 1 AND owner = ?")
-                .run([.integer(leaseClock.now.adding(duration).milliseconds), .text(owner.text)])
+                .run([.integer(try engine.leaseNow(db).adding(duration).milliseconds), .text(owner.text)])
             return db.changes == 1
         }
     }
@@ -211,7 +211,7 @@ extension Store {
         try write { db in try db.prepare("DELETE FROM server_holder WHERE id = 1 AND owner = ?").run([.text(owner.text)]) }
     }
 
-    static func serverHolder(_ db: Connection) throws -> ServerHolder? {
+    static func serverHolder(_ db: any SQLSession) throws -> ServerHolder? {
         try db.prepare("SELECT owner, started_at, expires_at FROM server_holder WHERE id = 1").rows([]) { row in
             LeaseOwner(row.text(0)).map {
                 ServerHolder(owner: $0, startedAt: Date(milliseconds: row.int(1)), expiresAt: Date(milliseconds: row.int(2)))
@@ -285,7 +285,7 @@ extension Store: HealthCheckLedger {
         try read { db in try Store.changedHealthChecks(db, service: nil, targetGroup: nil) }
     }
 
-    static func changedHealthChecks(_ db: Connection, service: String?, targetGroup: String?) throws -> [ChangedHealthCheck] {
+    static func changedHealthChecks(_ db: any SQLSession, service: String?, targetGroup: String?) throws -> [ChangedHealthCheck] {
         try db.prepare("""
             SELECT service, target_group, run_id, interval_ms, timeout_ms, healthy_threshold, changed_at FROM changed_health_checks
             WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR target_group = ?2) ORDER BY service, target_group

@@ -15,14 +15,14 @@ public struct FencedJournal: RunJournal {
         self.lease = lease
     }
 
-    private func fenced<T>(_ run: RunID, _ body: (Connection) throws -> T) throws -> T {
+    private func fenced<T>(_ run: RunID, _ body: (any SQLSession) throws -> T) throws -> T {
         try store.write { db in
             try Store.fence(db, run: run, lease: lease)
             return try body(db)
         }
     }
 
-    private func fencedStep<T>(_ step: StepID, _ body: (Connection) throws -> T) throws -> T {
+    private func fencedStep<T>(_ step: StepID, _ body: (any SQLSession) throws -> T) throws -> T {
         try store.write { db in
             guard let run = try Store.run(ofStep: step, db) else { throw LeaseLost(run: 0) }
             try Store.fence(db, run: run, lease: lease)
