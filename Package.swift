@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "SQLStore", dependencies: ["Rollout"]),
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "Rollout", "SQLStore"]),
         // PostgreSQL over libpq: connection, migrator, the store (several replicas share it).
-        .target(name: "PostgresStore", dependencies: ["CLibPQ", "Rollout"]),
+        .target(name: "PostgresStore", dependencies: ["CLibPQ", "Rollout", "SQLStore"]),
         // Composition: config, API routes, hook runner, app wiring.
         .target(name: "Rollgate", dependencies: [
             "MicroHTTP", "SQLiteStore", "SQLStore", "PostgresStore", "Rollout", "CSpawn", "ELB", "Outbound", "YAML",
@@ -82,7 +82,7 @@ let package = Package(
                                                         .product(name: "MetricsTestKit", package: "swift-metrics")]),
         .testTarget(name: "YAMLTests", dependencies: ["YAML", "RolloutTesting"]),
         .testTarget(name: "PostgresStoreTests", dependencies: ["PostgresStore", "PostgresTesting", "Rollout", "SQLiteStore", "SQLStore"]),
-        .testTarget(name: "SQLiteStoreTests", dependencies: ["SQLiteStore", "SQLStore", "Rollout", "RolloutTesting",
+        .testTarget(name: "StoreContractTests", dependencies: ["SQLiteStore", "SQLStore", "PostgresStore", "PostgresTesting", "Rollout", "RolloutTesting",
                                                             .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "MicroHTTPTests", dependencies: ["MicroHTTP", "HTTPTesting", "CMicroHTTPDErrors"]),
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP", "HTTPTesting",

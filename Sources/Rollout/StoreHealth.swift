@@ -41,6 +41,8 @@ public protocol StoreFault: Error {
     /// What a client may read of it: the engine's words for what went wrong, never the
     /// statement or its values (the server's log has those).
     var summary: String { get }
+    /// A UNIQUE index said no (another process got there first).
+    var isUniqueViolation: Bool { get }
 }
 
 /// A write the store refused for good: a bug, not a database outage. It stops the roll (the

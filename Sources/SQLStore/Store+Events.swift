@@ -98,12 +98,14 @@ extension Store {
         try write { db in
             for event in events {
                 try db.prepare("""
-                    INSERT OR IGNORE INTO deliveries (destination, seq, run_id, status, next_attempt_at) VALUES (?, ?, ?, \(DeliveryStatus.pending.sql), ?)
+                    INSERT INTO deliveries (destination, seq, run_id, status, next_attempt_at) VALUES (?, ?, ?, \(DeliveryStatus.pending.sql), ?)
+                    ON CONFLICT DO NOTHING
                     """).run([.text(destination), .integer(event.seq), .integer(event.runID), .integer(now.milliseconds)])
             }
             try db.prepare("""
                 INSERT INTO delivery_cursors (destination, last_seq) VALUES (?, ?)
-                ON CONFLICT (destination) DO UPDATE SET last_seq = MAX(last_seq, excluded.last_seq)
+                ON CONFLICT (destination) DO UPDATE SET last_seq = CASE WHEN excluded.last_seq > delivery_cursors.last_seq
+                                                                        THEN excluded.last_seq ELSE delivery_cursors.last_seq END
                 """).run([.text(destination), .integer(upTo)])
         }
     }

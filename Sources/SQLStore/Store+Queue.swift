@@ -11,15 +11,27 @@ extension Store: RunQueue {
                   AND service NOT IN (SELECT service FROM runs WHERE status = \(RunStatus.running.sql))
                   AND (kind = \(RunKind.Name.restore.sql)
                        OR service NOT IN (SELECT service FROM service_locks WHERE expires_at IS NULL OR expires_at > ?))
-                ORDER BY id LIMIT 1
+                ORDER BY id LIMIT 1\(db.dialect == .postgres ? " FOR UPDATE SKIP LOCKED" : "")
                 """).rows([.integer(now.milliseconds)], Store.decodeRun).first else { return nil }
             let status = try run.status.applying(.start)
             let name = replica(of: owner)
-            try db.prepare("""
-                UPDATE runs SET status = ?, started_at = ?, lease_owner = ?, lease_expires_at = ?, lease_epoch = lease_epoch + 1, rolled_by = ?
-                WHERE id = ? AND status = ?
-                """).run([.text(status.rawValue), .integer(now.milliseconds), .text(owner.text), .integer(until.milliseconds),
-                          .text(name), .integer(run.id), .text(run.status.rawValue)])
+            // Several processes may claim at once (replicas on PostgreSQL): a run another one
+            // took meanwhile, or a second run of a service another one just started (the
+            // index of one running run per service says no), is nothing to claim.
+            try db.execute("SAVEPOINT claim")
+            do {
+                try db.prepare("""
+                    UPDATE runs SET status = ?, started_at = ?, lease_owner = ?, lease_expires_at = ?, lease_epoch = lease_epoch + 1, rolled_by = ?
+                    WHERE id = ? AND status = ?
+                    """).run([.text(status.rawValue), .integer(now.milliseconds), .text(owner.text), .integer(until.milliseconds),
+                              .text(name), .integer(run.id), .text(run.status.rawValue)])
+                try db.execute("RELEASE SAVEPOINT claim")
+            } catch let fault as any StoreFault where fault.isUniqueViolation {
+                try db.execute("ROLLBACK TO SAVEPOINT claim")
+                try db.execute("RELEASE SAVEPOINT claim")
+                return nil
+            }
+            guard db.changes == 1 else { return nil }
             try Store.recordEvent(db, run: run.id, service: run.service, .started, at: now)
             var claimed = run
             claimed.status = status
@@ -50,7 +62,7 @@ extension Store: RunQueue {
                 try db.prepare("""
                     UPDATE runs SET lease_owner = ?, lease_expires_at = ?, interruptions = interruptions + 1, lease_epoch = lease_epoch + 1,
                                     rolled_by = ?
-                    WHERE id = ? AND status = ? AND lease_epoch = ? AND lease_expires_at IS ?
+                    WHERE id = ? AND status = ? AND lease_epoch = ? AND lease_expires_at IS NOT DISTINCT FROM ?
                     """).run([.text(owner.text), .integer(until.milliseconds), .text(replica(of: owner)), .integer(run.id),
                               .text(RunStatus.running.rawValue), .integer(epoch), expires.map(SQLValue.integer) ?? .null])
                 guard db.changes == 1 else { continue }
@@ -128,7 +140,7 @@ extension Store: RunQueue {
 
     public func interruptions(of run: RunID) throws -> [String] {
         try read { db in
-            try db.prepare("SELECT note FROM run_interruptions WHERE run_id = ? ORDER BY at, rowid").rows([.integer(run)]) { $0.text(0) }
+            try db.prepare("SELECT note FROM run_interruptions WHERE run_id = ? ORDER BY at, \(db.dialect == .sqlite ? "rowid" : "id")").rows([.integer(run)]) { $0.text(0) }
         }
     }
 

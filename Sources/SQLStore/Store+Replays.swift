@@ -7,7 +7,7 @@ extension Store {
     public func firstSight(of key: String, until expires: Date, at now: Date) throws -> Bool {
         try write { db in
             try db.prepare("DELETE FROM seen_requests WHERE expires_at <= ?").run([.integer(now.milliseconds)])
-            try db.prepare("INSERT OR IGNORE INTO seen_requests (key, expires_at) VALUES (?, ?)")
+            try db.prepare("INSERT INTO seen_requests (key, expires_at) VALUES (?, ?) ON CONFLICT DO NOTHING")
                 .run([.text(key), .integer(expires.milliseconds)])
             return db.changes == 1
         }

@@ -193,13 +193,17 @@ extension Store {
     }
 
     /// How many runs each service has in each status.
-    static let activeRunCountsSQL = "SELECT service, status, COUNT(*) FROM runs INDEXED BY runs_status WHERE status IN (\(RunStatus.queued.sql), \(RunStatus.running.sql)) GROUP BY service, status"
+    /// SQLite is told which index: the planner's statistics may not know how few runs are active.
+    static func activeRunCountsSQL(_ dialect: SQLDialect) -> String {
+        "SELECT service, status, COUNT(*) FROM runs \(dialect == .sqlite ? "INDEXED BY runs_status " : "")"
+            + "WHERE status IN (\(RunStatus.queued.sql), \(RunStatus.running.sql)) GROUP BY service, status"
+    }
 
     /// Queued and running runs by service, from the status index: a scrape's cost does not
     /// grow with the history.
     public func activeRunCounts() throws -> [(service: String, status: RunStatus, count: Int)] {
         try read { db in
-            try db.prepare(Store.activeRunCountsSQL)
+            try db.prepare(Store.activeRunCountsSQL(db.dialect))
                 .rows([]) { row in (row.text(0), RunStatus(rawValue: row.text(1)) ?? .failed, Int(row.int(2))) }
         }
     }

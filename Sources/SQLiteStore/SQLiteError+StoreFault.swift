@@ -6,6 +6,8 @@ extension SQLiteError: StoreFault {
     /// the interruptions of a closing connection can pass later; a constraint, a type
     /// mismatch, a misuse or a malformed statement never will.
     public var summary: String { "SQLite error \(code): \(message)" }
+    /// SQLITE_CONSTRAINT_UNIQUE or SQLITE_CONSTRAINT_PRIMARYKEY.
+    public var isUniqueViolation: Bool { code == 2067 || code == 1555 }
 
     public var mayPassLater: Bool {
         switch code & 0xff {

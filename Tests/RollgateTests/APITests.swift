@@ -178,6 +178,7 @@ import RolloutTesting
     @Test func aDatabaseErrorReachesTheClientWithoutItsStatement() {
         struct Fault: StoreFault, CustomStringConvertible {
             let mayPassLater: Bool
+            var isUniqueViolation: Bool { false }
             var summary: String { "database is locked" }
             var description: String { "database is locked (in: INSERT INTO runs (service, version) VALUES ('web', 'secret-v1'))" }
         }

@@ -200,15 +200,15 @@ import Glibc
     let db = TempDatabase()
     let t0 = Date(timeIntervalSince1970: 1_800_000_000)
 
-    func store() throws -> Store { try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory)) }
+    func store(_ engine: Engine) throws -> Store { try makeStore(engine, db) }
 
     func created(_ result: Enqueued) throws -> Run {
         guard case .created(let run, _) = result else { throw SQLiteError(code: 0, message: "not created: \(result)", sql: nil) }
         return run
     }
 
-    @Test func claimsOldestFirstAndOneRunningRunPerService() throws {
-        let store = try store()
+    @Test(arguments: Engine.allCases) func claimsOldestFirstAndOneRunningRunPerService(_ engine: Engine) throws {
+        let store = try store(engine)
         let a = try created(store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
         let b = try created(store.enqueue(service: "api", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
         #expect(try store.claimNext(at: t0)?.id == a.id)
@@ -222,8 +222,8 @@ import Glibc
         #expect(try store.run(a.id)?.status == .succeeded)
     }
 
-    @Test func aNewerDeploySupersedesTheQueuedOne() throws {
-        let store = try store()
+    @Test(arguments: Engine.allCases) func aNewerDeploySupersedesTheQueuedOne(_ engine: Engine) throws {
+        let store = try store(engine)
         let running = try created(store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
         _ = try store.claimNext(at: t0)
         let queued = try created(store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
@@ -237,8 +237,8 @@ import Glibc
         #expect(try store.logs(run: queued.id, after: 0, limit: 10).map(\.text) == ["superseded by run \(newest.id) (web v3) before it started"])
     }
 
-    @Test func idempotencyKeysReplayTheSameRunAndRefuseAnother() throws {
-        let store = try store()
+    @Test(arguments: Engine.allCases) func idempotencyKeysReplayTheSameRunAndRefuseAnother(_ engine: Engine) throws {
+        let store = try store(engine)
         let first = try created(store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: "k1", at: t0))
         guard case .replayed(let again) = try store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: "k1", at: t0) else {
             Issue.record("not replayed"); return
@@ -251,8 +251,8 @@ import Glibc
         #expect(try store.runs(RunFilter()).count == 1)
     }
 
-    @Test func stepsLogsAndPagingReadBack() throws {
-        let store = try store()
+    @Test(arguments: Engine.allCases) func stepsLogsAndPagingReadBack(_ engine: Engine) throws {
+        let store = try store(engine)
         for n in 1...5 { _ = try store.enqueue(service: n % 2 == 0 ? "api" : "web", version: "v\(n)", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0) }
         let page1 = try store.runs(RunFilter(limit: 2))
         #expect(page1.map(\.id) == [5, 4])
@@ -279,8 +279,8 @@ import Glibc
         #expect(try store.logs(run: run.id, after: lines[0].seq, limit: 100).map(\.text) == ["line ü \"quoted\""])
     }
 
-    @Test func cancelEndsAQueuedRunAtOnceAndMarksARunningOne() throws {
-        let store = try store()
+    @Test(arguments: Engine.allCases) func cancelEndsAQueuedRunAtOnceAndMarksARunningOne(_ engine: Engine) throws {
+        let store = try store(engine)
         let a = try created(store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
         let b = try created(store.enqueue(service: "api", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0))
         _ = try store.claimNext(at: t0)
@@ -290,13 +290,13 @@ import Glibc
         #expect(try store.requestCancel(999, at: t0) == nil)
     }
 
-    @Test func everythingSurvivesReopening() throws {
+    @Test(arguments: Engine.allCases) func everythingSurvivesReopening(_ engine: Engine) throws {
         do {
-            let store = try store()
+            let store = try store(engine)
             _ = try store.enqueue(service: "web", version: "v1", reason: "first", requestedBy: "t", idempotencyKey: nil, at: t0)
             try store.saveSimulatedTarget(service: "web", SimulatedTarget(target: Target(id: "web-1", port: 80), registered: false, changedAt: t0))
         }
-        let reopened = try store()
+        let reopened = try store(engine)
         #expect(try reopened.run(1)?.reason == "first")
         #expect(try reopened.simulatedTargets(service: "web") == [SimulatedTarget(target: Target(id: "web-1", port: 80), registered: false, changedAt: t0)])
     }

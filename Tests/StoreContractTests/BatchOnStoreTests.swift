@@ -3,6 +3,7 @@ import Logging
 import Rollout
 import RolloutTesting
 @testable import SQLiteStore
+import PostgresStore
 @testable import SQLStore
 
 /// Batches rolled against the real store (the memory fake once let them pass while SQLite
@@ -13,8 +14,8 @@ import RolloutTesting
     let clock = ManualClock()
     static let quiet = Logger(label: "test", factory: { _ in SwiftLogNoOpLogHandler() })
 
-    func roll(size: Int, targets count: Int) async throws -> (Roll.Outcome, TrafficModel, Run) {
-        let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory))
+    func roll(_ engine: Engine, size: Int, targets count: Int) async throws -> (Roll.Outcome, TrafficModel, Run) {
+        let store = try makeStore(engine, db)
         let targets = (1...count).map { Target(id: "i-\($0)", port: 80) }
         let model = TrafficModel(targets: targets, clock: clock)
         var plan = ServicePlan(name: "web", pollInterval: .seconds(1), drainTimeout: .seconds(400), healthyTimeout: .seconds(60),
@@ -28,9 +29,9 @@ import RolloutTesting
         return (outcome, model, try #require(try store.run(run.id)))
     }
 
-    @Test(arguments: [2, 4])
-    func aBatchsTargetsAreOutTogetherOnTheRealStore(size: Int) async throws {
-        let (outcome, model, run) = try await roll(size: size, targets: 8)
+    @Test(arguments: Engine.allCases, [2, 4])
+    func aBatchsTargetsAreOutTogetherOnTheRealStore(_ engine: Engine, size: Int) async throws {
+        let (outcome, model, run) = try await roll(engine, size: size, targets: 8)
         #expect(outcome == .succeeded, "\(outcome)")
         #expect(model.maxOutOfService == size, "exactly \(size) out at once at some moment, never more: \(model.maxOutOfService)")
         #expect(model.droppedRequests == 0)
@@ -47,15 +48,15 @@ import RolloutTesting
         }
     }
 
-    @Test func theRunningStepRuleIsPerTarget() throws {
-        let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory))
+    @Test(arguments: Engine.allCases) func theRunningStepRuleIsPerTarget(_ engine: Engine) throws {
+        let store = try makeStore(engine, db)
         _ = try store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "test", idempotencyKey: nil, at: clock.now)
         let run = try #require(try store.claimNext(at: clock.now))
         _ = try store.beginStep(run: run.id, target: Target(id: "i-1", port: 80), phase: .drain, at: clock.now)
         _ = try store.beginStep(run: run.id, target: Target(id: "i-2", port: 80), phase: .drain, at: clock.now)
         // One target never has two steps running.
         #expect { _ = try store.beginStep(run: run.id, target: Target(id: "i-1", port: 80), phase: .deploy, at: clock.now) } throws: { error in
-            (error as? SQLiteError)?.isConstraintViolation == true && (error as? SQLiteError)?.mayPassLater == false
+            (error as? any StoreFault)?.isUniqueViolation == true && (error as? any StoreFault)?.mayPassLater == false
         }
     }
 
@@ -70,6 +71,11 @@ import RolloutTesting
             }
         }
         #expect(attempts == 1)
+        await #expect(throws: StoreRefusedWrite.self) {
+            try await durable.perform("a constraint violation on PostgreSQL") {
+                throw PostgresError(sqlState: "23505", message: "duplicate key value violates unique constraint")
+            }
+        }
         var busy = 0
         let value = try await durable.perform("a busy database") {
             busy += 1
@@ -77,5 +83,13 @@ import RolloutTesting
             return 42
         }
         #expect(value == 42 && busy == 3, "busy is retried until it passes")
+        var lost = 0
+        let after = try await durable.perform("a connection lost, then a serialization failure") {
+            lost += 1
+            if lost == 1 { throw PostgresError(sqlState: "08006", message: "server closed the connection unexpectedly") }
+            if lost == 2 { throw PostgresError(sqlState: "40001", message: "could not serialize access") }
+            return 7
+        }
+        #expect(after == 7 && lost == 3, "PostgreSQL's passing faults are retried too")
     }
 }

@@ -16,7 +16,7 @@ import RolloutTesting
     let bob = LeaseOwner(host: "h2", pid: 20, start: 200)
     let web1 = Target(id: "web-1", port: 80)
 
-    func store() throws -> Store { try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory), leaseClock: clock) }
+    func store(_ engine: Engine = .sqlite, replica: String = "") throws -> Store { try makeStore(engine, db, leaseClock: clock, replica: replica) }
 
     func queued(_ store: Store, _ version: String = "v1", service: String = "web") throws -> Run {
         guard case .created(let run, _) = try store.enqueue(service: service, version: version, reason: nil, requestedBy: "t",
@@ -26,8 +26,8 @@ import RolloutTesting
 
     struct TestFailure: Error {}
 
-    @Test func aClaimIsLeasedRenewedByItsOwnerOnlyAndTakenOverOnceExpired() throws {
-        let store = try store()
+    @Test(arguments: Engine.allCases) func aClaimIsLeasedRenewedByItsOwnerOnlyAndTakenOverOnceExpired(_ engine: Engine) throws {
+        let store = try store(engine)
         let run = try queued(store)
         let alices = try #require(try store.claimNext(owner: alice, lease: .seconds(15), at: t0)?.lease)
         try store.renewLease(run: run.id, lease: alices, for: .seconds(30))
@@ -59,9 +59,9 @@ import RolloutTesting
 
     /// `rolled_by`: the replica that claimed the run, then the one that took it over; kept
     /// after the run ends (the lease's owner is not). Without a name, the owner's host.
-    @Test func aRunSaysWhichReplicaRolledIt() throws {
-        let a = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory), leaseClock: clock, replica: "rollgate-a")
-        let b = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory), leaseClock: clock, replica: "rollgate-b")
+    @Test(arguments: Engine.allCases) func aRunSaysWhichReplicaRolledIt(_ engine: Engine) throws {
+        let a = try store(engine, replica: "rollgate-a")
+        let b = try store(engine, replica: "rollgate-b")
         let run = try queued(a)
         #expect(try a.run(run.id)?.rolledBy == nil, "queued: nobody yet")
         #expect(try a.claimNext(owner: alice, lease: .seconds(15), at: t0)?.rolledBy == "rollgate-a")
@@ -74,13 +74,13 @@ import RolloutTesting
         try b.finish(run.id, .succeed, error: nil, lease: try #require(taken.first?.lease), at: t0)
         #expect(try a.run(run.id)?.rolledBy == "rollgate-b", "kept once the run is over")
         #expect(try b.runsHeld() == 0)
-        let unnamed = try store()
+        let unnamed = try store(engine)
         _ = try queued(unnamed, "v2")
         #expect(try unnamed.claimNext(owner: alice, lease: .seconds(15), at: t0)?.rolledBy == "h1", "the owner's host name")
     }
 
-    @Test func aDeadOwnersRunIsTakenOverAtOnceAndTwoTakersNeverBothWin() throws {
-        let store = try store()
+    @Test(arguments: Engine.allCases) func aDeadOwnersRunIsTakenOverAtOnceAndTwoTakersNeverBothWin(_ engine: Engine) throws {
+        let store = try store(engine)
         let run = try queued(store)
         _ = try store.claimNext(owner: alice, lease: .seconds(15), at: t0)
         let first = try store.takeOver(owner: bob, lease: .seconds(15), excluding: [], isGone: { $0 == alice })
@@ -95,8 +95,8 @@ import RolloutTesting
     /// Two takers really at once: two stores on one file (each its own connections, as two
     /// processes have), each on its own thread, released together by a barrier; thirty times,
     /// one wins and one finds nothing.
-    @Test func twoTakersAtTheSameMomentNeverBothWin() throws {
-        let first = try store(), second = try store()
+    @Test(arguments: Engine.allCases) func twoTakersAtTheSameMomentNeverBothWin(_ engine: Engine) throws {
+        let first = try store(engine), second = try store(engine)
         let carol = LeaseOwner(host: "h3", pid: 30, start: 300)
         for round in 0..<30 {
             let run = try queued(first, "v\(round)", service: "svc\(round)")
@@ -129,16 +129,16 @@ import RolloutTesting
         var total: Int { lock.lock(); defer { lock.unlock() }; return counts.reduce(0, +) }
     }
 
-    @Test func aReleasedLeaseIsTakenOverByTheNextStartAtOnce() throws {
-        let store = try store()
+    @Test(arguments: Engine.allCases) func aReleasedLeaseIsTakenOverByTheNextStartAtOnce(_ engine: Engine) throws {
+        let store = try store(engine)
         let run = try queued(store)
         let alices = try #require(try store.claimNext(owner: alice, lease: .seconds(15), at: t0)?.lease)
         try store.releaseLease(run: run.id, lease: alices)
         #expect(try store.takeOver(owner: bob, lease: .seconds(15), excluding: [], isGone: { _ in false }).map(\.id) == [run.id])
     }
 
-    @Test func thePlanIsFrozenOnceAndTheFleetRecordFollowsTheTargets() throws {
-        let store = try store()
+    @Test(arguments: Engine.allCases) func thePlanIsFrozenOnceAndTheFleetRecordFollowsTheTargets(_ engine: Engine) throws {
+        let store = try store(engine)
         let run = try queued(store)
         let alices = try #require(try store.claimNext(owner: alice, lease: .seconds(15), at: t0)?.lease)
         let web2 = Target(id: "web-2", port: 80)
@@ -156,8 +156,8 @@ import RolloutTesting
         #expect(try store.leftOut(service: "web").isEmpty)
     }
 
-    @Test func locksHoldUntilTheyExpireOrAreRemovedAndQueueRestoresStillRun() throws {
-        let store = try store()
+    @Test(arguments: Engine.allCases) func locksHoldUntilTheyExpireOrAreRemovedAndQueueRestoresStillRun(_ engine: Engine) throws {
+        let store = try store(engine)
         _ = try store.lock(service: "web", reason: "freeze", by: "api:ops", expiresAt: t0.adding(.seconds(60)), at: t0)
         #expect(try store.lock(service: "web", at: t0.adding(.seconds(59)))?.reason == "freeze")
         #expect(try store.lock(service: "web", at: t0.adding(.seconds(60))) == nil)
@@ -172,8 +172,8 @@ import RolloutTesting
         #expect(try store.run(restore.id)?.kind == .restore(web1))
     }
 
-    @Test func pruningKeepsTheNewestRunsUnfinishedRunsAndWhatALeftOutTargetNames() throws {
-        let store = try store()
+    @Test(arguments: Engine.allCases) func pruningKeepsTheNewestRunsUnfinishedRunsAndWhatALeftOutTargetNames(_ engine: Engine) throws {
+        let store = try store(engine)
         var ids: [RunID] = []
         for version in 1...5 {
             let run = try queued(store, "v\(version)")
@@ -252,7 +252,7 @@ import RolloutTesting
             try store.finish(run.id, .cancel, error: nil, at: t0)
         }
         try store.write { try $0.execute("ANALYZE") }
-        let runs = try plan(store, Store.activeRunCountsSQL)
+        let runs = try plan(store, Store.activeRunCountsSQL(.sqlite))
         #expect(runs.contains("USING") && runs.contains("INDEX runs_status"), "\(runs)")
         #expect(runs.contains("SEARCH runs"), "a search of the index, not a scan: \(runs)")
         let deliveries = try plan(store, Store.pendingDeliveryCountsSQL)

@@ -32,7 +32,7 @@ import RolloutTesting
         return (store, try #require(try store.run(run.id)), alices)
     }
 
-    @Test func everyRunScopedWriteOfTheOldHolderIsRefused() throws {
+    @Test(arguments: Engine.allCases) func everyRunScopedWriteOfTheOldHolderIsRefused(_ engine: Engine) throws {
         let (store, run, alices) = try takenFromAlice()
         let stale = store.fenced(by: alices)
         let stepsBefore = run.steps.count
@@ -62,7 +62,7 @@ import RolloutTesting
         #expect(try store.logs(run: run.id, after: 0, limit: 100).map(\.text) == ["bob rolls"])
     }
 
-    @Test func theOldHoldersLogDropsItsLinesInsteadOfRetryingThem() throws {
+    @Test(arguments: Engine.allCases) func theOldHoldersLogDropsItsLinesInsteadOfRetryingThem(_ engine: Engine) throws {
         let (store, run, alices) = try takenFromAlice()
         let log = RunLog(run: run.id, journal: store.fenced(by: alices), mask: SecretMask(), health: StoreHealth(), flushDelay: nil)
         log.append(.stdout, target: "web-1", phase: .deploy, text: "a hook still printing", at: t0)
@@ -73,7 +73,7 @@ import RolloutTesting
         #expect(try store.logs(run: run.id, after: 0, limit: 100).isEmpty)
     }
 
-    @Test func aRollOfTheOldHolderStopsBeforeTouchingAnything() async throws {
+    @Test(arguments: Engine.allCases) func aRollOfTheOldHolderStopsBeforeTouchingAnything(_ engine: Engine) async throws {
         let (store, run, alices) = try takenFromAlice()
         var stale = run
         stale.lease = alices

@@ -14,8 +14,8 @@ import RolloutTesting
     /// A SIGTERM during prepare (or after it) leaves the target serving with its prepare step
     /// done: the resumed run goes on from the drain, and still checks that the others are
     /// healthy before taking it out.
-    @Test func aResumedDrainOfATargetStillServingRunsThePreflight() async throws {
-        let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory))
+    @Test(arguments: Engine.allCases) func aResumedDrainOfATargetStillServingRunsThePreflight(_ engine: Engine) async throws {
+        let store = try makeStore(engine, db)
         _ = try store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "test", idempotencyKey: nil, at: clock.now)
         let claimed = try #require(try store.claimNext(at: clock.now))
         _ = try store.freezePlan(run: claimed.id, targets: targets)
@@ -40,8 +40,8 @@ import RolloutTesting
     let db = TempDatabase()
     let clock = ManualClock()
 
-    @Test func aLeftOutTargetIsNotForgottenWhileARunOfItsServiceRuns() throws {
-        let store = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory))
+    @Test(arguments: Engine.allCases) func aLeftOutTargetIsNotForgottenWhileARunOfItsServiceRuns(_ engine: Engine) throws {
+        let store = try makeStore(engine, db)
         let target = Target(id: "i-a", port: 80)
         _ = try store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "test", idempotencyKey: nil, at: clock.now)
         let first = try #require(try store.claimNext(at: clock.now))
