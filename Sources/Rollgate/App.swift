@@ -3,6 +3,7 @@ import Synchronization
 import MicroHTTP
 import Outbound
 import Rollout
+import PostgresStore
 import SQLiteStore
 import SQLStore
 
@@ -49,15 +50,6 @@ public final class ShutdownState: Sendable {
                 : ("database_not_held", "rollgate cannot renew its hold on the database; retry in a moment")
         }
         return nil
-    }
-}
-
-/// `database: postgres://...` given to `serve`: this version prepares a PostgreSQL database
-/// (`migrate`, `copy-database`) but still serves from a SQLite file.
-public struct PostgresNotServedYet: Error, CustomStringConvertible {
-    public var description: String {
-        "database: a PostgreSQL URI is not served by this version yet; `rollgate migrate --database URI` and `rollgate copy-database` "
-            + "prepare one, and `serve` still takes a SQLite file (database: ./rollgate.db)"
     }
 }
 
@@ -109,17 +101,25 @@ public final class App: Sendable {
         self.clock = clock
         let lease = lease ?? LeaseTerms(lease: config.lease)
         self.lease = lease
-        hold = LeaseGuard(terms: lease, clock: clock, askedAt: clock.uptime)
+        // SQLite: the hold on the whole database, this process's from the start. PostgreSQL:
+        // the background duties (notifications, pruning, health checks put back), held by one
+        // replica at a time and this one's only once it claims them.
+        let onPostgres = PostgresURI.isPostgres(config.database)
+        hold = LeaseGuard(terms: lease, clock: clock, askedAt: onPostgres ? clock.uptime - lease.actingWindow : clock.uptime)
         identity = ProcessIdentity()
         owner = identity.current
         let health = StoreHealth()
         self.health = health
         let metrics = telemetry.metrics
         telemetry.prepare(services: config.services.map(\.name))
-        // A PostgreSQL URI is never taken for a file name.
-        if PostgresURI.isPostgres(config.database) { throw PostgresNotServedYet() }
-        store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now, metrics: metrics,
-                          leaseClock: clock, replica: config.name ?? identity.host)
+        let replica = config.name ?? identity.host
+        if onPostgres {
+            store = try Store(postgres: config.database, migrator: PostgresMigrator(directory: migrationsDirectory + "/postgres"), now: clock.now,
+                              metrics: metrics, replica: replica)
+        } else {
+            store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now, metrics: metrics,
+                              leaseClock: clock, replica: replica)
+        }
         let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment, health: health,
                                             metrics: metrics)
         self.services = services
@@ -163,6 +163,10 @@ public final class App: Sendable {
     /// use fails before anything is touched), then takes over runs a previous process left
     /// `running` and resumes them, then takes queued runs.
     public func start() async throws {
+        if store.dialect == .postgres {
+            try await startReplica()
+            return
+        }
         let identity = self.identity
         let holder: ServerHolder?
         let asked = clock.uptime
@@ -184,6 +188,45 @@ public final class App: Sendable {
                                 telemetry: telemetry, holding: hold, blocking: blocking)
         background.withLock { $0 = [keepLease(), prune(), putBackHealthChecks(), Task { await notifier.run() }] }
         await dispatcher.start()
+    }
+
+    /// On PostgreSQL every replica serves the API, the page and the streams, and claims runs
+    /// (each run fenced by its own lease); the background duties go to whichever replica
+    /// holds the database's `server_holder` lease, taken over by another once it lapses.
+    private func startReplica() async throws {
+        try server.start()
+        let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger,
+                                telemetry: telemetry, holding: hold, blocking: blocking)
+        background.withLock { $0 = [keepDuties(), prune(), putBackHealthChecks(), Task { await notifier.run() }] }
+        await dispatcher.start()
+    }
+
+    /// Claims the replicas' background duties when nobody holds them (or their holder's lease
+    /// lapsed), and renews them while this replica does. Losing them only stops the duties:
+    /// this replica goes on serving and rolling.
+    private func keepDuties() -> Task<Void, Never> {
+        let store = self.store, owner = self.owner, clock = self.clock, lease = self.lease, hold = self.hold
+        let logger = self.logger, blocking = self.blocking, identity = self.identity
+        return Task {
+            var holding = false
+            while !Task.isCancelled {
+                let asked = clock.uptime
+                let duration = lease.duration
+                do {
+                    if holding {
+                        holding = try await blocking.run { try store.renewServer(owner: owner, for: duration) }
+                        if !holding { logger.notice("another replica holds the background duties now") }
+                    } else {
+                        holding = try await blocking.run { try store.claimServer(owner: owner, for: duration, isGone: { identity.isGone($0) }) } == nil
+                        if holding { logger.info("this replica holds the background duties (notifications, pruning, health checks put back)") }
+                    }
+                    if holding { hold.renewed(askedAt: asked) }
+                } catch {
+                    logger.error("cannot renew the background duties", metadata: ["error": "\(error)"])
+                }
+                try? await clock.sleep(for: lease.renewEvery)
+            }
+        }
     }
 
     /// Called once if another rollgate takes this database over (this one must then exit).
@@ -289,7 +332,8 @@ public final class App: Sendable {
                 if total.runs > 0 || total.logLines > 0 {
                     logger.info("pruned", metadata: ["runs": "\(total.runs)", "log_lines": "\(total.logLines)"])
                 }
-                if total.runs > 0 || total.logLines > 0, hold.mayAct {
+                // SQLite's file gives its free pages back; PostgreSQL's autovacuum does that itself.
+                if total.runs > 0 || total.logLines > 0, hold.mayAct, store.sqlite != nil {
                     let started = clock.uptime
                     let given = await store.giveSpaceBack(work: blocking) {
                         // Other writers get the writer between steps.

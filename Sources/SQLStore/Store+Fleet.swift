@@ -126,7 +126,7 @@ extension Store {
             VALUES (?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (service, target_id, target_port) DO UPDATE SET
                 run_id = excluded.run_id, phase = excluded.phase, reason = excluded.reason,
-                since = CASE WHEN ? THEN left_out_targets.since ELSE excluded.since END
+                since = CASE WHEN ? = 1 THEN left_out_targets.since ELSE excluded.since END
             """).run([.text(service), .text(target.id), .integer(Int64(target.port)), .integer(run), .text(phase.rawValue),
                       .text(reason), .integer(now.milliseconds), .integer(keepSince ? 1 : 0)])
     }
@@ -286,10 +286,14 @@ extension Store: HealthCheckLedger {
     }
 
     static func changedHealthChecks(_ db: any SQLSession, service: String?, targetGroup: String?) throws -> [ChangedHealthCheck] {
-        try db.prepare("""
+        // Only the conditions asked for (a parameter never stands alone: PostgreSQL must know its type).
+        var conditions: [String] = [], values: [SQLValue] = []
+        if let service { conditions.append("service = ?"); values.append(.text(service)) }
+        if let targetGroup { conditions.append("target_group = ?"); values.append(.text(targetGroup)) }
+        return try db.prepare("""
             SELECT service, target_group, run_id, interval_ms, timeout_ms, healthy_threshold, changed_at FROM changed_health_checks
-            WHERE (?1 IS NULL OR service = ?1) AND (?2 IS NULL OR target_group = ?2) ORDER BY service, target_group
-            """).rows([service.map(SQLValue.text) ?? .null, targetGroup.map(SQLValue.text) ?? .null]) { row in
+            \(conditions.isEmpty ? "" : "WHERE " + conditions.joined(separator: " AND ")) ORDER BY service, target_group
+            """).rows(values) { row in
                 ChangedHealthCheck(service: row.text(0), targetGroup: row.text(1), run: row.int(2),
                                    original: HealthCheckSettings(interval: .milliseconds(row.int(3)), timeout: .milliseconds(row.int(4)),
                                                                  healthyThreshold: Int(row.int(5))),

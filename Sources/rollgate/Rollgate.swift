@@ -48,7 +48,7 @@ struct Serve: AsyncParsableCommand {
 
     @Option(help: "YAML config file. Without one, rollgate starts the demo.") var config: String?
     @Option(help: "HOST:PORT to listen on (overrides the config).") var listen: String?
-    @Option(help: "SQLite database path (overrides the config).") var database: String?
+    @Option(help: "SQLite database path or PostgreSQL URI (overrides the config).") var database: String?
     @Option(help: "Directory of NNNN_name.sql migrations.") var migrations: String?
     @Option(help: "This rollgate's name among replicas, shown on the runs it rolls (overrides the config; default the host name).")
     var name: String?
@@ -228,8 +228,7 @@ struct CopyDatabase: ParsableCommand {
         discussion: """
             Stop rollgate first. Every run, step, log line, event, delivery, left-out target and lock is \
             copied with its ids in one PostgreSQL transaction, each table's count checked: the copy is \
-            whole or absent. (Serving from PostgreSQL, with several replicas, is being built: this \
-            version prepares the database.)
+            whole or absent. Then point every replica's `database:` at the PostgreSQL URI.
             """)
     @Option(help: "The SQLite database to copy.") var from: String = "./rollgate.db"
     @Option(help: "An empty PostgreSQL database's URI (postgres://user@host:5432/rollgate).") var to: String
@@ -250,7 +249,7 @@ struct CopyDatabase: ParsableCommand {
             let copied = try copy.run { print($0) }
             let runs = copied.first { $0.table == "runs" }?.rows ?? 0
             print("copied \(runs) run(s) and their history from \(from) to \(PostgresURI.redacted(to)); every table's count checked")
-            print("the SQLite file is unchanged; this version still serves from it (serving from PostgreSQL is being built)")
+            print("next: set `database: \(PostgresURI.redacted(to))` in each replica's config and start them (the SQLite file is unchanged)")
         } catch let refusal as DatabaseCopy.Refusal {
             printError("copy-database: \(refusal); nothing was copied")
             throw ExitCode(1)

@@ -154,9 +154,6 @@ import SQLiteStore
         // libpq is loaded only to open a PostgreSQL database: a host without it is told so.
         let noLibPQ = try await RollgateProcess.run(["migrate", "--database", uri], environment: ["ROLLGATE_LIBPQ": "/nonexistent/libpq.so.5"])
         #expect(noLibPQ.0 == 1 && noLibPQ.1.contains("cannot load /nonexistent/libpq.so.5 (install libpq5"), "\(noLibPQ.1)")
-        // `serve` on the URI says what this version does, and never takes it for a file name.
-        let serve = try await RollgateProcess.run(["serve", "--database", uri, "--listen", "127.0.0.1:0"])
-        #expect(serve.0 != 0 && serve.1.contains("a PostgreSQL URI is not served by this version yet"), "\(serve.1)")
-        #expect(!FileManager.default.fileExists(atPath: "postgresql:"))
+
     }
 }

@@ -1,0 +1,113 @@
+import Foundation
+import Testing
+import HTTPTesting
+import PostgresStore
+import PostgresTesting
+@testable import Rollgate
+import Rollout
+
+/// Several `rollgate serve` on one PostgreSQL, with the release-like binary: every replica
+/// serves every read, a deploy posted to one is rolled once by some replica, and the loss of
+/// the replica holding a run mid-roll (kill -9) leaves the run to another, finished from
+/// where it was, capacity kept.
+@Suite(.serialized) struct ReplicaTests {
+    let directory = TempDirectory()
+    let token = "replica-test-token-0123456789"
+    static let server: Result<PostgresServer, Error> = Result { try PostgresServer() }
+
+    func config(_ name: String, database: String, deploy: String) -> String {
+        directory.write("\(name).yaml", """
+            listen: 127.0.0.1:0
+            name: \(name)
+            public_read: true
+            database: \(database)
+            lease: 3s
+            api_tokens: [{name: ci, token_env: TEST_ROLLGATE_TOKEN}]
+            services:
+              - name: web
+                simulated: {targets: 3, drain_seconds: 0.3, healthy_seconds: 0.3}
+                poll_interval: 100ms
+                hooks: {deploy: '\(deploy)'}
+            """)
+    }
+
+    func start(_ names: [String], database: String, deploy: String) async throws -> [(name: String, process: RollgateProcess, client: HTTPClient)] {
+        var replicas: [(String, RollgateProcess, HTTPClient)] = []
+        for name in names {
+            let process = try RollgateProcess(["serve", "--config", config(name, database: database, deploy: deploy)],
+                                              environment: ["TEST_ROLLGATE_TOKEN": token])
+            replicas.append((name, process, HTTPClient(port: try await process.port(), timeoutSeconds: 30)))
+        }
+        return replicas
+    }
+
+    func deploy(_ client: HTTPClient, _ version: String) async throws -> Int64 {
+        let answer = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
+                                              body: Array(#"{"service":"web","version":"\#(version)"}"#.utf8))
+        #expect(answer.status == 202, "\(String(decoding: answer.body, as: UTF8.self))")
+        return try #require(json(answer)["id"]?.int)
+    }
+
+    @Test func aDeployPostedToOneReplicaIsRolledOnceAndReadOnEvery() async throws {
+        let uri = try Self.server.get().createDatabase()
+        let replicas = try await start(["replica-a", "replica-b"], database: uri, deploy: "echo deploying $ROLLGATE_VERSION")
+        defer { for replica in replicas { replica.process.kill(SIGTERM) } }
+        let health = json(try await replicas[1].client.request("GET", "/healthz"))
+        #expect(health["replica"] == .string("replica-b"))
+        let id = try await deploy(replicas[0].client, "v2")
+        let done = try await finished(replicas[1].client, run: id)
+        #expect(done["status"] == .string("succeeded"), "\(done.text)")
+        #expect(["replica-a", "replica-b"].contains(done["rolled_by"]?.string ?? ""))
+        for replica in replicas {
+            let run = json(try await replica.client.request("GET", "/api/v1/runs/\(id)"))
+            #expect(run["status"] == .string("succeeded") && run["steps"]?.array?.count == 9, "\(replica.name)")
+            let lines = json(try await replica.client.request("GET", "/api/v1/runs/\(id)/logs"))["lines"]?.array ?? []
+            #expect(lines.contains { $0["text"] == .string("deploying v2") }, "\(replica.name) reads the log")
+        }
+        let runs = json(try await replicas[0].client.request("GET", "/api/v1/runs"))["runs"]?.array ?? []
+        #expect(runs.count == 1, "rolled once")
+    }
+
+    /// kill -9 of the replica rolling a run, during its deploy hook: the other takes it over
+    /// once its lease lapses and finishes it, one run in the history, never two targets out.
+    @Test func theLossOfTheReplicaHoldingARunLeavesItToAnother() async throws {
+        let uri = try Self.server.get().createDatabase()
+        let hook = "sleep 1.5; echo deployed $ROLLGATE_TARGET_ID"
+        let replicas = try await start(["replica-a", "replica-b"], database: uri, deploy: hook)
+        defer { for replica in replicas { replica.process.kill(SIGTERM) } }
+        let id = try await deploy(replicas[0].client, "v3")
+        // Wait until a replica is in the deploy hook of the first target.
+        var holder: String?
+        #expect(try await eventually(within: .seconds(20)) {
+            let run = json(try await replicas[0].client.request("GET", "/api/v1/runs/\(id)"))
+            let deploying = run["steps"]?.array?.contains { $0["phase"] == .string("deploy") && $0["status"] == .string("running") } ?? false
+            holder = run["rolled_by"]?.string
+            return deploying && holder != nil
+        })
+        let lost = try #require(replicas.first { $0.name == holder })
+        let survivor = try #require(replicas.first { $0.name != holder })
+        lost.process.kill(SIGKILL)
+        let done = try await finished(survivor.client, run: id)
+        #expect(done["status"] == .string("succeeded"), "\(done.text)")
+        #expect(done["rolled_by"] == .string(survivor.name), "taken over by the survivor")
+        #expect((done["interruptions"]?.int ?? 0) >= 1 || (done["steps"]?.array?.count ?? 0) >= 9)
+        let steps = done["steps"]?.array ?? []
+        for target in ["web-1", "web-2", "web-3"] {
+            #expect(steps.contains { $0["target_id"] == .string(target) && $0["phase"] == .string("restore") && $0["status"] == .string("succeeded") },
+                    "\(target) back in service")
+        }
+        // One target at a time: each target's time out of service ends before the next one's begins.
+        let outages = (done["out_of_service"]?.array ?? []).compactMap { ($0["from"]?.string, $0["until"]?.string) as? (String, String) }
+        #expect(outages.count == 3)
+        for (a, b) in zip(outages, outages.dropFirst()) { #expect(a.1 <= b.0, "never two out at once: \(outages)") }
+        let runs = json(try await survivor.client.request("GET", "/api/v1/runs"))["runs"]?.array ?? []
+        #expect(runs.count == 1, "one run in the history")
+        // The load balancer's view (the page's cache, filled by its own reads) shows every target serving.
+        var targets: [JSONValue] = []
+        #expect(try await eventually(within: .seconds(15)) {
+            targets = json(try await survivor.client.request("GET", "/api/v1/services"))["services"]?.array?.first?["targets"]?.array ?? []
+            return targets.count == 3 && targets.allSatisfy { $0["state"] == .string("healthy") }
+        }, "\(targets)")
+        if targets.count != 3 { print("SERVICES:", json(try await survivor.client.request("GET", "/api/v1/services")).text) }
+    }
+}
