@@ -110,4 +110,33 @@ import Rollout
         }, "\(targets)")
         if targets.count != 3 { print("SERVICES:", json(try await survivor.client.request("GET", "/api/v1/services")).text) }
     }
+
+    /// The database restarts in the middle of a roll (every connection cut, refused for a
+    /// moment): the roll's writes wait and are retried, and the run completes with every
+    /// target back; the database is never the reason a target is left out.
+    @Test func aDatabaseRestartMidRollPausesTheRollAndItCompletes() async throws {
+        let server = try PostgresServer()
+        defer { server.remove() }
+        let uri = try server.createDatabase()
+        let replicas = try await start(["replica-a"], database: uri, deploy: "sleep 1; echo deployed $ROLLGATE_TARGET_ID")
+        defer { for replica in replicas { replica.process.kill(SIGTERM) } }
+        let client = replicas[0].client
+        let id = try await deploy(client, "v4")
+        #expect(try await eventually(within: .seconds(20)) {
+            let run = json(try await client.request("GET", "/api/v1/runs/\(id)"))
+            return run["steps"]?.array?.contains { $0["phase"] == .string("deploy") && $0["status"] == .string("running") } ?? false
+        })
+        server.stop()
+        try await Task.sleep(for: .seconds(2))
+        try server.start()
+        let done = try await finished(client, run: id)
+        #expect(done["status"] == .string("succeeded"), "\(done.text)")
+        let steps = done["steps"]?.array ?? []
+        for target in ["web-1", "web-2", "web-3"] {
+            #expect(steps.contains { $0["target_id"] == .string(target) && $0["phase"] == .string("restore") && $0["status"] == .string("succeeded") },
+                    "\(target) back in service")
+        }
+        let health = json(try await client.request("GET", "/healthz"))
+        #expect(health["status"] == .string("ok"), "writes succeed again: \(health.text)")
+    }
 }
