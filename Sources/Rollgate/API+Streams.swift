@@ -36,7 +36,7 @@ extension API {
         }
         let store = self.store, logger = self.logger
         let fetch: SharedTail.Fetch = { cursor in (try store.events(after: cursor, limit: 500).map(API.frame), nil) }
-        let tail = try tails.eventLog { SharedTail(floor: try store.lastEventSeq(), fetch: fetch) }
+        let tail = try tails.eventLog { SharedTail(floor: try store.lastEventSeq(), freshness: tails.freshness, fetch: fetch) }
         return eventStream(opening: "run events", after: after) { stream, cursor in
             do {
                 // A cursor older than the shared tail (a resume from long ago) reads the store.
@@ -86,7 +86,9 @@ extension API {
             return ([], API.sse(id: nil, event: "end", data: Array("{\"status\":\"\(status.rawValue)\"}".utf8)))
         }
         // The tail starts with the run's last 2,000 lines: most streams start inside it.
-        let tail = try tails.follow(run: run) { SharedTail(floor: try store.logSeq(run: run, beforeLast: SharedTail.keep), fetch: fetch) }
+        let tail = try tails.follow(run: run) {
+            SharedTail(floor: try store.logSeq(run: run, beforeLast: SharedTail.keep), freshness: tails.freshness, fetch: fetch)
+        }
         return eventStream(opening: "run \(run) log", after: after, closed: { tails.release(run: run) }) { stream, cursor in
             do {
                 // A cursor older than the shared tail (the backlog) reads the store.

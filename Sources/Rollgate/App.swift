@@ -86,6 +86,8 @@ public final class App: Sendable {
     /// This process's own view of its hold on the database: the notifier, the pruner and HTTP
     /// writes act only while it allows.
     let hold: LeaseGuard
+    /// PostgreSQL's LISTEN/NOTIFY of new log lines and events; nil on SQLite.
+    let changeFeed: PostgresChangeFeed?
     /// Threads of the store's own: every database call of the rolls, the dispatcher, the
     /// hold's renewal, the pruner and the notifier waits there, never on Swift's pool.
     let blocking = BlockingWork(width: 8)
@@ -151,6 +153,14 @@ public final class App: Sendable {
         let address = listen ?? config.listen
         self.api = api
         router = api.router
+        // On PostgreSQL, what another replica commits wakes this one's streams (LISTEN/NOTIFY).
+        if onPostgres {
+            let tails = api.tails
+            tails.wokenByChanges()
+            changeFeed = PostgresChangeFeed(uri: config.database) { tails.changed($0) }
+        } else {
+            changeFeed = nil
+        }
         let limits = config.connections
         server = HTTPServer(configuration: HTTPServerConfiguration(
             host: address.host, port: address.port,
@@ -194,6 +204,7 @@ public final class App: Sendable {
     /// (each run fenced by its own lease); the background duties go to whichever replica
     /// holds the database's `server_holder` lease, taken over by another once it lapses.
     private func startReplica() async throws {
+        changeFeed?.start()
         try server.start()
         let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger,
                                 telemetry: telemetry, holding: hold, blocking: blocking)
@@ -358,6 +369,7 @@ public final class App: Sendable {
     /// write-ahead log is moved into the database file; then HTTP stops.
     public func stop() async {
         shutdown.begin()
+        changeFeed?.stop()
         await dispatcher.stop()
         for task in background.withLock({ $0 }) { task.cancel() }
         do {

@@ -1,3 +1,4 @@
+import SQLStore
 import Synchronization
 
 /// One SSE frame, formatted once for every stream that sends it.
@@ -36,6 +37,12 @@ final class SharedTail: Sendable {
     /// How long what is held counts as new enough (tests set 0: every read fetches).
     private let freshness: Duration
     static let keep = 2000
+
+    /// Something new was committed to this source (the change feed said so): the next read
+    /// fetches, however fresh what is held.
+    func changed() {
+        state.withLock { $0.fetchedAt = nil }
+    }
 
     init(floor: Int64, freshness: Duration = .milliseconds(150), fetch: @escaping Fetch) {
         state = Mutex(State(floor: floor))
@@ -94,6 +101,27 @@ final class SharedTail: Sendable {
 final class StreamTails: Sendable {
     private let events = Mutex<SharedTail?>(nil)
     private let logs = Mutex<[Int64: (tail: SharedTail, followers: Int)]>([:])
+    private let woken = Atomic<Bool>(false)
+
+    /// How long a tail's frames count as new enough: 150 ms when only reading can tell, 5 s
+    /// (a safety net) when a change feed says what was committed.
+    var freshness: Duration { woken.load(ordering: .relaxed) ? .seconds(5) : .milliseconds(150) }
+
+    /// From now on a change feed tells what changed (`changed`): tails stop reading on a timer.
+    func wokenByChanges() { woken.store(true, ordering: .relaxed) }
+
+    /// What the change feed heard: the tails it concerns read again at their next ask.
+    func changed(_ change: StoreChange) {
+        switch change {
+        case .events:
+            events.withLock { $0?.changed() }
+        case .log(let run):
+            logs.withLock { $0[run]?.tail.changed() }
+        case .everything:
+            events.withLock { $0?.changed() }
+            logs.withLock { logs in for entry in logs.values { entry.tail.changed() } }
+        }
+    }
 
     func eventLog(_ make: () throws -> SharedTail) rethrows -> SharedTail {
         try events.withLock { tail in

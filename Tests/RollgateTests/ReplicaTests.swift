@@ -139,4 +139,32 @@ import Rollout
         let health = json(try await client.request("GET", "/healthz"))
         #expect(health["status"] == .string("ok"), "writes succeed again: \(health.text)")
     }
+
+    /// A run's log and the event stream followed on every replica while one of them rolls
+    /// the run: each stream gets every line and the end, whichever replica it is open on
+    /// (the others learn of the lines by LISTEN/NOTIFY).
+    @Test func streamsOnEveryReplicaFollowARunRolledByAnother() async throws {
+        let uri = try Self.server.get().createDatabase()
+        let hook = "for i in 1 2 3 4; do echo line $i on $ROLLGATE_TARGET_ID; sleep 0.1; done"
+        let replicas = try await start(["replica-a", "replica-b"], database: uri, deploy: hook)
+        defer { for replica in replicas { replica.process.kill(SIGTERM) } }
+        async let eventsA = readEvents(port: replicas[0].client.port, path: "/api/v1/events") { $0.contains("event: run.succeeded") }
+        async let eventsB = readEvents(port: replicas[1].client.port, path: "/api/v1/events") { $0.contains("event: run.succeeded") }
+        try await Task.sleep(for: .milliseconds(300))
+        let id = try await deploy(replicas[0].client, "v5")
+        async let logA = readEvents(port: replicas[0].client.port, path: "/api/v1/runs/\(id)/logs") { $0.contains("event: end") }
+        async let logB = readEvents(port: replicas[1].client.port, path: "/api/v1/runs/\(id)/logs") { $0.contains("event: end") }
+        let (a, b, ea, eb) = try await (logA, logB, eventsA, eventsB)
+        for (name, text) in [("replica-a", a), ("replica-b", b)] {
+            for target in ["web-1", "web-2", "web-3"] {
+                #expect((1...4).allSatisfy { text.contains("line \($0) on \(target)") }, "\(name): every line of \(target)")
+            }
+            #expect(text.contains("\"status\":\"succeeded\""), "\(name): the end")
+        }
+        for (name, text) in [("replica-a", ea), ("replica-b", eb)] {
+            #expect(text.contains("event: run.started") && text.contains("event: run.succeeded"), "\(name) streams the run's events")
+        }
+        let done = json(try await replicas[1].client.request("GET", "/api/v1/runs/\(id)"))
+        #expect(["replica-a", "replica-b"].contains(done["rolled_by"]?.string ?? ""))
+    }
 }

@@ -1,0 +1,56 @@
+import Foundation
+import Testing
+import PostgresStore
+import PostgresTesting
+import Rollout
+import SQLStore
+import Synchronization
+
+/// LISTEN/NOTIFY: a log line or an event committed through the store (by any replica) is
+/// heard by every replica's feed; after the database comes back from a restart the feed
+/// listens again and says that anything may have changed meanwhile.
+@Suite(.serialized) struct ChangeFeedTests {
+    final class Heard: Sendable {
+        let changes = Mutex<[StoreChange]>([])
+        func add(_ change: StoreChange) { changes.withLock { $0.append(change) } }
+        func waitFor(_ change: StoreChange, seconds: Double = 10) -> Bool {
+            let deadline = Date().addingTimeInterval(seconds)
+            while Date() < deadline {
+                if changes.withLock({ $0.contains(change) }) { return true }
+                usleep(20_000)
+            }
+            return false
+        }
+    }
+
+    @Test func committedLinesAndEventsAreHeardAndARestartSaysEverything() throws {
+        let server = try PostgresServer()
+        defer { server.remove() }
+        let uri = try server.createDatabase()
+        let store = try Store(postgres: uri, migrator: PostgresMigrator(directory: postgresMigrations))
+        let heard = Heard()
+        let feed = PostgresChangeFeed(uri: uri) { heard.add($0) }
+        feed.start()
+        defer { feed.stop() }
+        let t0 = Date()
+        guard case .created(let run, _) = try store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0) else {
+            Issue.record("not queued"); return
+        }
+        #expect(heard.waitFor(.events), "the queued event")
+        try store.log(run: run.id, [LogEntry(stream: .stdout, target: nil, phase: nil, text: "a", at: t0),
+                                    LogEntry(stream: .stdout, target: nil, phase: nil, text: "b", at: t0)])
+        #expect(heard.waitFor(.log(run: run.id)))
+        #expect(heard.changes.withLock { $0.filter { $0 == .log(run: run.id) }.count } == 1, "a batch is one notification")
+        // An uncommitted line is not heard.
+        let before = heard.changes.withLock { $0.count }
+        let other = try PGConnection(uri: uri)
+        try other.execute("BEGIN")
+        try other.execute("INSERT INTO log_lines (run_id, at, stream, text) VALUES ($1, 0, 'system', 'x')", [.integer(run.id)])
+        usleep(300_000)
+        #expect(heard.changes.withLock { $0.count } == before)
+        try other.execute("ROLLBACK")
+        server.stop()
+        try server.start()
+        #expect(heard.waitFor(.everything, seconds: 15), "listening again after the restart")
+    }
+}
