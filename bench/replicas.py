@@ -22,7 +22,7 @@ def config(name, database, hook="true", services=None):
         f.write("rate_limit: {writes_per_second: 1000, burst: 1000}\n")
         f.write(f"api_tokens: [{{name: bench, token: \"{TOKEN}\"}}]\nservices:\n")
         for n in range(services or args.services):
-            f.write(f"  - {{name: svc{n}, simulated: {{targets: 2, drain_seconds: 0.05, healthy_seconds: 0.05}}, poll_interval: 50ms, "
+            f.write(f"  - {{name: svc{n}, simulated: {{targets: 2, drain_seconds: 0.05, healthy_seconds: 0.05}}, poll_interval: 100ms, "
                     f"hooks: {{deploy: '{hook}'}}}}\n")
     return path
 
@@ -37,6 +37,8 @@ def start(name, database, hook="true", services=None):
         try:
             urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1); break
         except Exception:
+            if proc.poll() is not None:
+                raise SystemExit(f"{name} did not start: " + open(os.path.join(args.out, name + ".log")).read()[-1500:])
             time.sleep(0.05)
     return {"name": name, "proc": proc, "port": port}
 
@@ -92,9 +94,10 @@ rolled = {}
 for r in runs:
     if r.get("rolled_by"): rolled[r["rolled_by"]] = rolled.get(r["rolled_by"], 0) + 1
 started = sum(1 for r in runs if r["started_at"])
+superseded_after_start = sum(1 for r in runs if r["status"] == "superseded" and r["started_at"])
 print(f"claims: {args.deploys} deploys of {args.services} services at once across {args.replicas} replicas: "
       f"{len(runs)} runs, {by_status}; {started} started in {elapsed:.1f} s ({started / elapsed:.1f} runs/s); "
-      f"rolled by {rolled}; runs of one service overlapping: {overlaps}; runs ended twice: "
+      f"rolled by {rolled}; runs of one service overlapping: {overlaps}; started runs marked superseded: {superseded_after_start}; runs ended twice: "
       f"{len(runs) - len({r['id'] for r in runs})}")
 stop(replicas)
 
@@ -146,9 +149,10 @@ stream = urllib.request.urlopen(urllib.request.Request(f"http://127.0.0.1:{reade
                                                       headers={"Accept": "text/event-stream"}), timeout=60)
 for raw in stream:
     line = raw.decode(errors="replace").strip()
-    if line.startswith("data: ") and '"at ' in line:
-        text = json.loads(line[6:])["text"]
-        latencies.append((time.time() - float(text.split()[1])) * 1000)
+    if line.startswith("data: "):
+        text = json.loads(line[6:]).get("text", "")
+        if text.startswith("at "):
+            latencies.append((time.time() - float(text.split()[1])) * 1000)
     if line.startswith("event: end") or len(latencies) >= 80: break
 latencies.sort()
 if latencies:

@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPLICAS=${REPLICAS:-3}; SERVICES=${SERVICES:-10}; DEPLOYS=${DEPLOYS:-100}; LEASE=${LEASE:-3}
-OUT=bench/out/replicas; rm -rf "$OUT"; mkdir -p "$OUT"
+OUT=$(pwd)/bench/out/replicas; rm -rf "$OUT"; mkdir -p "$OUT"
 BIN=$(pwd)/.build/release/rollgate; [ -x "$BIN" ] || { echo "build first: make release"; exit 1; }
 . bench/lib.sh
 export ROLLGATE_MIGRATIONS=$(pwd)/migrations

@@ -107,7 +107,7 @@ extension Store: RunQueue {
 
     public func finish(_ id: RunID, _ event: RunEvent, error: String?, lease: RunLease?, at now: Date) throws {
         let ended = try write { db -> (service: String, status: RunStatus, startedAt: Date?)? in
-            guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?")
+            guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?\(Store.lockingRows(db))")
                 .rows([.integer(id)], Store.decodeRun).first else { return nil }
             if let lease { try Store.fence(db, run: id, lease: lease) }
             let status = try run.status.applying(event)

@@ -45,13 +45,19 @@ extension Store {
                     && existing.requestedBy == requestedBy && existing.waitForLock == waitForLock
                 return same ? .replayed(try Store.withSteps(existing, db)) : .keyConflict(existing)
             }
-            // A newer deploy supersedes a queued deploy; a queued restore is never dropped.
-            let superseded = kind != .deploy ? [] : try db.prepare("SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.queued.sql) AND kind = \(RunKind.Name.deploy.sql)")
+            // A newer deploy supersedes a queued deploy; a queued restore is never dropped. The
+            // queued runs are locked as they are read (PostgreSQL: another replica's claim skips
+            // them), and each is superseded only while still queued: a run another process
+            // started meanwhile is never marked superseded under it.
+            let candidates = kind != .deploy ? [] : try db.prepare(
+                "SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.queued.sql) AND kind = \(RunKind.Name.deploy.sql)\(Store.lockingRows(db))")
                 .rows([.text(service)]) { $0.int(0) }
-            for id in superseded {
+            var superseded: [RunID] = []
+            for id in candidates {
                 let status = try RunStatus.queued.applying(.supersede)
-                try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?")
+                try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ? AND status = \(RunStatus.queued.sql)")
                     .run([.text(status.rawValue), .integer(now.milliseconds), .null, .integer(id)])
+                if db.changes == 1 { superseded.append(id) }
             }
             let values: [SQLValue] = [.text(service), .text(version), reason.map(SQLValue.text) ?? .null,
                                       .text(requestedBy), .integer(now.milliseconds), idempotencyKey.map(SQLValue.text) ?? .null,
@@ -156,7 +162,8 @@ extension Store {
     /// target in hand is back. Returns the run as it is now, or nil if there is none.
     public func requestCancel(_ id: RunID, at now: Date) throws -> Run? {
         try write { db in
-            guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?")
+            // Locked as it is read: a claim by another replica waits, or skips it, until this ends.
+            guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?\(Store.lockingRows(db))")
                 .rows([.integer(id)], Store.decodeRun).first else { return nil }
             switch run.status {
             case .queued:
@@ -175,6 +182,11 @@ extension Store {
                 .rows([.integer(id)], Store.decodeRun).first.map { try Store.withSteps($0, db) }
         }
     }
+
+    /// ` FOR UPDATE` on PostgreSQL: the rows a write reads and then changes are locked as they
+    /// are read, so another replica cannot change them in between. SQLite has one writer at a
+    /// time already.
+    static func lockingRows(_ db: any SQLSession) -> String { db.dialect == .postgres ? " FOR UPDATE" : "" }
 
     /// For each service name: its last succeeded version and its running and queued runs.
     public func serviceSummary(_ service: String) throws -> ServiceSummary {

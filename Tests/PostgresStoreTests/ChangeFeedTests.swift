@@ -54,3 +54,28 @@ import Synchronization
         #expect(heard.waitFor(.everything, seconds: 15), "listening again after the restart")
     }
 }
+
+/// Replicas writing the queue at once: a queued run another replica is superseding or
+/// cancelling (its row locked in that write) is skipped by a claim, not waited for and not
+/// taken; once that write commits it is gone from the queue.
+@Suite struct ConcurrentQueueTests {
+    @Test func aClaimSkipsARunAnotherReplicaIsChanging() throws {
+        let uri = try postgres().createDatabase()
+        let replica = try Store(postgres: uri, migrator: PostgresMigrator(directory: postgresMigrations), replica: "b")
+        let t0 = Date()
+        guard case .created(let queued, _) = try replica.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0) else {
+            Issue.record("not queued"); return
+        }
+        // Another replica's write (a supersede, a cancel) holds the queued run's row.
+        let other = try PGConnection(uri: uri)
+        try other.execute("BEGIN")
+        try other.execute("SELECT id FROM runs WHERE id = $1 FOR UPDATE", [.integer(queued.id)])
+        let started = Date()
+        #expect(try replica.claimNext(owner: LeaseOwner(host: "b", pid: 1, start: 1), lease: .seconds(15), at: t0) == nil)
+        #expect(Date().timeIntervalSince(started) < 5, "skipped, not waited for")
+        try other.execute("UPDATE runs SET status = 'cancelled', finished_at = 1, cancel_requested = 1 WHERE id = $1", [.integer(queued.id)])
+        try other.execute("COMMIT")
+        #expect(try replica.claimNext(owner: LeaseOwner(host: "b", pid: 1, start: 1), lease: .seconds(15), at: t0) == nil)
+        #expect(try replica.run(queued.id)?.status == .cancelled)
+    }
+}
