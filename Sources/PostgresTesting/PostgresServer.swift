@@ -18,13 +18,26 @@ public final class PostgresServer: @unchecked Sendable {
     private var process: Process?
     private let binaries: String
     private let runAs: [String]
+    /// `-c name=value` settings beyond the defaults (fsync off, loopback only).
+    private let settings: [String]
 
     public struct Failure: Error, CustomStringConvertible {
         public let description: String
     }
 
     /// Sets up a cluster (initdb, superuser `rollgate`, trust on loopback) and starts it.
-    public init() throws {
+    /// `settings`: more `name=value` server settings (e.g. synchronous replication).
+    public convenience init(settings: [String] = []) throws {
+        try self.init(settings: settings, standbyOf: nil)
+    }
+
+    /// A streaming standby of `primary` (pg_basebackup -R): read-only until `promote`.
+    public convenience init(standbyOf primary: PostgresServer) throws {
+        try self.init(settings: [], standbyOf: primary)
+    }
+
+    private init(settings: [String], standbyOf primary: PostgresServer?) throws {
+        self.settings = settings
         binaries = try PostgresServer.binaries()
         directory = NSTemporaryDirectory() + "rollgate-pg-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
@@ -40,10 +53,22 @@ public final class PostgresServer: @unchecked Sendable {
             runAs = []
         }
         port = try PostgresServer.freePort()
-        let initdb = try PostgresServer.run(runAs + [binaries + "/initdb", "-D", directory + "/data", "-U", "rollgate", "-A", "trust",
-                                                      "-E", "UTF8", "--no-sync", "--no-instructions"])
-        guard initdb.status == 0 else { throw Failure(description: "initdb failed (\(initdb.status)): \(initdb.output)") }
+        if let primary {
+            let copy = try PostgresServer.run(runAs + [binaries + "/pg_basebackup", "-h", "127.0.0.1", "-p", "\(primary.port)", "-U", "rollgate",
+                                                        "-D", directory + "/data", "-R", "-X", "stream", "--no-sync", "--checkpoint=fast"])
+            guard copy.status == 0 else { throw Failure(description: "pg_basebackup failed (\(copy.status)): \(copy.output)") }
+        } else {
+            let initdb = try PostgresServer.run(runAs + [binaries + "/initdb", "-D", directory + "/data", "-U", "rollgate", "-A", "trust",
+                                                          "-E", "UTF8", "--no-sync", "--no-instructions"])
+            guard initdb.status == 0 else { throw Failure(description: "initdb failed (\(initdb.status)): \(initdb.output)") }
+        }
         try start()
+    }
+
+    /// A standby becomes a primary (pg_ctl promote), waiting until it takes writes.
+    public func promote() throws {
+        let promoted = try PostgresServer.run(runAs + [binaries + "/pg_ctl", "promote", "-w", "-D", directory + "/data"])
+        guard promoted.status == 0 else { throw Failure(description: "pg_ctl promote failed (\(promoted.status)): \(promoted.output)") }
     }
 
     deinit { stop() }
@@ -71,7 +96,7 @@ public final class PostgresServer: @unchecked Sendable {
         output.seekToEndOfFile()
         let server = [binaries + "/postgres", "-D", directory + "/data", "-p", "\(port)", "-k", directory,
                       "-c", "listen_addresses=127.0.0.1", "-c", "fsync=off", "-c", "synchronous_commit=off",
-                      "-c", "full_page_writes=off", "-c", "max_connections=200"]
+                      "-c", "full_page_writes=off", "-c", "max_connections=200"] + settings.flatMap { ["-c", $0] }
         // The server itself is the child (setpriv execs it): its PID is the one to stop.
         let process = Process()
         process.executableURL = URL(fileURLWithPath: (runAs + server)[0])

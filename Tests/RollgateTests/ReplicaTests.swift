@@ -167,4 +167,45 @@ import Rollout
         let done = json(try await replicas[1].client.request("GET", "/api/v1/runs/\(id)"))
         #expect(["replica-a", "replica-b"].contains(done["rolled_by"]?.string ?? ""))
     }
+
+    /// A primary with a synchronous streaming standby; mid-roll the primary dies (kill -9)
+    /// and the standby is promoted. A replica whose URI names both hosts with
+    /// `target_session_attrs=read-write` finds the new primary and finishes the run; nothing
+    /// it was told was committed is lost.
+    @Test func aFailoverToAPromotedStandbyMidRollLosesNothing() async throws {
+        let primary = try PostgresServer(settings: ["synchronous_commit=on"])
+        defer { primary.remove() }
+        let created = try primary.createDatabase()
+        let name = String(created.split(separator: "/").last!.split(separator: "?").first!)
+        let standby = try PostgresServer(standbyOf: primary)
+        defer { standby.remove() }
+        let admin = try PGConnection(uri: primary.uri())
+        try admin.execute("ALTER SYSTEM SET synchronous_standby_names = '*'")
+        try admin.execute("SELECT pg_reload_conf()")
+        #expect(try await eventually(within: .seconds(20)) {
+            try admin.execute("SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'").rows.first?.int(0) == 1
+        }, "the standby streams synchronously")
+        let uri = "postgresql://rollgate@127.0.0.1:\(primary.port),127.0.0.1:\(standby.port)/\(name)?target_session_attrs=read-write&connect_timeout=2"
+        let replicas = try await start(["replica-a"], database: uri, deploy: "sleep 1; echo deployed $ROLLGATE_TARGET_ID")
+        defer { for replica in replicas { replica.process.kill(SIGTERM) } }
+        let client = replicas[0].client
+        let id = try await deploy(client, "v6")
+        #expect(try await eventually(within: .seconds(20)) {
+            let run = json(try await client.request("GET", "/api/v1/runs/\(id)"))
+            return run["steps"]?.array?.contains { $0["target_id"] == .string("web-2") && $0["phase"] == .string("deploy") } ?? false
+        })
+        let before = json(try await client.request("GET", "/api/v1/runs/\(id)"))["steps"]?.array?.count ?? 0
+        primary.kill9()
+        try standby.promote()
+        let done = try await finished(client, run: id)
+        #expect(done["status"] == .string("succeeded"), "\(done.text)")
+        let steps = done["steps"]?.array ?? []
+        #expect(steps.count >= before, "no step that was committed before the failover is lost")
+        for target in ["web-1", "web-2", "web-3"] {
+            #expect(steps.contains { $0["target_id"] == .string(target) && $0["phase"] == .string("restore") && $0["status"] == .string("succeeded") },
+                    "\(target) back in service")
+        }
+        let runs = json(try await client.request("GET", "/api/v1/runs"))["runs"]?.array ?? []
+        #expect(runs.count == 1)
+    }
 }
