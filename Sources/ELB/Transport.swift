@@ -51,7 +51,7 @@ public protocol AWSTransport: Sendable {
 }
 
 /// AWS requests through the one outbound client.
-public struct URLSessionTransport: AWSTransport {
+public struct OutboundTransport: AWSTransport {
     let http: any OutboundHTTP
 
     public init(http: any OutboundHTTP = CurlHTTP()) { self.http = http }

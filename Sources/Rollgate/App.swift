@@ -296,7 +296,7 @@ public final class App: Sendable {
                 if hold.mayAct {
                     let results = await HealthCheckRestorer(ledger: store, work: blocking).putBackWhereRunsEnded(
                         isRunning: { id in (try? await blocking.run { try store.run(id) })?.status == .running },
-                        group: { services.loadBalancer(for: $0) as? any HealthCheckTunable })
+                        group: { services.loadBalancer(for: $0)?.healthCheckTuning })
                     for result in results {
                         switch result {
                         case .putBack(let change):

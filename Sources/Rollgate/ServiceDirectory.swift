@@ -59,7 +59,7 @@ public struct ServiceDirectory: Sendable {
     func timing(for service: String) async throws -> GroupTiming? {
         guard let entry = entries[service] else { return nil }
         if case .simulated(let settings) = entry.config.source { return settings.groupTiming }
-        guard let timed = entry.loadBalancer as? any TargetGroupTimed else { return nil }
+        guard let timed = entry.loadBalancer?.timed else { return nil }
         return try await timed.timing()
     }
 

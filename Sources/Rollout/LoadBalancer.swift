@@ -178,6 +178,31 @@ public protocol LoadBalancer: Sendable {
     func health(of target: Target) async throws -> TargetObservation
     func deregister(_ target: Target) async throws
     func register(_ target: Target) async throws
+    /// What it can say of its group's timing (deregistration delay, health check); nil: nothing.
+    var timed: (any TargetGroupTimed)? { get }
+    /// Where its targets are (for `ROLLGATE_TARGET_HOST`); nil: it cannot tell.
+    var addressing: (any TargetAddressing)? { get }
+    /// Its group's health check, for `health_check_during_roll`; nil: it cannot be changed.
+    var healthCheckTuning: (any HealthCheckTunable)? { get }
+}
+
+// Each capability defaults to none, and to the load balancer itself when it has it.
+extension LoadBalancer {
+    public var timed: (any TargetGroupTimed)? { nil }
+    public var addressing: (any TargetAddressing)? { nil }
+    public var healthCheckTuning: (any HealthCheckTunable)? { nil }
+}
+
+extension LoadBalancer where Self: TargetGroupTimed {
+    public var timed: (any TargetGroupTimed)? { self }
+}
+
+extension LoadBalancer where Self: TargetAddressing {
+    public var addressing: (any TargetAddressing)? { self }
+}
+
+extension LoadBalancer where Self: HealthCheckTunable {
+    public var healthCheckTuning: (any HealthCheckTunable)? { self }
 }
 
 /// Told of every answer the load balancer gives a roll (waiter polls, preflight listings), so

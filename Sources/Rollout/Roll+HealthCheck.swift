@@ -4,7 +4,7 @@
 /// the roll tightened and puts them back at its end, and a start with the run over puts
 /// them back at once (`HealthCheckRestorer`).
 extension Roll {
-    var tunable: (any HealthCheckTunable)? { loadBalancer as? any HealthCheckTunable }
+    var tunable: (any HealthCheckTunable)? { loadBalancer.healthCheckTuning }
 
     func tightenHealthCheck() async throws {
         guard let tightening = plan.healthCheckDuringRoll else { return }

@@ -134,7 +134,7 @@ extension Roll {
     /// Where the target is, asked once before it is touched; a lookup that fails stops the
     /// run while the target still serves.
     private func address(of target: Target) async throws -> String? {
-        guard let addressing = loadBalancer as? any TargetAddressing else { return nil }
+        guard let addressing = loadBalancer.addressing else { return nil }
         do {
             let host = try await addressing.host(of: target)
             if let host { note("\(target.id) is at \(host)", target: target) }

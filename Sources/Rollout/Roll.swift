@@ -130,7 +130,7 @@ public struct Roll: Sendable {
 
     /// Unset waits sized from what the target group says of itself.
     func sizedPlan() async throws -> ServicePlan {
-        guard plan.sizeDrainFromGroup || plan.sizeHealthyFromGroup, let timed = loadBalancer as? any TargetGroupTimed else { return plan }
+        guard plan.sizeDrainFromGroup || plan.sizeHealthyFromGroup, let timed = loadBalancer.timed else { return plan }
         let timing = try await timed.timing()
         var sized = plan
         sized.sizeDrainFromGroup = false

@@ -365,3 +365,17 @@ final class Box<T: Sendable>: @unchecked Sendable {
     // @unchecked: set once before the roll starts, read after.
     var value: T?
 }
+
+/// What a load balancer can do beyond the four calls every one makes is asked of it (its
+/// capabilities default to none, and to itself when it conforms), never found by a cast.
+@Suite struct LoadBalancerCapabilityTests {
+    @Test func eachCapabilityIsTheLoadBalancerItselfWhenItHasIt() {
+        let plain: any LoadBalancer = FakeLoadBalancer(targets: [Target(id: "i-1", port: 80)])
+        #expect(plain.timed == nil && plain.addressing == nil && plain.healthCheckTuning == nil)
+        let addressed: any LoadBalancer = AddressedLoadBalancer(inner: FakeLoadBalancer(targets: []), address: { _ in "10.0.0.1" })
+        #expect(addressed.addressing != nil && addressed.timed == nil && addressed.healthCheckTuning == nil)
+        let tunable: any LoadBalancer = TunableGroup(FakeLoadBalancer(targets: []),
+                                                     current: HealthCheckSettings(interval: .seconds(30), timeout: .seconds(5), healthyThreshold: 5))
+        #expect(tunable.healthCheckTuning?.targetGroup.hasSuffix("targetgroup/web/0123456789abcdef") == true && tunable.addressing == nil)
+    }
+}
