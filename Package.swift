@@ -55,14 +55,14 @@ let package = Package(
         // PostgreSQL over libpq: connection, migrator, the store (several replicas share it).
         .target(name: "PostgresStore", dependencies: ["CLibPQ", "Rollout", "SQLStore"]),
         // Composition: config, API routes, hook runner, app wiring.
-        .target(name: "Rollgate", dependencies: [
+        .target(name: "RollgateServer", dependencies: [
             "MicroHTTP", "SQLiteStore", "SQLStore", "PostgresStore", "Rollout", "CSpawn", "ELB", "Outbound", "YAML",
             .product(name: "Logging", package: "swift-log"),
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "rollgate", dependencies: [
-            "Rollgate", "MicroHTTP", "Outbound", "CSpawn", "PostgresStore", "SQLiteStore", "SQLStore",
+            "RollgateServer", "MicroHTTP", "Outbound", "CSpawn", "PostgresStore", "SQLiteStore", "SQLStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -88,7 +88,7 @@ let package = Package(
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP", "HTTPTesting",
                                                     .product(name: "MetricsTestKit", package: "swift-metrics")],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RollgateTests", dependencies: ["Rollgate", "MicroHTTP", "SQLiteStore", "SQLStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting",
+        .testTarget(name: "RollgateTests", dependencies: ["RollgateServer", "MicroHTTP", "SQLiteStore", "SQLStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting",
                                                         "PostgresStore", "PostgresTesting"],
                     exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Support/webhook_sink.py", "Support/browser.py", "Fixtures"]),
     ],

@@ -1,6 +1,6 @@
 import ArgumentParser
 import Outbound
-import Rollgate
+import RollgateServer
 import Rollout
 #if canImport(Glibc)
 import Glibc

@@ -1,6 +1,6 @@
 import Logging
 import Rollout
-import Rollgate
+import RollgateServer
 #if canImport(Glibc)
 import Glibc
 #endif

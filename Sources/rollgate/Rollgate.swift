@@ -3,7 +3,7 @@ import CSpawn
 import Dispatch
 import Logging
 import MicroHTTP
-import Rollgate
+import RollgateServer
 import Rollout
 import PostgresStore
 import SQLiteStore

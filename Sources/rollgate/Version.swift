@@ -1,4 +1,4 @@
-import Rollgate
+import RollgateServer
 
 /// `rollgate --version`.
 enum RollgateVersion {

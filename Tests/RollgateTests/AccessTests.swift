@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import MicroHTTP
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 import RolloutTesting
 

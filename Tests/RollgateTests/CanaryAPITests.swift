@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import HTTPTesting
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 
 /// Promote, rollback on request, and an automatic rollback, on a running server.

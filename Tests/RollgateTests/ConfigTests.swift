@@ -1,5 +1,5 @@
 import Testing
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 
 @Suite struct ConfigTests {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import PostgresStore
 import PostgresTesting
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 import RolloutTesting
 import SQLiteStore

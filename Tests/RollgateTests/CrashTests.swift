@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import MicroHTTP
 import HTTPTesting
-import Rollgate
+import RollgateServer
 import RolloutTesting
 
 /// The real binary killed and stopped at every moment of a roll: the same run resumes and

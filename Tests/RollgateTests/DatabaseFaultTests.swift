@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import MicroHTTP
 import HTTPTesting
-import Rollgate
+import RollgateServer
 
 /// The database fails under a running roll (its write lock held elsewhere, the disk full, the
 /// file system read-only): the roll pauses, /healthz says so, no acknowledged line is lost,

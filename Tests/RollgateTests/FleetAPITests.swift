@@ -1,6 +1,6 @@
 import Testing
 import MicroHTTP
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 import RolloutTesting
 import SQLiteStore

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import MicroHTTP
 import HTTPTesting
-import Rollgate
+import RollgateServer
 
 /// The operator's side, with the real binary: what hooks see, left-out targets through the
 /// CLI (status, runs, restore, forget), locks, backups.

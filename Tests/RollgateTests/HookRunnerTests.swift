@@ -2,7 +2,7 @@ import Foundation
 import Synchronization
 import Testing
 import HTTPTesting
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 import RolloutTesting
 

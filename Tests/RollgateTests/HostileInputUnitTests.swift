@@ -3,7 +3,7 @@ import Testing
 import MicroHTTP
 import HTTPTesting
 import Outbound
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 
 /// The pieces of issue 16 that need no server: parsing with bounds, the version rule, what

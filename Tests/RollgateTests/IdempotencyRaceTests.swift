@@ -3,7 +3,7 @@ import Testing
 import Dispatch
 import MicroHTTP
 import HTTPTesting
-@testable import Rollgate
+@testable import RollgateServer
 
 /// Identical requests with one Idempotency-Key sent at the same moment: the key is checked
 /// and the run inserted in one transaction, so every one of them gets the same run (the loser

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import MicroHTTP
 import HTTPTesting
-import Rollgate
+import RollgateServer
 
 /// A moto_server (the AWS emulator) on a free loopback port, stopped by its PID.
 final class MotoServer: @unchecked Sendable {

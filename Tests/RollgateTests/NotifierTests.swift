@@ -4,7 +4,7 @@ import Testing
 import Outbound
 import MicroHTTP
 import HTTPTesting
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 import RolloutTesting
 import SQLiteStore

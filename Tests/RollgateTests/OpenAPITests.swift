@@ -1,7 +1,7 @@
 import Foundation
 import Testing
 import HTTPTesting
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 
 /// /openapi.json is a valid OpenAPI 3.1 document, describes every route the server has and

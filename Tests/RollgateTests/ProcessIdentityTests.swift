@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 
 /// Who holds a lease, across hosts, boots, containers and recycled pids.

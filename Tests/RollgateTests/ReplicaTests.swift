@@ -3,7 +3,7 @@ import Testing
 import HTTPTesting
 import PostgresStore
 import PostgresTesting
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 
 /// Several `rollgate serve` on one PostgreSQL, with the release-like binary: every replica

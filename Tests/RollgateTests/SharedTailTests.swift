@@ -1,6 +1,6 @@
 import Synchronization
 import Testing
-@testable import Rollgate
+@testable import RollgateServer
 
 /// Many streams on one source: one store read for all of them per refresh, the backlog
 /// beyond what is held read directly, the end told once everything before it was read.

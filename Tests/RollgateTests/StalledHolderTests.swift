@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import MicroHTTP
 import HTTPTesting
-import Rollgate
+import RollgateServer
 import RolloutTesting
 
 /// A holder that stalls past its lease (SIGSTOP) while a second process takes its run over,

@@ -3,7 +3,7 @@ import Testing
 import Dispatch
 import MicroHTTP
 import HTTPTesting
-@testable import Rollgate
+@testable import RollgateServer
 
 /// Another process holds the database's write lock while writers wait: the writes wait (or
 /// are refused with 503) on the store's own threads, and `/healthz` and reads keep answering

@@ -4,7 +4,7 @@ import Dispatch
 import Logging
 import MicroHTTP
 import HTTPTesting
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 
 extension Logger {

@@ -2,7 +2,7 @@ import Foundation
 import Testing
 import MicroHTTP
 import HTTPTesting
-@testable import Rollgate
+@testable import RollgateServer
 import Rollout
 import RolloutTesting
 import SQLiteStore

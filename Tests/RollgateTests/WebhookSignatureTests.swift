@@ -1,6 +1,6 @@
 import Foundation
 import Testing
-@testable import Rollgate
+@testable import RollgateServer
 
 /// The providers' own documented examples (see Fixtures/github/PROVENANCE.md), then forged,
 /// stale and malformed variants.

@@ -1,7 +1,7 @@
 import Foundation
 import MicroHTTP
 import HTTPTesting
-@testable import Rollgate
+@testable import RollgateServer
 
 /// What a server's history says about its fleet, read through the API as any client would:
 /// when each target was out of the load balancer, and whether two ever were at once.
