@@ -1,6 +1,5 @@
 import MicroHTTP
 import Rollout
-import SQLiteStore
 import SQLStore
 
 /// Locks, and the targets rollgate left out: put one back, or forget one that is gone.

@@ -1,6 +1,5 @@
 import MicroHTTP
 import Rollout
-import SQLiteStore
 import SQLStore
 
 /// What monitoring reads: liveness with the database's state, Prometheus metrics, and what

@@ -1,6 +1,5 @@
 import MicroHTTP
 import Rollout
-import SQLiteStore
 import SQLStore
 
 /// `GET /api/v1/services/{name}/plan`: how long the next roll of a service will take, what

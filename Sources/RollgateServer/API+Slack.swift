@@ -1,6 +1,5 @@
 import MicroHTTP
 import Rollout
-import SQLiteStore
 import SQLStore
 
 /// `POST /api/v1/hooks/slack`: the `/deploy` slash command. Slack's v0 signature and a

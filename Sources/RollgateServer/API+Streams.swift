@@ -1,6 +1,5 @@
 import MicroHTTP
 import Rollout
-import SQLiteStore
 import SQLStore
 import Synchronization
 

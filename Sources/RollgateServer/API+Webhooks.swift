@@ -1,7 +1,6 @@
 import Crypto
 import MicroHTTP
 import Rollout
-import SQLiteStore
 import SQLStore
 
 /// Deploys from outside: GitHub, GitLab, any CI through a Standard Webhooks signature, and

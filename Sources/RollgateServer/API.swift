@@ -1,7 +1,6 @@
 import Logging
 import MicroHTTP
 import Rollout
-import SQLiteStore
 import SQLStore
 
 /// The HTTP API under /api/v1, the health check and the status page.

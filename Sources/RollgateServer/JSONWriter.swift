@@ -1,6 +1,5 @@
 import MicroHTTP
 import Rollout
-import SQLiteStore
 import SQLStore
 
 /// Writes JSON straight into bytes, keys in the order written, commas handled: what the API

@@ -1,6 +1,5 @@
 import Outbound
 import Rollout
-import SQLiteStore
 import SQLStore
 
 /// Each configured service's plan and load balancer, built once at start.

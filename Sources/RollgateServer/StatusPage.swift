@@ -1,6 +1,5 @@
 import MicroHTTP
 import Rollout
-import SQLiteStore
 import SQLStore
 
 /// `GET /`: `public/index.html` with the current state rendered into it, so `curl` prints

@@ -15,7 +15,7 @@ import Rollout
     let token = "replica-test-token-0123456789"
     static let server: Result<PostgresServer, Error> = Result { try PostgresServer() }
 
-    func config(_ name: String, database: String, deploy: String) -> String {
+    func config(_ name: String, database: String, deploy: String, drain: Double = 0.3, healthy: Double = 0.3, services: Int = 1) -> String {
         directory.write("\(name).yaml", """
             listen: 127.0.0.1:0
             name: \(name)
@@ -24,26 +24,30 @@ import Rollout
             lease: 3s
             api_tokens: [{name: ci, token_env: TEST_ROLLGATE_TOKEN}]
             services:
-              - name: web
-                simulated: {targets: 3, drain_seconds: 0.3, healthy_seconds: 0.3}
+            \((0..<services).map { n in """
+              - name: \(n == 0 ? "web" : "svc\(n)")
+                simulated: {targets: 3, drain_seconds: \(drain), healthy_seconds: \(healthy)}
                 poll_interval: 100ms
                 hooks: {deploy: '\(deploy)'}
+            """ }.joined(separator: "\n"))
             """)
     }
 
-    func start(_ names: [String], database: String, deploy: String) async throws -> [(name: String, process: RollgateProcess, client: HTTPClient)] {
+    func start(_ names: [String], database: String, deploy: String, drain: Double = 0.3, healthy: Double = 0.3,
+               services: Int = 1) async throws -> [(name: String, process: RollgateProcess, client: HTTPClient)] {
         var replicas: [(String, RollgateProcess, HTTPClient)] = []
         for name in names {
-            let process = try RollgateProcess(["serve", "--config", config(name, database: database, deploy: deploy)],
+            let process = try RollgateProcess(["serve", "--config", config(name, database: database, deploy: deploy, drain: drain, healthy: healthy,
+                                                                            services: services)],
                                               environment: ["TEST_ROLLGATE_TOKEN": token])
             replicas.append((name, process, HTTPClient(port: try await process.port(), timeoutSeconds: 30)))
         }
         return replicas
     }
 
-    func deploy(_ client: HTTPClient, _ version: String) async throws -> Int64 {
+    func deploy(_ client: HTTPClient, _ version: String, service: String = "web") async throws -> Int64 {
         let answer = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
-                                              body: Array(#"{"service":"web","version":"\#(version)"}"#.utf8))
+                                              body: Array(#"{"service":"\#(service)","version":"\#(version)"}"#.utf8))
         #expect(answer.status == 202, "\(String(decoding: answer.body, as: UTF8.self))")
         return try #require(json(answer)["id"]?.int)
     }
@@ -68,21 +72,23 @@ import Rollout
         #expect(runs.count == 1, "rolled once")
     }
 
-    /// kill -9 of the replica rolling a run, during its deploy hook: the other takes it over
-    /// once its lease lapses and finishes it, one run in the history, never two targets out.
-    @Test func theLossOfTheReplicaHoldingARunLeavesItToAnother() async throws {
+    /// kill -9 of the replica rolling a run, in its drain, its deploy hook and its health wait:
+    /// the other takes it over once its lease lapses and finishes it, one run in the history,
+    /// never two targets out.
+    @Test(arguments: ["drain", "deploy", "restore"])
+    func theLossOfTheReplicaHoldingARunLeavesItToAnother(phase: String) async throws {
         let uri = try Self.server.get().createDatabase()
         let hook = "sleep 1.5; echo deployed $ROLLGATE_TARGET_ID"
-        let replicas = try await start(["replica-a", "replica-b"], database: uri, deploy: hook)
+        let replicas = try await start(["replica-a", "replica-b"], database: uri, deploy: hook, drain: 1.5, healthy: 1.5)
         defer { for replica in replicas { replica.process.kill(SIGTERM) } }
         let id = try await deploy(replicas[0].client, "v3")
-        // Wait until a replica is in the deploy hook of the first target.
+        // Wait until a replica is in that phase of the first target.
         var holder: String?
         #expect(try await eventually(within: .seconds(20)) {
             let run = json(try await replicas[0].client.request("GET", "/api/v1/runs/\(id)"))
-            let deploying = run["steps"]?.array?.contains { $0["phase"] == .string("deploy") && $0["status"] == .string("running") } ?? false
+            let inPhase = run["steps"]?.array?.contains { $0["phase"] == .string(phase) && $0["status"] == .string("running") } ?? false
             holder = run["rolled_by"]?.string
-            return deploying && holder != nil
+            return inPhase && holder != nil
         })
         let lost = try #require(replicas.first { $0.name == holder })
         let survivor = try #require(replicas.first { $0.name != holder })
@@ -207,5 +213,39 @@ import Rollout
         }
         let runs = json(try await client.request("GET", "/api/v1/runs"))["runs"]?.array ?? []
         #expect(runs.count == 1)
+    }
+
+    /// Deploys of several services posted at once, spread over three replicas: every run ends
+    /// once (rolled, or superseded by a newer deploy of its service), and two runs of one
+    /// service never roll at the same time.
+    @Test func deploysPostedAtOnceAcrossThreeReplicasEachEndOnceOneRunPerServiceAtATime() async throws {
+        let uri = try Self.server.get().createDatabase()
+        let replicas = try await start(["replica-a", "replica-b", "replica-c"], database: uri, deploy: "sleep 0.1", drain: 0.1, healthy: 0.1, services: 5)
+        defer { for replica in replicas { replica.process.kill(SIGTERM) } }
+        let services = ["web", "svc1", "svc2", "svc3", "svc4"]
+        try await withThrowingTaskGroup(of: Int64.self) { group in
+            for n in 0..<30 {
+                let replica = replicas[n % replicas.count]
+                group.addTask { try await deploy(replica.client, "v\(n)", service: services[n % services.count]) }
+            }
+            for try await _ in group {}
+        }
+        var runs: [JSONValue] = []
+        #expect(try await eventually(within: .seconds(60)) {
+            runs = json(try await replicas[2].client.request("GET", "/api/v1/runs?limit=100"))["runs"]?.array ?? []
+            return runs.count == 30 && runs.allSatisfy { !["queued", "running"].contains($0["status"]?.string ?? "") }
+        }, "\(runs.map { $0["status"]?.string ?? "?" })")
+        #expect(runs.allSatisfy { ["succeeded", "superseded"].contains($0["status"]?.string ?? "") })
+        #expect(Set(runs.compactMap { $0["id"]?.int }).count == 30, "every run once")
+        for service in services {
+            let spans = runs.filter { $0["service"] == .string(service) && $0["status"] == .string("succeeded") }
+                .compactMap { run -> (String, String)? in
+                    guard let from = run["started_at"]?.string, let until = run["finished_at"]?.string else { return nil }
+                    return (from, until)
+                }.sorted { $0.0 < $1.0 }
+            #expect(!spans.isEmpty, "\(service) rolled")
+            for (a, b) in zip(spans, spans.dropFirst()) { #expect(a.1 <= b.0, "\(service): two runs at once") }
+        }
+        #expect(runs.allSatisfy { $0["status"] != .string("superseded") || $0["started_at"] == .null }, "a started run is never superseded")
     }
 }

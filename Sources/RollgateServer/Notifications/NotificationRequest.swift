@@ -1,6 +1,5 @@
 import Outbound
 import Rollout
-import SQLiteStore
 import SQLStore
 
 /// What each destination is sent for an event: Slack text, a Standard Webhooks JSON body

@@ -1,7 +1,6 @@
 import Logging
 import Outbound
 import Rollout
-import SQLiteStore
 import SQLStore
 
 /// Tells people about runs, from the durable event log: a run's events go to its service's
