@@ -172,9 +172,10 @@ public final class PostgresEngine: StoreEngine {
 
     public func writeLog<T>(_ body: (any SQLSession) throws -> T) throws -> T { try write(body) }
 
+    /// Each statement on its own, as SQLite's readers do (no BEGIN/COMMIT round trips).
     public func read<T>(_ body: (any SQLSession) throws -> T) throws -> T {
         let index = nextReader.wrappingAdd(1, ordering: .relaxed).oldValue % readers.count
-        return try readers[index].with(transaction: true) { try body($0) }
+        return try readers[index].with(transaction: false) { try body($0) }
     }
 
     public var longestWriteWait: Duration? { pending.longest }
