@@ -1,6 +1,11 @@
 import Rollout
 import SQLStore
 import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// A `PGConnection` as the store's session: the store's `?` placeholders become `$1`, `$2`...
 /// (outside quotes and comments), the translation kept per statement text.

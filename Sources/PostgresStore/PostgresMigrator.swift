@@ -1,4 +1,9 @@
 import Rollout
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Applies PostgreSQL's migrations (`migrations/postgres/`) in order, one transaction each,
 /// recorded in `schema_migrations`, like SQLite's. Several replicas starting at once take

@@ -2,6 +2,11 @@ import MicroHTTP
 import Rollout
 import SQLStore
 import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `POST /api/v1/deploys` and what every way of starting a deploy shares.
 extension API {

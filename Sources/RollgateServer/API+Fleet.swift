@@ -1,6 +1,11 @@
 import MicroHTTP
 import Rollout
 import SQLStore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Locks, and the targets rollgate left out: put one back, or forget one that is gone.
 extension API {

@@ -6,6 +6,11 @@ import Rollout
 import PostgresStore
 import SQLiteStore
 import SQLStore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Where rollgate finds its migrations and status page when not told: beside the binary's
 /// source checkout (`.build/debug/rollgate` -> repo), or the working directory.

@@ -1,5 +1,10 @@
 import Rollout
 import YAML
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// A config error, naming the key and the line: `services[0].poll_interval (line 12): ...`.
 public struct ConfigError: Error, CustomStringConvertible {

@@ -2,6 +2,11 @@ import PostgresStore
 import Rollout
 import SQLiteStore
 import SQLStore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `rollgate copy-database`: a SQLite history into an empty PostgreSQL database, from one
 /// machine to several. Every table, every row with its ids and sequence numbers (log cursors,

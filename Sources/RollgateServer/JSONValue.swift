@@ -1,5 +1,10 @@
 import MicroHTTP
 import Rollout
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// JSON with keys kept in the order written: what the API sends, and what tests read.
 public enum JSONValue: Sendable, Equatable {

@@ -1,6 +1,11 @@
 import MicroHTTP
 import Rollout
 import SQLStore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Writes JSON straight into bytes, keys in the order written, commas handled: what the API
 /// answers with. (Building a `JSONValue` tree first cost a third of a run read; appending to

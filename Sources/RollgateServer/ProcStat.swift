@@ -1,4 +1,9 @@
 import Rollout
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `/proc/PID/stat`, read past the command name (field 2), which may hold spaces and
 /// parentheses: what the hook runner (process groups) and leases (start times) both need.

@@ -1,6 +1,11 @@
 import MicroHTTP
 import Rollout
 import SQLStore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// `GET /`: `public/index.html` with the current state rendered into it, so `curl` prints
 /// readable state without JavaScript; in a browser, `status.js` keeps it up to date.

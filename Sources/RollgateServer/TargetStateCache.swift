@@ -1,5 +1,10 @@
 import Rollout
 import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// What viewers (the page, `/api/v1/services`, `rollgate status`) see of each service's
 /// targets, served from what rollgate already knows: the roll's own observations (every

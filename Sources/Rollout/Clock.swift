@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// Time as the roll sees it: wall-clock `now` for records, `sleep` between polls.
 /// Tests inject a manual clock, so no test sleeps for real.
 public protocol RolloutClock: Sendable {

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// Where a target of a run's frozen plan stands.
 public enum TargetProgress: String, Codable, Sendable, CaseIterable {
     /// Not touched by this run yet.

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// A registered target: an instance id or IP address, and the port it serves on.
 public struct Target: Codable, Sendable, Hashable, Comparable, CustomStringConvertible {
     public var id: String

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// One numbered SQL file of an engine's migrations, e.g. `0002_simulated_targets.sql`.
 public struct Migration: Sendable, Equatable {
     public let version: Int

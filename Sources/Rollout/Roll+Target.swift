@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// The roll of one target, phase by phase, and the roll's records.
 extension Roll {
     func roll(_ target: Target, from point: ResumePoint, number: Int, of targets: [Target], batch: Set<Target>) async throws {

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// A request to put `service` at `version`, and what became of it.
 public struct Run: Sendable, Equatable {
     public var id: RunID

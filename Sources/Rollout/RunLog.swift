@@ -1,4 +1,9 @@
 import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Replaces every configured secret value in a line by `***` before it is stored.
 public struct SecretMask: Sendable {

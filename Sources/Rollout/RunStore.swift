@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// What the roll writes as it goes. Each state change is committed before the action it
 /// announces (write ahead) and its outcome after.
 /// One log line on its way to the journal.

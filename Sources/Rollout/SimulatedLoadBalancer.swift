@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// One simulated target as stored: registered or not, and since when.
 public struct SimulatedTarget: Sendable, Equatable {
     public var target: Target

@@ -1,3 +1,9 @@
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
 /// What a step does to one target. `restore` is RegisterTargets plus the wait until healthy.
 public enum Phase: String, Codable, Sendable, CaseIterable {
     case prepare, drain, deploy, verify, restore

@@ -1,5 +1,10 @@
 import Logging
 import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Whether the database takes writes, as the last write found. Every retried write reports
 /// here; `/healthz` and `/metrics` read it.

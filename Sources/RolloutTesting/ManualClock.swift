@@ -1,5 +1,10 @@
 import Rollout
 import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Virtual time: `sleep` returns at once after moving `now` forward by the duration, and
 /// every sleep is recorded, so a test reads the exact poll schedule without waiting.

@@ -1,4 +1,9 @@
 import Rollout
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 extension LeaseOwner {
     /// The owner tests act as unless they say otherwise.

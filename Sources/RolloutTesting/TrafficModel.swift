@@ -1,5 +1,10 @@
 import Rollout
 import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// A load balancer with users behind it, on the test's clock, to prove a roll drops no
 /// request (issue 9). Everything that happens is recorded with its time; the users' traffic

@@ -1,4 +1,9 @@
 import Rollout
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The store as one holding of a run sees it: every write of the run (its steps, log lines,
 /// hook processes, left-out notes, rollback mark, bake progress, plan, progress) first checks,

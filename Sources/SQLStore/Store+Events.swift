@@ -1,4 +1,9 @@
 import Rollout
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// What happened: to a run (what notifications are made of), to one of its steps, or to a
 /// target's state as the load balancer reported it (these two only feed the events stream).

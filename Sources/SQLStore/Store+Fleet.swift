@@ -1,4 +1,9 @@
 import Rollout
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// What rollgate knows of each service's fleet: runs' frozen plans and the targets it took
 /// out and has not put back.

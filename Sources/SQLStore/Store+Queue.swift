@@ -1,4 +1,9 @@
 import Rollout
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// The roll's journal and the dispatcher's queue, in SQLite.
 extension Store: RunQueue {

@@ -1,4 +1,9 @@
 import Rollout
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// What became of a deploy request.
 public enum Enqueued: Sendable {

@@ -1,5 +1,10 @@
 import Rollout
 import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// What the store needs of a database engine (SQLite's file, PostgreSQL's server): sessions
 /// for a read, a state change and a batch of log lines, each in one transaction, and the

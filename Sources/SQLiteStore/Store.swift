@@ -1,6 +1,11 @@
 import Rollout
 import SQLStore
 import Synchronization
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// A connection behind its own lock.
 /// @unchecked: the connection is only reached through `mutex`.

@@ -1,6 +1,11 @@
 import Logging
 import Rollout
 import RollgateServer
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif

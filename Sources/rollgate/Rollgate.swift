@@ -8,6 +8,11 @@ import Rollout
 import PostgresStore
 import SQLiteStore
 import SQLStore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 #if canImport(Glibc)
 import Glibc
 #endif

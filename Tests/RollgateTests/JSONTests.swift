@@ -1,6 +1,7 @@
 import Testing
 @testable import RollgateServer
 import Rollout
+import Foundation
 
 @Suite struct JSONTests {
     @Test func timestampsAreRFC3339UTCWithMilliseconds() {

@@ -3,6 +3,7 @@ import Rollout
 import RolloutTesting
 import SQLiteStore
 @testable import SQLStore
+import Foundation
 
 @Suite struct DispatcherTests {
     let clock: ManualClock

@@ -5,6 +5,7 @@ import RolloutTesting
 import SQLiteStore
 @testable import SQLStore
 import Synchronization
+import Foundation
 
 /// The run's log batches lines into transactions. What must hold with several hooks printing
 /// at once: a hook's reader never waits for another's transaction, every line is stored once,

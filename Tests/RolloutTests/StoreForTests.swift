@@ -6,6 +6,7 @@ import RolloutTesting
 @testable import SQLiteStore
 @testable import SQLStore
 import Synchronization
+import Foundation
 
 /// The roll's tests run on the real store: SQLite in a file of its own, with every migration,
 /// so each rule the schema keeps holds in the tests too (a fake that kept fewer rules let

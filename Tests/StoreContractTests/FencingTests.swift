@@ -4,6 +4,7 @@ import Rollout
 import RolloutTesting
 @testable import SQLiteStore
 @testable import SQLStore
+import Foundation
 
 /// A process that lost a run can write nothing into it: every run-scoped write of a roll goes
 /// through `FencedJournal`, which checks the lease in the write's own transaction.

@@ -26,6 +26,7 @@ let migrationsDirectory: String = {
 
 #if canImport(Glibc)
 import Glibc
+import Foundation
 #endif
 
 @Suite struct MigratorTests {

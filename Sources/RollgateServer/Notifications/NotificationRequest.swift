@@ -1,6 +1,11 @@
 import Outbound
 import Rollout
 import SQLStore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// What each destination is sent for an event: Slack text, a Standard Webhooks JSON body
 /// (`type`, `timestamp`, `data`), or a GitHub deployment status.

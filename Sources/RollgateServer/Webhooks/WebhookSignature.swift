@@ -1,5 +1,10 @@
 import Crypto
 import Rollout
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
 
 /// Why a signed request was refused (401). Each names what was wrong, never the secret.
 public enum SignatureFailure: Error, Equatable, CustomStringConvertible {
