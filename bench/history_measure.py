@@ -73,14 +73,19 @@ def during_pass(base, token, db, log):
     page, deploys, health, wal = [], [], {}, 0
     started = time.time()
     number = 0
-    while "pruned" not in open(log).read():
-        number += 1
+
+    def probe():
+        # The page, a deploy and /healthz once each, as an operator and CI would meanwhile.
         page.append(timed(base + "/")[0])
         body = json.dumps({"service": "fresh", "version": "v%d" % number}).encode()
         ms, status, _ = timed(base + "/api/v1/deploys", body, dict(auth, **{"Idempotency-Key": "pass-%d" % number}))
         deploys.append(ms if status == 202 else 60_000.0)
         state = json.loads(timed(base + "/healthz")[2] or b"{}").get("status", "?")
         health[state] = health.get(state, 0) + 1
+
+    while "pruned" not in open(log).read():
+        number += 1
+        probe()
         try:
             wal = max(wal, os.path.getsize(db + "-wal"))
         except OSError:
@@ -91,12 +96,7 @@ def during_pass(base, token, db, log):
     pruned_at = time.time()
     while "compacted" not in open(log).read() and time.time() - pruned_at < 3600:
         number += 1
-        page.append(timed(base + "/")[0])
-        body = json.dumps({"service": "fresh", "version": "v%d" % number}).encode()
-        ms, status, _ = timed(base + "/api/v1/deploys", body, dict(auth, **{"Idempotency-Key": "pass-%d" % number}))
-        deploys.append(ms if status == 202 else 60_000.0)
-        state = json.loads(timed(base + "/healthz")[2] or b"{}").get("status", "?")
-        health[state] = health.get(state, 0) + 1
+        probe()
         time.sleep(0.2)
     print("first retention pass: %.0f s, then giving free pages back %.0f s" % (pruned_at - started, time.time() - pruned_at))
     print("  page during the pass and the compaction: median %.0f ms, max %.0f ms (%d tries)" % (statistics.median(page), max(page), len(page)))

@@ -103,20 +103,21 @@ public final class PGConnection {
     public init(uri: String) throws {
         self.uri = uri
         guard rollgate_pq_load() == 0 else { throw LibPQUnavailable(description: String(cString: rollgate_pq_load_error())) }
-        handle = rollgate_PQconnectdb(uri)
+        handle = try PGConnection.connect(uri)
+    }
+
+    /// A connection to `uri`, its notices quieted, or the error saying why there is none.
+    private static func connect(_ uri: String) throws -> OpaquePointer {
+        let handle = rollgate_PQconnectdb(uri)
         guard let handle, rollgate_PQstatus(handle) == CONNECTION_OK else {
             let message = handle.map { PGConnection.trimmed(rollgate_PQerrorMessage($0)) } ?? "out of memory"
             if let handle { rollgate_PQfinish(handle) }
-            self.handle = nil
             throw PostgresError(sqlState: nil, message: "cannot connect: \(message)")
         }
-        PGConnection.quiet(handle)
-    }
-
-    /// The server's notices (`relation ... already exists, skipping`) are not errors: libpq
-    /// would print them on stderr, into a CLI's output or the server's log.
-    private static func quiet(_ handle: OpaquePointer) {
+        // The server's notices (`relation ... already exists, skipping`) are not errors: libpq
+        // would print them on stderr, into a CLI's output or the server's log.
         rollgate_PQsetNoticeProcessor(handle, { _, _ in }, nil)
+        return handle
     }
 
     deinit { if let handle { rollgate_PQfinish(handle) } }
@@ -129,13 +130,10 @@ public final class PGConnection {
     /// is found when the URI names every host with `target_session_attrs=read-write`).
     public func reconnect() throws {
         if let handle { rollgate_PQfinish(handle) }
-        handle = rollgate_PQconnectdb(uri)
-        guard let handle, rollgate_PQstatus(handle) == CONNECTION_OK else {
-            let message = handle.map { PGConnection.trimmed(rollgate_PQerrorMessage($0)) } ?? "out of memory"
-            throw PostgresError(sqlState: nil, message: "cannot connect: \(message)")
-        }
-        PGConnection.quiet(handle)
+        handle = nil
+        handle = try PGConnection.connect(uri)
     }
+
 
     /// The server's process for this connection (what `pg_terminate_backend` takes).
     public var backendPID: Int32 { handle.map { rollgate_PQbackendPID($0) } ?? 0 }

@@ -135,15 +135,7 @@ final class GuardedSession: @unchecked Sendable {
         }
         do {
             guard transaction else { return try body(session) }
-            try session.connection.execute("BEGIN")
-            do {
-                let value = try body(session)
-                try session.connection.execute("COMMIT")
-                return value
-            } catch {
-                _ = try? session.connection.execute("ROLLBACK")
-                throw error
-            }
+            return try session.connection.transaction { _ in try body(session) }
         } catch let error as PostgresError where error.sqlState?.hasPrefix("08") == true || error.sqlState?.hasPrefix("57P") == true {
             self.session = nil
             throw error

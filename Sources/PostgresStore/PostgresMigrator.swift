@@ -34,24 +34,13 @@ public struct PostgresMigrator: Sendable {
     public func migrate(_ db: PGConnection, now: Date = Date()) throws -> [Int] {
         try db.execute("SELECT pg_advisory_lock($1)", [.integer(PostgresMigrator.lockKey)])
         defer { _ = try? db.execute("SELECT pg_advisory_unlock($1)", [.integer(PostgresMigrator.lockKey)]) }
-        let current = try currentVersion(of: db)
-        if current > latestVersion {
-            throw MigrationError.databaseNewerThanBinary(database: current, known: latestVersion)
-        }
-        var applied: [Int] = []
-        for migration in migrations where migration.version > current {
-            do {
-                try db.transaction { db in
-                    try db.executeScript(migration.sql)
-                    try db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
-                                   [.integer(Int64(migration.version)), .text(migration.name), .integer(now.milliseconds)])
-                }
-            } catch {
-                throw MigrationError.failed(migration, error)
+        return try files.apply(after: try currentVersion(of: db)) { migration in
+            _ = try db.transaction { db in
+                try db.executeScript(migration.sql)
+                return try db.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                                      [.integer(Int64(migration.version)), .text(migration.name), .integer(now.milliseconds)])
             }
-            applied.append(migration.version)
         }
-        return applied
     }
 
     private func ensureTable(_ db: PGConnection) throws {

@@ -188,7 +188,7 @@ public final class App: Sendable {
         do {
             holder = try store.claimServer(owner: owner, for: lease.duration, isGone: { identity.isGone($0) })
         } catch {
-            throw Store.explainUnwritable(error, path: config.database)
+            throw SQLiteEngine.explainUnwritable(error, path: config.database)
         }
         if let holder { throw DatabaseHeld(database: config.database, holder: holder) }
         hold.renewed(askedAt: asked)
@@ -199,9 +199,16 @@ public final class App: Sendable {
             try? store.releaseServer(owner: owner)
             throw error
         }
+        await startWork(keeping: keepLease())
+    }
+
+    /// The work of a serving process once it listens: the background tasks (`keeper` holds
+    /// what `hold` stands for: the database on SQLite, the duties on PostgreSQL, which gate
+    /// pruning, the health checks' put-back and notifications), then the dispatcher.
+    private func startWork(keeping keeper: Task<Void, Never>) async {
         let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger,
                                 telemetry: telemetry, holding: hold, blocking: blocking)
-        background.withLock { $0 = [keepLease(), prune(), putBackHealthChecks(), Task { await notifier.run() }] }
+        background.withLock { $0 = [keeper, prune(), putBackHealthChecks(), Task { await notifier.run() }] }
         await dispatcher.start()
     }
 
@@ -211,10 +218,7 @@ public final class App: Sendable {
     private func startReplica() async throws {
         changeFeed?.start()
         try server.start()
-        let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger,
-                                telemetry: telemetry, holding: hold, blocking: blocking)
-        background.withLock { $0 = [keepDuties(), prune(), putBackHealthChecks(), Task { await notifier.run() }] }
-        await dispatcher.start()
+        await startWork(keeping: keepDuties())
     }
 
     /// Claims the replicas' background duties when nobody holds them (or their holder's lease

@@ -75,4 +75,23 @@ public struct MigrationFiles: Sendable {
     }
 
     public var latestVersion: Int { migrations.last?.version ?? 0 }
+
+    /// Applies the migrations after `current` in order, each by `apply` (one transaction that
+    /// also records it); returns the versions applied. A database newer than these files is
+    /// refused; a migration that fails stops the rest, named in the error.
+    public func apply(after current: Int, _ apply: (Migration) throws -> Void) throws -> [Int] {
+        if current > latestVersion {
+            throw MigrationError.databaseNewerThanBinary(database: current, known: latestVersion)
+        }
+        var applied: [Int] = []
+        for migration in migrations where migration.version > current {
+            do {
+                try apply(migration)
+            } catch {
+                throw MigrationError.failed(migration, error)
+            }
+            applied.append(migration.version)
+        }
+        return applied
+    }
 }

@@ -250,18 +250,21 @@ extension Store {
         }
     }
 
+    /// The service's last `?` succeeded deploys (service, then how many): what the plan learns from.
+    static let lastSucceededDeploys = """
+        SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql)
+        ORDER BY id DESC LIMIT ?
+        """
+
     static let drainIdleQuery = Query("""
         SELECT finished_at - started_at, quiet_ms FROM steps
-        WHERE run_id IN (SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql)
-                         ORDER BY id DESC LIMIT ?)
+        WHERE run_id IN (\(lastSucceededDeploys))
           AND phase = 'drain' AND status = \(StepStatus.succeeded.sql) AND quiet_ms IS NOT NULL
         """)
 
     static let phaseTimesQuery = Query("""
         SELECT phase, finished_at - started_at FROM steps
-        WHERE run_id IN (SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.succeeded.sql) AND kind = \(RunKind.Name.deploy.sql)
-                         ORDER BY id DESC LIMIT ?)
-          AND status = \(StepStatus.succeeded.sql)
+        WHERE run_id IN (\(lastSucceededDeploys)) AND status = \(StepStatus.succeeded.sql)
         """)
 }
 

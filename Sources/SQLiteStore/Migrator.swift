@@ -31,31 +31,21 @@ public struct Migrator: Sendable {
     @discardableResult
     public func migrate(_ connection: Connection, now: Date = Date()) throws -> [Int] {
         let current = try currentVersion(of: connection)
-        if current > latestVersion {
-            throw MigrationError.databaseNewerThanBinary(database: current, known: latestVersion)
-        }
-        var applied: [Int] = []
         // A migration may rebuild a table others refer to: foreign keys are off while it runs
         // (the pragma is ignored inside a transaction) and checked before it commits.
         try connection.execute("PRAGMA foreign_keys = OFF")
         defer { try? connection.execute("PRAGMA foreign_keys = ON") }
-        for migration in migrations where migration.version > current {
-            do {
-                try connection.transaction {
-                    try connection.execute(migration.sql)
-                    let broken = try connection.prepare("PRAGMA foreign_key_check").rows([]) { $0.text(0) }
-                    if let table = broken.first {
-                        throw SQLiteError(code: 787, message: "migration \(migration.version) leaves rows in \(table) whose parent is gone", sql: nil)
-                    }
-                    try connection.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
-                        .run([.integer(Int64(migration.version)), .text(migration.name), .integer(now.milliseconds)])
+        return try files.apply(after: current) { migration in
+            try connection.transaction {
+                try connection.execute(migration.sql)
+                let broken = try connection.prepare("PRAGMA foreign_key_check").rows([]) { $0.text(0) }
+                if let table = broken.first {
+                    throw SQLiteError(code: 787, message: "migration \(migration.version) leaves rows in \(table) whose parent is gone", sql: nil)
                 }
-            } catch let error as SQLiteError {
-                throw MigrationError.failed(migration, error)
+                try connection.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)")
+                    .run([.integer(Int64(migration.version)), .text(migration.name), .integer(now.milliseconds)])
             }
-            applied.append(migration.version)
         }
-        return applied
     }
 
     private func ensureTable(_ connection: Connection) throws {

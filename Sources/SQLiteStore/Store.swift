@@ -145,7 +145,4 @@ extension Store {
 
     /// Checkpoints SQLite's write-ahead log into the file; nothing on other engines.
     public func checkpoint() throws { try sqlite?.checkpoint() }
-
-    public static func configureWriter(_ connection: Connection) throws { try SQLiteEngine.configureWriter(connection) }
-    public static func explainUnwritable(_ error: Error, path: String) -> Error { SQLiteEngine.explainUnwritable(error, path: path) }
 }

@@ -218,7 +218,7 @@ struct Migrate: ParsableCommand {
         }
         let migrator = try Migrator(directory: directory)
         let connection = try Connection(path: database)
-        try Store.configureWriter(connection)
+        try SQLiteEngine.configureWriter(connection)
         let applied = try migrator.migrate(connection)
         print(applied.isEmpty
               ? "\(database) is up to date at schema version \(migrator.latestVersion)"
