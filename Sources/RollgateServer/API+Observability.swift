@@ -36,32 +36,36 @@ extension API {
     static let slowWrite: Duration = .seconds(3)
 
     /// Liveness, and whether the database takes writes: `degraded` (still 200: restarting
-    /// would not help) with the last write error while it does not.
+    /// would not help) with the last write error while it does not. Every 200 names the
+    /// replica that answered and the runs it holds.
     func healthz() -> HTTPResponse {
         if let refusal = shutdown.writeRefusal, refusal.code != "database_not_held" {
             return .json(503, JSONValue.object([("status", .string(refusal.code))]).bytes)
         }
+        let held = self.held.now
+        func degraded(_ fields: [(String, JSONValue)]) -> HTTPResponse {
+            .json(200, JSONValue.object([("status", .string("degraded"))] + fields + holding(held)).bytes)
+        }
         guard let failure = health.failure else {
             if let refusal = shutdown.writeRefusal {
-                return .json(200, JSONValue.object([("status", .string("degraded")), ("database", .string("not held")),
-                                                    ("error", .string(refusal.message))]).bytes)
+                return degraded([("database", .string("not held")), ("error", .string(refusal.message))])
             }
             // A write stuck behind the write lock (another process, a long transaction): the
             // API's deploys and the rolls' records wait with it.
             if let waited = store.longestWriteWait, waited > API.slowWrite {
-                return .json(200, JSONValue.object([("status", .string("degraded")), ("database", .string("slow")),
-                                                    ("error", .string("a write has waited \(waited.spoken) for the database"))]).bytes)
+                return degraded([("database", .string("slow")), ("error", .string("a write has waited \(waited.spoken) for the database"))])
             }
-            return healthy
+            if held.isEmpty { return healthy }
+            return .json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable"))] + holding(held)).bytes)
         }
-        return .json(200, JSONWriter.bytes { w in
-            w.object { w in
-                w.key("status"); w.string("degraded")
-                w.key("database"); w.string("not writable")
-                w.key("error"); w.string(failure.message)
-                w.key("since"); w.time(failure.since)
-            }
-        })
+        return degraded([("database", .string("not writable")), ("error", .string(failure.message)),
+                         ("since", .string(Timestamp.format(failure.since)))])
+    }
+
+    /// The replica's name and the runs it holds, for `/healthz`.
+    private func holding(_ held: [(run: RunID, service: String)]) -> [(String, JSONValue)] {
+        [("replica", .string(store.replica)),
+         ("runs", .array(held.map { .object([("id", .number(Double($0.run))), ("service", .string($0.service))]) }))]
     }
 
     /// Prometheus text: the registry that counts as things happen, plus gauges read now from
@@ -80,8 +84,11 @@ extension API {
                   labels: [("service", service.name)], to: Double(leftOut[service.name] ?? 0))
         }
         t.set("rollgate_database_writable", help: "1 while database writes succeed.", to: health.failure == nil ? 1 : 0)
-        t.set("rollgate_runs_held", help: "Runs this replica holds now (rolling, claimed or taken over by it).",
-              labels: [("replica", store.replica)], to: Double(try store.runsHeld()))
+        let held = Dictionary(self.held.now.map { ($0.service, 1) }, uniquingKeysWith: +)
+        for service in config.services {
+            t.set("rollgate_runs_held", help: "Runs of the service this replica holds now (rolling, claimed or taken over by it).",
+                  labels: [("replica", store.replica), ("service", service.name)], to: Double(held[service.name] ?? 0))
+        }
         t.catchUpFailedWrites(total: health.failedWrites)
         t.set("rollgate_open_streams", help: "Live event and log streams open now.", to: Double(streams.value))
         t.setPending(try store.pendingDeliveryCounts())

@@ -16,6 +16,8 @@ public final class API: Sendable {
     let statusPage: StatusPage
     let health: StoreHealth
     let shutdown: ShutdownState
+    /// The runs this replica's dispatcher holds (named by `/healthz`).
+    let held: HeldRuns
     let rateLimiter: WriteRateLimiter
     let streams = StreamCount()
     let tails = StreamTails()
@@ -28,7 +30,7 @@ public final class API: Sendable {
 
     init(store: Store, config: Config, services: ServiceDirectory, clock: any RolloutClock,
          wakeDispatcher: @escaping @Sendable () -> Void, statusPage: StatusPage, health: StoreHealth,
-         shutdown: ShutdownState, rateLimiter: WriteRateLimiter, telemetry: Telemetry, logger: Logger) {
+         shutdown: ShutdownState, held: HeldRuns, rateLimiter: WriteRateLimiter, telemetry: Telemetry, logger: Logger) {
         self.store = store
         self.config = config
         self.services = services
@@ -37,12 +39,13 @@ public final class API: Sendable {
         self.statusPage = statusPage
         self.health = health
         self.shutdown = shutdown
+        self.held = held
         self.rateLimiter = rateLimiter
         self.telemetry = telemetry
         self.logger = logger
         self.hosts = AllowedHosts(config: config)
         healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable")),
-                                                          ("replica", .string(store.replica))]).bytes).reused()
+                                                          ("replica", .string(store.replica)), ("runs", .array([]))]).bytes).reused()
     }
 
     public var router: Router {

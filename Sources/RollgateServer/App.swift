@@ -152,7 +152,7 @@ public final class App: Sendable {
                       wakeDispatcher: { Task { await dispatcher.wake() } },
                       statusPage: StatusPage(files: StaticFiles(root: config.publicDir ?? publicDirectory), store: store,
                                              config: config, services: services, clock: clock),
-                      health: health, shutdown: shutdown,
+                      health: health, shutdown: shutdown, held: dispatcher.held,
                       rateLimiter: WriteRateLimiter(perSecond: config.writeRate.perSecond, burst: config.writeRate.burst),
                       telemetry: telemetry, logger: logger)
         let address = listen ?? config.listen

@@ -1,4 +1,5 @@
 import Logging
+import Synchronization
 
 /// Takes runs from the durable queue and rolls them: one run at a time per service,
 /// services in parallel. Runs another process left `running` whose lease expired (or whose
@@ -21,6 +22,9 @@ public actor Dispatcher {
     let recovery: Recovery
     let durable: DurableWrite
     private var active: [RunID: Task<Void, Never>] = [:]
+    /// The runs in hand and their services, readable without the actor (`/healthz` answers
+    /// from it on the HTTP server's own threads).
+    public nonisolated let held = HeldRuns()
     /// The holding of each run in hand and this process's view of it.
     private var holdings: [RunID: (lease: RunLease, guard: LeaseGuard)] = [:]
     private var wakeContinuation: AsyncStream<Void>.Continuation?
@@ -202,6 +206,7 @@ public actor Dispatcher {
         }
         let holding = LeaseGuard(terms: lease, clock: clock, askedAt: asked)
         holdings[run.id] = (held, holding)
+        self.held.add(run.id, service: run.service)
         active[run.id] = Task { await LeaseGuard.$current.withValue(holding) {
             var run = run
             if resumed {
@@ -257,9 +262,20 @@ public actor Dispatcher {
     private func ended(_ id: RunID) {
         active[id] = nil
         holdings[id] = nil
+        held.remove(id)
         let waiters = finishedWaiters
         finishedWaiters = []
         for waiter in waiters { waiter.resume() }
         wakeContinuation?.yield()   // the loop looks for the next run
     }
+}
+
+/// The runs a dispatcher has in hand, by id, with their services.
+public final class HeldRuns: Sendable {
+    private let runs = Mutex<[RunID: String]>([:])
+    public init() {}
+    func add(_ run: RunID, service: String) { runs.withLock { $0[run] = service } }
+    func remove(_ run: RunID) { _ = runs.withLock { $0.removeValue(forKey: run) } }
+    /// Oldest run first.
+    public var now: [(run: RunID, service: String)] { runs.withLock { $0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
 }

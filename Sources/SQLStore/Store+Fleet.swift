@@ -190,15 +190,21 @@ extension Store {
     public func claimServer(owner: LeaseOwner, for duration: Duration, isGone: (LeaseOwner) -> Bool) throws -> ServerHolder? {
         try write { db in
             let now = try engine.leaseNow(db), until = now.adding(duration)
-            if let holder = try Store.serverHolder(db), holder.owner != owner,
-               holder.expiresAt > now, !isGone(holder.owner) {
-                return holder
+            // A holder seen dead may be replaced only while it still holds the row.
+            var dead = ""
+            if let holder = try Store.serverHolder(db), holder.owner != owner, holder.expiresAt > now, isGone(holder.owner) {
+                dead = holder.owner.text
             }
+            // One statement decides: on PostgreSQL two replicas claiming a lapsed hold at once
+            // both read it lapsed, but the second's upsert waits for the first's row and then
+            // finds it live again (its WHERE is evaluated on the row as committed).
             try db.prepare("""
                 INSERT INTO server_holder (id, owner, started_at, expires_at) VALUES (1, ?, ?, ?)
                 ON CONFLICT (id) DO UPDATE SET owner = excluded.owner, started_at = excluded.started_at, expires_at = excluded.expires_at
-                """).run([.text(owner.text), .integer(now.milliseconds), .integer(until.milliseconds)])
-            return nil
+                WHERE server_holder.owner = excluded.owner OR server_holder.expires_at <= ? OR server_holder.owner = ?
+                """).run([.text(owner.text), .integer(now.milliseconds), .integer(until.milliseconds), .integer(now.milliseconds), .text(dead)])
+            if db.changes == 1 { return nil }
+            return try Store.serverHolder(db) ?? ServerHolder(owner: owner, startedAt: now, expiresAt: now)
         }
     }
 

@@ -225,14 +225,6 @@ extension Store {
         }
     }
 
-    /// How many runs this replica holds now (running, claimed or taken over by it last).
-    public func runsHeld() throws -> Int {
-        try read { db in
-            Int(try db.prepare("SELECT count(*) FROM runs WHERE status = \(RunStatus.running.sql) AND rolled_by = ?")
-                .rows([.text(replica)]) { $0.int(0) }.first ?? 0)
-        }
-    }
-
     static func decodeRun(_ row: any SQLRow) -> Run {
         var run = Run(id: row.int(0), service: row.text(1), version: row.text(2), reason: row.optionalText(3),
             requestedBy: row.text(4), status: row.value(5) ?? RunStatus.failed,

@@ -78,4 +78,39 @@ import Synchronization
         #expect(try replica.claimNext(owner: LeaseOwner(host: "b", pid: 1, start: 1), lease: .seconds(15), at: t0) == nil)
         #expect(try replica.run(queued.id)?.status == .cancelled)
     }
+
+    /// Two replicas claiming the lapsed background duties at once: the second's claim waits
+    /// for the first's row and then finds it held again, so exactly one holds them.
+    @Test func aLapsedHoldClaimedByTwoAtOnceGoesToOne() throws {
+        let uri = try postgres().createDatabase()
+        let store = try Store(postgres: uri, migrator: PostgresMigrator(directory: postgresMigrations), replica: "b")
+        let gone = LeaseOwner(host: "a", pid: 1, start: 1), first = LeaseOwner(host: "c", pid: 3, start: 3)
+        let second = LeaseOwner(host: "b", pid: 2, start: 2)
+        let other = try PGConnection(uri: uri)
+        try other.execute("INSERT INTO server_holder (id, owner, started_at, expires_at) VALUES (1, $1, 0, 1)", [.text(gone.text)])
+        // The first claim has written but not committed: it holds the row.
+        try other.execute("BEGIN")
+        try other.execute("""
+            UPDATE server_holder SET owner = $1, started_at = rollgate_now_ms(), expires_at = rollgate_now_ms() + 60000 WHERE id = 1
+            """, [.text(first.text)])
+        let result = Mutex<Result<ServerHolder?, any Error>?>(nil)
+        let claiming = Thread {
+            let outcome = Result { try store.claimServer(owner: second, for: .seconds(15), isGone: { _ in false }) }
+            result.withLock { $0 = outcome }
+        }
+        claiming.start()
+        // Until the second claim waits on the row (it has read the lapsed hold by then).
+        let watcher = try PGConnection(uri: uri)
+        let deadline = Date().addingTimeInterval(10)
+        while Date() < deadline {
+            let waiting = try watcher.execute("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND datname = current_database()").rows.first?.int(0)
+            if waiting == 1 { break }
+            usleep(10_000)
+        }
+        try other.execute("COMMIT")
+        while result.withLock({ $0 }) == nil && Date() < deadline.addingTimeInterval(10) { usleep(10_000) }
+        let outcome = try #require(result.withLock { $0 })
+        #expect(try outcome.get()?.owner == first, "the second claim is refused: the first holds the duties")
+        #expect(try !store.renewServer(owner: second, for: .seconds(15)))
+    }
 }

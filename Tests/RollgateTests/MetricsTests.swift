@@ -111,7 +111,7 @@ import Rollout
         #expect(after.value("rollgate_http_request_duration_seconds_count", ["route": "/metrics"]) == 1, "the first scrape")
         #expect(after.value("rollgate_build_info", ["version": API.version]) == 1)
         #expect(after.value("rollgate_database_writable") == 1)
-        #expect(after.value("rollgate_runs_held", ["replica": app.store.replica]) == 0, "nothing rolls now")
+        #expect(after.value("rollgate_runs_held", ["replica": app.store.replica, "service": "web"]) == 0, "nothing rolls now")
         #expect(!app.store.replica.isEmpty)
         #expect(try await finished(client, run: good)["rolled_by"] == .string(app.store.replica))
         #expect(after.value("rollgate_database_write_failures_total") == 0)

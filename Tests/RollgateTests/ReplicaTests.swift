@@ -45,6 +45,13 @@ import Rollout
         return replicas
     }
 
+    /// `rollgate_runs_held{replica,service="web"}` as the replica's /metrics says it.
+    func heldGauge(_ replica: (name: String, process: RollgateProcess, client: HTTPClient)) async throws -> Double? {
+        let text = String(decoding: try await replica.client.request("GET", "/metrics").body, as: UTF8.self)
+        let prefix = #"rollgate_runs_held{replica="\#(replica.name)",service="web"} "#
+        return text.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }
+    }
+
     func deploy(_ client: HTTPClient, _ version: String, service: String = "web") async throws -> Int64 {
         let answer = try await client.request("POST", "/api/v1/deploys", headers: [("Authorization", "Bearer \(token)")],
                                               body: Array(#"{"service":"\#(service)","version":"\#(version)"}"#.utf8))
@@ -92,10 +99,17 @@ import Rollout
         })
         let lost = try #require(replicas.first { $0.name == holder })
         let survivor = try #require(replicas.first { $0.name != holder })
+        // /healthz says which replica holds the run.
+        let heldBy = json(try await lost.client.request("GET", "/healthz"))["runs"]?.array ?? []
+        #expect(heldBy.map { $0["id"]?.int } == [id] && heldBy.first?["service"] == .string("web"), "\(heldBy)")
+        #expect(json(try await survivor.client.request("GET", "/healthz"))["runs"]?.array == [], "held by one replica only")
+        let gauges = (try await heldGauge(lost), try await heldGauge(survivor))
+        #expect(gauges.0 == 1 && gauges.1 == 0, "/metrics says the same: \(gauges)")
         lost.process.kill(SIGKILL)
         let done = try await finished(survivor.client, run: id)
         #expect(done["status"] == .string("succeeded"), "\(done.text)")
         #expect(done["rolled_by"] == .string(survivor.name), "taken over by the survivor")
+        #expect(json(try await survivor.client.request("GET", "/healthz"))["runs"]?.array == [], "nothing held once it ended")
         #expect((done["interruptions"]?.int ?? 0) >= 1 || (done["steps"]?.array?.count ?? 0) >= 9)
         let steps = done["steps"]?.array ?? []
         for target in ["web-1", "web-2", "web-3"] {
