@@ -15,7 +15,8 @@ public final class PostgresChangeFeed: Sendable {
     private let uri: String
     private let onChange: @Sendable (StoreChange) -> Void
     private let stopped = Atomic<Bool>(false)
-    private let ready = Atomic<Bool>(false)
+    /// Who waits in `start` for the first LISTEN (or its failure).
+    private let starting = Mutex<CheckedContinuation<Void, Never>?>(nil)
     /// A thread of its own (it blocks in poll(2)), not one of the cooperative pool's.
     private let queue = DispatchQueue(label: "rollgate.change-feed")
 
@@ -24,10 +25,20 @@ public final class PostgresChangeFeed: Sendable {
         self.onChange = onChange
     }
 
-    /// Starts listening; returns once the first LISTEN is in place (or failed: it keeps trying).
-    public func start() {
-        queue.async { self.listen() }
-        for _ in 0..<50 where !ready.load(ordering: .relaxed) { usleep(20_000) }
+    /// Starts listening; returns once the first LISTEN is in place (or failed: it keeps
+    /// trying), without holding a thread of Swift's pool meanwhile.
+    public func start() async {
+        await withCheckedContinuation { waiting in
+            starting.withLock { $0 = waiting }
+            queue.async { self.listen() }
+        }
+    }
+
+    private func attempted() {
+        starting.withLock { waiting in
+            waiting?.resume()
+            waiting = nil
+        }
     }
 
     public func stop() { stopped.store(true, ordering: .relaxed) }
@@ -38,7 +49,7 @@ public final class PostgresChangeFeed: Sendable {
             do {
                 let connection = try PGConnection(uri: uri)
                 try connection.listen(PostgresChangeFeed.channel)
-                ready.store(true, ordering: .relaxed)
+                attempted()
                 if !first { onChange(.everything) }
                 first = false
                 while !stopped.load(ordering: .relaxed) {
@@ -47,7 +58,7 @@ public final class PostgresChangeFeed: Sendable {
                     }
                 }
             } catch {
-                ready.store(true, ordering: .relaxed)
+                attempted()
                 first = false
                 usleep(1_000_000)
             }

@@ -216,7 +216,7 @@ public final class App: Sendable {
     /// (each run fenced by its own lease); the background duties go to whichever replica
     /// holds the database's `server_holder` lease, taken over by another once it lapses.
     private func startReplica() async throws {
-        changeFeed?.start()
+        await changeFeed?.start()
         try server.start()
         await startWork(keeping: keepDuties())
     }

@@ -23,14 +23,14 @@ import Synchronization
         }
     }
 
-    @Test func committedLinesAndEventsAreHeardAndARestartSaysEverything() throws {
+    @Test func committedLinesAndEventsAreHeardAndARestartSaysEverything() async throws {
         let server = try PostgresServer()
         defer { server.remove() }
         let uri = try server.createDatabase()
         let store = try Store(postgres: uri, migrator: PostgresMigrator(directory: postgresMigrations))
         let heard = Heard()
         let feed = PostgresChangeFeed(uri: uri) { heard.add($0) }
-        feed.start()
+        await feed.start()
         defer { feed.stop() }
         let t0 = Date()
         guard case .created(let run, _) = try store.enqueue(service: "web", version: "v1", reason: nil, requestedBy: "t", idempotencyKey: nil, at: t0) else {
