@@ -142,7 +142,7 @@ public final class App: Sendable {
             queue: store, clock: clock, logger: logger, owner: owner, lease: lease, liveness: identity,
             recovery: Recovery(queue: store, clock: clock, executor: HookRunner(baseEnvironment: [:])),
             health: health, work: blocking) { run in
-                guard let held = run.lease else { return .failure(.init("run \(run.id) was handed over without its lease")) }
+                guard let held = run.lease else { return .failure(RunFailure(.unexpected, "run \(run.id) was handed over without its lease")) }
                 // Every write the roll makes into its run is fenced by this holding of it.
                 return services.roll(for: run, hooks: hooks, shutdownAllowance: shutdownAllowance, journal: store.fenced(by: held),
                                      clock: clock, logger: logger, context: context)

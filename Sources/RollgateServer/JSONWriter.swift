@@ -214,6 +214,8 @@ extension JSONWriter {
             w.key("started_at"); w.time(run.startedAt)
             w.key("finished_at"); w.time(run.finishedAt)
             w.key("error"); w.string(run.error)
+            // Where a failed run failed; null for any other status.
+            w.key("error_code"); w.string(run.status == .failed ? run.errorCode?.rawValue : nil)
             w.key("cancel_requested"); w.bool(run.cancelRequested)
             w.key("kind"); w.string(run.kind.name)
             if case .restore(let target) = run.kind { w.key("restore_target"); w.string(target.id) }

@@ -72,12 +72,12 @@ public struct ServiceDirectory: Sendable {
 
     /// The roll for a run, or why it cannot be rolled.
     func roll(for run: Run, hooks: HookEnvironment, shutdownAllowance: Duration, journal: any RunJournal,
-              clock: any RolloutClock, logger: Logger, context: RollContext) -> Result<Roll, Dispatcher.RollRefusal> {
+              clock: any RolloutClock, logger: Logger, context: RollContext) -> Result<Roll, RunFailure> {
         guard let entry = entries[run.service] else {
-            return .failure(.init("service \(run.service) is not in the configuration any more"))
+            return .failure(RunFailure(.serviceNotConfigured, "service \(run.service) is not in the configuration any more"))
         }
         guard let loadBalancer = entry.loadBalancer else {
-            return .failure(.init(entry.unavailable ?? "service \(run.service) has no load balancer"))
+            return .failure(RunFailure(.loadBalancer, entry.unavailable ?? "service \(run.service) has no load balancer"))
         }
         let executor = HookRunner(baseEnvironment: hooks.base(passing: entry.config.hookEnv), shutdownAllowance: shutdownAllowance)
         return .success(Roll(run: run, plan: entry.config.plan, loadBalancer: loadBalancer, executor: executor,

@@ -256,7 +256,7 @@ struct StatusPage: Sendable {
         if let rolledBy = run.rolledBy { html += "<dt>rolled by</dt><dd>\(escape(rolledBy))</dd>" }
         html += "<dt>took</dt><dd>\(StatusPage.duration(run, now: clock.now))</dd>"
         if let outages = outageText(run) { html += "<dt>out of service</dt><dd id=\"out-of-service\">\(escape(outages))</dd>" }
-        if let error = run.error { html += "<dt>error</dt><dd class=\"status-failed\">\(escape(error))</dd>" }
+        if let error = run.error { html += "<dt>error</dt><dd class=\"status-failed\">\(escape(error))\(failureCode(run).map { " <code>\($0)</code>" } ?? "")</dd>" }
         html += "</dl>\n<h3>Targets</h3>\n<div class=\"scroll\"><table id=\"steps\">\n<tr><th scope=\"col\">target</th><th scope=\"col\">phase</th><th scope=\"col\">status</th><th scope=\"col\">started</th><th scope=\"col\">took</th><th scope=\"col\">error</th></tr>\n"
         for step in run.steps {
             let took = duration(step)
@@ -272,10 +272,13 @@ struct StatusPage: Sendable {
         return html
     }
 
+    /// A failed run's code (where it failed), as the API's `error_code` says it.
+    func failureCode(_ run: Run) -> String? { run.status == .failed ? run.errorCode?.rawValue : nil }
+
     func runText(_ run: Run, lines: [LogLine]) -> String {
         var text = "run \(run.id): \(run.service) \(run.version) \(run.status.rawValue)\nasked by \(run.requestedBy)\(run.reason.map { ", because: \($0)" } ?? "")\n"
         if let rolledBy = run.rolledBy { text += "rolled by \(rolledBy)\n" }
-        if let error = run.error { text += "error: \(error)\n" }
+        if let error = run.error { text += "error\(failureCode(run).map { " (\($0))" } ?? ""): \(error)\n" }
         if let outages = outageText(run) { text += "out of service: \(outages)\n" }
         text += "\n" + table([["TARGET", "PHASE", "STATUS", "STARTED", "TOOK", "ERROR"]] + run.steps.map { step in
             [step.targetID, step.phase.rawValue, step.status.rawValue, Timestamp.format(step.startedAt),

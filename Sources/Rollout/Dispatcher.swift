@@ -7,10 +7,7 @@ import Synchronization
 /// looks on its own every `tick`, renewing the leases of the runs in hand.
 public actor Dispatcher {
     /// Builds the roll for a run, or says why the run cannot be rolled (unknown service).
-    public typealias RollFactory = @Sendable (Run) -> Result<Roll, RollRefusal>
-
-    public struct RollRefusal: Error, Sendable { public let message: String
-        public init(_ message: String) { self.message = message } }
+    public typealias RollFactory = @Sendable (Run) -> Result<Roll, RunFailure>
 
     let queue: any RunQueue
     let makeRoll: RollFactory
@@ -213,7 +210,7 @@ public actor Dispatcher {
                 let taken = run
                 switch await self.durably("take over run \(run.id)", { try recovery.takeOver(taken) }) {
                 case .resume(let again)?: run = again
-                case .fail(let message)?: await self.finish(run.id, .fail, message); return
+                case .fail(let failure)?: await self.finish(run.id, .fail, failure.message, failure.code); return
                 case nil: await self.release(run.id); return
                 }
             }
@@ -221,11 +218,11 @@ public actor Dispatcher {
             case .failure(let refusal):
                 let id = run.id
                 _ = try? await self.work.run { try queue.log(run: id, stream: .system, target: nil, phase: nil, text: refusal.message, at: clock.now) }
-                await self.finish(run.id, .fail, refusal.message)
+                await self.finish(run.id, .fail, refusal.message, refusal.code)
             case .success(let roll):
                 switch await roll.perform() {
                 case .succeeded: await self.finish(run.id, .succeed, nil)
-                case .failed(let message): await self.finish(run.id, .fail, message)
+                case .failed(let failure): await self.finish(run.id, .fail, failure.message, failure.code)
                 case .cancelled(let message): await self.finish(run.id, .cancel, message)
                 case .interrupted: await self.release(run.id)
                 case .leaseLost: await self.ended(run.id)
@@ -241,10 +238,10 @@ public actor Dispatcher {
 
     /// Ends a run, retrying until the database takes it: the service stays busy meanwhile
     /// and is free again the moment the write succeeds, without a restart.
-    private func finish(_ id: RunID, _ event: RunEvent, _ error: String?) async {
+    private func finish(_ id: RunID, _ event: RunEvent, _ error: String?, _ code: RunFailure.Code? = nil) async {
         guard let holding = holdings[id], holding.guard.mayAct else { ended(id); return }
         let queue = self.queue, clock = self.clock, lease = holding.lease
-        _ = await durably("end run \(id)") { try queue.finish(id, event, error: error, lease: lease, at: clock.now) }
+        _ = await durably("end run \(id)") { try queue.finish(id, event, error: error, code: code, lease: lease, at: clock.now) }
         ended(id)
     }
 

@@ -18,8 +18,8 @@ public struct Recovery: Sendable {
     public enum Disposition: Sendable, Equatable {
         /// Roll it again from where it stands.
         case resume(Run)
-        /// Failed with this message: interrupted too often.
-        case fail(String)
+        /// Failed: interrupted too often.
+        case fail(RunFailure)
     }
 
     /// What to do with a run just taken over (its `interruptions` already counts this one).
@@ -42,7 +42,7 @@ public struct Recovery: Sendable {
             let all = try queue.interruptions(of: run.id).suffix(run.interruptions)
             let message = "interrupted \(run.interruptions) times in a row without finishing a target; not resuming again: "
                 + all.enumerated().map { "\($0.offset + 1). \($0.element)" }.joined(separator: " ")
-            return .fail(message)
+            return .fail(RunFailure(.interruptedTooOften, message))
         }
         var resumed = run
         for index in resumed.steps.indices where resumed.steps[index].status == .running {

@@ -62,7 +62,7 @@ extension Roll {
                 "\(other.id) is \(health.first { $0.target == other }?.health.description ?? "not registered")"
             }.joined(separator: ", ")
             if clock.now.since(start) >= plan.healthyTimeout {
-                throw Stop(message: "preflight for \(target.id): \(states) after \(plan.healthyTimeout.humanText); not taking \(target.id) out (capacity would fall below N-\(batch.count))")
+                throw Stop(.preflightUnhealthy, "preflight for \(target.id): \(states) after \(plan.healthyTimeout.humanText); not taking \(target.id) out (capacity would fall below N-\(batch.count))")
             }
             note("preflight: waiting, \(states)", target: target)
             try await clock.sleep(for: plan.pollInterval)
@@ -97,7 +97,7 @@ extension Roll {
                 let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .drain,
                                              firstPoll: now.isRegistered ? plan.pollInterval : .zero)
                 if case .timedOut(let last) = outcome {
-                    throw Stop(message: "\(target.id) not drained after \(plan.drainTimeout.humanText): last state \(last?.description ?? "unknown"); it stays deregistered")
+                    throw Stop(.drainTimeout, "\(target.id) not drained after \(plan.drainTimeout.humanText): last state \(last?.description ?? "unknown"); it stays deregistered")
                 }
             }
             try await record("end the drain step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
@@ -126,7 +126,7 @@ extension Roll {
                 try mayAct()
                 note("\(target.id) not healthy in time; DeregisterTargets so it cannot serve", target: target, phase: .restore)
                 try? await loadBalancer.deregister(target)
-                throw Stop(message: "\(target.id) not healthy after \(plan.healthyTimeout.humanText): last state \(last?.description ?? "unknown"); deregistered again")
+                throw Stop(.healthTimeout, "\(target.id) not healthy after \(plan.healthyTimeout.humanText): last state \(last?.description ?? "unknown"); deregistered again")
             }
             try await record("end the restore step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
             try await record("record \(target.id) as back in service") {
@@ -146,7 +146,7 @@ extension Roll {
             if let host { note("\(target.id) is at \(host)", target: target) }
             return host
         } catch {
-            throw Stop(message: "cannot find the address of \(target.id) (for ROLLGATE_TARGET_HOST): \(error); it was not touched")
+            throw Stop(.targetAddressUnknown, "cannot find the address of \(target.id) (for ROLLGATE_TARGET_HOST): \(error); it was not touched")
         }
     }
 
@@ -189,9 +189,9 @@ extension Roll {
         let message = "\(phase.rawValue) hook failed on \(target.id): \(outcome)"
         if phase == .prepare {
             try await record("end the prepare step") { try journal.endStep(step, .fail, error: message, at: clock.now) }
-            throw Stop(message: message)
+            throw Stop(.hookFailed, message)
         }
-        throw await failed(step, target: target, phase: phase, Stop(message: message + "; \(target.id) stays deregistered"))
+        throw await failed(step, target: target, phase: phase, Stop(.hookFailed, message + "; \(target.id) stays deregistered"))
     }
 
     /// What every hook of a target gets (the values never go into the command string).
@@ -283,7 +283,7 @@ extension Roll {
             }
             let elapsed = clock.now.since(start)
             if elapsed >= plan.drainTimeout {
-                throw Stop(message: "\(target.id) neither drained nor quiet for \(fast.quiet.humanText) after \(plan.drainTimeout.humanText); it stays deregistered")
+                throw Stop(.drainTimeout, "\(target.id) neither drained nor quiet for \(fast.quiet.humanText) after \(plan.drainTimeout.humanText); it stays deregistered")
             }
             try await clock.sleep(for: min(plan.pollInterval, plan.drainTimeout - elapsed))
         }
@@ -317,7 +317,7 @@ extension Roll {
         let outcome = try await wait(target, until: .drained, timeout: plan.drainTimeout, phase: .restore,
                                      firstPoll: plan.pollInterval)
         if case .timedOut(let last) = outcome {
-            throw Stop(message: "\(target.id) still not unused after \(plan.drainTimeout.humanText) (last state \(last?.description ?? "unknown")); it could not be registered again")
+            throw Stop(.drainTimeout, "\(target.id) still not unused after \(plan.drainTimeout.humanText) (last state \(last?.description ?? "unknown")); it could not be registered again")
         }
         try mayAct()
         note("RegisterTargets \(target) again", target: target, phase: .restore)
@@ -333,13 +333,13 @@ extension Roll {
             }
             return error
         }
-        let stop = (error as? Stop) ?? Stop(message: "\(phase.rawValue) of \(target.id) failed: \(error)")
+        let stop = (error as? Stop) ?? Stop(error is LoadBalancerError ? .loadBalancer : .unexpected, "\(phase.rawValue) of \(target.id) failed: \(error)")
         // Shutdown may come while the database is down: then the run is resumed instead.
         do {
-            try await record("end the failed \(phase.rawValue) step") { try journal.endStep(step, .fail, error: stop.message, at: clock.now) }
+            try await record("end the failed \(phase.rawValue) step") { try journal.endStep(step, .fail, error: stop.failure.message, at: clock.now) }
             try await record("record why \(target.id) is left out") {
                 try journal.noteLeftOut(service: run.service, target: target, run: run.id, phase: phase,
-                                        reason: "run \(run.id) (\(run.version)): \(stop.message)", at: clock.now)
+                                        reason: "run \(run.id) (\(run.version)): \(stop.failure.message)", at: clock.now)
             }
         } catch {
             return error

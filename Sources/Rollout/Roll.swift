@@ -37,7 +37,7 @@ public struct RollContext: Sendable {
 public struct Roll: Sendable {
     public enum Outcome: Sendable, Equatable {
         case succeeded
-        case failed(String)
+        case failed(RunFailure)
         /// Stopped on request once the target in hand was back; every target touched serves.
         case cancelled(String)
         /// Stopped at a safe point (shutdown): the run stays `running` and is resumed.
@@ -84,8 +84,12 @@ public struct Roll: Sendable {
         durable = DurableWrite(clock: clock, health: context.health, logger: self.logger, work: context.blocking)
     }
 
-    /// A failure that stops the run, with the message the operator reads in `error`.
-    struct Stop: Error { let message: String }
+    /// A failure that stops the run: its code and the message the operator reads in `error`.
+    struct Stop: Error {
+        let failure: RunFailure
+        init(_ code: RunFailure.Code, _ message: String) { failure = RunFailure(code, message) }
+        init(_ failure: RunFailure) { self.failure = failure }
+    }
 
     public func perform() async -> Outcome {
         let outcome: Outcome
@@ -110,7 +114,7 @@ public struct Roll: Sendable {
                     let message = "health_check_during_roll: \(error); no target was touched"
                     roll.note("run failed: \(message)")
                     await roll.putHealthCheckBack()
-                    return .failed(message)
+                    return .failed(RunFailure(.healthCheckChange, message))
                 }
                 let outcome = await roll.rollAll()
                 if outcome != .leaseLost { await roll.putHealthCheckBack() }
@@ -122,7 +126,7 @@ public struct Roll: Sendable {
         } catch {
             let message = "the target group cannot be read: \(error)"
             note("run failed: \(message)")
-            outcome = .failed(message)
+            outcome = .failed(RunFailure(error is LoadBalancerError ? .loadBalancer : .unexpected, message))
         }
         await flushLog()
         return outcome
@@ -150,7 +154,8 @@ public struct Roll: Sendable {
         // A rollback that was under way when rollgate stopped goes on: never forward again.
         if let previous = run.rollbackTo, run.kind == .deploy {
             note("resuming the rollback to \(previous) that was under way")
-            return await rollBack(to: previous, because: run.rollbackCause ?? "a rollback to \(previous) was under way when rollgate stopped")
+            return await rollBack(to: previous, because: RunFailure(run.errorCode ?? .unexpected,
+                                                                   run.rollbackCause ?? "a rollback to \(previous) was under way when rollgate stopped"))
         }
         do {
             let planned = try await frozenPlan()
@@ -197,7 +202,7 @@ public struct Roll: Sendable {
                                      : "\(targets.map(\.id).joined(separator: ", ")) is back in service")
             return .succeeded
         } catch let stop as Stop {
-            return await failed(stop.message)
+            return await failed(stop.failure)
         } catch is CancellationError where LeaseGuard.current?.mayAct == false {
             logger.error("this process may no longer act on the run (\(LeaseGuard.current?.refusal ?? "")); stopping without touching anything more")
             return .leaseLost
@@ -208,41 +213,41 @@ public struct Roll: Sendable {
             logger.error("lost the run's lease to another process; stopping without touching anything more")
             return .leaseLost
         } catch {
-            return await failed("\(error)")
+            return await failed(RunFailure(error is LoadBalancerError ? .loadBalancer : .unexpected, "\(error)"))
         }
     }
 
     /// A run that failed: left as it is (`on_failure: stop`), or with the previous good
     /// version put back on every target it touched (`on_failure: rollback`).
-    private func failed(_ message: String) async -> Outcome {
-        note("run failed: \(message)")
-        guard plan.onFailure == .rollback, run.kind == .deploy, !rollingBack else { return .failed(message) }
+    private func failed(_ failure: RunFailure) async -> Outcome {
+        note("run failed: \(failure.message)")
+        guard plan.onFailure == .rollback, run.kind == .deploy, !rollingBack else { return .failed(failure) }
         let previous: String?
         do {
             previous = try await record("find the previous good version") {
                 try journal.previousGoodVersion(service: run.service, before: run.id, otherThan: run.version)
             }
         } catch {
-            return .failed(message + "; the previous good version could not be read: \(error)")
+            return .failed(failure.adding("; the previous good version could not be read: \(error)"))
         }
         guard let previous else {
             note("on_failure is rollback, but \(run.service) has no earlier good version; the run stops as it is")
-            return .failed(message + "; no earlier good version to roll back to")
+            return .failed(failure.adding("; no earlier good version to roll back to"))
         }
         do {
             try await record("record the rollback before touching anything") {
-                try journal.recordRollback(run: run.id, to: previous, cause: message, at: clock.now)
+                try journal.recordRollback(run: run.id, to: previous, cause: failure, at: clock.now)
             }
         } catch {
-            return .failed(message + "; the rollback could not be recorded: \(error)")
+            return .failed(failure.adding("; the rollback could not be recorded: \(error)"))
         }
-        return await rollBack(to: previous, because: message)
+        return await rollBack(to: previous, because: failure)
     }
 
     /// Puts `previous` back on every target the run touched: the ones out first (they take
     /// no capacity), then the ones it moved, in batches as the plan says, each with the same
     /// steps as a deploy and `ROLLGATE_ROLLBACK=1` for its hooks. The run ends `failed`.
-    private func rollBack(to previous: String, because message: String) async -> Outcome {
+    private func rollBack(to previous: String, because failure: RunFailure) async -> Outcome {
         do {
             let planned = try await record("read the run's plan") { try journal.plan(of: run.id) }
             // Each touched target owes the rollback until it is back on `previous`: a resumed
@@ -252,9 +257,9 @@ public struct Roll: Sendable {
             let finished = planned.filter { $0.rollback == .done }.map(\.target.id)
             if touched.isEmpty && !finished.isEmpty {
                 note("rolled back: \(finished.joined(separator: ", ")) run \(previous) again")
-                return .failed(message + "; rolled back to \(previous)")
+                return .failed(failure.adding("; rolled back to \(previous)"))
             }
-            guard !touched.isEmpty else { return .failed(message + "; nothing was touched, so nothing was rolled back") }
+            guard !touched.isEmpty else { return .failed(failure.adding("; nothing was touched, so nothing was rolled back")) }
             note("rolling back to \(previous): \(touched.map(\.target.id).joined(separator: ", "))"
                  + (finished.isEmpty ? "" : " (\(finished.joined(separator: ", ")) already back on \(previous))"))
             await flushLog()   // this roll's lines first: the log stays in order
@@ -276,7 +281,7 @@ public struct Roll: Sendable {
             }
             await rollback.flushLog()
             note("rolled back: \((finished + touched.map(\.target.id)).joined(separator: ", ")) run \(previous) again")
-            return .failed(message + "; rolled back to \(previous)")
+            return .failed(failure.adding("; rolled back to \(previous)"))
         } catch is CancellationError where LeaseGuard.current?.mayAct == false {
             return .leaseLost
         } catch is CancellationError {
@@ -285,10 +290,10 @@ public struct Roll: Sendable {
         } catch is LeaseLost {
             return .leaseLost
         } catch {
-            let why = (error as? Stop)?.message ?? "\(error)"
+            let why = (error as? Stop)?.failure.message ?? "\(error)"
             note("the rollback to \(previous) failed: \(why)")
             try? journal.recordRollback(run: run.id, to: nil, cause: nil, at: clock.now)
-            return .failed(message + "; the rollback to \(previous) failed: \(why)")
+            return .failed(failure.adding("; the rollback to \(previous) failed: \(why)"))
         }
     }
 
@@ -324,7 +329,7 @@ public struct Roll: Sendable {
                 let outcome = try await self.check(check, phase: .verify, environment: environment, loggedAs: nil)
                 if !outcome.succeeded {
                     if Task.isCancelled { throw CancellationError() }
-                    throw Stop(message: "canary check failed after \(baked().humanText) of the bake: \(check): \(outcome)")
+                    throw Stop(.canaryCheckFailed, "canary check failed after \(baked().humanText) of the bake: \(check): \(outcome)")
                 }
             }
             try await clock.sleep(for: min(plan.pollInterval, canary.bake - baked()))
@@ -364,7 +369,8 @@ public struct Roll: Sendable {
         if let lost = failures.first(where: { $0 is LeaseLost }) { throw lost }
         if let stopped = failures.first(where: { $0 is CancellationError }) { throw stopped }
         if let stop = failures.compactMap({ $0 as? Stop }).first {
-            throw failures.count > 1 ? Stop(message: failures.map { "\(($0 as? Stop)?.message ?? "\($0)")" }.joined(separator: "; ")) : stop
+            // Several targets failed: the first's code, every target's words.
+            throw failures.count > 1 ? Stop(stop.failure.code, failures.map { ($0 as? Stop)?.failure.message ?? "\($0)" }.joined(separator: "; ")) : stop
         }
         if let other = failures.first { throw other }
     }
@@ -398,7 +404,7 @@ public struct Roll: Sendable {
             targets = touched
             targets += leftOut.map(\.target).sorted().filter { !targets.contains($0) }
             targets += registered.filter { !targets.contains($0) }
-            guard !targets.isEmpty else { throw Stop(message: "the target group has no registered targets") }
+            guard !targets.isEmpty else { throw Stop(.noTargets, "the target group has no registered targets") }
             var line = "rolling \(run.service) to \(run.version) over \(targets.count) target(s): \(targets.map(\.id).joined(separator: ", "))"
             if !leftOut.isEmpty {
                 line += "; left out before and included first: " + leftOut.map { "\($0.target.id) (run \($0.runID), \($0.phase.rawValue): \($0.reason))" }.joined(separator: "; ")

@@ -17,6 +17,9 @@ public struct Run: Sendable, Equatable {
     public var startedAt: Date?
     public var finishedAt: Date?
     public var error: String?
+    /// Where a failed run failed (the failure's code), beside `error`; also the code of the
+    /// failure that started a rollback still under way.
+    public var errorCode: RunFailure.Code?
     public var cancelRequested: Bool
     public var steps: [Step]
     public var kind: RunKind = .deploy
@@ -28,7 +31,8 @@ public struct Run: Sendable, Equatable {
     public var promoteRequested = false
     /// The version an automatic rollback puts back, once it began.
     public var rollbackTo: String?
-    /// The failure that started the rollback (kept for the run's `error` when it resumes).
+    /// The failure that started the rollback (kept for the run's `error` when it resumes;
+    /// its code is `errorCode`).
     public var rollbackCause: String?
     /// The newest step before the rollback began: the steps after it are the rollback's own.
     public var rollbackAfterStep: StepID?

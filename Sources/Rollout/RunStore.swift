@@ -63,7 +63,7 @@ public protocol RunJournal: Sendable {
     /// back, never forward again), with the failure that started it; every target the run
     /// touched is then owed the rollback (`PlannedTarget.rollback`). `to` nil: the rollback
     /// could not finish.
-    func recordRollback(run: RunID, to version: String?, cause: String?, at: Date) throws
+    func recordRollback(run: RunID, to version: String?, cause: RunFailure?, at: Date) throws
     /// How far the canary's bake got, kept so a resumed run bakes only what is left.
     func recordBake(run: RunID, elapsed: Duration) throws
     func bakeElapsed(of run: RunID) throws -> Duration?
@@ -85,7 +85,8 @@ public protocol RunQueue: RunJournal {
     func takeOver(owner: LeaseOwner, lease: Duration, excluding: Set<RunID>,
                   isGone: (LeaseOwner) -> Bool) throws -> [Run]
     /// Ends a run. With a lease, only if the run is still held under it (`LeaseLost` otherwise).
-    func finish(_ run: RunID, _ event: RunEvent, error: String?, lease: RunLease?, at: Date) throws
+    /// A failed run's `code` says where it failed (`error` in the operator's words).
+    func finish(_ run: RunID, _ event: RunEvent, error: String?, code: RunFailure.Code?, lease: RunLease?, at: Date) throws
     /// Gives the run up for the next start to resume at once (a clean shutdown).
     func releaseLease(run: RunID, lease: RunLease) throws
     func recordInterruption(run: RunID, note: String, at: Date) throws

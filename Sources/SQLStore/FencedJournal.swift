@@ -95,7 +95,7 @@ public struct FencedJournal: RunJournal {
         try store.previousGoodVersion(service: service, before: run, otherThan: version)
     }
 
-    public func recordRollback(run: RunID, to version: String?, cause: String?, at now: Date) throws {
+    public func recordRollback(run: RunID, to version: String?, cause: RunFailure?, at now: Date) throws {
         try fenced(run) { try Store.recordRollback($0, run: run, to: version, cause: cause) }
     }
 

@@ -110,14 +110,17 @@ extension Store: RunQueue {
         if held.isEmpty { throw LeaseLost(run: run) }
     }
 
-    public func finish(_ id: RunID, _ event: RunEvent, error: String?, lease: RunLease?, at now: Date) throws {
+    public func finish(_ id: RunID, _ event: RunEvent, error: String?, code: RunFailure.Code?, lease: RunLease?, at now: Date) throws {
         let ended = try write { db -> (service: String, status: RunStatus, startedAt: Date?)? in
             guard let run = try db.prepare("SELECT \(Store.runColumns) FROM runs WHERE id = ?\(Store.lockingRows(db))")
                 .rows([.integer(id)], Store.decodeRun).first else { return nil }
             if let lease { try Store.fence(db, run: id, lease: lease) }
             let status = try run.status.applying(event)
-            try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?")
-                .run([.text(status.rawValue), .integer(now.milliseconds), error.map(SQLValue.text) ?? .null, .integer(id)])
+            // A code only where the run failed.
+            let code = status == .failed ? (code ?? .unexpected) : nil
+            try db.prepare("UPDATE runs SET status = ?, finished_at = ?, error = ?, error_code = ?, lease_owner = NULL, lease_expires_at = NULL WHERE id = ?")
+                .run([.text(status.rawValue), .integer(now.milliseconds), error.map(SQLValue.text) ?? .null,
+                      code.map { .text($0.rawValue) } ?? .null, .integer(id)])
             let kind: RunEventKind? = switch status {
             case .succeeded: .succeeded
             case .failed: .failed
@@ -132,8 +135,8 @@ extension Store: RunQueue {
         }
     }
 
-    public func finish(_ id: RunID, _ event: RunEvent, error: String?, at now: Date) throws {
-        try finish(id, event, error: error, lease: nil, at: now)
+    public func finish(_ id: RunID, _ event: RunEvent, error: String?, code: RunFailure.Code? = nil, at now: Date) throws {
+        try finish(id, event, error: error, code: code, lease: nil, at: now)
     }
 
     public func recordInterruption(run: RunID, note: String, at now: Date) throws {
@@ -258,22 +261,22 @@ extension Store: RunQueue {
         ORDER BY id DESC LIMIT 1
         """)
 
-    public func recordRollback(run: RunID, to version: String?, cause: String?, at now: Date) throws {
+    public func recordRollback(run: RunID, to version: String?, cause: RunFailure?, at now: Date) throws {
         try write { db in try Store.recordRollback(db, run: run, to: version, cause: cause) }
     }
 
     /// The rollback's version, its cause and the step it began after; every target the run
     /// touched then owes it. Ending a rollback that could not finish (`to` nil) keeps the rest.
-    static func recordRollback(_ db: any SQLSession, run: RunID, to version: String?, cause: String?) throws {
+    static func recordRollback(_ db: any SQLSession, run: RunID, to version: String?, cause: RunFailure?) throws {
         guard let version else {
             try db.prepare("UPDATE runs SET rollback_to = NULL WHERE id = ?").run([.integer(run)])
             return
         }
         try db.prepare("""
-            UPDATE runs SET rollback_to = ?, rollback_cause = ?,
+            UPDATE runs SET rollback_to = ?, rollback_cause = ?, error_code = ?,
                    rollback_after_step = (SELECT coalesce(max(id), 0) FROM steps WHERE run_id = runs.id)
             WHERE id = ?
-            """).run([.text(version), cause.map(SQLValue.text) ?? .null, .integer(run)])
+            """).run([.text(version), cause.map { .text($0.message) } ?? .null, cause.map { .text($0.code.rawValue) } ?? .null, .integer(run)])
         try db.prepare("UPDATE run_targets SET rollback = ? WHERE run_id = ? AND progress <> ? AND rollback IS NULL")
             .run([.text(RollbackProgress.pending.rawValue), .integer(run), .text(TargetProgress.pending.rawValue)])
     }

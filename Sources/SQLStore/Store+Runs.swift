@@ -30,8 +30,8 @@ public struct RunFilter: Sendable {
 }
 
 extension Store {
-    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions, promote_requested, rollback_to, rollback_cause, rollback_after_step, lease_owner, lease_epoch, rolled_by"
-    static let runColumnCount: Int32 = 23
+    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions, promote_requested, rollback_to, rollback_cause, rollback_after_step, lease_owner, lease_epoch, rolled_by, error_code"
+    static let runColumnCount = Int32(runColumns.split(separator: ",").count)
     static let stepColumns = "id, run_id, target_id, target_port, phase, status, started_at, finished_at, error, hook_process_group"
 
     /// Queues a run; a queued run of the same service is superseded by it, in one transaction.
@@ -242,6 +242,7 @@ extension Store {
         run.rollbackAfterStep = row.optionalInt(19)
         if let owner = row.optionalText(20).flatMap(LeaseOwner.init) { run.lease = RunLease(owner: owner, epoch: row.int(21)) }
         run.rolledBy = row.optionalText(22)
+        run.errorCode = row.optionalText(23).flatMap(RunFailure.Code.init(rawValue:))
         return run
     }
 

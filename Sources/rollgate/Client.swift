@@ -152,7 +152,7 @@ struct RunDetail: AsyncParsableCommand {
         print("requested by \(run["requested_by"]?.string ?? "")\(run["reason"]?.string.map { ", because: \($0)" } ?? "")")
         print("created \(run["created_at"]?.string ?? ""), started \(run["started_at"]?.string ?? "-"), finished \(run["finished_at"]?.string ?? "-")"
               + (run["rolled_by"]?.string.map { ", rolled by \($0)" } ?? ""))
-        if let error = run["error"]?.string { print("error: \(error)") }
+        if let error = run["error"]?.string { print("error\(run["error_code"]?.string.map { " (\($0))" } ?? ""): \(error)") }
         print(row(["TARGET", "PHASE", "STATUS", "STARTED", "FINISHED", "ERROR"]))
         for step in run["steps"]?.array ?? [] {
             print(row([step["target_id"]?.string ?? "", step["phase"]?.string ?? "", step["status"]?.string ?? "",

@@ -39,7 +39,7 @@ import SQLiteStore
         try store.noteLeftOut(service: "web", target: target, run: run.id, phase: .deploy, reason: "deploy hook failed", at: t0)
         try store.recordInterruption(run: run.id, note: "resumed after a restart", at: t0)
         try store.recordInterruption(run: run.id, note: "and again", at: t0)
-        try store.finish(run.id, .fail, error: "deploy hook failed on i-1", lease: lease, at: t0.addingTimeInterval(8))
+        try store.finish(run.id, .fail, error: "deploy hook failed on i-1", code: .hookFailed, lease: lease, at: t0.addingTimeInterval(8))
         _ = try store.enqueue(service: "api", version: "v7", reason: nil, requestedBy: "slack", idempotencyKey: nil, at: t0)
         guard case .created(let queued, _) = try store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "ci", idempotencyKey: nil, at: t0) else {
             throw TestFailure("not queued")

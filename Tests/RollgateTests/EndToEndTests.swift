@@ -81,8 +81,11 @@ import Rollout
         let id = try #require(json(try await client.request("POST", "/api/v1/deploys", body: Array(#"{"service":"web","version":"bad1"}"#.utf8)))["id"]?.int)
         let run = try await finished(client, run: id)
         #expect(run["status"] == .string("failed"))
+        #expect(run["error_code"] == .string("health_timeout"), "where it failed, as a code")
         let error = try #require(run["error"]?.string)
         #expect(error.contains("web-2 not healthy after 1s") && error.contains("unhealthy (Target.FailedHealthChecks)"))
+        let text = String(decoding: try await client.request("GET", "/runs/\(id)", headers: [("Accept", "text/plain")]).body, as: UTF8.self)
+        #expect(text.contains("error (health_timeout): web-2 not healthy after 1s"), "\(text)")
         #expect(!(run["steps"]?.array ?? []).contains { $0["target_id"] == .string("web-3") })
         // The left-out target does not disappear: listed, counted, on the page and in metrics.
         let service = try #require(json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first)

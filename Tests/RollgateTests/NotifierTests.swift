@@ -65,12 +65,12 @@ final class ScriptedOutbound: OutboundHTTP {
             try store.markOut(run: run.id, service: "web", target: target, phase: .drain, reason: "rolling", lease: lease!, at: clock.now)
             if leaveOut && id == "web-2" {
                 try store.noteLeftOut(service: "web", target: target, run: run.id, phase: .deploy, reason: "deploy hook failed", at: clock.now)
-                try store.finish(run.id, .fail, error: "deploy hook failed on web-2", lease: lease!, at: clock.now)
+                try store.finish(run.id, .fail, error: "deploy hook failed on web-2", code: .hookFailed, lease: lease!, at: clock.now)
                 return run.id
             }
             try store.markDone(run: run.id, service: "web", target: target, lease: lease!, at: clock.now)
         }
-        try store.finish(run.id, .succeed, error: nil, lease: lease!, at: clock.now)
+        try store.finish(run.id, .succeed, error: nil, code: nil, lease: lease!, at: clock.now)
         return run.id
     }
 
@@ -153,7 +153,7 @@ final class ScriptedOutbound: OutboundHTTP {
             _ = try store.freezePlan(run: run.id, targets: [target])
             try store.markDone(run: run.id, service: "web", target: target, lease: lease!, at: clock.now)
         }
-        try store.finish(run.id, .succeed, error: nil, lease: lease!, at: clock.now)
+        try store.finish(run.id, .succeed, error: nil, code: nil, lease: lease!, at: clock.now)
         for _ in 0..<12 { await notifier.pass() }
         let replies = http.bodies(to: reply).compactMap { $0["text"]?.string }
         #expect(replies.count == 5)
@@ -170,7 +170,7 @@ final class ScriptedOutbound: OutboundHTTP {
                                                             idempotencyKey: nil, at: clock.now) else { throw TestFailure("not queued") }
         try store.setReplyTargets(of: run.id, replyURL: nil, githubDeployment: "Codertocat/Hello-World/145988746")
         let lease = try store.claimNext(owner: .test, lease: .seconds(60), at: clock.now)?.lease
-        try store.finish(run.id, .fail, error: "deploy hook failed on web-1", lease: lease!, at: clock.now)
+        try store.finish(run.id, .fail, error: "deploy hook failed on web-1", code: .hookFailed, lease: lease!, at: clock.now)
         for _ in 0..<4 { await notifier.pass() }
         let statuses = http.requests.filter { $0.url == "https://github.test/api/repos/Codertocat/Hello-World/deployments/145988746/statuses" }
         #expect(statuses.compactMap { JSONValue.parse($0.body)?["state"]?.string } == ["queued", "in_progress", "failure"])

@@ -45,6 +45,9 @@ import Rollout
         let run = json(await app.call("POST", "/api/v1/deploys", headers: ["Authorization": "Bearer openapi-token-0123456789"],
                                       body: #"{"service":"web","version":"v1"}"#))
         for key in required("Run") { #expect(run[key] != nil, "Run.\(key)") }
+        #expect(run["error_code"] == .null, "a run that has not failed has no code")
+        let codes = document["components"]?["schemas"]?["Run"]?["properties"]?["error_code"]?["enum"]?.array?.compactMap(\.string) ?? []
+        #expect(codes == RunFailure.Code.allCases.map(\.rawValue), "the document lists every failure code, in order")
         let service = json(await app.call("GET", "/api/v1/services"))["services"]?.array?.first ?? .null
         for key in required("Service") { #expect(service[key] != nil, "Service.\(key)") }
         let error = json(await app.call("GET", "/api/v1/runs/999"))

@@ -19,7 +19,7 @@ import Foundation
         let store = self.store, clock = self.clock
         return Dispatcher(queue: store, clock: clock, logger: .quiet, owner: owner, lease: lease, liveness: liveness,
                           recovery: Recovery(queue: store, clock: clock, executor: executor)) { run in
-            guard let lb = lbs[run.service] else { return .failure(.init("service \(run.service) is not configured")) }
+            guard let lb = lbs[run.service] else { return .failure(RunFailure(.serviceNotConfigured, "service \(run.service) is not configured")) }
             let plan = ServicePlan(name: run.service, pollInterval: .seconds(1), hooks: HookCommands(deploy: "deploy.sh"))
             return .success(Roll(run: run, plan: plan, loadBalancer: lb, executor: executor, journal: store, clock: clock,
                                  logger: .quiet))

@@ -132,7 +132,9 @@ final class TunableGroup: LoadBalancer, HealthCheckTunable {
         let fake = FakeLoadBalancer(targets: targets)
         let group = TunableGroup(fake, current: own, refuse: true)
         let (outcome, _) = try await roll(group)
-        guard case .failed(let message) = outcome else { Issue.record("expected a failure, got \(outcome)"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("expected a failure, got \(outcome)"); return }
+        let message = failure.message
+        #expect(failure.code == .healthCheckChange)
         #expect(message.contains("health_check_during_roll") && message.contains("AccessDenied") && message.contains("no target was touched"), "\(message)")
         #expect(!fake.calls.contains { if case .deregister = $0 { true } else { false } })
         #expect(group.current == own && group.changes.isEmpty)

@@ -154,7 +154,9 @@ import Synchronization
         let second = RecordingExecutor()
         let outcome = await Roll(run: resumed, plan: plan(onFailure: .rollback), loadBalancer: lb, executor: second,
                                  journal: store.fenced(by: try #require(resumed.lease)), clock: clock, logger: .quiet).perform()
-        guard case .failed(let message) = outcome else { Issue.record("\(outcome)"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("\(outcome)"); return }
+        let message = failure.message
+        #expect(failure.code == .hookFailed)
         #expect(message.hasPrefix("verify hook failed on i-c: exit 1"), "the failure that started the rollback is kept: \(message)")
         #expect(message.hasSuffix("; rolled back to v1"), "\(message)")
         let hooks = second.recorded.map { "\($0.phase.rawValue) \($0.environment["ROLLGATE_TARGET_ID"]!) v=\($0.environment["ROLLGATE_VERSION"]!) attempt \($0.environment["ROLLGATE_ATTEMPT"]!)" }

@@ -114,7 +114,8 @@ import Synchronization
             hook.phase == .deploy && hook.environment["ROLLGATE_TARGET_ID"] == "i-b" ? .exited(3) : .exited(0)
         })
         let (outcome, run) = try await roll(lb, executor)
-        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        let message = failure.message
         #expect(message.contains("i-b"))
         #expect(message.contains("exit 3"))
         #expect(actions(lb) == ["deregister i-a", "register i-a", "deregister i-b"])
@@ -129,7 +130,8 @@ import Synchronization
         let lb = FakeLoadBalancer(targets: targets, healthScript: { $0.id == "i-a" ? [unhealthy] : [.health(TargetHealth(.healthy))] })
         let start = clock.now
         let (outcome, run) = try await roll(lb, RecordingExecutor())
-        guard case .failed(let message) = outcome else { Issue.record("expected failure"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("expected failure"); return }
+        let message = failure.message
         #expect(message.contains("i-a not healthy after 20s"))
         #expect(message.contains("unhealthy (Target.FailedHealthChecks)"))
         #expect(actions(lb) == ["deregister i-a", "register i-a", "deregister i-a"])
@@ -144,7 +146,8 @@ import Synchronization
         let lb = FakeLoadBalancer(targets: targets, drainScript: { _ in [draining] })
         let executor = RecordingExecutor()
         let (outcome, _) = try await roll(lb, executor)
-        guard case .failed(let message) = outcome else { Issue.record("expected failure"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("expected failure"); return }
+        let message = failure.message
         #expect(message.contains("i-a not drained after 30s"))
         #expect(message.contains("draining (Target.DeregistrationInProgress)"))
         #expect(executor.recorded.isEmpty, "no hook runs before the drain ended")
@@ -154,7 +157,8 @@ import Synchronization
     @Test func preflightRefusesToDropBelowNMinusOne() async throws {
         let lb = FakeLoadBalancer(targets: targets, listedHealth: { $0.id == "i-c" ? TargetHealth(.unhealthy, reason: "Target.Timeout") : TargetHealth(.healthy) })
         let (outcome, _) = try await roll(lb, RecordingExecutor())
-        guard case .failed(let message) = outcome else { Issue.record("expected failure"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("expected failure"); return }
+        let message = failure.message
         #expect(message.contains("preflight for i-a"))
         #expect(message.contains("i-c is unhealthy (Target.Timeout)"))
         #expect(actions(lb).isEmpty, "no target was taken out")
@@ -165,12 +169,12 @@ import Synchronization
             call == .register("i-a") ? LoadBalancerError(code: "AccessDenied", message: "not allowed") : nil
         })
         let (outcome, _) = try await roll(lb, RecordingExecutor())
-        #expect(outcome == .failed("restore of i-a failed: AccessDenied: not allowed"))
+        #expect(outcome == .failed(RunFailure(.loadBalancer, "restore of i-a failed: AccessDenied: not allowed")))
     }
 
     @Test func anEmptyTargetGroupFails() async throws {
         let (outcome, _) = try await roll(FakeLoadBalancer(targets: []), RecordingExecutor())
-        #expect(outcome == .failed("the target group has no registered targets"))
+        #expect(outcome == .failed(RunFailure(.noTargets, "the target group has no registered targets")))
     }
 
     @Test func cancelStopsBetweenTargetsWithEveryTouchedTargetBack() async throws {
@@ -222,7 +226,7 @@ struct AddressedLoadBalancer: LoadBalancer, TargetAddressing {
         let fake = FakeLoadBalancer(targets: [Target(id: "i-1", port: 80)])
         let lb = AddressedLoadBalancer(inner: fake, address: { _ in throw LoadBalancerError(code: "UnauthorizedOperation", message: "ec2:DescribeInstances") })
         let outcome = try await perform(lb, RecordingExecutor())
-        #expect(outcome == .failed("cannot find the address of i-1 (for ROLLGATE_TARGET_HOST): UnauthorizedOperation: ec2:DescribeInstances; it was not touched"))
+        #expect(outcome == .failed(RunFailure(.targetAddressUnknown, "cannot find the address of i-1 (for ROLLGATE_TARGET_HOST): UnauthorizedOperation: ec2:DescribeInstances; it was not touched")))
         #expect(!fake.calls.contains(.deregister("i-1")))
     }
 }
@@ -261,7 +265,8 @@ struct TimedLoadBalancer: LoadBalancer, TargetGroupTimed {
         let fake = FakeLoadBalancer(targets: [Target(id: "i-1", port: 80)], drainScript: { _ in [draining] })
         let lb = TimedLoadBalancer(inner: fake, groupTiming: .success(GroupTiming(deregistrationDelay: .seconds(900))))
         let (outcome, took) = try await perform(lb, sizeDrain: true, sizeHealthy: false)
-        guard case .failed(let message) = outcome else { Issue.record("\(outcome)"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("\(outcome)"); return }
+        let message = failure.message
         // 900 s + 30 s, not the CLI's fixed 10 minutes (which would give up on a 15-minute delay).
         #expect(message.contains("not drained after 15m30s"))
         #expect(took == .seconds(930))
@@ -273,7 +278,8 @@ struct TimedLoadBalancer: LoadBalancer, TargetGroupTimed {
         let lb = TimedLoadBalancer(inner: fake, groupTiming: .success(GroupTiming(healthCheckInterval: .seconds(10),
                                                                                   healthCheckTimeout: .seconds(5), healthyThreshold: 3)))
         let (outcome, _) = try await perform(lb, sizeDrain: false, sizeHealthy: true)
-        guard case .failed(let message) = outcome else { Issue.record("\(outcome)"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("\(outcome)"); return }
+        let message = failure.message
         #expect(message.contains("not healthy after 1m5s"), "3 x 10 s + 5 s + 30 s: \(message)")
     }
 
@@ -281,7 +287,7 @@ struct TimedLoadBalancer: LoadBalancer, TargetGroupTimed {
         let fake = FakeLoadBalancer(targets: [Target(id: "i-1", port: 80)])
         let missing = TimedLoadBalancer(inner: fake, groupTiming: .failure(LoadBalancerError(code: "TargetGroupNotFound", message: "One or more target groups not found")))
         let (outcome, _) = try await perform(missing, sizeDrain: true, sizeHealthy: true)
-        #expect(outcome == .failed("the target group cannot be read: TargetGroupNotFound: One or more target groups not found"))
+        #expect(outcome == .failed(RunFailure(.loadBalancer, "the target group cannot be read: TargetGroupNotFound: One or more target groups not found")))
         #expect(fake.calls.isEmpty)
         let (kept, _) = try await perform(missing, sizeDrain: false, sizeHealthy: false)
         #expect(kept == .succeeded, "nothing to size: the group's timing is not asked for")
@@ -322,7 +328,7 @@ extension RollTests {
         let lb = FakeLoadBalancer(targets: targets)
         let executor = RecordingExecutor(outcome: { $0.phase == .deploy && $0.environment["ROLLGATE_TARGET_ID"] == "i-b" ? .exited(3) : .exited(0) })
         let (outcome, _) = try await roll(lb, executor)
-        #expect(outcome == .failed("deploy hook failed on i-b: exit 3; i-b stays deregistered"))
+        #expect(outcome == .failed(RunFailure(.hookFailed, "deploy hook failed on i-b: exit 3; i-b stays deregistered")))
         let left = try #require(try store.leftOut(service: "web").first)
         #expect(left.target.id == "i-b" && left.phase == .deploy)
         #expect(left.reason == "run 1 (v42): deploy hook failed on i-b: exit 3; i-b stays deregistered")

@@ -161,7 +161,7 @@ final class GatedJournal: RunJournal {
     func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String? {
         try store.previousGoodVersion(service: service, before: run, otherThan: version)
     }
-    func recordRollback(run: RunID, to version: String?, cause: String?, at: Date) throws {
+    func recordRollback(run: RunID, to version: String?, cause: RunFailure?, at: Date) throws {
         try gate("recordRollback"); try store.recordRollback(run: run, to: version, cause: cause, at: at)
     }
     func recordBake(run: RunID, elapsed: Duration) throws { try store.recordBake(run: run, elapsed: elapsed) }

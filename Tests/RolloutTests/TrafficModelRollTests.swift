@@ -239,7 +239,8 @@ import SQLiteStore
         let inner = TrafficModelExecutor(model: model, clock: clock)
         let executor = FailingDeploy(inner: inner, failOn: "i-4")
         let (outcome, run) = try await roll(model, executor: executor)
-        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        let message = failure.message
         #expect(message.contains("i-4"))
         #expect(run.outages.first { $0.target.id == "i-3" }?.until != nil, "i-3, in the same batch, was put back")
         #expect(run.outages.first { $0.target.id == "i-4" }?.until == nil, "i-4 stays out, left out with its reason")
@@ -319,7 +320,9 @@ final class FailingDeploy: HookExecutor {
     @Test func aFailedCanaryCheckStopsTheRunAndTheRestIsNeverTouched() async throws {
         let model = TrafficModel(targets: targets, clock: clock)
         let (outcome, run, _) = try await roll(model, canary: Canary(targets: 1, bake: .seconds(300), check: "fail"))
-        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        let message = failure.message
+        #expect(failure.code == .canaryCheckFailed)
         #expect(message.hasPrefix("canary check failed after 0s of the bake: fail: exit 1"), "\(message)")
         #expect(Set(run.steps.map(\.targetID)) == ["i-1"])
         #expect(model.version(of: targets[0]) == "v2", "on_failure: stop leaves the canary as it is")
@@ -331,7 +334,8 @@ final class FailingDeploy: HookExecutor {
     @Test func aFailedCanaryIsRolledBackWithOnFailureRollback() async throws {
         let model = TrafficModel(targets: targets, clock: clock)
         let (outcome, run, hooks) = try await roll(model, canary: Canary(targets: 1, bake: .seconds(300), check: "fail"), onFailure: .rollback)
-        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        let message = failure.message
         #expect(message.hasSuffix("; rolled back to v1"), "\(message)")
         #expect(run.rollbackTo == "v1")
         #expect(targets.allSatisfy { model.version(of: $0) == "v1" })
@@ -345,7 +349,9 @@ final class FailingDeploy: HookExecutor {
     @Test func aFailureOnTheThirdOfFourRollsTheFirstThreeBack() async throws {
         let model = TrafficModel(targets: targets, clock: clock)
         let (outcome, run, _) = try await roll(model, onFailure: .rollback, failOn: "i-3")
-        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        let message = failure.message
+        #expect(failure.code == .hookFailed, "a rollback keeps the code of the failure that started it")
         #expect(message.contains("deploy hook failed on i-3: exit 3") && message.hasSuffix("; rolled back to v1"), "\(message)")
         #expect(targets.allSatisfy { model.version(of: $0) == "v1" }, "\(targets.map { model.version(of: $0) ?? "-" })")
         #expect(!run.steps.contains { $0.targetID == "i-4" }, "i-4 was never touched")
@@ -367,7 +373,8 @@ final class FailingDeploy: HookExecutor {
         let run = try #require(try store.claimNext(at: clock.now))
         let executor = FailingDeploy(inner: TrafficModelExecutor(model: model, clock: clock), failOn: "i-1")
         let outcome = await Roll(run: run, plan: plan, loadBalancer: model, executor: executor, journal: store, clock: clock, logger: .quiet).perform()
-        guard case .failed(let message) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("expected failure, got \(outcome)"); return }
+        let message = failure.message
         #expect(message.hasSuffix("; no earlier good version to roll back to"))
     }
 }

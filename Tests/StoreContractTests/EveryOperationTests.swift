@@ -31,21 +31,22 @@ import RolloutTesting
         try store.log(run: first.id, stream: .system, target: "web-1", phase: .drain, text: "one", at: t0)
         try store.log(run: first.id, [LogEntry(stream: .stdout, target: "web-1", phase: .deploy, text: "two", at: t0),
                                       LogEntry(stream: .stderr, target: nil, phase: nil, text: "three", at: t0)])
-        try store.recordRollback(run: first.id, to: "v0", cause: "hook failed", at: t0)
+        try store.recordRollback(run: first.id, to: "v0", cause: RunFailure(.hookFailed, "hook failed"), at: t0)
         try store.recordBake(run: first.id, elapsed: .seconds(30))
         #expect(try store.bakeElapsed(of: first.id) == .seconds(30))
         #expect(try store.requestPromote(first.id) && store.isPromoteRequested(first.id))
         try store.recordInterruption(run: first.id, note: "a", at: t0)
         try store.recordInterruption(run: first.id, note: "b", at: t0)
         #expect(try store.interruptions(of: first.id) == ["a", "b"])
-        try store.finish(first.id, .fail, error: "deploy hook failed", lease: lease, at: t0.addingTimeInterval(10))
+        try store.finish(first.id, .fail, error: "deploy hook failed", code: .hookFailed, lease: lease, at: t0.addingTimeInterval(10))
+        #expect(try store.run(first.id).map { [$0.error, $0.errorCode?.rawValue] } == ["deploy hook failed", "hook_failed"])
 
         _ = try store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "ci", idempotencyKey: nil, at: t0)
         let second = try #require(try store.claimNext(owner: .test, lease: .seconds(60), at: t0))
         let drain = try store.beginStep(run: second.id, target: web2, phase: .drain, at: t0)
         try store.endStep(drain, .succeed, error: nil, at: t0.addingTimeInterval(3))
         try store.markDone(run: second.id, service: "web", target: web1, lease: try #require(second.lease), at: t0)
-        try store.finish(second.id, .succeed, error: nil, lease: second.lease, at: t0.addingTimeInterval(20))
+        try store.finish(second.id, .succeed, error: nil, code: nil, lease: second.lease, at: t0.addingTimeInterval(20))
         _ = try store.enqueue(service: "api", version: "v9", reason: nil, requestedBy: "ci", idempotencyKey: nil, waitForLock: true, at: t0)
 
         // The API's and the page's reads.

@@ -42,11 +42,11 @@ import Foundation
         #expect(throws: LeaseLost.self) { try stale.recordHookProcess(HookProcess(group: 4242), step: run.steps[0].id) }
         #expect(throws: LeaseLost.self) { try stale.log(run: run.id, stream: .system, target: nil, phase: nil, text: "stopped at a safe point", at: t0) }
         #expect(throws: LeaseLost.self) { try stale.noteLeftOut(service: "web", target: web1, run: run.id, phase: .drain, reason: "x", at: t0) }
-        #expect(throws: LeaseLost.self) { try stale.recordRollback(run: run.id, to: "v1", cause: "x", at: t0) }
+        #expect(throws: LeaseLost.self) { try stale.recordRollback(run: run.id, to: "v1", cause: RunFailure(.hookFailed, "x"), at: t0) }
         #expect(throws: LeaseLost.self) { try stale.recordBake(run: run.id, elapsed: .seconds(5)) }
         #expect(throws: LeaseLost.self) { try stale.renewLease(run: run.id, lease: alices, for: .seconds(99)) }
         #expect(throws: LeaseLost.self) { try stale.markDone(run: run.id, service: "web", target: web1, lease: alices, at: t0) }
-        #expect(throws: LeaseLost.self) { try store.finish(run.id, .succeed, error: nil, lease: alices, at: t0) }
+        #expect(throws: LeaseLost.self) { try store.finish(run.id, .succeed, error: nil, code: nil, lease: alices, at: t0) }
         #expect(throws: LeaseLost.self) { _ = try stale.freezePlan(run: run.id, targets: [web1]) }
         #expect(throws: LeaseLost.self) { try stale.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "x", lease: alices, at: t0) }
         // Nothing of alice's reached the run.

@@ -51,9 +51,9 @@ import RolloutTesting
         #expect(throws: LeaseLost.self) {
             try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "x", lease: alices, at: t0)
         }
-        #expect(throws: LeaseLost.self) { try store.finish(run.id, .succeed, error: nil, lease: alices, at: t0) }
+        #expect(throws: LeaseLost.self) { try store.finish(run.id, .succeed, error: nil, code: nil, lease: alices, at: t0) }
         try store.markOut(run: run.id, service: "web", target: web1, phase: .drain, reason: "x", lease: bobs, at: t0)
-        try store.finish(run.id, .succeed, error: nil, lease: bobs, at: t0)
+        try store.finish(run.id, .succeed, error: nil, code: nil, lease: bobs, at: t0)
         #expect(try store.run(run.id)?.status == .succeeded)
     }
 
@@ -69,7 +69,7 @@ import RolloutTesting
         clock.advance(to: t0.adding(.seconds(16)))
         let taken = try b.takeOver(owner: bob, lease: .seconds(15), excluding: [], isGone: { _ in false })
         #expect(taken.map(\.rolledBy) == ["rollgate-b"])
-        try b.finish(run.id, .succeed, error: nil, lease: try #require(taken.first?.lease), at: t0)
+        try b.finish(run.id, .succeed, error: nil, code: nil, lease: try #require(taken.first?.lease), at: t0)
         #expect(try a.run(run.id)?.rolledBy == "rollgate-b", "kept once the run is over")
         let unnamed = try store(engine)
         _ = try queued(unnamed, "v2")

@@ -28,7 +28,9 @@ import RolloutTesting
         let resumed = try #require(try store.run(claimed.id))
         let outcome = await Roll(run: resumed, plan: plan, loadBalancer: lb, executor: RecordingExecutor(), journal: store,
                                  clock: clock, logger: BatchOnStoreTests.quiet).perform()
-        guard case .failed(let message) = outcome else { Issue.record("expected the preflight to stop the run, got \(outcome)"); return }
+        guard case .failed(let failure) = outcome else { Issue.record("expected the preflight to stop the run, got \(outcome)"); return }
+        let message = failure.message
+        #expect(failure.code == .preflightUnhealthy)
         #expect(message.contains("preflight for i-a") && message.contains("i-c is unhealthy"), "\(message)")
         #expect(!lb.calls.contains(.deregister("i-a")), "i-a was never taken out: \(lb.calls)")
         #expect(lb.maxOutOfService == 0)
