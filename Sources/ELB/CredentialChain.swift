@@ -3,6 +3,7 @@ import FoundationEssentials
 #else
 import Foundation
 #endif
+import Outbound
 import Rollout
 
 public struct CredentialsError: Error, CustomStringConvertible, Equatable {
@@ -22,12 +23,13 @@ public struct CredentialChain: AWSCredentialProvider {
     let environment: [String: String]
     let metadata: InstanceMetadataCredentials?
 
-    public init(environment: [String: String], clock: any RolloutClock = SystemClock()) {
+    /// `http` asks the instance metadata (the one outbound client of the process).
+    public init(environment: [String: String], http: any OutboundHTTP, clock: any RolloutClock = SystemClock()) {
         self.environment = environment
         let disabled = environment["AWS_EC2_METADATA_DISABLED"]?.lowercased() == "true"
         metadata = disabled ? nil : InstanceMetadataCredentials(
             endpoint: environment["AWS_EC2_METADATA_SERVICE_ENDPOINT"].flatMap { $0.isEmpty ? nil : $0 } ?? "http://169.254.169.254",
-            clock: clock)
+            http: http, clock: clock)
     }
 
     public func credentials() async throws -> AWSCredentials {

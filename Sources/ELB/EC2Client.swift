@@ -6,7 +6,7 @@ public struct EC2Client: Sendable {
     let known = KnownAddresses()
 
     public init(endpoint: AWSEndpoint, region: String, credentials: any AWSCredentialProvider,
-                transport: any AWSTransport = OutboundTransport(), clock: any RolloutClock = SystemClock(),
+                transport: any AWSTransport, clock: any RolloutClock = SystemClock(),
                 retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
                 metrics: RollMetrics = RollMetrics(), budget: AWSCallBudget? = nil) {
         query = AWSQueryClient(endpoint: endpoint, region: region, service: "ec2", version: "2016-11-15",

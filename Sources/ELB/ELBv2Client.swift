@@ -170,7 +170,7 @@ public struct ELBv2Client: Sendable {
     let query: AWSQueryClient
 
     public init(endpoint: AWSEndpoint, region: String, credentials: any AWSCredentialProvider,
-                transport: any AWSTransport = OutboundTransport(), clock: any RolloutClock = SystemClock(),
+                transport: any AWSTransport, clock: any RolloutClock = SystemClock(),
                 retry: RetryPolicy = RetryPolicy(), random: @escaping @Sendable () -> Double = { Double.random(in: 0...1) },
                 metrics: RollMetrics = RollMetrics(), budget: AWSCallBudget? = nil) {
         query = AWSQueryClient(endpoint: endpoint, region: region, service: "elasticloadbalancing", version: ELBv2Client.version,

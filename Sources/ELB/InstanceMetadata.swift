@@ -12,10 +12,12 @@ import Rollout
 public actor InstanceMetadataCredentials: AWSCredentialProvider {
     let endpoint: String
     let clock: any RolloutClock
+    let http: any OutboundHTTP
     private var cached: AWSCredentials?
 
-    public init(endpoint: String = "http://169.254.169.254", clock: any RolloutClock = SystemClock()) {
+    public init(endpoint: String = "http://169.254.169.254", http: any OutboundHTTP, clock: any RolloutClock = SystemClock()) {
         self.endpoint = endpoint.hasSuffix("/") ? String(endpoint.dropLast()) : endpoint
+        self.http = http
         self.clock = clock
     }
 
@@ -57,7 +59,7 @@ public actor InstanceMetadataCredentials: AWSCredentialProvider {
                                       timeout: .seconds(2))
         let response: OutboundResponse
         do {
-            response = try await CurlHTTP().send(request)
+            response = try await http.send(request)
         } catch {
             throw CredentialsError(description: "instance metadata at \(endpoint) did not answer: \(error)")
         }

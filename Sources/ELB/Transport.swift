@@ -54,7 +54,7 @@ public protocol AWSTransport: Sendable {
 public struct OutboundTransport: AWSTransport {
     let http: any OutboundHTTP
 
-    public init(http: any OutboundHTTP = CurlHTTP()) { self.http = http }
+    public init(http: any OutboundHTTP) { self.http = http }
 
     public func post(_ endpoint: AWSEndpoint, headers: [(String, String)], body: [UInt8], timeout: Duration) async throws -> (status: Int, body: [UInt8]) {
         do {

@@ -1,4 +1,5 @@
 import ELB
+import Outbound
 import Rollout
 
 /// Builds ELBv2 clients from the config's `aws:` section and the environment, as the AWS
@@ -9,13 +10,16 @@ struct AWSAccess: Sendable {
     let environment: [String: String]
     let clock: any RolloutClock
     let metrics: RollMetrics
+    /// The process's one outbound client: every AWS call and the instance metadata go through it.
+    let http: any OutboundHTTP
     var retry = RetryPolicy()
     /// The account's API budget per region, shared by every client this access makes.
     let budgets: AWSCallBudgets
 
     init(settings: AWSSettings, environment: [String: String], clock: any RolloutClock, metrics: RollMetrics,
-         retry: RetryPolicy = RetryPolicy()) {
+         http: any OutboundHTTP, retry: RetryPolicy = RetryPolicy()) {
         self.settings = settings
+        self.http = http
         self.environment = environment
         self.clock = clock
         self.metrics = metrics
@@ -39,7 +43,8 @@ struct AWSAccess: Sendable {
     }
 
     func loadBalancer(for arn: String) -> Result<ELBLoadBalancer, Problem> {
-        let chain = CredentialChain(environment: environment)
+        let chain = CredentialChain(environment: environment, http: http, clock: clock)
+        let transport = OutboundTransport(http: http)
         // arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID
         let arnRegion = arn.split(separator: ":", omittingEmptySubsequences: false).dropFirst(3).first.map(String.init)
         guard let region = settings.region ?? arnRegion.flatMap({ $0.isEmpty ? nil : $0 }) ?? chain.region() else {
@@ -51,10 +56,10 @@ struct AWSAccess: Sendable {
             guard let parsed = AWSEndpoint(url: url) else { return .failure(Problem(description: "bad AWS endpoint URL \(url)")) }
             override = parsed
         }
-        let elb = ELBv2Client(endpoint: override ?? .elbv2(region: region), region: region, credentials: chain, clock: clock,
-                              retry: retry, metrics: metrics, budget: budgets.budget(region: region))
-        let ec2 = EC2Client(endpoint: override ?? EC2Client.endpoint(region: region), region: region, credentials: chain, clock: clock,
-                            retry: retry, metrics: metrics, budget: budgets.budget(region: region, api: "ec2"))
+        let elb = ELBv2Client(endpoint: override ?? .elbv2(region: region), region: region, credentials: chain, transport: transport,
+                              clock: clock, retry: retry, metrics: metrics, budget: budgets.budget(region: region))
+        let ec2 = EC2Client(endpoint: override ?? EC2Client.endpoint(region: region), region: region, credentials: chain, transport: transport,
+                            clock: clock, retry: retry, metrics: metrics, budget: budgets.budget(region: region, api: "ec2"))
         return .success(ELBLoadBalancer(client: elb, targetGroupARN: arn, ec2: ec2))
     }
 }

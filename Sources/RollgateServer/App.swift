@@ -127,7 +127,7 @@ public final class App: Sendable {
             store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now, metrics: metrics,
                               leaseClock: clock, replica: replica)
         }
-        let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment, health: health,
+        let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment, http: outbound, health: health,
                                             metrics: metrics)
         self.services = services
         let hooks = HookEnvironment(server: environment, config: config)

@@ -1,4 +1,5 @@
 import ELB
+import Outbound
 import Rollout
 
 /// `rollgate check-config --remote`: what linting cannot know. For each service on AWS, the
@@ -17,16 +18,18 @@ public struct RemoteCheck: Sendable {
 
     let config: Config
     let environment: [String: String]
+    let http: any OutboundHTTP
 
-    public init(config: Config, environment: [String: String]) {
+    public init(config: Config, environment: [String: String], http: any OutboundHTTP) {
         self.config = config
         self.environment = environment
+        self.http = http
     }
 
     public func run() async -> [Finding] {
         // Fail fast: a check waits seconds, not a roll's patient retries.
         let aws = AWSAccess(settings: config.aws, environment: environment, clock: SystemClock(), metrics: RollMetrics(),
-                            retry: RetryPolicy(first: .milliseconds(100), cap: .milliseconds(500), attempts: 2, outlastsThrottling: false))
+                            http: http, retry: RetryPolicy(first: .milliseconds(100), cap: .milliseconds(500), attempts: 2, outlastsThrottling: false))
         var findings: [Finding] = []
         for service in config.services {
             guard case .awsTargetGroups(let arns) = service.source else {
@@ -55,7 +58,7 @@ public struct RemoteCheck: Sendable {
         let service = config.name
         let arn = loadBalancer.targetGroupARN
         do {
-            _ = try await CredentialChain(environment: environment).credentials()
+            _ = try await CredentialChain(environment: environment, http: http).credentials()
         } catch {
             return Finding(service: service, ok: false, message: "\(error)")
         }

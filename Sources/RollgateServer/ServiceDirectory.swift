@@ -14,7 +14,7 @@ public struct ServiceDirectory: Sendable {
     let entries: [String: Entry]
     let cache: TargetStateCache
 
-    init(config: Config, store: Store, clock: any RolloutClock, environment: [String: String],
+    init(config: Config, store: Store, clock: any RolloutClock, environment: [String: String], http: any OutboundHTTP,
          health: StoreHealth = StoreHealth(), metrics: RollMetrics = RollMetrics()) throws {
         var entries: [String: Entry] = [:]
         // libcurl is found now, not by a roll's first AWS call halfway through a run.
@@ -23,7 +23,7 @@ public struct ServiceDirectory: Sendable {
                 throw ServiceDirectory.Unusable(description: "service \(service.name) rolls an AWS target group, which needs libcurl: \(error)")
             }
         }
-        let aws = AWSAccess(settings: config.aws, environment: environment, clock: clock, metrics: metrics)
+        let aws = AWSAccess(settings: config.aws, environment: environment, clock: clock, metrics: metrics, http: http)
         for service in config.services {
             switch service.source {
             case .simulated(let settings):

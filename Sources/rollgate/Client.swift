@@ -2,6 +2,7 @@ import ArgumentParser
 import Outbound
 import RollgateServer
 import Rollout
+import Synchronization
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -12,6 +13,21 @@ enum ClientExit {
     static let failed: Int32 = 1
     /// The server could not be reached (connection refused, DNS, TLS, timeout).
     static let unreachable: Int32 = 3
+}
+
+/// The CLI's one outbound client, made with `--ca-cert` on its first request and reused by
+/// every request after it (`deploy --follow` keeps one connection to the server).
+enum CLIClient {
+    private static let made = Mutex<CurlHTTP?>(nil)
+
+    static func http(caFile: String?) -> CurlHTTP {
+        made.withLock { made in
+            if let made { return made }
+            let client = CurlHTTP(caFile: caFile)
+            made = client
+            return client
+        }
+    }
 }
 
 struct ClientOptions: ParsableArguments {
@@ -39,7 +55,7 @@ struct ClientOptions: ParsableArguments {
         if body != nil { headers.append(("Content-Type", "application/json")) }
         let response: OutboundResponse
         do {
-            response = try await CurlHTTP(caFile: caCert).send(OutboundRequest(method: method, url: base + path, headers: headers,
+            response = try await CLIClient.http(caFile: caCert).send(OutboundRequest(method: method, url: base + path, headers: headers,
                                                                        body: body?.bytes ?? [], timeout: .seconds(30)))
         } catch {
             print("rollgate: cannot reach the server: \(error)")

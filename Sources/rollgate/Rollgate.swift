@@ -3,6 +3,7 @@ import CSpawn
 import Dispatch
 import Logging
 import MicroHTTP
+import Outbound
 import RollgateServer
 import Rollout
 import PostgresStore
@@ -106,7 +107,8 @@ struct Serve: AsyncParsableCommand {
         raiseOpenFileLimit(toHold: Int(settings.connections.total) * 9 / 8 + 16, logger: logger)
         settings.accessLog = accessLog
         let app = try App(config: settings, migrationsDirectory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"),
-                          publicDirectory: locate("public", "ROLLGATE_PUBLIC_DIR"), environment: environment, logger: logger)
+                          publicDirectory: locate("public", "ROLLGATE_PUBLIC_DIR"), environment: environment, logger: logger,
+                          outbound: CurlHTTP())
         do {
             try await app.start()
         } catch let held as DatabaseHeld {
@@ -296,7 +298,7 @@ struct CheckConfig: AsyncParsableCommand {
         case .success(let config):
             print("\(file): OK, \(config.services.count) service(s): \(config.services.map(\.name).joined(separator: ", ")); \(config.apiTokens.count) API token(s)")
             guard remote else { return }
-            let findings = await RemoteCheck(config: config, environment: environment).run()
+            let findings = await RemoteCheck(config: config, environment: environment, http: CurlHTTP()).run()
             for finding in findings where finding.ok {
                 print("\(file): \(finding.service): \(finding.message)")
                 for line in finding.forecast { print("  " + line) }

@@ -3,6 +3,7 @@ import MetricsTestKit
 import Synchronization
 import Testing
 @testable import ELB
+import Outbound
 import Rollout
 import RolloutTesting
 
@@ -163,10 +164,10 @@ let throttled: (Int, [UInt8]) = (400, Array("<ErrorResponse><Error><Type>Sender<
 
     @Test func environmentFirstWithSessionToken() throws {
         let chain = CredentialChain(environment: ["AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "s", "AWS_SESSION_TOKEN": "t",
-                                                  "AWS_PROFILE": "other", "AWS_REGION": "eu-west-1"])
+                                                  "AWS_PROFILE": "other", "AWS_REGION": "eu-west-1"], http: CurlHTTP())
         #expect(try chain.resolve() == AWSCredentials(accessKeyID: "AKIDENV", secretAccessKey: "s", sessionToken: "t"))
         #expect(chain.region() == "eu-west-1")
-        #expect(throws: CredentialsError.self) { try CredentialChain(environment: ["AWS_ACCESS_KEY_ID": "x"]).resolve() }
+        #expect(throws: CredentialsError.self) { try CredentialChain(environment: ["AWS_ACCESS_KEY_ID": "x"], http: CurlHTTP()).resolve() }
     }
 
     @Test func profilesFromTheSharedFiles() throws {
@@ -191,13 +192,13 @@ let throttled: (Int, [UInt8]) = (400, Array("<ErrorResponse><Error><Type>Sender<
             aws_secret_access_key = c
             """)
         let base = ["AWS_SHARED_CREDENTIALS_FILE": credentials, "AWS_CONFIG_FILE": config]
-        #expect(try CredentialChain(environment: base).resolve().accessKeyID == "AKIDDEFAULT")
-        #expect(CredentialChain(environment: base).region() == "us-west-2")
-        let staging = CredentialChain(environment: base.merging(["AWS_PROFILE": "staging"]) { a, _ in a })
+        #expect(try CredentialChain(environment: base, http: CurlHTTP()).resolve().accessKeyID == "AKIDDEFAULT")
+        #expect(CredentialChain(environment: base, http: CurlHTTP()).region() == "us-west-2")
+        let staging = CredentialChain(environment: base.merging(["AWS_PROFILE": "staging"]) { a, _ in a }, http: CurlHTTP())
         #expect(try staging.resolve() == AWSCredentials(accessKeyID: "AKIDSTAGING", secretAccessKey: "s2", sessionToken: "tok"))
         #expect(staging.region() == "ap-south-1")
-        #expect(try CredentialChain(environment: base.merging(["AWS_PROFILE": "onlyconfig"]) { a, _ in a }).resolve().accessKeyID == "AKIDCONFIG")
-        #expect { try CredentialChain(environment: base.merging(["AWS_PROFILE": "nope"]) { a, _ in a }).resolve() }
+        #expect(try CredentialChain(environment: base.merging(["AWS_PROFILE": "onlyconfig"]) { a, _ in a }, http: CurlHTTP()).resolve().accessKeyID == "AKIDCONFIG")
+        #expect { try CredentialChain(environment: base.merging(["AWS_PROFILE": "nope"]) { a, _ in a }, http: CurlHTTP()).resolve() }
             throws: { "\($0)".contains("no AWS credentials") }
     }
 

@@ -3,6 +3,7 @@ import Synchronization
 import Testing
 @testable import ELB
 import MicroHTTP
+import Outbound
 import Rollout
 import RolloutTesting
 
@@ -51,7 +52,7 @@ final class FakeMetadataService: Sendable {
     @Test func fetchesWithATokenAndRefreshesBeforeExpiry() async throws {
         let clock = ManualClock(start: Date(timeIntervalSince1970: 1_800_000_000))   // 2027-01-15T08:00:00Z
         let imds = try FakeMetadataService(expiration: { "2027-01-15T08:20:00Z" })
-        let provider = InstanceMetadataCredentials(endpoint: imds.endpoint, clock: clock)
+        let provider = InstanceMetadataCredentials(endpoint: imds.endpoint, http: CurlHTTP(), clock: clock)
         let first = try await provider.credentials()
         #expect(first == AWSCredentials(accessKeyID: "ASIAMETA1", secretAccessKey: "meta-secret", sessionToken: "meta-token-1",
                                         expiration: Date(timeIntervalSince1970: 1_800_001_200)))
@@ -66,14 +67,14 @@ final class FakeMetadataService: Sendable {
     @Test func theChainFallsBackToMetadataOnlyWhenNothingElseIsConfigured() async throws {
         let imds = try FakeMetadataService(expiration: { "2099-01-01T00:00:00Z" })
         let empty = ["HOME": "/nonexistent", "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.endpoint]
-        #expect(try await CredentialChain(environment: empty).credentials().accessKeyID == "ASIAMETA1")
+        #expect(try await CredentialChain(environment: empty, http: CurlHTTP()).credentials().accessKeyID == "ASIAMETA1")
         let withKeys = empty.merging(["AWS_ACCESS_KEY_ID": "AKIDENV", "AWS_SECRET_ACCESS_KEY": "s"]) { a, _ in a }
-        #expect(try await CredentialChain(environment: withKeys).credentials().accessKeyID == "AKIDENV")
+        #expect(try await CredentialChain(environment: withKeys, http: CurlHTTP()).credentials().accessKeyID == "AKIDENV")
         let disabled = empty.merging(["AWS_EC2_METADATA_DISABLED": "true"]) { a, _ in a }
-        await #expect { try await CredentialChain(environment: disabled).credentials() } throws: { "\($0)".hasPrefix("no AWS credentials") }
+        await #expect { try await CredentialChain(environment: disabled, http: CurlHTTP()).credentials() } throws: { "\($0)".hasPrefix("no AWS credentials") }
         await imds.server.stop()
         let unreachable = ["HOME": "/nonexistent", "AWS_EC2_METADATA_SERVICE_ENDPOINT": imds.endpoint]
-        await #expect { try await CredentialChain(environment: unreachable).credentials() } throws: {
+        await #expect { try await CredentialChain(environment: unreachable, http: CurlHTTP()).credentials() } throws: {
             "\($0)".contains("no AWS credentials") && "\($0)".contains("instance metadata")
         }
     }

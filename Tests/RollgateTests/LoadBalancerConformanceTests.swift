@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import ELB
+import Outbound
 import Rollout
 import RolloutTesting
 import SQLiteStore
@@ -23,12 +24,13 @@ import SQLiteStore
         case .elbv2OnMoto:
             let moto = try await MotoServer()
             let (arn, instances) = try await moto.createTargetGroup()
+            let http = CurlHTTP()
             let chain = CredentialChain(environment: ["AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                                                      "AWS_EC2_METADATA_DISABLED": "true"])
-            let endpoint = AWSEndpoint(url: moto.endpoint)!
-            let lb = ELBLoadBalancer(client: ELBv2Client(endpoint: endpoint, region: "us-east-1", credentials: chain),
+                                                      "AWS_EC2_METADATA_DISABLED": "true"], http: http)
+            let endpoint = AWSEndpoint(url: moto.endpoint)!, transport = OutboundTransport(http: http)
+            let lb = ELBLoadBalancer(client: ELBv2Client(endpoint: endpoint, region: "us-east-1", credentials: chain, transport: transport),
                                      targetGroupARN: arn,
-                                     ec2: EC2Client(endpoint: endpoint, region: "us-east-1", credentials: chain))
+                                     ec2: EC2Client(endpoint: endpoint, region: "us-east-1", credentials: chain, transport: transport))
             return (lb, instances.map { Target(id: $0, port: 8080) }, { moto.stop() })
         }
     }

@@ -289,3 +289,32 @@ final class WebhookSink: @unchecked Sendable {
         server.kill(SIGTERM)
     }
 }
+
+/// The server's one outbound client carries every request it sends: notifications (above),
+/// the AWS calls of a roll and the instance metadata asked for credentials.
+@Suite struct OneOutboundClientTests {
+    let directory = TempDirectory()
+
+    func app(_ environment: [String: String], http: ScriptedOutbound) throws -> App {
+        var web = quickService("web")
+        web.source = .awsTargetGroups(arns: ["arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/web/abc"])
+        let config = Config(database: directory.path + "/outbound-\(UUID().uuidString).db", services: [web])
+        let isolated = ["HOME": directory.path, "AWS_SHARED_CREDENTIALS_FILE": directory.path + "/none",
+                        "AWS_CONFIG_FILE": directory.path + "/none", "AWS_ENDPOINT_URL": "http://127.0.0.1:9"]
+        return try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
+                       environment: isolated.merging(environment) { _, new in new }, logger: .quiet, outbound: http)
+    }
+
+    @Test func awsCallsAndInstanceMetadataGoThroughTheAppsClient() async throws {
+        let http = ScriptedOutbound()
+        let withKeys = try app(["AWS_ACCESS_KEY_ID": "AKIDTEST", "AWS_SECRET_ACCESS_KEY": "secret"], http: http)
+        _ = try? await withKeys.services.timing(for: "web")
+        #expect(http.requests.contains { $0.method == "POST" && $0.url.hasPrefix("http://127.0.0.1:9") },
+                "DescribeTargetGroups went through the client given: \(http.requests.map(\.url))")
+        let metadata = ScriptedOutbound()
+        let fromMetadata = try app(["AWS_EC2_METADATA_SERVICE_ENDPOINT": "http://127.0.0.1:7"], http: metadata)
+        _ = try? await fromMetadata.services.timing(for: "web")
+        #expect(metadata.requests.contains { $0.method == "PUT" && $0.url == "http://127.0.0.1:7/latest/api/token" },
+                "the instance metadata was asked through it: \(metadata.requests.map(\.url))")
+    }
+}
