@@ -54,15 +54,46 @@ let package = Package(
         .target(name: "SQLiteStore", dependencies: ["CSQLite", "Rollout", "SQLStore"]),
         // PostgreSQL over libpq: connection, migrator, the store (several replicas share it).
         .target(name: "PostgresStore", dependencies: ["CLibPQ", "Rollout", "SQLStore"]),
-        // Composition: config, API routes, hook runner, app wiring.
-        .target(name: "RollgateServer", dependencies: [
-            "MicroHTTP", "SQLiteStore", "SQLStore", "PostgresStore", "Rollout", "CSpawn", "ELB", "Outbound", "YAML",
+        // What rollgate says, as JSON over HTTP and as text people read.
+        .target(name: "WireFormat", dependencies: ["MicroHTTP", "Rollout", "SQLStore"]),
+        // The YAML config: every key checked, every error at once with its line.
+        .target(name: "Configuration", dependencies: ["Rollout", "YAML"]),
+        // Deploy hooks as process groups (posix_spawn), and this process's identity for leases.
+        .target(name: "Hooks", dependencies: ["Rollout", "CSpawn", "Configuration"]),
+        // Each service's load balancer (simulated or ELBv2) and its rolls, the targets' last states, check-config --remote.
+        .target(name: "LoadBalancing", dependencies: [
+            "Configuration", "Hooks", "ELB", "Outbound", "SQLStore", "Rollout",
             .product(name: "Logging", package: "swift-log"),
-            .product(name: "Crypto", package: "swift-crypto"),
+        ]),
+        // Prometheus: the registry swift-metrics counts into, and gauges read at scrape time.
+        .target(name: "Monitoring", dependencies: [
+            "Rollout",
+            .product(name: "CoreMetrics", package: "swift-metrics"),
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
+        // Who talks to rollgate and whom it tells: GitHub/GitLab/Slack/Standard Webhooks in,
+        // notifications out (Slack, signed webhooks, GitHub deployment statuses).
+        .target(name: "Integrations", dependencies: [
+            "Configuration", "WireFormat", "Monitoring", "SQLStore", "Outbound", "Rollout",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The status page: HTML without JavaScript needed, and plain text for curl.
+        .target(name: "Page", dependencies: ["WireFormat", "Configuration", "LoadBalancing", "SQLStore", "MicroHTTP", "Rollout"]),
+        // The HTTP API: routes, access, streams, webhooks' doors, /metrics and /healthz.
+        .target(name: "HTTPAPI", dependencies: [
+            "WireFormat", "Configuration", "LoadBalancing", "Monitoring", "Integrations", "Page", "SQLStore", "MicroHTTP", "Rollout",
+            .product(name: "Crypto", package: "swift-crypto"),
+            .product(name: "Logging", package: "swift-log"),
+        ]),
+        // The composition root: picks the engine from the config, wires the rest, starts and stops it.
+        .target(name: "RollgateServer", dependencies: [
+            "HTTPAPI", "Page", "Integrations", "Monitoring", "LoadBalancing", "Hooks", "Configuration", "WireFormat",
+            "MicroHTTP", "SQLiteStore", "SQLStore", "PostgresStore", "Rollout", "Outbound",
+            .product(name: "Logging", package: "swift-log"),
+        ]),
         .executableTarget(name: "rollgate", dependencies: [
-            "RollgateServer", "MicroHTTP", "Outbound", "CSpawn", "PostgresStore", "SQLiteStore", "SQLStore",
+            "RollgateServer", "HTTPAPI", "Configuration", "WireFormat", "LoadBalancing", "Hooks", "MicroHTTP", "Outbound", "CSpawn", "PostgresStore", "SQLiteStore", "SQLStore",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
             .product(name: "Logging", package: "swift-log"),
         ]),
@@ -88,7 +119,8 @@ let package = Package(
         .testTarget(name: "ELBTests", dependencies: ["ELB", "Rollout", "RolloutTesting", "MicroHTTP", "HTTPTesting",
                                                     .product(name: "MetricsTestKit", package: "swift-metrics")],
                     exclude: ["Fixtures"]),
-        .testTarget(name: "RollgateTests", dependencies: ["RollgateServer", "MicroHTTP", "SQLiteStore", "SQLStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting",
+        .testTarget(name: "RollgateTests", dependencies: ["RollgateServer", "HTTPAPI", "Page", "Integrations", "Monitoring", "LoadBalancing", "Hooks",
+                                                        "Configuration", "WireFormat", "MicroHTTP", "SQLiteStore", "SQLStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting",
                                                         "PostgresStore", "PostgresTesting"],
                     exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Support/webhook_sink.py", "Support/browser.py", "Fixtures"]),
     ],

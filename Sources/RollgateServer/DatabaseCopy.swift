@@ -1,3 +1,11 @@
+import Configuration
+import HTTPAPI
+import Hooks
+import Integrations
+import LoadBalancing
+import Monitoring
+import Page
+import WireFormat
 import PostgresStore
 import Rollout
 import SQLiteStore

@@ -1,3 +1,7 @@
+import Configuration
+import WireFormat
+import LoadBalancing
+import Hooks
 import ArgumentParser
 import CSpawn
 import Dispatch

@@ -1,3 +1,8 @@
+import Configuration
+import WireFormat
+import LoadBalancing
+import Hooks
+import HTTPAPI
 import RollgateServer
 
 /// `rollgate --version`.

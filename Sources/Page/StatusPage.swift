@@ -1,0 +1,351 @@
+import Configuration
+import LoadBalancing
+import WireFormat
+import MicroHTTP
+import Rollout
+import SQLStore
+#if canImport(FoundationEssentials)
+import FoundationEssentials
+#else
+import Foundation
+#endif
+
+/// `GET /`: `public/index.html` with the current state rendered into it, so `curl` prints
+/// readable state without JavaScript; in a browser, `status.js` keeps it up to date.
+package struct StatusPage: Sendable {
+    let files: StaticFiles
+    let store: Store
+    let config: Config
+    let services: ServiceDirectory
+    let clock: any RolloutClock
+
+    package init(files: StaticFiles, store: Store, config: Config, services: ServiceDirectory, clock: any RolloutClock) {
+        self.files = files
+        self.store = store
+        self.config = config
+        self.services = services
+        self.clock = clock
+    }
+
+    static let placeholder = "<!-- rollgate:state -->"
+
+    package func render(_ request: HTTPRequest) async throws -> HTTPResponse {
+        if wantsText(request) { return text(try await stateText()) }
+        let state = try await stateHTML()
+        if request.query["part"] == "state" { return html(state) }
+        return page(state, title: "rollgate")
+    }
+
+    /// `GET /status.txt`.
+    package func renderText(_ request: HTTPRequest) async throws -> HTTPResponse {
+        text(try await stateText())
+    }
+
+    /// `GET /runs/{id}`: a run's page (`?part=run` is the live part the script swaps in).
+    package func renderRun(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard let text = request.parameters["id"], let id = Int64(text), id > 0, let run = try store.run(id) else {
+            return .error(404, code: "run_not_found", message: "no run \(request.parameters["id"] ?? "")")
+        }
+        let lines = try store.logs(run: id, after: 0, limit: 5000)
+        if wantsText(request) { return self.text(runText(run, lines: lines)) }
+        let body = runHTML(run, lines: lines)
+        if request.query["part"] == "run" {
+            return html(String(body[..<(body.firstRange(of: "</section>")?.upperBound ?? body.endIndex)]))
+        }
+        return page("<p><a href=\"/\">← all services</a></p>\n" + body, title: "rollgate: run \(id)")
+    }
+
+    func wantsText(_ request: HTTPRequest) -> Bool {
+        let accept = request.header("accept") ?? ""
+        return accept.contains("text/plain") && !accept.contains("text/html")
+    }
+
+    /// A text page with every control character but newline and tab shown as `\u{1B}` (a
+    /// hook's ESC or CR must not drive the reader's terminal), and bidirectional controls too.
+    func text(_ body: String) -> HTTPResponse {
+        var response = HTTPResponse(status: 200, contentType: "text/plain; charset=utf-8", text: VisibleText.escape(body, keeping: ["\n", "\t"]))
+        response.headers.append(("Cache-Control", "no-store"))
+        return response
+    }
+
+    func html(_ body: String) -> HTTPResponse {
+        var response = HTTPResponse(status: 200, contentType: "text/html; charset=utf-8", text: body)
+        response.headers.append(("Cache-Control", "no-store"))
+        return response
+    }
+
+    /// `public/index.html` with the state in place of its placeholder.
+    func page(_ content: String, title: String) -> HTTPResponse {
+        guard let (bytes, _) = try? files.load("index.html") else {
+            // No public/ directory: the state alone still answers.
+            return html("<!doctype html><title>\(escape(title))</title>\n" + content)
+        }
+        return html(String(decoding: bytes, as: UTF8.self).replacing(StatusPage.placeholder, with: content)
+            .replacing("<title>rollgate</title>", with: "<title>\(escape(title))</title>"))
+    }
+
+    /// `GET /login` (and a failed sign-in): a form for a token with the read scope.
+    package func loginForm(message: String?, status: Int) -> HTTPResponse {
+        let note = message.map { "<p class=\"login-message\">\(escape($0))</p>\n" } ?? ""
+        var response = html("""
+            <!doctype html>
+            <html lang="en">
+            <head><meta charset="utf-8"><title>rollgate: sign in</title>
+            <meta name="viewport" content="width=device-width, initial-scale=1">
+            <link rel="stylesheet" href="/style.css"></head>
+            <body>
+            <h1>rollgate</h1>
+            \(note)<form method="post" action="/login">
+            <p><label>API token with the read scope <input type="password" name="token" autocomplete="current-password" required autofocus></label></p>
+            <p><button type="submit">Sign in</button></p>
+            </form>
+            <p>The session lasts 12 hours, reads only, and ends when the token is removed from the config.</p>
+            </body>
+            </html>
+            """)
+        response.status = status
+        return response
+    }
+
+    /// `GET /openapi.json`: the API described (public/openapi.json), open like /healthz.
+    package func openAPI(_ request: HTTPRequest) throws -> HTTPResponse {
+        guard let (bytes, _) = try files.load("openapi.json") else {
+            return .error(404, code: "not_found", message: "openapi.json is missing from the public directory")
+        }
+        return .json(200, bytes)
+    }
+
+    package func asset(_ request: HTTPRequest) throws -> HTTPResponse {
+        let path = request.parameters["path"] ?? ""
+        if path.hasPrefix("api/") {
+            return .error(404, code: "not_found", message: "no route for \(request.method) \(request.path)")
+        }
+        do {
+            guard let (bytes, type) = try files.load(path) else {
+                return .error(404, code: "not_found", message: "no file \(request.path)")
+            }
+            return HTTPResponse(status: 200, headers: [("Content-Type", type)], body: bytes)
+        } catch is StaticFiles.Refused {
+            return .error(400, code: "invalid_path", message: "that path is not allowed")
+        }
+    }
+
+    /// What the page shows, read once per view; the HTML and the text are written from it.
+    struct Model {
+        struct ServiceRow {
+            var service: ServiceConfig
+            var summary: ServiceSummary
+            var targets: [TargetView]
+        }
+        var services: [ServiceRow]
+        var runs: [Run]
+        var now: Date
+    }
+
+    func model() async throws -> Model {
+        var rows: [Model.ServiceRow] = []
+        for service in config.services {
+            let summary = try store.serviceSummary(service.name)
+            let targets = await services.targetStates(for: service.name, running: summary.running, leftOut: summary.leftOut) ?? []
+            rows.append(Model.ServiceRow(service: service, summary: summary, targets: targets))
+        }
+        return Model(services: rows, runs: try store.runs(RunFilter(limit: 20)), now: clock.now)
+    }
+
+    /// Where each target of a run got to, as a person reads it: `done` after its restore,
+    /// the phase in hand while running, `failed in PHASE` when it stopped there.
+    static func progress(of run: Run) -> [(target: String, text: String)] {
+        var last: [String: Step] = [:]
+        var order: [String] = []
+        for step in run.steps {
+            if last[step.targetID] == nil { order.append(step.targetID) }
+            last[step.targetID] = step
+        }
+        return order.map { target in
+            let step = last[target]!
+            switch step.status {
+            case .failed: return (target, "failed in \(step.phase.rawValue)")
+            case .running: return (target, "\(step.phase.rawValue)…")
+            case .succeeded: return (target, step.phase == .restore ? "done" : "after \(step.phase.rawValue)")
+            }
+        }
+    }
+
+    static func duration(_ run: Run, now: Date) -> String {
+        guard let started = run.startedAt else { return "" }
+        return readable((run.finishedAt ?? now).since(started))
+    }
+
+    /// How long, as a person reads it: `304 ms`, `1.5 s`, `2 min 5 s`, `1 h 3 min`.
+    static func readable(_ duration: Duration) -> String {
+        let ms = Int64((duration.seconds * 1000).rounded())
+        if ms < 1000 { return "\(ms) ms" }
+        if ms < 10_000 { return "\(ms / 1000).\(ms % 1000 / 100) s" }
+        let s = ms / 1000
+        if s < 60 { return "\(s) s" }
+        if s < 3600 { return s % 60 == 0 ? "\(s / 60) min" : "\(s / 60) min \(s % 60) s" }
+        return "\(s / 3600) h \(s % 3600 / 60) min"
+    }
+
+    /// The live part of `/` (also `/?part=state`, which the page's script swaps in).
+    func stateHTML() async throws -> String {
+        let model = try await model()
+        var html = "<section id=\"state\" aria-live=\"polite\">\n"
+        if config.isDemo {
+            html += "<p class=\"demo\">Demo mode: simulated load balancer, harmless hooks. Try: <code>curl -X POST -d '{\"service\":\"demo\",\"version\":\"v2\"}' http://\(config.listen)/api/v1/deploys</code></p>\n"
+        }
+        html += "<h2>Services</h2>\n<div class=\"scroll\"><table id=\"services\">\n<tr><th scope=\"col\">service</th><th scope=\"col\">last good version</th><th scope=\"col\">now</th><th scope=\"col\">targets</th></tr>\n"
+        for row in model.services {
+            let summary = row.summary
+            var now = "idle"
+            if let run = summary.running {
+                now = "rolling \(escape(run.version)) (<a href=\"/runs/\(run.id)\">run \(run.id)</a>)"
+                if let step = run.steps.last { now += ": \(escape(step.targetID)) \(step.phase.rawValue)" }
+            }
+            if let lock = summary.lock, lock.holds(at: model.now) {
+                now = "<strong>locked</strong> by \(escape(lock.lockedBy)): \(escape(lock.reason)); " + now
+            }
+            if !summary.queued.isEmpty { now += "; queued: \(summary.queued.map(String.init).joined(separator: ", "))" }
+            let targets = row.targets.map { view in
+                var text = "\(escape(view.target.id)) <span class=\"state-\(escape(view.state))\">\(escape(view.state))</span>"
+                if let left = view.leftOut, view.state == "left_out" {
+                    text += " <span class=\"left-out-reason\">(\(escape(left.reason)))</span>"
+                }
+                return text
+            }.joined(separator: ", ")
+            html += "<tr><td data-label=\"service\">\(escape(row.service.name))</td><td data-label=\"last good\">\(escape(summary.lastGoodVersion ?? "none yet"))</td>"
+            html += "<td data-label=\"now\">\(now)</td><td data-label=\"targets\">\(targets)</td></tr>\n"
+        }
+        html += "</table></div>\n<h2>Recent runs</h2>\n<div class=\"scroll\"><table id=\"runs\">\n<tr><th scope=\"col\">run</th><th scope=\"col\">service</th><th scope=\"col\">version</th><th scope=\"col\">status</th><th scope=\"col\">created</th><th scope=\"col\">took</th><th scope=\"col\">asked by</th><th scope=\"col\">reason</th><th scope=\"col\">targets</th><th scope=\"col\">error</th></tr>\n"
+        for run in model.runs {
+            let targets = StatusPage.progress(of: run).map { "\(escape($0.target)): \(escape($0.text))" }.joined(separator: "; ")
+            html += "<tr><td data-label=\"run\"><a href=\"/runs/\(run.id)\">\(run.id)</a></td><td data-label=\"service\">\(escape(run.service))</td>"
+            html += "<td data-label=\"version\">\(escape(run.version))</td>"
+            html += "<td data-label=\"status\" class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</td><td data-label=\"created\">\(time(run.createdAt))</td>"
+            html += "<td data-label=\"took\">\(StatusPage.duration(run, now: model.now))</td><td data-label=\"asked by\">\(escape(run.requestedBy))</td>"
+            html += "<td data-label=\"reason\">\(escape(run.reason ?? ""))</td>"
+            html += "<td data-label=\"targets\">\(targets)</td><td data-label=\"error\">\(escape(run.error ?? ""))</td></tr>\n"
+        }
+        html += "</table></div>\n</section>"
+        return html
+    }
+
+    /// `curl -H 'Accept: text/plain' HOST/` and `/status.txt`: the same state as a text table.
+    func stateText() async throws -> String {
+        let model = try await model()
+        var rows = [["SERVICE", "LAST GOOD", "NOW", "LOCK"]]
+        var targets: [[String]] = [["SERVICE", "TARGET", "STATE", "LEFT OUT BECAUSE"]]
+        for row in model.services {
+            var now = "idle"
+            if let run = row.summary.running {
+                now = "rolling \(run.version) (run \(run.id))" + (run.steps.last.map { ": \($0.targetID) \($0.phase.rawValue)" } ?? "")
+            }
+            if !row.summary.queued.isEmpty { now += "; queued \(row.summary.queued.map(String.init).joined(separator: ","))" }
+            let lock = row.summary.lock.flatMap { $0.holds(at: model.now) ? "\($0.lockedBy): \($0.reason)" : nil } ?? "-"
+            rows.append([row.service.name, row.summary.lastGoodVersion ?? "-", now, lock])
+            for view in row.targets {
+                targets.append([row.service.name, "\(view.target)", view.state, view.state == "left_out" ? view.leftOut?.reason ?? "" : ""])
+            }
+        }
+        var runs = [["RUN", "SERVICE", "VERSION", "STATUS", "CREATED", "TOOK", "ASKED BY", "REASON", "ERROR"]]
+        for run in model.runs {
+            runs.append(["\(run.id)", run.service, run.version, run.status.rawValue, Timestamp.format(run.createdAt),
+                         StatusPage.duration(run, now: model.now), run.requestedBy, run.reason ?? "", run.error ?? ""])
+        }
+        return [table(rows), table(targets), table(runs)].joined(separator: "\n")
+    }
+
+    /// `GET /runs/{id}`: the run's facts, each target's steps with durations, and its log.
+    func runHTML(_ run: Run, lines: [LogLine]) -> String {
+        var html = "<section id=\"run\" data-run=\"\(run.id)\" data-status=\"\(run.status.rawValue)\" aria-live=\"polite\">\n"
+        html += "<h2>Run \(run.id): \(escape(run.service)) \(escape(run.version)) <span class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</span></h2>\n<dl>"
+        html += "<dt>asked by</dt><dd>\(escape(run.requestedBy))</dd>"
+        if let reason = run.reason { html += "<dt>reason</dt><dd>\(escape(reason))</dd>" }
+        html += "<dt>created</dt><dd>\(time(run.createdAt))</dd>"
+        if let started = run.startedAt { html += "<dt>started</dt><dd>\(time(started))</dd>" }
+        if let finished = run.finishedAt { html += "<dt>finished</dt><dd>\(time(finished))</dd>" }
+        if let rolledBy = run.rolledBy { html += "<dt>rolled by</dt><dd>\(escape(rolledBy))</dd>" }
+        html += "<dt>took</dt><dd>\(StatusPage.duration(run, now: clock.now))</dd>"
+        if let outages = outageText(run) { html += "<dt>out of service</dt><dd id=\"out-of-service\">\(escape(outages))</dd>" }
+        if let error = run.error { html += "<dt>error</dt><dd class=\"status-failed\">\(escape(error))\(failureCode(run).map { " <code>\($0)</code>" } ?? "")</dd>" }
+        html += "</dl>\n<h3>Targets</h3>\n<div class=\"scroll\"><table id=\"steps\">\n<tr><th scope=\"col\">target</th><th scope=\"col\">phase</th><th scope=\"col\">status</th><th scope=\"col\">started</th><th scope=\"col\">took</th><th scope=\"col\">error</th></tr>\n"
+        for step in run.steps {
+            let took = duration(step)
+            html += "<tr class=\"step-\(step.status.rawValue)\"><td data-label=\"target\">\(escape(step.targetID))</td><td data-label=\"phase\">\(step.phase.rawValue)</td>"
+            html += "<td data-label=\"status\" class=\"status-\(step.status.rawValue)\">\(step.status == .failed ? "✗ " : "")\(step.status.rawValue)</td>"
+            html += "<td data-label=\"started\">\(time(step.startedAt))</td><td data-label=\"took\">\(took)</td><td data-label=\"error\">\(escape(step.error ?? ""))</td></tr>\n"
+        }
+        html += "</table></div>\n</section>\n<h3>Log</h3>\n<pre id=\"log\" data-after=\"\(lines.last?.seq ?? 0)\">"
+        for line in lines {
+            html += escape("\(Timestamp.format(line.at)) \(line.targetID.map { "[\($0)] " } ?? "")\(line.text)") + "\n"
+        }
+        html += "</pre>"
+        return html
+    }
+
+    /// A failed run's code (where it failed), as the API's `error_code` says it.
+    func failureCode(_ run: Run) -> String? { run.status == .failed ? run.errorCode?.rawValue : nil }
+
+    func runText(_ run: Run, lines: [LogLine]) -> String {
+        var text = "run \(run.id): \(run.service) \(run.version) \(run.status.rawValue)\nasked by \(run.requestedBy)\(run.reason.map { ", because: \($0)" } ?? "")\n"
+        if let rolledBy = run.rolledBy { text += "rolled by \(rolledBy)\n" }
+        if let error = run.error { text += "error\(failureCode(run).map { " (\($0))" } ?? ""): \(error)\n" }
+        if let outages = outageText(run) { text += "out of service: \(outages)\n" }
+        text += "\n" + table([["TARGET", "PHASE", "STATUS", "STARTED", "TOOK", "ERROR"]] + run.steps.map { step in
+            [step.targetID, step.phase.rawValue, step.status.rawValue, Timestamp.format(step.startedAt),
+             duration(step), step.error ?? ""]
+        })
+        return text + "\n" + lines.map { "\(Timestamp.format($0.at)) \($0.targetID.map { "[\($0)] " } ?? "")\($0.text)" }.joined(separator: "\n") + "\n"
+    }
+
+    /// Each target's time out of service and the run's total: `web-1 1.8 s, web-2 2.1 s;
+    /// total 3.9 s`; a target still out reads `web-3 out for 4.2 s so far`. Nil before any drain.
+    func outageText(_ run: Run) -> String? {
+        let outages = run.outages
+        guard !outages.isEmpty else { return nil }
+        var total: Duration = .zero
+        let parts = outages.map { outage -> String in
+            let took = (outage.until ?? clock.now).since(outage.from)
+            total += took
+            return outage.until == nil ? "\(outage.target.id) out for \(StatusPage.readable(took)) so far" : "\(outage.target.id) \(StatusPage.readable(took))"
+        }
+        return parts.joined(separator: ", ") + "; total \(StatusPage.readable(total))"
+    }
+
+    /// How long a step took, or has taken so far.
+    func duration(_ step: Step) -> String { StatusPage.readable((step.finishedAt ?? clock.now).since(step.startedAt)) }
+
+    /// A `<time>` the script shows as "3 min ago" in local time; the exact UTC time on hover.
+    func time(_ date: Date) -> String {
+        let exact = Timestamp.format(date)
+        return "<time datetime=\"\(exact)\" title=\"\(exact)\">\(exact)</time>"
+    }
+
+    /// Columns padded to their widest cell.
+    func table(_ rows: [[String]]) -> String {
+        let widths = (0..<(rows.first?.count ?? 0)).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            var line = row.enumerated().map { $0.element + String(repeating: " ", count: widths[$0.offset] - $0.element.count) }
+                .joined(separator: "  ")
+            while line.last?.isWhitespace == true { line.removeLast() }
+            return line
+        }.joined(separator: "\n") + "\n"
+    }
+}
+
+func escape(_ text: String) -> String {
+    // By Unicode scalar, not by character: `<` followed by a combining mark is one Character
+    // that equals no "<", and would pass unescaped.
+    var out = String.UnicodeScalarView()
+    for scalar in text.unicodeScalars {
+        switch scalar {
+        case "&": out.append(contentsOf: "&amp;".unicodeScalars)
+        case "<": out.append(contentsOf: "&lt;".unicodeScalars)
+        case ">": out.append(contentsOf: "&gt;".unicodeScalars)
+        case "\"": out.append(contentsOf: "&quot;".unicodeScalars)
+        case "'": out.append(contentsOf: "&#39;".unicodeScalars)
+        default: out.append(scalar)
+        }
+    }
+    return String(out)
+}
