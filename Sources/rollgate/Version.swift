@@ -1,9 +1,6 @@
-import Configuration
 import WireFormat
-import LoadBalancing
 import Hooks
 import HTTPAPI
-import RollgateServer
 
 /// `rollgate --version`.
 enum RollgateVersion {

@@ -3,7 +3,6 @@
 @testable import Hooks
 @testable import Integrations
 @testable import LoadBalancing
-@testable import Monitoring
 @testable import Page
 @testable import WireFormat
 import Testing

@@ -3,12 +3,10 @@
 @testable import Hooks
 @testable import Integrations
 @testable import LoadBalancing
-@testable import Monitoring
 @testable import Page
 @testable import WireFormat
 import Foundation
 import Testing
-@testable import RollgateServer
 
 /// The providers' own documented examples (see Fixtures/github/PROVENANCE.md), then forged,
 /// stale and malformed variants.

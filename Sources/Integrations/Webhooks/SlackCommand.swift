@@ -1,6 +1,5 @@
 import Configuration
 import WireFormat
-import Monitoring
 import Rollout
 
 /// `/deploy ...` as typed in Slack: the text after the command, as words.
