@@ -13,6 +13,7 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-crypto", from: "4.5.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
     ],
     targets: [
         // The only places C variadics and macros are touched.
@@ -91,6 +92,7 @@ let package = Package(
             "HTTPAPI", "Page", "Integrations", "Monitoring", "LoadBalancing", "Hooks", "Configuration", "WireFormat",
             "MicroHTTP", "SQLiteStore", "SQLStore", "PostgresStore", "Rollout", "Outbound",
             .product(name: "Logging", package: "swift-log"),
+            .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
         ]),
         .executableTarget(name: "rollgate", dependencies: [
             "RollgateServer", "HTTPAPI", "Configuration", "WireFormat", "LoadBalancing", "Hooks", "MicroHTTP", "Outbound", "CSpawn", "PostgresStore", "SQLiteStore", "SQLStore",

@@ -7,6 +7,7 @@ import Monitoring
 import Page
 import WireFormat
 import Logging
+import ServiceLifecycle
 import Synchronization
 import MicroHTTP
 import Outbound
@@ -78,8 +79,9 @@ public final class App: Sendable {
     /// Threads of the store's own: every database call of the rolls, the dispatcher, the
     /// hold's renewal, the pruner and the notifier waits there, never on Swift's pool.
     let blocking = BlockingWork(width: 8)
-    private let background = Mutex<[Task<Void, Never>]>([])
-    private let lostHandlers = LostHandlers()
+    /// The long-running parts, one group once started (`Lifecycle.swift`).
+    private let running = Mutex<(group: ServiceGroup, task: Task<Void, Never>)?>(nil)
+    let lostHandlers = LostHandlers()
 
     public init(config: Config, migrationsDirectory: String, publicDirectory: String,
                 environment: [String: String], logger: Logger, clock: any RolloutClock = SystemClock(),
@@ -156,17 +158,37 @@ public final class App: Sendable {
             requestTimeoutSeconds: UInt32(clamping: max(1, limits.requestTimeout.components.seconds)), tls: config.tls), router: router)
     }
 
-    /// Claims the database (refusing if another live rollgate serves it), listens (a port in
-    /// use fails before anything is touched), then takes over runs a previous process left
-    /// `running` and resumes them, then takes queued runs.
+    /// Claims the database on SQLite (refusing if another live rollgate serves it), listens (a
+    /// port in use fails before anything is touched), then starts the long-running parts as
+    /// one service group (`services`); returns once the dispatcher has started (it takes over
+    /// runs a previous process left `running` and resumes them, then takes queued runs).
     public func start() async throws {
-        if store.dialect == .postgres {
-            try await startReplica()
-            return
+        let onSQLite = store.dialect != .postgres
+        if onSQLite { try claimDatabase() }
+        do {
+            try server.start()
+        } catch {
+            if onSQLite { try? store.releaseServer(owner: owner) }
+            throw error
         }
+        let started = Started()
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services(started: started), logger: logger))
+        let logger = self.logger
+        let task = Task {
+            do { try await group.run() } catch {
+                logger.critical("the server's services stopped on an error", metadata: ["error": "\(error)"])
+            }
+        }
+        running.withLock { $0 = (group, task) }
+        await started.wait()
+    }
+
+    /// SQLite: the whole database is this process's from now on, or `DatabaseHeld` says who
+    /// serves it.
+    private func claimDatabase() throws {
         let identity = self.identity
-        let holder: ServerHolder?
         let asked = clock.uptime
+        let holder: ServerHolder?
         do {
             holder = try store.claimServer(owner: owner, for: lease.duration, isGone: { identity.isGone($0) })
         } catch {
@@ -175,60 +197,6 @@ public final class App: Sendable {
         if let holder { throw DatabaseHeld(database: config.database, holder: holder) }
         hold.renewed(askedAt: asked)
         shutdown.follow(hold)   // from now on, writes only while the hold is this process's
-        do {
-            try server.start()
-        } catch {
-            try? store.releaseServer(owner: owner)
-            throw error
-        }
-        await startWork(keeping: keepLease())
-    }
-
-    /// The work of a serving process once it listens: the background tasks (`keeper` holds
-    /// what `hold` stands for: the database on SQLite, the duties on PostgreSQL, which gate
-    /// pruning, the health checks' put-back and notifications), then the dispatcher.
-    private func startWork(keeping keeper: Task<Void, Never>) async {
-        let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger,
-                                telemetry: telemetry, holding: hold, blocking: blocking)
-        background.withLock { $0 = [keeper, prune(), putBackHealthChecks(), Task { await notifier.run() }] }
-        await dispatcher.start()
-    }
-
-    /// On PostgreSQL every replica serves the API, the page and the streams, and claims runs
-    /// (each run fenced by its own lease); the background duties go to whichever replica
-    /// holds the database's `server_holder` lease, taken over by another once it lapses.
-    private func startReplica() async throws {
-        await changeFeed?.start()
-        try server.start()
-        await startWork(keeping: keepDuties())
-    }
-
-    /// Claims the replicas' background duties when nobody holds them (or their holder's lease
-    /// lapsed), and renews them while this replica does. Losing them only stops the duties:
-    /// this replica goes on serving and rolling.
-    private func keepDuties() -> Task<Void, Never> {
-        let store = self.store, owner = self.owner, clock = self.clock, lease = self.lease, hold = self.hold
-        let logger = self.logger, blocking = self.blocking, identity = self.identity
-        return Task {
-            var holding = false
-            while !Task.isCancelled {
-                let asked = clock.uptime
-                let duration = lease.duration
-                do {
-                    if holding {
-                        holding = try await blocking.run { try store.renewServer(owner: owner, for: duration) }
-                        if !holding { logger.notice("another replica holds the background duties now") }
-                    } else {
-                        holding = try await blocking.run { try store.claimServer(owner: owner, for: duration, isGone: { identity.isGone($0) }) } == nil
-                        if holding { logger.info("this replica holds the background duties (notifications, pruning, health checks put back)") }
-                    }
-                    if holding { hold.renewed(askedAt: asked) }
-                } catch {
-                    logger.error("cannot renew the background duties", metadata: ["error": "\(error)"])
-                }
-                try? await clock.sleep(for: lease.renewEvery)
-            }
-        }
     }
 
     /// Called once if another rollgate takes this database over (this one must then exit).
@@ -242,134 +210,19 @@ public final class App: Sendable {
         func callAll() { for handler in handlers.withLock({ $0 }) { handler() } }
     }
 
-    /// Renews this process's hold on the database. Past its acting window without a renewal,
-    /// writes are refused and nothing is sent; losing it (another process took over after
-    /// the lease ran out: this one was stopped, or cut off from the database) stops every roll
-    /// here at once, hooks included, and tells `onDatabaseLost` to exit.
-    private func keepLease() -> Task<Void, Never> {
-        let store = self.store, owner = self.owner, clock = self.clock, lease = self.lease, hold = self.hold
-        let health = self.health, logger = self.logger, dispatcher = self.dispatcher, shutdown = self.shutdown
-        let lostHandlers = self.lostHandlers, blocking = self.blocking
-        return Task {
-            while !Task.isCancelled {
-                try? await clock.sleep(for: lease.renewEvery)
-                if Task.isCancelled { return }
-                let asked = clock.uptime
-                do {
-                    let duration = lease.duration
-                    if try await blocking.run({ try store.renewServer(owner: owner, for: duration) }) {
-                        hold.renewed(askedAt: asked)
-                        health.succeeded()
-                    } else {
-                        logger.critical("another rollgate took this database over; stopping every roll and hook here, taking no writes, and exiting")
-                        hold.lose()
-                        shutdown.begin()
-                        await dispatcher.loseAll()
-                        lostHandlers.callAll()
-                        return
-                    }
-                } catch {
-                    health.failed(error, at: clock.now)
-                    logger.error("cannot renew the hold on the database", metadata: ["error": "\(error)"])
-                }
-            }
-        }
-    }
-
-    /// Puts back the health check of a group rollgate changed for a run that is over (a
-    /// crash between the change and the run's end), at start and every minute; a run still
-    /// running puts its own back when it ends.
-    private func putBackHealthChecks() -> Task<Void, Never> {
-        let store = self.store, clock = self.clock, logger = self.logger, hold = self.hold, blocking = self.blocking
-        let services = self.services
-        return Task {
-            while !Task.isCancelled {
-                if hold.mayAct {
-                    let results = await HealthCheckRestorer(ledger: store, work: blocking).putBackWhereRunsEnded(
-                        isRunning: { id in (try? await blocking.run { try store.run(id) })?.status == .running },
-                        group: { services.loadBalancer(for: $0)?.healthCheckTuning })
-                    for result in results {
-                        switch result {
-                        case .putBack(let change):
-                            logger.info("put a target group's health check back after its run ended", metadata: [
-                                "target_group": "\(change.targetGroup)", "run.id": "\(change.run)", "settings": "\(change.original)"])
-                        case .failed(let change, let failure):
-                            logger.error("cannot put a target group's health check back", metadata: ["target_group": "\(change.targetGroup)", "error": "\(failure)"])
-                        case .notConfigured(let change):
-                            logger.error("rollgate changed the health check of a target group no longer configured; put it back by hand",
-                                         metadata: ["target_group": "\(change.targetGroup)", "original": "\(change.original)"])
-                        case .leftToItsRun: break
-                        }
-                    }
-                }
-                try? await clock.sleep(for: .seconds(60))
-            }
-        }
-    }
-
-    /// Removes what `retention:` no longer keeps, at start and every 10 minutes: in batches of
-    /// one short transaction each on the store's threads, the writer free between them (a
-    /// deploy waits for one batch at most), then the write-ahead log truncated and free pages
-    /// given back.
-    private func prune() -> Task<Void, Never> {
-        let store = self.store, retention = config.retention, clock = self.clock, logger = self.logger, hold = self.hold
-        let blocking = self.blocking
-        return Task {
-            guard retention.keepRuns != nil || retention.keepLogs != nil else { return }
-            while !Task.isCancelled {
-                var total = Store.Pruned(runs: 0, logLines: 0, done: false)
-                while !total.done && !Task.isCancelled {
-                    // Only the process that holds the database prunes it.
-                    guard hold.mayAct else { try? await clock.sleep(for: .seconds(1)); continue }
-                    let now = clock.now
-                    do {
-                        total = total + (try await blocking.run { try store.pruneBatch(retention, at: now) })
-                    } catch {
-                        logger.error("cannot prune old runs", metadata: ["error": "\(error)"])
-                        break
-                    }
-                    // Other writers (a deploy, a roll's lines) get the writer between batches.
-                    try? await clock.sleep(for: .milliseconds(20))
-                }
-                if total.runs > 0 || total.logLines > 0 {
-                    logger.info("pruned", metadata: ["runs": "\(total.runs)", "log_lines": "\(total.logLines)"])
-                }
-                // SQLite's file gives its free pages back; PostgreSQL's autovacuum does that itself.
-                if total.runs > 0 || total.logLines > 0, hold.mayAct, store.sqlite != nil {
-                    let started = clock.uptime
-                    let given = await store.giveSpaceBack(work: blocking) {
-                        // Other writers get the writer between steps.
-                        try? await clock.sleep(for: .milliseconds(20))
-                        return !Task.isCancelled && hold.mayAct
-                    }
-                    if let failure = given.rewriteFailure {
-                        logger.error("cannot rewrite the database to give free pages back", metadata: ["error": "\(failure)"])
-                    }
-                    logger.info("compacted", metadata: ["rewritten": "\(given.rewritten)", "steps": "\(given.steps)",
-                                                        "seconds": "\(Int((clock.uptime - started).seconds.rounded()))",
-                                                        "file": "\(given.fileBytes / 1_048_576) MB"])
-                }
-                try? await clock.sleep(for: .seconds(600))
-            }
-        }
-    }
-
-    /// Graceful shutdown: writes are refused (503) from now on; the rolls in hand stop at
-    /// their next safe point (a hook gets `shutdown_timeout`, then TERM and KILL); their runs
-    /// stay `running` with their leases released for the next start to resume; the
-    /// write-ahead log is moved into the database file; then HTTP stops.
+    /// Graceful shutdown: the service group stops its parts in reverse of their order in
+    /// `services`: writes are refused (503) from then on, the background duties stop, the
+    /// rolls in hand stop at their next safe point (a hook gets `shutdown_timeout`, then TERM
+    /// and KILL) with their runs left `running` and their leases released for the next start
+    /// to resume, streams stop being woken, HTTP stops, and the hold on the database is
+    /// given back (on SQLite the write-ahead log moved into the database file).
     public func stop() async {
-        shutdown.begin()
-        changeFeed?.stop()
-        await dispatcher.stop()
-        for task in background.withLock({ $0 }) { task.cancel() }
-        do {
-            try store.releaseServer(owner: owner)
-            try store.checkpoint()
-        } catch {
-            logger.error("cannot release the database cleanly; the next start takes over once the lease expires",
-                         metadata: ["error": "\(error)"])
+        guard let (group, task) = running.withLock({ $0 }) else {
+            shutdown.begin()
+            await server.stop()
+            return
         }
-        await server.stop()
+        await group.triggerGracefulShutdown()
+        await task.value
     }
 }

@@ -24,6 +24,40 @@ public struct SystemClock: RolloutClock {
     public func sleep(for duration: Duration) async throws { try await Task.sleep(for: duration) }
 }
 
+/// A tick every `interval` on a clock, the first at once or one interval in, until the
+/// task is cancelled: what every periodic part of rollgate waits on (the clock's sleep is
+/// here once, not in a loop of each).
+public struct Ticks: AsyncSequence, Sendable {
+    public typealias Element = Void
+    let clock: any RolloutClock
+    let interval: Duration
+    let atOnce: Bool
+
+    public struct AsyncIterator: AsyncIteratorProtocol {
+        let clock: any RolloutClock
+        let interval: Duration
+        var first: Bool
+
+        public mutating func next() async -> Void? {
+            if first {
+                first = false
+                return Task.isCancelled ? nil : ()
+            }
+            do { try await clock.sleep(for: interval) } catch { return nil }
+            return ()
+        }
+    }
+
+    public func makeAsyncIterator() -> AsyncIterator { AsyncIterator(clock: clock, interval: interval, first: atOnce) }
+}
+
+extension RolloutClock {
+    /// Ticks every `interval`; the first at once when `atOnce`, else one interval in.
+    public func ticks(every interval: Duration, atOnce: Bool = false) -> Ticks {
+        Ticks(clock: self, interval: interval, atOnce: atOnce)
+    }
+}
+
 extension Duration {
     public var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18

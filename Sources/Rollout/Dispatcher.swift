@@ -67,8 +67,7 @@ public actor Dispatcher {
         if let tick {
             let clock = self.clock
             ticker = Task { [weak self] in
-                while !Task.isCancelled {
-                    try? await clock.sleep(for: tick)
+                for await _ in clock.ticks(every: tick) {
                     await self?.renewLeases()
                     await self?.wake()
                 }

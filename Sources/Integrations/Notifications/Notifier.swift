@@ -42,14 +42,6 @@ public final class Notifier: Sendable {
         self.logger = logger
     }
 
-    /// Runs until cancelled: fan out new events, then send what is due, every `interval`.
-    public func run(interval: Duration = .milliseconds(500)) async {
-        while !Task.isCancelled {
-            await pass()
-            try? await clock.sleep(for: interval)
-        }
-    }
-
     /// One round: queue new events for their destinations, then one delivery per due destination.
     public func pass() async {
         if let holding, !holding.mayAct { return }
