@@ -56,7 +56,7 @@ let package = Package(
         // PostgreSQL over libpq: connection, migrator, the store (several replicas share it).
         .target(name: "PostgresStore", dependencies: ["CLibPQ", "Rollout", "SQLStore"]),
         // What rollgate says, as JSON over HTTP and as text people read.
-        .target(name: "WireFormat", dependencies: ["MicroHTTP", "Rollout", "SQLStore"]),
+        .target(name: "WireFormat", dependencies: ["MicroHTTP", "Rollout"]),
         // The YAML config: every key checked, every error at once with its line.
         .target(name: "Configuration", dependencies: ["Rollout", "YAML"]),
         // Deploy hooks as process groups (posix_spawn), and this process's identity for leases.
@@ -75,15 +75,15 @@ let package = Package(
         // Who talks to rollgate and whom it tells: GitHub/GitLab/Slack/Standard Webhooks in,
         // notifications out (Slack, signed webhooks, GitHub deployment statuses).
         .target(name: "Integrations", dependencies: [
-            "Configuration", "WireFormat", "Monitoring", "SQLStore", "Outbound", "Rollout",
+            "Configuration", "WireFormat", "Monitoring", "Outbound", "Rollout",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),
         // The status page: HTML without JavaScript needed, and plain text for curl.
-        .target(name: "Page", dependencies: ["WireFormat", "Configuration", "LoadBalancing", "SQLStore", "MicroHTTP", "Rollout"]),
+        .target(name: "Page", dependencies: ["WireFormat", "Configuration", "LoadBalancing", "MicroHTTP", "Rollout"]),
         // The HTTP API: routes, access, streams, webhooks' doors, /metrics and /healthz.
         .target(name: "HTTPAPI", dependencies: [
-            "WireFormat", "Configuration", "LoadBalancing", "Monitoring", "Integrations", "Page", "SQLStore", "MicroHTTP", "Rollout",
+            "WireFormat", "Configuration", "LoadBalancing", "Monitoring", "Integrations", "Page", "MicroHTTP", "Rollout",
             .product(name: "Crypto", package: "swift-crypto"),
             .product(name: "Logging", package: "swift-log"),
         ]),

@@ -1,8 +1,5 @@
 import Configuration
 import Integrations
-import LoadBalancing
-import Monitoring
-import Page
 import WireFormat
 import MicroHTTP
 import Rollout

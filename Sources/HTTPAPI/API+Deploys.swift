@@ -1,12 +1,9 @@
 import Configuration
 import Integrations
-import LoadBalancing
 import Monitoring
-import Page
 import WireFormat
 import MicroHTTP
 import Rollout
-import SQLStore
 import Synchronization
 #if canImport(FoundationEssentials)
 import FoundationEssentials
@@ -16,7 +13,7 @@ import Foundation
 
 /// `POST /api/v1/deploys` and what every way of starting a deploy shares.
 extension API {
-    func deploy(_ request: HTTPRequest) throws -> HTTPResponse {
+    func deploy(_ request: HTTPRequest) async throws -> HTTPResponse {
         let caller = try caller(request)
         let body = try strictObject(request.body, allowed: ["service", "version", "reason", "wait_for_lock", "requested_by"])
         let service = try field(body, "service", required: true)!
@@ -43,19 +40,20 @@ extension API {
             }
             key = "\(caller.name):\(presented)"
         }
-        if let key, let earlier = try store.run(idempotencyKey: key) {
+        if let key, let earlier = try await read({ try $0.run(idempotencyKey: key) }) {
             guard earlier.service == service, earlier.version == version, earlier.reason == reason,
                   earlier.waitForLock == waitForLock, earlier.requestedBy == requestedBy else {
                 throw Refusal(status: 422, code: "idempotency_key_reused",
                               message: "this Idempotency-Key was used for run \(earlier.id) with a different body")
             }
-            let full = try store.run(earlier.id) ?? earlier
+            let id = earlier.id
+            let full = try await read({ try $0.run(id) }) ?? earlier
             var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(full) })
             response.headers.append(("Idempotent-Replayed", "true"))
             return response
         }
-        let outcome = try enqueueDeploy(service: service, version: version, reason: reason, requestedBy: requestedBy,
-                                        key: key, waitForLock: waitForLock)
+        let outcome = try await enqueueDeploy(service: service, version: version, reason: reason, requestedBy: requestedBy,
+                                              key: key, waitForLock: waitForLock)
         var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(outcome.run) })
         response.headers.append(("Location", "/api/v1/runs/\(outcome.run.id)"))
         if outcome.replayed { response.headers.append(("Idempotent-Replayed", "true")) }
@@ -67,7 +65,7 @@ extension API {
     /// `replayed`: the same key asked for the same deploy at the same moment (the store's one
     /// transaction found the run the other request created): that run, not a second one.
     func enqueueDeploy(service: String, version: String, reason: String?, requestedBy: String, key: String?,
-                       waitForLock: Bool) throws -> (run: Run, superseded: [RunID], replayed: Bool) {
+                       waitForLock: Bool) async throws -> (run: Run, superseded: [RunID], replayed: Bool) {
         try knownService(service)
         guard Version.isValid(version) else {
             throw Refusal(status: 422, code: "invalid_version",
@@ -77,11 +75,12 @@ extension API {
             guard reason.utf8.count <= 1000 else { throw Refusal(status: 422, code: "invalid_reason", message: "reason is longer than 1000 bytes") }
             try refuseUnreadable(reason, named: "reason", code: "invalid_reason")
         }
-        if !waitForLock, let lock = try store.lock(service: service, at: clock.now) {
+        let now = clock.now
+        if !waitForLock, let lock = try await read({ try $0.lock(service: service, at: now) }) {
             throw Locked(lock: lock)
         }
-        switch try store.enqueue(service: service, version: version, reason: reason, requestedBy: requestedBy,
-                                 idempotencyKey: key, waitForLock: waitForLock, at: clock.now) {
+        switch try await requests.enqueue(service: service, version: version, reason: reason, requestedBy: requestedBy,
+                                          idempotencyKey: key, kind: .deploy, waitForLock: waitForLock, at: now) {
         case .created(let run, let superseded):
             logger.info("deploy queued", metadata: ["run.id": "\(run.id)", "service": "\(service)", "version": "\(version)",
                                                     "requested_by": "\(requestedBy)", "superseded": "\(superseded)"])

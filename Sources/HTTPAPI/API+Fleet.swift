@@ -1,12 +1,8 @@
 import Configuration
 import Integrations
-import LoadBalancing
-import Monitoring
-import Page
 import WireFormat
 import MicroHTTP
 import Rollout
-import SQLStore
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -17,7 +13,7 @@ import Foundation
 extension API {
     /// `POST /api/v1/services/{name}/lock` `{"reason", "expires_in"?}`: deploys are refused
     /// (423) until unlocked or expired; `expires_in` is a duration (`2h`) or seconds.
-    func lock(_ request: HTTPRequest) throws -> HTTPResponse {
+    func lock(_ request: HTTPRequest) async throws -> HTTPResponse {
         let who = try authorize(request)
         let service = request.parameters["name"] ?? ""
         try knownService(service)
@@ -38,17 +34,17 @@ extension API {
             }
             expiresAt = clock.now.adding(duration)
         }
-        let lock = try store.lock(service: service, reason: reason, by: who, expiresAt: expiresAt, at: clock.now)
+        let lock = try await requests.lock(service: service, reason: reason, by: who, expiresAt: expiresAt, at: clock.now)
         logger.info("service locked", metadata: ["service": "\(service)", "by": "\(who)"])
         return .json(200, JSONWriter.bytes { $0.lock(lock) })
     }
 
     /// `DELETE /api/v1/services/{name}/lock`; queued deploys that waited for it go on.
-    func unlock(_ request: HTTPRequest) throws -> HTTPResponse {
+    func unlock(_ request: HTTPRequest) async throws -> HTTPResponse {
         let who = try authorize(request)
         let service = request.parameters["name"] ?? ""
         try knownService(service)
-        guard let lock = try store.unlock(service: service, at: clock.now) else {
+        guard let lock = try await requests.unlock(service: service, at: clock.now) else {
             throw Refusal(status: 404, code: "not_locked", message: "\(service) is not locked")
         }
         logger.info("service unlocked", metadata: ["service": "\(service)", "by": "\(who)"])
@@ -63,14 +59,15 @@ extension API {
 
     /// `POST .../targets/{target}/restore`: queues a run that registers the left-out target
     /// and waits until it is healthy, without hooks (for a target the operator fixed by hand).
-    func restore(_ request: HTTPRequest) throws -> HTTPResponse {
+    func restore(_ request: HTTPRequest) async throws -> HTTPResponse {
         let who = try authorize(request)
-        let (service, left) = try leftOutTarget(request)
-        let version = try store.run(left.runID)?.version ?? "unknown"
+        let (service, left) = try await leftOutTarget(request)
+        let leftBy = left.runID
+        let version = try await read({ try $0.run(leftBy)?.version }) ?? "unknown"
         let reason = "restore \(left.target.id) (left out by run \(left.runID): \(left.reason))"
-        guard case .created(let run, _) = try store.enqueue(service: service, version: version, reason: String(reason.prefix(1000)),
-                                                            requestedBy: who, idempotencyKey: nil,
-                                                            kind: .restore(left.target), at: clock.now) else {
+        guard case .created(let run, _) = try await requests.enqueue(service: service, version: version, reason: String(reason.prefix(1000)),
+                                                                     requestedBy: who, idempotencyKey: nil,
+                                                                     kind: .restore(left.target), waitForLock: false, at: clock.now) else {
             throw Refusal(status: 409, code: "not_queued", message: "the restore could not be queued")
         }
         wakeDispatcher()
@@ -81,13 +78,13 @@ extension API {
 
     /// `POST .../targets/{target}/forget`: the instance is gone for good; rollgate stops
     /// counting it. Refused while a run of the service is rolling.
-    func forget(_ request: HTTPRequest) throws -> HTTPResponse {
+    func forget(_ request: HTTPRequest) async throws -> HTTPResponse {
         let who = try authorize(request)
-        let (service, left) = try leftOutTarget(request)
+        let (service, left) = try await leftOutTarget(request)
         let result: LeftOutTarget?
         do {
-            result = try store.forget(service: service, targetID: left.target.id, at: clock.now)
-        } catch let rolling as Store.ServiceRolling {
+            result = try await requests.forget(service: service, targetID: left.target.id, at: clock.now)
+        } catch let rolling as ServiceRolling {
             throw Refusal(status: 409, code: "service_rolling",
                           message: "run \(rolling.run) of \(service) is rolling; forget \(left.target.id) once it has ended")
         }
@@ -103,11 +100,11 @@ extension API {
         })
     }
 
-    private func leftOutTarget(_ request: HTTPRequest) throws -> (String, LeftOutTarget) {
+    private func leftOutTarget(_ request: HTTPRequest) async throws -> (String, LeftOutTarget) {
         let service = request.parameters["name"] ?? ""
         try knownService(service)
         let id = request.parameters["target"] ?? ""
-        let leftOut = try store.leftOut(service: service)
+        let leftOut = try await read { try $0.leftOut(service: service) }
         guard let left = leftOut.first(where: { $0.target.id == id }) else {
             let known = leftOut.isEmpty ? "none is" : leftOut.map(\.target.id).joined(separator: ", ") + " are"
             throw Refusal(status: 404, code: "not_left_out", message: "\(id) is not left out in \(service) (\(known))")

@@ -1,12 +1,8 @@
 import Configuration
 import Integrations
-import LoadBalancing
-import Monitoring
-import Page
 import WireFormat
 import MicroHTTP
 import Rollout
-import SQLStore
 
 /// What monitoring reads: liveness with the database's state, Prometheus metrics, and what
 /// became of each notification.
@@ -17,7 +13,7 @@ extension API {
     /// `GET /api/v1/runs/{id}/deliveries`: each notification of the run, where and how it went.
     func deliveries(_ request: HTTPRequest) throws -> HTTPResponse {
         let run = try findRun(request)
-        let deliveries = try store.deliveries(of: run.id)
+        let deliveries = try history.deliveries(of: run.id)
         return .json(200, JSONWriter.bytes { w in
             w.object { w in
                 w.key("run_id"); w.int(run.id)
@@ -58,7 +54,7 @@ extension API {
             }
             // A write stuck behind the write lock (another process, a long transaction): the
             // API's deploys and the rolls' records wait with it.
-            if let waited = store.longestWriteWait, waited > API.slowWrite {
+            if let waited = history.longestWriteWait, waited > API.slowWrite {
                 return degraded([("database", .string("slow")), ("error", .string("a write has waited \(waited.spoken) for the database"))])
             }
             if held.isEmpty { return healthy }
@@ -70,7 +66,7 @@ extension API {
 
     /// The replica's name and the runs it holds, for `/healthz`.
     private func holding(_ held: [(run: RunID, service: String)]) -> [(String, JSONValue)] {
-        [("replica", .string(store.replica)),
+        [("replica", .string(history.replica)),
          ("runs", .array(held.map { .object([("id", .number(Double($0.run))), ("service", .string($0.service))]) }))]
     }
 
@@ -79,8 +75,8 @@ extension API {
     func metrics(_ request: HTTPRequest) throws -> HTTPResponse {
         let t = telemetry
         t.set("rollgate_build_info", help: "The running build.", labels: [("version", API.version)], to: 1)
-        let active = try store.activeRunCounts()
-        let leftOut = try store.leftOutCounts()
+        let active = try history.activeRunCounts()
+        let leftOut = try history.leftOutCounts()
         for service in config.services {
             let queued = active.first { $0.service == service.name && $0.status == .queued }?.count ?? 0
             let rolling = active.contains { $0.service == service.name && $0.status == .running }
@@ -93,11 +89,11 @@ extension API {
         let held = Dictionary(self.held.now.map { ($0.service, 1) }, uniquingKeysWith: +)
         for service in config.services {
             t.set("rollgate_runs_held", help: "Runs of the service this replica holds now (rolling, claimed or taken over by it).",
-                  labels: [("replica", store.replica), ("service", service.name)], to: Double(held[service.name] ?? 0))
+                  labels: [("replica", history.replica), ("service", service.name)], to: Double(held[service.name] ?? 0))
         }
         t.catchUpFailedWrites(total: health.failedWrites)
         t.set("rollgate_open_streams", help: "Live event and log streams open now.", to: Double(streams.value))
-        t.setPending(try store.pendingDeliveryCounts())
+        t.setPending(try history.pendingDeliveryCounts())
         return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: t.exposition())
     }
 }

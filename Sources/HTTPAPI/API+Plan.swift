@@ -1,12 +1,8 @@
 import Configuration
 import Integrations
-import LoadBalancing
-import Monitoring
-import Page
 import WireFormat
 import MicroHTTP
 import Rollout
-import SQLStore
 
 /// `GET /api/v1/services/{name}/plan`: how long the next roll of a service will take, what
 /// bounds it and what would make it faster (`RollForecast`), from the target group's own
@@ -24,12 +20,13 @@ extension API {
         guard let timing = read else {
             throw Refusal(status: 503, code: "load_balancer_unavailable", message: "service \(name) has no load balancer to read")
         }
-        let summary = try store.serviceSummary(name)
+        let (summary, times, shares) = try await self.read { history in
+            (try history.serviceSummary(name), try history.phaseTimes(service: name, runs: 20), try history.drainIdleShares(service: name, runs: 20))
+        }
         let targets = await services.targetStates(for: name, running: summary.running, leftOut: summary.leftOut)?.count ?? 0
-        let history = try store.phaseTimes(service: name)
-        let idle = IdleShare(try store.drainIdleShares(service: name))
-        let forecast = RollForecast(plan: service.plan, timing: timing, targets: targets, history: history, idle: idle)
-        return .json(200, JSONWriter.bytes { w in w.forecast(forecast, service: name, timing: timing, history: history) })
+        let idle = IdleShare(shares)
+        let forecast = RollForecast(plan: service.plan, timing: timing, targets: targets, history: times, idle: idle)
+        return .json(200, JSONWriter.bytes { w in w.forecast(forecast, service: name, timing: timing, history: times) })
     }
 }
 

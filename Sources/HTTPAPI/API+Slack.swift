@@ -1,18 +1,15 @@
 import Configuration
 import Integrations
-import LoadBalancing
 import Monitoring
-import Page
 import WireFormat
 import MicroHTTP
 import Rollout
-import SQLStore
 
 /// `POST /api/v1/hooks/slack`: the `/deploy` slash command. Slack's v0 signature and a
 /// 5-minute window are checked first; every answer after that is a 200 whose text Slack
 /// shows (ephemeral to the user, or in the channel for what others should see).
 extension API {
-    func slack(_ request: HTTPRequest) throws -> HTTPResponse {
+    func slack(_ request: HTTPRequest) async throws -> HTTPResponse {
         guard let secret = config.webhooks.slack else { throw Refusal(status: 404, code: "not_configured", message: API.notConfigured) }
         try refuseWhileStopping()
         let signature = request.header("x-slack-signature")
@@ -26,7 +23,7 @@ extension API {
         // how the signature is written: the same bytes again within the window are a replay.
         let key = "slack:\(API.contentKey(WebhookSignature.slackSignedBytes(body: request.body, timestamp: timestamp ?? "")))"
         let window = Double(WebhookSignature.window)
-        guard try store.firstSight(of: key, until: clock.now.addingTimeInterval(2 * window), at: clock.now) else {
+        guard try await requests.firstSight(of: key, until: clock.now.addingTimeInterval(2 * window), at: clock.now) else {
             throw Refusal(status: 401, code: "replayed", message: "\(SignatureFailure.replayed)")
         }
         let form = FormBody.parse(request.body)
@@ -44,16 +41,16 @@ extension API {
             case .help:
                 return slackAnswer(SlackCommand.usage)
             case .status(let service):
-                return slackAnswer(try slackStatus(service))
+                return slackAnswer(try await slackStatus(service))
             case .deploy(let service, let version, let reason):
                 try slackAllowed(userID, service)
-                let (run, superseded, _) = try enqueueDeploy(service: service, version: version, reason: reason, requestedBy: who,
-                                                          key: key, waitForLock: false)
+                let (run, superseded, _) = try await enqueueDeploy(service: service, version: version, reason: reason, requestedBy: who,
+                                                                key: key, waitForLock: false)
                 // Progress follows through Slack's response_url while it is valid.
                 // Only to Slack itself: a response_url elsewhere would make rollgate post wherever
                 // a request says.
                 if let reply = form["response_url"], SlackResponseURL.isAllowed(reply, loopbackForTests: config.loopbackResponseURLs) {
-                    try store.setReplyTargets(of: run.id, replyURL: reply, githubDeployment: nil)
+                    try await requests.setReplyTargets(of: run.id, replyURL: reply, githubDeployment: nil)
                 }
                 var text = "<@\(userID)> queued run \(run.id): deploy \(service) \(version)"
                 if let reason { text += " (\(reason))" }
@@ -61,29 +58,29 @@ extension API {
                 text += ". \(link(request, run: run.id))"
                 return slackAnswer(text, inChannel: true)
             case .cancel(let id):
-                guard let run = try store.run(id) else { return slackAnswer("There is no run \(id).") }
+                guard let run = try await read({ try $0.run(id) }) else { return slackAnswer("There is no run \(id).") }
                 try slackAllowed(userID, run.service)
                 guard !run.status.isTerminal else { return slackAnswer("Run \(id) is already \(run.status.rawValue).") }
-                _ = try store.requestCancel(id, at: clock.now)
+                _ = try await requests.requestCancel(id, at: clock.now)
                 return slackAnswer("<@\(userID)> asked to cancel run \(id) (\(run.service) \(run.version)): "
                                    + (run.status == .queued ? "cancelled before it started." : "it stops once the target in hand is back in service."),
                                    inChannel: true)
             case .promote(let id):
-                guard let run = try store.run(id) else { return slackAnswer("There is no run \(id).") }
+                guard let run = try await read({ try $0.run(id) }) else { return slackAnswer("There is no run \(id).") }
                 try slackAllowed(userID, run.service)
                 guard config.service(named: run.service)?.plan.canary != nil else { return slackAnswer("\(run.service) has no canary: there is no bake to end.") }
-                guard try store.requestPromote(id) else { return slackAnswer("Run \(id) is \(run.status.rawValue): only a running run can be promoted.") }
+                guard try await requests.requestPromote(id) else { return slackAnswer("Run \(id) is \(run.status.rawValue): only a running run can be promoted.") }
                 return slackAnswer("<@\(userID)> promoted run \(id) (\(run.service) \(run.version)): the bake ends and the rest of the targets follow.",
                                    inChannel: true)
             case .lock(let service, let reason):
                 try knownService(service)
                 try slackAdmin(userID, "lock")
-                _ = try store.lock(service: service, reason: reason, by: who, expiresAt: nil, at: clock.now)
+                _ = try await requests.lock(service: service, reason: reason, by: who, expiresAt: nil, at: clock.now)
                 return slackAnswer("<@\(userID)> locked \(service): \(reason). Deploys are refused until `/deploy unlock \(service)`.", inChannel: true)
             case .unlock(let service):
                 try knownService(service)
                 try slackAdmin(userID, "unlock")
-                guard try store.unlock(service: service, at: clock.now) != nil else { return slackAnswer("\(service) is not locked.") }
+                guard try await requests.unlock(service: service, at: clock.now) != nil else { return slackAnswer("\(service) is not locked.") }
                 wakeDispatcher()
                 return slackAnswer("<@\(userID)> unlocked \(service).", inChannel: true)
             }
@@ -117,15 +114,16 @@ extension API {
         }
     }
 
-    func slackStatus(_ service: String?) throws -> String {
+    func slackStatus(_ service: String?) async throws -> String {
         let services = try service.map { name -> [ServiceConfig] in
             guard let one = config.service(named: name) else {
                 throw Refusal(status: 404, code: "unknown_service", message: "No service \(name); there are \(config.services.map(\.name).joined(separator: ", ")).")
             }
             return [one]
         } ?? config.services
-        return try services.map { service in
-            let summary = try store.serviceSummary(service.name)
+        let names = services.map(\.name)
+        let summaries = try await read { history in try names.map { try history.serviceSummary($0) } }
+        return zip(services, summaries).map { service, summary in
             var line = "*\(service.name)*: \(summary.lastGoodVersion.map { "last good \($0)" } ?? "no good version yet")"
             if let run = summary.running {
                 line += "; rolling \(run.version) (run \(run.id)\(run.steps.last.map { ": \($0.targetID) \($0.phase.rawValue)" } ?? ""))"

@@ -1,12 +1,8 @@
 import Configuration
 import Integrations
-import LoadBalancing
-import Monitoring
-import Page
 import WireFormat
 import MicroHTTP
 import Rollout
-import SQLStore
 import Synchronization
 
 /// How many live streams are open (for /metrics).
@@ -32,14 +28,14 @@ extension API {
     /// reported them (`target.state`, detail `draining (Target.DeregistrationInProgress)`),
     /// from `Last-Event-ID` (or `?after=`) on, else from now; a comment every 15 s while quiet.
     func events(_ request: HTTPRequest) throws -> HTTPResponse {
-        var after = try store.lastEventSeq()
+        var after = try history.lastEventSeq()
         for text in [request.query["after"], request.header("last-event-id")].compactMap({ $0 }) {
             guard let value = Int64(text), value >= 0 else {
                 throw Refusal(status: 400, code: "invalid_after", message: "after and Last-Event-ID are event sequence numbers")
             }
             after = value
         }
-        let store = self.store, logger = self.logger
+        let store = self.history, logger = self.logger
         let fetch: SharedTail.Fetch = { cursor in (try store.events(after: cursor, limit: 500).map(API.frame), nil) }
         let tail = try tails.eventLog { SharedTail(floor: try store.lastEventSeq(), freshness: tails.freshness, fetch: fetch) }
         return eventStream(opening: "run events", after: after) { stream, cursor in
@@ -79,7 +75,7 @@ extension API {
     /// noticed); `event: end` with the run's status when it has ended, then the stream closes.
     /// Every stream on one run shares one reader of its log (`SharedTail`).
     func logStream(of run: RunID, after: Int64) throws -> HTTPResponse {
-        let store = self.store, logger = self.logger, tails = self.tails
+        let store = self.history, logger = self.logger, tails = self.tails
         let fetch: SharedTail.Fetch = { cursor in
             let lines = try store.logs(run: run, after: cursor, limit: SharedTail.keep)
             let frames = lines.map { line in

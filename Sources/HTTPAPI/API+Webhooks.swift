@@ -1,13 +1,9 @@
 import Configuration
 import Integrations
-import LoadBalancing
-import Monitoring
-import Page
 import WireFormat
 import Crypto
 import MicroHTTP
 import Rollout
-import SQLStore
 
 /// Deploys from outside: GitHub, GitLab, any CI through a Standard Webhooks signature, and
 /// Slack's slash command. An endpoint without its configured secret answers 404 (never
@@ -16,7 +12,7 @@ extension API {
     static let notConfigured = "this webhook is not configured on this server (its secret is not set)"
 
     /// `POST /api/v1/hooks/github`.
-    func github(_ request: HTTPRequest) throws -> HTTPResponse {
+    func github(_ request: HTTPRequest) async throws -> HTTPResponse {
         guard let secret = config.webhooks.github else { throw Refusal(status: 404, code: "not_configured", message: API.notConfigured) }
         try refuseWhileStopping()
         if let failure = WebhookSignature.github(body: request.body, header: request.header("x-hub-signature-256"), secret: secret) {
@@ -35,7 +31,7 @@ extension API {
         // Old bodies stop counting at max_age (from the signed pushed_at / created_at).
         let intents = GitHubEvent.intents(event: event, payload: payload, services: config.services,
                                           now: unixNow, maxAge: Int64(config.githubMaxAge.components.seconds))
-        return try queue(intents, delivery: "github:\(API.contentKey(request.body))", replayIsRefused: false)
+        return try await queue(intents, delivery: "github:\(API.contentKey(request.body))", replayIsRefused: false)
     }
 
     /// A request's identity by content: SHA-256 of its bytes, in hex.
@@ -44,7 +40,7 @@ extension API {
     }
 
     /// `POST /api/v1/hooks/gitlab`: `X-Gitlab-Token` compared in constant time.
-    func gitlab(_ request: HTTPRequest) throws -> HTTPResponse {
+    func gitlab(_ request: HTTPRequest) async throws -> HTTPResponse {
         guard let token = config.webhooks.gitlab else { throw Refusal(status: 404, code: "not_configured", message: API.notConfigured) }
         try refuseWhileStopping()
         guard let presented = request.header("x-gitlab-token") else {
@@ -57,12 +53,12 @@ extension API {
         let payload = try object(request)
         // GitLab signs nothing (its token is a shared password): the same body, with or
         // without X-Gitlab-Event-UUID, finds the run it queued.
-        return try queue(GitLabEvent.intents(payload: payload, services: config.services),
+        return try await queue(GitLabEvent.intents(payload: payload, services: config.services),
                          delivery: "gitlab:\(API.contentKey(request.body))", replayIsRefused: false)
     }
 
     /// `POST /api/v1/hooks/generic`: Standard Webhooks, `{"service","version","reason"?,"requested_by"?}`.
-    func generic(_ request: HTTPRequest) throws -> HTTPResponse {
+    func generic(_ request: HTTPRequest) async throws -> HTTPResponse {
         guard let secret = config.webhooks.generic else { throw Refusal(status: 404, code: "not_configured", message: API.notConfigured) }
         try refuseWhileStopping()
         let id = request.header("webhook-id")
@@ -80,12 +76,12 @@ extension API {
         }
         let intent = WebhookIntent.deploy(service: service, version: version, requestedBy: "webhook:\(who) (\(id ?? ""))",
                                           reason: try field(body, "reason", required: false))
-        return try queue([intent], delivery: id.map { "webhook:\($0)" }, replayIsRefused: true)
+        return try await queue([intent], delivery: id.map { "webhook:\($0)" }, replayIsRefused: true)
     }
 
     /// Queues each deploy; a delivery seen before answers with the runs it queued then
     /// (GitHub, GitLab: 200) or is refused (Standard Webhooks, Slack: 401 replayed).
-    func queue(_ intents: [WebhookIntent], delivery: String?, replayIsRefused: Bool) throws -> HTTPResponse {
+    func queue(_ intents: [WebhookIntent], delivery: String?, replayIsRefused: Bool) async throws -> HTTPResponse {
         var queued: [Run] = []
         var ignored: [String] = []
         var replayed: [Run] = []
@@ -95,7 +91,7 @@ extension API {
                 ignored.append(why)
             case .deploy(let service, let version, let requestedBy, let reason, let githubDeployment):
                 let key = delivery.map { "\($0):\(service)" }
-                if let key, let earlier = try store.run(idempotencyKey: key) {
+                if let key, let earlier = try await read({ try $0.run(idempotencyKey: key) }) {
                     if replayIsRefused {
                         throw Refusal(status: 401, code: "replayed", message: "\(SignatureFailure.replayed) (run \(earlier.id))")
                     }
@@ -103,10 +99,10 @@ extension API {
                     continue
                 }
                 // A pipeline's deploy to a locked service waits for the lock instead of being lost.
-                let outcome = try enqueueDeploy(service: service, version: version, reason: reason, requestedBy: requestedBy,
-                                                key: key, waitForLock: true)
+                let outcome = try await enqueueDeploy(service: service, version: version, reason: reason, requestedBy: requestedBy,
+                                                      key: key, waitForLock: true)
                 if let githubDeployment {
-                    try store.setReplyTargets(of: outcome.run.id, replyURL: nil, githubDeployment: githubDeployment)
+                    try await requests.setReplyTargets(of: outcome.run.id, replyURL: nil, githubDeployment: githubDeployment)
                 }
                 queued.append(outcome.run)
             }

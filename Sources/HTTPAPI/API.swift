@@ -7,13 +7,17 @@ import WireFormat
 import Logging
 import MicroHTTP
 import Rollout
-import SQLStore
 
 /// The HTTP API under /api/v1, the health check and the status page.
 /// A class, not a struct: every route's closure holds one reference to it, rather than a copy
 /// of all its fields made (and released) on each request.
 public final class API: Sendable {
-    let store: Store
+    /// Reads where the caller may block: immediate routes run on the HTTP server's threads.
+    let history: any RunHistory
+    /// Reads from Swift's pool (async routes): on the store's own threads.
+    let reads: any HistoryReads
+    /// The queue's writes: on the store's own threads.
+    let requests: any DeployRequests
     let config: Config
     let services: ServiceDirectory
     let clock: any RolloutClock
@@ -31,13 +35,13 @@ public final class API: Sendable {
     let logger: Logger
     let hosts: AllowedHosts
     let authFailures = AuthFailures()
-    /// Where writes (which may wait on the database's write lock) run.
-    let blocking = BlockingWork(width: 8)
 
-    package init(store: Store, config: Config, services: ServiceDirectory, clock: any RolloutClock,
+    package init(history: any RunHistory, reads: any HistoryReads, requests: any DeployRequests, config: Config, services: ServiceDirectory, clock: any RolloutClock,
          wakeDispatcher: @escaping @Sendable () -> Void, statusPage: StatusPage, health: StoreHealth,
          shutdown: ShutdownState, held: HeldRuns, rateLimiter: WriteRateLimiter, telemetry: Telemetry, logger: Logger) {
-        self.store = store
+        self.history = history
+        self.reads = reads
+        self.requests = requests
         self.config = config
         self.services = services
         self.clock = clock
@@ -51,7 +55,7 @@ public final class API: Sendable {
         self.logger = logger
         self.hosts = AllowedHosts(config: config)
         healthy = HTTPResponse.json(200, JSONValue.object([("status", .string("ok")), ("database", .string("writable")),
-                                                          ("replica", .string(store.replica)), ("runs", .array([]))]).bytes).reused()
+                                                          ("replica", .string(history.replica)), ("runs", .array([]))]).bytes).reused()
     }
 
     public var router: Router {
@@ -145,8 +149,13 @@ public final class API: Sendable {
 
     /// A write: admitted on the task, then run on the store's own threads (never MHD's, never
     /// Swift's cooperative pool), since it may wait for the database's write lock.
-    private func writing(_ request: HTTPRequest, _ handler: @escaping @Sendable (HTTPRequest) throws -> HTTPResponse) async -> HTTPResponse {
-        await guarded(request) { request in try await self.blocking.run { try handler(request) } }
+    private func writing(_ request: HTTPRequest, _ handler: @escaping @Sendable (HTTPRequest) async throws -> HTTPResponse) async -> HTTPResponse {
+        await guarded(request) { request in try await handler(request) }
+    }
+
+    /// Reads from an async route, on the store's own threads.
+    func read<T: Sendable>(_ body: @escaping @Sendable (any RunHistory) throws -> T) async throws -> T {
+        try await reads.read(body)
     }
 
     /// What every request passes before its handler: a Host that names this server, no
@@ -260,7 +269,7 @@ public final class API: Sendable {
             }
             filter.before = value
         }
-        let runs = try store.runs(filter)
+        let runs = try history.runs(filter)
         let next = runs.count == filter.limit ? runs.last.map { String($0.id) } : nil
         return .json(200, JSONWriter.bytes { w in
             w.object { w in
@@ -301,7 +310,7 @@ public final class API: Sendable {
             }
             limit = value
         }
-        let lines = try store.logs(run: run.id, after: after, limit: limit)
+        let lines = try history.logs(run: run.id, after: after, limit: limit)
         return .json(200, JSONWriter.bytes { w in
             w.object { w in
                 w.key("run_id"); w.int(run.id)
@@ -312,13 +321,13 @@ public final class API: Sendable {
         })
     }
 
-    func cancel(_ request: HTTPRequest) throws -> HTTPResponse {
+    func cancel(_ request: HTTPRequest) async throws -> HTTPResponse {
         _ = try authorize(request, scope: .deploy)
-        let run = try findRun(request)
+        let run = try await findRunAsync(request)
         guard !run.status.isTerminal else {
             throw Refusal(status: 409, code: "run_finished", message: "run \(run.id) is already \(run.status.rawValue)")
         }
-        guard let updated = try store.requestCancel(run.id, at: clock.now) else {
+        guard let updated = try await requests.requestCancel(run.id, at: clock.now) else {
             throw Refusal(status: 404, code: "run_not_found", message: "no run \(run.id)")
         }
         return .json(202, JSONWriter.bytes { $0.run(updated) })
@@ -326,13 +335,14 @@ public final class API: Sendable {
 
     /// `POST /api/v1/runs/{id}/promote`: ends the run's canary bake now (the rest follow at
     /// once); a run that is not baking yet ends its bake as soon as it begins.
-    func promote(_ request: HTTPRequest) throws -> HTTPResponse {
+    func promote(_ request: HTTPRequest) async throws -> HTTPResponse {
         _ = try authorize(request, scope: .deploy)
-        let run = try findRun(request)
+        let run = try await findRunAsync(request)
         guard config.service(named: run.service)?.plan.canary != nil else {
             throw Refusal(status: 409, code: "no_canary", message: "\(run.service) has no canary: there is no bake to end")
         }
-        guard try store.requestPromote(run.id), let updated = try store.run(run.id) else {
+        let id = run.id
+        guard try await requests.requestPromote(id), let updated = try await read({ try $0.run(id) }) else {
             throw Refusal(status: 409, code: "run_not_running", message: "run \(run.id) is \(run.status.rawValue): only a running run can be promoted")
         }
         logger.info("promote requested", metadata: ["run.id": "\(run.id)"])
@@ -341,19 +351,19 @@ public final class API: Sendable {
 
     /// `POST /api/v1/services/{name}/rollback`: queues a deploy of the last good version
     /// before the current one (`{"reason"?}`), as any deploy (lock, queue, supersede).
-    func rollback(_ request: HTTPRequest) throws -> HTTPResponse {
+    func rollback(_ request: HTTPRequest) async throws -> HTTPResponse {
         let caller = try caller(request)
         let name = request.parameters["name"] ?? ""
         try knownService(name)
         let body = request.body.isEmpty ? JSONValue.object([]) : try strictObject(request.body, allowed: ["reason", "wait_for_lock"])
         let reason = try field(body, "reason", required: false)
-        guard let current = try store.serviceSummary(name).lastGoodVersion else {
+        guard let current = try await read({ try $0.serviceSummary(name).lastGoodVersion }) else {
             throw Refusal(status: 409, code: "nothing_to_roll_back", message: "\(name) has no succeeded deploy yet")
         }
-        guard let previous = try store.previousGoodVersion(service: name, before: Int64.max, otherThan: current) else {
+        guard let previous = try await read({ try $0.previousGoodVersion(service: name, before: Int64.max, otherThan: current) }) else {
             throw Refusal(status: 409, code: "nothing_to_roll_back", message: "\(name) has no good version before \(current)")
         }
-        let outcome = try enqueueDeploy(service: name, version: previous,
+        let outcome = try await enqueueDeploy(service: name, version: previous,
                                         reason: reason ?? "rollback from \(current) to \(previous)",
                                         requestedBy: caller.name, key: nil, waitForLock: try flag(body, "wait_for_lock"))
         var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(outcome.run) })
@@ -363,8 +373,9 @@ public final class API: Sendable {
 
     func listServices(_ request: HTTPRequest) async throws -> HTTPResponse {
         var described: [(ServiceConfig, ServiceSummary, [TargetView]?)] = []
-        for service in config.services {
-            let summary = try store.serviceSummary(service.name)
+        let names = config.services.map(\.name)
+        let summaries = try await read { history in try names.map { try history.serviceSummary($0) } }
+        for (service, summary) in zip(config.services, summaries) {
             described.append((service, summary, await services.targetStates(for: service.name, running: summary.running,
                                                                              leftOut: summary.leftOut)))
         }
@@ -404,7 +415,18 @@ public final class API: Sendable {
         guard let text = request.parameters["id"], let id = Int64(text), id > 0 else {
             throw Refusal(status: 400, code: "invalid_run_id", message: "a run id is a positive whole number")
         }
-        guard let run = try store.run(id) else {
+        guard let run = try history.run(id) else {
+            throw Refusal(status: 404, code: "run_not_found", message: "no run \(id)")
+        }
+        return run
+    }
+
+    /// `findRun` from an async route.
+    func findRunAsync(_ request: HTTPRequest) async throws -> Run {
+        guard let text = request.parameters["id"], let id = Int64(text), id > 0 else {
+            throw Refusal(status: 400, code: "invalid_run_id", message: "a run id is a positive whole number")
+        }
+        guard let run = try await read({ try $0.run(id) }) else {
             throw Refusal(status: 404, code: "run_not_found", message: "no run \(id)")
         }
         return run

@@ -1,7 +1,6 @@
 import Configuration
 import LoadBalancing
 import Rollout
-import SQLStore
 import WireFormat
 #if canImport(FoundationEssentials)
 import FoundationEssentials

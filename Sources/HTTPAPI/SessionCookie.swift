@@ -1,9 +1,5 @@
 import Configuration
 import Integrations
-import LoadBalancing
-import Monitoring
-import Page
-import WireFormat
 import Crypto
 import Rollout
 

@@ -1,10 +1,6 @@
 import Configuration
-import Integrations
-import LoadBalancing
-import Monitoring
-import Page
 import WireFormat
-import SQLStore
+import Rollout
 import Synchronization
 
 /// One SSE frame, formatted once for every stream that sends it.

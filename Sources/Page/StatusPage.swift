@@ -3,7 +3,6 @@ import LoadBalancing
 import WireFormat
 import MicroHTTP
 import Rollout
-import SQLStore
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else
@@ -14,14 +13,19 @@ import Foundation
 /// readable state without JavaScript; in a browser, `status.js` keeps it up to date.
 package struct StatusPage: Sendable {
     let files: StaticFiles
-    let store: Store
+    /// Read where the caller may block (a run page is answered on the HTTP server's thread).
+    let history: any RunHistory
+    /// Read from Swift's pool (the page and status.txt ask the load balancer too).
+    let reads: any HistoryReads
     let config: Config
     let services: ServiceDirectory
     let clock: any RolloutClock
 
-    package init(files: StaticFiles, store: Store, config: Config, services: ServiceDirectory, clock: any RolloutClock) {
+    package init(files: StaticFiles, history: any RunHistory, reads: any HistoryReads, config: Config, services: ServiceDirectory,
+                 clock: any RolloutClock) {
         self.files = files
-        self.store = store
+        self.history = history
+        self.reads = reads
         self.config = config
         self.services = services
         self.clock = clock
@@ -43,10 +47,10 @@ package struct StatusPage: Sendable {
 
     /// `GET /runs/{id}`: a run's page (`?part=run` is the live part the script swaps in).
     package func renderRun(_ request: HTTPRequest) throws -> HTTPResponse {
-        guard let text = request.parameters["id"], let id = Int64(text), id > 0, let run = try store.run(id) else {
+        guard let text = request.parameters["id"], let id = Int64(text), id > 0, let run = try history.run(id) else {
             return .error(404, code: "run_not_found", message: "no run \(request.parameters["id"] ?? "")")
         }
-        let lines = try store.logs(run: id, after: 0, limit: 5000)
+        let lines = try history.logs(run: id, after: 0, limit: 5000)
         if wantsText(request) { return self.text(runText(run, lines: lines)) }
         let body = runHTML(run, lines: lines)
         if request.query["part"] == "run" {
@@ -143,13 +147,16 @@ package struct StatusPage: Sendable {
     }
 
     func model() async throws -> Model {
+        let names = config.services.map(\.name)
+        let (summaries, runs) = try await reads.read { history in
+            (try names.map { try history.serviceSummary($0) }, try history.runs(RunFilter(limit: 20)))
+        }
         var rows: [Model.ServiceRow] = []
-        for service in config.services {
-            let summary = try store.serviceSummary(service.name)
+        for (service, summary) in zip(config.services, summaries) {
             let targets = await services.targetStates(for: service.name, running: summary.running, leftOut: summary.leftOut) ?? []
             rows.append(Model.ServiceRow(service: service, summary: summary, targets: targets))
         }
-        return Model(services: rows, runs: try store.runs(RunFilter(limit: 20)), now: clock.now)
+        return Model(services: rows, runs: runs, now: clock.now)
     }
 
     /// Where each target of a run got to, as a person reads it: `done` after its restore,

@@ -1,7 +1,6 @@
 import Configuration
 import HTTPAPI
 import Hooks
-import Integrations
 import LoadBalancing
 import Monitoring
 import Page
@@ -132,9 +131,12 @@ public final class App: Sendable {
                                      clock: clock, logger: logger, context: context)
             }
         let dispatcher = self.dispatcher
-        let api = API(store: store, config: config, services: services, clock: clock,
+        // The API's and the page's async reads and writes wait on threads of their own
+        // (never Swift's pool, never the rolls' threads); immediate reads on the HTTP server's.
+        let ports = StorePorts(store: store, work: BlockingWork(width: 8))
+        let api = API(history: store, reads: ports, requests: ports, config: config, services: services, clock: clock,
                       wakeDispatcher: { Task { await dispatcher.wake() } },
-                      statusPage: StatusPage(files: StaticFiles(root: config.publicDir ?? publicDirectory), store: store,
+                      statusPage: StatusPage(files: StaticFiles(root: config.publicDir ?? publicDirectory), history: store, reads: ports,
                                              config: config, services: services, clock: clock),
                       health: health, shutdown: shutdown, held: dispatcher.held,
                       rateLimiter: WriteRateLimiter(perSecond: config.writeRate.perSecond, burst: config.writeRate.burst),

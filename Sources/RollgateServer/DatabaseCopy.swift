@@ -1,10 +1,6 @@
 import Configuration
 import HTTPAPI
-import Hooks
 import Integrations
-import LoadBalancing
-import Monitoring
-import Page
 import WireFormat
 import PostgresStore
 import Rollout

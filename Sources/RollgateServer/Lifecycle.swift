@@ -29,8 +29,8 @@ extension App {
         }
         services.append((DispatcherService(dispatcher: dispatcher, started: started), "dispatcher"))
         // The duties: each pass only while this process may act (`hold`).
-        let notifier = Notifier(store: store, config: config, http: outbound, clock: clock, logger: logger,
-                                telemetry: telemetry, holding: hold, blocking: blocking)
+        let notifier = Notifier(outbox: StorePorts(store: store, work: blocking), config: config, http: outbound, clock: clock,
+                                logger: logger, telemetry: telemetry, holding: hold)
         services.append((Periodic(ticks: clock.ticks(every: .milliseconds(500), atOnce: true)) { await notifier.pass() }, "notifier"))
         services.append((Periodic(ticks: clock.ticks(every: .seconds(60), atOnce: true)) { await self.putBackHealthChecks() },
                          "health checks put back"))

@@ -84,14 +84,6 @@ extension Store {
         }
     }
 
-    /// Drops a left-out target for good (the instance is gone). Refused while a run of the
-    /// service is rolling. Returns what was dropped, nil if it was not left out.
-    /// Why a left-out target cannot be forgotten now.
-    public struct ServiceRolling: Error, CustomStringConvertible {
-        public let run: RunID
-        public var description: String { "run \(run) is rolling the service" }
-    }
-
     /// Drops a left-out target, in one transaction with the check that no run of its service
     /// is running (a run that started between an API's check and the delete would otherwise
     /// lose the record of a target it may hold). Throws `ServiceRolling` while one runs.

@@ -6,29 +6,6 @@ import Foundation
 #endif
 
 /// What became of a deploy request.
-public enum Enqueued: Sendable {
-    case created(Run, superseded: [RunID])
-    /// The same Idempotency-Key asked for the same deploy before: that run.
-    case replayed(Run)
-    /// The Idempotency-Key was used for a different deploy.
-    case keyConflict(Run)
-}
-
-public struct RunFilter: Sendable {
-    public var service: String?
-    public var status: RunStatus?
-    public var limit: Int
-    /// Cursor: only runs with a smaller id.
-    public var before: RunID?
-
-    public init(service: String? = nil, status: RunStatus? = nil, limit: Int = 50, before: RunID? = nil) {
-        self.service = service
-        self.status = status
-        self.limit = limit
-        self.before = before
-    }
-}
-
 extension Store {
     static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions, promote_requested, rollback_to, rollback_cause, rollback_after_step, lease_owner, lease_epoch, rolled_by, error_code"
     static let runColumnCount = Int32(runColumns.split(separator: ",").count)
@@ -269,16 +246,3 @@ extension Store {
     }
 }
 
-public struct ServiceSummary: Sendable {
-    public var name: String
-    public var lastGoodVersion: String?
-    public var lastGoodRunID: RunID?
-    public var running: Run?
-    public var queued: [RunID]
-    /// Targets rollgate took out and has not put back.
-    public var leftOut: [LeftOutTarget]
-    /// The service's lock, expired or not (`holds(at:)` tells).
-    public var lock: ServiceLock?
-    /// Its target groups whose health check rollgate has changed and not put back yet.
-    public var changedHealthChecks: [ChangedHealthCheck] = []
-}

@@ -52,16 +52,6 @@ public final class Store: Sendable {
     public var longestWriteWait: Duration? { engine.longestWriteWait }
 }
 
-/// What another replica (or this one) committed that open streams may want.
-public enum StoreChange: Sendable, Equatable {
-    /// New lines of a run's log.
-    case log(run: Int64)
-    /// New events (the page's and `/api/v1/events`' stream).
-    case events
-    /// Anything may have changed: the feed was down meanwhile (every tail reads again).
-    case everything
-}
-
 extension RawRepresentable where RawValue == String {
     /// The value as an SQL string literal, for a state a statement names: written from the
     /// enum, never typed again, and kept a literal so the planner can match partial indexes by it.

@@ -1,6 +1,5 @@
 import MicroHTTP
 import Rollout
-import SQLStore
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

@@ -1,7 +1,5 @@
 import Configuration
 import WireFormat
-import LoadBalancing
-import Hooks
 import ArgumentParser
 import Outbound
 import RollgateServer

@@ -1,10 +1,7 @@
 import Configuration
 import WireFormat
-import LoadBalancing
-import Hooks
 import Logging
 import Rollout
-import RollgateServer
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

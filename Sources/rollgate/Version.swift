@@ -1,5 +1,3 @@
-import WireFormat
-import Hooks
 import HTTPAPI
 
 /// `rollgate --version`.

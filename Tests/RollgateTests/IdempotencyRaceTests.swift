@@ -21,17 +21,17 @@ import HTTPTesting
 
     /// The loser's path, made certain: its pre-check found nothing (the winner had not
     /// committed), so it reaches the store's insert with the key the winner just used.
-    @Test func theLoserOfTheRaceGetsTheWinnersRun() throws {
+    @Test func theLoserOfTheRaceGetsTheWinnersRun() async throws {
         var config = Config(database: directory.path + "/race.db", apiTokens: [APIToken(name: "ci", secret: "race-token-0123456789")],
                             services: [quickService("web")])
         config.publicRead = true
         let app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
                           environment: [:], logger: .quiet)
-        let winner = try app.api.enqueueDeploy(service: "web", version: "v1", reason: "r", requestedBy: "api:ci", key: "api:ci:k", waitForLock: false)
-        let loser = try app.api.enqueueDeploy(service: "web", version: "v1", reason: "r", requestedBy: "api:ci", key: "api:ci:k", waitForLock: false)
+        let winner = try await app.api.enqueueDeploy(service: "web", version: "v1", reason: "r", requestedBy: "api:ci", key: "api:ci:k", waitForLock: false)
+        let loser = try await app.api.enqueueDeploy(service: "web", version: "v1", reason: "r", requestedBy: "api:ci", key: "api:ci:k", waitForLock: false)
         #expect(!winner.replayed && loser.replayed && loser.run.id == winner.run.id)
-        #expect(throws: API.Refusal.self, "the key with another body is still a conflict") {
-            _ = try app.api.enqueueDeploy(service: "web", version: "v2", reason: "r", requestedBy: "api:ci", key: "api:ci:k", waitForLock: false)
+        await #expect(throws: API.Refusal.self, "the key with another body is still a conflict") {
+            _ = try await app.api.enqueueDeploy(service: "web", version: "v2", reason: "r", requestedBy: "api:ci", key: "api:ci:k", waitForLock: false)
         }
         #expect(try app.store.runs(.init()).count == 1)
     }

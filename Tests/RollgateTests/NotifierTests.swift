@@ -60,7 +60,7 @@ final class ScriptedOutbound: OutboundHTTP {
     }
 
     let telemetry = Telemetry()
-    var notifier: Notifier { Notifier(store: store, config: config, http: http, clock: clock, logger: .quiet, telemetry: telemetry) }
+    var notifier: Notifier { Notifier(outbox: StorePorts(store: store, work: BlockingWork(width: 2)), config: config, http: http, clock: clock, logger: .quiet, telemetry: telemetry) }
 
     /// A run that rolls two targets and succeeds, as the store records it.
     @discardableResult

@@ -1,9 +1,7 @@
 import Configuration
 import WireFormat
-import Monitoring
 import Outbound
 import Rollout
-import SQLStore
 #if canImport(FoundationEssentials)
 import FoundationEssentials
 #else

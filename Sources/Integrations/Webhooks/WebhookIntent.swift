@@ -1,6 +1,5 @@
 import Configuration
 import WireFormat
-import Monitoring
 import Rollout
 
 /// What an incoming webhook or chat command asks rollgate to do.

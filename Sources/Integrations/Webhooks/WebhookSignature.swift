@@ -1,6 +1,5 @@
 import Configuration
 import WireFormat
-import Monitoring
 import Crypto
 import Rollout
 #if canImport(FoundationEssentials)
