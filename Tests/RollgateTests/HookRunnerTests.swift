@@ -2,9 +2,6 @@
 @testable import HTTPAPI
 @testable import Hooks
 @testable import Integrations
-@testable import LoadBalancing
-@testable import Monitoring
-@testable import Page
 @testable import WireFormat
 import Foundation
 import Synchronization

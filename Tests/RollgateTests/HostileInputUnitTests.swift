@@ -2,7 +2,6 @@
 @testable import HTTPAPI
 @testable import Hooks
 @testable import Integrations
-@testable import LoadBalancing
 @testable import Page
 @testable import WireFormat
 import Foundation

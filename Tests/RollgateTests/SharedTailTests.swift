@@ -1,8 +1,5 @@
 @testable import Configuration
 @testable import HTTPAPI
-@testable import Hooks
-@testable import Integrations
-@testable import Page
 @testable import WireFormat
 import Synchronization
 import Testing

@@ -1,10 +1,5 @@
 @testable import Configuration
 @testable import HTTPAPI
-@testable import Hooks
-@testable import Integrations
-@testable import LoadBalancing
-@testable import Monitoring
-@testable import Page
 @testable import WireFormat
 import Foundation
 import MicroHTTP
