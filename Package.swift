@@ -124,7 +124,7 @@ let package = Package(
         .testTarget(name: "RollgateTests", dependencies: ["RollgateServer", "HTTPAPI", "Page", "Integrations", "Monitoring", "LoadBalancing", "Hooks",
                                                         "Configuration", "WireFormat", "MicroHTTP", "SQLiteStore", "SQLStore", "Rollout", "RolloutTesting", "ELB", "Outbound", "HTTPTesting",
                                                         "PostgresStore", "PostgresTesting"],
-                    exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Support/webhook_sink.py", "Support/browser.py", "Fixtures"]),
+                    exclude: ["Support/moto_fixture.py", "Support/elb_timing_proxy.py", "Support/tcp_proxy.py", "Support/webhook_sink.py", "Support/browser.py", "Fixtures"]),
     ],
     swiftLanguageModes: [.v6]
 )

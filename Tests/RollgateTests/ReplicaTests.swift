@@ -150,6 +150,49 @@ import Rollout
         #expect(runs.count == 1, "one run in the history")
     }
 
+    /// A replica cut off from the database mid-roll (its connections through a TCP proxy,
+    /// which is killed) stops acting at its local deadline and kills its hook, before another
+    /// replica, which still reaches the database, takes the run over once its lease ends:
+    /// two replicas never act on one run. The other finishes it; nothing is out twice.
+    @Test func aReplicaCutOffFromTheDatabaseStopsActingBeforeAnotherTakesOver() async throws {
+        let postgres = try Self.server.get()
+        let uri = try postgres.createDatabase()
+        let proxyPort = try await freePort()
+        let proxy = Process()
+        proxy.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        proxy.arguments = ["python3", repositoryRoot + "/Tests/RollgateTests/Support/tcp_proxy.py", "--port", "\(proxyPort)",
+                           "--to", "127.0.0.1:\(postgres.port)"]
+        try proxy.run()
+        defer { kill(proxy.processIdentifier, SIGKILL); proxy.waitUntilExit() }
+        let throughProxy = uri.replacingOccurrences(of: "127.0.0.1:\(postgres.port)/", with: "127.0.0.1:\(proxyPort)/")
+        #expect(try await eventually(within: .seconds(15)) { (try? PGConnection(uri: throughProxy)) != nil }, "the proxy forwards")
+        let acts = directory.path + "/acts.txt"
+        // The trap's time is taken when TERM comes (`\$` in the shell: not when the trap is set).
+        let hookA = "trap \"echo killed-a \\$(date +%s.%N) >> \(acts); exit 143\" TERM; echo start-a $ROLLGATE_TARGET_ID $(date +%s.%N) >> \(acts); sleep 30 & wait"
+        let a = try await start(["replica-a"], database: throughProxy, deploy: hookA)[0]
+        defer { a.process.kill(SIGKILL) }
+        let id = try await deploy(a.client, "v6")
+        #expect(try await eventually(within: .seconds(20)) {
+            ((try? String(contentsOfFile: acts, encoding: .utf8)) ?? "").contains("start-a")
+        }, "replica-a runs the deploy hook")
+        let b = try await start(["replica-b"], database: uri, deploy: "echo start-b $ROLLGATE_TARGET_ID $(date +%s.%N) >> \(acts)")[0]
+        defer { b.process.kill(SIGTERM) }
+        // Cut replica-a off: its connections and any new one fail from now on.
+        kill(proxy.processIdentifier, SIGKILL)
+        proxy.waitUntilExit()
+        let done = try await finished(b.client, run: id)
+        #expect(done["status"] == .string("succeeded"), "\(done.text)")
+        #expect(done["rolled_by"] == .string("replica-b"))
+        let lines = ((try? String(contentsOfFile: acts, encoding: .utf8)) ?? "").split(separator: "\n").map { $0.split(separator: " ") }
+        let killedA = lines.first { $0.first == "killed-a" }.flatMap { Double($0[1]) }
+        let firstB = lines.first { $0.first == "start-b" }.flatMap { Double($0[2]) }
+        let killed = try #require(killedA, "replica-a killed its hook at its local deadline: \(lines)")
+        let startedB = try #require(firstB, "replica-b ran the hook: \(lines)")
+        #expect(killed < startedB, "replica-a had stopped acting before replica-b acted: killed \(killed), b started \(startedB)")
+        let outages = (done["out_of_service"]?.array ?? []).compactMap { ($0["from"]?.string, $0["until"]?.string) as? (String, String) }
+        for (x, y) in zip(outages, outages.dropFirst()) { #expect(x.1 <= y.0, "never two out at once: \(outages)") }
+    }
+
     /// The database restarts in the middle of a roll (every connection cut, refused for a
     /// moment): the roll's writes wait and are retried, and the run completes with every
     /// target back; the database is never the reason a target is left out.
