@@ -162,7 +162,7 @@ public final class App: Sendable {
 
     /// Claims the database on SQLite (refusing if another live rollgate serves it), listens (a
     /// port in use fails before anything is touched), then starts the long-running parts as
-    /// one service group (`services`); returns once the dispatcher has started (it takes over
+    /// one service group (`longRunningParts`); returns once the dispatcher has started (it takes over
     /// runs a previous process left `running` and resumes them, then takes queued runs).
     public func start() async throws {
         let onSQLite = store.dialect != .postgres
@@ -174,7 +174,7 @@ public final class App: Sendable {
             throw error
         }
         let started = Started()
-        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: services(started: started), logger: logger))
+        let group = ServiceGroup(configuration: ServiceGroupConfiguration(services: longRunningParts(started: started), logger: logger))
         let logger = self.logger
         let task = Task {
             do { try await group.run() } catch {

@@ -13,33 +13,33 @@ import Synchronization
 /// started together once the database is held and the port bound, and stopped one by one
 /// in reverse of this order on graceful shutdown.
 extension App {
-    func services(started: Started) -> [ServiceGroupConfiguration.ServiceConfiguration] {
-        var services: [(any Service, String)] = []
+    func longRunningParts(started: Started) -> [ServiceGroupConfiguration.ServiceConfiguration] {
+        var parts: [(any Service, String)] = []
         // Given back last: held while everything else stops.
         if store.dialect == .postgres {
-            services.append((BackgroundDuties(app: self), "background duties"))
+            parts.append((BackgroundDuties(app: self), "background duties"))
         } else {
-            services.append((DatabaseHold(app: self), "database hold"))
+            parts.append((DatabaseHold(app: self), "database hold"))
         }
         // Reads and the page go on answering while the rolls stop.
-        services.append((HTTPService(server: server), "http"))
+        parts.append((HTTPService(server: server), "http"))
         if let changeFeed {
             started.expect("change feed")
-            services.append((ChangeFeedService(feed: changeFeed, started: started), "change feed"))
+            parts.append((ChangeFeedService(feed: changeFeed, started: started), "change feed"))
         }
-        services.append((DispatcherService(dispatcher: dispatcher, started: started), "dispatcher"))
+        parts.append((DispatcherService(dispatcher: dispatcher, started: started), "dispatcher"))
         // The duties: each pass only while this process may act (`hold`).
         let notifier = Notifier(outbox: StorePorts(store: store, work: blocking), config: config, http: outbound, clock: clock,
                                 logger: logger, telemetry: telemetry, holding: hold)
-        services.append((Periodic(ticks: clock.ticks(every: .milliseconds(500), atOnce: true)) { await notifier.pass() }, "notifier"))
-        services.append((Periodic(ticks: clock.ticks(every: .seconds(60), atOnce: true)) { await self.putBackHealthChecks() },
+        parts.append((Periodic(ticks: clock.ticks(every: .milliseconds(500), atOnce: true)) { await notifier.pass() }, "notifier"))
+        parts.append((Periodic(ticks: clock.ticks(every: .seconds(60), atOnce: true)) { await self.putBackHealthChecks() },
                          "health checks put back"))
         if config.retention.keepRuns != nil || config.retention.keepLogs != nil {
-            services.append((Periodic(ticks: clock.ticks(every: .seconds(600), atOnce: true)) { await self.prune() }, "pruner"))
+            parts.append((Periodic(ticks: clock.ticks(every: .seconds(600), atOnce: true)) { await self.prune() }, "pruner"))
         }
         // Stopped first: from then on writes are answered 503.
-        services.append((WriteGate(shutdown: shutdown), "write gate"))
-        return services.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0.0, serviceName: $0.1) }
+        parts.append((WriteGate(shutdown: shutdown), "write gate"))
+        return parts.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0.0, serviceName: $0.1) }
     }
 
     /// Puts back the health check of a group rollgate changed for a run that is over (a
