@@ -1,5 +1,6 @@
 import Hooks
 import Configuration
+import Dispatch
 import Outbound
 import Rollout
 import SQLStore
@@ -17,7 +18,7 @@ public struct ServiceDirectory: Sendable {
     package let cache: TargetStateCache
 
     package init(config: Config, store: Store, clock: any RolloutClock, environment: [String: String], http: any OutboundHTTP,
-         health: StoreHealth = StoreHealth(), metrics: RollMetrics = RollMetrics()) throws {
+         health: StoreHealth = StoreHealth(), metrics: RollMetrics = RollMetrics(), work: BlockingWork? = nil) throws {
         var entries: [String: Entry] = [:]
         // libcurl is found now, not by a roll's first AWS call halfway through a run.
         if let service = config.services.first(where: \.needsAWS) {
@@ -30,7 +31,7 @@ public struct ServiceDirectory: Sendable {
             switch service.source {
             case .simulated(let settings):
                 let loadBalancer = try SimulatedLoadBalancer(service: service.name, settings: settings, store: store, clock: clock,
-                                                         health: health)
+                                                         health: health, work: work)
                 entries[service.name] = Entry(config: service, loadBalancer: loadBalancer, unavailable: nil)
             case .awsTargetGroups(let arns):
                 switch aws.loadBalancer(for: arns) {
@@ -45,8 +46,11 @@ public struct ServiceDirectory: Sendable {
         self.entries = entries
         // Each change of a target's state goes on the events stream; it is informational, so
         // a write that fails is dropped (the roll's own records are elsewhere).
+        // Written in order on a queue of their own: a change is seen on Swift's pool (a poll,
+        // a page asking the group), where no database call may wait.
+        let writes = DispatchQueue(label: "rollgate.target-states")
         cache = TargetStateCache(clock: clock) { service, target, state, run, at in
-            try? store.recordTargetState(service: service, target: target, run: run, state: state, at: at)
+            writes.async { try? store.recordTargetState(service: service, target: target, run: run, state: state, at: at) }
         }
     }
 

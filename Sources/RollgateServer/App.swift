@@ -111,7 +111,7 @@ public final class App: Sendable {
                               leaseClock: clock, replica: replica)
         }
         let services = try ServiceDirectory(config: config, store: store, clock: clock, environment: environment, http: outbound, health: health,
-                                            metrics: metrics)
+                                            metrics: metrics, work: blocking)
         self.services = services
         let hooks = HookEnvironment(server: environment, config: config)
         // The rolls' writes run on threads of their own: a busy wait on the write lock never

@@ -329,7 +329,8 @@ extension Roll {
     private func failed(_ step: StepID, target: Target, phase: Phase, _ error: Error) async -> Error {
         if error is CancellationError || error is LeaseLost {
             if error is CancellationError {
-                try? journal.endStep(step, .fail, error: "interrupted: rollgate was shutting down", at: clock.now)
+                let journal = self.journal, now = clock.now
+                _ = try? await context.blocking.run { try journal.endStep(step, .fail, error: "interrupted: rollgate was shutting down", at: now) }
             }
             return error
         }

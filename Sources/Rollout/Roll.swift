@@ -80,7 +80,7 @@ public struct Roll: Sendable {
         logger[metadataKey: "run.id"] = "\(run.id)"
         logger[metadataKey: "service"] = "\(run.service)"
         self.logger = logger
-        log = RunLog(run: run.id, journal: journal, mask: context.mask, health: context.health)
+        log = RunLog(run: run.id, journal: journal, mask: context.mask, health: context.health, work: context.blocking)
         durable = DurableWrite(clock: clock, health: context.health, logger: self.logger, work: context.blocking)
     }
 
@@ -292,7 +292,8 @@ public struct Roll: Sendable {
         } catch {
             let why = (error as? Stop)?.failure.message ?? "\(error)"
             note("the rollback to \(previous) failed: \(why)")
-            try? journal.recordRollback(run: run.id, to: nil, cause: nil, at: clock.now)
+            let journal = self.journal, id = run.id, now = clock.now
+            _ = try? await context.blocking.run { try journal.recordRollback(run: id, to: nil, cause: nil, at: now) }
             return .failed(failure.adding("; the rollback to \(previous) failed: \(why)"))
         }
     }

@@ -84,10 +84,14 @@ public final class RunLog: Sendable {
     /// The holding the lines are written under: a refused write loses it, so the running
     /// hook is stopped at once.
     let holding: LeaseGuard?
+    /// Where a timed flush writes (the store's threads: the timer fires on Swift's pool, where
+    /// no database write may wait); nil: where the timer fires (tests).
+    let work: BlockingWork?
 
     public init(run: RunID, journal: any RunJournal, mask: SecretMask, health: StoreHealth,
-                flushDelay: Duration? = RunLog.batchDelay, holding: LeaseGuard? = LeaseGuard.current) {
+                flushDelay: Duration? = RunLog.batchDelay, holding: LeaseGuard? = LeaseGuard.current, work: BlockingWork? = nil) {
         self.holding = holding
+        self.work = work
         self.run = run
         self.journal = journal
         self.mask = mask
@@ -136,7 +140,7 @@ public final class RunLog: Sendable {
             scheduled.store(false, ordering: .releasing)
             // Lines that come during this flush schedule the next one (the flag is down); lines
             // a failed write kept go with the next line's flush or the step's end.
-            flush(at: at)
+            _ = try? await work.run { [self] in flush(at: at) }
         }
     }
 

@@ -62,14 +62,18 @@ public struct SimulatedLoadBalancer: LoadBalancer {
     let store: any SimulatedTargetStore
     let clock: any RolloutClock
     let health: StoreHealth
+    /// Where its reads and writes of the database wait (the store's threads, never Swift's
+    /// pool); nil: where called (tests).
+    let work: BlockingWork?
 
     public init(service: String, settings: SimulationSettings, store: any SimulatedTargetStore,
-                clock: any RolloutClock, health: StoreHealth = StoreHealth()) throws {
+                clock: any RolloutClock, health: StoreHealth = StoreHealth(), work: BlockingWork? = nil) throws {
         self.service = service
         self.settings = settings
         self.store = store
         self.clock = clock
         self.health = health
+        self.work = work
         try seed()
     }
 
@@ -91,10 +95,12 @@ public struct SimulatedLoadBalancer: LoadBalancer {
         }
     }
 
-    private func current() throws -> [SimulatedTarget] {
-        let wanted = Set(SimulatedLoadBalancer.targetIDs(service: service, count: settings.targets))
-        return try store.simulatedTargets(service: service).filter { wanted.contains($0.target.id) }
-            .map { var t = $0; t.failsHealthChecks = settings.unhealthyTargets.contains(t.target.id); return t }
+    /// Its targets as stored, read on the store's threads.
+    private func current() async throws -> [SimulatedTarget] {
+        let store = self.store, service = self.service, wanted = Set(SimulatedLoadBalancer.targetIDs(service: service, count: settings.targets))
+        let unhealthy = settings.unhealthyTargets
+        return try await work.run { try store.simulatedTargets(service: service).filter { wanted.contains($0.target.id) } }
+            .map { var t = $0; t.failsHealthChecks = unhealthy.contains(t.target.id); return t }
     }
 
     func health(_ target: SimulatedTarget, at now: Date) -> TargetHealth {
@@ -111,14 +117,14 @@ public struct SimulatedLoadBalancer: LoadBalancer {
 
     public func targets() async throws -> [(target: Target, health: TargetHealth)] {
         let now = clock.now
-        return try current().compactMap { simulated in
+        return try await current().compactMap { simulated in
             let health = health(simulated, at: now)
             return health.state == .unused ? nil : (simulated.target, health)
         }
     }
 
     public func health(of target: Target) async throws -> TargetObservation {
-        guard let simulated = try current().first(where: { $0.target == target }) else { return .notFound }
+        guard let simulated = try await current().first(where: { $0.target == target }) else { return .notFound }
         return .health(health(simulated, at: clock.now))
     }
 
@@ -133,7 +139,7 @@ public struct SimulatedLoadBalancer: LoadBalancer {
     /// The simulation keeps its state in rollgate's database: a write that fails there is
     /// retried, as ELB's own 5xx answers are, never a failed roll.
     private func change(_ target: Target, registered: Bool) async throws {
-        guard var simulated = try current().first(where: { $0.target == target }) else {
+        guard var simulated = try await current().first(where: { $0.target == target }) else {
             throw LoadBalancerError(code: "InvalidTarget", message: "\(target) is not a target of the simulated group \(service)")
         }
         // Deregistering a draining target, or registering a registered one, changes nothing (as on ELB).
@@ -141,7 +147,7 @@ public struct SimulatedLoadBalancer: LoadBalancer {
         simulated.registered = registered
         simulated.changedAt = clock.now
         let store = self.store, service = self.service, changed = simulated
-        try await DurableWrite(clock: clock, health: health).perform("simulated \(registered ? "RegisterTargets" : "DeregisterTargets")") {
+        try await DurableWrite(clock: clock, health: health, work: work).performBlocking("simulated \(registered ? "RegisterTargets" : "DeregisterTargets")") {
             try store.saveSimulatedTarget(service: service, changed)
         }
     }

@@ -20,6 +20,13 @@ extension Store: RunQueue {
                 """).rows([.integer(now.milliseconds)], Store.decodeRun).first else { return nil }
             let status = try run.status.applying(.start)
             let name = replica(of: owner)
+            // The time was taken before this transaction saw the service's previous run end
+            // (committed meanwhile, its end taken just before its commit): the history never
+            // shows two runs of a service overlapping, so this one starts no earlier.
+            let previousEnd = try db.prepare("""
+                SELECT finished_at FROM runs WHERE service = ? AND id < ? AND started_at IS NOT NULL ORDER BY id DESC LIMIT 1
+                """).rows([.text(run.service), .integer(run.id)]) { $0.optionalInt(0) }.first ?? nil
+            let started = max(now.milliseconds, previousEnd ?? 0)
             // Several processes may claim at once (replicas on PostgreSQL): a run another one
             // took meanwhile, or a second run of a service another one just started (the
             // index of one running run per service says no), is nothing to claim.
@@ -28,7 +35,7 @@ extension Store: RunQueue {
                 try db.prepare("""
                     UPDATE runs SET status = ?, started_at = ?, lease_owner = ?, lease_expires_at = ?, lease_epoch = lease_epoch + 1, rolled_by = ?
                     WHERE id = ? AND status = ?
-                    """).run([.text(status.rawValue), .integer(now.milliseconds), .text(owner.text), .integer(until.milliseconds),
+                    """).run([.text(status.rawValue), .integer(started), .text(owner.text), .integer(until.milliseconds),
                               .text(name), .integer(run.id), .text(run.status.rawValue)])
                 try db.execute("RELEASE SAVEPOINT claim")
             } catch let fault as any StoreFault where fault.isUniqueViolation {
@@ -37,10 +44,10 @@ extension Store: RunQueue {
                 return nil
             }
             guard db.changes == 1 else { return nil }
-            try Store.recordEvent(db, run: run.id, service: run.service, .started, at: now)
+            try Store.recordEvent(db, run: run.id, service: run.service, .started, at: Date(milliseconds: started))
             var claimed = run
             claimed.status = status
-            claimed.startedAt = Date(milliseconds: now.milliseconds)
+            claimed.startedAt = Date(milliseconds: started)
             claimed.lease = RunLease(owner: owner, epoch: (run.lease?.epoch ?? 0) + 1)
             claimed.rolledBy = name
             return claimed

@@ -28,6 +28,7 @@ import Rollout
             public_read: true
             database: \(database)
             lease: 3s
+            rate_limit: {writes_per_second: 1000, burst: 1000}   # deploys posted at once are the point
             api_tokens: [{name: ci, token_env: TEST_ROLLGATE_TOKEN}]
             \(aws.map { "aws: {region: us-east-1, endpoint_url: \($0.endpoint), describe_per_second: 10, changes_per_second: 10}" } ?? "")
             services:

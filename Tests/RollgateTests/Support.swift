@@ -126,7 +126,10 @@ struct TestFailure: Error, CustomStringConvertible {
 
 /// A demo-mode server in this process on a free loopback port, started (dispatcher and all).
 func startedApp(_ services: [ServiceConfig], database: String) async throws -> App {
-    let config = Config(database: database, services: services, isDemo: true)
+    var config = Config(database: database, services: services, isDemo: true)
+    // The whole suite runs in one process on two cores: a renewal of the hold can wait its
+    // turn for seconds. These tests are not about the hold (LeaseStoreTests, CrashTests are).
+    config.lease = .seconds(60)
     let app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
                       environment: ["PATH": "/usr/bin:/bin"], logger: .quiet, listen: ListenAddress(host: "127.0.0.1", port: 0))
     try await app.start()

@@ -57,6 +57,23 @@ import RolloutTesting
         #expect(try store.run(run.id)?.status == .succeeded)
     }
 
+    /// A claim's time taken before the service's previous run ended (that end committed
+    /// meanwhile, by another replica) is no earlier than that end: the history never shows two
+    /// runs of one service overlapping.
+    @Test(arguments: Engine.allCases) func aRunStartsNoEarlierThanItsServicesPreviousRunEnded(_ engine: Engine) throws {
+        let store = try store(engine)
+        _ = try queued(store, "v1")
+        let first = try #require(try store.claimNext(owner: alice, lease: .seconds(15), at: t0))
+        try store.finish(first.id, .succeed, error: nil, code: nil, lease: try #require(first.lease), at: t0.adding(.seconds(10)))
+        _ = try queued(store, "v2")
+        let second = try #require(try store.claimNext(owner: bob, lease: .seconds(15), at: t0.adding(.seconds(5))))
+        #expect(second.startedAt == t0.adding(.seconds(10)))
+        #expect(try store.run(second.id)?.startedAt == t0.adding(.seconds(10)))
+        _ = try queued(store, "v1", service: "api")
+        #expect(try store.claimNext(owner: bob, lease: .seconds(15), at: t0.adding(.seconds(5)))?.startedAt == t0.adding(.seconds(5)),
+                "another service's runs do not hold it back")
+    }
+
     /// `rolled_by`: the replica that claimed the run, then the one that took it over; kept
     /// after the run ends (the lease's owner is not). Without a name, the owner's host.
     @Test(arguments: Engine.allCases) func aRunSaysWhichReplicaRolledIt(_ engine: Engine) throws {
