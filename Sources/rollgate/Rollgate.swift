@@ -80,6 +80,33 @@ struct Serve: AsyncParsableCommand {
 
     func run() async throws {
         hardenProcess()
+        let (settings, logger) = try configure()
+        signal(SIGPIPE, SIG_IGN)
+        // MHD may hold a reserve of max_connections / 8 above it (see RequestDeadlines).
+        raiseOpenFileLimit(toHold: Int(settings.connections.total) * 9 / 8 + 16, logger: logger)
+        let app = try App(config: settings, migrationsDirectory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"),
+                          publicDirectory: locate("public", "ROLLGATE_PUBLIC_DIR"), environment: environment, logger: logger,
+                          outbound: CurlHTTP())
+        do {
+            try await app.start()
+        } catch let held as DatabaseHeld {
+            throw ValidationError(held.description)
+        }
+        announce(settings, port: app.server.port)
+        switch await waitForStop(app) {
+        case .signal:
+            logger.info("stopping: no new runs; the target in hand gets \(settings.shutdownTimeout.humanText) to reach a safe point (a second signal exits at once)")
+            await app.stop()
+            logger.info("stopped cleanly; runs in hand resume at the next start")
+        case .databaseLost:
+            await app.stop()
+            throw ExitCode(1)
+        }
+    }
+
+    /// The config (or the demo's) with the command line's overrides, and rollgate's own log,
+    /// which masks its secrets as run logs do (a hook command, an error text).
+    func configure() throws -> (Config, Logger) {
         let level = Logger.Level(rawValue: logLevel) ?? .info
         var settings: Config
         let loader = ConfigLoader(environment: environment)
@@ -90,7 +117,6 @@ struct Serve: AsyncParsableCommand {
         } else {
             settings = Config.demo()
         }
-        // rollgate's own log masks its secrets as run logs do (a hook command, an error text).
         let mask = HookEnvironment(server: environment, config: settings).mask(config: settings)
         let format: LogLineHandler.Format = logFormat == "json" ? .json : .text
         LoggingSystem.bootstrap { label in LogLineHandler(label: label, format: format, logLevel: level, mask: mask) }
@@ -106,41 +132,26 @@ struct Serve: AsyncParsableCommand {
         if !settings.isDemo && settings.apiTokens.isEmpty {
             logger.warning("no api_tokens configured: every write endpoint will answer 401")
         }
-        signal(SIGPIPE, SIG_IGN)
-        // MHD may hold a reserve of max_connections / 8 above it (see RequestDeadlines).
-        raiseOpenFileLimit(toHold: Int(settings.connections.total) * 9 / 8 + 16, logger: logger)
         settings.accessLog = accessLog
-        let app = try App(config: settings, migrationsDirectory: migrations ?? locate("migrations", "ROLLGATE_MIGRATIONS"),
-                          publicDirectory: locate("public", "ROLLGATE_PUBLIC_DIR"), environment: environment, logger: logger,
-                          outbound: CurlHTTP())
-        do {
-            try await app.start()
-        } catch let held as DatabaseHeld {
-            throw ValidationError(held.description)
-        }
+        return (settings, logger)
+    }
+
+    /// Where it listens, on stdout (the demo also says what to try).
+    func announce(_ settings: Config, port: UInt16) {
         if settings.isDemo {
             print("""
                 rollgate demo: no config given, so this is the built-in demo.
                   service "demo": 3 simulated targets (drain 3s, health check 2s), hooks that only echo.
-                  listening on http://\(settings.listen.host):\(app.server.port)/ (loopback only, no token needed)
+                  listening on http://\(settings.listen.host):\(port)/ (loopback only, no token needed)
                   database \(settings.database)
                 try:
-                  curl -X POST -d '{"service":"demo","version":"v2"}' http://\(settings.listen.host):\(app.server.port)/api/v1/deploys
-                  curl http://\(settings.listen.host):\(app.server.port)/
+                  curl -X POST -d '{"service":"demo","version":"v2"}' http://\(settings.listen.host):\(port)/api/v1/deploys
+                  curl http://\(settings.listen.host):\(port)/
                 """)
         } else {
-            print("rollgate listening on \(settings.tls == nil ? "http" : "https")://\(settings.listen.host):\(app.server.port)/ with \(settings.services.count) service(s); database \(settings.database)")
+            print("rollgate listening on \(settings.tls == nil ? "http" : "https")://\(settings.listen.host):\(port)/ with \(settings.services.count) service(s); database \(settings.database)")
         }
         fflush(nil)   // stdout may be a pipe or file: say it now, not at exit
-        switch await waitForStop(app) {
-        case .signal:
-            logger.info("stopping: no new runs; the target in hand gets \(settings.shutdownTimeout.humanText) to reach a safe point (a second signal exits at once)")
-            await app.stop()
-            logger.info("stopped cleanly; runs in hand resume at the next start")
-        case .databaseLost:
-            await app.stop()
-            throw ExitCode(1)
-        }
     }
 }
 
