@@ -184,6 +184,9 @@ public struct AWSCallBudgetRates: Sendable, Equatable {
 public struct Config: Sendable {
     public var listen: ListenAddress
     public var database: String
+    /// The PostgreSQL password from `database_password_env` (never written in the file); nil:
+    /// libpq finds it (`PGPASSWORD`, `~/.pgpass`, a `passfile`, the URI).
+    public var databasePassword: String?
     /// This rollgate's name among replicas (`name:` or `--name`): written on each run it
     /// rolls (`rolled_by`), in `/healthz` and `/metrics`. Nil: the host name.
     public var name: String?

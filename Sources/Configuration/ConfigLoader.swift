@@ -69,7 +69,7 @@ public struct ConfigLoader {
             throw ConfigError(path: "", line: error.line, message: "not valid YAML: \(error)")
         }
         let top = try Mapping(root, path: "")
-        for unknown in top.unknownKeys(allowed: ["listen", "database", "name", "public_dir", "shutdown_timeout", "lease", "retention", "api_tokens",
+        for unknown in top.unknownKeys(allowed: ["listen", "database", "database_password_env", "name", "public_dir", "shutdown_timeout", "lease", "retention", "api_tokens",
                                                  "github", "gitlab", "webhooks", "slack", "aws", "services", "public_url",
                                                  "rate_limit", "notifications", "tls", "public_read", "http"]) {
             findings.error(unknown)
@@ -85,6 +85,28 @@ public struct ConfigLoader {
             }
         }
         findings.collect { config.database = try top.string("database") ?? config.database }
+        var passwordVariable: String?
+        findings.collect {
+            guard let variable = try top.string("database_password_env") else { return }
+            guard config.database.hasPrefix("postgres://") || config.database.hasPrefix("postgresql://") else {
+                throw top.error("database_password_env", "a password is for a PostgreSQL database (database: postgres://...); SQLite has none")
+            }
+            passwordVariable = variable
+            let rest = config.database.split(separator: "://", maxSplits: 1).last ?? ""
+            let authority = rest.prefix { $0 != "/" && $0 != "?" }
+            let inUserInfo = authority.lastIndex(of: "@").map { authority[..<$0].contains(":") } ?? false
+            if inUserInfo || config.database.lowercased().contains("password=") {
+                throw top.error("database_password_env", "the database URI holds a password already; give it in one place (the environment is safer)")
+            }
+            guard let value = environment[variable], !value.isEmpty else {
+                if lint {
+                    findings.warn("\(top.child("database_password_env")): environment variable \(variable) is not set here (rollgate serve needs it)")
+                    return
+                }
+                throw top.error("database_password_env", "environment variable \(variable) is not set or empty")
+            }
+            config.databasePassword = value
+        }
         findings.collect {
             guard let name = try top.string("name") else { return }
             if let problem = Config.problem(withName: name) { throw top.error("name", problem) }
@@ -113,7 +135,7 @@ public struct ConfigLoader {
             }
         }
         findings.collect { try settings(top, into: &config) }
-        config.secretVariables = config.apiTokens.compactMap(\.variable)
+        config.secretVariables = config.apiTokens.compactMap(\.variable) + [passwordVariable].compactMap { $0 }
         findings.collect { try webhooks(top, into: &config) }
         findings.collect {
             if let aws = try top.mapping("aws") {

@@ -60,6 +60,7 @@ public struct HookEnvironment: Sendable {
     /// and every secret-looking variable of the server, passed to hooks or not.
     public func mask(config: Config) -> SecretMask {
         var values = config.apiTokens.map(\.secret) + config.webhooks.all + config.services.flatMap(\.notify.secrets)
+            + [config.databasePassword].compactMap { $0 }
         for (name, value) in server where ownSecretNames.contains(name) || HookEnvironment.holdsSecret(name, value) {
             values.append(value)
             // The password alone too (a hook may print the parts of a URL).

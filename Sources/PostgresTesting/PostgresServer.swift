@@ -73,6 +73,20 @@ public final class PostgresServer: @unchecked Sendable {
 
     deinit { stop() }
 
+    /// A role that must give `password` (scram-sha-256) to connect, owning a new database;
+    /// returns that database's URI without the password.
+    public func databaseOwned(byRoleWithPassword role: String, password: String) throws -> String {
+        let admin = try PGConnection(uri: uri())
+        try admin.execute("CREATE ROLE " + PGConnection.identifier(role) + " LOGIN PASSWORD '" + password.replacingOccurrences(of: "'", with: "''") + "'")
+        let name = "t_" + UUID().uuidString.prefix(12).lowercased().filter { $0.isLetter || $0.isNumber }
+        try admin.execute("CREATE DATABASE " + PGConnection.identifier(name) + " OWNER " + PGConnection.identifier(role))
+        let hba = directory + "/data/pg_hba.conf"
+        let existing = (try? String(contentsOfFile: hba, encoding: .utf8)) ?? ""
+        try ("host all \(role) 127.0.0.1/32 scram-sha-256\n" + existing).write(toFile: hba, atomically: false, encoding: .utf8)
+        _ = try admin.execute("SELECT pg_reload_conf()")
+        return "postgresql://\(role)@127.0.0.1:\(port)/\(name)?connect_timeout=5"
+    }
+
     /// A URI for `database` on this server (no password: trust on loopback).
     public func uri(database: String = "postgres") -> String {
         "postgresql://rollgate@127.0.0.1:\(port)/\(database)?connect_timeout=5"

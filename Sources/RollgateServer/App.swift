@@ -104,7 +104,7 @@ public final class App: Sendable {
         telemetry.prepare(services: config.services.map(\.name))
         let replica = config.name ?? identity.host
         if onPostgres {
-            store = try Store(postgres: config.database, migrator: PostgresMigrator(directory: migrationsDirectory + "/postgres"), now: clock.now,
+            store = try Store(postgres: PostgresURI.connecting(config.database, password: config.databasePassword), migrator: PostgresMigrator(directory: migrationsDirectory + "/postgres"), now: clock.now,
                               metrics: metrics, replica: replica)
         } else {
             store = try Store(path: config.database, migrator: Migrator(directory: migrationsDirectory), now: clock.now, metrics: metrics,
@@ -148,7 +148,7 @@ public final class App: Sendable {
         if onPostgres {
             let tails = api.tails
             tails.wokenByChanges()
-            changeFeed = PostgresChangeFeed(uri: config.database) { tails.changed($0) }
+            changeFeed = PostgresChangeFeed(uri: PostgresURI.connecting(config.database, password: config.databasePassword)) { tails.changed($0) }
         } else {
             changeFeed = nil
         }

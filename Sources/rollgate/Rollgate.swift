@@ -143,13 +143,13 @@ struct Serve: AsyncParsableCommand {
                 rollgate demo: no config given, so this is the built-in demo.
                   service "demo": 3 simulated targets (drain 3s, health check 2s), hooks that only echo.
                   listening on http://\(settings.listen.host):\(port)/ (loopback only, no token needed)
-                  database \(settings.database)
+                  database \(PostgresURI.redacted(settings.database))
                 try:
                   curl -X POST -d '{"service":"demo","version":"v2"}' http://\(settings.listen.host):\(port)/api/v1/deploys
                   curl http://\(settings.listen.host):\(port)/
                 """)
         } else {
-            print("rollgate listening on \(settings.tls == nil ? "http" : "https")://\(settings.listen.host):\(port)/ with \(settings.services.count) service(s); database \(settings.database)")
+            print("rollgate listening on \(settings.tls == nil ? "http" : "https")://\(settings.listen.host):\(port)/ with \(settings.services.count) service(s); database \(PostgresURI.redacted(settings.database))")
         }
         fflush(nil)   // stdout may be a pipe or file: say it now, not at exit
     }
