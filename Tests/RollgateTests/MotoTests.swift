@@ -141,6 +141,18 @@ final class TimingProxy: @unchecked Sendable {
         }
     }
 
+    /// As the modelled load balancer saw it, from DeregisterTargets until healthy again: the
+    /// most instances out at once, and the ones still out.
+    func outOfService() -> (most: Int, stillOut: Set<String>) {
+        var out: Set<String> = [], most = 0
+        for (event, target, _) in recorded().sorted(by: { $0.2 < $1.2 }) {
+            if event == "deregistered" { out.insert(target) }
+            if event == "healthy" { out.remove(target) }
+            most = max(most, out.count)
+        }
+        return (most, out)
+    }
+
     func stop() {
         kill(process.processIdentifier, SIGKILL)
         process.waitUntilExit()
@@ -335,13 +347,9 @@ final class TimingProxy: @unchecked Sendable {
             ["deploy", "web", "v3", "--follow", "--server", "http://127.0.0.1:\(port)", "--token", token])
         #expect(status == 0, "\(output)")
         // Out from DeregisterTargets until the load balancer calls it healthy again.
-        var out = 0, most = 0
-        for event in proxy.recorded().sorted(by: { $0.2 < $1.2 }) {
-            if event.0 == "deregistered" { out += 1; most = max(most, out) }
-            if event.0 == "healthy" { out -= 1 }
-        }
-        #expect(most == batch, "\(batch) out at once at the most, and at some moment: \(proxy.recorded().map { "\($0.0) \($0.1)" })")
-        #expect(out == 0)
+        let out = proxy.outOfService()
+        #expect(out.most == batch, "\(batch) out at once at the most, and at some moment: \(proxy.recorded().map { "\($0.0) \($0.1)" })")
+        #expect(out.stillOut.isEmpty)
         let targets = json(try await HTTPClient(port: port).request("GET", "/api/v1/services"))["services"]?.array?.first?["targets"]?.array ?? []
         #expect(targets.count == instances.count && targets.allSatisfy { $0["state"] == .string("healthy") }, "\(targets)")
     }
@@ -470,13 +478,9 @@ final class TimingProxy: @unchecked Sendable {
         #expect(lines.contains { $0.hasPrefix("resumed after an interruption during \(phase) of \(instances[1])") }, "\(lines)")
         #expect(!lines.contains("deploy attempt 2 on \(instances[0])"), "the first instance is not rolled twice")
         // As the modelled load balancer saw it: never two instances out at once, both back.
-        var out: Set<String> = []
-        for (event, target, _) in proxy.recorded().sorted(by: { $0.2 < $1.2 }) {
-            if event == "deregistered" { out.insert(target) }
-            if event == "healthy" { out.remove(target) }
-            #expect(out.count <= 1, "out at once: \(out)")
-        }
-        #expect(out.isEmpty, "every instance is back: \(out)")
+        let out = proxy.outOfService()
+        #expect(out.most <= 1, "out at once: \(proxy.recorded())")
+        #expect(out.stillOut.isEmpty, "every instance is back: \(out.stillOut)")
         let targets = json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first?["targets"]?.array ?? []
         #expect(targets.count == 2 && targets.allSatisfy { $0["state"] == .string("healthy") }, "\(targets)")
         #expect(try await FleetHistory.read(client).runs.count == 1)

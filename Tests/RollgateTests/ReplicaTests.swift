@@ -140,13 +140,9 @@ import Rollout
                     "\(target) back in service")
         }
         // As the modelled load balancer saw it: never two instances out at once, all back.
-        var out: Set<String> = []
-        for (event, target, _) in proxy.recorded().sorted(by: { $0.2 < $1.2 }) {
-            if event == "deregistered" { out.insert(target) }
-            if event == "healthy" { out.remove(target) }
-            #expect(out.count <= 1, "out at once: \(out)")
-        }
-        #expect(out.isEmpty, "every instance is back: \(out)")
+        let out = proxy.outOfService()
+        #expect(out.most <= 1, "out at once: \(proxy.recorded())")
+        #expect(out.stillOut.isEmpty, "every instance is back: \(out.stillOut)")
         let runs = json(try await survivor.client.request("GET", "/api/v1/runs"))["runs"]?.array ?? []
         #expect(runs.count == 1, "one run in the history")
     }
