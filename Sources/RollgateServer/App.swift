@@ -121,13 +121,16 @@ public final class App: Sendable {
                                   observer: services.cache, metrics: metrics, blocking: blocking, healthChecks: store)
         let store = self.store
         let shutdownAllowance = config.shutdownTimeout
+        // The dispatcher's queue and each roll's journal are awaited; their calls are made on
+        // the store's own threads.
+        let queue = QueueOnThreads(store, work: blocking)
         dispatcher = Dispatcher(
-            queue: store, clock: clock, logger: logger, owner: owner, lease: lease, liveness: identity,
-            recovery: Recovery(queue: store, clock: clock, executor: HookRunner(baseEnvironment: [:])),
+            queue: queue, clock: clock, logger: logger, owner: owner, lease: lease, liveness: identity,
+            recovery: Recovery(queue: queue, clock: clock, executor: HookRunner(baseEnvironment: [:])),
             health: health, work: blocking) { run in
                 guard let held = run.lease else { return .failure(RunFailure(.unexpected, "run \(run.id) was handed over without its lease")) }
                 // Every write the roll makes into its run is fenced by this holding of it.
-                return services.roll(for: run, hooks: hooks, shutdownAllowance: shutdownAllowance, journal: store.fenced(by: held),
+                return services.roll(for: run, hooks: hooks, shutdownAllowance: shutdownAllowance, journal: JournalOnThreads(store.fenced(by: held), work: blocking),
                                      clock: clock, logger: logger, context: context)
             }
         let dispatcher = self.dispatcher

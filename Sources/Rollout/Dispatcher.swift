@@ -119,7 +119,7 @@ public actor Dispatcher {
             let asked = clock.uptime
             let duration = lease.duration
             do {
-                try await work.run { try queue.renewLease(run: id, lease: holding.lease, for: duration) }
+                try await queue.renewLease(run: id, lease: holding.lease, for: duration)
                 holding.guard.renewed(askedAt: asked)
             } catch is LeaseLost {
                 logger.error("another process took over the run; stopping it here", metadata: ["run.id": "\(id)"])
@@ -170,9 +170,7 @@ public actor Dispatcher {
         do {
             let asked = clock.uptime
             let excluding = Set(active.keys)
-            let taken = try await work.run {
-                try queue.takeOver(owner: owner, lease: lease.duration, excluding: excluding, isGone: { liveness.isGone($0) })
-            }
+            let taken = try await queue.takeOver(owner: owner, lease: lease.duration, excluding: excluding, isGone: { liveness.isGone($0) })
             for run in taken where !stopping {
                 logger.warning("taking over an interrupted run", metadata: ["run.id": "\(run.id)", "service": "\(run.service)"])
                 launch(run, resumed: true, asked: asked)
@@ -184,7 +182,7 @@ public actor Dispatcher {
             let run: Run?
             let asked = clock.uptime
             do {
-                run = try await work.run { try queue.claimNext(owner: owner, lease: lease.duration, at: clock.now) }
+                run = try await queue.claimNext(owner: owner, lease: lease.duration, at: clock.now)
             } catch {
                 logger.error("cannot claim a queued run", metadata: ["error": "\(error)"])
                 return
@@ -207,7 +205,7 @@ public actor Dispatcher {
             var run = run
             if resumed {
                 let taken = run
-                switch await self.durably("take over run \(run.id)", { try recovery.takeOver(taken) }) {
+                switch await self.durably("take over run \(run.id)", { try await recovery.takeOver(taken) }) {
                 case .resume(let again)?: run = again
                 case .fail(let failure)?: await self.finish(run.id, .fail, failure.message, failure.code); return
                 case nil: await self.release(run.id); return
@@ -216,7 +214,7 @@ public actor Dispatcher {
             switch makeRoll(run) {
             case .failure(let refusal):
                 let id = run.id
-                _ = try? await self.work.run { try queue.log(run: id, stream: .system, target: nil, phase: nil, text: refusal.message, at: clock.now) }
+                try? await queue.log(run: id, stream: .system, target: nil, phase: nil, text: refusal.message, at: clock.now)
                 await self.finish(run.id, .fail, refusal.message, refusal.code)
             case .success(let roll):
                 switch await roll.perform() {
@@ -231,8 +229,8 @@ public actor Dispatcher {
     }
 
     /// A write retried until it succeeds; nil if shutdown came first.
-    private func durably<T: Sendable>(_ what: String, _ body: @escaping @Sendable () throws -> T) async -> T? {
-        try? await durable.performBlocking(what, body)
+    private func durably<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async -> T? {
+        try? await durable.perform(what, attempt: body)
     }
 
     /// Ends a run, retrying until the database takes it: the service stays busy meanwhile
@@ -240,7 +238,7 @@ public actor Dispatcher {
     private func finish(_ id: RunID, _ event: RunEvent, _ error: String?, _ code: RunFailure.Code? = nil) async {
         guard let holding = holdings[id], holding.guard.mayAct else { ended(id); return }
         let queue = self.queue, clock = self.clock, lease = holding.lease
-        _ = await durably("end run \(id)") { try queue.finish(id, event, error: error, code: code, lease: lease, at: clock.now) }
+        _ = await durably("end run \(id)") { try await queue.finish(id, event, error: error, code: code, lease: lease, at: clock.now) }
         ended(id)
     }
 
@@ -248,7 +246,7 @@ public actor Dispatcher {
     private func release(_ id: RunID) async {
         guard let holding = holdings[id], !holding.guard.isLost else { ended(id); return }
         let queue = self.queue, lease = holding.lease
-        do { try await work.run { try queue.releaseLease(run: id, lease: lease) } } catch {
+        do { try await queue.releaseLease(run: id, lease: lease) } catch {
             logger.warning("cannot release the run's lease; the next start takes it over once it expires",
                            metadata: ["run.id": "\(id)", "error": "\(error)"])
         }

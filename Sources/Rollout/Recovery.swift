@@ -23,7 +23,7 @@ public struct Recovery: Sendable {
     }
 
     /// What to do with a run just taken over (its `interruptions` already counts this one).
-    public func takeOver(_ run: Run) throws -> Disposition {
+    public func takeOver(_ run: Run) async throws -> Disposition {
         var note = describe(run)
         // A hook the dead process started may still be running on the instance.
         for step in run.steps where step.status == .running {
@@ -33,13 +33,13 @@ public struct Recovery: Sendable {
                     note += "; its \(step.phase.rawValue) hook was still running (process group \(process.group)) and was killed"
                 }
             }
-            try queue.endStep(step.id, .fail, error: "interrupted", at: clock.now)
+            try await queue.endStep(step.id, .fail, error: "interrupted", at: clock.now)
         }
-        try queue.recordInterruption(run: run.id, note: note, at: clock.now)
-        try queue.log(run: run.id, stream: .system, target: run.currentTarget, phase: nil,
+        try await queue.recordInterruption(run: run.id, note: note, at: clock.now)
+        try await queue.log(run: run.id, stream: .system, target: run.currentTarget, phase: nil,
                       text: "\(note) (interruption \(run.interruptions) in a row)", at: clock.now)
         if run.interruptions > limit {
-            let all = try queue.interruptions(of: run.id).suffix(run.interruptions)
+            let all = try await queue.interruptions(of: run.id).suffix(run.interruptions)
             let message = "interrupted \(run.interruptions) times in a row without finishing a target; not resuming again: "
                 + all.enumerated().map { "\($0.offset + 1). \($0.element)" }.joined(separator: " ")
             return .fail(RunFailure(.interruptedTooOften, message))

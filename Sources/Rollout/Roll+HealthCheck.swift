@@ -14,8 +14,9 @@ extension Roll {
         }
         let current = try await tunable.healthCheck()
         let service = run.service, id = run.id, group = tunable.targetGroup, now = clock.now
+        let work = context.blocking
         let original = try await record("write down the group's health check before ModifyTargetGroup") {
-            try ledger.noteOriginal(service: service, targetGroup: group, run: id, settings: current, at: now)
+            try await work.run { try ledger.noteOriginal(service: service, targetGroup: group, run: id, settings: current, at: now) }
         }
         let tight = tightening.applied(to: original)
         guard current != tight else {

@@ -75,10 +75,10 @@ extension Roll {
     private func drain(_ target: Target, host: String?, seen: TargetObservation?) async throws {
         try Task.checkCancellation()   // a safe point: nothing is started once shutdown began
         try await record("record \(target.id) as out before DeregisterTargets") {
-            try journal.markOut(run: run.id, service: run.service, target: target, phase: .drain,
+            try await journal.markOut(run: run.id, service: run.service, target: target, phase: .drain,
                                 reason: "run \(run.id) took it out to deploy \(run.version)", lease: lease, at: clock.now)
         }
-        let step = try await record("begin the drain step") { try journal.beginStep(run: run.id, target: target, phase: .drain, at: clock.now) }
+        let step = try await record("begin the drain step") { try await journal.beginStep(run: run.id, target: target, phase: .drain, at: clock.now) }
         do {
             let now: TargetObservation
             if let seen { now = seen } else { now = try await loadBalancer.health(of: target) }
@@ -100,7 +100,7 @@ extension Roll {
                     throw Stop(.drainTimeout, "\(target.id) not drained after \(plan.drainTimeout.humanText): last state \(last?.description ?? "unknown"); it stays deregistered")
                 }
             }
-            try await record("end the drain step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
+            try await record("end the drain step") { try await journal.endStep(step, .succeed, error: nil, at: clock.now) }
         } catch {
             throw await failed(step, target: target, phase: .drain, error)
         }
@@ -110,10 +110,10 @@ extension Roll {
     /// longer left out, in one commit.
     private func restore(_ target: Target) async throws {
         try Task.checkCancellation()
-        let step = try await record("begin the restore step") { try journal.beginStep(run: run.id, target: target, phase: .restore, at: clock.now) }
+        let step = try await record("begin the restore step") { try await journal.beginStep(run: run.id, target: target, phase: .restore, at: clock.now) }
         do {
             try await record("renew the run's lease before RegisterTargets") {
-                try journal.renewLease(run: run.id, lease: lease, for: context.lease.duration)
+                try await journal.renewLease(run: run.id, lease: lease, for: context.lease.duration)
             }
             try mayAct()
             note("RegisterTargets \(target)", target: target, phase: .restore)
@@ -128,9 +128,9 @@ extension Roll {
                 try? await loadBalancer.deregister(target)
                 throw Stop(.healthTimeout, "\(target.id) not healthy after \(plan.healthyTimeout.humanText): last state \(last?.description ?? "unknown"); deregistered again")
             }
-            try await record("end the restore step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
+            try await record("end the restore step") { try await journal.endStep(step, .succeed, error: nil, at: clock.now) }
             try await record("record \(target.id) as back in service") {
-                try journal.markDone(run: run.id, service: run.service, target: target, lease: lease, at: clock.now)
+                try await journal.markDone(run: run.id, service: run.service, target: target, lease: lease, at: clock.now)
             }
         } catch {
             throw await failed(step, target: target, phase: .restore, error)
@@ -155,7 +155,7 @@ extension Roll {
         let journal = self.journal, clock = self.clock, logger = self.logger, log = self.log
         let attempt = run.steps.filter { $0.targetID == target.id && $0.phase == phase }.count + 1
         let step = try await record("begin the \(phase.rawValue) step") {
-            try journal.beginStep(run: run.id, target: target, phase: phase, at: clock.now)
+            try await journal.beginStep(run: run.id, target: target, phase: phase, at: clock.now)
         }
         let invocation = HookInvocation(phase: phase, command: command,
                                         environment: environment(target, phase: phase, host: host, attempt: attempt),
@@ -176,19 +176,19 @@ extension Roll {
         // A hook stopped because this holder may no longer act: nothing more is recorded here.
         try mayAct()
         if outcome.succeeded {
-            try await record("end the \(phase.rawValue) step") { try journal.endStep(step, .succeed, error: nil, at: clock.now) }
+            try await record("end the \(phase.rawValue) step") { try await journal.endStep(step, .succeed, error: nil, at: clock.now) }
             try Task.checkCancellation()
             return
         }
         if Task.isCancelled {
             try await record("end the \(phase.rawValue) step") {
-                try journal.endStep(step, .fail, error: "interrupted: rollgate was shutting down (\(outcome))", at: clock.now)
+                try await journal.endStep(step, .fail, error: "interrupted: rollgate was shutting down (\(outcome))", at: clock.now)
             }
             throw CancellationError()
         }
         let message = "\(phase.rawValue) hook failed on \(target.id): \(outcome)"
         if phase == .prepare {
-            try await record("end the prepare step") { try journal.endStep(step, .fail, error: message, at: clock.now) }
+            try await record("end the prepare step") { try await journal.endStep(step, .fail, error: message, at: clock.now) }
             throw Stop(.hookFailed, message)
         }
         throw await failed(step, target: target, phase: phase, Stop(.hookFailed, message + "; \(target.id) stays deregistered"))
@@ -235,7 +235,7 @@ extension Roll {
         let noteQuiet = { (end: Date) async throws in
             guard checks > 0 else { return }
             let quiet = quietSince.map { end.since($0) } ?? .zero
-            try await record("note how long \(target.id) was quiet in its drain") { try journal.noteQuiet(step, quiet: quiet) }
+            try await record("note how long \(target.id) was quiet in its drain") { try await journal.noteQuiet(step, quiet: quiet) }
             if fast.measureOnly {
                 let share = Int((quiet.seconds / max(0.001, end.since(start).seconds) * 100).rounded())
                 note("fast drain (measure only): \(target.id) was quiet for the last \(quiet.humanText) of its \(end.since(start).humanText) drain (\(share)%)",
@@ -329,17 +329,16 @@ extension Roll {
     private func failed(_ step: StepID, target: Target, phase: Phase, _ error: Error) async -> Error {
         if error is CancellationError || error is LeaseLost {
             if error is CancellationError {
-                let journal = self.journal, now = clock.now
-                _ = try? await context.blocking.run { try journal.endStep(step, .fail, error: "interrupted: rollgate was shutting down", at: now) }
+                try? await journal.endStep(step, .fail, error: "interrupted: rollgate was shutting down", at: clock.now)
             }
             return error
         }
         let stop = (error as? Stop) ?? Stop(error is LoadBalancerError ? .loadBalancer : .unexpected, "\(phase.rawValue) of \(target.id) failed: \(error)")
         // Shutdown may come while the database is down: then the run is resumed instead.
         do {
-            try await record("end the failed \(phase.rawValue) step") { try journal.endStep(step, .fail, error: stop.failure.message, at: clock.now) }
+            try await record("end the failed \(phase.rawValue) step") { try await journal.endStep(step, .fail, error: stop.failure.message, at: clock.now) }
             try await record("record why \(target.id) is left out") {
-                try journal.noteLeftOut(service: run.service, target: target, run: run.id, phase: phase,
+                try await journal.noteLeftOut(service: run.service, target: target, run: run.id, phase: phase,
                                         reason: "run \(run.id) (\(run.version)): \(stop.failure.message)", at: clock.now)
             }
         } catch {
@@ -377,15 +376,16 @@ extension Roll {
     /// first, so the log stays in order.
     /// Runs on the store's own threads when the context has them (a SQLite busy wait never
     /// holds one of Swift's cooperative threads).
-    func record<T: Sendable>(_ what: String, _ body: @escaping @Sendable () throws -> T) async throws -> T {
-        let log = self.log, clock = self.clock, run = self.run.id
+    func record<T: Sendable>(_ what: String, _ body: @escaping @Sendable () async throws -> T) async throws -> T {
+        let log = self.log, clock = self.clock, run = self.run.id, work = context.blocking
         // A holder past its local deadline stops retrying: the lease may be someone else's.
         let holding = LeaseGuard.current
-        return try await durable.performBlocking(what) {
+        return try await durable.perform(what, attempt: {
             try holding?.check(run: run)
-            log.flush(at: clock.now)
-            return try body()
-        }
+            // The lines before this write go first (written on the store's threads).
+            _ = try await work.run { log.flush(at: clock.now) }
+            return try await body()
+        })
     }
 
     /// Right before a hook starts and each load-balancer change: throws `LeaseLost` once this

@@ -225,7 +225,7 @@ public struct Roll: Sendable {
         let previous: String?
         do {
             previous = try await record("find the previous good version") {
-                try journal.previousGoodVersion(service: run.service, before: run.id, otherThan: run.version)
+                try await journal.previousGoodVersion(service: run.service, before: run.id, otherThan: run.version)
             }
         } catch {
             return .failed(failure.adding("; the previous good version could not be read: \(error)"))
@@ -236,7 +236,7 @@ public struct Roll: Sendable {
         }
         do {
             try await record("record the rollback before touching anything") {
-                try journal.recordRollback(run: run.id, to: previous, cause: failure, at: clock.now)
+                try await journal.recordRollback(run: run.id, to: previous, cause: failure, at: clock.now)
             }
         } catch {
             return .failed(failure.adding("; the rollback could not be recorded: \(error)"))
@@ -249,7 +249,7 @@ public struct Roll: Sendable {
     /// steps as a deploy and `ROLLGATE_ROLLBACK=1` for its hooks. The run ends `failed`.
     private func rollBack(to previous: String, because failure: RunFailure) async -> Outcome {
         do {
-            let planned = try await record("read the run's plan") { try journal.plan(of: run.id) }
+            let planned = try await record("read the run's plan") { try await journal.plan(of: run.id) }
             // Each touched target owes the rollback until it is back on `previous`: a resumed
             // rollback goes on with the ones still owed (out ones first: they take no capacity).
             let owed = planned.contains { $0.rollback != nil } ? planned.filter { $0.rollback == .pending } : planned
@@ -292,8 +292,7 @@ public struct Roll: Sendable {
         } catch {
             let why = (error as? Stop)?.failure.message ?? "\(error)"
             note("the rollback to \(previous) failed: \(why)")
-            let journal = self.journal, id = run.id, now = clock.now
-            _ = try? await context.blocking.run { try journal.recordRollback(run: id, to: nil, cause: nil, at: now) }
+            try? await journal.recordRollback(run: run.id, to: nil, cause: nil, at: clock.now)
             return .failed(failure.adding("; the rollback to \(previous) failed: \(why)"))
         }
     }
@@ -306,14 +305,14 @@ public struct Roll: Sendable {
              + (canary.check.map { ", running \($0) every \(plan.pollInterval.humanText)" } ?? "")
              + "; POST /api/v1/runs/\(run.id)/promote ends the bake now")
         // A resumed run bakes only what is left of the bake.
-        let before = try await record("read the bake's progress") { try journal.bakeElapsed(of: run.id) } ?? .zero
+        let before = try await record("read the bake's progress") { try await journal.bakeElapsed(of: run.id) } ?? .zero
         if before > .zero { note("the bake had run \(before.humanText) before the interruption; baking the remaining \(max(.zero, canary.bake - before).humanText)") }
         let begun = clock.now
         var checks = 0
         func baked() -> Duration { before + clock.now.since(begun) }
         while baked() < canary.bake {
             try Task.checkCancellation()
-            if try await record("read the promote flag", { try journal.isPromoteRequested(run.id) }) {
+            if try await record("read the promote flag", { try await journal.isPromoteRequested(run.id) }) {
                 note("promoted after \(baked().humanText) of the bake: going on with the rest")
                 return nil
             }
@@ -335,7 +334,7 @@ public struct Roll: Sendable {
             }
             try await clock.sleep(for: min(plan.pollInterval, canary.bake - baked()))
             let progress = baked()
-            try await record("record the bake's progress") { try journal.recordBake(run: run.id, elapsed: progress) }
+            try await record("record the bake's progress") { try await journal.recordBake(run: run.id, elapsed: progress) }
         }
         note("bake over: the canary behaved for \(canary.bake.humanText); going on with the rest")
         return nil
@@ -380,7 +379,7 @@ public struct Roll: Sendable {
     /// service's left-out targets first (already out, so rolling them takes no capacity),
     /// then every registered target, each in a stable order.
     private func frozenPlan() async throws -> [PlannedTarget] {
-        let existing = try await record("read the run's plan") { try journal.plan(of: run.id) }
+        let existing = try await record("read the run's plan") { try await journal.plan(of: run.id) }
         if !existing.isEmpty {
             let done = existing.filter { $0.progress == .done }.count
             note("resuming: plan of \(existing.count) target(s) frozen at the start (\(existing.map(\.target.id).joined(separator: ", "))), \(done) done")
@@ -392,7 +391,7 @@ public struct Roll: Sendable {
             targets = [target]
             note("restoring \(target) to service in \(run.service): RegisterTargets and wait until healthy, no hooks")
         case .deploy:
-            let leftOut = try await record("read the left-out targets") { try journal.leftOut(service: run.service) }
+            let leftOut = try await record("read the left-out targets") { try await journal.leftOut(service: run.service) }
             let listing = try await loadBalancer.targets()
             planListing.keep(listing, at: clock.uptime)
             let registered = listing.map(\.target).sorted()
@@ -413,7 +412,7 @@ public struct Roll: Sendable {
             note(line)
         }
         let chosen = targets
-        return try await record("freeze the run's plan") { try journal.freezePlan(run: run.id, targets: chosen) }
+        return try await record("freeze the run's plan") { try await journal.freezePlan(run: run.id, targets: chosen) }
     }
 
     /// Where the target picks up: from the start for one this run has not touched, else
@@ -433,7 +432,7 @@ public struct Roll: Sendable {
     }
 
     private func cancelRequested() async throws -> Bool {
-        try await record("read the cancel flag") { try journal.isCancelRequested(run.id) }
+        try await record("read the cancel flag") { try await journal.isCancelRequested(run.id) }
     }
 }
 

@@ -61,7 +61,7 @@ public final class RunLog: Sendable {
     public static let backlogLines = 20_000
 
     let run: RunID
-    let journal: any RunJournal
+    let journal: any RunRecords
     let mask: SecretMask
     let health: StoreHealth
     /// Lines not written yet, oldest first.
@@ -88,7 +88,7 @@ public final class RunLog: Sendable {
     /// no database write may wait); nil: where the timer fires (tests).
     let work: BlockingWork?
 
-    public init(run: RunID, journal: any RunJournal, mask: SecretMask, health: StoreHealth,
+    public init(run: RunID, journal: any RunRecords, mask: SecretMask, health: StoreHealth,
                 flushDelay: Duration? = RunLog.batchDelay, holding: LeaseGuard? = LeaseGuard.current, work: BlockingWork? = nil) {
         self.holding = holding
         self.work = work

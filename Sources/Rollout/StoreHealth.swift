@@ -91,8 +91,9 @@ public struct DurableWrite: Sendable {
         try await perform(what, attempt: { try body() })
     }
 
-    private func perform<T>(_ what: String, isolation: isolated (any Actor)? = #isolation,
-                            attempt body: () async throws -> T) async throws -> T {
+    /// `perform`, each attempt awaited (a port that makes its call on the store's threads).
+    public func perform<T>(_ what: String, isolation: isolated (any Actor)? = #isolation,
+                           attempt body: () async throws -> T) async throws -> T {
         var delay = first
         var reported = false
         while true {

@@ -17,7 +17,7 @@ public struct StubLiveness: LivenessProbe {
     public func isGone(_ owner: LeaseOwner) -> Bool { gone.contains(owner) }
 }
 
-extension RunQueue {
+extension BlockingRunQueue {
     /// Claims as `LeaseOwner.test`, leased for 15 s from `now`.
     public func claimNext(at now: Date) throws -> Run? {
         try claimNext(owner: .test, lease: .seconds(15), at: now)

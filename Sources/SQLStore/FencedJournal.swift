@@ -11,7 +11,9 @@ import Foundation
 /// and throws `LeaseLost` otherwise. A process that lost a run (stopped past its lease, then
 /// continued), or an older holding of the same process, can then write nothing into it: not a
 /// step, not a line, not "interrupted". Reads pass through.
-public struct FencedJournal: RunJournal {
+/// As a `RunJournal` it answers where it is called (tests); the server's rolls await it
+/// through `JournalOnThreads`.
+public struct FencedJournal: BlockingRunJournal, RunJournal {
     public let store: Store
     public let lease: RunLease
 

@@ -5,8 +5,10 @@ import FoundationEssentials
 import Foundation
 #endif
 
-/// The roll's journal and the dispatcher's queue, in SQLite.
-extension Store: RunQueue {
+/// The roll's journal and the dispatcher's queue, over either engine. As a `RunQueue` the
+/// store answers where it is called (tests, tools on a store no one else locks); the server
+/// awaits it through `QueueOnThreads`, which makes each call on the store's own threads.
+extension Store: BlockingRunQueue, RunQueue {
     public func claimNext(owner: LeaseOwner, lease: Duration, at now: Date) throws -> Run? {
         try write { db in
             let until = try engine.leaseNow(db).adding(lease)

@@ -114,9 +114,9 @@ import Synchronization
     }
 
     /// The next start takes the run over as the dispatcher does.
-    func takeOver(_ id: RunID) throws -> Run {
+    func takeOver(_ id: RunID) async throws -> Run {
         let taken = try #require(try store.takeOver(owner: .test, lease: .seconds(15), excluding: [], isGone: { _ in true }).first { $0.id == id })
-        guard case .resume(let run) = try Recovery(queue: store, clock: clock, executor: RecordingExecutor()).takeOver(taken) else {
+        guard case .resume(let run) = try await Recovery(queue: store, clock: clock, executor: RecordingExecutor()).takeOver(taken) else {
             throw TestError("not resumed")
         }
         return run
@@ -149,7 +149,7 @@ import Synchronization
         let callsBefore = lb.calls.count
         #expect(try store.plan(of: run.id).map { "\($0.target.id) \($0.rollback?.rawValue ?? "-")" } == ["i-a pending", "i-b pending", "i-c done"])
 
-        let resumed = try takeOver(run.id)
+        let resumed = try await takeOver(run.id)
         #expect(resumed.rollbackCause?.contains("verify hook failed on i-c") == true)
         let second = RecordingExecutor()
         let outcome = await Roll(run: resumed, plan: plan(onFailure: .rollback), loadBalancer: lb, executor: second,
@@ -185,7 +185,7 @@ import Synchronization
         #expect(stopped == .interrupted)
         #expect(try store.bakeElapsed(of: run.id) == .seconds(120))
 
-        let resumed = try takeOver(run.id)
+        let resumed = try await takeOver(run.id)
         let second = RecordingExecutor()
         let outcome = await Roll(run: resumed, plan: plan(canary: canary), loadBalancer: lb, executor: second,
                                  journal: store.fenced(by: try #require(resumed.lease)), clock: clock, logger: .quiet).perform()

@@ -222,7 +222,7 @@ import SQLiteStore
         clock.advance(by: .seconds(20))
         // The next start takes the run over as the dispatcher does: its steps in hand end as interrupted.
         let taken = try #require(try store.takeOver(owner: .test, lease: .seconds(15), excluding: [], isGone: { _ in true }).first)
-        guard case .resume(let resumed) = try Recovery(queue: store, clock: clock, executor: RecordingExecutor()).takeOver(taken) else {
+        guard case .resume(let resumed) = try await Recovery(queue: store, clock: clock, executor: RecordingExecutor()).takeOver(taken) else {
             Issue.record("not resumed"); return
         }
         let outcome = await Roll(run: resumed, plan: plan, loadBalancer: model, executor: TrafficModelExecutor(model: model, clock: clock),
