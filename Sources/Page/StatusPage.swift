@@ -312,7 +312,8 @@ package struct StatusPage: Sendable {
         guard !outages.isEmpty else { return nil }
         var total: Duration = .zero
         let parts = outages.map { outage -> String in
-            let took = (outage.until ?? clock.now).since(outage.from)
+            // Never below zero: a start stamped by a replica whose clock runs ahead of this one's.
+            let took = max(.zero, (outage.until ?? clock.now).since(outage.from))
             total += took
             return outage.until == nil ? "\(outage.target.id) out for \(StatusPage.readable(took)) so far" : "\(outage.target.id) \(StatusPage.readable(took))"
         }
@@ -320,7 +321,7 @@ package struct StatusPage: Sendable {
     }
 
     /// How long a step took, or has taken so far.
-    func duration(_ step: Step) -> String { StatusPage.readable((step.finishedAt ?? clock.now).since(step.startedAt)) }
+    func duration(_ step: Step) -> String { StatusPage.readable(max(.zero, (step.finishedAt ?? clock.now).since(step.startedAt))) }
 
     /// A `<time>` the script shows as "3 min ago" in local time; the exact UTC time on hover.
     func time(_ date: Date) -> String {

@@ -5,6 +5,7 @@
 @testable import WireFormat
 import Foundation
 import Testing
+import HTTPTesting
 import PostgresStore
 import PostgresTesting
 @testable import RollgateServer
@@ -152,6 +153,28 @@ import SQLiteStore
         let copied = try await RollgateProcess.run(["copy-database", "--from", path, "--to", uri])
         #expect(copied.0 == 0, "\(copied.1)")
         #expect(copied.1.contains("log_lines: 3 rows") && copied.1.contains("service_locks: 1 row\n") && !copied.1.contains("NOTICE") && copied.1.contains("copied 3 run(s) and their history"), "\(copied.1)")
+        // The same run, as a replica on the copy and a server on the file show it.
+        var pages: [String] = []
+        for database in [path, uri] {
+            let config = directory.write("serve-\(pages.count).yaml", """
+                listen: 127.0.0.1:0
+                public_read: true
+                database: \(database)
+                api_tokens: [{name: ci, token: copy-test-token-0123456789}]
+                services: [{name: web, simulated: {targets: 2}, hooks: {deploy: 'true'}}]
+                """)
+            let server = try RollgateProcess(["serve", "--config", config])
+            defer { server.kill(SIGTERM) }
+            let client = HTTPClient(port: try await server.port())
+            let run = try await client.request("GET", "/api/v1/runs/1")
+            let page = try await client.request("GET", "/runs/1", headers: [("Accept", "text/plain")])
+            let logs = try await client.request("GET", "/api/v1/runs/1/logs")
+            #expect(run.status == 200 && page.status == 200 && logs.status == 200)
+            pages.append([run, page, logs].map { String(decoding: $0.body, as: UTF8.self) }.joined(separator: "\n---\n"))
+        }
+        #expect(pages[0] == pages[1], "the run reads the same from the copy: \(pages)")
+        #expect(pages[1].contains("\"error_code\":\"hook_failed\"") && pages[1].contains("ünïcode, 'quotes'"), "\(pages[1])")
+        #expect(pages[1].contains("out of service: i-1 out for 0 ms so far"), "a start ahead of this clock (the history's is in 2027) is never shown as a negative time")
         let again = try await RollgateProcess.run(["copy-database", "--from", path, "--to", uri])
         #expect(again.0 == 1 && again.1.contains("is not empty") && again.1.contains("nothing was copied"), "\(again.1)")
         let wrong = try await RollgateProcess.run(["copy-database", "--from", path, "--to", "./other.db"])
