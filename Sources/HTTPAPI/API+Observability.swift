@@ -94,6 +94,28 @@ extension API {
         t.catchUpFailedWrites(total: health.failedWrites)
         t.set("rollgate_open_streams", help: "Live event and log streams open now.", to: Double(streams.value))
         t.setPending(try history.pendingDeliveryCounts())
-        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: t.exposition())
+        // Written fresh each scrape (a target's old version must not linger as a series).
+        var info = "# HELP rollgate_target_info The version rollgate last put on each target it deployed.\n# TYPE rollgate_target_info gauge\n"
+        for service in config.services {
+            for recorded in try history.targetVersions(service: service.name) {
+                info += "rollgate_target_info{service=\"\(API.labelValue(service.name))\",target=\"\(API.labelValue(recorded.target.id))\","
+                    + "version=\"\(API.labelValue(recorded.version))\"} 1\n"
+            }
+        }
+        return HTTPResponse(status: 200, headers: [("Content-Type", "text/plain; version=0.0.4; charset=utf-8")], body: t.exposition() + Array(info.utf8))
+    }
+
+    /// A Prometheus label value: backslash, quote and newline escaped.
+    static func labelValue(_ text: String) -> String {
+        var escaped = ""
+        for character in text {
+            switch character {
+            case "\\": escaped += "\\\\"
+            case "\"": escaped += "\\\""
+            case "\n": escaped += "\\n"
+            default: escaped.append(character)
+            }
+        }
+        return escaped
     }
 }

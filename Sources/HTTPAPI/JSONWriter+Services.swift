@@ -60,18 +60,36 @@ extension JSONWriter {
             }
             w.key("targets")
             if let targets {
-                w.array { w in for view in targets { w.target(view) } }
+                w.array { w in
+                    for view in targets { w.target(view, version: summary.versions.first { $0.target == view.target }) }
+                }
             } else {
                 w.null()
             }
+            // What runs where: how many serve, the versions on the targets, one line for people.
+            let fleet = targets.map { FleetVersions(targets: $0.map { ($0.target, $0.state) }, versions: summary.versions) }
+            w.key("serving"); if let fleet { w.int(Int64(fleet.serving)) } else { w.null() }
+            w.key("versions"); w.array { w in
+                for group in fleet?.groups ?? [] {
+                    w.object { w in
+                        w.key("version"); w.string(group.version)
+                        w.key("targets"); w.array { w in for id in group.targets { w.string(id) } }
+                    }
+                }
+            }
+            w.key("fleet"); w.string(fleet?.summary)
         }
     }
 
-    mutating func target(_ view: TargetView) {
+    mutating func target(_ view: TargetView, version: TargetVersion?) {
         object { w in
             w.key("id"); w.string(view.target.id)
             w.key("port"); w.int(Int64(view.target.port))
             w.key("state"); w.string(view.state)
+            // The version rollgate last put there (null: never deployed by rollgate, unknown).
+            w.key("version"); w.string(version?.version)
+            w.key("version_run_id"); w.int(version?.runID)
+            w.key("version_since"); w.time(version?.at)
             w.key("reason"); w.string(view.health?.reason)
             w.key("load_balancer_state"); w.string(view.health?.state.rawValue)
             w.key("left_out")

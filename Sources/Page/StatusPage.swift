@@ -213,21 +213,26 @@ package struct StatusPage: Sendable {
                 now = "<strong>locked</strong> by \(escape(lock.lockedBy)): \(escape(lock.reason)); " + now
             }
             if !summary.queued.isEmpty { now += "; queued: \(summary.queued.map(String.init).joined(separator: ", "))" }
+            let versions = summary.versions
             let targets = row.targets.map { view in
-                var text = "\(escape(view.target.id)) <span class=\"state-\(escape(view.state))\">\(escape(view.state))</span>"
+                let version = versions.first { $0.target == view.target }?.version ?? "unknown"
+                var text = "\(escape(view.target.id)) <span class=\"version\">\(escape(version))</span> <span class=\"state-\(escape(view.state))\">\(escape(view.state))</span>"
                 if let left = view.leftOut, view.state == "left_out" {
                     text += " <span class=\"left-out-reason\">(\(escape(left.reason)))</span>"
                 }
                 return text
             }.joined(separator: ", ")
             html += "<tr><td data-label=\"service\">\(escape(row.service.name))</td><td data-label=\"last good\">\(escape(summary.lastGoodVersion ?? "none yet"))</td>"
-            html += "<td data-label=\"now\">\(now)</td><td data-label=\"targets\">\(targets)</td></tr>\n"
+            let fleet = FleetVersions(targets: row.targets.map { ($0.target, $0.state) }, versions: versions)
+            html += "<td data-label=\"now\">\(now)</td><td data-label=\"targets\">\(targets)"
+            let attention = fleet.isMixed || fleet.serving < fleet.entries.count ? " attention" : ""
+            html += "<div class=\"fleet\(attention)\">\(escape(fleet.summary))</div></td></tr>\n"
         }
         html += "</table></div>\n<h2>Recent runs</h2>\n<div class=\"scroll\"><table id=\"runs\">\n<tr><th scope=\"col\">run</th><th scope=\"col\">service</th><th scope=\"col\">version</th><th scope=\"col\">status</th><th scope=\"col\">created</th><th scope=\"col\">took</th><th scope=\"col\">asked by</th><th scope=\"col\">reason</th><th scope=\"col\">targets</th><th scope=\"col\">error</th></tr>\n"
         for run in model.runs {
             let targets = StatusPage.progress(of: run).map { "\(escape($0.target)): \(escape($0.text))" }.joined(separator: "; ")
             html += "<tr><td data-label=\"run\"><a href=\"/runs/\(run.id)\">\(run.id)</a></td><td data-label=\"service\">\(escape(run.service))</td>"
-            html += "<td data-label=\"version\">\(escape(run.version))</td>"
+            html += "<td data-label=\"version\">\(escape(StatusPage.what(run)))</td>"
             html += "<td data-label=\"status\" class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</td><td data-label=\"created\">\(time(run.createdAt))</td>"
             html += "<td data-label=\"took\">\(StatusPage.duration(run, now: model.now))</td><td data-label=\"asked by\">\(escape(run.requestedBy))</td>"
             html += "<td data-label=\"reason\">\(escape(run.reason ?? ""))</td>"
@@ -237,11 +242,18 @@ package struct StatusPage: Sendable {
         return html
     }
 
+    /// What a run moves: its version, or for a restore run the target it puts back (no
+    /// version moves).
+    static func what(_ run: Run) -> String {
+        if case .restore(let target) = run.kind { return "restore \(target.id)" }
+        return run.version
+    }
+
     /// `curl -H 'Accept: text/plain' HOST/` and `/status.txt`: the same state as a text table.
     func stateText() async throws -> String {
         let model = try await model()
-        var rows = [["SERVICE", "LAST GOOD", "NOW", "LOCK"]]
-        var targets: [[String]] = [["SERVICE", "TARGET", "STATE", "LEFT OUT BECAUSE"]]
+        var rows = [["SERVICE", "LAST GOOD", "NOW", "LOCK", "FLEET"]]
+        var targets: [[String]] = [["SERVICE", "TARGET", "VERSION", "STATE", "LEFT OUT BECAUSE"]]
         for row in model.services {
             var now = "idle"
             if let run = row.summary.running {
@@ -249,14 +261,16 @@ package struct StatusPage: Sendable {
             }
             if !row.summary.queued.isEmpty { now += "; queued \(row.summary.queued.map(String.init).joined(separator: ","))" }
             let lock = row.summary.lock.flatMap { $0.holds(at: model.now) ? "\($0.lockedBy): \($0.reason)" : nil } ?? "-"
-            rows.append([row.service.name, row.summary.lastGoodVersion ?? "-", now, lock])
+            let fleet = FleetVersions(targets: row.targets.map { ($0.target, $0.state) }, versions: row.summary.versions)
+            rows.append([row.service.name, row.summary.lastGoodVersion ?? "-", now, lock, fleet.summary])
             for view in row.targets {
-                targets.append([row.service.name, "\(view.target)", view.state, view.state == "left_out" ? view.leftOut?.reason ?? "" : ""])
+                let version = row.summary.versions.first { $0.target == view.target }?.version ?? "unknown"
+                targets.append([row.service.name, "\(view.target)", version, view.state, view.state == "left_out" ? view.leftOut?.reason ?? "" : ""])
             }
         }
         var runs = [["RUN", "SERVICE", "VERSION", "STATUS", "CREATED", "TOOK", "ASKED BY", "REASON", "ERROR"]]
         for run in model.runs {
-            runs.append(["\(run.id)", run.service, run.version, run.status.rawValue, Timestamp.format(run.createdAt),
+            runs.append(["\(run.id)", run.service, StatusPage.what(run), run.status.rawValue, Timestamp.format(run.createdAt),
                          StatusPage.duration(run, now: model.now), run.requestedBy, run.reason ?? "", run.error ?? ""])
         }
         return [table(rows), table(targets), table(runs)].joined(separator: "\n")

@@ -22,7 +22,7 @@ public struct DatabaseCopy {
     /// one-process hold) is not copied: every replica serves on PostgreSQL.
     static let tables = ["runs", "steps", "log_lines", "simulated_targets", "run_targets", "left_out_targets",
                          "run_interruptions", "service_locks", "run_events", "deliveries", "delivery_cursors",
-                         "seen_requests", "changed_health_checks", "maintenance"]
+                         "seen_requests", "changed_health_checks", "maintenance", "target_versions"]
     /// Ids and sequence numbers that go on after the copy's highest (never reused).
     static let counters: [(table: String, column: String)] = [("runs", "id"), ("steps", "id"), ("log_lines", "seq"), ("run_events", "seq")]
 

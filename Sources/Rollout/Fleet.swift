@@ -95,3 +95,73 @@ public struct ServiceLock: Sendable, Equatable {
     /// Expired locks end by themselves: a lock holds while its expiry is in the future.
     public func holds(at now: Date) -> Bool { expiresAt.map { now < $0 } ?? true }
 }
+
+/// What runs where, as an operator reads it: how many of a service's targets serve, and
+/// which version runs on which (the version rollgate last put there; `unknown` for a target
+/// it never deployed).
+public struct FleetVersions: Sendable, Equatable {
+    /// One target: its state as the load balancer says it (or `left_out`) and its version.
+    public struct Entry: Sendable, Equatable {
+        public var target: Target
+        public var state: String
+        public var version: TargetVersion?
+
+        public init(target: Target, state: String, version: TargetVersion?) {
+            self.target = target
+            self.state = state
+            self.version = version
+        }
+    }
+
+    /// Targets running one version (nil: unknown).
+    public struct Group: Sendable, Equatable {
+        public var version: String?
+        public var targets: [String]
+    }
+
+    public let entries: [Entry]
+
+    /// `targets`: what the load balancer lists now with their states; `versions`: what
+    /// rollgate recorded.
+    public init(targets: [(target: Target, state: String)], versions: [TargetVersion]) {
+        entries = targets.map { item in Entry(target: item.target, state: item.state, version: versions.first { $0.target == item.target }) }
+    }
+
+    /// Targets that serve now (healthy).
+    public var serving: Int { entries.filter { $0.state == TargetState.healthy.rawValue }.count }
+
+    /// The versions running, the one put on a target most recently first; unknown last.
+    public var groups: [Group] {
+        var order: [String?] = []
+        var latest: [String: Date] = [:]
+        var members: [String?: [String]] = [:]
+        for entry in entries {
+            let version = entry.version?.version
+            if members[version] == nil { order.append(version) }
+            members[version, default: []].append(entry.target.id)
+            if let recorded = entry.version, let version { latest[version] = max(latest[version] ?? recorded.at, recorded.at) }
+        }
+        return order.sorted { a, b in
+            switch (a, b) {
+            case (nil, _): return false
+            case (_, nil): return true
+            case let (a?, b?): return (latest[a] ?? .distantPast) > (latest[b] ?? .distantPast)
+            }
+        }.map { Group(version: $0, targets: members[$0] ?? []) }
+    }
+
+    /// More than one version (or some targets unknown) among the targets.
+    public var isMixed: Bool { groups.count > 1 }
+
+    /// `serving 2 of 3; mixed: v3 on demo-1, v2 on demo-2, demo-3` (or `; all on v2`).
+    public var summary: String {
+        var text = "serving \(serving) of \(entries.count)"
+        let groups = self.groups
+        if groups.count > 1 {
+            text += "; mixed: " + groups.map { "\($0.version ?? "unknown") on \($0.targets.joined(separator: ", "))" }.joined(separator: ", ")
+        } else if let only = groups.first {
+            text += "; all on \(only.version ?? "unknown")"
+        }
+        return text
+    }
+}

@@ -42,8 +42,10 @@ public struct ServiceSummary: Sendable {
     public var lock: ServiceLock?
     /// Its target groups whose health check rollgate has changed and not put back yet.
     public var changedHealthChecks: [ChangedHealthCheck] = []
+    /// The version rollgate last put on each target it deployed (targets not listed: unknown).
+    public var versions: [TargetVersion] = []
 
-    public init(name: String, lastGoodVersion: String? = nil, lastGoodRunID: RunID? = nil, running: Run? = nil, queued: [RunID], leftOut: [LeftOutTarget], lock: ServiceLock? = nil, changedHealthChecks: [ChangedHealthCheck] = []) {
+    public init(name: String, lastGoodVersion: String? = nil, lastGoodRunID: RunID? = nil, running: Run? = nil, queued: [RunID], leftOut: [LeftOutTarget], lock: ServiceLock? = nil, changedHealthChecks: [ChangedHealthCheck] = [], versions: [TargetVersion] = []) {
         self.name = name
         self.lastGoodVersion = lastGoodVersion
         self.lastGoodRunID = lastGoodRunID
@@ -52,5 +54,22 @@ public struct ServiceSummary: Sendable {
         self.leftOut = leftOut
         self.lock = lock
         self.changedHealthChecks = changedHealthChecks
+        self.versions = versions
+    }
+}
+
+/// The version rollgate last put on a target (a deploy's, or what a rollback put back), when,
+/// and by which run.
+public struct TargetVersion: Sendable, Equatable {
+    public var target: Target
+    public var version: String
+    public var runID: RunID
+    public var at: Date
+
+    public init(target: Target, version: String, runID: RunID, at: Date) {
+        self.target = target
+        self.version = version
+        self.runID = runID
+        self.at = at
     }
 }

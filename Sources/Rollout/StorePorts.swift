@@ -27,6 +27,8 @@ public protocol RunHistory: Sendable {
     func events(after seq: Int64, limit: Int) throws -> [RunEventRecord]
     func lastEventSeq() throws -> Int64
     func serviceSummary(_ service: String) throws -> ServiceSummary
+    /// The version rollgate last put on each target of the service it deployed.
+    func targetVersions(service: String) throws -> [TargetVersion]
     func leftOut(service: String) throws -> [LeftOutTarget]
     func leftOutCounts() throws -> [String: Int]
     /// The service's lock while it holds at `now`.

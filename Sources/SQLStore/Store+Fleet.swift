@@ -58,6 +58,13 @@ extension Store {
             try db.prepare("DELETE FROM left_out_targets WHERE service = ? AND target_id = ? AND target_port = ?")
                 .run([.text(service), .text(target.id), .integer(Int64(target.port))])
             try db.prepare("UPDATE runs SET interruptions = 0 WHERE id = ?").run([.integer(run)])
+            // The version it runs now: the run's, or the previous one while it rolls back; a
+            // restore run moves none.
+            try db.prepare("""
+                INSERT INTO target_versions (service, target_id, target_port, version, run_id, at)
+                SELECT ?, ?, ?, COALESCE(rollback_to, version), id, ? FROM runs WHERE id = ? AND kind = \(RunKind.Name.deploy.sql)
+                ON CONFLICT (service, target_id, target_port) DO UPDATE SET version = excluded.version, run_id = excluded.run_id, at = excluded.at
+                """).run([.text(service), .text(target.id), .integer(Int64(target.port)), .integer(now.milliseconds), .integer(run)])
             try Store.recordEvent(db, run: run, service: service, .targetDone, target: target.id, at: now)
         }
     }

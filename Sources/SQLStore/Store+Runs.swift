@@ -182,8 +182,21 @@ extension Store {
                                   running: try running.map { try Store.withSteps($0, db) }, queued: queued,
                                   leftOut: try Store.leftOut(db, service: service),
                                   lock: try Store.lock(db, service: service),
-                                  changedHealthChecks: try Store.changedHealthChecks(db, service: service, targetGroup: nil))
+                                  changedHealthChecks: try Store.changedHealthChecks(db, service: service, targetGroup: nil),
+                                  versions: try Store.targetVersions(db, service: service))
         }
+    }
+
+    public func targetVersions(service: String) throws -> [TargetVersion] {
+        try read { db in try Store.targetVersions(db, service: service) }
+    }
+
+    static func targetVersions(_ db: any SQLSession, service: String) throws -> [TargetVersion] {
+        try db.prepare("SELECT target_id, target_port, version, run_id, at FROM target_versions WHERE service = ? ORDER BY target_id, target_port")
+            .rows([.text(service)]) { row in
+                TargetVersion(target: Target(id: row.text(0), port: Int(row.int(1))), version: row.text(2), runID: row.int(3),
+                              at: Date(milliseconds: row.int(4)))
+            }
     }
 
     /// How many runs each service has in each status.

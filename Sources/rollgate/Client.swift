@@ -270,6 +270,7 @@ struct Status: AsyncParsableCommand {
                 if let until = lock["expires_at"]?.string { line += " (until \(until))" }
             }
             print(line)
+            if let fleet = service["fleet"]?.string { print("  \(fleet)") }
             for changed in service["health_check_changed"]?.array ?? [] {
                 let original = changed["original"] ?? .null
                 print("  health check changed by run \(changed["run_id"]?.int ?? 0) for the roll (since \(changed["since"]?.string ?? "")): "
@@ -277,7 +278,7 @@ struct Status: AsyncParsableCommand {
                       + "healthy threshold \(original["healthy_threshold"]?.int ?? 0)) is put back when the run ends")
             }
             for target in service["targets"]?.array ?? [] {
-                var text = "  \(target["id"]?.string ?? ""):\(target["port"]?.int ?? 0)\t\(target["state"]?.string ?? "")"
+                var text = "  \(target["id"]?.string ?? ""):\(target["port"]?.int ?? 0)\t\(target["version"]?.string ?? "unknown")\t\(target["state"]?.string ?? "")"
                 if let reason = target["reason"]?.string { text += " (\(reason))" }
                 if let left = target["left_out"], left != .null, target["state"]?.string == "left_out" {
                     text += "\tleft out by run \(left["run_id"]?.int ?? 0): \(left["reason"]?.string ?? ""); `rollgate deploy` includes it, or `rollgate restore`/`forget`"

@@ -104,7 +104,7 @@ import Rollout
         let metrics = String(decoding: try await client.request("GET", "/metrics").body, as: UTF8.self)
         #expect(metrics.contains("rollgate_targets_left_out{service=\"web\"} 1"))
         let page = String(decoding: try await client.request("GET", "/").body, as: UTF8.self)
-        #expect(page.contains("web-2 <span class=\"state-left_out\">left_out</span>"))
+        #expect(page.contains("web-2 <span class=\"version\">unknown</span> <span class=\"state-left_out\">left_out</span>"))
 
         // The build is fixed; the next deploy rolls web-2 first (already out: no capacity
         // taken) and counts it, and the fleet is whole again.
