@@ -105,7 +105,8 @@ extension API {
         try knownService(service)
         let id = request.parameters["target"] ?? ""
         let leftOut = try await read { try $0.leftOut(service: service) }
-        guard let left = leftOut.first(where: { $0.target.id == id }) else {
+        // The id, or `ID:PORT` as `rollgate status` prints it.
+        guard let left = leftOut.first(where: { $0.target.id == id || "\($0.target.id):\($0.target.port)" == id }) else {
             let known = leftOut.isEmpty ? "none is" : leftOut.map(\.target.id).joined(separator: ", ") + " are"
             throw Refusal(status: 404, code: "not_left_out", message: "\(id) is not left out in \(service) (\(known))")
         }

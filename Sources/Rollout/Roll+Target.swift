@@ -339,7 +339,7 @@ extension Roll {
             try await record("end the failed \(phase.rawValue) step") { try await journal.endStep(step, .fail, error: stop.failure.message, at: clock.now) }
             try await record("record why \(target.id) is left out") {
                 try await journal.noteLeftOut(service: run.service, target: target, run: run.id, phase: phase,
-                                        reason: "run \(run.id) (\(run.version)): \(stop.failure.message)", at: clock.now)
+                                        reason: "deploying \(run.version): \(stop.failure.message)", at: clock.now)
             }
         } catch {
             return error

@@ -281,7 +281,10 @@ struct Status: AsyncParsableCommand {
                 var text = "  \(target["id"]?.string ?? ""):\(target["port"]?.int ?? 0)\t\(target["version"]?.string ?? "unknown")\t\(target["state"]?.string ?? "")"
                 if let reason = target["reason"]?.string { text += " (\(reason))" }
                 if let left = target["left_out"], left != .null, target["state"]?.string == "left_out" {
-                    text += "\tleft out by run \(left["run_id"]?.int ?? 0): \(left["reason"]?.string ?? ""); `rollgate deploy` includes it, or `rollgate restore`/`forget`"
+                    let name = service["name"]?.string ?? "", id = target["id"]?.string ?? ""
+                    text += "\tleft out by run \(left["run_id"]?.int ?? 0) \(left["reason"]?.string ?? "")"
+                    text += "\n    next: fix it, then `rollgate restore \(name) \(id)`; or `rollgate forget \(name) \(id)` if it is gone for good"
+                    text += " (the next deploy also takes it on)"
                 }
                 print(text)
             }
@@ -345,7 +348,7 @@ struct Restore: AsyncParsableCommand {
 
     func run() async throws {
         let run = try await options.call("POST", "/api/v1/services/\(service)/targets/\(target)/restore")
-        print("run \(run["id"]?.int ?? 0): restore \(target) in \(service) \(run["status"]?.string ?? "")")
+        print("run \(run["id"]?.int ?? 0): restore \(run["restore_target"]?.string ?? target) in \(service) \(run["status"]?.string ?? "")")
     }
 }
 

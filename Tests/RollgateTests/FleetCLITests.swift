@@ -80,13 +80,15 @@ import RollgateServer
 
         let (_, status) = try await cli(["status"], port: port)
         #expect(status.contains("web-2:80\tunknown\tleft_out"), "\(status)")
-        #expect(status.contains("left out by run 1: run 1 (v1): deploy hook failed on web-2: exit 3"))
+        #expect(status.contains("left out by run 1 deploying v1: deploy hook failed on web-2: exit 3"), "one level, not nested")
+        #expect(status.contains("`rollgate restore web web-2`") && status.contains("`rollgate forget web web-2`"), "the next step, as it is typed")
         let (_, runs) = try await cli(["runs"], port: port)
         #expect(runs.contains("LEFT OUT\tweb\tweb-2"), "\(runs)")
 
         // Fixed by hand: put it back without a deploy.
         try FileManager.default.removeItem(atPath: broken)
-        let (restored, restoreOutput) = try await cli(["restore", "web", "web-2"], port: port)
+        // As `status` prints the target (ID:PORT) works too.
+        let (restored, restoreOutput) = try await cli(["restore", "web", "web-2:80"], port: port)
         #expect(restored == 0, "\(restoreOutput)")
         #expect(restoreOutput.contains("run 2: restore web-2 in web queued"))
         let client = HTTPClient(port: port)

@@ -331,7 +331,7 @@ extension RollTests {
         #expect(outcome == .failed(RunFailure(.hookFailed, "deploy hook failed on i-b: exit 3; i-b stays deregistered")))
         let left = try #require(try store.leftOut(service: "web").first)
         #expect(left.target.id == "i-b" && left.phase == .deploy)
-        #expect(left.reason == "run 1 (v42): deploy hook failed on i-b: exit 3; i-b stays deregistered")
+        #expect(left.reason == "deploying v42: deploy hook failed on i-b: exit 3; i-b stays deregistered")
     }
 
     @Test func aDatabaseThatFailsPausesTheRollInsteadOfFailingIt() async throws {
