@@ -60,23 +60,26 @@ struct ClientOptions: ParsableArguments {
             response = try await CLIClient.http(caFile: caCert).send(OutboundRequest(method: method, url: base + path, headers: headers,
                                                                        body: body?.bytes ?? [], timeout: .seconds(30)))
         } catch {
-            print("rollgate: cannot reach the server: \(error)")
+            printError("rollgate: cannot reach the server: \(error)")
             if "\(error)".contains("SSL") || "\(error)".contains("certificate") {
-                print("hint: to trust the server's certificate, pass --ca-cert FILE or set SSL_CERT_FILE")
+                printError("hint: to trust the server's certificate, pass --ca-cert FILE or set SSL_CERT_FILE")
             } else {
-                print("hint: is rollgate running there? pass --server URL or set ROLLGATE_URL")
+                printError("hint: is rollgate running there? pass --server URL or set ROLLGATE_URL")
             }
             throw ExitCode(ClientExit.unreachable)
         }
         let json = JSONValue.parse(response.body)
         guard (200..<300).contains(response.status) else {
             let message = json?["error"]?["message"]?.string ?? String(decoding: response.body, as: UTF8.self)
-            print("rollgate: HTTP \(response.status): \(message)")
-            if response.status == 401 { print("hint: pass --token or set ROLLGATE_TOKEN") }
-            if response.status == 429, let wait = response.header("retry-after") { print("hint: retry in \(wait) s") }
+            // The server's words for an API client; the CLI's own way to do what it suggests.
+            let said = message.firstRange(of: "; pass \"wait_for_lock\"").map { String(message[..<$0.lowerBound]) } ?? message
+            printError("rollgate: HTTP \(response.status): \(said)")
+            if response.status == 401 { printError("hint: pass --token or set ROLLGATE_TOKEN") }
+            if response.status == 423 { printError("hint: pass --wait-for-lock to queue the deploy until the lock ends") }
+            if response.status == 429, let wait = response.header("retry-after") { printError("hint: retry in \(wait) s") }
             throw ExitCode(ClientExit.failed)
         }
-        guard let json else { print("rollgate: the server answered something that is not JSON"); throw ExitCode(ClientExit.failed) }
+        guard let json else { printError("rollgate: the server answered something that is not JSON"); throw ExitCode(ClientExit.failed) }
         return json
     }
 }
@@ -91,7 +94,9 @@ struct Deploy: AsyncParsableCommand {
     @Argument var service: String
     @Argument var version: String
     @Option(help: "Why (shown in the history).") var reason: String?
-    @Flag(help: "Print the live log and exit non-zero if the run fails.") var follow = false
+    @Flag(name: [.short, .long], help: "Print the live log and exit non-zero if the run fails.") var follow = false
+    @Flag(help: "Queue the deploy until the service's lock ends (instead of being refused).") var waitForLock = false
+    @Flag(help: "Print the server's JSON for the run (stdout), nothing else.") var json = false
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
@@ -101,9 +106,12 @@ struct Deploy: AsyncParsableCommand {
     func run() async throws {
         var fields: [(String, JSONValue)] = [("service", .string(service)), ("version", .string(version))]
         if let reason { fields.append(("reason", .string(reason))) }
+        if waitForLock { fields.append(("wait_for_lock", .bool(true))) }
         let run = try await options.call("POST", "/api/v1/deploys", body: .object(fields))
         let id = run["id"]?.int ?? 0
-        print("run \(id): \(service) \(version) \(run["status"]?.string ?? "")")
+        if json { print(run.text); if !follow { return } } else {
+            print("run \(id): \(service) \(version) \(run["status"]?.string ?? "")")
+        }
         if follow { try await followLog(of: id, options: options) }
     }
 }
@@ -256,7 +264,7 @@ struct Status: AsyncParsableCommand {
         var services = try await options.call("GET", "/api/v1/services")["services"]?.array ?? []
         if let service {
             services = services.filter { $0["name"]?.string == service }
-            guard !services.isEmpty else { print("rollgate: no service named \(service)"); throw ExitCode(ClientExit.failed) }
+            guard !services.isEmpty else { printError("rollgate: no service named \(service)"); throw ExitCode(ClientExit.failed) }
         }
         for service in services {
             var line = "\(service["name"]?.string ?? "")\tlast good: \(service["last_good_version"]?.string ?? "none")"
