@@ -30,6 +30,39 @@ struct RollgateCommand: AsyncParsableCommand {
         version: RollgateVersion.text,
         subcommands: [Serve.self, Migrate.self, CheckConfig.self, Backup.self, CopyDatabase.self, Deploy.self, Runs.self, RunDetail.self, Logs.self,
                       Cancel.self, Promote.self, Rollback.self, Status.self, Plan.self, Lock.self, Unlock.self, Restore.self, Forget.self])
+
+    /// A mistyped command is named with the nearest one (`rollgate deplyo` -> `deploy`), not
+    /// as "unexpected arguments".
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        let names = configuration.subcommands.map { $0._commandName } + ["help"]
+        if let first = arguments.first, !first.hasPrefix("-"), !names.contains(first) {
+            let nearest = names.map { ($0, editDistance(first, $0)) }.min { $0.1 < $1.1 }
+            if let (name, distance) = nearest, distance <= max(2, first.count / 3) {
+                printError("rollgate: unknown command \(first); did you mean `rollgate \(name)`? (`rollgate --help` lists every command)")
+            } else {
+                printError("rollgate: unknown command \(first) (`rollgate --help` lists every command)")
+            }
+            Glibc.exit(64)
+        }
+        await main(nil)
+    }
+}
+
+/// Levenshtein distance: the fewest single-character edits from `a` to `b`.
+func editDistance(_ a: String, _ b: String) -> Int {
+    let a = Array(a), b = Array(b)
+    guard !a.isEmpty else { return b.count }
+    guard !b.isEmpty else { return a.count }
+    var previous = Array(0...b.count)
+    for i in 1...a.count {
+        var current = [i] + Array(repeating: 0, count: b.count)
+        for j in 1...b.count {
+            current[j] = min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+        }
+        previous = current
+    }
+    return previous[b.count]
 }
 
 let environment: [String: String] = {

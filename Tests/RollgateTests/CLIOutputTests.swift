@@ -52,4 +52,14 @@ import HTTPTesting
         #expect(followed.status == 0, "-f follows the run to its end: \(followed)")
         #expect(followed.stdout.contains("run ") && followed.stdout.contains("succeeded"), "\(followed.stdout)")
     }
+
+    @Test func aMistypedCommandIsNamedWithTheNearestOne() async throws {
+        let typo = try await cli(["deplyo", "web", "v3"])
+        #expect(typo.status == 64 && typo.stdout.isEmpty, "\(typo)")
+        #expect(typo.stderr.contains("unknown command deplyo; did you mean `rollgate deploy`?"), "\(typo.stderr)")
+        let unknown = try await cli(["frobnicate"])
+        #expect(unknown.status == 64 && unknown.stderr.contains("unknown command frobnicate") && !unknown.stderr.contains("did you mean"))
+        let known = try await cli(["--version"])
+        #expect(known.status == 0 && !known.stdout.isEmpty)
+    }
 }
