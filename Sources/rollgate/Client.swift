@@ -72,10 +72,11 @@ struct ClientOptions: ParsableArguments {
         guard (200..<300).contains(response.status) else {
             let message = json?["error"]?["message"]?.string ?? String(decoding: response.body, as: UTF8.self)
             // The server's words for an API client; the CLI's own way to do what it suggests.
-            let said = message.firstRange(of: "; pass \"wait_for_lock\"").map { String(message[..<$0.lowerBound]) } ?? message
+            let said = message.firstRange(of: "; pass \"").map { String(message[..<$0.lowerBound]) } ?? message
             printError("rollgate: HTTP \(response.status): \(said)")
             if response.status == 401 { printError("hint: pass --token or set ROLLGATE_TOKEN") }
             if response.status == 423 { printError("hint: pass --wait-for-lock to queue the deploy until the lock ends") }
+            if response.status == 409, json?["error"]?["code"]?.string == "locked_by_other" { printError("hint: pass --force to replace that lock") }
             if response.status == 429, let wait = response.header("retry-after") { printError("hint: retry in \(wait) s") }
             throw ExitCode(ClientExit.failed)
         }
@@ -322,6 +323,7 @@ struct Lock: AsyncParsableCommand {
     @Argument var service: String
     @Option(help: "Why (shown to whoever tries to deploy).") var reason: String
     @Option(name: .customLong("for"), help: "Expire after this long, e.g. 30m or 2h (default: until unlocked).") var duration: String?
+    @Flag(help: "Replace a lock someone else holds (its reason and expiry are lost).") var force = false
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
@@ -331,6 +333,7 @@ struct Lock: AsyncParsableCommand {
     func run() async throws {
         var fields: [(String, JSONValue)] = [("reason", .string(reason))]
         if let duration { fields.append(("expires_in", .string(duration))) }
+        if force { fields.append(("force", .bool(true))) }
         let lock = try await options.call("POST", "/api/v1/services/\(service)/lock", body: .object(fields))
         print("\(service) locked by \(lock["locked_by"]?.string ?? "") until \(lock["expires_at"]?.string ?? "unlocked"): \(reason)")
     }

@@ -18,7 +18,8 @@ import SQLiteStore
     let token = "ops-token-0123456789abcdef"
 
     init() throws {
-        var config = Config(database: directory.path + "/fleet.db", apiTokens: [APIToken(name: "ops", secret: token)],
+        var config = Config(database: directory.path + "/fleet.db",
+                            apiTokens: [APIToken(name: "ops", secret: token), APIToken(name: "oncall", secret: Self.oncall)],
                             services: [quickService("web")])
         config.publicRead = true
         app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory,
@@ -26,6 +27,23 @@ import SQLiteStore
     }
 
     var auth: [String: String] { ["Authorization": "Bearer \(token)"] }
+    static let oncall = "oncall-token-0123456789abcdef"
+
+    /// Someone else's lock is not replaced by accident: 409 naming its holder, unless forced;
+    /// the holder may change their own.
+    @Test func aLockHeldBySomeoneElseIsReplacedOnlyWhenForced() async throws {
+        let other = ["Authorization": "Bearer \(Self.oncall)"]
+        #expect(await app.call("POST", "/api/v1/services/web/lock", headers: auth, body: #"{"reason":"migration","expires_in":"2h"}"#).status == 200)
+        let refused = await app.call("POST", "/api/v1/services/web/lock", headers: other, body: #"{"reason":"incident"}"#)
+        #expect(refused.status == 409 && json(refused)["error"]?["code"] == .string("locked_by_other"))
+        #expect(json(refused)["error"]?["message"]?.string?.contains("locked by api:ops: migration") == true, "\(json(refused))")
+        #expect(try app.store.lock(service: "web", at: clock.now)?.reason == "migration", "the lock and its expiry are kept")
+        #expect(await app.call("POST", "/api/v1/services/web/lock", headers: auth, body: #"{"reason":"migration, longer"}"#).status == 200,
+                "the holder changes their own lock")
+        let forced = await app.call("POST", "/api/v1/services/web/lock", headers: other, body: #"{"reason":"incident","force":true}"#)
+        #expect(forced.status == 200 && json(forced)["locked_by"] == .string("api:oncall"), "\(json(forced))")
+        #expect(await app.call("POST", "/api/v1/services/web/lock", headers: other, body: #"{"reason":"x","force":"yes"}"#).status == 422)
+    }
 
     func deploy(_ body: String) async -> HTTPResponse {
         await app.call("POST", "/api/v1/deploys", headers: auth, body: body)
