@@ -52,6 +52,8 @@ extension Store {
                 """).rows(values) { $0.int(0) }[0]
             try Store.recordEvent(db, run: id, service: service, .queued, detail: reason, at: now)
             for old in superseded {
+                // The run says which run took its place.
+                try db.prepare("UPDATE runs SET error = ? WHERE id = ?").run([.text("superseded by run \(id) (\(version))"), .integer(old)])
                 try Store.insertLog(db, run: old, stream: .system, target: nil, phase: nil,
                                     text: "superseded by run \(id) (\(service) \(version)) before it started", at: now)
             }

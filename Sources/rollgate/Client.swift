@@ -280,6 +280,11 @@ struct Status: AsyncParsableCommand {
             }
             print(line)
             if let fleet = service["fleet"]?.string { print("  \(fleet)") }
+            let queued = (service["queued"]?.array ?? []).compactMap(\.int)
+            if !queued.isEmpty {
+                let why = service["lock"].map { $0 == .null ? "" : " (behind the lock)" } ?? ""
+                print("  queued: \(queued.map { "run \($0)" }.joined(separator: ", "))\(why)")
+            }
             for changed in service["health_check_changed"]?.array ?? [] {
                 let original = changed["original"] ?? .null
                 print("  health check changed by run \(changed["run_id"]?.int ?? 0) for the roll (since \(changed["since"]?.string ?? "")): "

@@ -46,6 +46,8 @@ import HTTPTesting
         #expect(queued.status == 0 && queued.stderr.isEmpty, "\(queued)")
         let run = try #require(JSONValue.parse(Array(queued.stdout.utf8)), "stdout is the run's JSON alone: \(queued.stdout)")
         #expect(run["status"] == .string("queued") && run["wait_for_lock"] == .bool(true))
+        let status = try await cli(["status", "--server", server])
+        #expect(status.stdout.contains("queued: run \(run["id"]?.int ?? 0) (behind the lock)"), "the queue is visible: \(status.stdout)")
 
         #expect(try await client.request("DELETE", "/api/v1/services/web/lock").status == 200)
         let followed = try await cli(["deploy", "web", "v3", "-f", "--server", server])

@@ -140,6 +140,7 @@ import Rollout
         let third = try await finished(client, run: ids[2])
         #expect(first["status"] == .string("succeeded"))
         #expect(second["status"] == .string("superseded"))
+        #expect(second["error"] == .string("superseded by run \(ids[2]) (v3)"), "\(second["error"] ?? .null)")
         #expect(third["status"] == .string("succeeded"))
         #expect(first["finished_at"]!.string! <= third["started_at"]!.string!)
         await app.stop()

@@ -233,6 +233,7 @@ import Foundation
         }
         #expect(superseded == [queued.id])
         #expect(try store.run(queued.id)?.status == .superseded)
+        #expect(try store.run(queued.id)?.error == "superseded by run \(newest.id) (v3)", "it names its successor")
         #expect(try store.run(running.id)?.status == .running, "a running run is never superseded")
         #expect(try store.run(newest.id)?.reason == "hotfix")
         #expect(try store.logs(run: queued.id, after: 0, limit: 10).map(\.text) == ["superseded by run \(newest.id) (web v3) before it started"])
