@@ -204,6 +204,9 @@ public final class API: Sendable {
 
     /// A refusal is the client's 4xx; anything else is logged and a 500 without details.
     func answer(_ error: Error, to request: HTTPRequest) -> HTTPResponse {
+        if error is StatusPage.WidthRefused {
+            return .error(400, code: "invalid_width", message: "width must be a whole number of columns from 20 to 1000")
+        }
         if let refusal = error as? Refusal {
             // A browser asking for a page it may not read is sent to sign in.
             if refusal.status == 401, request.method == "GET", request.acceptsHTML, !request.path.hasPrefix("/api/") {

@@ -34,7 +34,7 @@ package struct StatusPage: Sendable {
     static let placeholder = "<!-- rollgate:state -->"
 
     package func render(_ request: HTTPRequest) async throws -> HTTPResponse {
-        if wantsText(request) { return text(try await stateText()) }
+        if wantsText(request) { return text(try await stateText(width: try StatusPage.width(request))) }
         let state = try await stateHTML()
         if request.query["part"] == "state" { return html(state) }
         return page(state, title: "rollgate")
@@ -42,7 +42,7 @@ package struct StatusPage: Sendable {
 
     /// `GET /status.txt`.
     package func renderText(_ request: HTTPRequest) async throws -> HTTPResponse {
-        text(try await stateText())
+        text(try await stateText(width: try StatusPage.width(request)))
     }
 
     /// `GET /runs/{id}`: a run's page (`?part=run` is the live part the script swaps in).
@@ -51,13 +51,25 @@ package struct StatusPage: Sendable {
             return .error(404, code: "run_not_found", message: "no run \(request.parameters["id"] ?? "")")
         }
         let lines = try history.logs(run: id, after: 0, limit: 5000)
-        if wantsText(request) { return self.text(runText(run, lines: lines)) }
+        if wantsText(request) { return self.text(runText(run, lines: lines, width: try StatusPage.width(request))) }
         let body = runHTML(run, lines: lines)
         if request.query["part"] == "run" {
             return html(String(body[..<(body.firstRange(of: "</section>")?.upperBound ?? body.endIndex)]))
         }
         return page("<p><a href=\"/\">← all services</a></p>\n" + body, title: "rollgate: run \(id)")
     }
+
+    /// What a text page's tables fit in: `?width=` (20-1000), else 100 columns.
+    static func width(_ request: HTTPRequest) throws -> Int {
+        guard let text = request.query["width"] else { return 100 }
+        guard let width = Int(text), (20...1000).contains(width) else {
+            throw WidthRefused()
+        }
+        return width
+    }
+
+    /// `?width=` out of range: the API answers 400 `invalid_width`.
+    package struct WidthRefused: Error {}
 
     func wantsText(_ request: HTTPRequest) -> Bool {
         let accept = request.header("accept") ?? ""
@@ -250,7 +262,7 @@ package struct StatusPage: Sendable {
     }
 
     /// `curl -H 'Accept: text/plain' HOST/` and `/status.txt`: the same state as a text table.
-    func stateText() async throws -> String {
+    func stateText(width: Int = 100) async throws -> String {
         let model = try await model()
         var rows = [["SERVICE", "LAST GOOD", "NOW", "LOCK", "FLEET"]]
         var targets: [[String]] = [["SERVICE", "TARGET", "VERSION", "STATE", "LEFT OUT BECAUSE"]]
@@ -273,7 +285,7 @@ package struct StatusPage: Sendable {
             runs.append(["\(run.id)", run.service, StatusPage.what(run), run.status.rawValue, Timestamp.format(run.createdAt),
                          StatusPage.duration(run, now: model.now), run.requestedBy, run.reason ?? "", run.error ?? ""])
         }
-        return [table(rows), table(targets), table(runs)].joined(separator: "\n")
+        return [table(rows, width: width), table(targets, width: width), table(runs, width: width)].joined(separator: "\n")
     }
 
     /// `GET /runs/{id}`: the run's facts, each target's steps with durations, and its log.
@@ -307,15 +319,17 @@ package struct StatusPage: Sendable {
     /// A failed run's code (where it failed), as the API's `error_code` says it.
     func failureCode(_ run: Run) -> String? { run.status == .failed ? run.errorCode?.rawValue : nil }
 
-    func runText(_ run: Run, lines: [LogLine]) -> String {
-        var text = "run \(run.id): \(run.service) \(run.version) \(run.status.rawValue)\nasked by \(run.requestedBy)\(run.reason.map { ", because: \($0)" } ?? "")\n"
+    func runText(_ run: Run, lines: [LogLine], width: Int = 100) -> String {
+        var text = "run \(run.id): \(run.service) \(StatusPage.what(run)) \(run.status.rawValue)\nasked by \(run.requestedBy)\(run.reason.map { ", because: \($0)" } ?? "")\n"
+        text += "created \(Timestamp.format(run.createdAt)), started \(run.startedAt.map(Timestamp.format) ?? "-"), finished \(run.finishedAt.map(Timestamp.format) ?? "-")"
+            + " (took \(StatusPage.duration(run, now: clock.now)))\n"
         if let rolledBy = run.rolledBy { text += "rolled by \(rolledBy)\n" }
         if let error = run.error { text += "error\(failureCode(run).map { " (\($0))" } ?? ""): \(error)\n" }
         if let outages = outageText(run) { text += "out of service: \(outages)\n" }
         text += "\n" + table([["TARGET", "PHASE", "STATUS", "STARTED", "TOOK", "ERROR"]] + run.steps.map { step in
             [step.targetID, step.phase.rawValue, step.status.rawValue, Timestamp.format(step.startedAt),
              duration(step), step.error ?? ""]
-        })
+        }, width: width)
         return text + "\n" + lines.map { "\(Timestamp.format($0.at)) \($0.targetID.map { "[\($0)] " } ?? "")\($0.text)" }.joined(separator: "\n") + "\n"
     }
 
@@ -343,12 +357,23 @@ package struct StatusPage: Sendable {
         return "<time datetime=\"\(exact)\" title=\"\(exact)\">\(exact)</time>"
     }
 
-    /// Columns padded to their widest cell.
-    func table(_ rows: [[String]]) -> String {
-        let widths = (0..<(rows.first?.count ?? 0)).map { column in rows.map { $0[column].count }.max() ?? 0 }
+    /// Columns padded to their widest cell, within `width` columns: while a row would be wider,
+    /// the widest column gives up a character (none below 4), and a cell longer than its column
+    /// is cut with `…`.
+    func table(_ rows: [[String]], width: Int = 100) -> String {
+        let count = rows.first?.count ?? 0
+        var widths = (0..<count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        let floors = (0..<count).map { column in min(widths[column], 4) }
+        let separators = 2 * max(0, count - 1)
+        while widths.reduce(0, +) + separators > width,
+              let widest = widths.indices.filter({ widths[$0] > floors[$0] }).max(by: { widths[$0] < widths[$1] }) {
+            widths[widest] -= 1
+        }
         return rows.map { row in
-            var line = row.enumerated().map { $0.element + String(repeating: " ", count: widths[$0.offset] - $0.element.count) }
-                .joined(separator: "  ")
+            var line = row.enumerated().map { column, cell in
+                let fitted = cell.count > widths[column] ? String(cell.prefix(max(0, widths[column] - 1))) + "…" : cell
+                return fitted + String(repeating: " ", count: max(0, widths[column] - fitted.count))
+            }.joined(separator: "  ")
             while line.last?.isWhitespace == true { line.removeLast() }
             return line
         }.joined(separator: "\n") + "\n"

@@ -65,3 +65,34 @@ import HTTPTesting
         #expect(known.status == 0 && !known.stdout.isEmpty)
     }
 }
+
+/// Text pages fit a terminal: every table line within `?width=` (100 by default), long cells
+/// cut with `…`, the run page with its times.
+@Suite struct TextPageWidthTests {
+    let directory = TempDirectory()
+
+    @Test func tablesFitTheWidthAndTheRunPageHasItsTimes() async throws {
+        let app = try await startedApp([quickService("web", targets: 2)], database: directory.path + "/width.db")
+        defer { Task { await app.stop() } }
+        let client = HTTPClient(port: app.server.port)
+        let reason = String(repeating: "a very long reason that explains everything ", count: 10)
+        let body = #"{"service":"web","version":"v1","reason":"\#(reason)"}"#
+        let id = try #require(json(try await client.request("POST", "/api/v1/deploys", body: Array(body.utf8)))["id"]?.int)
+        _ = try await finished(client, run: id)
+        func text(_ path: String) async throws -> String {
+            String(decoding: try await client.request("GET", path, headers: [("Accept", "text/plain")]).body, as: UTF8.self)
+        }
+        let state = try await text("/status.txt")
+        let tableLines = state.split(separator: "\n").filter { !$0.isEmpty }
+        #expect(tableLines.allSatisfy { $0.count <= 100 }, "\(tableLines.map(\.count).max() ?? 0) columns: \(state)")
+        #expect(state.contains("…"), "the long reason is cut")
+        let narrow = try await text("/status.txt?width=60")
+        #expect(narrow.split(separator: "\n").allSatisfy { $0.count <= 60 }, "\(narrow)")
+        let run = try await text("/runs/\(id)?width=80")
+        #expect(run.contains("created ") && run.contains(", started ") && run.contains(", finished "), "the run's times: \(run)")
+        let steps = run.split(separator: "\n", omittingEmptySubsequences: false).drop { !$0.hasPrefix("TARGET") }.prefix { !$0.isEmpty }
+        #expect(!steps.isEmpty && steps.allSatisfy { $0.count <= 80 }, "\(steps)")
+        let refused = try await client.request("GET", "/status.txt?width=5")
+        #expect(refused.status == 400 && json(refused)["error"]?["code"] == .string("invalid_width"))
+    }
+}
