@@ -48,13 +48,13 @@ extension API {
             }
             let id = earlier.id
             let full = try await read({ try $0.run(id) }) ?? earlier
-            var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(full) })
+            var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(full, publicURL: config.publicURL) })
             response.headers.append(("Idempotent-Replayed", "true"))
             return response
         }
         let outcome = try await enqueueDeploy(service: service, version: version, reason: reason, requestedBy: requestedBy,
                                               key: key, waitForLock: waitForLock)
-        var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(outcome.run) })
+        var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(outcome.run, publicURL: config.publicURL) })
         response.headers.append(("Location", "/api/v1/runs/\(outcome.run.id)"))
         if outcome.replayed { response.headers.append(("Idempotent-Replayed", "true")) }
         return response

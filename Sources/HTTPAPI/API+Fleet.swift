@@ -79,7 +79,7 @@ extension API {
             throw Refusal(status: 409, code: "not_queued", message: "the restore could not be queued")
         }
         wakeDispatcher()
-        var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(run) })
+        var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(run, publicURL: config.publicURL) })
         response.headers.append(("Location", "/api/v1/runs/\(run.id)"))
         return response
     }

@@ -284,7 +284,7 @@ public final class API: Sendable {
 
     func showRun(_ request: HTTPRequest) throws -> HTTPResponse {
         let run = try findRun(request)
-        return .json(200, JSONWriter.bytes { $0.run(run) })
+        return .json(200, JSONWriter.bytes { $0.run(run, publicURL: self.config.publicURL) })
     }
 
     func logs(_ request: HTTPRequest) throws -> HTTPResponse {
@@ -369,7 +369,7 @@ public final class API: Sendable {
         let outcome = try await enqueueDeploy(service: name, version: previous,
                                         reason: reason ?? "rollback from \(current) to \(previous)",
                                         requestedBy: caller.name, key: nil, waitForLock: try flag(body, "wait_for_lock"))
-        var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(outcome.run) })
+        var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(outcome.run, publicURL: config.publicURL) })
         response.headers.append(("Location", "/api/v1/runs/\(outcome.run.id)"))
         return response
     }

@@ -201,9 +201,11 @@ package struct JSONWriter: ~Copyable {
 
 /// The API's shapes of runs, steps and log lines.
 extension JSONWriter {
-    package mutating func run(_ run: Run) {
+    /// `publicURL` (the config's `public_url`): the run's page, as `url`.
+    package mutating func run(_ run: Run, publicURL: String? = nil) {
         object { w in
             w.key("id"); w.int(run.id)
+            if let publicURL { w.key("url"); w.string("\(publicURL)/runs/\(run.id)") }
             w.key("service"); w.string(run.service)
             w.key("version"); w.string(run.version)
             w.key("reason"); w.string(run.reason)

@@ -111,10 +111,26 @@ struct Deploy: AsyncParsableCommand {
         let run = try await options.call("POST", "/api/v1/deploys", body: .object(fields))
         let id = run["id"]?.int ?? 0
         if json { print(run.text); if !follow { return } } else {
-            print("run \(id): \(service) \(version) \(run["status"]?.string ?? "")")
+            print("run \(id): \(service) \(version) \(run["status"]?.string ?? "")" + (run["url"]?.string.map { " \($0)" } ?? ""))
         }
         if follow { try await followLog(of: id, options: options) }
     }
+}
+
+/// Why a queued run waits: the service's running run, its lock, or its turn.
+func whyQueued(_ id: Int64, options: ClientOptions) async throws -> String {
+    let run = try await options.call("GET", "/api/v1/runs/\(id)")
+    let name = run["service"]?.string ?? ""
+    let service = (try await options.call("GET", "/api/v1/services")["services"]?.array ?? []).first { $0["name"]?.string == name }
+    var reasons: [String] = []
+    if let running = service?["running"], running != .null {
+        reasons.append("behind run \(running["run_id"]?.int ?? 0) (\(running["version"]?.string ?? "")) rolling \(name)")
+    }
+    if let lock = service?["lock"], lock != .null {
+        reasons.append("\(name) is locked by \(lock["locked_by"]?.string ?? ""): \(lock["reason"]?.string ?? "")"
+                       + (lock["expires_at"]?.string.map { " until \($0)" } ?? ""))
+    }
+    return reasons.isEmpty ? "waiting its turn" : reasons.joined(separator: "; ")
 }
 
 /// `AT [TARGET] TEXT`: a log line as `deploy --follow` and `logs` print it.
@@ -125,12 +141,18 @@ func logLineText(_ line: JSONValue) -> String {
 /// Prints a run's log as it grows until the run ends; exits 1 unless it succeeded.
 func followLog(of id: Int64, options: ClientOptions) async throws {
     var after: Int64 = 0
+    var waitingSaid = ""
     while true {
         let page = try await options.call("GET", "/api/v1/runs/\(id)/logs?after=\(after)")
         for line in page["lines"]?.array ?? [] { print(logLineText(line)) }
         fflush(nil)
         after = page["next_after"]?.int ?? after
         let status = page["status"]?.string ?? ""
+        // A queued run says why it waits, each time that changes.
+        if status == "queued" {
+            let why = try await whyQueued(id, options: options)
+            if why != waitingSaid { print("run \(id) queued: \(why)"); fflush(nil); waitingSaid = why }
+        }
         if (page["lines"]?.array ?? []).isEmpty, !["queued", "running"].contains(status) {
             let final = try await options.call("GET", "/api/v1/runs/\(id)")
             print("run \(id) \(status)\(final["error"]?.string.map { ": \($0)" } ?? "")")

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 import HTTPTesting
+@testable import Configuration
 @testable import RollgateServer
 @testable import WireFormat
 
@@ -49,7 +50,13 @@ import HTTPTesting
         let status = try await cli(["status", "--server", server])
         #expect(status.stdout.contains("queued: run \(run["id"]?.int ?? 0) (behind the lock)"), "the queue is visible: \(status.stdout)")
 
+        // --follow on a queued run says why it waits.
+        let waiting = try RollgateProcess(["deploy", "web", "v4", "--wait-for-lock", "-f", "--server", server])
+        #expect(try await eventually(within: .seconds(20)) { waiting.text.contains("queued: web is locked by") && waiting.text.contains("incident 7") },
+                "\(waiting.text)")
         #expect(try await client.request("DELETE", "/api/v1/services/web/lock").status == 200)
+        #expect(try await eventually(within: .seconds(30)) { !waiting.process.isRunning })
+        #expect(waiting.process.terminationStatus == 0 && waiting.text.contains("succeeded"), "\(waiting.text)")
         let followed = try await cli(["deploy", "web", "v3", "-f", "--server", server])
         #expect(followed.status == 0, "-f follows the run to its end: \(followed)")
         #expect(followed.stdout.contains("run ") && followed.stdout.contains("succeeded"), "\(followed.stdout)")
@@ -94,5 +101,14 @@ import HTTPTesting
         #expect(!steps.isEmpty && steps.allSatisfy { $0.count <= 80 }, "\(steps)")
         let refused = try await client.request("GET", "/status.txt?width=5")
         #expect(refused.status == 400 && json(refused)["error"]?["code"] == .string("invalid_width"))
+    }
+
+    /// With `public_url`, a queued deploy's answer carries its page's address.
+    @Test func aDeployAnswersWithItsPageWhenThePublicURLIsKnown() async throws {
+        var config = Config(database: directory.path + "/url.db", services: [quickService("web")], isDemo: true)
+        config.publicURL = "https://deploy.example.com"
+        let app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory, environment: [:], logger: .quiet)
+        let run = json(await app.call("POST", "/api/v1/deploys", body: #"{"service":"web","version":"v1"}"#))
+        #expect(run["url"] == .string("https://deploy.example.com/runs/\(run["id"]?.int ?? 0)"), "\(run)")
     }
 }
