@@ -33,10 +33,15 @@ enum CLIClient {
 }
 
 struct ClientOptions: ParsableArguments {
+    @Flag(help: "Print the server's JSON (stdout) instead of text; the same as -o json.") var json = false
+    @Option(name: .short, help: "Output: text or json.") var output: String?
     @Option(help: "rollgate server URL, http:// or https:// (or ROLLGATE_URL).") var server: String?
     @Option(help: "API token (or ROLLGATE_TOKEN).") var token: String?
     @Option(name: .customLong("ca-cert"), help: "PEM file of a certificate authority to trust for https (or SSL_CERT_FILE).")
     var caCert: String?
+
+    /// `--json` or `-o json`: the server's JSON on stdout, nothing else.
+    var wantsJSON: Bool { json || output == "json" }
 
     var base: String {
         var url = server ?? environment["ROLLGATE_URL"] ?? "http://127.0.0.1:8080"
@@ -45,6 +50,7 @@ struct ClientOptions: ParsableArguments {
     }
 
     func validate() throws {
+        if let output, !["text", "json"].contains(output) { throw ValidationError("-o must be text or json (got \(output))") }
         guard base.hasPrefix("http://") || base.hasPrefix("https://") else {
             throw ValidationError("--server must start with http:// or https:// (got \(base))")
         }
@@ -86,7 +92,17 @@ struct ClientOptions: ParsableArguments {
 }
 
 /// `TAB`-separated fields, one record a line.
-func row(_ fields: [String]) -> String { fields.joined(separator: "\t") }
+/// Rows as aligned columns (two spaces apart), the header first.
+func printTable(_ rows: [[String]]) {
+    let count = rows.first?.count ?? 0
+    let widths = (0..<count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+    for row in rows {
+        var line = row.enumerated().map { $0.element + String(repeating: " ", count: widths[$0.offset] - $0.element.count) }
+            .joined(separator: "  ")
+        while line.last == " " { line.removeLast() }
+        print(line)
+    }
+}
 
 struct Deploy: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -97,7 +113,6 @@ struct Deploy: AsyncParsableCommand {
     @Option(help: "Why (shown in the history).") var reason: String?
     @Flag(name: [.short, .long], help: "Print the live log and exit non-zero if the run fails.") var follow = false
     @Flag(help: "Queue the deploy until the service's lock ends (instead of being refused).") var waitForLock = false
-    @Flag(help: "Print the server's JSON for the run (stdout), nothing else.") var json = false
     @OptionGroup var options: ClientOptions
 
     func validate() throws {
@@ -110,7 +125,7 @@ struct Deploy: AsyncParsableCommand {
         if waitForLock { fields.append(("wait_for_lock", .bool(true))) }
         let run = try await options.call("POST", "/api/v1/deploys", body: .object(fields))
         let id = run["id"]?.int ?? 0
-        if json { print(run.text); if !follow { return } } else {
+        if options.wantsJSON { print(run.text); if !follow { return } } else {
             print("run \(id): \(service) \(version) \(run["status"]?.string ?? "")" + (run["url"]?.string.map { " \($0)" } ?? ""))
         }
         if follow { try await followLog(of: id, options: options) }
@@ -167,20 +182,19 @@ struct Runs: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "List recent runs, newest first.")
     @Option(help: "Only this service.") var service: String?
     @Option(help: "How many.") var limit: Int = 20
-    @Flag(help: "Print the server's JSON.") var json = false
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
         var query = "?limit=\(limit)"
         if let service { query += "&service=\(service)" }
         let page = try await options.call("GET", "/api/v1/runs" + query)
-        if json { print(page.text); return }
-        print(row(["ID", "SERVICE", "VERSION", "STATUS", "CREATED", "REQUESTED BY", "REASON", "ERROR"]))
-        for run in page["runs"]?.array ?? [] {
-            print(row([run["id"]?.int.map(String.init) ?? "", run["service"]?.string ?? "", run["version"]?.string ?? "",
-                       run["status"]?.string ?? "", run["created_at"]?.string ?? "", run["requested_by"]?.string ?? "",
-                       run["reason"]?.string ?? "", run["error"]?.string ?? ""]))
-        }
+        if options.wantsJSON { print(page.text); return }
+        printTable([["ID", "SERVICE", "VERSION", "STATUS", "CREATED", "REQUESTED BY", "REASON", "ERROR"]]
+                   + (page["runs"]?.array ?? []).map { run in
+            [run["id"]?.int.map(String.init) ?? "", run["service"]?.string ?? "", run["version"]?.string ?? "",
+             run["status"]?.string ?? "", run["created_at"]?.string ?? "", run["requested_by"]?.string ?? "",
+             run["reason"]?.string ?? "", run["error"]?.string ?? ""]
+        })
         // Capacity silently lost is the worst news a deploy tool can hide: say it here too.
         if let services = try? await options.call("GET", "/api/v1/services")["services"]?.array {
             for line in leftOutLines(services) { print(line) }
@@ -191,22 +205,20 @@ struct Runs: AsyncParsableCommand {
 struct RunDetail: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "run", abstract: "Show one run with its steps.")
     @Argument(help: "The run's id.") var id: Int64
-    @Flag(help: "Print the server's JSON.") var json = false
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
         let run = try await options.call("GET", "/api/v1/runs/\(id)")
-        if json { print(run.text); return }
+        if options.wantsJSON { print(run.text); return }
         print("run \(id): \(run["service"]?.string ?? "") \(run["version"]?.string ?? "") \(run["status"]?.string ?? "")")
         print("requested by \(run["requested_by"]?.string ?? "")\(run["reason"]?.string.map { ", because: \($0)" } ?? "")")
         print("created \(run["created_at"]?.string ?? ""), started \(run["started_at"]?.string ?? "-"), finished \(run["finished_at"]?.string ?? "-")"
               + (run["rolled_by"]?.string.map { ", rolled by \($0)" } ?? ""))
         if let error = run["error"]?.string { print("error\(run["error_code"]?.string.map { " (\($0))" } ?? ""): \(error)") }
-        print(row(["TARGET", "PHASE", "STATUS", "STARTED", "FINISHED", "ERROR"]))
-        for step in run["steps"]?.array ?? [] {
-            print(row([step["target_id"]?.string ?? "", step["phase"]?.string ?? "", step["status"]?.string ?? "",
-                       step["started_at"]?.string ?? "", step["finished_at"]?.string ?? "", step["error"]?.string ?? ""]))
-        }
+        printTable([["TARGET", "PHASE", "STATUS", "STARTED", "FINISHED", "ERROR"]] + (run["steps"]?.array ?? []).map { step in
+            [step["target_id"]?.string ?? "", step["phase"]?.string ?? "", step["status"]?.string ?? "",
+             step["started_at"]?.string ?? "", step["finished_at"]?.string ?? "", step["error"]?.string ?? ""]
+        })
     }
 }
 
@@ -219,13 +231,15 @@ struct Logs: AsyncParsableCommand {
     func run() async throws {
         if follow { try await followLog(of: id, options: options); return }
         var after: Int64 = 0
+        var all: [JSONValue] = []
         while true {
             let page = try await options.call("GET", "/api/v1/runs/\(id)/logs?after=\(after)&limit=5000")
             let lines = page["lines"]?.array ?? []
-            for line in lines { print(logLineText(line)) }
-            guard !lines.isEmpty else { return }
+            if options.wantsJSON { all += lines } else { for line in lines { print(logLineText(line)) } }
+            guard !lines.isEmpty else { break }
             after = page["next_after"]?.int ?? after
         }
+        if options.wantsJSON { print(JSONValue.object([("run_id", .number(Double(id))), ("lines", .array(all))]).text) }
     }
 }
 
@@ -236,6 +250,7 @@ struct Cancel: AsyncParsableCommand {
 
     func run() async throws {
         let run = try await options.call("POST", "/api/v1/runs/\(id)/cancel")
+        if options.wantsJSON { print(run.text); return }
         print(run["status"]?.string == "cancelled" ? "run \(id) cancelled before it started"
               : "run \(id): cancel requested; it stops once the target in hand is back in service")
     }
@@ -247,7 +262,8 @@ struct Promote: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        _ = try await options.call("POST", "/api/v1/runs/\(id)/promote")
+        let run = try await options.call("POST", "/api/v1/runs/\(id)/promote")
+        if options.wantsJSON { print(run.text); return }
         print("run \(id): promoted; the bake ends at its next poll and the rest of the targets follow")
     }
 }
@@ -262,6 +278,7 @@ struct Rollback: AsyncParsableCommand {
         var fields: [(String, JSONValue)] = []
         if let reason { fields.append(("reason", .string(reason))) }
         let run = try await options.call("POST", "/api/v1/services/\(service)/rollback", body: JSONValue.object(fields))
+        if options.wantsJSON { print(run.text); return }
         print("run \(run["id"]?.int ?? 0): \(service) \(run["version"]?.string ?? "?") queued (\(run["reason"]?.string ?? "rollback"))")
     }
 }
@@ -289,6 +306,7 @@ struct Status: AsyncParsableCommand {
             services = services.filter { $0["name"]?.string == service }
             guard !services.isEmpty else { printError("rollgate: no service named \(service)"); throw ExitCode(ClientExit.failed) }
         }
+        if options.wantsJSON { print(JSONValue.object([("services", .array(services))]).text); return }
         for service in services {
             var line = "\(service["name"]?.string ?? "")\tlast good: \(service["last_good_version"]?.string ?? "none")"
             if let running = service["running"], running != .null {
@@ -334,12 +352,11 @@ struct Plan: AsyncParsableCommand {
         discussion: "From the target group's settings (deregistration delay, health check), the service's plan and its last runs.")
     @Argument(help: "The service.") var service: String
     @Argument(help: "The version you would deploy (the forecast is the same for any).") var version: String?
-    @Flag(help: "Print the server's JSON.") var json = false
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
         let plan = try await options.call("GET", "/api/v1/services/\(service)/plan")
-        if json { print(plan.text); return }
+        if options.wantsJSON { print(plan.text); return }
         if let version { print("rolling \(service) to \(version):") }
         for line in plan["summary"]?.array ?? [] { print(line.string ?? "") }
     }
@@ -362,6 +379,7 @@ struct Lock: AsyncParsableCommand {
         if let duration { fields.append(("expires_in", .string(duration))) }
         if force { fields.append(("force", .bool(true))) }
         let lock = try await options.call("POST", "/api/v1/services/\(service)/lock", body: .object(fields))
+        if options.wantsJSON { print(lock.text); return }
         print("\(service) locked by \(lock["locked_by"]?.string ?? "") until \(lock["expires_at"]?.string ?? "unlocked"): \(reason)")
     }
 }
@@ -372,7 +390,8 @@ struct Unlock: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        _ = try await options.call("DELETE", "/api/v1/services/\(service)/lock")
+        let unlocked = try await options.call("DELETE", "/api/v1/services/\(service)/lock")
+        if options.wantsJSON { print(unlocked.text); return }
         print("\(service) unlocked")
     }
 }
@@ -386,6 +405,7 @@ struct Restore: AsyncParsableCommand {
 
     func run() async throws {
         let run = try await options.call("POST", "/api/v1/services/\(service)/targets/\(target)/restore")
+        if options.wantsJSON { print(run.text); return }
         print("run \(run["id"]?.int ?? 0): restore \(run["restore_target"]?.string ?? target) in \(service) \(run["status"]?.string ?? "")")
     }
 }
@@ -397,7 +417,8 @@ struct Forget: AsyncParsableCommand {
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        _ = try await options.call("POST", "/api/v1/services/\(service)/targets/\(target)/forget")
+        let forgotten = try await options.call("POST", "/api/v1/services/\(service)/targets/\(target)/forget")
+        if options.wantsJSON { print(forgotten.text); return }
         print("\(target) forgotten in \(service): no longer counted as left out")
     }
 }

@@ -10,23 +10,6 @@ import HTTPTesting
 @Suite struct CLIOutputTests {
     let directory = TempDirectory()
 
-    /// Runs the CLI with stdout and stderr apart.
-    func cli(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: rollgateBinary)
-        process.arguments = arguments
-        process.environment = ["PATH": "/usr/bin:/bin"]
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        return try await offPool {
-            let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
-            process.waitUntilExit()
-            return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
-        }
-    }
-
     @Test func resultsOnStdoutErrorsAndHintsOnStderr() async throws {
         let unreachable = try await cli(["deploy", "web", "v1", "--server", "http://127.0.0.1:1"])
         #expect(unreachable.status == 3 && unreachable.stdout.isEmpty, "\(unreachable)")
@@ -103,6 +86,37 @@ import HTTPTesting
         #expect(refused.status == 400 && json(refused)["error"]?["code"] == .string("invalid_width"))
     }
 
+    /// `-o json` (and `--json`) on every command: stdout parses as JSON, nothing else on it.
+    @Test func everyCommandPrintsJSONWhenAsked() async throws {
+        let app = try await startedApp([quickService("web", targets: 2)], database: directory.path + "/json.db")
+        defer { Task { await app.stop() } }
+        let server = ["--server", "http://127.0.0.1:\(app.server.port)"]
+        let client = HTTPClient(port: app.server.port)
+        for version in ["v1", "v2"] {
+            let deployed = try await cli(["deploy", "web", version, "-o", "json"] + server)
+            let id = try #require(JSONValue.parse(Array(deployed.stdout.utf8))?["id"]?.int, "deploy: \(deployed)")
+            _ = try await finished(client, run: id)
+        }
+        let commands: [[String]] = [["status"], ["status", "web"], ["runs"], ["run", "1"], ["logs", "1"], ["plan", "web"],
+                                    ["lock", "web", "--reason", "json test"], ["unlock", "web"], ["rollback", "web"]]
+        for command in commands {
+            for flag in [["-o", "json"], ["--json"]] {
+                if command == ["unlock", "web"] && flag == ["--json"] { continue }   // unlocked already
+                if command.first == "lock" && flag == ["--json"] { continue }
+                if command.first == "rollback" && flag == ["--json"] { continue }
+                let answer = try await cli(command + flag + server)
+                #expect(answer.status == 0 && JSONValue.parse(Array(answer.stdout.utf8)) != nil,
+                        "\(command) \(flag): \(answer)")
+            }
+        }
+        let running = try await cli(["deploy", "web", "v3", "--json"] + server)
+        let id = try #require(JSONValue.parse(Array(running.stdout.utf8))?["id"]?.int)
+        let cancelled = try await cli(["cancel", "\(id)", "-o", "json"] + server)
+        #expect(JSONValue.parse(Array(cancelled.stdout.utf8))?["id"]?.int == id, "\(cancelled)")
+        let wrong = try await cli(["runs", "-o", "yaml"] + server)
+        #expect(wrong.status != 0 && wrong.stderr.contains("-o must be text or json"), "\(wrong)")
+    }
+
     /// With `public_url`, a queued deploy's answer carries its page's address.
     @Test func aDeployAnswersWithItsPageWhenThePublicURLIsKnown() async throws {
         var config = Config(database: directory.path + "/url.db", services: [quickService("web")], isDemo: true)
@@ -110,5 +124,22 @@ import HTTPTesting
         let app = try App(config: config, migrationsDirectory: migrationsDirectory, publicDirectory: publicDirectory, environment: [:], logger: .quiet)
         let run = json(await app.call("POST", "/api/v1/deploys", body: #"{"service":"web","version":"v1"}"#))
         #expect(run["url"] == .string("https://deploy.example.com/runs/\(run["id"]?.int ?? 0)"), "\(run)")
+    }
+}
+
+/// Runs the CLI with stdout and stderr apart.
+func cli(_ arguments: [String]) async throws -> (status: Int32, stdout: String, stderr: String) {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: rollgateBinary)
+    process.arguments = arguments
+    process.environment = ["PATH": "/usr/bin:/bin"]
+    let out = Pipe(), err = Pipe()
+    process.standardOutput = out
+    process.standardError = err
+    try process.run()
+    return try await offPool {
+        let stdout = out.fileHandleForReading.readDataToEndOfFile(), stderr = err.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: stdout, as: UTF8.self), String(decoding: stderr, as: UTF8.self))
     }
 }
