@@ -88,14 +88,11 @@ public struct ConfigLoader {
         var passwordVariable: String?
         findings.collect {
             guard let variable = try top.string("database_password_env") else { return }
-            guard config.database.hasPrefix("postgres://") || config.database.hasPrefix("postgresql://") else {
+            guard PostgresURI.isPostgres(config.database) else {
                 throw top.error("database_password_env", "a password is for a PostgreSQL database (database: postgres://...); SQLite has none")
             }
             passwordVariable = variable
-            let rest = config.database.split(separator: "://", maxSplits: 1).last ?? ""
-            let authority = rest.prefix { $0 != "/" && $0 != "?" }
-            let inUserInfo = authority.lastIndex(of: "@").map { authority[..<$0].contains(":") } ?? false
-            if inUserInfo || config.database.lowercased().contains("password=") {
+            if PostgresURI.holdsPassword(config.database) {
                 throw top.error("database_password_env", "the database URI holds a password already; give it in one place (the environment is safer)")
             }
             guard let value = environment[variable], !value.isEmpty else {

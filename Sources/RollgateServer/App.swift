@@ -127,7 +127,7 @@ public final class App: Sendable {
         dispatcher = Dispatcher(
             queue: queue, clock: clock, logger: logger, owner: owner, lease: lease, liveness: identity,
             recovery: Recovery(queue: queue, clock: clock, executor: HookRunner(baseEnvironment: [:])),
-            health: health, work: blocking) { run in
+            health: health) { run in
                 guard let held = run.lease else { return .failure(RunFailure(.unexpected, "run \(run.id) was handed over without its lease")) }
                 // Every write the roll makes into its run is fenced by this holding of it.
                 return services.roll(for: run, hooks: hooks, shutdownAllowance: shutdownAllowance, journal: JournalOnThreads(store.fenced(by: held), work: blocking),

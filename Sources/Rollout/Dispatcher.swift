@@ -33,16 +33,12 @@ public actor Dispatcher {
     /// When leases were last renewed, on the monotonic clock (a wall clock set back never
     /// stops renewals).
     private var lastRenewal: Duration?
-    /// Where its database calls wait (a busy wait on SQLite's lock never holds one of Swift's
-    /// cooperative threads); nil: where they are called (tests on a store no one else locks).
-    let work: BlockingWork?
     private var dispatching = false
     private var dispatchAgain = false
 
     public init(queue: any RunQueue, clock: any RolloutClock, logger: Logger, owner: LeaseOwner,
                 lease: LeaseTerms = LeaseTerms(), liveness: any LivenessProbe, recovery: Recovery,
-                health: StoreHealth = StoreHealth(), work: BlockingWork? = nil, makeRoll: @escaping RollFactory) {
-        self.work = work
+                health: StoreHealth = StoreHealth(), makeRoll: @escaping RollFactory) {
         self.queue = queue
         self.clock = clock
         self.logger = logger
@@ -50,7 +46,8 @@ public actor Dispatcher {
         self.lease = lease
         self.liveness = liveness
         self.recovery = recovery
-        self.durable = DurableWrite(clock: clock, health: health, logger: logger, work: work)
+        // Its queue makes each call on the store's threads (`QueueOnThreads`): retries only await.
+        self.durable = DurableWrite(clock: clock, health: health, logger: logger)
         self.makeRoll = makeRoll
     }
 

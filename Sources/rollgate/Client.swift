@@ -133,9 +133,7 @@ struct Deploy: AsyncParsableCommand {
 }
 
 /// Why a queued run waits: the service's running run, its lock, or its turn.
-func whyQueued(_ id: Int64, options: ClientOptions) async throws -> String {
-    let run = try await options.call("GET", "/api/v1/runs/\(id)")
-    let name = run["service"]?.string ?? ""
+func whyQueued(service name: String, options: ClientOptions) async throws -> String {
     let service = (try await options.call("GET", "/api/v1/services")["services"]?.array ?? []).first { $0["name"]?.string == name }
     var reasons: [String] = []
     if let running = service?["running"], running != .null {
@@ -156,7 +154,7 @@ func logLineText(_ line: JSONValue) -> String {
 /// Prints a run's log as it grows until the run ends; exits 1 unless it succeeded.
 func followLog(of id: Int64, options: ClientOptions) async throws {
     var after: Int64 = 0
-    var waitingSaid = ""
+    var waitingSaid = "", service: String?
     while true {
         let page = try await options.call("GET", "/api/v1/runs/\(id)/logs?after=\(after)")
         for line in page["lines"]?.array ?? [] { print(logLineText(line)) }
@@ -165,7 +163,8 @@ func followLog(of id: Int64, options: ClientOptions) async throws {
         let status = page["status"]?.string ?? ""
         // A queued run says why it waits, each time that changes.
         if status == "queued" {
-            let why = try await whyQueued(id, options: options)
+            if service == nil { service = try await options.call("GET", "/api/v1/runs/\(id)")["service"]?.string ?? "" }
+            let why = try await whyQueued(service: service ?? "", options: options)
             if why != waitingSaid { print("run \(id) queued: \(why)"); fflush(nil); waitingSaid = why }
         }
         if (page["lines"]?.array ?? []).isEmpty, !["queued", "running"].contains(status) {
