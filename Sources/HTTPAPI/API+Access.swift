@@ -73,7 +73,13 @@ extension API {
             throw Refusal(status: 503, code: refusal.code, message: refusal.message)
         }
         let caller: (name: String, token: APIToken?)
-        if config.isDemo {
+        if let page = API.pageCaller {
+            // A page action, its session and form token already checked.
+            guard page.scopes.contains(scope) else {
+                throw Refusal(status: 403, code: "forbidden", message: "\(page.name) has no \(scope.rawValue) scope")
+            }
+            caller = (page.name, page.token)
+        } else if config.isDemo {
             caller = ("demo", nil)
         } else {
             let token: APIToken
@@ -124,7 +130,7 @@ extension API {
     func refuseLockedOutClient(_ request: HTTPRequest) throws {
         guard let address = request.clientAddress else { return }
         let carriesCredentials = request.header("authorization") != nil
-            || (request.method == "POST" && (request.path.hasPrefix("/api/v1/hooks/") || request.path == "/login"))
+            || (request.method == "POST" && (request.path.hasPrefix("/api/v1/hooks/") || request.path == "/login" || request.path.hasPrefix("/actions/")))
         guard carriesCredentials, let wait = authFailures.lockedOut(address, at: unixNow) else { return }
         throw Refusal(status: 429, code: "too_many_failed_authentications",
                       message: "too many failed authentications from \(address); retry in \(wait) s", retryAfter: Int(wait))

@@ -35,6 +35,9 @@ public final class API: Sendable {
     let logger: Logger
     let hosts: AllowedHosts
     let authFailures = AuthFailures()
+    /// Keys the demo's page form token (the demo has no sign-in): new each start, so a page
+    /// from an earlier process must be reloaded before it can act.
+    let demoFormKey: [UInt8] = (0..<32).map { _ in UInt8.random(in: 0...255) }
 
     package init(history: any RunHistory, reads: any HistoryReads, requests: any DeployRequests, config: Config, services: ServiceDirectory, clock: any RolloutClock,
          wakeDispatcher: @escaping @Sendable () -> Void, statusPage: StatusPage, health: StoreHealth,
@@ -91,12 +94,16 @@ public final class API: Sendable {
             await self.guarded(request) { request in try self.mayRead(request); return try await self.servicePlan(request) }
         }
         router.get("/") { request in
-            await self.guarded(request) { request in try self.mayRead(request); return try await self.statusPage.render(request) }
+            await self.guarded(request) { request in
+                try self.mayRead(request)
+                return try await self.statusPage.render(request, session: self.pageSession(request))
+            }
         }
         router.get("/status.txt") { request in
             await self.guarded(request) { request in try self.mayRead(request); return try await self.statusPage.renderText(request) }
         }
-        router.get("/runs/{id}", immediate: { self.guarded($0, self.readable(self.statusPage.renderRun)) })
+        router.get("/runs/{id}", immediate: { self.guarded($0, self.readable { try self.statusPage.renderRun($0, session: self.pageSession($0)) }) })
+        router.post("/actions/{action}") { request in await self.guarded(request) { await self.pageAction($0) } }
         router.get("/openapi.json", immediate: { self.guarded($0, self.statusPage.openAPI) })
         router.get("/login", immediate: { self.guarded($0, self.loginPage) })
         router.post("/login", immediate: { self.guarded($0, self.login) })

@@ -33,11 +33,11 @@ package struct StatusPage: Sendable {
 
     static let placeholder = "<!-- rollgate:state -->"
 
-    package func render(_ request: HTTPRequest) async throws -> HTTPResponse {
+    package func render(_ request: HTTPRequest, session: PageSession? = nil) async throws -> HTTPResponse {
         if wantsText(request) { return text(try await stateText(width: try StatusPage.width(request))) }
-        let state = try await stateHTML()
+        let state = try await stateHTML(session: session)
         if request.query["part"] == "state" { return html(state) }
-        return page(state, title: "rollgate")
+        return page(actionPanel(session) + state, title: "rollgate")
     }
 
     /// `GET /status.txt`.
@@ -46,13 +46,13 @@ package struct StatusPage: Sendable {
     }
 
     /// `GET /runs/{id}`: a run's page (`?part=run` is the live part the script swaps in).
-    package func renderRun(_ request: HTTPRequest) throws -> HTTPResponse {
+    package func renderRun(_ request: HTTPRequest, session: PageSession? = nil) throws -> HTTPResponse {
         guard let text = request.parameters["id"], let id = Int64(text), id > 0, let run = try history.run(id) else {
             return .error(404, code: "run_not_found", message: "no run \(request.parameters["id"] ?? "")")
         }
         let lines = try history.logs(run: id, after: 0, limit: 5000)
         if wantsText(request) { return self.text(runText(run, lines: lines, width: try StatusPage.width(request))) }
-        let body = runHTML(run, lines: lines)
+        let body = runHTML(run, lines: lines, session: session)
         if request.query["part"] == "run" {
             return html(String(body[..<(body.firstRange(of: "</section>")?.upperBound ?? body.endIndex)]))
         }
@@ -112,10 +112,10 @@ package struct StatusPage: Sendable {
             <body>
             <h1>rollgate</h1>
             \(note)<form method="post" action="/login">
-            <p><label>API token with the read scope <input type="password" name="token" autocomplete="current-password" required autofocus></label></p>
+            <p><label>API token <input type="password" name="token" autocomplete="current-password" required autofocus></label></p>
             <p><button type="submit">Sign in</button></p>
             </form>
-            <p>The session lasts 12 hours, reads only, and ends when the token is removed from the config.</p>
+            <p>The session lasts 12 hours and may do what the token's scopes allow: read; deploy, cancel, promote and roll back (deploy); lock, unlock, restore and forget (admin). It ends when the token is removed from the config or its secret changes.</p>
             </body>
             </html>
             """)
@@ -207,9 +207,9 @@ package struct StatusPage: Sendable {
     }
 
     /// The live part of `/` (also `/?part=state`, which the page's script swaps in).
-    func stateHTML() async throws -> String {
+    func stateHTML(session: PageSession? = nil) async throws -> String {
         let model = try await model()
-        var html = "<section id=\"state\" aria-live=\"polite\">\n"
+        var html = "<section id=\"state\" aria-live=\"polite\">\n" + capacityBanner(model.services, session)
         if config.isDemo {
             html += "<p class=\"demo\">Demo mode: simulated load balancer, harmless hooks. Try: <code>curl -X POST -d '{\"service\":\"demo\",\"version\":\"v2\"}' http://\(config.listen)/api/v1/deploys</code></p>\n"
         }
@@ -220,15 +220,20 @@ package struct StatusPage: Sendable {
             if let run = summary.running {
                 now = "rolling \(escape(run.version)) (<a href=\"/runs/\(run.id)\">run \(run.id)</a>)"
                 if let step = run.steps.last { now += ": \(escape(step.targetID)) \(step.phase.rawValue)" }
+                now += " " + button(.cancel, "Cancel run \(run.id)", [("run", "\(run.id)")], session)
             }
             if let lock = summary.lock, lock.holds(at: model.now) {
-                now = "<strong>locked</strong> by \(escape(lock.lockedBy)): \(escape(lock.reason)); " + now
+                now = "<strong>locked</strong> by \(escape(lock.lockedBy)): \(escape(lock.reason)) "
+                    + button(.unlock, "Unlock \(row.service.name)", [("service", row.service.name)], session) + "; " + now
+            }
+            if summary.running == nil, case let out = row.targets.filter({ $0.state == "left_out" }).count, out > 0 {
+                now += "; <strong class=\"status-failed\">\(out) target(s) left out</strong>"
             }
             if !summary.queued.isEmpty { now += "; queued: \(summary.queued.map(String.init).joined(separator: ", "))" }
             let versions = summary.versions
             let targets = row.targets.map { view in
                 let version = versions.first { $0.target == view.target }?.version ?? "unknown"
-                var text = "\(escape(view.target.id)) <span class=\"version\">\(escape(version))</span> <span class=\"state-\(escape(view.state))\">\(escape(view.state))</span>"
+                var text = "<span class=\"id\">\(escape(view.target.id))</span> <span class=\"version\">\(escape(version))</span> <span class=\"state-\(escape(view.state))\">\(escape(view.state))</span>"
                 if let left = view.leftOut, view.state == "left_out" {
                     text += " <span class=\"left-out-reason\">(\(escape(left.reason)))</span>"
                 }
@@ -238,11 +243,15 @@ package struct StatusPage: Sendable {
             let fleet = FleetVersions(targets: row.targets.map { ($0.target, $0.state) }, versions: versions)
             html += "<td data-label=\"now\">\(now)</td><td data-label=\"targets\">\(targets)"
             let attention = fleet.isMixed || fleet.serving < fleet.entries.count ? " attention" : ""
-            html += "<div class=\"fleet\(attention)\">\(escape(fleet.summary))</div></td></tr>\n"
+            html += "<div class=\"fleet\(attention)\">\(escape(fleet.summary))</div>"
+            if summary.lastGoodVersion != nil, summary.running == nil {
+                html += button(.rollback, "Roll back \(row.service.name)", [("service", row.service.name)], session)
+            }
+            html += "</td></tr>\n"
         }
         html += "</table></div>\n<h2>Recent runs</h2>\n<div class=\"scroll\"><table id=\"runs\">\n<tr><th scope=\"col\">run</th><th scope=\"col\">service</th><th scope=\"col\">version</th><th scope=\"col\">status</th><th scope=\"col\">created</th><th scope=\"col\">took</th><th scope=\"col\">asked by</th><th scope=\"col\">reason</th><th scope=\"col\">targets</th><th scope=\"col\">error</th></tr>\n"
         for run in model.runs {
-            let targets = StatusPage.progress(of: run).map { "\(escape($0.target)): \(escape($0.text))" }.joined(separator: "; ")
+            let targets = StatusPage.progress(of: run).map { "<span class=\"id\">\(escape($0.target))</span>: \(escape($0.text))" }.joined(separator: "; ")
             html += "<tr><td data-label=\"run\"><a href=\"/runs/\(run.id)\">\(run.id)</a></td><td data-label=\"service\">\(escape(run.service))</td>"
             html += "<td data-label=\"version\">\(escape(StatusPage.what(run)))</td>"
             html += "<td data-label=\"status\" class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</td><td data-label=\"created\">\(time(run.createdAt))</td>"
@@ -256,7 +265,7 @@ package struct StatusPage: Sendable {
 
     /// What a run moves: its version, or for a restore run the target it puts back (no
     /// version moves).
-    static func what(_ run: Run) -> String {
+    package static func what(_ run: Run) -> String {
         if case .restore(let target) = run.kind { return "restore \(target.id)" }
         return run.version
     }
@@ -289,9 +298,9 @@ package struct StatusPage: Sendable {
     }
 
     /// `GET /runs/{id}`: the run's facts, each target's steps with durations, and its log.
-    func runHTML(_ run: Run, lines: [LogLine]) -> String {
+    func runHTML(_ run: Run, lines: [LogLine], session: PageSession? = nil) -> String {
         var html = "<section id=\"run\" data-run=\"\(run.id)\" data-status=\"\(run.status.rawValue)\" aria-live=\"polite\">\n"
-        html += "<h2>Run \(run.id): \(escape(run.service)) \(escape(run.version)) <span class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</span></h2>\n<dl>"
+        html += "<h2>Run \(run.id): \(escape(run.service)) \(escape(StatusPage.what(run))) <span class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</span></h2>\n<dl>"
         html += "<dt>asked by</dt><dd>\(escape(run.requestedBy))</dd>"
         if let reason = run.reason { html += "<dt>reason</dt><dd>\(escape(reason))</dd>" }
         html += "<dt>created</dt><dd>\(time(run.createdAt))</dd>"
@@ -301,7 +310,15 @@ package struct StatusPage: Sendable {
         html += "<dt>took</dt><dd>\(StatusPage.duration(run, now: clock.now))</dd>"
         if let outages = outageText(run) { html += "<dt>out of service</dt><dd id=\"out-of-service\">\(escape(outages))</dd>" }
         if let error = run.error { html += "<dt>error</dt><dd class=\"status-failed\">\(escape(error))\(failureCode(run).map { " <code>\($0)</code>" } ?? "")</dd>" }
-        html += "</dl>\n<h3>Targets</h3>\n<div class=\"scroll\"><table id=\"steps\">\n<tr><th scope=\"col\">target</th><th scope=\"col\">phase</th><th scope=\"col\">status</th><th scope=\"col\">started</th><th scope=\"col\">took</th><th scope=\"col\">error</th></tr>\n"
+        html += "</dl>\n"
+        if !run.status.isTerminal {
+            html += "<p class=\"run-actions\">" + button(.cancel, "Cancel run \(run.id)", [("run", "\(run.id)")], session)
+            if run.status == .running, config.service(named: run.service)?.plan.canary != nil {
+                html += " " + button(.promote, "Promote: end the canary bake", [("run", "\(run.id)")], session)
+            }
+            html += "</p>\n"
+        }
+        html += "<h3>Targets</h3>\n<div class=\"scroll\"><table id=\"steps\">\n<tr><th scope=\"col\">target</th><th scope=\"col\">phase</th><th scope=\"col\">status</th><th scope=\"col\">started</th><th scope=\"col\">took</th><th scope=\"col\">error</th></tr>\n"
         for step in run.steps {
             let took = duration(step)
             html += "<tr class=\"step-\(step.status.rawValue)\"><td data-label=\"target\">\(escape(step.targetID))</td><td data-label=\"phase\">\(step.phase.rawValue)</td>"

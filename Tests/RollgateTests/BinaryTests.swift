@@ -86,7 +86,7 @@ final class RollgateProcess: @unchecked Sendable {
     }
 }
 
-@Suite(.serialized) struct BinaryTests {
+@Suite(.serialized) struct BinaryTests: DrivesBrowser {
     let directory = TempDirectory()
     let token = "binary-test-token-0123456789"
 
@@ -200,32 +200,6 @@ final class RollgateProcess: @unchecked Sendable {
         #expect(hint.contains("HTTP 401") && hint.contains("--token"))
         server.kill(SIGTERM)
     }
-
-    /// Headless Chromium driven in real time over the DevTools protocol (Support/browser.py):
-    /// each step's `eval` value comes back in order.
-    func browser(_ steps: [String]) async throws -> [JSONValue] {
-        let chromium = ["/usr/bin/chromium", "/usr/bin/chromium-browser"].first { FileManager.default.isExecutableFile(atPath: $0) }
-        let browser = try #require(chromium, "Chromium is missing: make test installs it (apt-get install chromium)")
-        let (status, output) = try await runToEnd("/usr/bin/env", ["python3", repositoryRoot + "/Tests/RollgateTests/Support/browser.py",
-                                                                  browser, "[" + steps.joined(separator: ",") + "]"], keepStandardError: false)
-        let answer = JSONValue.parse(Array(output.utf8))
-        try #require(status == 0, "the browser script failed: \(answer?["error"]?.string ?? output)\npage: \(answer?["page"]?.string ?? "")")
-        return answer?["results"]?.array ?? []
-    }
-
-    /// A browser step, as JSON.
-    func step(_ pairs: (String, JSONValue)...) -> String { JSONValue.object(pairs).text }
-    func eval(_ script: String) -> String { step(("eval", .string(script))) }
-    func wait(_ condition: String, timeout: Double = 30) -> String { step(("wait", .string(condition)), ("timeout", .number(timeout))) }
-    func viewport(_ width: Int, dark: Bool = false) -> String {
-        step(("viewport", .array([.number(Double(width)), .number(900)])), ("dark", .bool(dark)))
-    }
-    /// Whether the page is wider than the window (it must not be at 390 px), and what sticks out.
-    var overflow: String { eval("""
-        [document.documentElement.scrollWidth <= window.innerWidth,
-         Array.from(document.querySelectorAll('body *')).filter(e => e.getBoundingClientRect().right > window.innerWidth + 1
-             && !e.closest('pre, .scroll')).map(e => e.tagName + (e.id ? '#' + e.id : '')).slice(0, 5).join(' ')]
-        """) }
 
     /// A server with run 1 rolling web to v9, and where screenshots go.
     func serverRolling() async throws -> (server: RollgateProcess, port: UInt16, artefacts: String) {

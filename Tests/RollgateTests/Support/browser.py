@@ -9,6 +9,9 @@ STEPS_JSON is a list of steps, run in order:
   {"goto": URL}                        navigate and wait for the load event
   {"wait": JS, "timeout": S}           poll until the expression is truthy (fails after S seconds)
   {"eval": JS}                         evaluate; its value (JSON) is printed in the results
+  {"fill": SELECTOR, "value": TEXT}    set a form field's value
+  {"click": SELECTOR}                  click what navigates (a submit button, a link) and wait
+                                       for the next page's load event
   {"screenshot": PATH}                 save a PNG
   {"sleep": S}                         real seconds
 Prints {"results": [each eval's value]} on success; on failure, exits 1 with the reason and
@@ -110,6 +113,16 @@ def run(browser, steps):
                 time.sleep(0.1)
         elif "eval" in step:
             results.append(browser.evaluate(step["eval"]))
+        elif "fill" in step:
+            found = browser.evaluate(f"(function() {{ var e = document.querySelector({json.dumps(step['fill'])}); if (!e) return false; e.value = {json.dumps(step['value'])}; return true; }})()")
+            if not found:
+                raise RuntimeError(f"nothing matches {step['fill']}")
+        elif "click" in step:
+            browser.events.clear()
+            found = browser.evaluate(f"(function() {{ var e = document.querySelector({json.dumps(step['click'])}); if (!e) return false; e.click(); return true; }})()")
+            if not found:
+                raise RuntimeError(f"nothing matches {step['click']}")
+            browser.wait_event("Page.loadEventFired", 30)
         elif "screenshot" in step:
             data = browser.call("Page.captureScreenshot", {"format": "png"}, session=True)["data"]
             with open(step["screenshot"], "wb") as f:
