@@ -3,6 +3,20 @@
 (function () {
   "use strict";
   var updated = document.getElementById("updated");
+  var offline = document.getElementById("offline");
+  var favicon = document.getElementById("favicon");
+
+  // The tab's title and icon follow the state the server rendered (running, failed, idle).
+  function reflect(element) {
+    if (element.dataset.title) document.title = element.dataset.title;
+    if (element.dataset.icon && favicon) favicon.setAttribute("href", "/favicon-" + element.dataset.icon + ".svg");
+  }
+
+  // Said plainly when the server cannot be reached, and taken away when it can again.
+  function connected(yes) {
+    if (offline) offline.hidden = yes;
+    if (!yes) updated.textContent = "connection lost; reconnecting";
+  }
 
   function relative(iso) {
     var seconds = Math.round((Date.now() - Date.parse(iso)) / 1000);
@@ -34,6 +48,7 @@
     element.innerHTML = fresh ? fresh.innerHTML : "";
     if (fresh) Object.keys(fresh.dataset).forEach(function (k) { element.dataset[k] = fresh.dataset[k]; });
     times(element);
+    reflect(element);
     if (focused) { var again = element.querySelector('[href="' + focused + '"]'); if (again) again.focus(); }
     window.scrollTo(0, scroll);
   }
@@ -42,8 +57,8 @@
   function refresh(url, element) {
     return fetch(url, { headers: { Accept: "text/html" } })
       .then(function (r) { if (!r.ok) throw new Error(r.status); return r.text(); })
-      .then(function (html) { swap(element, html); updated.textContent = "live, updated " + new Date().toLocaleTimeString(); })
-      .catch(function () { updated.textContent = "cannot reach the server; retrying"; });
+      .then(function (html) { swap(element, html); connected(true); updated.textContent = "live, updated " + new Date().toLocaleTimeString(); })
+      .catch(function () { connected(false); });
   }
 
   // One refresh at a time, at most every 250 ms however many events arrive.
@@ -77,9 +92,60 @@
       });
     });
     // Opened (or reopened): catch up on what happened before the stream began.
-    source.addEventListener("open", function () { onEvent(null); });
-    source.addEventListener("error", function () { updated.textContent = "connection lost; reconnecting"; });
+    source.addEventListener("open", function () { connected(true); onEvent(null); });
+    source.addEventListener("error", function () { connected(false); });
     return source;
+  }
+
+  // A line tailed live goes where the server would have put it: in its target's group, folded
+  // into the line before when it says the same (a poll), with its anchor.
+  function append(log, line) {
+    var parent = log;
+    if (line.target_id) {
+      parent = Array.from(log.querySelectorAll("details.log-group")).filter(function (d) { return d.dataset.target === line.target_id; })[0];
+      if (!parent) {
+        parent = document.createElement("details");
+        parent.className = "log-group";
+        parent.open = true;
+        parent.dataset.target = line.target_id;
+        var summary = document.createElement("summary");
+        summary.textContent = line.target_id;
+        parent.appendChild(summary);
+        log.appendChild(parent);
+      }
+      var last = parent.lastElementChild;
+      var text = last && last.querySelector && last.querySelector(".text");
+      if (text && text.textContent === line.text && last.classList.contains(line.stream)) {
+        var folded = last.querySelector(".folded");
+        if (!folded) {
+          folded = document.createElement("span");
+          folded.className = "folded";
+          folded.dataset.count = "1";
+          last.appendChild(document.createTextNode(" "));
+          last.appendChild(folded);
+        }
+        folded.dataset.count = String(Number(folded.dataset.count) + 1);
+        var first = Date.parse(last.querySelector(".at").title);
+        var seconds = (Date.parse(line.at) - first) / 1000;
+        folded.textContent = "×" + folded.dataset.count + ", " + (seconds < 10 ? seconds.toFixed(1) : Math.round(seconds)) + " s";
+        return;
+      }
+    }
+    var div = document.createElement("div");
+    div.className = "line " + line.stream;
+    div.id = "L" + line.seq;
+    var at = document.createElement("a");
+    at.className = "at";
+    at.href = "#L" + line.seq;
+    at.title = line.at;
+    at.textContent = line.at.split("T")[1].replace("Z", "");
+    var span = document.createElement("span");
+    span.className = "text";
+    span.textContent = line.text;
+    div.appendChild(at);
+    div.appendChild(document.createTextNode(" "));
+    div.appendChild(span);
+    parent.appendChild(div);
   }
 
   times(document);
@@ -102,7 +168,7 @@
       source.addEventListener("line", function (e) {
         var line = JSON.parse(e.data);
         var atBottom = window.innerHeight + window.scrollY >= document.body.scrollHeight - 4;
-        log.appendChild(document.createTextNode(line.at + " " + (line.target_id ? "[" + line.target_id + "] " : "") + line.text + "\n"));
+        append(log, line);
         if (atBottom) window.scrollTo(0, document.body.scrollHeight);
       });
       source.addEventListener("end", function () { source.close(); });

@@ -36,8 +36,8 @@ package struct StatusPage: Sendable {
     package func render(_ request: HTTPRequest, session: PageSession? = nil) async throws -> HTTPResponse {
         if wantsText(request) { return text(try await stateText(width: try StatusPage.width(request))) }
         let state = try await stateHTML(session: session)
-        if request.query["part"] == "state" { return html(state) }
-        return page(actionPanel(session) + state, title: "rollgate")
+        if request.query["part"] == "state" { return html(state.html) }
+        return page(actionPanel(session) + state.html, title: state.title, icon: state.icon)
     }
 
     /// `GET /status.txt`.
@@ -56,7 +56,7 @@ package struct StatusPage: Sendable {
         if request.query["part"] == "run" {
             return html(String(body[..<(body.firstRange(of: "</section>")?.upperBound ?? body.endIndex)]))
         }
-        return page("<p><a href=\"/\">← all services</a></p>\n" + body, title: "rollgate: run \(id)")
+        return page("<p><a href=\"/\">← all services</a></p>\n" + body, title: StatusPage.title(of: run), icon: StatusPage.icon(of: run))
     }
 
     /// What a text page's tables fit in: `?width=` (20-1000), else 100 columns.
@@ -90,14 +90,37 @@ package struct StatusPage: Sendable {
         return response
     }
 
-    /// `public/index.html` with the state in place of its placeholder.
-    func page(_ content: String, title: String) -> HTTPResponse {
+    /// A run's page title: what it does and how it stands, so a tab says it.
+    static func title(of run: Run) -> String {
+        let mark: String
+        switch run.status {
+        case .running: mark = "▶ "
+        case .failed: mark = "✗ "
+        case .succeeded: mark = "✓ "
+        default: mark = ""
+        }
+        return "\(mark)run \(run.id) \(run.status.rawValue): \(run.service) \(what(run)) · rollgate"
+    }
+
+    /// The favicon for a state: `running`, `failed` or `idle`.
+    static func icon(of run: Run) -> String {
+        switch run.status {
+        case .running, .queued: return "running"
+        case .failed: return "failed"
+        default: return "idle"
+        }
+    }
+
+    /// `public/index.html` with the state in place of its placeholder, the title and the
+    /// favicon of the state (`idle`, `running`, `failed`).
+    func page(_ content: String, title: String, icon: String = "idle") -> HTTPResponse {
         guard let (bytes, _) = try? files.load("index.html") else {
             // No public/ directory: the state alone still answers.
             return html("<!doctype html><title>\(escape(title))</title>\n" + content)
         }
         return html(String(decoding: bytes, as: UTF8.self).replacing(StatusPage.placeholder, with: content)
-            .replacing("<title>rollgate</title>", with: "<title>\(escape(title))</title>"))
+            .replacing("<title>rollgate</title>", with: "<title>\(escape(title))</title>")
+            .replacing("/favicon-idle.svg", with: "/favicon-\(icon).svg"))
     }
 
     /// `GET /login` (and a failed sign-in): a form for a token with the read scope.
@@ -196,7 +219,7 @@ package struct StatusPage: Sendable {
     }
 
     /// How long, as a person reads it: `304 ms`, `1.5 s`, `2 min 5 s`, `1 h 3 min`.
-    static func readable(_ duration: Duration) -> String {
+    package static func readable(_ duration: Duration) -> String {
         let ms = Int64((duration.seconds * 1000).rounded())
         if ms < 1000 { return "\(ms) ms" }
         if ms < 10_000 { return "\(ms / 1000).\(ms % 1000 / 100) s" }
@@ -207,9 +230,16 @@ package struct StatusPage: Sendable {
     }
 
     /// The live part of `/` (also `/?part=state`, which the page's script swaps in).
-    func stateHTML(session: PageSession? = nil) async throws -> String {
+    func stateHTML(session: PageSession? = nil) async throws -> (html: String, title: String, icon: String) {
         let model = try await model()
-        var html = "<section id=\"state\" aria-live=\"polite\">\n" + capacityBanner(model.services, session)
+        // The tab says it: what is rolling, or which service is short.
+        let rolling = model.services.compactMap { row in row.summary.running.map { "\(row.service.name) \($0.version)" } }
+        let short = model.services.filter { $0.targets.contains { $0.state == "left_out" } }.map(\.service.name)
+        let icon = !rolling.isEmpty ? "running" : !short.isEmpty ? "failed" : "idle"
+        var title = "rollgate"
+        if !rolling.isEmpty { title = "▶ rolling \(rolling.joined(separator: ", ")) · rollgate" }
+        if !short.isEmpty { title = "✗ \(short.joined(separator: ", ")) short · " + title }
+        var html = "<section id=\"state\" aria-live=\"polite\" data-title=\"\(escape(title))\" data-icon=\"\(icon)\">\n" + capacityBanner(model.services, session)
         if config.isDemo {
             html += "<p class=\"demo\">Demo mode: simulated load balancer, harmless hooks. Try: <code>curl -X POST -d '{\"service\":\"demo\",\"version\":\"v2\"}' http://\(config.listen)/api/v1/deploys</code></p>\n"
         }
@@ -219,7 +249,7 @@ package struct StatusPage: Sendable {
             var now = "idle"
             if let run = summary.running {
                 now = "rolling \(escape(run.version)) (<a href=\"/runs/\(run.id)\">run \(run.id)</a>)"
-                if let step = run.steps.last { now += ": \(escape(step.targetID)) \(step.phase.rawValue)" }
+                now += "<div class=\"progress\">\(escape(RunProgress(run, targets: row.targets.count).text(now: model.now, plan: row.service.plan, readable: StatusPage.readable)))</div>"
                 now += " " + button(.cancel, "Cancel run \(run.id)", [("run", "\(run.id)")], session)
             }
             if let lock = summary.lock, lock.holds(at: model.now) {
@@ -260,7 +290,7 @@ package struct StatusPage: Sendable {
             html += "<td data-label=\"targets\">\(targets)</td><td data-label=\"error\">\(escape(run.error ?? ""))</td></tr>\n"
         }
         html += "</table></div>\n</section>"
-        return html
+        return (html, title, icon)
     }
 
     /// What a run moves: its version, or for a restore run the target it puts back (no
@@ -278,7 +308,7 @@ package struct StatusPage: Sendable {
         for row in model.services {
             var now = "idle"
             if let run = row.summary.running {
-                now = "rolling \(run.version) (run \(run.id))" + (run.steps.last.map { ": \($0.targetID) \($0.phase.rawValue)" } ?? "")
+                now = "rolling \(run.version) (run \(run.id)): " + RunProgress(run, targets: row.targets.count).text(now: model.now, plan: row.service.plan, readable: StatusPage.readable)
             }
             if !row.summary.queued.isEmpty { now += "; queued \(row.summary.queued.map(String.init).joined(separator: ","))" }
             let lock = row.summary.lock.flatMap { $0.holds(at: model.now) ? "\($0.lockedBy): \($0.reason)" : nil } ?? "-"
@@ -299,8 +329,16 @@ package struct StatusPage: Sendable {
 
     /// `GET /runs/{id}`: the run's facts, each target's steps with durations, and its log.
     func runHTML(_ run: Run, lines: [LogLine], session: PageSession? = nil) -> String {
-        var html = "<section id=\"run\" data-run=\"\(run.id)\" data-status=\"\(run.status.rawValue)\" aria-live=\"polite\">\n"
-        html += "<h2>Run \(run.id): \(escape(run.service)) \(escape(StatusPage.what(run))) <span class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</span></h2>\n<dl>"
+        var html = "<section id=\"run\" data-run=\"\(run.id)\" data-status=\"\(run.status.rawValue)\" data-title=\"\(escape(StatusPage.title(of: run)))\" data-icon=\"\(StatusPage.icon(of: run))\" aria-live=\"polite\">\n"
+        // The title, where it is and why it failed stay in view while the log follows.
+        html += "<div class=\"run-head\"><h2>Run \(run.id): \(escape(run.service)) \(escape(StatusPage.what(run))) <span class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</span></h2>"
+        if run.status == .running {
+            // The run's first line says how many targets its plan holds.
+            let planned = lines.first { $0.targetID == nil }.flatMap { $0.text.firstMatch(of: /over (\d+) target\(s\)/) }.flatMap { Int($0.1) }
+            html += "<p class=\"progress\">\(escape(RunProgress(run, targets: planned).text(now: clock.now, plan: config.service(named: run.service)?.plan, readable: StatusPage.readable)))</p>"
+        }
+        if let error = run.error, run.status == .failed { html += "<p class=\"status-failed head-error\">\(escape(error))</p>" }
+        html += "</div>\n<dl>"
         html += "<dt>asked by</dt><dd>\(escape(run.requestedBy))</dd>"
         if let reason = run.reason { html += "<dt>reason</dt><dd>\(escape(reason))</dd>" }
         html += "<dt>created</dt><dd>\(time(run.createdAt))</dd>"
@@ -318,6 +356,9 @@ package struct StatusPage: Sendable {
             }
             html += "</p>\n"
         }
+        if let timeline = RunTimeline(run: run, now: clock.now).svg {
+            html += "<h3>Timeline</h3>\n<div class=\"timeline-box\">\(timeline)</div>\n\(RunTimeline.legend)\n"
+        }
         html += "<h3>Targets</h3>\n<div class=\"scroll\"><table id=\"steps\">\n<tr><th scope=\"col\">target</th><th scope=\"col\">phase</th><th scope=\"col\">status</th><th scope=\"col\">started</th><th scope=\"col\">took</th><th scope=\"col\">error</th></tr>\n"
         for step in run.steps {
             let took = duration(step)
@@ -325,11 +366,12 @@ package struct StatusPage: Sendable {
             html += "<td data-label=\"status\" class=\"status-\(step.status.rawValue)\">\(step.status == .failed ? "✗ " : "")\(step.status.rawValue)</td>"
             html += "<td data-label=\"started\">\(time(step.startedAt))</td><td data-label=\"took\">\(took)</td><td data-label=\"error\">\(escape(step.error ?? ""))</td></tr>\n"
         }
-        html += "</table></div>\n</section>\n<h3>Log</h3>\n<pre id=\"log\" data-after=\"\(lines.last?.seq ?? 0)\">"
-        for line in lines {
-            html += escape("\(Timestamp.format(line.at)) \(line.targetID.map { "[\($0)] " } ?? "")\(line.text)") + "\n"
-        }
-        html += "</pre>"
+        html += "</table></div>\n"
+        html += "</section>\n<h3>Log</h3>\n<div id=\"log\" class=\"log\" data-after=\"\(lines.last?.seq ?? 0)\">"
+        // While it runs every target is open; after, the targets that failed (the rest fold away).
+        let failed = Set(run.steps.filter { $0.status == .failed }.map(\.targetID))
+        html += FoldedLog(lines).html { run.status == .running || run.status == .queued || failed.contains($0) }
+        html += "</div>"
         return html
     }
 
@@ -350,19 +392,18 @@ package struct StatusPage: Sendable {
         return text + "\n" + lines.map { "\(Timestamp.format($0.at)) \($0.targetID.map { "[\($0)] " } ?? "")\($0.text)" }.joined(separator: "\n") + "\n"
     }
 
-    /// Each target's time out of service and the run's total: `web-1 1.8 s, web-2 2.1 s;
-    /// total 3.9 s`; a target still out reads `web-3 out for 4.2 s so far`. Nil before any drain.
+    /// Each target's time out of service, then how long the service was short (at least one
+    /// target out), which never exceeds the run's own time even when a batch overlaps:
+    /// `web-1 1.8 s, web-2 2.1 s; short for 3.9 s`; with overlap `...; short for 2.2 s (3.9 s of
+    /// target time)`; a target still out reads `web-3 out for 4.2 s so far`. Nil before any drain.
     func outageText(_ run: Run) -> String? {
-        let outages = run.outages
-        guard !outages.isEmpty else { return nil }
-        var total: Duration = .zero
-        let parts = outages.map { outage -> String in
-            // Never below zero: a start stamped by a replica whose clock runs ahead of this one's.
-            let took = max(.zero, (outage.until ?? clock.now).since(outage.from))
-            total += took
-            return outage.until == nil ? "\(outage.target.id) out for \(StatusPage.readable(took)) so far" : "\(outage.target.id) \(StatusPage.readable(took))"
+        guard let out = OutOfService(run, now: clock.now) else { return nil }
+        let parts = out.spans.map { span in
+            span.stillOut ? "\(span.target.id) out for \(StatusPage.readable(span.duration)) so far" : "\(span.target.id) \(StatusPage.readable(span.duration))"
         }
-        return parts.joined(separator: ", ") + "; total \(StatusPage.readable(total))"
+        var text = parts.joined(separator: ", ") + "; short for \(StatusPage.readable(out.shortFor))"
+        if out.targetTime > out.shortFor + .milliseconds(1) { text += " (\(StatusPage.readable(out.targetTime)) of target time)" }
+        return text
     }
 
     /// How long a step took, or has taken so far.

@@ -309,7 +309,8 @@ struct Status: AsyncParsableCommand {
         for service in services {
             var line = "\(service["name"]?.string ?? "")\tlast good: \(service["last_good_version"]?.string ?? "none")"
             if let running = service["running"], running != .null {
-                line += "\trolling \(running["version"]?.string ?? "") (run \(running["run_id"]?.int ?? 0)): \(running["target_id"]?.string ?? "") \(running["phase"]?.string ?? "")"
+                line += "\trolling \(running["version"]?.string ?? "") (run \(running["run_id"]?.int ?? 0)): "
+                    + (running["progress"]?.string ?? "\(running["target_id"]?.string ?? "") \(running["phase"]?.string ?? "")")
             } else {
                 line += "\tidle"
             }

@@ -266,8 +266,25 @@ final class RollgateProcess: @unchecked Sendable {
             eval("Array.from(document.querySelectorAll('#steps tr')).map(r => r.innerText.split('\\t').slice(0, 2).join(' ')).join('|')"),
             step(("screenshot", .string("\(artefacts)/run-1280-light.png"))),
             viewport(390), overflow, step(("screenshot", .string("\(artefacts)/run-390-light.png"))),
+            // The tab says how it ended; polls tailed live folded as the server folds them; the
+            // title stays in view at the log's end; the picture is there.
+            wait("document.title.startsWith('✓ run 1 succeeded')", timeout: 10),
+            eval("""
+                [document.title, document.getElementById('favicon').getAttribute('href'),
+                 document.querySelectorAll('#log .folded').length > 0,
+                 document.querySelectorAll('#log details.log-group').length,
+                 (window.scrollTo(0, document.body.scrollHeight), document.querySelector('.run-head').getBoundingClientRect().top >= 0),
+                 document.querySelectorAll('#timeline .lane').length]
+                """),
+            // The server goes away: a banner says so.
+            step(("signal", .number(Double(server.process.processIdentifier)))),
+            wait("!document.getElementById('offline').hidden", timeout: 15),
+            eval("document.getElementById('offline').getBoundingClientRect().top >= 0 && document.getElementById('offline').innerText"),
         ])
-        try #require(results.count == 4, "\(results)")
+        try #require(results.count == 6, "\(results)")
+        #expect(results[4] == .array([.string("✓ run 1 succeeded: web v9 · rollgate"), .string("/favicon-idle.svg"), .bool(true), .number(3), .bool(true), .number(3)]),
+                "title, icon, folded polls, a group per target, the title in view, a lane per target: \(results[4])")
+        #expect(results[5].string?.hasPrefix("Connection to rollgate lost") == true, "\(results[5])")
         #expect(results[0] == .string("running"), "opened while the run rolled")
         #expect(results[1] == .array([.bool(true), .number(1)]), "the log tailed live to its last line, once, and the page reached the end without a reload: \(results[1])")
         let timeline = results[2].string ?? ""
@@ -306,7 +323,7 @@ final class RollgateProcess: @unchecked Sendable {
         #expect(String(decoding: try await client.request("GET", "/status.txt").body, as: UTF8.self) == body)
         let runText = String(decoding: try await client.request("GET", "/runs/1", headers: [("Accept", "text/plain")]).body, as: UTF8.self)
         #expect(runText.hasPrefix("run 1: web v3 succeeded") && runText.contains("TARGET  PHASE"))
-        #expect(runText.contains("out of service: web-1 ") && runText.contains("; total "), "\(runText)")
+        #expect(runText.contains("out of service: web-1 ") && runText.contains("; short for "), "\(runText)")
         let html = String(decoding: try await client.request("GET", "/runs/1").body, as: UTF8.self)
         #expect(html.contains("<table id=\"steps\">") && html.contains("installing v3 on web-1"), "readable without JavaScript")
         #expect(html.contains("<dt>out of service</dt><dd id=\"out-of-service\">web-1 "), "per target and in total on the run page")

@@ -14,6 +14,7 @@ STEPS_JSON is a list of steps, run in order:
                                        for the next page's load event
   {"screenshot": PATH}                 save a PNG
   {"sleep": S}                         real seconds
+  {"signal": PID}                      send SIGTERM to a process (a server the page follows)
 Prints {"results": [each eval's value]} on success; on failure, exits 1 with the reason and
 the page's text at that moment."""
 import base64, json, os, subprocess, sys, time
@@ -123,6 +124,8 @@ def run(browser, steps):
             if not found:
                 raise RuntimeError(f"nothing matches {step['click']}")
             browser.wait_event("Page.loadEventFired", 30)
+        elif "signal" in step:
+            os.kill(step["signal"], 15)
         elif "screenshot" in step:
             data = browser.call("Page.captureScreenshot", {"format": "png"}, session=True)["data"]
             with open(step["screenshot"], "wb") as f:
