@@ -82,7 +82,7 @@
   // by itself, resuming after the last event it saw.
   function follow(onEvent) {
     var names = ["run.queued", "run.started", "run.target_done", "run.target_left_out", "run.succeeded", "run.failed",
-                 "run.cancelled", "step.started", "step.succeeded", "step.failed", "target.state"];
+                 "run.cancelled", "run.target_forgotten", "step.started", "step.succeeded", "step.failed", "target.state"];
     var source = new EventSource("/api/v1/events");
     names.forEach(function (name) {
       source.addEventListener(name, function (e) {

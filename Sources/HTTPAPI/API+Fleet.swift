@@ -84,14 +84,19 @@ extension API {
         return response
     }
 
-    /// `POST .../targets/{target}/forget`: the instance is gone for good; rollgate stops
-    /// counting it. Refused while a run of the service is rolling.
+    /// `POST .../targets/{target}/forget` `{"reason"?}`: the instance is gone for good; rollgate
+    /// stops counting it, and records who and why (a `target_forgotten` event and a line in the
+    /// log of the run that left it out). Refused while a run of the service is rolling.
     func forget(_ request: HTTPRequest) async throws -> HTTPResponse {
         let who = try authorize(request)
         let (service, left) = try await leftOutTarget(request)
+        // Why (optional, recorded with who): `{"reason": "instance terminated"}`.
+        let body = request.body.isEmpty ? JSONValue.object([]) : try strictObject(request.body, allowed: ["reason"])
+        let reason = try field(body, "reason", required: false).flatMap { $0.isEmpty ? nil : $0 }
+        if let reason, reason.utf8.count > 1000 { throw Refusal(status: 422, code: "invalid_reason", message: "reason is longer than 1000 bytes") }
         let result: LeftOutTarget?
         do {
-            result = try await requests.forget(service: service, targetID: left.target.id, at: clock.now)
+            result = try await requests.forget(service: service, targetID: left.target.id, by: who, reason: reason, at: clock.now)
         } catch let rolling as ServiceRolling {
             throw Refusal(status: 409, code: "service_rolling",
                           message: "run \(rolling.run) of \(service) is rolling; forget \(left.target.id) once it has ended")
@@ -104,6 +109,7 @@ extension API {
             w.object { w in
                 w.key("forgotten"); w.leftOut(forgotten)
                 w.key("forgotten_by"); w.string(who)
+                w.key("reason"); w.string(reason)
             }
         })
     }

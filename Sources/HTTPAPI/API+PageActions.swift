@@ -144,7 +144,9 @@ extension API {
             handler = lock
         case .unlock: handler = unlock
         case .restore: handler = restore
-        case .forget: handler = forget
+        case .forget:
+            text("reason")
+            handler = forget
         }
         call.body = body.isEmpty && action != .lock ? [] : Array(JSONValue.object(body).text.utf8)
         let answer = try await handler(call)

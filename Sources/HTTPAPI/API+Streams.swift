@@ -23,7 +23,7 @@ extension API {
     /// `GET /api/v1/events`: every change from the event log as `id: SEQ` / `event: NAME` /
     /// `data: {seq, run_id, service, event, target_id, phase, detail, at}`: run changes
     /// (`run.queued`, `run.started`, `run.target_done`, `run.target_left_out`, `run.succeeded`,
-    /// `run.failed`, `run.cancelled`), step changes (`step.started`, `step.succeeded`,
+    /// `run.failed`, `run.cancelled`, `run.target_forgotten`), step changes (`step.started`, `step.succeeded`,
     /// `step.failed`, with the phase and the error) and target states as the load balancer
     /// reported them (`target.state`, detail `draining (Target.DeregistrationInProgress)`),
     /// from `Last-Event-ID` (or `?after=`) on, else from now; a comment every 15 s while quiet.

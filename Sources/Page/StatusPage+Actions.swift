@@ -67,6 +67,7 @@ extension StatusPage {
             <h2>\(escape(question))</h2>
             <p>\(escape(detail))</p>
             <form method="post" action="/actions/\(action.rawValue)">\(csrfField(session))\(hidden)
+            \(action == .forget ? "<p><label>why (recorded with your name) <input name=\"reason\" maxlength=\"1000\" autocomplete=\"off\" placeholder=\"instance terminated\"></label></p>" : "")
             <button type="submit" class="danger">Yes, \(escape(action.rawValue))</button> <a href="\(escape(back))">No, go back</a>
             </form>
             </section>

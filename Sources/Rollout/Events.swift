@@ -15,6 +15,8 @@ public enum RunEventKind: String, Sendable, CaseIterable {
     case stepSucceeded = "step_succeeded"
     case stepFailed = "step_failed"
     case targetState = "target_state"
+    /// An operator told rollgate a left-out target is gone for good (`forget`): who and why.
+    case targetForgotten = "target_forgotten"
 
     /// Run changes are told to people; step and target-state changes are for watchers only.
     public var notifies: Bool {

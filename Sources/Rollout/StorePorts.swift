@@ -60,8 +60,9 @@ public protocol DeployRequests: Sendable {
     func requestPromote(_ id: RunID) async throws -> Bool
     func lock(service: String, reason: String, by: String, expiresAt: Date?, at now: Date) async throws -> ServiceLock
     func unlock(service: String, at now: Date) async throws -> ServiceLock?
-    /// Drops a left-out target for good (refused while a run of the service runs).
-    func forget(service: String, targetID: String, at now: Date) async throws -> LeftOutTarget?
+    /// Drops a left-out target for good (refused while a run of the service runs), recording
+    /// who and why as an event and a line in the log of the run that left it out.
+    func forget(service: String, targetID: String, by who: String, reason: String?, at now: Date) async throws -> LeftOutTarget?
     /// True the first time `key` is seen before `expires` (a signed request's replay is refused).
     func firstSight(of key: String, until expires: Date, at now: Date) async throws -> Bool
     /// Where the run's notifications also go: a Slack `response_url`, a GitHub deployment.

@@ -94,7 +94,7 @@ extension Store {
     /// Drops a left-out target, in one transaction with the check that no run of its service
     /// is running (a run that started between an API's check and the delete would otherwise
     /// lose the record of a target it may hold). Throws `ServiceRolling` while one runs.
-    public func forget(service: String, targetID: String, at now: Date) throws -> LeftOutTarget? {
+    public func forget(service: String, targetID: String, by who: String, reason: String?, at now: Date) throws -> LeftOutTarget? {
         try write { db in
             if let running = try db.prepare("SELECT id FROM runs WHERE service = ? AND status = ?")
                 .rows([.text(service), .text(RunStatus.running.rawValue)], { $0.int(0) }).first {
@@ -103,6 +103,10 @@ extension Store {
             guard let target = try Store.leftOut(db, service: service).first(where: { $0.target.id == targetID }) else { return nil }
             try db.prepare("DELETE FROM left_out_targets WHERE service = ? AND target_id = ? AND target_port = ?")
                 .run([.text(service), .text(target.target.id), .integer(Int64(target.target.port))])
+            let detail = "by \(who)" + (reason.map { ": \($0)" } ?? "")
+            try Store.recordEvent(db, run: target.runID, service: service, .targetForgotten, target: target.target.id, detail: detail, at: now)
+            try Store.insertLog(db, run: target.runID, stream: .system, target: target.target.id, phase: nil,
+                                text: "\(target.target.id) forgotten \(detail); rollgate no longer counts it as left out", at: now)
             return target
         }
     }

@@ -41,8 +41,8 @@ public struct StorePorts: HistoryReads, DeployRequests, EventOutbox {
         try await on { try $0.lock(service: service, reason: reason, by: by, expiresAt: expiresAt, at: now) }
     }
     public func unlock(service: String, at now: Date) async throws -> ServiceLock? { try await on { try $0.unlock(service: service, at: now) } }
-    public func forget(service: String, targetID: String, at now: Date) async throws -> LeftOutTarget? {
-        try await on { try $0.forget(service: service, targetID: targetID, at: now) }
+    public func forget(service: String, targetID: String, by who: String, reason: String?, at now: Date) async throws -> LeftOutTarget? {
+        try await on { try $0.forget(service: service, targetID: targetID, by: who, reason: reason, at: now) }
     }
     public func firstSight(of key: String, until expires: Date, at now: Date) async throws -> Bool {
         try await on { try $0.firstSight(of: key, until: expires, at: now) }

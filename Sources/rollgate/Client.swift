@@ -414,10 +414,12 @@ struct Forget: AsyncParsableCommand {
     static let configuration = CommandConfiguration(abstract: "Forget a left-out target whose instance is gone for good.")
     @Argument var service: String
     @Argument var target: String
+    @Option(help: "Why (recorded with your name, e.g. \"instance terminated\").") var reason: String?
     @OptionGroup var options: ClientOptions
 
     func run() async throws {
-        let forgotten = try await options.call("POST", "/api/v1/services/\(service)/targets/\(target)/forget")
+        let forgotten = try await options.call("POST", "/api/v1/services/\(service)/targets/\(target)/forget",
+                                               body: reason.map { .object([("reason", .string($0))]) })
         if options.wantsJSON { print(forgotten.text); return }
         print("\(target) forgotten in \(service): no longer counted as left out")
     }

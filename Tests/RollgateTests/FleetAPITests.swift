@@ -131,9 +131,14 @@ import SQLiteStore
     @Test func forgetDropsALeftOutTargetForGood() async throws {
         _ = try leaveOut("web-3")
         #expect(try app.store.leftOut(service: "web").map(\.target.id) == ["web-3"])
-        let response = await app.call("POST", "/api/v1/services/web/targets/web-3/forget", headers: auth)
+        #expect(await app.call("POST", "/api/v1/services/web/targets/web-3/forget", headers: auth, body: #"{"why":"gone"}"#).status == 422,
+                "an unknown key is refused")
+        let response = await app.call("POST", "/api/v1/services/web/targets/web-3/forget", headers: auth, body: #"{"reason":"instance terminated"}"#)
         #expect(response.status == 200)
         #expect(json(response)["forgotten"]?["target_id"] == .string("web-3"))
+        #expect(json(response)["reason"] == .string("instance terminated"))
+        let event = try app.store.events(after: 0).last
+        #expect(event?.event == .targetForgotten && event?.detail?.hasSuffix(": instance terminated") == true, "\(String(describing: event))")
         #expect(try app.store.leftOut(service: "web").isEmpty)
         #expect(await app.call("POST", "/api/v1/services/web/targets/web-3/forget", headers: auth).status == 404)
     }

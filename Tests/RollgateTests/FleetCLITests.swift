@@ -105,9 +105,12 @@ import RollgateServer
         // Broken again, then the instance is gone for good: forget it.
         #expect(FileManager.default.createFile(atPath: broken, contents: nil))
         _ = try await cli(["deploy", "web", "v2", "--follow"], port: port)
-        let (forgot, forgetOutput) = try await cli(["forget", "web", "web-2"], port: port)
+        let (forgot, forgetOutput) = try await cli(["forget", "web", "web-2", "--reason", "instance terminated"], port: port)
         #expect(forgot == 0, "\(forgetOutput)")
         #expect(forgetOutput.contains("web-2 forgotten in web"))
+        // The forget is on record: who and why, in the log of the run that left it out.
+        let (_, log) = try await cli(["logs", "3"], port: port)
+        #expect(log.contains("web-2 forgotten by api:ops: instance terminated"), "\(log)")
         let services = json(try await client.request("GET", "/api/v1/services"))["services"]?.array?.first
         #expect(services?["left_out"]?.int == 0)
         server.kill(SIGTERM)

@@ -128,6 +128,7 @@ import HTTPTesting
             goto(base + "/"),
             click("button.action-forget"),
             headline,                                                            // 15
+            fill("#confirm input[name=reason]", "instance terminated"),
             click("#confirm button[type=submit]"),
             eval("document.querySelector('.banner') === null"),                  // 16
             // A form whose token was tampered with does nothing.
@@ -173,7 +174,9 @@ import HTTPTesting
         #expect(summary.count == 8 && !summary.contains { $0.contains("v9") }, "the tampered form deployed nothing: \(summary)")
         let services = json(try await client.request("GET", "/api/v1/services", headers: auth))["services"]?.array ?? []
         let flaky = services.first { $0["name"] == .string("flaky") }
-        #expect(flaky?["left_out"]?.array?.isEmpty ?? true, "forgotten")
+        #expect(flaky?["left_out"]?.int == 0, "forgotten")
+        let log = (json(try await client.request("GET", "/api/v1/runs/8/logs", headers: auth))["lines"]?.array ?? []).compactMap { $0["text"]?.string }
+        #expect(log.contains("flaky-2 forgotten by page:ops: instance terminated; rollgate no longer counts it as left out"), "who and why on record: \(log.suffix(3))")
     }
 
     /// Signs in with `token` as a browser would: the session cookie and the page's form token.

@@ -73,7 +73,11 @@ import RolloutTesting
         #expect(try store.claimNext(owner: .test, lease: .seconds(60), at: t0) == nil, "api waits for its lock")
         #expect(try store.unlock(service: "api", at: t0)?.reason == "freeze")
         try store.noteLeftOut(service: "api", target: web2, run: 3, phase: .drain, reason: "by hand", at: t0)
-        #expect(try store.forget(service: "api", targetID: "web-2", at: t0)?.target == web2)
+        #expect(try store.forget(service: "api", targetID: "web-2", by: "alice", reason: "instance terminated", at: t0)?.target == web2)
+        // Who and why, as an event (the engine's CHECK takes the kind) and in the run's log.
+        let forgotten = try store.events(after: 0, limit: 500).filter { $0.event == .targetForgotten }
+        #expect(forgotten.map { "\($0.runID) \($0.targetID ?? "") \($0.detail ?? "")" } == ["3 web-2 by alice: instance terminated"])
+        #expect(try store.logs(run: 3, after: 0, limit: 50).map(\.text).contains("web-2 forgotten by alice: instance terminated; rollgate no longer counts it as left out"))
         let original = HealthCheckSettings(interval: .seconds(30), timeout: .seconds(5), healthyThreshold: 5)
         #expect(try store.noteOriginal(service: "web", targetGroup: "tg", run: 2, settings: original, at: t0) == original)
         #expect(try store.changedHealthChecks().map(\.targetGroup) == ["tg"])

@@ -53,10 +53,10 @@ import RolloutTesting
         _ = try store.enqueue(service: "web", version: "v2", reason: nil, requestedBy: "test", idempotencyKey: nil, at: clock.now)
         let second = try #require(try store.claimNext(at: clock.now))
         // ...so forgetting the target now is refused in the store's own transaction.
-        #expect(throws: ServiceRolling.self) { _ = try store.forget(service: "web", targetID: "i-a", at: clock.now) }
+        #expect(throws: ServiceRolling.self) { _ = try store.forget(service: "web", targetID: "i-a", by: "ops", reason: nil, at: clock.now) }
         #expect(try store.leftOut(service: "web").map(\.target.id) == ["i-a"])
         try store.finish(second.id, .fail, error: "stopped", at: clock.now)
-        #expect(try store.forget(service: "web", targetID: "i-a", at: clock.now)?.target == target)
+        #expect(try store.forget(service: "web", targetID: "i-a", by: "ops", reason: nil, at: clock.now)?.target == target)
         #expect(try store.leftOut(service: "web").isEmpty)
     }
 }

@@ -65,6 +65,7 @@ enum NotificationRequest {
         case .stepStarted, .stepSucceeded, .stepFailed:
             line = "\(name): \(event.phase?.rawValue ?? "step") of \(event.targetID ?? "a target") \(event.event.rawValue.dropFirst(5))"
         case .targetState: line = "\(name): \(event.targetID ?? "a target") is \(event.detail ?? "")"
+        case .targetForgotten: line = "\(name): \(event.targetID ?? "a target"), left out, is forgotten \(event.detail ?? ""); rollgate no longer counts it"
         }
         if let base = config?.publicURL { line += " \(base)/api/v1/runs/\(run.id)" }
         return line
@@ -94,7 +95,7 @@ enum NotificationRequest {
     static func githubState(_ event: RunEventRecord) -> String {
         switch event.event {
         case .queued: return "queued"
-        case .started, .targetDone, .targetLeftOut, .stepStarted, .stepSucceeded, .stepFailed, .targetState: return "in_progress"
+        case .started, .targetDone, .targetLeftOut, .stepStarted, .stepSucceeded, .stepFailed, .targetState, .targetForgotten: return "in_progress"
         case .succeeded: return "success"
         case .failed: return "failure"
         case .cancelled: return "error"

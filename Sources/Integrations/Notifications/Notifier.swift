@@ -111,7 +111,8 @@ public final class Notifier: Sendable {
         if let url = service.notify.webhookURL, let secret = service.notify.webhookSecret {
             found.append(Destination(name: "webhook:\(service.name)", kind: .signedWebhook(url: url, secret: secret)))
         }
-        if let token = service.notify.githubToken, let deployment = targets.githubDeployment {
+        // A deployment's statuses end with its run: a later forget is not one of them.
+        if let token = service.notify.githubToken, let deployment = targets.githubDeployment, event.event != .targetForgotten {
             found.append(Destination(name: "github:\(event.runID)", kind: .githubStatuses(deployment: deployment, token: token)))
         }
         return found
