@@ -91,10 +91,13 @@ public struct ServiceTriggers: Sendable, Equatable {
         public var branch: String
         /// GitHub Deployments: the environment that deploys this service (default: the service's name).
         public var environment: String?
-        public init(repository: String, branch: String, environment: String? = nil) {
+        /// GitLab: where its pages are (`url`, default https://gitlab.com), for links to commits.
+        public var webURL: String?
+        public init(repository: String, branch: String, environment: String? = nil, webURL: String? = nil) {
             self.repository = repository
             self.branch = branch
             self.environment = environment
+            self.webURL = webURL
         }
     }
     public var github: Git?

@@ -103,8 +103,15 @@ extension ConfigLoader {
                                                   environment: try github.string("environment"))
         }
         if let gitlab = try map.mapping("gitlab") {
-            try gitlab.check(allowed: ["project", "branch"])
-            triggers.gitlab = ServiceTriggers.Git(repository: try repository(gitlab, "project"), branch: try gitlab.string("branch") ?? "main")
+            try gitlab.check(allowed: ["project", "branch", "url"])
+            var url: String?
+            if let given = try gitlab.string("url") {
+                guard given.hasPrefix("https://") || given.hasPrefix("http://"), !given.contains(where: { $0 == " " || $0 == "\"" || $0 == "<" || $0 == ">" }) else {
+                    throw gitlab.error("url", "expected the GitLab server's address, like https://gitlab.example.com")
+                }
+                url = given.hasSuffix("/") ? String(given.dropLast()) : given
+            }
+            triggers.gitlab = ServiceTriggers.Git(repository: try repository(gitlab, "project"), branch: try gitlab.string("branch") ?? "main", webURL: url)
         }
         if let slack = try map.mapping("slack") {
             try slack.check(allowed: ["allow"])

@@ -65,7 +65,7 @@ extension API {
     /// `replayed`: the same key asked for the same deploy at the same moment (the store's one
     /// transaction found the run the other request created): that run, not a second one.
     func enqueueDeploy(service: String, version: String, reason: String?, requestedBy: String, key: String?,
-                       waitForLock: Bool) async throws -> (run: Run, superseded: [RunID], replayed: Bool) {
+                       waitForLock: Bool, rollbackFrom: String? = nil) async throws -> (run: Run, superseded: [RunID], replayed: Bool) {
         try knownService(service)
         guard Version.isValid(version) else {
             throw Refusal(status: 422, code: "invalid_version",
@@ -80,7 +80,7 @@ extension API {
             throw Locked(lock: lock)
         }
         switch try await requests.enqueue(service: service, version: version, reason: reason, requestedBy: requestedBy,
-                                          idempotencyKey: key, kind: .deploy, waitForLock: waitForLock, at: now) {
+                                          idempotencyKey: key, kind: .deploy, waitForLock: waitForLock, rollbackFrom: rollbackFrom, at: now) {
         case .created(let run, let superseded):
             logger.info("deploy queued", metadata: ["run.id": "\(run.id)", "service": "\(service)", "version": "\(version)",
                                                     "requested_by": "\(requestedBy)", "superseded": "\(superseded)"])

@@ -75,7 +75,7 @@ extension API {
         let reason = "restore \(left.target.id) (left out by run \(left.runID): \(left.reason))"
         guard case .created(let run, _) = try await requests.enqueue(service: service, version: version, reason: String(reason.prefix(1000)),
                                                                      requestedBy: who, idempotencyKey: nil,
-                                                                     kind: .restore(left.target), waitForLock: false, at: clock.now) else {
+                                                                     kind: .restore(left.target), waitForLock: false, rollbackFrom: nil, at: clock.now) else {
             throw Refusal(status: 409, code: "not_queued", message: "the restore could not be queued")
         }
         wakeDispatcher()

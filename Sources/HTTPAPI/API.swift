@@ -375,7 +375,8 @@ public final class API: Sendable {
         }
         let outcome = try await enqueueDeploy(service: name, version: previous,
                                         reason: reason ?? "rollback from \(current) to \(previous)",
-                                        requestedBy: caller.name, key: nil, waitForLock: try flag(body, "wait_for_lock"))
+                                        requestedBy: caller.name, key: nil, waitForLock: try flag(body, "wait_for_lock"),
+                                        rollbackFrom: current)
         var response = HTTPResponse.json(202, JSONWriter.bytes { $0.run(outcome.run, publicURL: config.publicURL) })
         response.headers.append(("Location", "/api/v1/runs/\(outcome.run.id)"))
         return response

@@ -261,9 +261,12 @@ package struct StatusPage: Sendable {
             }
             if !summary.queued.isEmpty { now += "; queued: \(summary.queued.map(String.init).joined(separator: ", "))" }
             let versions = summary.versions
+            let links = VersionLinks(row.service, githubAPI: config.githubAPI)
             let targets = row.targets.map { view in
-                let version = versions.first { $0.target == view.target }?.version ?? "unknown"
-                var text = "<span class=\"id\">\(escape(view.target.id))</span> <span class=\"version\">\(escape(version))</span> <span class=\"state-\(escape(view.state))\">\(escape(view.state))</span>"
+                let known = versions.first { $0.target == view.target }?.version
+                var version = escape(known ?? "unknown")
+                if let known, let links { version = "<a href=\"\(escape(links.commit(known)))\" class=\"commit\">\(version)</a>" }
+                var text = "<span class=\"id\">\(escape(view.target.id))</span> <span class=\"version\">\(version)</span> <span class=\"state-\(escape(view.state))\">\(escape(view.state))</span>"
                 if let left = view.leftOut, view.state == "left_out" {
                     text += " <span class=\"left-out-reason\">(\(escape(left.reason)))</span>"
                 }
@@ -283,7 +286,7 @@ package struct StatusPage: Sendable {
         for run in model.runs {
             let targets = StatusPage.progress(of: run).map { "<span class=\"id\">\(escape($0.target))</span>: \(escape($0.text))" }.joined(separator: "; ")
             html += "<tr><td data-label=\"run\"><a href=\"/runs/\(run.id)\">\(run.id)</a></td><td data-label=\"service\">\(escape(run.service))</td>"
-            html += "<td data-label=\"version\">\(escape(StatusPage.what(run)))</td>"
+            html += "<td data-label=\"version\">\(versionHTML(run))</td>"
             html += "<td data-label=\"status\" class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</td><td data-label=\"created\">\(time(run.createdAt))</td>"
             html += "<td data-label=\"took\">\(StatusPage.duration(run, now: model.now))</td><td data-label=\"asked by\">\(escape(run.requestedBy))</td>"
             html += "<td data-label=\"reason\">\(escape(run.reason ?? ""))</td>"
@@ -297,7 +300,26 @@ package struct StatusPage: Sendable {
     /// version moves).
     package static func what(_ run: Run) -> String {
         if case .restore(let target) = run.kind { return "restore \(target.id)" }
-        return run.version
+        return run.version + (label(run).map { " (\($0))" } ?? "")
+    }
+
+    /// A rollback says so: asked for (`rollback from v3`) or after a failure (`rolled back to v2`).
+    static func label(_ run: Run) -> String? {
+        if let from = run.rollbackFrom { return "rollback from \(from)" }
+        if let to = run.rollbackTo { return "rolled back to \(to)" }
+        return nil
+    }
+
+    /// A run's version as HTML: linked to its commit for a service mapped to GitHub or GitLab,
+    /// with the rollback label.
+    func versionHTML(_ run: Run) -> String {
+        if case .restore = run.kind { return escape(StatusPage.what(run)) }
+        var html = escape(run.version)
+        if let links = config.service(named: run.service).flatMap({ VersionLinks($0, githubAPI: config.githubAPI) }) {
+            html = "<a href=\"\(escape(links.commit(run.version)))\" class=\"commit\">\(html)</a>"
+        }
+        if let label = StatusPage.label(run) { html += " <span class=\"rollback\">↩ \(escape(label))</span>" }
+        return html
     }
 
     /// `curl -H 'Accept: text/plain' HOST/` and `/status.txt`: the same state as a text table.
@@ -339,6 +361,15 @@ package struct StatusPage: Sendable {
         }
         if let error = run.error, run.status == .failed { html += "<p class=\"status-failed head-error\">\(escape(error))</p>" }
         html += "</div>\n<dl>"
+        if case .deploy = run.kind {
+            html += "<dt>version</dt><dd>\(versionHTML(run))"
+            // Where it came from: the compare view from the version it replaced.
+            if let links = config.service(named: run.service).flatMap({ VersionLinks($0, githubAPI: config.githubAPI) }),
+               let previous = run.rollbackFrom ?? (try? history.previousGoodVersion(service: run.service, before: run.id, otherThan: run.version)) ?? nil {
+                html += " · <a href=\"\(escape(links.compare(from: previous, to: run.version)))\" class=\"compare\">changes since \(escape(previous))</a>"
+            }
+            html += "</dd>"
+        }
         html += "<dt>asked by</dt><dd>\(escape(run.requestedBy))</dd>"
         if let reason = run.reason { html += "<dt>reason</dt><dd>\(escape(reason))</dd>" }
         html += "<dt>created</dt><dd>\(time(run.createdAt))</dd>"

@@ -29,6 +29,8 @@ public struct Run: Sendable, Equatable {
     public var interruptions = 0
     /// Asked to end its canary bake early.
     public var promoteRequested = false
+    /// Asked for as a rollback (the API's, the page's): the version it rolls back from.
+    public var rollbackFrom: String?
     /// The version an automatic rollback puts back, once it began.
     public var rollbackTo: String?
     /// The failure that started the rollback (kept for the run's `error` when it resumes;

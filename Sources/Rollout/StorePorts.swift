@@ -53,7 +53,7 @@ public protocol HistoryReads: Sendable {
 public protocol DeployRequests: Sendable {
     /// Queues a run; a queued deploy of the same service is superseded by it, at once.
     func enqueue(service: String, version: String, reason: String?, requestedBy: String, idempotencyKey: String?,
-                 kind: RunKind, waitForLock: Bool, at now: Date) async throws -> Enqueued
+                 kind: RunKind, waitForLock: Bool, rollbackFrom: String?, at now: Date) async throws -> Enqueued
     /// Cancels a queued run at once; asks a running one to stop at its next safe point.
     func requestCancel(_ id: RunID, at now: Date) async throws -> Run?
     /// Ends a running run's canary bake early; false unless it is running.

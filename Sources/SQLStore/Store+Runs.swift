@@ -7,14 +7,14 @@ import Foundation
 
 /// What became of a deploy request.
 extension Store {
-    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions, promote_requested, rollback_to, rollback_cause, rollback_after_step, lease_owner, lease_epoch, rolled_by, error_code"
+    static let runColumns = "id, service, version, reason, requested_by, status, created_at, started_at, finished_at, error, cancel_requested, kind, restore_target_id, restore_target_port, wait_for_lock, interruptions, promote_requested, rollback_to, rollback_cause, rollback_after_step, lease_owner, lease_epoch, rolled_by, error_code, rollback_from"
     static let runColumnCount = Int32(runColumns.split(separator: ",").count)
     static let stepColumns = "id, run_id, target_id, target_port, phase, status, started_at, finished_at, error, hook_process_group"
 
     /// Queues a run; a queued run of the same service is superseded by it, in one transaction.
     public func enqueue(service: String, version: String, reason: String?, requestedBy: String,
                         idempotencyKey: String?, kind: RunKind = .deploy, waitForLock: Bool = false,
-                        at now: Date) throws -> Enqueued {
+                        rollbackFrom: String? = nil, at now: Date) throws -> Enqueued {
         var restoreTarget: Target?
         if case .restore(let target) = kind { restoreTarget = target }
         let enqueued = try write { db -> Enqueued in
@@ -44,11 +44,12 @@ extension Store {
             let values: [SQLValue] = [.text(service), .text(version), reason.map(SQLValue.text) ?? .null,
                                       .text(requestedBy), .integer(now.milliseconds), idempotencyKey.map(SQLValue.text) ?? .null,
                                       .text(kind.name), restoreTarget.map { .text($0.id) } ?? .null,
-                                      restoreTarget.map { .integer(Int64($0.port)) } ?? .null, .integer(waitForLock ? 1 : 0)]
+                                      restoreTarget.map { .integer(Int64($0.port)) } ?? .null, .integer(waitForLock ? 1 : 0),
+                                      rollbackFrom.map(SQLValue.text) ?? .null]
             let id = try db.prepare("""
                 INSERT INTO runs (service, version, reason, requested_by, status, created_at, idempotency_key,
-                                  kind, restore_target_id, restore_target_port, wait_for_lock)
-                VALUES (?, ?, ?, ?, \(RunStatus.queued.sql), ?, ?, ?, ?, ?, ?) RETURNING id
+                                  kind, restore_target_id, restore_target_port, wait_for_lock, rollback_from)
+                VALUES (?, ?, ?, ?, \(RunStatus.queued.sql), ?, ?, ?, ?, ?, ?, ?) RETURNING id
                 """).rows(values) { $0.int(0) }[0]
             try Store.recordEvent(db, run: id, service: service, .queued, detail: reason, at: now)
             for old in superseded {
@@ -61,6 +62,7 @@ extension Store {
                           status: .queued, createdAt: Date(milliseconds: now.milliseconds))
             run.kind = kind
             run.waitForLock = waitForLock
+            run.rollbackFrom = rollbackFrom
             return .created(run, superseded: superseded)
         }
         if case .created(_, let superseded) = enqueued {
@@ -235,6 +237,7 @@ extension Store {
         if let owner = row.optionalText(20).flatMap(LeaseOwner.init) { run.lease = RunLease(owner: owner, epoch: row.int(21)) }
         run.rolledBy = row.optionalText(22)
         run.errorCode = row.optionalText(23).flatMap(RunFailure.Code.init(rawValue:))
+        run.rollbackFrom = row.optionalText(24)
         return run
     }
 

@@ -31,9 +31,10 @@ public struct StorePorts: HistoryReads, DeployRequests, EventOutbox {
     // DeployRequests
 
     public func enqueue(service: String, version: String, reason: String?, requestedBy: String, idempotencyKey: String?,
-                        kind: RunKind, waitForLock: Bool, at now: Date) async throws -> Enqueued {
+                        kind: RunKind, waitForLock: Bool, rollbackFrom: String?, at now: Date) async throws -> Enqueued {
         try await on { try $0.enqueue(service: service, version: version, reason: reason, requestedBy: requestedBy,
-                                      idempotencyKey: idempotencyKey, kind: kind, waitForLock: waitForLock, at: now) }
+                                      idempotencyKey: idempotencyKey, kind: kind, waitForLock: waitForLock,
+                                      rollbackFrom: rollbackFrom, at: now) }
     }
     public func requestCancel(_ id: RunID, at now: Date) async throws -> Run? { try await on { try $0.requestCancel(id, at: now) } }
     public func requestPromote(_ id: RunID) async throws -> Bool { try await on { try $0.requestPromote(id) } }

@@ -237,8 +237,13 @@ extension JSONWriter {
                     }
                 }
             }
+            // Target time: the spans summed (a batch's overlap counts for each target).
             w.key("out_of_service_ms"); w.int(outages.compactMap(\.milliseconds).reduce(0, +))
+            // How long the service was short (at least one target out): never more than the run took.
+            w.key("short_of_capacity_ms"); w.int(OutOfService(run, now: run.finishedAt ?? Date()).map { Int64(($0.shortFor.seconds * 1000).rounded()) } ?? 0)
             w.key("rolled_back_to"); w.string(run.rollbackTo)
+            // Asked for as a rollback: the version it rolls back from.
+            w.key("rollback_from"); w.string(run.rollbackFrom)
         }
     }
 

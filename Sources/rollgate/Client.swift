@@ -34,7 +34,7 @@ enum CLIClient {
 
 struct ClientOptions: ParsableArguments {
     @Flag(help: "Print the server's JSON (stdout) instead of text; the same as -o json.") var json = false
-    @Option(name: .short, help: "Output: text or json.") var output: String?
+    @Option(name: .short, help: "Output: text, wide (more columns: runs, status) or json.") var output: String?
     @Option(help: "rollgate server URL, http:// or https:// (or ROLLGATE_URL).") var server: String?
     @Option(help: "API token (or ROLLGATE_TOKEN).") var token: String?
     @Option(name: .customLong("ca-cert"), help: "PEM file of a certificate authority to trust for https (or SSL_CERT_FILE).")
@@ -42,6 +42,8 @@ struct ClientOptions: ParsableArguments {
 
     /// `--json` or `-o json`: the server's JSON on stdout, nothing else.
     var wantsJSON: Bool { json || output == "json" }
+    /// `-o wide`: the text with more columns (`runs`, `status`).
+    var wide: Bool { output == "wide" }
 
     var base: String {
         var url = server ?? environment["ROLLGATE_URL"] ?? "http://127.0.0.1:8080"
@@ -50,7 +52,7 @@ struct ClientOptions: ParsableArguments {
     }
 
     func validate() throws {
-        if let output, !["text", "json"].contains(output) { throw ValidationError("-o must be text or json (got \(output))") }
+        if let output, !["text", "wide", "json"].contains(output) { throw ValidationError("-o must be text, wide or json (got \(output))") }
         guard base.hasPrefix("http://") || base.hasPrefix("https://") else {
             throw ValidationError("--server must start with http:// or https:// (got \(base))")
         }
@@ -93,15 +95,30 @@ struct ClientOptions: ParsableArguments {
 
 /// `TAB`-separated fields, one record a line.
 /// Rows as aligned columns (two spaces apart), the header first.
-func printTable(_ rows: [[String]]) {
+func printTable(_ rows: [[String]], indent: String = "") {
     let count = rows.first?.count ?? 0
     let widths = (0..<count).map { column in rows.map { $0[column].count }.max() ?? 0 }
     for row in rows {
-        var line = row.enumerated().map { $0.element + String(repeating: " ", count: widths[$0.offset] - $0.element.count) }
+        var line = indent + row.enumerated().map { $0.element + String(repeating: " ", count: widths[$0.offset] - $0.element.count) }
             .joined(separator: "  ")
         while line.last == " " { line.removeLast() }
         print(line)
     }
+}
+
+/// A run's version as people read it: `restore web-2`, `v2 (rollback from v3)`, `v3 (rolled back to v2)`.
+func versionText(_ run: JSONValue) -> String {
+    if run["kind"]?.string == "restore" { return "restore \(run["restore_target"]?.string ?? "")" }
+    var text = run["version"]?.string ?? ""
+    if let from = run["rollback_from"]?.string { text += " (rollback from \(from))" }
+    else if let to = run["rolled_back_to"]?.string { text += " (rolled back to \(to))" }
+    return text
+}
+
+/// `1.5 s` from a JSON number of milliseconds; `-` for none.
+func milliseconds(_ value: JSONValue?) -> String {
+    guard let ms = value?.number, ms > 0 else { return "-" }
+    return ms < 1000 ? "\(Int(ms)) ms" : ms < 60_000 ? "\((ms / 100).rounded() / 10) s" : "\(Int(ms / 60_000)) min \(Int(ms / 1000) % 60) s"
 }
 
 struct Deploy: AsyncParsableCommand {
@@ -188,11 +205,15 @@ struct Runs: AsyncParsableCommand {
         if let service { query += "&service=\(service)" }
         let page = try await options.call("GET", "/api/v1/runs" + query)
         if options.wantsJSON { print(page.text); return }
-        printTable([["ID", "SERVICE", "VERSION", "STATUS", "CREATED", "REQUESTED BY", "REASON", "ERROR"]]
+        let wide = options.wide
+        printTable([["ID", "SERVICE", "VERSION", "STATUS", "CREATED", "REQUESTED BY", "REASON", "ERROR"]
+                    + (wide ? ["STARTED", "FINISHED", "ROLLED BY", "SHORT FOR", "OUT OF SERVICE"] : [])]
                    + (page["runs"]?.array ?? []).map { run in
-            [run["id"]?.int.map(String.init) ?? "", run["service"]?.string ?? "", run["version"]?.string ?? "",
+            [run["id"]?.int.map(String.init) ?? "", run["service"]?.string ?? "", versionText(run),
              run["status"]?.string ?? "", run["created_at"]?.string ?? "", run["requested_by"]?.string ?? "",
              run["reason"]?.string ?? "", run["error"]?.string ?? ""]
+            + (wide ? [run["started_at"]?.string ?? "-", run["finished_at"]?.string ?? "-", run["rolled_by"]?.string ?? "-",
+                       milliseconds(run["short_of_capacity_ms"]), milliseconds(run["out_of_service_ms"])] : [])
         })
         // Capacity silently lost is the worst news a deploy tool can hide: say it here too.
         if let services = try? await options.call("GET", "/api/v1/services")["services"]?.array {
@@ -209,7 +230,7 @@ struct RunDetail: AsyncParsableCommand {
     func run() async throws {
         let run = try await options.call("GET", "/api/v1/runs/\(id)")
         if options.wantsJSON { print(run.text); return }
-        print("run \(id): \(run["service"]?.string ?? "") \(run["version"]?.string ?? "") \(run["status"]?.string ?? "")")
+        print("run \(id): \(run["service"]?.string ?? "") \(versionText(run)) \(run["status"]?.string ?? "")")
         print("requested by \(run["requested_by"]?.string ?? "")\(run["reason"]?.string.map { ", because: \($0)" } ?? "")")
         print("created \(run["created_at"]?.string ?? ""), started \(run["started_at"]?.string ?? "-"), finished \(run["finished_at"]?.string ?? "-")"
               + (run["rolled_by"]?.string.map { ", rolled by \($0)" } ?? ""))
@@ -331,17 +352,24 @@ struct Status: AsyncParsableCommand {
                       + "the group's own (interval \(original["interval_s"]?.int ?? 0)s, timeout \(original["timeout_s"]?.int ?? 0)s, "
                       + "healthy threshold \(original["healthy_threshold"]?.int ?? 0)) is put back when the run ends")
             }
+            // The targets as a table (`-o wide`: since when and by which run each has its version),
+            // then what to do about each one left out.
+            var rows = [["TARGET", "VERSION", "STATE", "DETAIL"] + (options.wide ? ["VERSION SINCE", "BY RUN"] : [])]
+            var next: [String] = []
             for target in service["targets"]?.array ?? [] {
-                var text = "  \(target["id"]?.string ?? ""):\(target["port"]?.int ?? 0)\t\(target["version"]?.string ?? "unknown")\t\(target["state"]?.string ?? "")"
-                if let reason = target["reason"]?.string { text += " (\(reason))" }
+                var detail = target["reason"]?.string ?? ""
                 if let left = target["left_out"], left != .null, target["state"]?.string == "left_out" {
                     let name = service["name"]?.string ?? "", id = target["id"]?.string ?? ""
-                    text += "\tleft out by run \(left["run_id"]?.int ?? 0) \(left["reason"]?.string ?? "")"
-                    text += "\n    next: fix it, then `rollgate restore \(name) \(id)`; or `rollgate forget \(name) \(id)` if it is gone for good"
-                    text += " (the next deploy also takes it on)"
+                    detail = "left out by run \(left["run_id"]?.int ?? 0) \(left["reason"]?.string ?? "")"
+                    next.append("next for \(id): fix it, then `rollgate restore \(name) \(id)`; or `rollgate forget \(name) \(id)` if it is gone for good"
+                                + " (the next deploy also takes it on)")
                 }
-                print(text)
+                rows.append(["\(target["id"]?.string ?? ""):\(target["port"]?.int ?? 0)", target["version"]?.string ?? "unknown",
+                             target["state"]?.string ?? "", detail]
+                            + (options.wide ? [target["version_since"]?.string ?? "-", target["version_run_id"]?.int.map(String.init) ?? "-"] : []))
             }
+            if rows.count > 1 { printTable(rows, indent: "  ") }
+            for line in next { print("  " + line) }
         }
     }
 }

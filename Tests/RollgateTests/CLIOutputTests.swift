@@ -109,12 +109,24 @@ import HTTPTesting
                         "\(command) \(flag): \(answer)")
             }
         }
+        // The rollback is labelled; -o wide adds columns; the target table lines up.
+        let runs = try await cli(["runs"] + server)
+        #expect(runs.stdout.contains("v1 (rollback from v2)"), "\(runs)")
+        let wide = try await cli(["runs", "-o", "wide"] + server)
+        let header = try #require(wide.stdout.split(separator: "\n").first)
+        #expect(header.hasSuffix("STARTED                   FINISHED                  ROLLED BY  SHORT FOR  OUT OF SERVICE") || header.contains("SHORT FOR  OUT OF SERVICE"), "\(header)")
+        #expect(!(try await cli(["runs"] + server)).stdout.contains("SHORT FOR"), "only -o wide has them")
+        let status = try await cli(["status", "-o", "wide"] + server)
+        let table = status.stdout.split(separator: "\n").filter { $0.hasPrefix("  TARGET") || $0.hasPrefix("  web-") }
+        #expect(table.first?.hasPrefix("  TARGET") == true && table.first?.contains("VERSION SINCE") == true, "\(status)")
+        let columns = table.map { $0.firstRange(of: "healthy")?.lowerBound.utf16Offset(in: $0) ?? $0.firstRange(of: "STATE")?.lowerBound.utf16Offset(in: $0) ?? -1 }
+        #expect(Set(columns).count == 1 && columns.first != -1, "the STATE column lines up: \(table)")
         let running = try await cli(["deploy", "web", "v3", "--json"] + server)
         let id = try #require(JSONValue.parse(Array(running.stdout.utf8))?["id"]?.int)
         let cancelled = try await cli(["cancel", "\(id)", "-o", "json"] + server)
         #expect(JSONValue.parse(Array(cancelled.stdout.utf8))?["id"]?.int == id, "\(cancelled)")
         let wrong = try await cli(["runs", "-o", "yaml"] + server)
-        #expect(wrong.status != 0 && wrong.stderr.contains("-o must be text or json"), "\(wrong)")
+        #expect(wrong.status != 0 && wrong.stderr.contains("-o must be text, wide or json"), "\(wrong)")
     }
 
     /// With `public_url`, a queued deploy's answer carries its page's address.

@@ -151,7 +151,7 @@ import HTTPTesting
         #expect(results[7] == .bool(false), "unlocked")
         #expect(results[8] == .string("Roll web back from v3 to v2?"), "\(results[8])")
         #expect(results[9] == .string("/runs/3"), "\(results[9])")
-        #expect(results[10].string?.contains("web v2") == true, "\(results[10])")
+        #expect(results[10].string?.contains("web v2 (rollback from v3)") == true, "labelled a rollback: \(results[10])")
         #expect(results[11].string?.hasPrefix("Cancel run 4 (slow v1") == true, "\(results[11])")
         #expect(results[12].string?.contains("flaky has lost capacity: serving 1 of 2") == true
                 && results[12].string?.contains("rollgate restore flaky flaky-2") == true, "\(results[12])")

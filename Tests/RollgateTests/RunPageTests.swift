@@ -139,4 +139,39 @@ import Rollout
         #expect(out2["a"]?.first.map { [$0.0, $0.1] } == [0, 10000] && out2["b"]?.first.map { [$0.0, $0.1] } == [5000, 15000])
         #expect(Self.spans(svg, class: "phase-drain")["c"]?.first.map { [$0.0, $0.1] } == [20000, 22000])
     }
+
+    @Test func versionsLinkToTheirCommitAndChangesAndRollbacksSaySo() async throws {
+        var web = quickService("web", targets: 2)
+        web.triggers.github = ServiceTriggers.Git(repository: "acme/web", branch: "main")
+        var api = quickService("api", targets: 1)
+        api.triggers.gitlab = ServiceTriggers.Git(repository: "group/api", branch: "main", webURL: "https://gitlab.example.com")
+        let app = try await startedApp([web, api, quickService("plain", targets: 1)], database: directory.path + "/links.db")
+        defer { Task { await app.stop() } }
+        let client = HTTPClient(port: app.server.port)
+        for version in ["1a2b3c4", "5d6e7f8"] { _ = try await finished(client, run: try await deploy(client, "web", version)) }
+        func page(_ path: String) async -> String { String(decoding: await app.call("GET", path, headers: ["Accept": "text/html"]).body, as: UTF8.self) }
+        let second = await page("/runs/2")
+        #expect(second.contains("<a href=\"https://github.com/acme/web/commit/5d6e7f8\" class=\"commit\">5d6e7f8</a>"), "\(second.prefix(1500))")
+        #expect(second.contains("<a href=\"https://github.com/acme/web/compare/1a2b3c4...5d6e7f8\" class=\"compare\">changes since 1a2b3c4</a>"))
+        // A rollback says so, and its changes are from the version it rolls back from.
+        let rollback = json(await app.call("POST", "/api/v1/services/web/rollback"))
+        #expect(rollback["rollback_from"] == .string("5d6e7f8") && rollback["version"] == .string("1a2b3c4"), "\(rollback)")
+        _ = try await finished(client, run: 3)
+        let third = await page("/runs/3")
+        #expect(third.contains("<span class=\"rollback\">↩ rollback from 5d6e7f8</span>"))
+        #expect(third.contains("https://github.com/acme/web/compare/5d6e7f8...1a2b3c4"))
+        #expect(third.contains("<title>✓ run 3 succeeded: web 1a2b3c4 (rollback from 5d6e7f8) · rollgate</title>"))
+        let state = await page("/")
+        #expect(state.contains("<span class=\"version\"><a href=\"https://github.com/acme/web/commit/1a2b3c4\" class=\"commit\">1a2b3c4</a></span>"), "targets link their version")
+        #expect(state.contains("↩ rollback from 5d6e7f8"), "the runs table labels it")
+        // GitLab (a server of its own), and a service mapped to neither has no link.
+        _ = try await finished(client, run: try await deploy(client, "api", "release/1.2"))
+        #expect(await page("/runs/4").contains("https://gitlab.example.com/group/api/-/commit/release/1.2"))
+        _ = try await finished(client, run: try await deploy(client, "plain", "v1"))
+        #expect(!(await page("/runs/5")).contains("class=\"commit\""))
+        // Where links cannot go: a GitLab url that is no web address is refused by the config.
+        #expect {
+            try ConfigLoader(environment: [:]).parse("services:\n  - name: a\n    simulated: {}\n    hooks: {deploy: x}\n    gitlab: {project: g/a, url: 'javascript:alert(1)'}\n")
+        } throws: { "\($0)".contains("services[0].gitlab.url (line 5): expected the GitLab server's address") }
+    }
 }

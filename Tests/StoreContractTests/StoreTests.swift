@@ -39,7 +39,7 @@ import Foundation
         #expect(try migrator.migrate(connection) == [])
         #expect(try migrator.currentVersion(of: connection) == 18)
         let recorded = try connection.prepare("SELECT version, name FROM schema_migrations ORDER BY version").rows { "\($0.int(0)) \($0.text(1))" }
-        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries", "6 live_events", "7 canary_rollback", "8 log_lines_plain_checks", "9 seen_requests", "10 running_step_per_target", "11 lease_epoch_rollback_bake", "12 changed_health_checks", "13 history_indexes_pruning", "14 drain_quiet", "15 rolled_by", "16 error_code", "17 target_versions", "18 target_forgotten_event"])
+        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries", "6 live_events", "7 canary_rollback", "8 log_lines_plain_checks", "9 seen_requests", "10 running_step_per_target", "11 lease_epoch_rollback_bake", "12 changed_health_checks", "13 history_indexes_pruning", "14 drain_quiet", "15 rolled_by", "16 error_code", "17 target_versions", "18 forget_event_rollback_runs"])
     }
 
     @Test func eachMigrationAppliesOnTopOfThePreviousVersionKeepingData() throws {

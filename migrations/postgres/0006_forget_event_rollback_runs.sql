@@ -5,3 +5,6 @@ ALTER TABLE run_events ADD CONSTRAINT run_events_event_check
                      'succeeded', 'failed', 'cancelled',
                      'step_started', 'step_succeeded', 'step_failed',
                      'target_state', 'target_forgotten'));
+
+-- A run asked for as a rollback says from which version (SQLite 0018).
+ALTER TABLE runs ADD COLUMN rollback_from TEXT;

@@ -23,3 +23,7 @@ INSERT INTO sqlite_sequence (name, seq) SELECT 'run_events_new', seq FROM sqlite
 DROP TABLE run_events;
 ALTER TABLE run_events_new RENAME TO run_events;
 CREATE INDEX run_events_run ON run_events (run_id, seq);
+
+-- A run asked for as a rollback (POST .../rollback, the page's button) says from which
+-- version: shown as "rollback from v3" beside the version it puts back.
+ALTER TABLE runs ADD COLUMN rollback_from TEXT;
