@@ -16,6 +16,11 @@ public struct ConfigError: Error, CustomStringConvertible {
         let place = line.map { "\(path) (line \($0))" } ?? path
         return path.isEmpty ? message : "\(place): \(message)"
     }
+
+    /// As compilers say it, so editors jump to it: `FILE:LINE: PATH: MESSAGE`.
+    public func located(in file: String) -> String {
+        (line.map { "\(file):\($0)" } ?? file) + ": " + (path.isEmpty ? message : "\(path): \(message)")
+    }
 }
 
 /// Reads the YAML config. Unknown keys are errors (a typo must not silently change a roll);
@@ -158,13 +163,18 @@ public struct ConfigLoader {
         findings.collect {
             let services = try top.sequence("services")
             guard !services.isEmpty else { throw top.error("services", "at least one service is needed") }
-            var names: Set<String> = []
+            var names: [String: Int] = [:]
             for (index, node) in services.enumerated() {
+                // A name given twice is said whatever else is wrong with either service.
+                if let map = try? Mapping(node, path: "services[\(index)]"), let name = try? map.string("name") {
+                    if let first = names[name] {
+                        findings.error(map.error("name", "service \(name) is defined twice (first as services[\(first)]); give each service a name of its own"))
+                    } else {
+                        names[name] = index
+                    }
+                }
                 findings.collect {
                     let service = try self.service(node, path: "services[\(index)]")
-                    guard names.insert(service.name).inserted else {
-                        throw ConfigError(path: "services[\(index)].name", line: line(node), message: "service \(service.name) is defined twice")
-                    }
                     config.secretVariables += service.notify.variables
                     if let own = service.hookEnv.first(where: { config.secretVariables.contains($0) }) {
                         throw ConfigError(path: "services[\(index)].hook_env", line: line(node),
@@ -317,7 +327,7 @@ public struct ConfigLoader {
             case (let arns?, nil):
                 source = .awsTargetGroups(arns: arns)
             case (nil, let simulated?):
-                source = .simulated(try simulation(simulated))
+                source = .simulated(try simulation(simulated, service: try? map.string("name")))
             case (.some, .some):
                 throw map.error("simulated", "give target_group_arn(s) or simulated, not both")
             case (nil, nil):
@@ -345,11 +355,18 @@ public struct ConfigLoader {
         findings.collect {
             let drainTimeout = try map.duration("drain_timeout")
             let healthyTimeout = try map.duration("healthy_timeout")
+            // A simulation's unset waits are sized from it (twice its time, plus 10 s): a target
+            // it is told never turns healthy fails in seconds, not after AWS-sized 5 minutes.
+            var simulatedDrain: Duration?, simulatedHealthy: Duration?
+            if case .simulated(let simulation) = source {
+                simulatedDrain = simulation.drainTime * 2 + .seconds(10)
+                simulatedHealthy = simulation.healthyTime * 2 + .seconds(10)
+            }
             var timed = ServicePlan(
                 name: name,
                 pollInterval: try map.duration("poll_interval", minimum: .milliseconds(100)) ?? .seconds(1),
-                drainTimeout: drainTimeout ?? .seconds(600),
-                healthyTimeout: healthyTimeout ?? .seconds(300),
+                drainTimeout: drainTimeout ?? simulatedDrain ?? .seconds(600),
+                healthyTimeout: healthyTimeout ?? simulatedHealthy ?? .seconds(300),
                 hookTimeout: try map.duration("hook_timeout") ?? .seconds(900),
                 hooks: hooks ?? HookCommands(deploy: ""))
             // Unset waits of a real group are sized from the group itself at each run.
@@ -454,7 +471,7 @@ public struct ConfigLoader {
     /// A service with errors (already recorded) is left out of the config.
     struct ServiceSkipped: Error {}
 
-    private func simulation(_ map: Mapping) throws -> SimulationSettings {
+    private func simulation(_ map: Mapping, service: String?) throws -> SimulationSettings {
         try map.check(allowed: ["targets", "drain_seconds", "healthy_seconds", "port", "unhealthy_targets"])
         var settings = SimulationSettings()
         if let targets = try map.int("targets") {
@@ -471,6 +488,13 @@ public struct ConfigLoader {
             guard let text = node.scalar else { throw map.error("unhealthy_targets", "a list of target ids") }
             return text
         })
+        // The simulation names its targets SERVICE-1 to SERVICE-N: another name would never fail.
+        if let service {
+            let ids = SimulatedLoadBalancer.targetIDs(service: service, count: settings.targets)
+            if let unknown = settings.unhealthyTargets.sorted().first(where: { !ids.contains($0) }) {
+                throw map.error("unhealthy_targets", "\(unknown) is not one of this simulation's targets (\(ids.count == 1 ? ids[0] : "\(ids[0]) to \(ids[ids.count - 1])"))")
+            }
+        }
         return settings
     }
 
@@ -583,7 +607,11 @@ struct Mapping {
 
 /// Every error a config file has, one a line.
 public struct ConfigErrors: Error, CustomStringConvertible {
+    /// In the file's line order (errors without a line, about the file as a whole, first).
     public let errors: [ConfigError]
+    public init(errors: [ConfigError]) {
+        self.errors = errors.enumerated().sorted { ($0.element.line ?? 0, $0.offset) < ($1.element.line ?? 0, $1.offset) }.map(\.element)
+    }
     public var description: String { errors.map(\.description).joined(separator: "\n") }
 }
 

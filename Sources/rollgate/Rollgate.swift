@@ -124,6 +124,14 @@ struct Serve: AsyncParsableCommand {
             try await app.start()
         } catch let held as DatabaseHeld {
             throw ValidationError(held.description)
+        } catch let bind as HTTPServerError {
+            // Port taken: say what to do, not a usage block.
+            let port = settings.listen.port
+            printError("rollgate: \(bind.description)")
+            printError("hint: another program (perhaps another rollgate) holds port \(port); see which with `ss -ltnp 'sport = :\(port)'`,"
+                       + " or listen elsewhere: `rollgate serve --listen 127.0.0.1:8181` and point the CLI there with"
+                       + " `export ROLLGATE_URL=http://127.0.0.1:8181` (or --server)")
+            throw ExitCode(1)
         }
         announce(settings, port: app.server.port)
         switch await waitForStop(app) {
@@ -144,8 +152,14 @@ struct Serve: AsyncParsableCommand {
         var settings: Config
         let loader = ConfigLoader(environment: environment)
         if let config {
-            do { settings = try loader.load(path: config) } catch {
-                throw ValidationError("\(config): \(error)")
+            do { settings = try loader.load(path: config) } catch let errors as ConfigErrors {
+                // As check-config says them, one per line, and no usage block under them.
+                for problem in errors.errors { printError(problem.located(in: config)) }
+                printError("\(config): \(errors.errors.count) error(s); `rollgate check-config \(config)` says the same without starting")
+                throw ExitCode(2)
+            } catch let problem as ConfigError {
+                printError(problem.located(in: config))
+                throw ExitCode(2)
             }
         } else {
             settings = Config.demo()
@@ -358,7 +372,7 @@ struct CheckConfig: AsyncParsableCommand {
                 throw ExitCode(2)
             }
         case .failure(let error as ConfigErrors):
-            for problem in error.errors { printError("\(file): \(problem)") }
+            for problem in error.errors { printError(problem.located(in: file)) }
             printError("\(file): \(error.errors.count) error(s)")
             throw ExitCode(2)
         case .failure(let error):

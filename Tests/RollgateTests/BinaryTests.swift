@@ -122,7 +122,7 @@ final class RollgateProcess: @unchecked Sendable {
         let bad = directory.write("bad.yaml", "services:\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n    drain_timeout: soon\n")
         let (status, output) = try await RollgateProcess.run(["check-config", bad])
         #expect(status == 2)
-        #expect(output.contains("services[0].drain_timeout (line 5): expected a duration like 500ms, 30s, 10m or 1h, got soon"))
+        #expect(output.contains("\(bad):5: services[0].drain_timeout: expected a duration like 500ms, 30s, 10m or 1h, got soon"), "FILE:LINE: as compilers say it: \(output)")
         let (okStatus, okOutput) = try await RollgateProcess.run(["check-config", config], environment: ["TEST_ROLLGATE_TOKEN": token])
         #expect(okStatus == 0)
         #expect(okOutput.contains("OK, 1 service(s): web; 1 API token(s)"))
@@ -141,21 +141,30 @@ final class RollgateProcess: @unchecked Sendable {
                 poll_intervall: 1s
                 hooks: {deploy: ./no-such-deploy.sh}
               - name: api
-                simulated: {targets: 2}
+                simulated: {targets: 2, unhealthy_targets: [api-9]}
+                hooks: {deploy: echo}
+              - name: web
+                simulated: {}
                 hooks: {deploy: echo}
             """)
         let (status, output) = try await RollgateProcess.run(["check-config", bad])
         #expect(status == 2)
-        for expected in ["listen (line 1): expected HOST:PORT", "api_tokens[0].token (line 3): give token_env or token, not both",
-                         "services[0].poll_intervall (line 8): unknown key (did you mean poll_interval?",
-                         "services[0].target_group_arn (line 7): expected arn:aws:elasticloadbalancing",
-                         "services[0].hooks.deploy (line 9): ./no-such-deploy.sh does not exist",
-                         "warning: github.secret_env: environment variable NOT_SET_HERE is not set here", "5 error(s)"] {
-            #expect(output.contains(expected), "\(expected) in \(output)")
-        }
+        // Every error in one pass, in the file's line order, as FILE:LINE: PATH: MESSAGE; the
+        // service named twice is said although the first one has errors of its own.
+        let expected = ["\(bad):1: listen: expected HOST:PORT", "\(bad):3: api_tokens[0].token: give token_env or token, not both",
+                        "\(bad):7: services[0].target_group_arn: expected arn:aws:elasticloadbalancing",
+                        "\(bad):8: services[0].poll_intervall: unknown key (did you mean poll_interval?",
+                        "\(bad):9: services[0].hooks.deploy: ./no-such-deploy.sh does not exist",
+                        "\(bad):11: services[1].simulated.unhealthy_targets: api-9 is not one of this simulation's targets (api-1 to api-2)",
+                        "\(bad):13: services[2].name: service web is defined twice (first as services[0])",
+                        "\(bad): 7 error(s)"]
+        let errors = output.split(separator: "\n").filter { $0.hasPrefix(bad) && !$0.contains("warning:") }.map(String.init)
+        #expect(errors.count == expected.count && zip(errors, expected).allSatisfy { $0.hasPrefix($1) }, "in order: \(errors)")
+        #expect(output.contains("warning: github.secret_env: environment variable NOT_SET_HERE is not set here"), "\(output)")
         // Serving is stricter than linting: a missing secret is an error there.
         let (serving, refusal) = try await RollgateProcess.run(["serve", "--config", bad])
         #expect(serving != 0 && refusal.contains("environment variable NOT_SET_HERE is not set or empty"))
+        #expect(refusal.contains("\(bad):7: services[0].target_group_arn") && !refusal.contains("Usage:"), "the same lines, no usage block: \(refusal)")
     }
 
     @Test func migrateCreatesTheSchemaOnceAndRefusesANewerDatabase() async throws {
@@ -174,6 +183,8 @@ final class RollgateProcess: @unchecked Sendable {
         let (status, output) = try await RollgateProcess.run(["serve", "--database", directory.path + "/two.db", "--listen", "127.0.0.1:\(port)"])
         #expect(status != 0)
         #expect(output.contains("cannot listen on 127.0.0.1:\(port)"))
+        #expect(output.contains("--listen 127.0.0.1:8181") && output.contains("ROLLGATE_URL=http://127.0.0.1:8181") && !output.contains("Usage:"),
+                "what to do when the port is taken: \(output)")
         first.kill(SIGTERM)
     }
 

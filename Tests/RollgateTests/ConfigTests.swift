@@ -49,6 +49,8 @@ import Rollout
         #expect(demo.source == .simulated(SimulationSettings(targets: 4, drainTime: .seconds(5), healthyTime: .milliseconds(2500),
                                                              port: 80, unhealthyTargets: ["demo-4"])))
         #expect(demo.plan.pollInterval == .seconds(1), "the default poll interval")
+        #expect(demo.plan.healthyTimeout == .seconds(15) && demo.plan.drainTimeout == .seconds(20),
+                "a simulation's unset waits are twice its times plus 10 s: demo-4 fails in 15 s, not 5 min")
         #expect(!config.isDemo)
     }
 
@@ -64,6 +66,8 @@ import Rollout
         ("services:\n  - name: web\n    simulated: {targets: 0}\n    hooks: {deploy: x}\n", "services[0].simulated.targets (line 3): between 1 and 100"),
         ("services:\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n", "services[1].name (line 5): service web is defined twice"),
         ("services:\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n    poll_interval: 10ms\n", "services[0].poll_interval (line 5): must be at least 100ms"),
+        ("services:\n  - name: web\n    simulated: {targets: 3, unhealthy_targets: [web-3, web-9]}\n    hooks: {deploy: x}\n", "services[0].simulated.unhealthy_targets (line 3): web-9 is not one of this simulation's targets (web-1 to web-3)"),
+        ("services:\n  - name: web\n    simulated: {}\n    hooks: {}\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n", "services[0].hooks.deploy (line 4): missing (required)\nservices[1].name (line 5): service web is defined twice (first as services[0])"),
         ("services: [\n", "not valid YAML: line 2, column 1: did not find expected node content (while parsing a flow node)"),
         ("services:\n  - name: web\n    simulated: {}\n    hooks: {deploy: x}\n    hooks: {deploy: y}\n", "services[0].hooks (line 5): written twice (first on line 4); keep one"),
         ("listen: 127.0.0.1:1\nlisten: 127.0.0.1:2\nservices: []\n", "listen (line 2): written twice (first on line 1); keep one"),
