@@ -43,6 +43,10 @@ import HTTPTesting
         let followed = try await cli(["deploy", "web", "v3", "-f", "--server", server])
         #expect(followed.status == 0, "-f follows the run to its end: \(followed)")
         #expect(followed.stdout.contains("run ") && followed.stdout.contains("succeeded"), "\(followed.stdout)")
+        // Progress as the roll moves from target to target.
+        let progress = followed.stdout.split(separator: "\n").filter { $0.hasPrefix("progress: ") }
+        #expect(progress.contains { $0.hasPrefix("progress: 0 of 3 targets done; web-1 ") }, "\(progress)")
+        #expect(progress.contains { $0.hasPrefix("progress: 2 of 3 targets done; web-3 ") && $0.contains(" for ") && $0.contains(" of ~") }, "\(progress)")
     }
 
     @Test func aMistypedCommandIsNamedWithTheNearestOne() async throws {
