@@ -52,7 +52,7 @@ install: release
 	install -m 0644 migrations/*.sql $(DESTDIR)$(PREFIX)/share/rollgate/migrations/
 	install -m 0644 migrations/postgres/*.sql $(DESTDIR)$(PREFIX)/share/rollgate/migrations/postgres/
 	install -m 0644 public/* $(DESTDIR)$(PREFIX)/share/rollgate/public/
-	install -m 0644 README.md contrib/rollgate.service $(DESTDIR)$(PREFIX)/share/rollgate/
+	install -m 0644 README.md docs/reference.md contrib/rollgate.service $(DESTDIR)$(PREFIX)/share/rollgate/
 
 # The demo: a simulated load balancer with 3 targets, on 127.0.0.1:8080, no token needed.
 demo: build
