@@ -259,7 +259,7 @@ package struct StatusPage: Sendable {
             if summary.running == nil, case let out = row.targets.filter({ $0.state == "left_out" }).count, out > 0 {
                 now += "; <strong class=\"status-failed\">\(out) target(s) left out</strong>"
             }
-            if !summary.queued.isEmpty { now += "; queued: \(summary.queued.map(String.init).joined(separator: ", "))" }
+            if !summary.queued.isEmpty { now += "; queued: " + summary.queued.map { "<a href=\"/runs/\($0)\">run \($0)</a>" }.joined(separator: ", ") }
             let versions = summary.versions
             let links = VersionLinks(row.service, githubAPI: config.githubAPI)
             let targets = row.targets.map { view in
@@ -346,7 +346,15 @@ package struct StatusPage: Sendable {
             runs.append(["\(run.id)", run.service, StatusPage.what(run), run.status.rawValue, Timestamp.format(run.createdAt),
                          StatusPage.duration(run, now: model.now), run.requestedBy, run.reason ?? "", run.error ?? ""])
         }
-        return [table(rows, width: width), table(targets, width: width), table(runs, width: width)].joined(separator: "\n")
+        // Lost capacity says what to do, as commands to paste.
+        var next = ""
+        for row in model.services {
+            for view in row.targets where view.state == "left_out" {
+                next += "next: \(row.service.name) is short of \(view.target.id): fix it, then `rollgate restore \(row.service.name) \(view.target.id)`,"
+                    + " or `rollgate forget \(row.service.name) \(view.target.id)` if it is gone for good\n"
+            }
+        }
+        return [table(rows, width: width), table(targets, width: width) + (next.isEmpty ? "" : "\n" + next), table(runs, width: width)].joined(separator: "\n")
     }
 
     /// `GET /runs/{id}`: the run's facts, each target's steps with durations, and its log.

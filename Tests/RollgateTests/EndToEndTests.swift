@@ -106,6 +106,8 @@ import Rollout
         let page = String(decoding: try await client.request("GET", "/").body, as: UTF8.self)
         #expect(page.contains("<span class=\"id\">web-2</span> <span class=\"version\">unknown</span> <span class=\"state-left_out\">left_out</span>"))
         #expect(page.contains("web has lost capacity: serving 2 of 3") && page.contains("<code>rollgate restore web web-2</code>"), "the banner says it and the next step")
+        let statusText = String(decoding: try await client.request("GET", "/status.txt").body, as: UTF8.self)
+        #expect(statusText.contains("next: web is short of web-2: fix it, then `rollgate restore web web-2`"), "and the text page: \(statusText)")
 
         // The build is fixed; the next deploy rolls web-2 first (already out: no capacity
         // taken) and counts it, and the fleet is whole again.
