@@ -45,7 +45,7 @@ extension API {
         if let site = request.header("sec-fetch-site"), site != "same-origin", site != "none" {
             return statusPage.actionRefused(action, status: 403, message: "this form was sent from another site (Sec-Fetch-Site: \(String(site.prefix(20)))); act from rollgate's own page", back: back)
         }
-        if let origin = request.header("origin"), origin == "null" || AllowedHosts.host(ofURL: origin).map({ !hosts.permits($0) }) ?? true {
+        if let origin = request.header("origin"), !sameOrigin(origin, request) {
             return statusPage.actionRefused(action, status: 403, message: "this form was sent from another origin (\(String(origin.prefix(100)))); act from rollgate's own page", back: back)
         }
         guard let session = pageSession(request) else {
@@ -73,6 +73,21 @@ extension API {
             let message = JSONValue.parse(answer.body)?["error"]?["message"]?.string ?? "the server could not do this; see its log"
             return statusPage.actionRefused(action, status: answer.status, message: message, back: back)
         }
+    }
+
+    /// The form's `Origin` is this page's: the authority the browser asked (`Host`), or
+    /// `public_url`'s (behind a proxy that sends its own `Host`). `null` (a sandboxed or
+    /// privacy-stripped page) and every other site, addresses included, are not.
+    func sameOrigin(_ origin: String, _ request: HTTPRequest) -> Bool {
+        func authority(_ url: String) -> String? {
+            guard let scheme = url.firstRange(of: "://") else { return nil }
+            let rest = url[scheme.upperBound...]
+            return String(rest.prefix { $0 != "/" }).lowercased()
+        }
+        guard let presented = authority(origin), !presented.isEmpty else { return false }
+        if let host = request.header("host")?.lowercased(), presented == host { return true }
+        if let url = config.publicURL, let own = authority(url), presented == own { return true }
+        return false
     }
 
     private func tokenOfSession(_ request: HTTPRequest) -> APIToken? {

@@ -222,6 +222,8 @@ import HTTPTesting
             ("another site's page", try await post("deploy", deploy + csrfOps, cookie: cookie, extra: [("Sec-Fetch-Site", "cross-site")]), 403, "from another site"),
             ("another origin", try await post("deploy", deploy + csrfOps, cookie: cookie, extra: [("Origin", "http://evil.example")]), 403, "from another origin"),
             ("an opaque origin", try await post("deploy", deploy + csrfOps, cookie: cookie, extra: [("Origin", "null")]), 403, "from another origin"),
+            ("a site at an address", try await post("deploy", deploy + csrfOps, cookie: cookie, extra: [("Origin", "http://10.1.2.3")]), 403, "from another origin"),
+            ("this host, another port", try await post("deploy", deploy + csrfOps, cookie: cookie, extra: [("Origin", "http://127.0.0.1:1")]), 403, "from another origin"),
             ("an unknown action", try await post("explode", deploy + csrfOps, cookie: cookie), 404, "there is no action"),
         ]
         for (what, answer, status, words) in refusals {
@@ -233,8 +235,9 @@ import HTTPTesting
         let auth = [("Authorization", "Bearer \(ops)")]
         #expect((json(try await client.request("GET", "/api/v1/runs", headers: auth))["runs"]?.array ?? []).isEmpty, "no refused form made a run")
         // The same form with its own session goes through, as the deploy scope allows.
-        let (done, _) = try await post("deploy", deploy + (deployerCSRF ?? ""), cookie: deployerCookie)
-        #expect(done == 303)
+        let (done, _) = try await post("deploy", deploy + (deployerCSRF ?? ""), cookie: deployerCookie,
+                                       extra: [("Origin", "http://127.0.0.1:\(port)"), ("Sec-Fetch-Site", "same-origin")])
+        #expect(done == 303, "this page's own origin is let through")
         let run = json(try await client.request("GET", "/api/v1/runs/1", headers: auth))
         #expect(run["requested_by"] == .string("page:deployer") && run["version"] == .string("v5"), "\(run)")
         // A bad field is the API's own refusal, said on a page.
