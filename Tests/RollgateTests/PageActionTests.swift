@@ -59,6 +59,7 @@ import HTTPTesting
     var headline: String { eval("document.querySelector('h2') ? document.querySelector('h2').textContent : ''") }
 
     @Test func everyActionWorksFromThePageThroughTheSignedInSession() async throws {
+        try FileManager.default.createDirectory(atPath: repositoryRoot + "/.build/test-artifacts", withIntermediateDirectories: true)
         let (server, port) = try await server()
         defer { server.kill(SIGTERM) }
         let base = "http://127.0.0.1:\(port)"
