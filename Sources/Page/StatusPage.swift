@@ -396,7 +396,7 @@ package struct StatusPage: Sendable {
             html += "</p>\n"
         }
         if let timeline = RunTimeline(run: run, now: clock.now).svg {
-            html += "<h3>Timeline</h3>\n<div class=\"timeline-box\">\(timeline)</div>\n\(RunTimeline.legend)\n"
+            html += "<h3>Timeline</h3>\n<div class=\"timeline-box scroll\">\(timeline)</div>\n\(RunTimeline.legend)\n"
         }
         html += "<h3>Targets</h3>\n<div class=\"scroll\"><table id=\"steps\">\n<tr><th scope=\"col\">target</th><th scope=\"col\">phase</th><th scope=\"col\">status</th><th scope=\"col\">started</th><th scope=\"col\">took</th><th scope=\"col\">error</th></tr>\n"
         for step in run.steps {

@@ -67,8 +67,9 @@ public struct RunProgress: Sendable, Equatable {
 }
 
 /// A run's time out of service, per target and as the run lived it: `shortFor` is how long at
-/// least one target was out (the union of the spans), which never exceeds the run's own
-/// duration even when a batch takes several out at once; `targetTime` is their sum.
+/// least one target was out during the run (the union of the spans, up to the run's end),
+/// which never exceeds the run's own duration even when a batch takes several out at once or
+/// a target it left out is out still; `targetTime` is the spans' sum.
 public struct OutOfService: Sendable, Equatable {
     public var spans: [(target: Target, duration: Duration, stillOut: Bool)]
     public var shortFor: Duration
@@ -89,7 +90,9 @@ public struct OutOfService: Sendable, Equatable {
         targetTime = spans.reduce(.zero) { $0 + $1.duration }
         var union: Duration = .zero
         var current: (Date, Date)?
-        for (from, until) in intervals.sorted(by: { $0.0 < $1.0 }) {
+        let end = run.finishedAt ?? now
+        for (from, open) in intervals.sorted(by: { $0.0 < $1.0 }) {
+            let until = max(from, min(open, end))
             if let open = current, from <= open.1 {
                 current = (open.0, max(open.1, until))
             } else {

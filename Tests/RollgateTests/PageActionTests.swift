@@ -115,7 +115,10 @@ import HTTPTesting
             goto(base + "/"),
             eval("document.querySelector('.banner') ? document.querySelector('.banner').innerText : ''"),  // 12
             // The forms and the banner fit a phone: nothing wider than 390 px.
+            // Target ids never break inside (`flaky-` / `2`) beside long reasons, wide or narrow.
+            wait("Array.from(document.querySelectorAll('#state .id')).every(e => e.getClientRects().length === 1)", timeout: 3),
             viewport(390), wait("document.documentElement.scrollWidth <= window.innerWidth", timeout: 3),
+            wait("Array.from(document.querySelectorAll('#state .id')).every(e => e.getClientRects().length === 1)", timeout: 3),
             step(("screenshot", .string(repositoryRoot + "/.build/test-artifacts/actions-390.png"))), viewport(1280),
             step(("screenshot", .string(repositoryRoot + "/.build/test-artifacts/actions-1280.png"))),
             click("button.action-restore"),

@@ -136,6 +136,14 @@ import Rollout
         #expect(out.spans.map(\.duration) == [.seconds(10), .seconds(10), .seconds(5)])
         #expect(out.targetTime == .seconds(25))
         #expect(out.shortFor == .seconds(20), "0-15 and 20-25: the overlap of a and b counts once")
+        // A target the run left out is out still after it ended: the run was short only until its end.
+        var failed = run
+        failed.status = .failed
+        failed.finishedAt = t0.addingTimeInterval(22)
+        failed.steps.removeLast()
+        let left = try #require(OutOfService(failed, now: t0.addingTimeInterval(100)))
+        #expect(left.spans.last.map { [$0.duration == .seconds(80), $0.stillOut] } == [true, true], "c out for 80 s so far")
+        #expect(left.shortFor == .seconds(17), "0-15 and 20-22: never past the run's end")
         let svg = try #require(RunTimeline(run: run, now: t0.addingTimeInterval(30)).svg)
         #expect(svg.contains("data-lowest=\"1\" data-total=\"3\""), "a and b out together: 1 of 3 in service")
         let out2 = Self.spans(svg, class: "out")
