@@ -150,6 +150,10 @@ extension API {
         switch action {
         case .deploy:
             text("service", required: true); text("version", required: true); text("reason"); flag("wait_for_lock")
+            // The form's own id: the same form sent twice is one deploy.
+            if let id = form["request_id"], (1...64).contains(id.utf8.count), id.utf8.allSatisfy({ $0 < 0x80 && $0 > 0x20 }) {
+                call.headers.append((name: "idempotency-key", value: "page-form:\(id)"))
+            }
             handler = deploy
         case .cancel: handler = cancel
         case .promote: handler = promote

@@ -21,7 +21,7 @@ extension StatusPage {
         if session.may(.deploy) {
             html += """
                 <details open><summary>Deploy</summary>
-                <form method="post" action="/actions/deploy" id="deploy-form">\(csrfField(session))
+                <form method="post" action="/actions/deploy" id="deploy-form">\(csrfField(session))<input type="hidden" name="request_id" value="\(StatusPage.formID())">
                 <label>service <select name="service" required>\(services)</select></label>
                 <label>version <input name="version" required maxlength="128" placeholder="v42" autocomplete="off"></label>
                 <label>reason <input name="reason" maxlength="1000" autocomplete="off"></label>
@@ -45,6 +45,12 @@ extension StatusPage {
                 """
         }
         return html + "</section>\n"
+    }
+
+    /// A new id for each deploy form shown: a double click (or a resent POST) finds the run the
+    /// first made instead of queueing a second (the API's Idempotency-Key).
+    static func formID() -> String {
+        (0..<2).map { _ in String(UInt64.random(in: .min ... .max), radix: 16) }.joined()
     }
 
     func csrfField(_ session: PageSession) -> String {

@@ -244,6 +244,13 @@ import HTTPTesting
         #expect(done == 303, "this page's own origin is let through")
         let run = json(try await client.request("GET", "/api/v1/runs/1", headers: auth))
         #expect(run["requested_by"] == .string("page:deployer") && run["version"] == .string("v5"), "\(run)")
+        // The same form sent twice (a double click) is one deploy.
+        let twice = "service=web&version=v6&request_id=0123abcd&csrf=" + (deployerCSRF ?? "")
+        let (first, _) = try await post("deploy", twice, cookie: deployerCookie)
+        let again = try await client.request("POST", "/actions/deploy", headers: [("Content-Type", "application/x-www-form-urlencoded"), ("Cookie", deployerCookie)],
+                                             body: Array(twice.utf8))
+        #expect(first == 303 && again.status == 303 && again.header("location") == "/runs/2", "one run for both: \(again.header("location") ?? "")")
+        #expect((json(try await client.request("GET", "/api/v1/runs", headers: auth))["runs"]?.array ?? []).count == 2)
         // A bad field is the API's own refusal, said on a page.
         let (bad, why) = try await post("deploy", "service=web&version=../x&csrf=" + (deployerCSRF ?? ""), cookie: deployerCookie)
         #expect(bad == 422 && why.contains("is refused"), "\(why.prefix(600))")
