@@ -39,8 +39,8 @@ extension API {
         if try !flag(body, "force"), let held = try await read({ try $0.lock(service: service, at: now) }), held.lockedBy != who {
             throw Refusal(status: 409, code: "locked_by_other",
                           message: "\(service) is locked by \(held.lockedBy): \(held.reason)"
-                            + (held.expiresAt.map { " (until \(Timestamp.format($0)))" } ?? "")
-                            + "; pass \"force\": true to replace that lock")
+                            + (held.expiresAt.map { " (until \(Timestamp.format($0)))" } ?? ""),
+                          hint: "pass \"force\": true to replace that lock")
         }
         let lock = try await requests.lock(service: service, reason: reason, by: who, expiresAt: expiresAt, at: clock.now)
         logger.info("service locked", metadata: ["service": "\(service)", "by": "\(who)"])

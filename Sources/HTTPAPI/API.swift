@@ -122,6 +122,8 @@ public final class API: Sendable {
         let message: String
         /// Seconds, for 429 and 503.
         var retryAfter: Int? = nil
+        /// What an API client can do about it (`pass "force": true ...`), apart from the fact.
+        var hint: String? = nil
     }
 
     /// `/healthz` while all is well, made once (it is asked every few seconds by every
@@ -219,7 +221,7 @@ public final class API: Sendable {
             if refusal.status == 401, request.method == "GET", request.acceptsHTML, !request.path.hasPrefix("/api/") {
                 return HTTPResponse(status: 303, headers: [("Location", "/login"), ("Cache-Control", "no-store")])
             }
-            var response = HTTPResponse.error(refusal.status, code: refusal.code, message: refusal.message)
+            var response = HTTPResponse.error(refusal.status, code: refusal.code, message: refusal.message, hint: refusal.hint)
             if let seconds = refusal.retryAfter ?? (refusal.status == 503 ? 5 : nil) {
                 response.headers.append(("Retry-After", "\(seconds)"))
             }
@@ -231,8 +233,8 @@ public final class API: Sendable {
                     w.key("error"); w.object { w in
                         w.key("code"); w.string("service_locked")
                         w.key("message"); w.string("\(locked.lock.service) is locked by \(locked.lock.lockedBy): \(locked.lock.reason)"
-                            + (locked.lock.expiresAt.map { " (until \(Timestamp.format($0)))" } ?? " (until unlocked)")
-                            + "; pass \"wait_for_lock\": true to queue the deploy until the lock ends")
+                            + (locked.lock.expiresAt.map { " (until \(Timestamp.format($0)))" } ?? " (until unlocked)"))
+                        w.key("hint"); w.string("pass \"wait_for_lock\": true to queue the deploy until the lock ends")
                     }
                     w.key("lock"); w.lock(locked.lock)
                 }

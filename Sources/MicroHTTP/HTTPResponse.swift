@@ -23,9 +23,11 @@ public struct HTTPResponse: Sendable {
         HTTPResponse(status: status, headers: [("Content-Type", "application/json")], body: bytes)
     }
 
-    /// The one error shape every client sees: `{"error": {"code", "message"}}`.
-    public static func error(_ status: Int, code: String, message: String) -> HTTPResponse {
-        let text = "{\"error\":{\"code\":\(JSONText.quote(code)),\"message\":\(JSONText.quote(message))}}"
+    /// The one error shape every client sees: `{"error": {"code", "message", "hint"?}}`: what
+    /// happened, and apart from it what an API client can do about it.
+    public static func error(_ status: Int, code: String, message: String, hint: String? = nil) -> HTTPResponse {
+        let text = "{\"error\":{\"code\":\(JSONText.quote(code)),\"message\":\(JSONText.quote(message))"
+            + (hint.map { ",\"hint\":\(JSONText.quote($0))" } ?? "") + "}}"
         return HTTPResponse(status: status, contentType: "application/json", text: text)
     }
 

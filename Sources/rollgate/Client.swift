@@ -79,13 +79,15 @@ struct ClientOptions: ParsableArguments {
         let json = JSONValue.parse(response.body)
         guard (200..<300).contains(response.status) else {
             let message = json?["error"]?["message"]?.string ?? String(decoding: response.body, as: UTF8.self)
-            // The server's words for an API client; the CLI's own way to do what it suggests.
-            let said = message.firstRange(of: "; pass \"").map { String(message[..<$0.lowerBound]) } ?? message
-            printError("rollgate: HTTP \(response.status): \(said)")
+            printError("rollgate: HTTP \(response.status): \(message)")
+            // The server's hint names its API's fields (`"force": true`): where the CLI has a
+            // flag for it, the flag; otherwise the server's words.
+            let code = json?["error"]?["code"]?.string
             if response.status == 401 { printError("hint: pass --token or set ROLLGATE_TOKEN") }
-            if response.status == 423 { printError("hint: pass --wait-for-lock to queue the deploy until the lock ends") }
-            if response.status == 409, json?["error"]?["code"]?.string == "locked_by_other" { printError("hint: pass --force to replace that lock") }
-            if response.status == 429, let wait = response.header("retry-after") { printError("hint: retry in \(wait) s") }
+            else if response.status == 423 { printError("hint: pass --wait-for-lock to queue the deploy until the lock ends") }
+            else if code == "locked_by_other" { printError("hint: pass --force to replace that lock") }
+            else if response.status == 429, let wait = response.header("retry-after") { printError("hint: retry in \(wait) s") }
+            else if let hint = json?["error"]?["hint"]?.string { printError("hint: \(hint)") }
             throw ExitCode(ClientExit.failed)
         }
         guard let json else { printError("rollgate: the server answered something that is not JSON"); throw ExitCode(ClientExit.failed) }

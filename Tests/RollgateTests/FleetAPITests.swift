@@ -37,6 +37,8 @@ import SQLiteStore
         let refused = await app.call("POST", "/api/v1/services/web/lock", headers: other, body: #"{"reason":"incident"}"#)
         #expect(refused.status == 409 && json(refused)["error"]?["code"] == .string("locked_by_other"))
         #expect(json(refused)["error"]?["message"]?.string?.contains("locked by api:ops: migration") == true, "\(json(refused))")
+        #expect(json(refused)["error"]?["hint"] == .string("pass \"force\": true to replace that lock") && json(refused)["error"]?["message"]?.string?.contains("force") == false,
+                "what to do apart from what happened")
         #expect(try app.store.lock(service: "web", at: clock.now)?.reason == "migration", "the lock and its expiry are kept")
         #expect(await app.call("POST", "/api/v1/services/web/lock", headers: auth, body: #"{"reason":"migration, longer"}"#).status == 200,
                 "the holder changes their own lock")
@@ -60,7 +62,8 @@ import SQLiteStore
         #expect(refused.status == 423)
         let error = json(refused)["error"]
         #expect(error?["code"] == .string("service_locked"))
-        #expect(error?["message"]?.string?.contains("web is locked by api:ops: database migration (until unlocked)") == true)
+        #expect(error?["message"] == .string("web is locked by api:ops: database migration (until unlocked)"))
+        #expect(error?["hint"] == .string("pass \"wait_for_lock\": true to queue the deploy until the lock ends"))
         #expect(json(refused)["lock"]?["reason"] == .string("database migration"))
         #expect(try app.store.runs(RunFilter()).isEmpty, "a refused deploy queues nothing")
 
