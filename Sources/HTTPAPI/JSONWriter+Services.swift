@@ -64,16 +64,16 @@ extension JSONWriter {
                     }
                 }
             }
+            // What runs where: each target's version, how many serve, one line for people.
+            let fleet = targets.map { FleetVersions(targets: $0.map { ($0.target, $0.state) }, versions: summary.versions) }
             w.key("targets")
-            if let targets {
+            if let targets, let fleet {
                 w.array { w in
-                    for view in targets { w.target(view, version: summary.versions.first { $0.target == view.target }) }
+                    for (view, entry) in zip(targets, fleet.entries) { w.target(view, version: entry.version) }
                 }
             } else {
                 w.null()
             }
-            // What runs where: how many serve, the versions on the targets, one line for people.
-            let fleet = targets.map { FleetVersions(targets: $0.map { ($0.target, $0.state) }, versions: summary.versions) }
             w.key("serving"); if let fleet { w.int(Int64(fleet.serving)) } else { w.null() }
             w.key("versions"); w.array { w in
                 for group in fleet?.groups ?? [] {

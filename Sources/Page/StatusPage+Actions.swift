@@ -102,7 +102,7 @@ extension StatusPage {
         for row in rows {
             let out = row.targets.filter { $0.state == "left_out" }
             guard !out.isEmpty else { continue }
-            let fleet = FleetVersions(targets: row.targets.map { ($0.target, $0.state) }, versions: row.summary.versions)
+            let fleet = row.fleet
             html += "<div class=\"banner\" role=\"alert\"><strong>\(escape(row.service.name)) has lost capacity: \(escape(fleet.summary.split(separator: ";").first.map(String.init) ?? ""))</strong><ul>"
             for view in out {
                 let id = view.target.id

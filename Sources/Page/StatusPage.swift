@@ -175,6 +175,8 @@ package struct StatusPage: Sendable {
             var service: ServiceConfig
             var summary: ServiceSummary
             var targets: [TargetView]
+            /// What runs where: each target (in `targets`' order) with its version.
+            var fleet: FleetVersions { FleetVersions(targets: targets.map { ($0.target, $0.state) }, versions: summary.versions) }
         }
         var services: [ServiceRow]
         var runs: [Run]
@@ -260,10 +262,10 @@ package struct StatusPage: Sendable {
                 now += "; <strong class=\"status-failed\">\(out) target(s) left out</strong>"
             }
             if !summary.queued.isEmpty { now += "; queued: " + summary.queued.map { "<a href=\"/runs/\($0)\">run \($0)</a>" }.joined(separator: ", ") }
-            let versions = summary.versions
+            let fleet = row.fleet
             let links = VersionLinks(row.service, githubAPI: config.githubAPI)
-            let targets = row.targets.map { view in
-                let known = versions.first { $0.target == view.target }?.version
+            let targets = zip(row.targets, fleet.entries).map { view, entry in
+                let known = entry.version?.version
                 var version = escape(known ?? "unknown")
                 if let known, let links { version = "<a href=\"\(escape(links.commit(known)))\" class=\"commit\">\(version)</a>" }
                 var text = "<span class=\"id\">\(escape(view.target.id))</span> <span class=\"version\">\(version)</span> <span class=\"state-\(escape(view.state))\">\(escape(view.state))</span>"
@@ -273,7 +275,6 @@ package struct StatusPage: Sendable {
                 return text
             }.joined(separator: ", ")
             html += "<tr><td data-label=\"service\">\(escape(row.service.name))</td><td data-label=\"last good\">\(escape(summary.lastGoodVersion ?? "none yet"))</td>"
-            let fleet = FleetVersions(targets: row.targets.map { ($0.target, $0.state) }, versions: versions)
             html += "<td data-label=\"now\">\(now)</td><td data-label=\"targets\">\(targets)"
             let attention = fleet.isMixed || fleet.serving < fleet.entries.count ? " attention" : ""
             html += "<div class=\"fleet\(attention)\">\(escape(fleet.summary))</div>"
@@ -334,10 +335,10 @@ package struct StatusPage: Sendable {
             }
             if !row.summary.queued.isEmpty { now += "; queued \(row.summary.queued.map(String.init).joined(separator: ","))" }
             let lock = row.summary.lock.flatMap { $0.holds(at: model.now) ? "\($0.lockedBy): \($0.reason)" : nil } ?? "-"
-            let fleet = FleetVersions(targets: row.targets.map { ($0.target, $0.state) }, versions: row.summary.versions)
+            let fleet = row.fleet
             rows.append([row.service.name, row.summary.lastGoodVersion ?? "-", now, lock, fleet.summary])
-            for view in row.targets {
-                let version = row.summary.versions.first { $0.target == view.target }?.version ?? "unknown"
+            for (view, entry) in zip(row.targets, fleet.entries) {
+                let version = entry.version?.version ?? "unknown"
                 targets.append([row.service.name, "\(view.target)", version, view.state, view.state == "left_out" ? view.leftOut?.reason ?? "" : ""])
             }
         }
