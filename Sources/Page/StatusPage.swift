@@ -221,15 +221,7 @@ package struct StatusPage: Sendable {
     }
 
     /// How long, as a person reads it: `304 ms`, `1.5 s`, `2 min 5 s`, `1 h 3 min`.
-    package static func readable(_ duration: Duration) -> String {
-        let ms = Int64((duration.seconds * 1000).rounded())
-        if ms < 1000 { return "\(ms) ms" }
-        if ms < 10_000 { return "\(ms / 1000).\(ms % 1000 / 100) s" }
-        let s = ms / 1000
-        if s < 60 { return "\(s) s" }
-        if s < 3600 { return s % 60 == 0 ? "\(s / 60) min" : "\(s / 60) min \(s % 60) s" }
-        return "\(s / 3600) h \(s % 3600 / 60) min"
-    }
+    package static func readable(_ duration: Duration) -> String { duration.readable }
 
     /// The live part of `/` (also `/?part=state`, which the page's script swaps in).
     func stateHTML(session: PageSession? = nil) async throws -> (html: String, title: String, icon: String) {

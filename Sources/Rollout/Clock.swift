@@ -68,6 +68,18 @@ extension Duration {
     }
 
     /// `500ms`, `30s`, `10m`, `1h`, or `1m30s`: the form the config uses and errors print.
+    /// How long, as a person reads it (pages, the CLI): `304 ms`, `1.5 s`, `2 min 5 s`,
+    /// `1 h 3 min`. Not for config values: `humanText` writes those exactly.
+    public var readable: String {
+        let ms = Int64((seconds * 1000).rounded())
+        if ms < 1000 { return "\(ms) ms" }
+        if ms < 10_000 { return "\(ms / 1000).\(ms % 1000 / 100) s" }
+        let s = ms / 1000
+        if s < 60 { return "\(s) s" }
+        if s < 3600 { return s % 60 == 0 ? "\(s / 60) min" : "\(s / 60) min \(s % 60) s" }
+        return "\(s / 3600) h \(s % 3600 / 60) min"
+    }
+
     public var humanText: String {
         let ms = Int64((seconds * 1000).rounded())
         if ms % 1000 != 0 { return "\(ms)ms" }

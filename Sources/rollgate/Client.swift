@@ -117,10 +117,10 @@ func versionText(_ run: JSONValue) -> String {
     return text
 }
 
-/// `1.5 s` from a JSON number of milliseconds; `-` for none.
+/// `1.5 s` from a JSON number of milliseconds, as the page says it; `-` for none.
 func milliseconds(_ value: JSONValue?) -> String {
-    guard let ms = value?.number, ms > 0 else { return "-" }
-    return ms < 1000 ? "\(Int(ms)) ms" : ms < 60_000 ? "\((ms / 100).rounded() / 10) s" : "\(Int(ms / 60_000)) min \(Int(ms / 1000) % 60) s"
+    guard let ms = value?.number, ms > 0, ms < 1e15 else { return "-" }
+    return Duration.milliseconds(Int64(ms)).readable
 }
 
 struct Deploy: AsyncParsableCommand {
