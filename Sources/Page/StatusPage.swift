@@ -356,8 +356,8 @@ package struct StatusPage: Sendable {
         // The title, where it is and why it failed stay in view while the log follows.
         html += "<div class=\"run-head\"><h2>Run \(run.id): \(escape(run.service)) \(escape(StatusPage.what(run))) <span class=\"status-\(run.status.rawValue)\">\(run.status.rawValue)</span></h2>"
         if run.status == .running {
-            // The run's first line says how many targets its plan holds.
-            let planned = lines.first { $0.targetID == nil }.flatMap { $0.text.firstMatch(of: /over (\d+) target\(s\)/) }.flatMap { Int($0.1) }
+            // How many targets the run's frozen plan holds.
+            let planned = (try? history.plan(of: run.id).count).flatMap { $0 > 0 ? $0 : nil }
             html += "<p class=\"progress\">\(escape(RunProgress(run, targets: planned).text(now: clock.now, plan: config.service(named: run.service)?.plan, readable: StatusPage.readable)))</p>"
         }
         if let error = run.error, run.status == .failed { html += "<p class=\"status-failed head-error\">\(escape(error))</p>" }

@@ -39,6 +39,8 @@ public protocol RunHistory: Sendable {
     func phaseTimes(service: String, runs: Int) throws -> [Phase: PhaseTimes]
     func drainIdleShares(service: String, runs: Int) throws -> [Double]
     func previousGoodVersion(service: String, before run: RunID, otherThan version: String) throws -> String?
+    /// The run's frozen plan (its targets, in order); empty until it started.
+    func plan(of run: RunID) throws -> [PlannedTarget]
 }
 
 /// The history read from Swift's cooperative pool: each read runs on the store's own

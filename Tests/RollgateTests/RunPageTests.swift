@@ -185,4 +185,21 @@ import Rollout
             try ConfigLoader(environment: [:]).parse("services:\n  - name: a\n    simulated: {}\n    hooks: {deploy: x}\n    gitlab: {project: g/a, url: 'javascript:alert(1)'}\n")
         } throws: { "\($0)".contains("services[0].gitlab.url (line 5): expected the GitLab server's address") }
     }
+
+    @Test func aRunningRunsPageSaysHowFarAgainstItsFrozenPlan() async throws {
+        var service = quickService("web", targets: 3)
+        service.source = .simulated(SimulationSettings(targets: 3, drainTime: .seconds(30), healthyTime: .milliseconds(200), port: 8080))
+        let app = try await startedApp([service], database: directory.path + "/progress.db")
+        defer { Task { await app.stop() } }
+        let client = HTTPClient(port: app.server.port)
+        let id = try await deploy(client, "web", "v2")
+        var page = ""
+        #expect(try await eventually {
+            page = String(decoding: await app.call("GET", "/runs/\(id)", headers: ["Accept": "text/html"]).body, as: UTF8.self)
+            return page.contains("web-1 draining for")
+        }, "\(page.prefix(1200))")
+        #expect(page.contains("<p class=\"progress\">0 of 3 targets done; web-1 draining for ") && page.contains(" of ~10 s</p>"),
+                "three targets planned though one is touched: \(page.prefix(1200))")
+        _ = await app.call("POST", "/api/v1/runs/\(id)/cancel")
+    }
 }
