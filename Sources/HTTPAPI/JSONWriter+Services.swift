@@ -39,7 +39,7 @@ extension JSONWriter {
                     w.key("target_id"); w.string(step?.targetID)
                     w.key("phase"); w.string(step?.phase.rawValue)
                     // `1 of 3 targets done; web-2 draining for 12 s of ~600 s`.
-                    let progress = RunProgress(run, targets: targets?.count)
+                    let progress = RunProgress(run, targets: summary.runningPlanned ?? targets?.count)
                     w.key("targets_done"); w.int(Int64(progress.done))
                     w.key("targets_total"); w.int(Int64(progress.total))
                     w.key("progress"); w.string(progress.text(now: now, plan: service.plan, readable: StatusPage.readable))

@@ -243,7 +243,7 @@ package struct StatusPage: Sendable {
             var now = "idle"
             if let run = summary.running {
                 now = "rolling \(escape(run.version)) (<a href=\"/runs/\(run.id)\">run \(run.id)</a>)"
-                now += "<div class=\"progress\">\(escape(RunProgress(run, targets: row.targets.count).text(now: model.now, plan: row.service.plan, readable: StatusPage.readable)))</div>"
+                now += "<div class=\"progress\">\(escape(RunProgress(run, targets: row.summary.runningPlanned ?? row.targets.count).text(now: model.now, plan: row.service.plan, readable: StatusPage.readable)))</div>"
                 now += " " + button(.cancel, "Cancel run \(run.id)", [("run", "\(run.id)")], session)
             }
             if let lock = summary.lock, lock.holds(at: model.now) {
@@ -323,7 +323,7 @@ package struct StatusPage: Sendable {
         for row in model.services {
             var now = "idle"
             if let run = row.summary.running {
-                now = "rolling \(run.version) (run \(run.id)): " + RunProgress(run, targets: row.targets.count).text(now: model.now, plan: row.service.plan, readable: StatusPage.readable)
+                now = "rolling \(run.version) (run \(run.id)): " + RunProgress(run, targets: row.summary.runningPlanned ?? row.targets.count).text(now: model.now, plan: row.service.plan, readable: StatusPage.readable)
             }
             if !row.summary.queued.isEmpty { now += "; queued \(row.summary.queued.map(String.init).joined(separator: ","))" }
             let lock = row.summary.lock.flatMap { $0.holds(at: model.now) ? "\($0.lockedBy): \($0.reason)" : nil } ?? "-"

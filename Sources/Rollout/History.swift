@@ -44,6 +44,8 @@ public struct ServiceSummary: Sendable {
     public var changedHealthChecks: [ChangedHealthCheck] = []
     /// The version rollgate last put on each target it deployed (targets not listed: unknown).
     public var versions: [TargetVersion] = []
+    /// How many targets the running run's frozen plan holds (nil: none running, or not frozen yet).
+    public var runningPlanned: Int?
 
     public init(name: String, lastGoodVersion: String? = nil, lastGoodRunID: RunID? = nil, running: Run? = nil, queued: [RunID], leftOut: [LeftOutTarget], lock: ServiceLock? = nil, changedHealthChecks: [ChangedHealthCheck] = [], versions: [TargetVersion] = []) {
         self.name = name

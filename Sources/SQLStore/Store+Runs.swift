@@ -182,12 +182,17 @@ extension Store {
                 .rows([.text(service)], Store.decodeRun).first
             let queued = try db.prepare("SELECT id FROM runs WHERE service = ? AND status = \(RunStatus.queued.sql) ORDER BY id")
                 .rows([.text(service)]) { $0.int(0) }
-            return ServiceSummary(name: service, lastGoodVersion: lastGood?.0, lastGoodRunID: lastGood?.1,
-                                  running: try running.map { try Store.withSteps($0, db) }, queued: queued,
-                                  leftOut: try Store.leftOut(db, service: service),
-                                  lock: try Store.lock(db, service: service),
-                                  changedHealthChecks: try Store.changedHealthChecks(db, service: service, targetGroup: nil),
-                                  versions: try Store.targetVersions(db, service: service))
+            var summary = ServiceSummary(name: service, lastGoodVersion: lastGood?.0, lastGoodRunID: lastGood?.1,
+                                         running: try running.map { try Store.withSteps($0, db) }, queued: queued,
+                                         leftOut: try Store.leftOut(db, service: service),
+                                         lock: try Store.lock(db, service: service),
+                                         changedHealthChecks: try Store.changedHealthChecks(db, service: service, targetGroup: nil),
+                                         versions: try Store.targetVersions(db, service: service))
+            if let running {
+                let planned = try db.prepare("SELECT count(*) FROM run_targets WHERE run_id = ?").rows([.integer(running.id)]) { $0.int(0) }.first ?? 0
+                summary.runningPlanned = planned > 0 ? Int(planned) : nil
+            }
+            return summary
         }
     }
 

@@ -200,6 +200,9 @@ import Rollout
         }, "\(page.prefix(1200))")
         #expect(page.contains("<p class=\"progress\">0 of 3 targets done; web-1 draining for ") && page.contains(" of ~10 s</p>"),
                 "three targets planned though one is touched: \(page.prefix(1200))")
+        let running = json(await app.call("GET", "/api/v1/services"))["services"]?.array?.first?["running"]
+        #expect(running?["targets_done"]?.int == 0 && running?["targets_total"]?.int == 3, "\(String(describing: running))")
+        #expect(running?["progress"]?.string?.hasPrefix("0 of 3 targets done; web-1 draining for ") == true)
         _ = await app.call("POST", "/api/v1/runs/\(id)/cancel")
     }
 }
