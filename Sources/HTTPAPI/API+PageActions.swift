@@ -70,7 +70,10 @@ extension API {
                 + "; tick \"queue until unlocked\" to deploy when the lock ends", back: back)
         } catch {
             let answer = answer(error, to: request)
-            let message = JSONValue.parse(answer.body)?["error"]?["message"]?.string ?? "the server could not do this; see its log"
+            let error = JSONValue.parse(answer.body)?["error"]
+            var message = error?["message"]?.string ?? "the server could not do this; see its log"
+            // The API's hint names its fields; the page says its own control.
+            if error?["code"]?.string == "locked_by_other" { message += "; tick \"replace someone else's lock\" to replace it" }
             return statusPage.actionRefused(action, status: answer.status, message: message, back: back)
         }
     }

@@ -11,6 +11,7 @@ import HTTPTesting
     let ops = "page-ops-token-0123456789abcdef"
     let viewer = "page-viewer-token-0123456789abc"
     let deployer = "page-deployer-token-0123456789a"
+    let oncall = "page-oncall-token-0123456789abcd"
 
     var config: String {
         directory.write("rollgate.yaml", """
@@ -20,6 +21,7 @@ import HTTPTesting
               - {name: ops, token_env: OPS_TOKEN}
               - {name: viewer, token_env: VIEWER_TOKEN, scopes: [read]}
               - {name: deployer, token_env: DEPLOYER_TOKEN, scopes: [read, deploy]}
+              - {name: oncall, token_env: ONCALL_TOKEN}
             services:
               - name: web
                 simulated: {targets: 3, drain_seconds: 0.2, healthy_seconds: 0.2}
@@ -43,7 +45,7 @@ import HTTPTesting
 
     func server() async throws -> (RollgateProcess, UInt16) {
         let server = try RollgateProcess(["serve", "--config", config],
-                                         environment: ["OPS_TOKEN": ops, "VIEWER_TOKEN": viewer, "DEPLOYER_TOKEN": deployer])
+                                         environment: ["OPS_TOKEN": ops, "VIEWER_TOKEN": viewer, "DEPLOYER_TOKEN": deployer, "ONCALL_TOKEN": oncall])
         return (server, try await server.port())
     }
 
@@ -251,6 +253,18 @@ import HTTPTesting
                                              body: Array(twice.utf8))
         #expect(first == 303 && again.status == 303 && again.header("location") == "/runs/2", "one run for both: \(again.header("location") ?? "")")
         #expect((json(try await client.request("GET", "/api/v1/runs", headers: auth))["runs"]?.array ?? []).count == 2)
+        // Someone else's lock is replaced only when asked, and the page says how.
+        let (locked, _) = try await post("lock", "service=slow&reason=freeze&csrf=\(csrfOps)", cookie: cookie)
+        let (other, otherWhy) = try await post("lock", "service=slow&reason=mine&csrf=\(otherCSRF ?? "")", cookie: otherCookie)
+        #expect(locked == 303 && other == 303, "the same token in two sessions is one caller (page:ops): \(otherWhy.prefix(300))")
+        let (oncallCookie, oncallCSRF) = try await session(client, oncall)
+        let (refusedLock, lockWhy) = try await post("lock", "service=slow&reason=incident&csrf=\(oncallCSRF ?? "")", cookie: oncallCookie)
+        #expect(refusedLock == 409 && lockWhy.contains("slow is locked by page:ops: mine") && lockWhy.contains("tick &quot;replace someone else&#39;s lock&quot;"),
+                "\(lockWhy.prefix(900))")
+        let (forced, _) = try await post("lock", "service=slow&reason=incident&force=true&csrf=\(oncallCSRF ?? "")", cookie: oncallCookie)
+        #expect(forced == 303)
+        #expect(json(try await client.request("GET", "/api/v1/services", headers: auth))["services"]?.array?.first { $0["name"] == .string("slow") }?["lock"]?["locked_by"]
+                == .string("page:oncall"))
         // A bad field is the API's own refusal, said on a page.
         let (bad, why) = try await post("deploy", "service=web&version=../x&csrf=" + (deployerCSRF ?? ""), cookie: deployerCookie)
         #expect(bad == 422 && why.contains("is refused"), "\(why.prefix(600))")
