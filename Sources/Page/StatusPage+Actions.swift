@@ -117,4 +117,26 @@ extension StatusPage {
         }
         return html
     }
+
+    /// A failed or cancelled run's page says what to do now: each target it left out and still
+    /// out (put it back, or forget it), and how to put the previous version back.
+    func nextSteps(_ run: Run, session: PageSession?) -> String {
+        guard run.status == .failed || run.status == .cancelled else { return "" }
+        var items: [String] = []
+        let service = run.service
+        for left in (try? history.leftOut(service: service)) ?? [] where left.runID == run.id {
+            let id = left.target.id
+            items.append("<li>\(escape(id)) is still out of the load balancer. Fix it, then <code>rollgate restore \(escape(service)) \(escape(id))</code> "
+                         + button(.restore, "Restore \(id)", [("service", service), ("target", id)], session)
+                         + "; if the instance is gone for good, <code>rollgate forget \(escape(service)) \(escape(id))</code> "
+                         + button(.forget, "Forget \(id)", [("service", service), ("target", id)], session) + "</li>")
+        }
+        if case .deploy = run.kind, run.status == .failed, run.rollbackTo == nil,
+           let previous = (try? history.previousGoodVersion(service: service, before: Int64.max, otherThan: run.version)) ?? nil {
+            items.append("<li>To put \(escape(previous)) back on every target: <code>rollgate rollback \(escape(service))</code> "
+                         + button(.rollback, "Roll back \(service)", [("service", service), ("run", "\(run.id)")], session) + "</li>")
+        }
+        guard !items.isEmpty else { return "" }
+        return "<div class=\"banner next-steps\" role=\"alert\"><strong>Next steps</strong><ul>\(items.joined())</ul></div>\n"
+    }
 }

@@ -388,6 +388,7 @@ package struct StatusPage: Sendable {
             }
             html += "</p>\n"
         }
+        html += nextSteps(run, session: session)
         if let timeline = RunTimeline(run: run, now: clock.now).svg {
             html += "<h3>Timeline</h3>\n<div class=\"timeline-box scroll\">\(timeline)</div>\n\(RunTimeline.legend)\n"
         }

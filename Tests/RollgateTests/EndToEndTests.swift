@@ -106,6 +106,9 @@ import Rollout
         let page = String(decoding: try await client.request("GET", "/").body, as: UTF8.self)
         #expect(page.contains("<span class=\"id\">web-2</span> <span class=\"version\">unknown</span> <span class=\"state-left_out\">left_out</span>"))
         #expect(page.contains("web has lost capacity: serving 2 of 3") && page.contains("<code>rollgate restore web web-2</code>"), "the banner says it and the next step")
+        let runPage = String(decoding: try await client.request("GET", "/runs/\(id)", headers: [("Accept", "text/html")]).body, as: UTF8.self)
+        #expect(runPage.contains("<strong>Next steps</strong>") && runPage.contains("web-2 is still out of the load balancer")
+                && runPage.contains("<code>rollgate restore web web-2</code>"), "the failed run's page says what to do")
         let statusText = String(decoding: try await client.request("GET", "/status.txt").body, as: UTF8.self)
         #expect(statusText.contains("next: web is short of web-2: fix it, then `rollgate restore web web-2`"), "and the text page: \(statusText)")
 

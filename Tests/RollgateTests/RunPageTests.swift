@@ -205,4 +205,20 @@ import Rollout
         #expect(running?["progress"]?.string?.hasPrefix("0 of 3 targets done; web-1 draining for ") == true)
         _ = await app.call("POST", "/api/v1/runs/\(id)/cancel")
     }
+
+    @Test func aFailedRunsPageSaysTheNextSteps() async throws {
+        let app = try await startedApp([quickService("web", targets: 2, deploy: #"[ "$ROLLGATE_VERSION" = bad ] && exit 3; echo ok"#)],
+                                       database: directory.path + "/next.db")
+        defer { Task { await app.stop() } }
+        let client = HTTPClient(port: app.server.port)
+        #expect(try await finished(client, run: try await deploy(client, "web", "v1"))["status"] == .string("succeeded"))
+        let failed = try await deploy(client, "web", "bad")
+        #expect(try await finished(client, run: failed)["status"] == .string("failed"))
+        let page = String(decoding: await app.call("GET", "/runs/\(failed)", headers: ["Accept": "text/html"]).body, as: UTF8.self)
+        #expect(page.contains("web-1 is still out of the load balancer. Fix it, then <code>rollgate restore web web-1</code>"), "\(page.prefix(2000))")
+        #expect(page.contains("To put v1 back on every target: <code>rollgate rollback web</code>"))
+        #expect(page.contains("class=\"action-restore\"") && page.contains("class=\"action-rollback\""), "the demo may act: buttons beside the commands")
+        // A run that succeeded has nothing to do next.
+        #expect(!String(decoding: await app.call("GET", "/runs/1", headers: ["Accept": "text/html"]).body, as: UTF8.self).contains("Next steps"))
+    }
 }
