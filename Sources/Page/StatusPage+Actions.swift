@@ -119,7 +119,8 @@ extension StatusPage {
     }
 
     /// A failed or cancelled run's page says what to do now: each target it left out and still
-    /// out (put it back, or forget it), and how to put the previous version back.
+    /// out (put it back, or forget it), and how to put the last good version back on the
+    /// targets the failed deploy reached (deploy it again: `rollback` would go one further back).
     func nextSteps(_ run: Run, session: PageSession?) -> String {
         guard run.status == .failed || run.status == .cancelled else { return "" }
         var items: [String] = []
@@ -132,9 +133,9 @@ extension StatusPage {
                          + button(.forget, "Forget \(id)", [("service", service), ("target", id)], session) + "</li>")
         }
         if case .deploy = run.kind, run.status == .failed, run.rollbackTo == nil,
-           let previous = (try? history.previousGoodVersion(service: service, before: Int64.max, otherThan: run.version)) ?? nil {
-            items.append("<li>To put \(escape(previous)) back on every target: <code>rollgate rollback \(escape(service))</code> "
-                         + button(.rollback, "Roll back \(service)", [("service", service), ("run", "\(run.id)")], session) + "</li>")
+           let good = (try? history.serviceSummary(service).lastGoodVersion) ?? nil, good != run.version {
+            items.append("<li>To put \(escape(good)), the last good version, back on every target: <code>rollgate deploy \(escape(service)) \(escape(good))</code> "
+                         + button(.deploy, "Deploy \(good) again", [("service", service), ("version", good), ("reason", "back to \(good) after run \(run.id) failed")], session) + "</li>")
         }
         guard !items.isEmpty else { return "" }
         return "<div class=\"banner next-steps\" role=\"alert\"><strong>Next steps</strong><ul>\(items.joined())</ul></div>\n"

@@ -77,6 +77,7 @@ import RollgateServer
         let (failed, failure) = try await cli(["deploy", "web", "v1", "--follow"], port: port)
         #expect(failed == 1, "\(failure)")
         #expect(failure.contains("deploy hook failed on web-2: exit 3"))
+        #expect(failure.contains("hint: web-2 is still out of the load balancer: fix it, then `rollgate restore web web-2`"), "the next step: \(failure)")
 
         let (_, status) = try await cli(["status"], port: port)
         #expect(status.contains(/web-2:80 +unknown +left_out +left out by run 1/), "aligned columns: \(status)")

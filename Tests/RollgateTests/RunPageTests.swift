@@ -216,8 +216,12 @@ import Rollout
         #expect(try await finished(client, run: failed)["status"] == .string("failed"))
         let page = String(decoding: await app.call("GET", "/runs/\(failed)", headers: ["Accept": "text/html"]).body, as: UTF8.self)
         #expect(page.contains("web-1 is still out of the load balancer. Fix it, then <code>rollgate restore web web-1</code>"), "\(page.prefix(2000))")
-        #expect(page.contains("To put v1 back on every target: <code>rollgate rollback web</code>"))
-        #expect(page.contains("class=\"action-restore\"") && page.contains("class=\"action-rollback\""), "the demo may act: buttons beside the commands")
+        #expect(page.contains("To put v1, the last good version, back on every target: <code>rollgate deploy web v1</code>"))
+        #expect(page.contains("class=\"action-restore\"") && page.contains("class=\"action-deploy\">Deploy v1 again"), "the demo may act: buttons beside the commands")
+        // The CLI says the same when a followed deploy fails (stderr: hints, not the result).
+        let followed = try await cli(["deploy", "web", "bad", "-f", "--server", "http://127.0.0.1:\(app.server.port)"])
+        #expect(followed.status == 1 && followed.stderr.contains("hint: `rollgate deploy web v1` puts v1, the last good version, back on every target")
+                && followed.stderr.contains("`rollgate restore web web-1`"), "\(followed)")
         // A run that succeeded has nothing to do next.
         #expect(!String(decoding: await app.call("GET", "/runs/1", headers: ["Accept": "text/html"]).body, as: UTF8.self).contains("Next steps"))
     }
