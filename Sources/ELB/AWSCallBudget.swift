@@ -31,7 +31,10 @@ public actor AWSCallBudget {
     }
 
     struct Bucket {
-        let configured: Double
+        /// The configured rate: rollgate's share of the account's limit, for all its replicas.
+        let base: Double
+        /// This process's part of it: `base` over the replicas alive (see `share(among:)`).
+        var configured: Double
         var rate: Double
         /// May go below zero: each reservation debits one token in arrival order, and waits
         /// until the refill has paid it back.
@@ -45,13 +48,13 @@ public actor AWSCallBudget {
     private var buckets: [Kind: Bucket]
     private var throttles: [Kind: Int] = [:]
 
-    public init(rates: Rates = Rates(), clock: any RolloutClock) {
+    public init(rates: Rates = Rates(), clock: any RolloutClock, sharedAmong replicas: Int = 1) {
         self.clock = clock
         let now = clock.uptime
         var buckets: [Kind: Bucket] = [:]
         for kind in Kind.allCases {
-            let rate = max(0.01, rates.perSecond(kind))
-            buckets[kind] = Bucket(configured: rate, rate: rate, tokens: max(1, rate), refilledAt: now)
+            let base = max(0.01, rates.perSecond(kind)), rate = base / Double(max(1, replicas))
+            buckets[kind] = Bucket(base: base, configured: rate, rate: rate, tokens: max(1, rate), refilledAt: now)
         }
         self.buckets = buckets
     }
@@ -81,6 +84,20 @@ public actor AWSCallBudget {
         buckets[kind] = bucket
     }
 
+    /// Several replicas on one database spend one account's limit: each takes `1/replicas`
+    /// of the configured rates (the rate in force drops at once, and creeps back up on
+    /// successes once fewer replicas share it).
+    public func share(among replicas: Int) {
+        let count = Double(max(1, replicas))
+        for kind in Kind.allCases {
+            var bucket = refilled(kind)
+            bucket.configured = bucket.base / count
+            bucket.rate = min(bucket.rate, bucket.configured)
+            bucket.tokens = min(bucket.tokens, bucket.capacity)
+            buckets[kind] = bucket
+        }
+    }
+
     /// The rate in force now, in calls per second.
     public func rate(_ kind: Kind) -> Double { buckets[kind]!.rate }
     public func throttledCount(_ kind: Kind) -> Int { throttles[kind, default: 0] }
@@ -100,6 +117,8 @@ public final class AWSCallBudgets: Sendable {
     public let rates: AWSCallBudget.Rates
     let clock: any RolloutClock
     private let byRegion = Mutex<[String: AWSCallBudget]>([:])
+    /// How many replicas share the rates (1 but on PostgreSQL with others alive).
+    private let sharers = Mutex(1)
 
     public init(rates: AWSCallBudget.Rates = .init(), clock: any RolloutClock) {
         self.rates = rates
@@ -112,9 +131,22 @@ public final class AWSCallBudgets: Sendable {
         byRegion.withLock { budgets in
             let key = "\(api)/\(region)"
             if let budget = budgets[key] { return budget }
-            let budget = AWSCallBudget(rates: rates, clock: clock)
+            let budget = AWSCallBudget(rates: rates, clock: clock, sharedAmong: sharers.withLock { $0 })
             budgets[key] = budget
             return budget
         }
     }
+
+    /// Every budget of this process takes `1/replicas` of the rates from now on.
+    public func share(among replicas: Int) async {
+        let count = max(1, replicas)
+        let all = byRegion.withLock { budgets in
+            sharers.withLock { $0 = count }
+            return Array(budgets.values)
+        }
+        for budget in all { await budget.share(among: count) }
+    }
+
+    /// How many replicas share the rates now.
+    public var sharedAmong: Int { sharers.withLock { $0 } }
 }

@@ -17,6 +17,9 @@ public struct ServiceDirectory: Sendable {
     let entries: [String: Entry]
     package let cache: TargetStateCache
 
+    /// The process's AWS call budgets (per API and region), split among the replicas alive.
+    package let awsBudgets: AWSCallBudgets
+
     package init(config: Config, store: Store, clock: any RolloutClock, environment: [String: String], http: any OutboundHTTP,
          health: StoreHealth = StoreHealth(), metrics: RollMetrics = RollMetrics(), work: BlockingWork? = nil) throws {
         var entries: [String: Entry] = [:]
@@ -27,6 +30,7 @@ public struct ServiceDirectory: Sendable {
             }
         }
         let aws = AWSAccess(settings: config.aws, environment: environment, clock: clock, metrics: metrics, http: http)
+        awsBudgets = aws.budgets
         for service in config.services {
             switch service.source {
             case .simulated(let settings):

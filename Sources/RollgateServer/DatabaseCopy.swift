@@ -19,7 +19,8 @@ import Foundation
 /// checked before it commits: the copy is whole or absent.
 public struct DatabaseCopy {
     /// In an order that keeps every foreign key satisfied. `server_holder` (SQLite's
-    /// one-process hold) is not copied: every replica serves on PostgreSQL.
+    /// one-process hold) and `replicas` (who is alive now) are not copied: every replica
+    /// serves on PostgreSQL and says so itself.
     static let tables = ["runs", "steps", "log_lines", "simulated_targets", "run_targets", "left_out_targets",
                          "run_interruptions", "service_locks", "run_events", "deliveries", "delivery_cursors",
                          "seen_requests", "changed_health_checks", "maintenance", "target_versions"]

@@ -214,7 +214,18 @@ struct BackgroundDuties: Service {
             } catch {
                 logger.error("cannot renew the background duties", metadata: ["error": "\(error)"])
             }
+            // One account's AWS limit, several replicas: each spends 1/N of the budget.
+            do {
+                let alive = try await blocking.run { try store.replicaAlive(owner: owner, window: duration) }
+                if alive != app.services.awsBudgets.sharedAmong {
+                    logger.info("the AWS call budget is shared among \(alive) replica(s) now")
+                    await app.services.awsBudgets.share(among: alive)
+                }
+            } catch {
+                logger.warning("cannot say this replica is alive; its AWS call budget share stays as it was", metadata: ["error": "\(error)"])
+            }
         }
+        try? store.replicaGone(owner: owner)
         if holding {
             do { try store.releaseServer(owner: owner) } catch {
                 logger.error("cannot give the background duties back; another replica takes them once the lease lapses",

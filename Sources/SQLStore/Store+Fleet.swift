@@ -221,6 +221,28 @@ extension Store {
         }
     }
 
+    /// Says `owner` is alive (on the database's clock) and returns how many processes were
+    /// seen within `window`, itself included: the replicas that share the AWS call budget.
+    /// Rows of processes gone for ten windows are dropped.
+    public func replicaAlive(owner: LeaseOwner, window: Duration) throws -> Int {
+        try write { db in
+            let now = try engine.leaseNow(db)
+            try db.prepare("""
+                INSERT INTO replicas (owner, seen_at) VALUES (?, ?)
+                ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at
+                """).run([.text(owner.text), .integer(now.milliseconds)])
+            try db.prepare("DELETE FROM replicas WHERE seen_at < ?").run([.integer(now.adding(.zero - window * 10).milliseconds)])
+            let seen = try db.prepare("SELECT count(*) FROM replicas WHERE seen_at >= ?")
+                .rows([.integer(now.adding(.zero - window).milliseconds)]) { $0.int(0) }.first ?? 1
+            return max(1, Int(seen))
+        }
+    }
+
+    /// A process stopping: the others take its share of the budget at their next renewal.
+    public func replicaGone(owner: LeaseOwner) throws {
+        try write { db in try db.prepare("DELETE FROM replicas WHERE owner = ?").run([.text(owner.text)]) }
+    }
+
     public func releaseServer(owner: LeaseOwner) throws {
         try write { db in try db.prepare("DELETE FROM server_holder WHERE id = 1 AND owner = ?").run([.text(owner.text)]) }
     }

@@ -188,7 +188,9 @@ func followLog(of id: Int64, options: ClientOptions) async throws {
             let services = (try? await options.call("GET", "/api/v1/services")["services"]?.array) ?? []
             if let running = services.first(where: { $0["name"]?.string == service })?["running"], running["run_id"]?.int == id,
                let progress = running["progress"]?.string {
-                let key = "\(running["targets_done"]?.int ?? 0) \(running["target_id"]?.string ?? "")"
+                // Said again when a target is done or another is taken in hand, not every poll.
+                let inHand = progress.split(separator: "; ").dropFirst().map { $0.prefix { $0 != " " } }
+                let key = "\(running["targets_done"]?.int ?? 0) \(inHand.joined(separator: ","))"
                 if key != progressSaid { print("progress: \(progress)"); fflush(nil); progressSaid = key }
             }
         }

@@ -22,6 +22,32 @@ import Synchronization
         #expect(AWSCallBudget.Kind.of(action: "DeregisterTargets") == .change && AWSCallBudget.Kind.of(action: "ModifyTargetGroup") == .change)
     }
 
+    /// Replicas on one database spend one account's limit: each takes 1/N of the rates.
+    @Test func replicasSplitTheBudgetAndTakeItBackWhenOthersLeave() async {
+        let budget = AWSCallBudget(rates: .init(describePerSecond: 4, changesPerSecond: 2), clock: clock)
+        await budget.share(among: 2)
+        let (describe, change) = (await budget.rate(.describe), await budget.rate(.change))
+        #expect(describe == 2 && change == 1)
+        var waits: [Duration] = []
+        for _ in 0..<4 { waits.append(await budget.reserve(.describe)) }
+        #expect(waits == [.zero, .zero, .milliseconds(500), .seconds(1)], "two a second now, not four: \(waits)")
+        // Throttling halves this replica's share, never below an eighth of it.
+        for _ in 0..<6 { await budget.throttled(.describe) }
+        #expect(await budget.rate(.describe) == 0.25)
+        // The other replica stops: the share grows back on successes, up to the whole rate.
+        await budget.share(among: 1)
+        #expect(await budget.rate(.describe) == 0.25, "no jump: it creeps back as calls succeed")
+        for _ in 0..<30 { await budget.succeeded(.describe) }
+        #expect(await budget.rate(.describe) == 4)
+        // A budget made while three share starts at a third.
+        let budgets = AWSCallBudgets(rates: .init(describePerSecond: 3), clock: clock)
+        await budgets.share(among: 3)
+        let third = await budgets.budget(region: "eu-west-1").rate(.describe)
+        #expect(third == 1 && budgets.sharedAmong == 3)
+        await budgets.share(among: 0)
+        #expect(budgets.sharedAmong == 1, "never fewer than one")
+    }
+
     @Test func throttlingHalvesTheRateDownToAnEighthAndSuccessesBringItBack() async {
         let budget = AWSCallBudget(rates: .init(describePerSecond: 4), clock: clock)
         await budget.throttled(.describe)

@@ -223,6 +223,19 @@ import RolloutTesting
         #expect(try restored.logs(run: run.id, after: 0, limit: 10).map(\.text) == ["before the backup"])
     }
 
+    /// The replicas alive on a database split the AWS call budget among themselves.
+    @Test(arguments: Engine.allCases) func replicasAliveAreCountedWithinALeaseAndAStoppedOneLeaves(_ engine: Engine) throws {
+        let store = try store(engine)
+        #expect(try store.replicaAlive(owner: alice, window: .seconds(15)) == 1)
+        #expect(try store.replicaAlive(owner: bob, window: .seconds(15)) == 2)
+        #expect(try store.replicaAlive(owner: alice, window: .seconds(15)) == 2, "a renewal is the same row")
+        clock.advance(to: t0.adding(.seconds(16)))
+        #expect(try store.replicaAlive(owner: alice, window: .seconds(15)) == 1, "bob unseen for a lease is not counted")
+        #expect(try store.replicaAlive(owner: bob, window: .seconds(15)) == 2, "and counts again when seen")
+        try store.replicaGone(owner: bob)
+        #expect(try store.replicaAlive(owner: alice, window: .seconds(15)) == 1, "a stopped replica leaves at once")
+    }
+
     @Test func theServerHolderRefusesASecondLiveProcess() throws {
         let store = try store()
         #expect(try store.claimServer(owner: alice, for: .seconds(15), isGone: { _ in false }) == nil)

@@ -33,13 +33,13 @@ import Foundation
     @Test func appliesEveryMigrationInOrderOnceAndRecordsThem() throws {
         let db = TempDatabase()
         let migrator = try Migrator(directory: migrationsDirectory)
-        #expect(migrator.migrations.map(\.version) == Array(1...18))
+        #expect(migrator.migrations.map(\.version) == Array(1...19))
         let connection = try Connection(path: db.path)
-        #expect(try migrator.migrate(connection) == Array(1...18))
+        #expect(try migrator.migrate(connection) == Array(1...19))
         #expect(try migrator.migrate(connection) == [])
-        #expect(try migrator.currentVersion(of: connection) == 18)
+        #expect(try migrator.currentVersion(of: connection) == 19)
         let recorded = try connection.prepare("SELECT version, name FROM schema_migrations ORDER BY version").rows { "\($0.int(0)) \($0.text(1))" }
-        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries", "6 live_events", "7 canary_rollback", "8 log_lines_plain_checks", "9 seen_requests", "10 running_step_per_target", "11 lease_epoch_rollback_bake", "12 changed_health_checks", "13 history_indexes_pruning", "14 drain_quiet", "15 rolled_by", "16 error_code", "17 target_versions", "18 forget_event_rollback_runs"])
+        #expect(recorded == ["1 runs_steps_logs", "2 simulated_targets", "3 hook_process_group", "4 plans_leases_left_out_locks", "5 run_events_deliveries", "6 live_events", "7 canary_rollback", "8 log_lines_plain_checks", "9 seen_requests", "10 running_step_per_target", "11 lease_epoch_rollback_bake", "12 changed_health_checks", "13 history_indexes_pruning", "14 drain_quiet", "15 rolled_by", "16 error_code", "17 target_versions", "18 forget_event_rollback_runs", "19 replicas"])
     }
 
     @Test func eachMigrationAppliesOnTopOfThePreviousVersionKeepingData() throws {
@@ -124,7 +124,7 @@ import Foundation
         #expect {
             try Migrator(directory: migrationsDirectory).migrate(connection)
         } throws: { error in
-            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 18")
+            "\(error)".contains("schema version 99") && "\(error)".contains("knows versions up to 19")
         }
         #expect(throws: MigrationError.self) { _ = try Store(path: db.path, migrator: Migrator(directory: migrationsDirectory)) }
     }
