@@ -118,26 +118,53 @@ extension StatusPage {
         return html
     }
 
-    /// A failed or cancelled run's page says what to do now: each target it left out and still
-    /// out (put it back, or forget it), and how to put the last good version back on the
-    /// targets the failed deploy reached (deploy it again: `rollback` would go one further back).
-    func nextSteps(_ run: Run, session: PageSession?) -> String {
-        guard run.status == .failed || run.status == .cancelled else { return "" }
-        var items: [String] = []
-        let service = run.service
-        for left in (try? history.leftOut(service: service)) ?? [] where left.runID == run.id {
-            let id = left.target.id
-            items.append("<li>\(escape(id)) is still out of the load balancer. Fix it, then <code>rollgate restore \(escape(service)) \(escape(id))</code> "
-                         + button(.restore, "Restore \(id)", [("service", service), ("target", id)], session)
-                         + "; if the instance is gone for good, <code>rollgate forget \(escape(service)) \(escape(id))</code> "
-                         + button(.forget, "Forget \(id)", [("service", service), ("target", id)], session) + "</li>")
-        }
+    /// What to do after a failed or cancelled run: put back each target it left out and still
+    /// out (or forget it), and put the last good version back on the targets the failed deploy
+    /// reached (deploy it again: `rollback` would go one version further back).
+    enum NextStep: Equatable {
+        case restore(target: String)
+        case deployAgain(version: String)
+    }
+
+    func nextSteps(of run: Run) -> [NextStep] {
+        guard run.status == .failed || run.status == .cancelled else { return [] }
+        var steps = ((try? history.leftOut(service: run.service)) ?? []).filter { $0.runID == run.id }.map { NextStep.restore(target: $0.target.id) }
         if case .deploy = run.kind, run.status == .failed, run.rollbackTo == nil,
-           let good = (try? history.serviceSummary(service).lastGoodVersion) ?? nil, good != run.version {
-            items.append("<li>To put \(escape(good)), the last good version, back on every target: <code>rollgate deploy \(escape(service)) \(escape(good))</code> "
-                         + button(.deploy, "Deploy \(good) again", [("service", service), ("version", good), ("reason", "back to \(good) after run \(run.id) failed")], session) + "</li>")
+           let good = (try? history.serviceSummary(run.service).lastGoodVersion) ?? nil, good != run.version {
+            steps.append(.deployAgain(version: good))
+        }
+        return steps
+    }
+
+    /// The run page's banner: each next step as the command and its button.
+    func nextSteps(_ run: Run, session: PageSession?) -> String {
+        let service = run.service
+        let items = nextSteps(of: run).map { step -> String in
+            switch step {
+            case .restore(let id):
+                return "<li>\(escape(id)) is still out of the load balancer. Fix it, then <code>rollgate restore \(escape(service)) \(escape(id))</code> "
+                    + button(.restore, "Restore \(id)", [("service", service), ("target", id)], session)
+                    + "; if the instance is gone for good, <code>rollgate forget \(escape(service)) \(escape(id))</code> "
+                    + button(.forget, "Forget \(id)", [("service", service), ("target", id)], session) + "</li>"
+            case .deployAgain(let good):
+                return "<li>To put \(escape(good)), the last good version, back on every target: <code>rollgate deploy \(escape(service)) \(escape(good))</code> "
+                    + button(.deploy, "Deploy \(good) again", [("service", service), ("version", good), ("reason", "back to \(good) after run \(run.id) failed")], session) + "</li>"
+            }
         }
         guard !items.isEmpty else { return "" }
         return "<div class=\"banner next-steps\" role=\"alert\"><strong>Next steps</strong><ul>\(items.joined())</ul></div>\n"
+    }
+
+    /// The text run page's `next:` lines.
+    func nextStepsText(_ run: Run) -> String {
+        nextSteps(of: run).map { step in
+            switch step {
+            case .restore(let id):
+                return "next: \(id) is still out of the load balancer: fix it, then `rollgate restore \(run.service) \(id)`"
+                    + " (or `rollgate forget \(run.service) \(id)` if it is gone for good)\n"
+            case .deployAgain(let good):
+                return "next: `rollgate deploy \(run.service) \(good)` puts \(good), the last good version, back on every target\n"
+            }
+        }.joined()
     }
 }

@@ -418,6 +418,7 @@ package struct StatusPage: Sendable {
         if let rolledBy = run.rolledBy { text += "rolled by \(rolledBy)\n" }
         if let error = run.error { text += "error\(failureCode(run).map { " (\($0))" } ?? ""): \(error)\n" }
         if let outages = outageText(run) { text += "out of service: \(outages)\n" }
+        text += nextStepsText(run)
         text += "\n" + table([["TARGET", "PHASE", "STATUS", "STARTED", "TOOK", "ERROR"]] + run.steps.map { step in
             [step.targetID, step.phase.rawValue, step.status.rawValue, Timestamp.format(step.startedAt),
              duration(step), step.error ?? ""]

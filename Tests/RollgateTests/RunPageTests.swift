@@ -218,6 +218,9 @@ import Rollout
         #expect(page.contains("web-1 is still out of the load balancer. Fix it, then <code>rollgate restore web web-1</code>"), "\(page.prefix(2000))")
         #expect(page.contains("To put v1, the last good version, back on every target: <code>rollgate deploy web v1</code>"))
         #expect(page.contains("class=\"action-restore\"") && page.contains("class=\"action-deploy\">Deploy v1 again"), "the demo may act: buttons beside the commands")
+        let text = String(decoding: await app.call("GET", "/runs/\(failed)", headers: ["Accept": "text/plain"]).body, as: UTF8.self)
+        #expect(text.contains("next: web-1 is still out of the load balancer: fix it, then `rollgate restore web web-1`")
+                && text.contains("next: `rollgate deploy web v1` puts v1, the last good version, back on every target"), "the text page too: \(text)")
         // The CLI says the same when a followed deploy fails (stderr: hints, not the result).
         let followed = try await cli(["deploy", "web", "bad", "-f", "--server", "http://127.0.0.1:\(app.server.port)"])
         #expect(followed.status == 1 && followed.stderr.contains("hint: `rollgate deploy web v1` puts v1, the last good version, back on every target")
