@@ -33,7 +33,7 @@ public actor AWSCallBudget {
     struct Bucket {
         /// The configured rate: rollgate's share of the account's limit, for all its replicas.
         let base: Double
-        /// This process's part of it: `base` over the replicas alive (see `share(among:)`).
+        /// This process's part of it (see `share(_:)`).
         var configured: Double
         var rate: Double
         /// May go below zero: each reservation debits one token in arrival order, and waits
@@ -48,12 +48,12 @@ public actor AWSCallBudget {
     private var buckets: [Kind: Bucket]
     private var throttles: [Kind: Int] = [:]
 
-    public init(rates: Rates = Rates(), clock: any RolloutClock, sharedAmong replicas: Int = 1) {
+    public init(rates: Rates = Rates(), clock: any RolloutClock, share: Double = 1) {
         self.clock = clock
         let now = clock.uptime
         var buckets: [Kind: Bucket] = [:]
         for kind in Kind.allCases {
-            let base = max(0.01, rates.perSecond(kind)), rate = base / Double(max(1, replicas))
+            let base = max(0.01, rates.perSecond(kind)), rate = base * AWSCallBudget.clamped(share)
             buckets[kind] = Bucket(base: base, configured: rate, rate: rate, tokens: max(1, rate), refilledAt: now)
         }
         self.buckets = buckets
@@ -84,19 +84,22 @@ public actor AWSCallBudget {
         buckets[kind] = bucket
     }
 
-    /// Several replicas on one database spend one account's limit: each takes `1/replicas`
+    /// Several replicas on one database spend one account's limit: each takes its `fraction`
     /// of the configured rates (the rate in force drops at once, and creeps back up on
-    /// successes once fewer replicas share it).
-    public func share(among replicas: Int) {
-        let count = Double(max(1, replicas))
+    /// successes when the fraction grows).
+    public func share(_ fraction: Double) {
+        let fraction = AWSCallBudget.clamped(fraction)
         for kind in Kind.allCases {
             var bucket = refilled(kind)
-            bucket.configured = bucket.base / count
+            bucket.configured = bucket.base * fraction
             bucket.rate = min(bucket.rate, bucket.configured)
             bucket.tokens = min(bucket.tokens, bucket.capacity)
             buckets[kind] = bucket
         }
     }
+
+    /// A fraction in (0, 1]: never nothing (a replica always may call), never above the whole.
+    static func clamped(_ fraction: Double) -> Double { fraction.isFinite ? min(1, max(0.01, fraction)) : 1 }
 
     /// The rate in force now, in calls per second.
     public func rate(_ kind: Kind) -> Double { buckets[kind]!.rate }
@@ -117,8 +120,8 @@ public final class AWSCallBudgets: Sendable {
     public let rates: AWSCallBudget.Rates
     let clock: any RolloutClock
     private let byRegion = Mutex<[String: AWSCallBudget]>([:])
-    /// How many replicas share the rates (1 but on PostgreSQL with others alive).
-    private let sharers = Mutex(1)
+    /// This process's fraction of the rates (1 but on PostgreSQL with others alive).
+    private let fraction = Mutex(1.0)
 
     public init(rates: AWSCallBudget.Rates = .init(), clock: any RolloutClock) {
         self.rates = rates
@@ -131,22 +134,22 @@ public final class AWSCallBudgets: Sendable {
         byRegion.withLock { budgets in
             let key = "\(api)/\(region)"
             if let budget = budgets[key] { return budget }
-            let budget = AWSCallBudget(rates: rates, clock: clock, sharedAmong: sharers.withLock { $0 })
+            let budget = AWSCallBudget(rates: rates, clock: clock, share: fraction.withLock { $0 })
             budgets[key] = budget
             return budget
         }
     }
 
-    /// Every budget of this process takes `1/replicas` of the rates from now on.
-    public func share(among replicas: Int) async {
-        let count = max(1, replicas)
+    /// Every budget of this process takes `fraction` of the rates from now on.
+    public func share(_ fraction: Double) async {
+        let fraction = AWSCallBudget.clamped(fraction)
         let all = byRegion.withLock { budgets in
-            sharers.withLock { $0 = count }
+            self.fraction.withLock { $0 = fraction }
             return Array(budgets.values)
         }
-        for budget in all { await budget.share(among: count) }
+        for budget in all { await budget.share(fraction) }
     }
 
-    /// How many replicas share the rates now.
-    public var sharedAmong: Int { sharers.withLock { $0 } }
+    /// This process's fraction of the rates now.
+    public var share: Double { fraction.withLock { $0 } }
 }

@@ -93,8 +93,8 @@ extension API {
         }
         t.catchUpFailedWrites(total: health.failedWrites)
         t.set("rollgate_open_streams", help: "Live event and log streams open now.", to: Double(streams.value))
-        t.set("rollgate_aws_budget_shared_among", help: "Replicas alive on this database, each spending 1/N of aws.describe_per_second and changes_per_second.",
-              labels: [("replica", history.replica)], to: Double(services.awsBudgets.sharedAmong))
+        t.set("rollgate_aws_budget_share", help: "This replica's fraction of aws.describe_per_second and changes_per_second (by the runs each replica alive holds, at least one's worth each; 1 alone).",
+              labels: [("replica", history.replica)], to: services.awsBudgets.share)
         t.setPending(try history.pendingDeliveryCounts())
         // Written fresh each scrape (a target's old version must not linger as a series).
         var info = "# HELP rollgate_target_info The version rollgate last put on each target it deployed.\n# TYPE rollgate_target_info gauge\n"

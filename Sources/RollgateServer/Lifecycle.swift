@@ -214,12 +214,14 @@ struct BackgroundDuties: Service {
             } catch {
                 logger.error("cannot renew the background duties", metadata: ["error": "\(error)"])
             }
-            // One account's AWS limit, several replicas: each spends 1/N of the budget.
+            // One account's AWS limit, several replicas: each spends a share of the budget by the
+            // runs it holds (at least one's worth: an idle replica still asks for its pages).
             do {
-                let alive = try await blocking.run { try store.replicaAlive(owner: owner, window: duration) }
-                if alive != app.services.awsBudgets.sharedAmong {
-                    logger.info("the AWS call budget is shared among \(alive) replica(s) now")
-                    await app.services.awsBudgets.share(among: alive)
+                let weight = app.dispatcher.held.now.count
+                let share = try await blocking.run { try store.replicaAlive(owner: owner, weight: weight, window: duration) }
+                if abs(share.fraction - app.services.awsBudgets.share) > 0.001 {
+                    logger.info("this replica's share of the AWS call budget is \(Int((share.fraction * 100).rounded()))% now (\(share.replicas) replica(s) alive, weight \(share.weight) of \(share.totalWeight))")
+                    await app.services.awsBudgets.share(share.fraction)
                 }
             } catch {
                 logger.warning("cannot say this replica is alive; its AWS call budget share stays as it was", metadata: ["error": "\(error)"])

@@ -221,20 +221,22 @@ extension Store {
         }
     }
 
-    /// Says `owner` is alive (on the database's clock) and returns how many processes were
-    /// seen within `window`, itself included: the replicas that share the AWS call budget.
-    /// Rows of processes gone for ten windows are dropped.
-    public func replicaAlive(owner: LeaseOwner, window: Duration) throws -> Int {
-        try write { db in
+    /// Says `owner` is alive (on the database's clock) with `weight` (the runs it holds, at
+    /// least 1) and returns its share of the AWS call budget: its weight over the weights of
+    /// every process seen within `window`, itself included. Rows of processes gone for ten
+    /// windows are dropped.
+    public func replicaAlive(owner: LeaseOwner, weight: Int, window: Duration) throws -> BudgetShare {
+        let weight = max(1, weight)
+        return try write { db in
             let now = try engine.leaseNow(db)
             try db.prepare("""
-                INSERT INTO replicas (owner, seen_at) VALUES (?, ?)
-                ON CONFLICT (owner) DO UPDATE SET seen_at = excluded.seen_at
-                """).run([.text(owner.text), .integer(now.milliseconds)])
+                INSERT INTO replicas (owner, weight, seen_at) VALUES (?, ?, ?)
+                ON CONFLICT (owner) DO UPDATE SET weight = excluded.weight, seen_at = excluded.seen_at
+                """).run([.text(owner.text), .integer(Int64(weight)), .integer(now.milliseconds)])
             try db.prepare("DELETE FROM replicas WHERE seen_at < ?").run([.integer(now.adding(.zero - window * 10).milliseconds)])
-            let seen = try db.prepare("SELECT count(*) FROM replicas WHERE seen_at >= ?")
-                .rows([.integer(now.adding(.zero - window).milliseconds)]) { $0.int(0) }.first ?? 1
-            return max(1, Int(seen))
+            let seen = try db.prepare("SELECT count(*), coalesce(sum(weight), 0) FROM replicas WHERE seen_at >= ?")
+                .rows([.integer(now.adding(.zero - window).milliseconds)]) { ($0.int(0), $0.int(1)) }.first ?? (1, Int64(weight))
+            return BudgetShare(replicas: max(1, Int(seen.0)), weight: weight, totalWeight: max(Int64(weight), seen.1))
         }
     }
 
@@ -339,4 +341,14 @@ extension Store: HealthCheckLedger {
                                    since: Date(milliseconds: row.int(6)))
             }
     }
+}
+
+/// One replica's part of the fleet's AWS call budget.
+public struct BudgetShare: Sendable, Equatable {
+    /// Processes alive on the database, this one included.
+    public let replicas: Int
+    public let weight: Int
+    public let totalWeight: Int64
+    /// `weight / totalWeight`, in (0, 1].
+    public var fraction: Double { Double(weight) / Double(max(1, totalWeight)) }
 }

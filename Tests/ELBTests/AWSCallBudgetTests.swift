@@ -22,10 +22,10 @@ import Synchronization
         #expect(AWSCallBudget.Kind.of(action: "DeregisterTargets") == .change && AWSCallBudget.Kind.of(action: "ModifyTargetGroup") == .change)
     }
 
-    /// Replicas on one database spend one account's limit: each takes 1/N of the rates.
+    /// Replicas on one database spend one account's limit: each takes its share of the rates.
     @Test func replicasSplitTheBudgetAndTakeItBackWhenOthersLeave() async {
         let budget = AWSCallBudget(rates: .init(describePerSecond: 4, changesPerSecond: 2), clock: clock)
-        await budget.share(among: 2)
+        await budget.share(0.5)
         let (describe, change) = (await budget.rate(.describe), await budget.rate(.change))
         #expect(describe == 2 && change == 1)
         var waits: [Duration] = []
@@ -35,17 +35,19 @@ import Synchronization
         for _ in 0..<6 { await budget.throttled(.describe) }
         #expect(await budget.rate(.describe) == 0.25)
         // The other replica stops: the share grows back on successes, up to the whole rate.
-        await budget.share(among: 1)
+        await budget.share(1)
         #expect(await budget.rate(.describe) == 0.25, "no jump: it creeps back as calls succeed")
         for _ in 0..<30 { await budget.succeeded(.describe) }
         #expect(await budget.rate(.describe) == 4)
-        // A budget made while three share starts at a third.
+        // A budget made while this replica has a third starts at a third.
         let budgets = AWSCallBudgets(rates: .init(describePerSecond: 3), clock: clock)
-        await budgets.share(among: 3)
+        await budgets.share(1.0 / 3)
         let third = await budgets.budget(region: "eu-west-1").rate(.describe)
-        #expect(third == 1 && budgets.sharedAmong == 3)
-        await budgets.share(among: 0)
-        #expect(budgets.sharedAmong == 1, "never fewer than one")
+        #expect(abs(third - 1) < 1e-9 && abs(budgets.share - 1.0 / 3) < 1e-9)
+        await budgets.share(0)
+        #expect(budgets.share == 0.01, "never nothing: a replica always may call")
+        await budgets.share(.nan)
+        #expect(budgets.share == 1)
     }
 
     @Test func throttlingHalvesTheRateDownToAnEighthAndSuccessesBringItBack() async {

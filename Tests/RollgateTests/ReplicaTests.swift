@@ -93,15 +93,15 @@ import Rollout
         }
         let runs = json(try await replicas[0].client.request("GET", "/api/v1/runs"))["runs"]?.array ?? []
         #expect(runs.count == 1, "rolled once")
-        // One account's AWS limit: each of the two spends half of the budget; once one stops,
-        // the other has all of it again.
+        // One account's AWS limit: the two idle replicas spend half of the budget each; once one
+        // stops, the other has all of it again.
         func sharedAmong(_ replica: (name: String, process: RollgateProcess, client: HTTPClient)) async throws -> Double? {
             let text = String(decoding: try await replica.client.request("GET", "/metrics").body, as: UTF8.self)
-            let prefix = #"rollgate_aws_budget_shared_among{replica="\#(replica.name)"} "#
+            let prefix = #"rollgate_aws_budget_share{replica="\#(replica.name)"} "#
             return text.split(separator: "\n").first { $0.hasPrefix(prefix) }.flatMap { Double($0.dropFirst(prefix.count)) }
         }
         for replica in replicas {
-            #expect(try await eventually(within: .seconds(10)) { try await sharedAmong(replica) == 2 }, "\(replica.name)")
+            #expect(try await eventually(within: .seconds(10)) { try await sharedAmong(replica) == 0.5 }, "\(replica.name)")
         }
         replicas[1].process.kill(SIGTERM)
         #expect(try await eventually(within: .seconds(10)) { try await sharedAmong(replicas[0]) == 1 }, "a stopped replica gives its share back")

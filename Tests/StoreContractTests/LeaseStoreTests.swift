@@ -223,17 +223,21 @@ import RolloutTesting
         #expect(try restored.logs(run: run.id, after: 0, limit: 10).map(\.text) == ["before the backup"])
     }
 
-    /// The replicas alive on a database split the AWS call budget among themselves.
-    @Test(arguments: Engine.allCases) func replicasAliveAreCountedWithinALeaseAndAStoppedOneLeaves(_ engine: Engine) throws {
+    /// The replicas alive on a database split the AWS call budget among themselves, by the
+    /// runs each holds (at least one's worth each).
+    @Test(arguments: Engine.allCases) func replicasAliveShareTheBudgetByWeightWithinALeaseAndAStoppedOneLeaves(_ engine: Engine) throws {
         let store = try store(engine)
-        #expect(try store.replicaAlive(owner: alice, window: .seconds(15)) == 1)
-        #expect(try store.replicaAlive(owner: bob, window: .seconds(15)) == 2)
-        #expect(try store.replicaAlive(owner: alice, window: .seconds(15)) == 2, "a renewal is the same row")
+        let window = Duration.seconds(15)
+        #expect(try store.replicaAlive(owner: alice, weight: 0, window: window) == BudgetShare(replicas: 1, weight: 1, totalWeight: 1), "alone: all of it")
+        #expect(try store.replicaAlive(owner: bob, weight: 1, window: window).fraction == 0.5)
+        let busy = try store.replicaAlive(owner: alice, weight: 3, window: window)
+        #expect(busy.replicas == 2 && busy.fraction == 0.75, "a renewal is the same row, with its new weight: \(busy)")
+        #expect(try store.replicaAlive(owner: bob, weight: 1, window: window).fraction == 0.25)
         clock.advance(to: t0.adding(.seconds(16)))
-        #expect(try store.replicaAlive(owner: alice, window: .seconds(15)) == 1, "bob unseen for a lease is not counted")
-        #expect(try store.replicaAlive(owner: bob, window: .seconds(15)) == 2, "and counts again when seen")
+        #expect(try store.replicaAlive(owner: alice, weight: 3, window: window).fraction == 1, "bob unseen for a lease is not counted")
+        #expect(try store.replicaAlive(owner: bob, weight: 1, window: window).fraction == 0.25, "and counts again when seen")
         try store.replicaGone(owner: bob)
-        #expect(try store.replicaAlive(owner: alice, window: .seconds(15)) == 1, "a stopped replica leaves at once")
+        #expect(try store.replicaAlive(owner: alice, weight: 3, window: window).fraction == 1, "a stopped replica leaves at once")
     }
 
     @Test func theServerHolderRefusesASecondLiveProcess() throws {
