@@ -293,7 +293,13 @@ public final class API: Sendable {
 
     func showRun(_ request: HTTPRequest) throws -> HTTPResponse {
         let run = try findRun(request)
-        return .json(200, JSONWriter.bytes { $0.run(run, publicURL: self.config.publicURL) })
+        // Only a failed or cancelled run has next steps: the others read nothing more.
+        var steps: [NextStep] = []
+        if run.status == .failed || run.status == .cancelled {
+            steps = NextStep.after(run, leftOut: try history.leftOut(service: run.service),
+                                   lastGood: try history.serviceSummary(run.service).lastGoodVersion)
+        }
+        return .json(200, JSONWriter.bytes { $0.run(run, publicURL: self.config.publicURL, nextSteps: steps) })
     }
 
     func logs(_ request: HTTPRequest) throws -> HTTPResponse {

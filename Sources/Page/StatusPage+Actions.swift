@@ -118,22 +118,11 @@ extension StatusPage {
         return html
     }
 
-    /// What to do after a failed or cancelled run: put back each target it left out and still
-    /// out (or forget it), and put the last good version back on the targets the failed deploy
-    /// reached (deploy it again: `rollback` would go one version further back).
-    enum NextStep: Equatable {
-        case restore(target: String)
-        case deployAgain(version: String)
-    }
-
+    /// A run's next steps, from what the history says now (`NextStep.after`).
     func nextSteps(of run: Run) -> [NextStep] {
         guard run.status == .failed || run.status == .cancelled else { return [] }
-        var steps = ((try? history.leftOut(service: run.service)) ?? []).filter { $0.runID == run.id }.map { NextStep.restore(target: $0.target.id) }
-        if case .deploy = run.kind, run.status == .failed, run.rollbackTo == nil,
-           let good = (try? history.serviceSummary(run.service).lastGoodVersion) ?? nil, good != run.version {
-            steps.append(.deployAgain(version: good))
-        }
-        return steps
+        return NextStep.after(run, leftOut: (try? history.leftOut(service: run.service)) ?? [],
+                              lastGood: (try? history.serviceSummary(run.service).lastGoodVersion) ?? nil)
     }
 
     /// The run page's banner: each next step as the command and its button.
@@ -157,14 +146,6 @@ extension StatusPage {
 
     /// The text run page's `next:` lines.
     func nextStepsText(_ run: Run) -> String {
-        nextSteps(of: run).map { step in
-            switch step {
-            case .restore(let id):
-                return "next: \(id) is still out of the load balancer: fix it, then `rollgate restore \(run.service) \(id)`"
-                    + " (or `rollgate forget \(run.service) \(id)` if it is gone for good)\n"
-            case .deployAgain(let good):
-                return "next: `rollgate deploy \(run.service) \(good)` puts \(good), the last good version, back on every target\n"
-            }
-        }.joined()
+        nextSteps(of: run).map { "next: \($0.text(service: run.service))\n" }.joined()
     }
 }

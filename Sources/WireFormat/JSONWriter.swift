@@ -202,7 +202,9 @@ package struct JSONWriter: ~Copyable {
 /// The API's shapes of runs, steps and log lines.
 extension JSONWriter {
     /// `publicURL` (the config's `public_url`): the run's page, as `url`.
-    package mutating func run(_ run: Run, publicURL: String? = nil) {
+    /// `nextSteps`: given for one run (`GET /api/v1/runs/{id}`), written as `next_steps` when
+    /// there are any (a failed or cancelled run that left something to do).
+    package mutating func run(_ run: Run, publicURL: String? = nil, nextSteps: [NextStep]? = nil) {
         object { w in
             w.key("id"); w.int(run.id)
             if let publicURL { w.key("url"); w.string("\(publicURL)/runs/\(run.id)") }
@@ -244,6 +246,17 @@ extension JSONWriter {
             w.key("rolled_back_to"); w.string(run.rollbackTo)
             // Asked for as a rollback: the version it rolls back from.
             w.key("rollback_from"); w.string(run.rollbackFrom)
+            if let nextSteps, !nextSteps.isEmpty {
+                // What to do now (a failed or cancelled run), as commands to paste.
+                w.key("next_steps"); w.array { w in
+                    for step in nextSteps {
+                        w.object { w in
+                            w.key("command"); w.string(step.command(service: run.service))
+                            w.key("text"); w.string(step.text(service: run.service))
+                        }
+                    }
+                }
+            }
         }
     }
 

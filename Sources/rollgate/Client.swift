@@ -204,20 +204,8 @@ func followLog(of id: Int64, options: ClientOptions) async throws {
             let final = try await options.call("GET", "/api/v1/runs/\(id)")
             print("run \(id) \(status)\(final["error"]?.string.map { ": \($0)" } ?? "")")
             if status != "succeeded" {
-                // What to do now, as commands to paste (on stderr: hints, not the result).
-                let name = final["service"]?.string ?? ""
-                let services = (try? await options.call("GET", "/api/v1/services")["services"]?.array) ?? []
-                let service = services.first { $0["name"]?.string == name }
-                for target in service?["targets"]?.array ?? []
-                where target["state"]?.string == "left_out" && target["left_out"]?["run_id"]?.int == id {
-                    let target = target["id"]?.string ?? ""
-                    printError("hint: \(target) is still out of the load balancer: fix it, then `rollgate restore \(name) \(target)`"
-                               + " (or `rollgate forget \(name) \(target)` if it is gone for good)")
-                }
-                if status == "failed", final["kind"]?.string == "deploy", final["rolled_back_to"]?.string == nil,
-                   let good = service?["last_good_version"]?.string, good != final["version"]?.string {
-                    printError("hint: `rollgate deploy \(name) \(good)` puts \(good), the last good version, back on every target")
-                }
+                // What to do now, as the server says it (on stderr: hints, not the result).
+                for step in final["next_steps"]?.array ?? [] { printError("hint: \(step["text"]?.string ?? "")") }
                 throw ExitCode(ClientExit.failed)
             }
             return
@@ -271,6 +259,7 @@ struct RunDetail: AsyncParsableCommand {
             [step["target_id"]?.string ?? "", step["phase"]?.string ?? "", step["status"]?.string ?? "",
              step["started_at"]?.string ?? "", step["finished_at"]?.string ?? "", step["error"]?.string ?? ""]
         })
+        for step in run["next_steps"]?.array ?? [] { print("next: \(step["text"]?.string ?? "")") }
     }
 }
 

@@ -221,6 +221,12 @@ import Rollout
         let text = String(decoding: await app.call("GET", "/runs/\(failed)", headers: ["Accept": "text/plain"]).body, as: UTF8.self)
         #expect(text.contains("next: web-1 is still out of the load balancer: fix it, then `rollgate restore web web-1`")
                 && text.contains("next: `rollgate deploy web v1` puts v1, the last good version, back on every target"), "the text page too: \(text)")
+        // The API's run says them as commands, and `rollgate run` prints them.
+        let steps = (json(await app.call("GET", "/api/v1/runs/\(failed)"))["next_steps"]?.array ?? []).compactMap { $0["command"]?.string }
+        #expect(steps == ["rollgate restore web web-1", "rollgate deploy web v1"], "\(steps)")
+        #expect(json(await app.call("GET", "/api/v1/runs/1"))["next_steps"] == nil, "a run that succeeded has none")
+        let shown = try await cli(["run", "\(failed)", "--server", "http://127.0.0.1:\(app.server.port)"])
+        #expect(shown.stdout.contains("next: `rollgate deploy web v1` puts v1, the last good version, back on every target"), "\(shown)")
         // The CLI says the same when a followed deploy fails (stderr: hints, not the result).
         let followed = try await cli(["deploy", "web", "bad", "-f", "--server", "http://127.0.0.1:\(app.server.port)"])
         #expect(followed.status == 1 && followed.stderr.contains("hint: `rollgate deploy web v1` puts v1, the last good version, back on every target")
