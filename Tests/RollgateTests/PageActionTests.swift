@@ -269,4 +269,28 @@ import HTTPTesting
         let (bad, why) = try await post("deploy", "service=web&version=../x&csrf=" + (deployerCSRF ?? ""), cookie: deployerCookie)
         #expect(bad == 422 && why.contains("is refused"), "\(why.prefix(600))")
     }
+
+    /// The demo has no sign-in: anyone on the machine acts from its page (the README's first
+    /// steps), still with the page's form token (keyed by the process) and from its own origin.
+    @Test func theDemoActsFromItsPageWithoutSigningIn() async throws {
+        let server = try RollgateProcess(["serve", "--listen", "127.0.0.1:0", "--database", directory.path + "/demo.db"])
+        defer { server.kill(SIGTERM) }
+        let port = try await server.port()
+        let results = try await browser([
+            viewport(1280),
+            goto("http://127.0.0.1:\(port)/"),
+            eval("[document.querySelector('.who') === null, document.getElementById('deploy-form') !== null]"),
+        ] + deployFromForm("demo", "v2", reason: "from the demo page") + [
+            location,
+        ])
+        try #require(results.count == 2, "\(results)")
+        #expect(results[0] == .array([.bool(true), .bool(true)]), "no sign-in, a deploy form: \(results[0])")
+        #expect(results[1] == .string("/runs/1"))
+        // Another process's page (an old tab after a restart) cannot act: its form token is stale.
+        let stale = try await HTTPClient(port: port).request("POST", "/actions/deploy", headers: [("Content-Type", "application/x-www-form-urlencoded")],
+                                                             body: Array("service=demo&version=v3&csrf=\(String(repeating: "ab", count: 32))".utf8))
+        #expect(stale.status == 403)
+        let run = json(try await HTTPClient(port: port).request("GET", "/api/v1/runs/1"))
+        #expect(run["requested_by"] == .string("demo") && run["reason"] == .string("from the demo page"), "\(run)")
+    }
 }
