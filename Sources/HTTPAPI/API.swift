@@ -294,11 +294,7 @@ public final class API: Sendable {
     func showRun(_ request: HTTPRequest) throws -> HTTPResponse {
         let run = try findRun(request)
         // Only a failed or cancelled run has next steps: the others read nothing more.
-        var steps: [NextStep] = []
-        if run.status == .failed || run.status == .cancelled {
-            steps = NextStep.after(run, leftOut: try history.leftOut(service: run.service),
-                                   lastGood: try history.serviceSummary(run.service).lastGoodVersion)
-        }
+        let steps = NextStep.mayFollow(run) ? NextStep.after(run, in: try history.serviceSummary(run.service)) : []
         return .json(200, JSONWriter.bytes { $0.run(run, publicURL: self.config.publicURL, nextSteps: steps) })
     }
 

@@ -120,9 +120,8 @@ extension StatusPage {
 
     /// A run's next steps, from what the history says now (`NextStep.after`).
     func nextSteps(of run: Run) -> [NextStep] {
-        guard run.status == .failed || run.status == .cancelled else { return [] }
-        return NextStep.after(run, leftOut: (try? history.leftOut(service: run.service)) ?? [],
-                              lastGood: (try? history.serviceSummary(run.service).lastGoodVersion) ?? nil)
+        guard NextStep.mayFollow(run), let summary = try? history.serviceSummary(run.service) else { return [] }
+        return NextStep.after(run, in: summary)
     }
 
     /// The run page's banner: each next step as the command and its button.

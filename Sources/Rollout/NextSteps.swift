@@ -7,11 +7,14 @@ public enum NextStep: Sendable, Equatable {
     case restore(target: String)
     case deployAgain(version: String)
 
-    /// The steps for `run`, given the service's left-out targets and its last good version.
-    public static func after(_ run: Run, leftOut: [LeftOutTarget], lastGood: String?) -> [NextStep] {
-        guard run.status == .failed || run.status == .cancelled else { return [] }
-        var steps = leftOut.filter { $0.runID == run.id }.map { NextStep.restore(target: $0.target.id) }
-        if case .deploy = run.kind, run.status == .failed, run.rollbackTo == nil, let lastGood, lastGood != run.version {
+    /// Whether `run` can have next steps at all (so its service need not be read otherwise).
+    public static func mayFollow(_ run: Run) -> Bool { run.status == .failed || run.status == .cancelled }
+
+    /// The steps for `run`, given its service's summary now (left-out targets, last good version).
+    public static func after(_ run: Run, in summary: ServiceSummary) -> [NextStep] {
+        guard mayFollow(run) else { return [] }
+        var steps = summary.leftOut.filter { $0.runID == run.id }.map { NextStep.restore(target: $0.target.id) }
+        if case .deploy = run.kind, run.status == .failed, run.rollbackTo == nil, let lastGood = summary.lastGoodVersion, lastGood != run.version {
             steps.append(.deployAgain(version: lastGood))
         }
         return steps
