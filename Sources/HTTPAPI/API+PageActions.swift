@@ -22,16 +22,19 @@ extension API {
 
     /// The session a page request carries: in the demo, everyone (with a form token keyed by
     /// this process); otherwise a valid sign-in cookie, with a form token derived from it.
-    func pageSession(_ request: HTTPRequest) -> PageSession? {
+    func pageSession(_ request: HTTPRequest) -> PageSession? { signedIn(request)?.session }
+
+    /// The session and the token it was made with (none in the demo), from one check of the cookie.
+    private func signedIn(_ request: HTTPRequest) -> (session: PageSession, token: APIToken?)? {
         if config.isDemo {
-            return PageSession(who: "demo", scopes: Set(TokenScope.allCases),
-                               csrf: WebhookSignature.hexString(WebhookSignature.hmac(key: demoFormKey, Array("rollgate-csrf:demo".utf8))),
-                               signedIn: false)
+            return (PageSession(who: "demo", scopes: Set(TokenScope.allCases),
+                                csrf: WebhookSignature.hexString(WebhookSignature.hmac(key: demoFormKey, Array("rollgate-csrf:demo".utf8))),
+                                signedIn: false), nil)
         }
         guard let cookie = SessionCookie.presented(in: request.header("cookie")),
               let session = SessionCookie.verify(cookie, tokens: config.apiTokens, now: unixNow) else { return nil }
         let csrf = WebhookSignature.hexString(WebhookSignature.hmac(key: Array(session.token.secret.utf8), Array("rollgate-csrf:\(cookie)".utf8)))
-        return PageSession(who: "page:\(session.token.name)", scopes: session.scopes, csrf: csrf, signedIn: true)
+        return (PageSession(who: "page:\(session.token.name)", scopes: session.scopes, csrf: csrf, signedIn: true), session.token)
     }
 
     /// `POST /actions/{action}`.
@@ -48,7 +51,7 @@ extension API {
         if let origin = request.header("origin"), !sameOrigin(origin, request) {
             return statusPage.actionRefused(action, status: 403, message: "this form was sent from another origin (\(String(origin.prefix(100)))); act from rollgate's own page", back: back)
         }
-        guard let session = pageSession(request) else {
+        guard let (session, token) = signedIn(request) else {
             return statusPage.actionRefused(action, status: 401, message: "sign in first (at /login) with a token that may \(action.rawValue)", back: "/login")
         }
         guard let presented = form["csrf"], constantTimeEqual(Array(presented.utf8), Array(session.csrf.utf8)) else {
@@ -58,22 +61,23 @@ extension API {
         guard session.may(action.scope) else {
             return statusPage.actionRefused(action, status: 403, message: "\(session.who) has no \(action.scope.rawValue) scope, which \(action.rawValue) needs", back: back)
         }
-        let caller = PageCaller(name: session.who, token: session.signedIn ? tokenOfSession(request) : nil, scopes: session.scopes)
+        let caller = PageCaller(name: session.who, token: token, scopes: session.scopes)
         do {
             if action.confirms, form["confirm"] != "yes" {
                 return try await confirm(action, form, session: session, back: back)
             }
             return try await API.$pageCaller.withValue(caller) { try await perform(action, form, request) }
-        } catch let locked as Locked {
-            return statusPage.actionRefused(action, status: 423, message: "\(locked.lock.service) is locked by \(locked.lock.lockedBy): \(locked.lock.reason)"
-                + (locked.lock.expiresAt.map { " (until \(Timestamp.format($0)))" } ?? " (until unlocked)")
-                + "; tick \"queue until unlocked\" to deploy when the lock ends", back: back)
         } catch {
+            // The API's answer (status, message); its hint names the API's fields, so the page
+            // says its own control instead.
             let answer = answer(error, to: request)
             let error = JSONValue.parse(answer.body)?["error"]
             var message = error?["message"]?.string ?? "the server could not do this; see its log"
-            // The API's hint names its fields; the page says its own control.
-            if error?["code"]?.string == "locked_by_other" { message += "; tick \"replace someone else's lock\" to replace it" }
+            switch error?["code"]?.string {
+            case "service_locked": message += "; tick \"queue until unlocked\" to deploy when the lock ends"
+            case "locked_by_other": message += "; tick \"replace someone else's lock\" to replace it"
+            default: break
+            }
             return statusPage.actionRefused(action, status: answer.status, message: message, back: back)
         }
     }
@@ -91,10 +95,6 @@ extension API {
         if let host = request.header("host")?.lowercased(), presented == host { return true }
         if let url = config.publicURL, let own = authority(url), presented == own { return true }
         return false
-    }
-
-    private func tokenOfSession(_ request: HTTPRequest) -> APIToken? {
-        SessionCookie.presented(in: request.header("cookie")).flatMap { SessionCookie.verify($0, tokens: config.apiTokens, now: unixNow)?.token }
     }
 
     /// The confirmation page, saying what will happen to what.
@@ -170,7 +170,7 @@ extension API {
             text("reason")
             handler = forget
         }
-        call.body = body.isEmpty && action != .lock ? [] : Array(JSONValue.object(body).text.utf8)
+        call.body = body.isEmpty ? [] : Array(JSONValue.object(body).text.utf8)
         let answer = try await handler(call)
         guard (200..<300).contains(answer.status) else {
             throw Refusal(status: answer.status, code: "refused", message: JSONValue.parse(answer.body)?["error"]?["message"]?.string ?? "refused")
