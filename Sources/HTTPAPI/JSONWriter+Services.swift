@@ -42,7 +42,7 @@ extension JSONWriter {
                     let progress = RunProgress(run, targets: summary.runningPlanned ?? targets?.count)
                     w.key("targets_done"); w.int(Int64(progress.done))
                     w.key("targets_total"); w.int(Int64(progress.total))
-                    w.key("progress"); w.string(progress.text(now: now, plan: service.plan, readable: StatusPage.readable))
+                    w.key("progress"); w.string(progress.text(now: now, plan: service.plan))
                 }
             } else {
                 w.null()

@@ -51,7 +51,7 @@ struct FoldedLog: Equatable {
     /// `×6, 2.5 s` for a folded line; nil for a single one.
     static func folded(_ entry: Entry) -> String? {
         guard entry.count > 1 else { return nil }
-        return "×\(entry.count), \(StatusPage.readable(max(.zero, entry.lastAt.since(entry.line.at))))"
+        return "×\(entry.count), \(max(.zero, entry.lastAt.since(entry.line.at)).readable)"
     }
 
     /// The log's HTML: a `<details>` per target (open while the run runs, and for a target whose

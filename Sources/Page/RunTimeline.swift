@@ -62,20 +62,20 @@ struct RunTimeline {
                 let until = step.finishedAt ?? now
                 let left = x(step.startedAt)
                 let widthOf = max(1.5, x(until) - left)
-                let took = StatusPage.readable(max(.zero, until.since(step.startedAt)))
+                let took = max(.zero, until.since(step.startedAt)).readable
                 svg += "<rect x=\"\(number(left))\" y=\"\(number(laneY + 2))\" width=\"\(number(widthOf))\" height=\"14\" class=\"phase-\(step.phase.rawValue) step-\(step.status.rawValue)\" data-from=\"\(ms(step.startedAt))\" data-until=\"\(ms(until))\">"
                 svg += "<title>\(escape(target)) \(step.phase.rawValue) \(step.status.rawValue), \(took)</title></rect>"
             }
             for outage in outages where outage.target.id == target {
                 let until = outage.until ?? end
                 svg += "<rect x=\"\(number(x(outage.from)))\" y=\"\(number(laneY + 18))\" width=\"\(number(max(1.5, x(until) - x(outage.from))))\" height=\"3\" class=\"out\" data-from=\"\(ms(outage.from))\" data-until=\"\(ms(until))\">"
-                svg += "<title>\(escape(target)) out of service \(StatusPage.readable(max(.zero, until.since(outage.from))))\(outage.until == nil ? " so far" : "")</title></rect>"
+                svg += "<title>\(escape(target)) out of service \(max(.zero, until.since(outage.from)).readable)\(outage.until == nil ? " so far" : "")</title></rect>"
             }
             svg += "</g>\n"
         }
         let axisY = top + Double(lanes.count) * RunTimeline.lane + 14
         svg += "<text x=\"\(number(RunTimeline.labels))\" y=\"\(number(axisY))\" class=\"label muted\">0</text>"
-        svg += "<text x=\"\(number(RunTimeline.labels + RunTimeline.plot))\" y=\"\(number(axisY))\" class=\"label muted\" text-anchor=\"end\">\(StatusPage.readable(end.since(first)))</text>\n"
+        svg += "<text x=\"\(number(RunTimeline.labels + RunTimeline.plot))\" y=\"\(number(axisY))\" class=\"label muted\" text-anchor=\"end\">\(end.since(first).readable)</text>\n"
         return svg + "</svg>"
     }
 

@@ -217,11 +217,8 @@ package struct StatusPage: Sendable {
 
     static func duration(_ run: Run, now: Date) -> String {
         guard let started = run.startedAt else { return "" }
-        return readable((run.finishedAt ?? now).since(started))
+        return (run.finishedAt ?? now).since(started).readable
     }
-
-    /// How long, as a person reads it: `304 ms`, `1.5 s`, `2 min 5 s`, `1 h 3 min`.
-    package static func readable(_ duration: Duration) -> String { duration.readable }
 
     /// The live part of `/` (also `/?part=state`, which the page's script swaps in).
     func stateHTML(session: PageSession? = nil) async throws -> (html: String, title: String, icon: String) {
@@ -243,7 +240,7 @@ package struct StatusPage: Sendable {
             var now = "idle"
             if let run = summary.running {
                 now = "rolling \(escape(run.version)) (<a href=\"/runs/\(run.id)\">run \(run.id)</a>)"
-                now += "<div class=\"progress\">\(escape(RunProgress(run, targets: row.summary.runningPlanned ?? row.targets.count).text(now: model.now, plan: row.service.plan, readable: StatusPage.readable)))</div>"
+                now += "<div class=\"progress\">\(escape(RunProgress(run, targets: row.summary.runningPlanned ?? row.targets.count).text(now: model.now, plan: row.service.plan)))</div>"
                 now += " " + button(.cancel, "Cancel run \(run.id)", [("run", "\(run.id)")], session)
             }
             if let lock = summary.lock, lock.holds(at: model.now) {
@@ -323,7 +320,7 @@ package struct StatusPage: Sendable {
         for row in model.services {
             var now = "idle"
             if let run = row.summary.running {
-                now = "rolling \(run.version) (run \(run.id)): " + RunProgress(run, targets: row.summary.runningPlanned ?? row.targets.count).text(now: model.now, plan: row.service.plan, readable: StatusPage.readable)
+                now = "rolling \(run.version) (run \(run.id)): " + RunProgress(run, targets: row.summary.runningPlanned ?? row.targets.count).text(now: model.now, plan: row.service.plan)
             }
             if !row.summary.queued.isEmpty { now += "; queued \(row.summary.queued.map(String.init).joined(separator: ","))" }
             let lock = row.summary.lock.flatMap { $0.holds(at: model.now) ? "\($0.lockedBy): \($0.reason)" : nil } ?? "-"
@@ -358,7 +355,7 @@ package struct StatusPage: Sendable {
         if run.status == .running {
             // How many targets the run's frozen plan holds.
             let planned = (try? history.plan(of: run.id).count).flatMap { $0 > 0 ? $0 : nil }
-            html += "<p class=\"progress\">\(escape(RunProgress(run, targets: planned).text(now: clock.now, plan: config.service(named: run.service)?.plan, readable: StatusPage.readable)))</p>"
+            html += "<p class=\"progress\">\(escape(RunProgress(run, targets: planned).text(now: clock.now, plan: config.service(named: run.service)?.plan)))</p>"
         }
         if let error = run.error, run.status == .failed { html += "<p class=\"status-failed head-error\">\(escape(error))</p>" }
         html += "</div>\n<dl>"
@@ -433,15 +430,15 @@ package struct StatusPage: Sendable {
     func outageText(_ run: Run) -> String? {
         guard let out = OutOfService(run, now: clock.now) else { return nil }
         let parts = out.spans.map { span in
-            span.stillOut ? "\(span.target.id) out for \(StatusPage.readable(span.duration)) so far" : "\(span.target.id) \(StatusPage.readable(span.duration))"
+            span.stillOut ? "\(span.target.id) out for \(span.duration.readable) so far" : "\(span.target.id) \(span.duration.readable)"
         }
-        var text = parts.joined(separator: ", ") + "; short for \(StatusPage.readable(out.shortFor))"
-        if out.targetTime > out.shortFor + .milliseconds(1) { text += " (\(StatusPage.readable(out.targetTime)) of target time)" }
+        var text = parts.joined(separator: ", ") + "; short for \(out.shortFor.readable)"
+        if out.targetTime > out.shortFor + .milliseconds(1) { text += " (\(out.targetTime.readable) of target time)" }
         return text
     }
 
     /// How long a step took, or has taken so far.
-    func duration(_ step: Step) -> String { StatusPage.readable(max(.zero, (step.finishedAt ?? clock.now).since(step.startedAt))) }
+    func duration(_ step: Step) -> String { max(.zero, (step.finishedAt ?? clock.now).since(step.startedAt)).readable }
 
     /// A `<time>` the script shows as "3 min ago" in local time; the exact UTC time on hover.
     func time(_ date: Date) -> String {

@@ -56,11 +56,11 @@ public struct RunProgress: Sendable, Equatable {
     }
 
     /// `1 of 3 targets done; web-2 draining for 12 s of ~600 s`.
-    public func text(now: Date, plan: ServicePlan? = nil, readable: (Duration) -> String) -> String {
+    public func text(now: Date, plan: ServicePlan? = nil) -> String {
         var text = "\(done) of \(total) target\(total == 1 ? "" : "s") done"
         for hand in inHand {
-            text += "; \(hand.target) \(RunProgress.doing(hand.phase)) for \(readable(max(.zero, now.since(hand.since))))"
-            if let limit = RunProgress.limit(of: hand.phase, in: plan) { text += " of ~\(readable(limit))" }
+            text += "; \(hand.target) \(RunProgress.doing(hand.phase)) for \(max(.zero, now.since(hand.since)).readable)"
+            if let limit = RunProgress.limit(of: hand.phase, in: plan) { text += " of ~\(limit.readable)" }
         }
         return text
     }

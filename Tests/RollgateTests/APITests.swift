@@ -282,11 +282,11 @@ import RolloutTesting
     }
 
     @Test func durationsReadAsAPersonWouldSayThem() {
-        #expect(StatusPage.readable(.milliseconds(304)) == "304 ms")
-        #expect(StatusPage.readable(.milliseconds(1512)) == "1.5 s")
-        #expect(StatusPage.readable(.milliseconds(18075)) == "18 s")
-        #expect(StatusPage.readable(.seconds(125)) == "2 min 5 s")
-        #expect(StatusPage.readable(.seconds(120)) == "2 min")
-        #expect(StatusPage.readable(.seconds(3780)) == "1 h 3 min")
+        #expect(Duration.milliseconds(304).readable == "304 ms")
+        #expect(Duration.milliseconds(1512).readable == "1.5 s")
+        #expect(Duration.milliseconds(18075).readable == "18 s")
+        #expect(Duration.seconds(125).readable == "2 min 5 s")
+        #expect(Duration.seconds(120).readable == "2 min")
+        #expect(Duration.seconds(3780).readable == "1 h 3 min")
     }
 }

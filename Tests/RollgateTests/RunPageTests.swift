@@ -118,12 +118,12 @@ import Rollout
                      step(4, "web-2", .drain, 6, nil)]
         let plan = ServicePlan(name: "web", drainTimeout: .seconds(300), hooks: HookCommands(deploy: "true"))
         let progress = RunProgress(run, targets: 3)
-        #expect(progress.text(now: t0.addingTimeInterval(18), plan: plan, readable: StatusPage.readable)
+        #expect(progress.text(now: t0.addingTimeInterval(18), plan: plan)
                 == "1 of 3 targets done; web-2 draining for 12 s of ~5 min")
         #expect(RunProgress(run).total == 2, "without the service's count, the targets it touched")
         // A batch: two in hand.
         run.steps.append(step(5, "web-3", .restore, 7, nil))
-        #expect(RunProgress(run, targets: 3).text(now: t0.addingTimeInterval(10), readable: StatusPage.readable)
+        #expect(RunProgress(run, targets: 3).text(now: t0.addingTimeInterval(10))
                 == "1 of 3 targets done; web-2 draining for 4.0 s; web-3 waiting to be healthy for 3.0 s")
     }
 
