@@ -30,8 +30,7 @@ struct RunTimeline {
         func ms(_ date: Date) -> Int { Int((date.timeIntervalSince(first) * 1000).rounded()) }
         func number(_ value: Double) -> String { "\((value * 10).rounded() / 10)" }
 
-        var lanes: [String] = []
-        for step in run.steps where !lanes.contains(step.targetID) { lanes.append(step.targetID) }
+        let lanes = run.latestStepPerTarget.map(\.targetID)
         let top = RunTimeline.capacityHeight + 18
         let height = top + Double(lanes.count) * RunTimeline.lane + 22
         var svg = "<svg id=\"timeline\" class=\"timeline\" viewBox=\"0 0 \(Int(RunTimeline.width)) \(Int(height))\" role=\"img\" aria-label=\"timeline of run \(run.id): one lane per target, capacity above\" xmlns=\"http://www.w3.org/2000/svg\">\n"

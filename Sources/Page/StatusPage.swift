@@ -199,18 +199,11 @@ package struct StatusPage: Sendable {
     /// Where each target of a run got to, as a person reads it: `done` after its restore,
     /// the phase in hand while running, `failed in PHASE` when it stopped there.
     static func progress(of run: Run) -> [(target: String, text: String)] {
-        var last: [String: Step] = [:]
-        var order: [String] = []
-        for step in run.steps {
-            if last[step.targetID] == nil { order.append(step.targetID) }
-            last[step.targetID] = step
-        }
-        return order.map { target in
-            let step = last[target]!
+        run.latestStepPerTarget.map { step in
             switch step.status {
-            case .failed: return (target, "failed in \(step.phase.rawValue)")
-            case .running: return (target, "\(step.phase.rawValue)…")
-            case .succeeded: return (target, step.phase == .restore ? "done" : "after \(step.phase.rawValue)")
+            case .failed: return (step.targetID, "failed in \(step.phase.rawValue)")
+            case .running: return (step.targetID, "\(step.phase.rawValue)…")
+            case .succeeded: return (step.targetID, step.phase == .restore ? "done" : "after \(step.phase.rawValue)")
             }
         }
     }

@@ -65,6 +65,18 @@ public struct Run: Sendable, Equatable {
     /// The target the run was last working on, from its newest step.
     public var currentTarget: String? { steps.last?.targetID }
 
+    /// Each target's newest step, in the order the run first touched the targets: where each
+    /// target got to.
+    public var latestStepPerTarget: [Step] {
+        var latest: [String: Step] = [:]
+        var order: [String] = []
+        for step in steps {
+            if latest[step.targetID] == nil { order.append(step.targetID) }
+            latest[step.targetID] = step
+        }
+        return order.map { latest[$0]! }
+    }
+
     /// How long each target the run took out was out of service: from the start of its first
     /// drain step to the end of its last successful restore (`until` nil while it is still
     /// out), in the order the run took them out.

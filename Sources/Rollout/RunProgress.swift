@@ -20,18 +20,10 @@ public struct RunProgress: Sendable, Equatable {
     }
 
     public init(_ run: Run, targets: Int? = nil) {
-        var last: [String: Step] = [:]
-        var order: [String] = []
-        for step in run.steps {
-            if last[step.targetID] == nil { order.append(step.targetID) }
-            last[step.targetID] = step
-        }
-        done = order.filter { last[$0]!.phase == .restore && last[$0]!.status == .succeeded }.count
-        total = max(targets ?? 0, order.count)
-        inHand = order.compactMap { target in
-            let step = last[target]!
-            return step.status == .running ? (target, step.phase, step.startedAt) : nil
-        }
+        let latest = run.latestStepPerTarget
+        done = latest.filter { $0.phase == .restore && $0.status == .succeeded }.count
+        total = max(targets ?? 0, latest.count)
+        inHand = latest.filter { $0.status == .running }.map { ($0.targetID, $0.phase, $0.startedAt) }
     }
 
     /// What the phase is doing, as a verb.
