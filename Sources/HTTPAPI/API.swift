@@ -295,7 +295,14 @@ public final class API: Sendable {
         let run = try findRun(request)
         // Only a failed or cancelled run has next steps: the others read nothing more.
         let steps = NextStep.mayFollow(run) ? NextStep.after(run, in: try history.serviceSummary(run.service)) : []
-        return .json(200, JSONWriter.bytes { $0.run(run, publicURL: self.config.publicURL, nextSteps: steps) })
+        // A running run says how far it is against its frozen plan; the others read nothing more.
+        var progress: (done: Int, total: Int, text: String)?
+        if run.status == .running {
+            let planned = try history.plan(of: run.id).count
+            let made = RunProgress(run, targets: planned > 0 ? planned : nil)
+            progress = (made.done, made.total, made.text(now: clock.now, plan: config.service(named: run.service)?.plan))
+        }
+        return .json(200, JSONWriter.bytes { $0.run(run, publicURL: self.config.publicURL, nextSteps: steps, progress: progress) })
     }
 
     func logs(_ request: HTTPRequest) throws -> HTTPResponse {

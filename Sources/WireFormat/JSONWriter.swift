@@ -204,7 +204,10 @@ extension JSONWriter {
     /// `publicURL` (the config's `public_url`): the run's page, as `url`.
     /// `nextSteps`: given for one run (`GET /api/v1/runs/{id}`), written as `next_steps` when
     /// there are any (a failed or cancelled run that left something to do).
-    package mutating func run(_ run: Run, publicURL: String? = nil, nextSteps: [NextStep]? = nil) {
+    /// `progress`: given for one running run, written as `targets_done`, `targets_total` and
+    /// `progress` (`1 of 3 targets done; web-2 draining for 12 s of ~10 min`).
+    package mutating func run(_ run: Run, publicURL: String? = nil, nextSteps: [NextStep]? = nil,
+                              progress: (done: Int, total: Int, text: String)? = nil) {
         object { w in
             w.key("id"); w.int(run.id)
             if let publicURL { w.key("url"); w.string("\(publicURL)/runs/\(run.id)") }
@@ -246,6 +249,11 @@ extension JSONWriter {
             w.key("rolled_back_to"); w.string(run.rollbackTo)
             // Asked for as a rollback: the version it rolls back from.
             w.key("rollback_from"); w.string(run.rollbackFrom)
+            if let progress {
+                w.key("targets_done"); w.int(Int64(progress.done))
+                w.key("targets_total"); w.int(Int64(progress.total))
+                w.key("progress"); w.string(progress.text)
+            }
             if let nextSteps, !nextSteps.isEmpty {
                 // What to do now (a failed or cancelled run), as commands to paste.
                 w.key("next_steps"); w.array { w in

@@ -183,14 +183,13 @@ func followLog(of id: Int64, options: ClientOptions) async throws {
         let status = page["status"]?.string ?? ""
         // Where the roll is, each time a target is done or another is taken in hand:
         // `progress: 1 of 3 targets done; web-2 draining for 0.4 s of ~10 min`.
+        // The run's own record says it (no question to the load balancer, unlike /api/v1/services).
         if status == "running", !lines.isEmpty {
-            if service == nil { service = try await options.call("GET", "/api/v1/runs/\(id)")["service"]?.string ?? "" }
-            let services = (try? await options.call("GET", "/api/v1/services")["services"]?.array) ?? []
-            if let running = services.first(where: { $0["name"]?.string == service })?["running"], running["run_id"]?.int == id,
-               let progress = running["progress"]?.string {
+            let run = (try? await options.call("GET", "/api/v1/runs/\(id)")) ?? .null
+            if let progress = run["progress"]?.string {
                 // Said again when a target is done or another is taken in hand, not every poll.
                 let inHand = progress.split(separator: "; ").dropFirst().map { $0.prefix { $0 != " " } }
-                let key = "\(running["targets_done"]?.int ?? 0) \(inHand.joined(separator: ","))"
+                let key = "\(run["targets_done"]?.int ?? 0) \(inHand.joined(separator: ","))"
                 if key != progressSaid { print("progress: \(progress)"); fflush(nil); progressSaid = key }
             }
         }

@@ -203,6 +203,10 @@ import Rollout
         let running = json(await app.call("GET", "/api/v1/services"))["services"]?.array?.first?["running"]
         #expect(running?["targets_done"]?.int == 0 && running?["targets_total"]?.int == 3, "\(String(describing: running))")
         #expect(running?["progress"]?.string?.hasPrefix("0 of 3 targets done; web-1 draining for ") == true)
+        // The run's own JSON says it too (what deploy -f reads, without asking the load balancer).
+        let run = json(await app.call("GET", "/api/v1/runs/\(id)"))
+        #expect(run["targets_done"]?.int == 0 && run["targets_total"]?.int == 3
+                && run["progress"]?.string?.hasPrefix("0 of 3 targets done; web-1 draining for ") == true, "\(run)")
         _ = await app.call("POST", "/api/v1/runs/\(id)/cancel")
     }
 
