@@ -107,15 +107,20 @@ extension StatusPage {
             for view in out {
                 let id = view.target.id
                 html += "<li>\(escape(id)) is out of the load balancer: \(escape(view.leftOut?.reason ?? "")). "
-                html += "Put it back: <code>rollgate restore \(escape(row.service.name)) \(escape(id))</code> "
-                html += button(.restore, "Restore \(id)", [("service", row.service.name), ("target", id)], session)
-                html += " or, if it is gone for good: <code>rollgate forget \(escape(row.service.name)) \(escape(id))</code> "
-                html += button(.forget, "Forget \(id)", [("service", row.service.name), ("target", id)], session)
-                html += "</li>"
+                    + putBack(id, of: row.service.name, session) + "</li>"
             }
             html += "</ul></div>\n"
         }
         return html
+    }
+
+    /// What to do about a left-out target, as commands and their buttons: restore it once fixed,
+    /// or forget it if the instance is gone.
+    func putBack(_ id: String, of service: String, _ session: PageSession?) -> String {
+        "Fix it, then <code>rollgate restore \(escape(service)) \(escape(id))</code> "
+            + button(.restore, "Restore \(id)", [("service", service), ("target", id)], session)
+            + "; if the instance is gone for good, <code>rollgate forget \(escape(service)) \(escape(id))</code> "
+            + button(.forget, "Forget \(id)", [("service", service), ("target", id)], session)
     }
 
     /// A run's next steps, from what the history says now (`NextStep.after`).
@@ -130,10 +135,7 @@ extension StatusPage {
         let items = nextSteps(of: run).map { step -> String in
             switch step {
             case .restore(let id):
-                return "<li>\(escape(id)) is still out of the load balancer. Fix it, then <code>rollgate restore \(escape(service)) \(escape(id))</code> "
-                    + button(.restore, "Restore \(id)", [("service", service), ("target", id)], session)
-                    + "; if the instance is gone for good, <code>rollgate forget \(escape(service)) \(escape(id))</code> "
-                    + button(.forget, "Forget \(id)", [("service", service), ("target", id)], session) + "</li>"
+                return "<li>\(escape(id)) is still out of the load balancer. " + putBack(id, of: service, session) + "</li>"
             case .deployAgain(let good):
                 return "<li>To put \(escape(good)), the last good version, back on every target: <code>rollgate deploy \(escape(service)) \(escape(good))</code> "
                     + button(.deploy, "Deploy \(good) again", [("service", service), ("version", good), ("reason", "back to \(good) after run \(run.id) failed")], session) + "</li>"
